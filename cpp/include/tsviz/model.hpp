@@ -1,0 +1,77 @@
+// The public C++ API of the TSViz engine: load an ONNX model (a path or the bytes of one) and
+// run it. Plain C++17 value types; a Model is immutable after loading and safe to share
+// between threads (every run allocates its own buffers).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tsviz/error.hpp"
+
+namespace tsviz {
+
+struct Graph;
+
+// A filter layer (SPEC.md): a convolution or a dense node; its filters are its output
+// channels. Named by the ONNX name of its output tensor, after folding (a BatchNormalization
+// or per-channel affine after a convolution makes the folded op's output the layer's name).
+struct LayerInfo {
+    std::string name;
+    std::string op;          // "conv" or "dense"
+    std::string onnx_node;   // the ONNX node (Conv, Gemm, MatMul) the layer came from
+    std::string onnx_op;
+    int64_t n_filters = 0;
+    int64_t in_channels = 0; // input channels (conv) or input features (dense)
+    int64_t out_length = 0;  // positions per filter at the model's declared length; -1 if free
+    int64_t kernel = 1;
+    int64_t stride = 1;
+    int64_t dilation = 1;
+    int64_t group = 1;
+    int64_t node = 0;        // index in the engine graph
+};
+
+// The model's input as ONNX declares it.
+struct InputInfo {
+    std::string name;
+    std::string layout;               // "NCT" (channels-first), "NTC" (channels-last) or "NT"
+    int64_t channels = 0;
+    int64_t length = -1;              // declared length T; -1 when the ONNX input leaves it free
+    std::vector<int64_t> sample_shape;  // per-sample dims in the model's layout; -1 = free
+};
+
+class Model {
+public:
+    // Throws ModelError naming the file and what is wrong.
+    static Model load(const std::string& path);
+    // `source` names the bytes in messages. External tensor data is refused (no folder).
+    static Model from_bytes(const void* data, size_t size, const std::string& source = "<bytes>");
+
+    const InputInfo& input() const;
+    const std::string& output_name() const;
+    int64_t n_outputs() const;                 // K
+    const std::vector<LayerInfo>& layers() const;
+    int64_t opset() const;
+    const std::string& producer() const;
+    const std::string& source() const;
+    int64_t n_parameters() const;
+    std::string summary() const;
+
+    // Runs n samples laid out as the model expects (per-sample dims `sample_shape`, in the
+    // model's own layout, e.g. {C, T} or {T, C}); returns n * K outputs, row-major.
+    // Throws ShapeError when the sample shape does not fit the model.
+    std::vector<float> predict(const float* x, int64_t n,
+                               const std::vector<int64_t>& sample_shape) const;
+
+    // The lowered graph, for the explanation engine and tests.
+    const Graph& graph() const;
+
+    struct Impl;  // opaque
+
+private:
+    std::shared_ptr<const Impl> impl_;
+};
+
+}  // namespace tsviz

@@ -1,0 +1,54 @@
+#include "engine.hpp"
+
+#include <string>
+
+#include "tsviz/error.hpp"
+
+namespace tsviz {
+
+std::vector<ops::Resolved> resolve(const Graph& g, int64_t t) {
+    std::vector<ops::Resolved> geo(g.nodes.size());
+    geo[0].out = {g.input_channels, t};
+    std::vector<Shape> in;
+    for (size_t i = 1; i < g.nodes.size(); ++i) {
+        const Node& n = g.nodes[i];
+        in.clear();
+        for (int p : n.inputs) in.push_back(geo[p].out);
+        geo[i] = ops::rules(n.kind).infer(n, in);
+    }
+    return geo;
+}
+
+std::vector<Shape> Graph::infer_shapes(int64_t t) const {
+    std::vector<Shape> out;
+    for (const auto& r : resolve(*this, t)) out.push_back(r.out);
+    return out;
+}
+
+Activations allocate(const Graph& g, int64_t n, int64_t t) {
+    Activations act;
+    act.n = n;
+    act.geo = resolve(g, t);
+    int64_t total = 0, aux_total = 0;
+    for (const auto& r : act.geo) {
+        act.offset.push_back(total);
+        act.aux_offset.push_back(aux_total);
+        total += n * r.out.size();
+        aux_total += n * r.aux_per_sample;
+    }
+    act.arena.assign(static_cast<size_t>(total), 0.f);
+    act.aux.assign(static_cast<size_t>(aux_total), 0);
+    return act;
+}
+
+void forward(const Graph& g, Activations& act) {
+    for (size_t i = 1; i < g.nodes.size(); ++i) {
+        const Node& node = g.nodes[i];
+        ops::ForwardArgs args{node, act.geo[i], {}, act.view(static_cast<int>(i)),
+                              act.aux.data() + act.aux_offset[i]};
+        for (int p : node.inputs) args.in.push_back(act.view(p));
+        ops::rules(node.kind).forward(args);
+    }
+}
+
+}  // namespace tsviz

@@ -1,0 +1,40 @@
+// Runs the IR: one allocation plan per (batch, length), every node's output kept in one
+// contiguous float32 arena so that explanations can read any tensor of the graph.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "graph.hpp"
+#include "ops/op.hpp"
+
+namespace tsviz {
+
+struct Activations {
+    int64_t n = 0;
+    std::vector<ops::Resolved> geo;   // per node
+    std::vector<int64_t> offset;      // per node, into arena
+    std::vector<int64_t> aux_offset;  // per node, into aux
+    std::vector<float> arena;
+    std::vector<int32_t> aux;
+
+    ops::View view(int node) {
+        return {arena.data() + offset[node], n, geo[node].out.c, geo[node].out.l};
+    }
+    ops::ConstView view(int node) const {
+        ops::View v{const_cast<float*>(arena.data()) + offset[node], n, geo[node].out.c,
+                    geo[node].out.l};
+        return v;
+    }
+};
+
+// Shape rules of every node for input length t; throws ShapeError.
+std::vector<ops::Resolved> resolve(const Graph& g, int64_t t);
+
+// Lays out the arena for n samples. The input slot (node 0) is left for the caller to fill.
+Activations allocate(const Graph& g, int64_t n, int64_t t);
+
+// Runs every node after the input, in order.
+void forward(const Graph& g, Activations& act);
+
+}  // namespace tsviz

@@ -1,0 +1,101 @@
+// The engine's own IR. ONNX is decoded once and lowered into this (src/onnx/import.cpp);
+// nothing downstream sees protobuf. Every tensor is, per sample, (C, L) channels-first:
+// C channels of L positions; a dense layer's output is (D, 1). The batch size N is free and
+// so is the input length T where the graph allows it, so shapes are inferred per run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tsviz {
+
+enum class OpKind {
+    Input,
+    Conv,         // filter layer: (F, C/group, K) weights, bias, stride, dilation, pads
+    Dense,        // filter layer: (F, X) weights, bias; input (X, 1)
+    Affine,       // per-channel y = x * scale[c] + shift[c] (BatchNorm, constant Mul/Add/Sub/Div)
+    Relu,
+    LeakyRelu,
+    Elu,
+    Sigmoid,
+    Tanh,
+    Softmax,      // over channels (axis 0) or positions (axis 1)
+    MaxPool,
+    AvgPool,
+    GlobalAvgPool,
+    GlobalMaxPool,
+    Add,          // elementwise sum of two tensors of one shape (residual connections)
+    Concat,       // along channels
+    Flatten,      // (C, L) -> (C * L, 1), channel-major or position-major (channels-last models)
+};
+
+const char* op_kind_name(OpKind kind);
+
+enum class AutoPad { NotSet, Valid, SameUpper, SameLower };
+
+struct Node {
+    OpKind kind = OpKind::Input;
+    std::string name;       // the ONNX name of the tensor this node outputs
+    std::string onnx_node;  // name of the ONNX node it came from (the filter node when folded)
+    std::string onnx_op;    // its op type
+    std::vector<int> inputs;  // indices of producer nodes
+
+    int channels = 0;       // output channels, known at import
+
+    // Conv, pooling
+    int kernel = 1;
+    int stride = 1;
+    int dilation = 1;
+    int pad_begin = 0;
+    int pad_end = 0;
+    AutoPad auto_pad = AutoPad::NotSet;
+    int group = 1;
+    bool ceil_mode = false;
+    bool count_include_pad = false;
+
+    // LeakyRelu, Elu
+    float alpha = 0.f;
+    // Softmax: 0 = over channels, 1 = over positions
+    int axis = 0;
+    // Flatten: true when positions are the outer index (out[l * C + c]), as after a
+    // channels-last Transpose; false for out[c * L + l]
+    bool position_major = false;
+
+    // Conv: (F, C / group, K); Dense: (F, X)
+    std::vector<float> weight;
+    std::vector<float> bias;    // (F), zeros when the model has none
+    // Affine
+    std::vector<float> scale;   // (C)
+    std::vector<float> shift;   // (C)
+
+    bool is_filter_layer() const { return kind == OpKind::Conv || kind == OpKind::Dense; }
+};
+
+// The per-sample shape of one tensor.
+struct Shape {
+    int64_t c = 0;
+    int64_t l = 0;
+    int64_t size() const { return c * l; }
+};
+
+enum class InputLayout { NCT, NTC, NT };
+
+struct Graph {
+    std::vector<Node> nodes;   // topological order; nodes[0] is the input
+    int output = -1;           // node whose value is the model output
+    InputLayout layout = InputLayout::NCT;
+    int64_t input_channels = 0;
+    int64_t input_length = -1;  // the length the ONNX input declares; -1 when free
+    std::string input_name;
+    std::string output_name;
+    std::string source;         // file name or "<bytes>", for messages
+    int64_t opset = 0;
+    std::string producer;
+
+    // Shapes of every node for an input of length t; throws ShapeError naming the node and
+    // the length the model expects when t does not fit.
+    std::vector<Shape> infer_shapes(int64_t t) const;
+};
+
+}  // namespace tsviz

@@ -1,0 +1,40 @@
+// Dense (fully connected) layers: ONNX Gemm (transA = 0, any transB, alpha, beta) and MatMul
+// followed by a constant Add, lowered to y = W x + b with W (F, X). The input is (X, 1): the
+// output of a Flatten or of global pooling. Each output unit is a filter of length 1.
+#include <string>
+
+#include "ops/op.hpp"
+#include "tsviz/error.hpp"
+
+namespace tsviz::ops {
+
+Resolved infer_dense(const Node& node, const std::vector<Shape>& in) {
+    const Shape& x = in.at(0);
+    const int64_t features = static_cast<int64_t>(node.weight.size()) / node.channels;
+    if (x.size() != features)
+        throw ShapeError("node '" + node.onnx_node + "' (" + node.onnx_op + "): expects " +
+                         std::to_string(features) + " input features, got " +
+                         std::to_string(x.c) + " x " + std::to_string(x.l) + " = " +
+                         std::to_string(x.size()));
+    Resolved r;
+    r.out = {node.channels, 1};
+    return r;
+}
+
+void forward_dense(const ForwardArgs& a) {
+    const Node& node = a.node;
+    const ConstView& x = a.in[0];
+    const int64_t features = x.c * x.l, units = a.out.c;
+    for (int64_t n = 0; n < x.n; ++n) {
+        const float* xs = x.sample(n);
+        float* ys = a.out.sample(n);
+        for (int64_t f = 0; f < units; ++f) {
+            const float* wf = node.weight.data() + f * features;
+            float acc = 0.f;
+            for (int64_t i = 0; i < features; ++i) acc += wf[i] * xs[i];
+            ys[f] = acc + node.bias[f];
+        }
+    }
+}
+
+}  // namespace tsviz::ops

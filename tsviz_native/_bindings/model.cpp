@@ -1,0 +1,84 @@
+// Bindings of tsviz::Model. Python validates and converts user input (tsviz_native/model.py);
+// this layer takes C-contiguous float32 arrays without copying and releases the GIL while the
+// engine computes.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "bindings.hpp"
+#include "tsviz/model.hpp"
+
+namespace py = pybind11;
+
+namespace tsviz::python {
+
+namespace {
+
+py::dict layer_dict(const LayerInfo& l) {
+    py::dict d;
+    d["name"] = l.name;
+    d["op"] = l.op;
+    d["onnx_node"] = l.onnx_node;
+    d["onnx_op"] = l.onnx_op;
+    d["n_filters"] = l.n_filters;
+    d["in_channels"] = l.in_channels;
+    d["out_length"] = l.out_length;
+    d["kernel"] = l.kernel;
+    d["stride"] = l.stride;
+    d["dilation"] = l.dilation;
+    d["group"] = l.group;
+    return d;
+}
+
+}  // namespace
+
+void bind_model(py::module_& m) {
+    py::class_<Model>(m, "Model")
+        .def_static("load", &Model::load, py::arg("path"), py::call_guard<py::gil_scoped_release>())
+        .def_static(
+            "from_bytes",
+            [](py::bytes data, const std::string& source) {
+                std::string_view view = data;
+                py::gil_scoped_release release;
+                return Model::from_bytes(view.data(), view.size(), source);
+            },
+            py::arg("data"), py::arg("source") = "<bytes>")
+        .def_property_readonly("input_name", [](const Model& m) { return m.input().name; })
+        .def_property_readonly("layout", [](const Model& m) { return m.input().layout; })
+        .def_property_readonly("input_channels", [](const Model& m) { return m.input().channels; })
+        .def_property_readonly("input_length", [](const Model& m) { return m.input().length; })
+        .def_property_readonly("sample_shape", [](const Model& m) { return m.input().sample_shape; })
+        .def_property_readonly("output_name", &Model::output_name)
+        .def_property_readonly("n_outputs", &Model::n_outputs)
+        .def_property_readonly("opset", &Model::opset)
+        .def_property_readonly("producer", &Model::producer)
+        .def_property_readonly("source", &Model::source)
+        .def_property_readonly("n_parameters", &Model::n_parameters)
+        .def_property_readonly("layers",
+                               [](const Model& m) {
+                                   py::list out;
+                                   for (const auto& l : m.layers()) out.append(layer_dict(l));
+                                   return out;
+                               })
+        .def("summary", &Model::summary)
+        .def(
+            "predict",
+            [](const Model& m, py::array_t<float, py::array::c_style> x) {
+                if (x.ndim() < 2) throw ArgumentError("predict expects a batch array (N, ...)");
+                const int64_t n = x.shape(0);
+                std::vector<int64_t> sample(x.shape() + 1, x.shape() + x.ndim());
+                std::vector<float> y;
+                {
+                    py::gil_scoped_release release;
+                    y = m.predict(x.data(), n, sample);
+                }
+                const int64_t k = m.n_outputs();
+                py::array_t<float> out({n, k});
+                std::copy(y.begin(), y.end(), out.mutable_data());
+                return out;
+            },
+            py::arg("x"));
+}
+
+}  // namespace tsviz::python

@@ -1,0 +1,155 @@
+"""The Python face of a loaded model: validation of user input, then the engine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from tsviz_native import _native
+from tsviz_native._native import ArgumentError, ShapeError
+
+ModelSource = Union[str, os.PathLike, bytes, bytearray, memoryview]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A filter layer: a convolution or a dense node, named by its ONNX output tensor.
+
+    ``out_length`` is the number of positions per filter at the model's declared input
+    length (-1 when the model leaves the length free).
+    """
+
+    name: str
+    op: str
+    n_filters: int
+    out_length: int
+    kernel: int
+    stride: int
+    dilation: int
+    group: int
+    in_channels: int
+    onnx_node: str
+    onnx_op: str
+
+
+def _shape_text(dims: tuple[int, ...] | list[int]) -> str:
+    inner = ", ".join("T" if d < 0 else str(d) for d in dims)
+    return f"({inner},)" if len(dims) == 1 else f"({inner})"
+
+
+class Model:
+    """A trained 1-D convolutional network loaded from ONNX.
+
+    Use :func:`load` to make one. Inputs are given in the layout the ONNX model expects, as
+    one would feed ONNX Runtime: ``(N, C, T)`` channels-first, ``(N, T, C)`` channels-last
+    (Keras), or ``(N, T)``.
+    """
+
+    def __init__(self, native: _native.Model) -> None:
+        self._native = native
+        self.layers: tuple[Layer, ...] = tuple(Layer(**d) for d in native.layers)
+
+    @property
+    def input_name(self) -> str:
+        return self._native.input_name
+
+    @property
+    def output_name(self) -> str:
+        return self._native.output_name
+
+    @property
+    def layout(self) -> str:
+        """``"NCT"``, ``"NTC"`` or ``"NT"``: the layout of the model's input."""
+        return self._native.layout
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Per-sample input dims in the model's layout; -1 marks a free length."""
+        return tuple(self._native.sample_shape)
+
+    @property
+    def n_outputs(self) -> int:
+        return self._native.n_outputs
+
+    @property
+    def n_parameters(self) -> int:
+        return self._native.n_parameters
+
+    @property
+    def opset(self) -> int:
+        return self._native.opset
+
+    def layer(self, name: str) -> Layer:
+        """The filter layer called ``name``; raises ArgumentError naming the valid ones."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        names = ", ".join(repr(l.name) for l in self.layers)
+        raise ArgumentError(f"no filter layer named {name!r}; the model has {names}")
+
+    def summary(self) -> str:
+        """A text overview: input, output, counts of layers by kind, and every layer."""
+        return self._native.summary()
+
+    def __repr__(self) -> str:
+        return (
+            f"<tsviz Model {self._native.source!r}: input (N, "
+            f"{_shape_text(self.sample_shape)[1:]} {self.layout}, {self.n_outputs} outputs, "
+            f"{len(self.layers)} filter layers>"
+        )
+
+    def _batch(self, x: object) -> tuple[np.ndarray, bool]:
+        """``x`` as a C-contiguous float32 batch, and whether it was one sample."""
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "fiu" or arr.dtype.itemsize > 8:
+            raise ArgumentError(f"input has dtype {arr.dtype}; expected float32 or float64")
+        rank = len(self.sample_shape)
+        single = arr.ndim == rank
+        if single:
+            arr = arr[np.newaxis]
+        if arr.ndim != rank + 1:
+            raise ShapeError(
+                f"input has shape {_shape_text(arr.shape)}; the model expects "
+                f"(N, {_shape_text(self.sample_shape)[1:]} or one sample "
+                f"{_shape_text(self.sample_shape)}"
+            )
+        return np.ascontiguousarray(arr, dtype=np.float32), single
+
+    def predict(self, x: object) -> np.ndarray:
+        """Run the model.
+
+        Parameters
+        ----------
+        x : array_like
+            A batch ``(N, ...)`` or one sample ``(...)`` in the model's layout, float32 or
+            float64 (computed in float32).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, K)`` float32 outputs; ``N = 1`` for one sample.
+        """
+        batch, _ = self._batch(x)
+        return self._native.predict(batch)
+
+
+def load(source: ModelSource) -> Model:
+    """Load an ONNX model from a path or from the bytes of one.
+
+    Raises
+    ------
+    ModelError
+        The file is missing, not ONNX, or uses an op, attribute or type TSViz does not
+        support; the message names the file, the node and the op.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return Model(_native.Model.from_bytes(bytes(source)))
+    if isinstance(source, (str, os.PathLike)):
+        return Model(_native.Model.load(os.fspath(Path(source))))
+    raise ArgumentError(
+        f"load expects a path or the bytes of an ONNX file, got {type(source).__name__}"
+    )
