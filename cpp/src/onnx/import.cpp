@@ -83,6 +83,21 @@ const char* type_name(int32_t t) {
     }
 }
 
+// Protobuf strings must be UTF-8; a damaged file's may not be, and names end up in messages
+// and in Python strings.
+bool valid_utf8(const std::string& s) {
+    size_t i = 0;
+    while (i < s.size()) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        size_t extra = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : 4;
+        if (extra == 4 || (extra > 0 && i + extra >= s.size())) return false;
+        for (size_t k = 1; k <= extra; ++k)
+            if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+        i += extra + 1;
+    }
+    return true;
+}
+
 bool is_int_type(int32_t t) {
     return t == kUint8 || t == kInt8 || t == kUint16 || t == kInt16 || t == kInt32 ||
            t == kInt64 || t == kBool || t == kUint32 || t == kUint64;
@@ -507,9 +522,9 @@ Const Importer::to_const(const TensorProto& t) const {
                  " needs " + std::to_string(count));
     };
     if (!raw->empty() || (t.data_location == 1)) {
-        need(static_cast<int64_t>(raw->size()) / elem);
         if (static_cast<int64_t>(raw->size()) != count * elem)
-            fail(what + ": raw data of " + std::to_string(raw->size()) + " bytes does not fit shape " + join(t.dims));
+            fail(what + ": raw data of " + std::to_string(raw->size()) + " bytes does not fit shape " +
+                 join(t.dims) + " of " + type_name(t.data_type) + " (" + std::to_string(count * elem) + " bytes)");
         const char* p = raw->data();
         for (int64_t i = 0; i < count; ++i, p += elem) {
             switch (t.data_type) {
@@ -783,8 +798,6 @@ void Importer::affine_with_const(const Tensor& t, const Const& k, const std::str
     const size_t rank = t.axes.size();
     if (k.dims.size() > rank)
         fail_node("constant of shape " + join(k.dims) + " has a higher rank than the tensor (" + std::to_string(rank) + ")");
-    const int64_t channels = channels_of(t);
-    std::vector<double> per(static_cast<size_t>(channels), 0.0);
     bool varies = false;
     size_t varying_axis = 0;
     for (size_t j = 0; j < k.dims.size(); ++j) {
@@ -794,9 +807,11 @@ void Importer::affine_with_const(const Tensor& t, const Const& k, const std::str
         varies = true;
         varying_axis = i;
     }
+    if (varies) bind(t.axes[varying_axis], true);
+    if (layout_ == Layout::Undecided) decide_default();
+    const int64_t channels = channels_of(t);
+    std::vector<double> per(static_cast<size_t>(channels), 0.0);
     if (varies) {
-        bind(t.axes[varying_axis], true);
-        if (layout_ == Layout::Undecided) decide_default();
         const Ax kk = kind(t.axes[varying_axis]);
         if (kk != Ax::C)
             fail_node("constant of shape " + join(k.dims) + " varies along the " +
@@ -1318,7 +1333,7 @@ void Importer::slice() {
     const Value& d = input(0);
     if (!d.is_const) fail_node("slices a tensor computed from the input; only constant shape arithmetic is supported");
     const Const& data = d.k;
-    if (data.dims.size() != 1) fail_node("slices a constant of shape " + join(data.dims) + "; only 1-D constants are supported");
+    const int64_t rank = static_cast<int64_t>(data.dims.size());
     std::vector<int64_t> starts, ends, axes, steps;
     if (opset_ < 10) {
         attr_ints("starts", starts);
@@ -1330,32 +1345,49 @@ void Importer::slice() {
         if (has_input(3)) axes = const_ints(const_input(3, "axes"), "axes");
         if (has_input(4)) steps = const_ints(const_input(4, "steps"), "steps");
     }
-    if (starts.size() != 1 || ends.size() != 1) fail_node("expects one start and one end for a 1-D constant");
-    if (!axes.empty() && norm_axis(axes[0], 1) != 0) fail_node("slices axis " + std::to_string(axes[0]));
-    const int64_t step = steps.empty() ? 1 : steps[0];
-    if (step == 0) fail_node("step 0");
-    const int64_t n = data.count();
-    auto clampi = [&](int64_t v, int64_t lo, int64_t hi) { return std::max(lo, std::min(hi, v)); };
-    int64_t s = starts[0] < 0 ? starts[0] + n : starts[0];
-    int64_t e = ends[0] < 0 ? ends[0] + n : ends[0];
+    if (starts.size() != ends.size()) fail_node("'starts' and 'ends' differ in length");
+    if (axes.empty())
+        for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+    if (steps.empty()) steps.assign(starts.size(), 1);
+    if (axes.size() != starts.size() || steps.size() != starts.size())
+        fail_node("'axes' or 'steps' do not match 'starts'");
+    // Per axis: first index, step and count, with ONNX's clamping rules.
+    std::vector<int64_t> first(static_cast<size_t>(rank), 0), step(static_cast<size_t>(rank), 1), count(data.dims);
+    for (size_t j = 0; j < axes.size(); ++j) {
+        const int64_t a = norm_axis(axes[j], rank), n = data.dims[a], st = steps[j];
+        if (st == 0) fail_node("'steps' contains 0");
+        int64_t s = starts[j] < 0 ? starts[j] + n : starts[j];
+        int64_t e = ends[j] < 0 ? ends[j] + n : ends[j];
+        if (st > 0) {
+            s = std::clamp<int64_t>(s, 0, n);
+            e = std::clamp<int64_t>(e, 0, n);
+            count[a] = e > s ? (e - s + st - 1) / st : 0;
+        } else {
+            s = std::clamp<int64_t>(s, -1, n - 1);
+            e = std::clamp<int64_t>(e, -1, n - 1);
+            count[a] = s > e ? (s - e - st - 1) / -st : 0;
+        }
+        first[a] = s;
+        step[a] = st;
+    }
+    std::vector<int64_t> stride(static_cast<size_t>(rank), 1);
+    for (int64_t i = rank - 1; i > 0; --i) stride[i - 1] = stride[i] * data.dims[i];
     Const out;
     out.type = data.type;
-    if (step > 0) {
-        s = clampi(s, 0, n);
-        e = clampi(e, 0, n);
-        for (int64_t i = s; i < e; i += step) {
-            out.v.push_back(data.v[i]);
-            if (!data.sym.empty()) out.sym.push_back(data.sym[i]);
-        }
-    } else {
-        s = clampi(s, -1, n - 1);
-        e = clampi(e, -1, n - 1);
-        for (int64_t i = s; i > e; i += step) {
-            out.v.push_back(data.v[i]);
-            if (!data.sym.empty()) out.sym.push_back(data.sym[i]);
+    out.dims = count;
+    int64_t total = 1;
+    for (int64_t c : count) total *= c;
+    std::vector<int64_t> idx(static_cast<size_t>(rank), 0);
+    for (int64_t i = 0; i < total; ++i) {
+        int64_t src = 0;
+        for (int64_t a = 0; a < rank; ++a) src += (first[a] + idx[a] * step[a]) * stride[a];
+        out.v.push_back(data.v[src]);
+        if (!data.sym.empty()) out.sym.push_back(data.sym[src]);
+        for (int64_t a = rank; a-- > 0;) {
+            if (++idx[a] < count[a]) break;
+            idx[a] = 0;
         }
     }
-    out.dims = {out.count()};
     set_const(out);
 }
 
@@ -1517,6 +1549,19 @@ Graph Importer::run() {
     g_.opset = opset_;
     const GraphProto& graph = model_.graph;
     if (graph.has_sparse_initializer) fail("sparse initializers are not supported");
+    auto check_name = [&](const std::string& name) {
+        if (!valid_utf8(name)) fail("malformed ONNX: a name is not valid UTF-8");
+    };
+    for (const auto& node : graph.node) {
+        check_name(node.name);
+        check_name(node.op_type);
+        check_name(node.domain);
+        for (const auto& n : node.input) check_name(n);
+        for (const auto& n : node.output) check_name(n);
+    }
+    for (const auto& v : graph.input) check_name(v.name);
+    for (const auto& v : graph.output) check_name(v.name);
+    for (const auto& t : graph.initializer) check_name(t.name);
 
     for (const auto& init : graph.initializer) {
         Value v;

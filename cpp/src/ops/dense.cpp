@@ -14,8 +14,9 @@ Resolved infer_dense(const Node& node, const std::vector<Shape>& in) {
     if (x.size() != features)
         throw ShapeError("node '" + node.onnx_node + "' (" + node.onnx_op + "): expects " +
                          std::to_string(features) + " input features, got " +
-                         std::to_string(x.c) + " x " + std::to_string(x.l) + " = " +
-                         std::to_string(x.size()));
+                         (x.l == 1 ? std::to_string(x.c)
+                                   : std::to_string(x.c) + " x " + std::to_string(x.l) + " = " +
+                                         std::to_string(x.size())));
     Resolved r;
     r.out = {node.channels, 1};
     return r;

@@ -1,0 +1,57 @@
+"""Shared fixtures: the exported test models and real windows to feed them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+MODELS = Path(__file__).parent / "models"
+MANIFEST = json.loads((MODELS / "manifest.json").read_text())["models"]
+
+
+def model_path(name: str) -> Path:
+    return MODELS / MANIFEST[name]["file"]
+
+
+def real_windows(shape: tuple[int, ...], layout: str, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` windows of real data in a model's layout.
+
+    Channels are taken from real series: the B5M Internet traffic signal and its first
+    difference (the paper's two inputs), then GunPoint and the other traffic variants, each
+    standardised, so every test model sees real time series rather than noise.
+    """
+    from tsviz_native import datasets
+
+    c, t = (shape[0], shape[1]) if layout == "NCT" else (shape[1], shape[0])
+    b5m = datasets.internet_traffic("B5M").values
+    series = [b5m, np.diff(b5m, prepend=b5m[0])]
+    for variant in ("A5M", "B1H", "A1H"):
+        series.append(datasets.internet_traffic(variant).values)
+    gun = datasets.ucr("GunPoint").X_test.reshape(-1)
+    series.insert(2, gun)
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, c, t), dtype=np.float32)
+    for ch in range(c):
+        s = series[ch % len(series)]
+        s = (s - s.mean()) / s.std()
+        starts = rng.integers(0, len(s) - t, size=n)
+        for i, st in enumerate(starts):
+            out[i, ch] = s[st : st + t]
+    return out if layout == "NCT" else np.ascontiguousarray(out.transpose(0, 2, 1))
+
+
+def ort_run(path: Path | bytes, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(
+        path if isinstance(path, bytes) else str(path), providers=["CPUExecutionProvider"]
+    )
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+@pytest.fixture(scope="session")
+def manifest() -> dict:
+    return MANIFEST

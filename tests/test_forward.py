@@ -1,0 +1,165 @@
+"""Forward passes of every exported test model equal ONNX Runtime's, on real data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tsviz_native as tsv
+from conftest import MANIFEST, model_path, ort_run, real_windows
+
+TOL = dict(rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 64])
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_forward_matches_onnxruntime(name: str, batch: int) -> None:
+    info = MANIFEST[name]
+    model = tsv.load(model_path(name))
+    x = real_windows(tuple(info["input_shape"]), info["layout"], batch, seed=batch)
+    y = model.predict(x)
+    expected = ort_run(model_path(name), x).reshape(batch, -1)
+    assert y.shape == (batch, info["n_outputs"])
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, expected, **TOL)
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(MANIFEST) if MANIFEST[n]["free_length"]])
+@pytest.mark.parametrize("length", [97, 300])
+def test_free_length_matches_onnxruntime(name: str, length: int) -> None:
+    info = MANIFEST[name]
+    shape = (info["input_shape"][0], length)
+    x = real_windows(shape, "NCT", 5)
+    y = tsv.load(model_path(name)).predict(x)
+    np.testing.assert_allclose(y, ort_run(model_path(name), x), **TOL)
+
+
+def test_layout_is_detected(manifest: dict) -> None:
+    for name, info in manifest.items():
+        model = tsv.load(model_path(name))
+        assert model.layout == info["layout"], name
+        assert model.sample_shape[0 if info["layout"] == "NCT" else 1] == (
+            info["input_shape"][0 if info["layout"] == "NCT" else 1]
+        )
+
+
+def test_paper_net_layers() -> None:
+    model = tsv.load(model_path("paper_net_op17"))
+    assert [l.op for l in model.layers] == ["conv", "conv", "conv", "dense"]
+    assert [l.n_filters for l in model.layers] == [16, 32, 32, 1]
+    assert [l.out_length for l in model.layers] == [50, 25, 12, 1]
+    assert [l.kernel for l in model.layers] == [5, 5, 3, 1]
+    assert [l.in_channels for l in model.layers] == [2, 16, 32, 384]
+    # Layers are named by their ONNX output tensors.
+    assert model.layers[0].name == "/conv1/Conv_output_0" or model.layers[0].name.endswith("Conv_output_0")
+    text = model.summary()
+    assert "3 convolution, 2 pooling, 1 dense" in text
+    assert "(N, 2, 50)" in text
+
+
+@pytest.mark.parametrize(
+    "torch_name, keras_name",
+    [("paper_net_op17", "keras_paper_net_op17"), ("fcn_op17", "keras_fcn_op17")],
+)
+def test_keras_model_lowers_like_its_pytorch_twin(torch_name: str, keras_name: str) -> None:
+    """A Keras Conv1D arrives as Unsqueeze/Transpose/2-D Conv/Squeeze/Add; it must become the
+    same 1-D layers as the PyTorch export."""
+    t = tsv.load(model_path(torch_name))
+    k = tsv.load(model_path(keras_name))
+    fields = ("op", "n_filters", "kernel", "stride", "dilation", "in_channels")
+    assert [tuple(getattr(l, f) for f in fields) for l in k.layers] == [
+        tuple(getattr(l, f) for f in fields) for l in t.layers
+    ]
+    if t.layers[0].out_length > 0 and k.layers[0].out_length > 0:
+        assert [l.out_length for l in k.layers] == [l.out_length for l in t.layers]
+    assert k.layout == "NTC" and t.layout == "NCT"
+
+
+def test_batch_norm_is_folded_and_named_by_its_output() -> None:
+    kept = tsv.load(model_path("fcn_op13"))  # real BatchNormalization nodes
+    folded = tsv.load(model_path("fcn_op17"))  # folded by the exporter
+    assert len(kept.layers) == len(folded.layers) == 4
+    assert all("BatchNormalization" in l.name for l in kept.layers[:3])
+    assert [l.onnx_op for l in kept.layers[:3]] == ["Conv"] * 3
+    x = real_windows((1, 150), "NCT", 8)
+    np.testing.assert_allclose(kept.predict(x), folded.predict(x), rtol=1e-5, atol=1e-5)
+
+
+def test_keras_affine_batch_norm_folds_into_conv() -> None:
+    """tf2onnx writes a Keras BatchNormalization as Mul and Add after the bias Add."""
+    model = tsv.load(model_path("keras_fcn_op17"))
+    assert [l.op for l in model.layers] == ["conv", "conv", "conv", "dense"]
+    assert "Affine" not in model.summary()
+
+
+def test_one_sample_and_float64() -> None:
+    model = tsv.load(model_path("paper_net_op17"))
+    x = real_windows((2, 50), "NCT", 3)
+    batch = model.predict(x)
+    one = model.predict(x[1].astype(np.float64))
+    assert one.shape == (1, 1)
+    np.testing.assert_allclose(one[0], batch[1], rtol=1e-6)
+
+
+def test_load_from_bytes_equals_path() -> None:
+    path = model_path("keras_strided_op17")
+    x = real_windows((64, 3), "NTC", 4)
+    np.testing.assert_array_equal(tsv.load(path.read_bytes()).predict(x), tsv.load(path).predict(x))
+
+
+def test_noncontiguous_input() -> None:
+    model = tsv.load(model_path("paper_net_op17"))
+    x = real_windows((2, 100), "NCT", 4)[:, :, ::2]
+    assert not x.flags.c_contiguous
+    np.testing.assert_allclose(model.predict(x), ort_run(model_path("paper_net_op17"), np.ascontiguousarray(x)), **TOL)
+
+
+def test_wrong_length_names_the_expected_shape() -> None:
+    model = tsv.load(model_path("paper_net_op17"))
+    with pytest.raises(tsv.ShapeError, match=r"input has per-sample shape \(2, 52\); the model expects \(2, 50\)"):
+        model.predict(np.zeros((3, 2, 52), np.float32))
+
+
+def test_wrong_channels_and_rank() -> None:
+    model = tsv.load(model_path("paper_net_op17"))
+    with pytest.raises(tsv.ShapeError, match=r"\(3, 50\); the model expects \(2, 50\)"):
+        model.predict(np.zeros((1, 3, 50), np.float32))
+    with pytest.raises(tsv.ShapeError, match=r"input has shape \(100,\); the model expects \(N, 2, 50\)"):
+        model.predict(np.zeros(100, np.float32))
+    keras = tsv.load(model_path("keras_paper_net_op17"))
+    with pytest.raises(tsv.ShapeError, match=r"\(2, 50\); the model expects \(50, 2\)"):
+        keras.predict(np.zeros((1, 2, 50), np.float32))
+
+
+def test_too_short_for_a_free_length_model() -> None:
+    model = tsv.load(model_path("fcn_op17"))
+    with pytest.raises(tsv.ShapeError, match="the model expects"):
+        model.predict(np.zeros((1, 1, 0), np.float32))
+    np.testing.assert_allclose(
+        model.predict(np.ones((1, 1, 3), np.float32)),
+        ort_run(model_path("fcn_op17"), np.ones((1, 1, 3), np.float32)),
+        **TOL,
+    )
+
+
+def test_bad_dtype_and_source() -> None:
+    model = tsv.load(model_path("paper_net_op17"))
+    with pytest.raises(tsv.ArgumentError, match="dtype complex128"):
+        model.predict(np.zeros((1, 2, 50), np.complex128))
+    with pytest.raises(tsv.ArgumentError, match="path or the bytes"):
+        tsv.load(123)  # type: ignore[arg-type]
+    assert issubclass(tsv.ModelError, ValueError)
+    assert issubclass(tsv.ShapeError, ValueError)
+    assert issubclass(tsv.ArgumentError, ValueError)
+
+
+def test_layer_lookup() -> None:
+    model = tsv.load(model_path("paper_net_op17"))
+    assert model.layer(model.layers[1].name) is model.layers[1]
+    with pytest.raises(tsv.ArgumentError, match="no filter layer named 'nope'"):
+        model.layer("nope")
+
+
+def test_empty_batch() -> None:
+    model = tsv.load(model_path("paper_net_op17"))
+    assert model.predict(np.zeros((0, 2, 50), np.float32)).shape == (0, 1)

@@ -1,0 +1,244 @@
+"""Op and attribute coverage beyond the exported models: small graphs built with
+onnx.helper, each run by the engine and by ONNX Runtime on real data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import tsviz_native as tsv
+from conftest import ort_run, real_windows
+from onnx_builder import build, const, weights
+
+rng = np.random.default_rng(7)
+W3 = weights(rng, 5, 3, 4)
+B5 = weights(rng, 5)
+N = helper.make_node
+
+
+def conv(inp: str, out: str, w: str = "w", b: str | None = "b", **attrs) -> object:
+    return N("Conv", [inp, w] + ([b] if b else []), [out], name=out, **attrs)
+
+
+WB = [const("w", W3), const("b", B5)]
+
+CASES: dict[str, tuple] = {
+    "conv_same_lower_stride2": ([conv("x", "y", auto_pad="SAME_LOWER", strides=[2])], WB),
+    "conv_same_upper": ([conv("x", "y", auto_pad="SAME_UPPER")], WB),
+    "conv_valid_dilation": ([conv("x", "y", auto_pad="VALID", dilations=[3])], WB),
+    "conv_pads_no_bias": ([conv("x", "y", b=None, pads=[2, 1], strides=[3])], [const("w", W3)]),
+    "conv_depthwise_multiplier": (
+        [conv("x", "y", w="wd", b=None, group=3)],
+        [const("wd", weights(rng, 6, 1, 3))],
+    ),
+    "conv_grouped": (
+        [conv("x", "y", w="wg", b=None, group=2)],
+        [const("wg", weights(rng, 4, 2, 3))],
+        ("N", 4, 20),
+    ),
+    "maxpool_ceil_pads_dilation": (
+        [N("MaxPool", ["x"], ["y"], kernel_shape=[3], strides=[2], pads=[1, 1], dilations=[2], ceil_mode=1)],
+        [],
+    ),
+    "maxpool_same_upper": ([N("MaxPool", ["x"], ["y"], kernel_shape=[4], strides=[3], auto_pad="SAME_UPPER")], []),
+    "avgpool_include_pad_ceil": (
+        [N("AveragePool", ["x"], ["y"], kernel_shape=[3], strides=[2], pads=[1, 2], ceil_mode=1, count_include_pad=1)],
+        [],
+    ),
+    "avgpool_exclude_pad_same_lower": (
+        [N("AveragePool", ["x"], ["y"], kernel_shape=[4], strides=[1], auto_pad="SAME_LOWER")],
+        [],
+    ),
+    "avgpool_dilation_opset19": (
+        [N("AveragePool", ["x"], ["y"], kernel_shape=[3], strides=[1], dilations=[2], pads=[2, 2])],
+        [],
+        ("N", 3, 20),
+        19,
+    ),
+    "activations": (
+        [
+            N("LeakyRelu", ["x"], ["a"]),
+            N("Elu", ["a"], ["b1"], alpha=0.5),
+            N("Sigmoid", ["b1"], ["c"]),
+            N("Tanh", ["c"], ["d"]),
+            N("Relu", ["d"], ["y"]),
+        ],
+        [],
+    ),
+    "softmax_channels": ([N("Softmax", ["x"], ["y"], axis=1)], []),
+    "softmax_time": ([N("Softmax", ["x"], ["y"], axis=-1)], []),
+    "softmax_opset11_2d": (
+        [N("GlobalAveragePool", ["x"], ["g"]), N("Flatten", ["g"], ["f"]), N("Softmax", ["f"], ["y"])],
+        [],
+        ("N", 3, 20),
+        11,
+    ),
+    "global_max_gemm": (
+        [
+            N("GlobalMaxPool", ["x"], ["g"]),
+            N("Flatten", ["g"], ["f"]),
+            N("Gemm", ["f", "gw", "gc"], ["y"], alpha=0.5, beta=2.0),
+        ],
+        [const("gw", weights(rng, 3, 4)), const("gc", weights(rng, 4))],
+    ),
+    "reduce_mean_keepdims_squeeze_opset13": (
+        [
+            N("ReduceMean", ["x"], ["r"], axes=[2], keepdims=1),
+            N("Squeeze", ["r", "ax"], ["s"]),
+            N("Gemm", ["s", "gw"], ["y"], transB=1),
+        ],
+        [const("ax", [2], np.int64), const("gw", weights(rng, 2, 3))],
+        ("N", 3, 20),
+        13,
+    ),
+    "reduce_max_opset18": (
+        [N("ReduceMax", ["x", "ax"], ["y"], keepdims=0)],
+        [const("ax", [-1], np.int64)],
+        ("N", 3, 20),
+        18,
+    ),
+    "batchnorm_on_input": (
+        [N("BatchNormalization", ["x", "s", "bb", "m", "v"], ["y"], epsilon=1e-3)],
+        [
+            const("s", [1.5, -0.5, 2.0]),
+            const("bb", [0.1, 0.2, -0.3]),
+            const("m", [0.3, -0.1, 0.0]),
+            const("v", [0.5, 2.0, 1.0]),
+        ],
+    ),
+    "const_first_sub_and_div": (
+        [
+            conv("x", "c"),
+            N("Sub", ["k", "c"], ["s"]),
+            N("Div", ["s", "two"], ["y"]),
+        ],
+        WB + [const("k", np.arange(5, dtype=np.float32).reshape(1, 5, 1)), const("two", 2.0)],
+    ),
+    "concat_branches_and_residual_add": (
+        [
+            conv("x", "c1", pads=[1, 2]),
+            conv("x", "c2", w="w2", b=None, pads=[0, 1]),
+            N("Concat", ["c1", "c2"], ["cat"], axis=1),
+            N("Relu", ["cat"], ["r"]),
+            N("Add", ["cat", "r"], ["y"]),
+        ],
+        WB + [const("w2", weights(rng, 2, 3, 2))],
+    ),
+    "pad_opset11_into_conv": (
+        [N("Pad", ["x", "p"], ["xp"]), conv("xp", "y")],
+        WB + [const("p", [0, 0, 3, 0, 0, 1], np.int64)],
+        ("N", 3, 20),
+        11,
+    ),
+    "pad_opset18_axes_into_conv": (
+        [N("Pad", ["x", "p", "", "pa"], ["xp"]), conv("xp", "y")],
+        WB + [const("p", [2, 2], np.int64), const("pa", [2], np.int64)],
+        ("N", 3, 20),
+        18,
+    ),
+    "pad_opset7_attr": (
+        [N("Pad", ["x"], ["xp"], pads=[0, 0, 1, 0, 0, 1]), conv("xp", "y")],
+        WB,
+        ("N", 3, 20),
+        7,
+    ),
+    "dropout_identity_cast": (
+        [
+            N("Dropout", ["x", "ratio"], ["d"]),
+            N("Identity", ["d"], ["i"]),
+            N("Cast", ["i"], ["cst"], to=1),
+            conv("cst", "y"),
+        ],
+        WB + [const("ratio", 0.5)],
+        ("N", 3, 20),
+        13,
+    ),
+    "constant_nodes": (
+        [
+            N("Constant", [], ["k"], value_floats=[1.0, -2.0, 0.5]),
+            N("Constant", [], ["ax"], value_ints=[1]),
+            N("Unsqueeze", ["k", "ax"], ["k2"]),
+            N("Mul", ["x", "k2"], ["y"]),
+        ],
+        [],
+        ("N", 3, 20),
+        13,
+    ),
+    "shape_arithmetic_flatten": (
+        [
+            conv("x", "c"),
+            N("Shape", ["c"], ["sh"]),
+            N("Gather", ["sh", "zero"], ["n"], axis=0),
+            N("Unsqueeze", ["n", "ax0"], ["n1"]),
+            N("Concat", ["n1", "minus1"], ["target"], axis=0),
+            N("Reshape", ["c", "target"], ["f"]),
+            N("MatMul", ["f", "mw"], ["mm"]),
+            N("Add", ["mm", "mb"], ["y"]),
+        ],
+        WB
+        + [
+            const("zero", 0, np.int64),
+            const("ax0", [0], np.int64),
+            const("minus1", [-1], np.int64),
+            const("mw", weights(rng, 85, 2)),
+            const("mb", weights(rng, 2)),
+        ],
+        ("N", 3, 20),
+        13,
+    ),
+    "channels_last_pointwise_matmul": (
+        [
+            N("MatMul", ["x", "pw"], ["m"]),
+            N("Add", ["m", "pb"], ["a"]),
+            N("Transpose", ["a"], ["t"], perm=[0, 2, 1]),
+            conv("t", "y", w="w4", b=None),
+        ],
+        [const("pw", weights(rng, 3, 4)), const("pb", weights(rng, 4)), const("w4", weights(rng, 2, 4, 3))],
+        ("N", 20, 3),
+    ),
+    "rank2_input_unsqueeze": (
+        [N("Unsqueeze", ["x", "ax"], ["u"]), conv("u", "y", w="w1")],
+        WB + [const("ax", [1], np.int64), const("w1", weights(rng, 5, 1, 4))],
+        ("N", 20),
+    ),
+    "conv2d_1xk_keras_style": (
+        [
+            N("Transpose", ["x"], ["t"], perm=[0, 2, 1]),
+            N("Unsqueeze", ["t", "ax"], ["u"]),
+            N("Conv", ["u", "w2d", "b"], ["c"], strides=[1, 2], pads=[0, 1, 0, 2]),
+            N("Squeeze", ["c", "ax"], ["s"]),
+            N("MaxPool", ["s"], ["y"], kernel_shape=[2], strides=[2]),
+        ],
+        [const("w2d", W3.reshape(5, 3, 1, 4)), const("b", B5), const("ax", [2], np.int64)],
+        ("N", 20, 3),
+        13,
+    ),
+    "squeeze_opset11_attr": (
+        [
+            N("Unsqueeze", ["x"], ["u"], axes=[2]),
+            N("Conv", ["u", "w2d"], ["c"]),
+            N("Squeeze", ["c"], ["y"], axes=[2]),
+        ],
+        [const("w2d", W3.reshape(5, 3, 1, 4))],
+        ("N", 3, 20),
+        11,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_op_matches_onnxruntime(case: str) -> None:
+    spec = CASES[case]
+    nodes, inits = spec[0], spec[1]
+    shape = spec[2] if len(spec) > 2 else ("N", 3, 20)
+    opset = spec[3] if len(spec) > 3 else 17
+    # A final Flatten gives every case the (N, K) output a model must have.
+    flat = helper.make_node("Flatten", ["y"], ["out"], name="flatten_out")
+    data = build(nodes + [flat], inits, input_shape=shape, opset=opset, outputs=("out",))
+    model = tsv.load(data)
+    if len(shape) == 2:
+        x = real_windows((1, shape[1]), "NCT", 6)[:, 0, :]
+    else:
+        x = real_windows((shape[1], shape[2]), "NCT", 6)
+    np.testing.assert_allclose(model.predict(x), ort_run(data, x), rtol=1e-5, atol=1e-5)
