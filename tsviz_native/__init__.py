@@ -3,11 +3,9 @@
 Opens a trained ONNX model (exported from PyTorch or Keras) in a C++ engine with hand-written
 forward and backward passes, after the paper "TSViz: Demystification of Deep Learning Models
 for Time-Series Analysis".
-
->>> import tsviz_native as tsv
->>> model = tsv.load(tsv.example_model_path())          # doctest: +SKIP
 """
 
+from tsviz_native import datasets
 from tsviz_native._native import ArgumentError, ModelError, ShapeError, TSVizError
 from tsviz_native.model import Layer, Model, load
 
@@ -18,6 +16,7 @@ __all__ = [
     "ModelError",
     "ShapeError",
     "TSVizError",
+    "datasets",
     "load",
 ]
 __version__ = "0.1.0"
