@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# `python -m pytest` puts the working directory first on sys.path, where the checkout's
+# tsviz_native/ (sources without the compiled engine) would shadow the installed package.
+# An editable install is found by its own import hook and is not affected.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
 
 MODELS = Path(__file__).parent / "models"
 MANIFEST = json.loads((MODELS / "manifest.json").read_text())["models"]
