@@ -7,10 +7,12 @@ for Time-Series Analysis".
 
 from tsviz_native import datasets
 from tsviz_native._native import ArgumentError, ModelError, ShapeError, TSVizError
+from tsviz_native.explain import Explanation
 from tsviz_native.model import Layer, Model, load
 
 __all__ = [
     "ArgumentError",
+    "Explanation",
     "Layer",
     "Model",
     "ModelError",

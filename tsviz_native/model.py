@@ -11,6 +11,7 @@ import numpy as np
 
 from tsviz_native import _native
 from tsviz_native._native import ArgumentError, ShapeError
+from tsviz_native.explain import Explanation, target_list
 
 ModelSource = Union[str, os.PathLike, bytes, bytearray, memoryview]
 
@@ -135,6 +136,32 @@ class Model:
         """
         batch, _ = self._batch(x)
         return self._native.predict(batch)
+
+    def explain(self, x: object, target: object = None, output: str = "logit") -> Explanation:
+        """Explain the model's predictions (SPEC.md, Sections 3.2 and 5 of the paper).
+
+        Parameters
+        ----------
+        x : array_like
+            A batch ``(N, ...)`` or one sample, as for :meth:`predict`.
+        target : None, int, or sequence of int
+            The output unit a^L: None for the default (the predicted class of a classifier,
+            unit 0 of a forecaster), one unit for all samples, or one per sample.
+        output : {"logit", "prob"}
+            For a model that ends in Softmax, explain the logit (default) or the probability.
+
+        Returns
+        -------
+        Explanation
+            Importance of every filter, output saliency, and the forward tensors; its
+            ``saliency``, ``keep`` and ``trace`` reuse the same forward pass.
+        """
+        if output not in ("logit", "prob"):
+            raise ArgumentError(f"output must be 'logit' or 'prob', got {output!r}")
+        batch, _ = self._batch(x)
+        return Explanation._from_native(
+            self._native.explain(batch, target_list(target, len(batch)), output == "prob")
+        )
 
 
 def load(source: ModelSource) -> Model:

@@ -51,4 +51,49 @@ void forward(const Graph& g, Activations& act) {
     }
 }
 
+std::vector<bool> ancestors(const Graph& g, int start) {
+    std::vector<bool> reach(g.nodes.size(), false);
+    reach[start] = true;
+    for (int i = start; i > 0; --i)
+        if (reach[i])
+            for (int p : g.nodes[i].inputs) reach[p] = true;
+    return reach;
+}
+
+Cotangents backward(const Graph& g, const Activations& act, int64_t first, int64_t count, int start,
+                    std::vector<float> seed, int64_t rep, const std::vector<bool>& keep) {
+    Cotangents ct;
+    ct.rep = rep;
+    ct.rows = count * rep;
+    ct.grad.resize(g.nodes.size());
+    ct.grad[start] = std::move(seed);
+    // The forward cache of samples [first, first + count).
+    auto fwd = [&](int node) {
+        const ops::Resolved& r = act.geo[node];
+        return ops::ConstView(ops::View{const_cast<float*>(act.arena.data()) + act.offset[node] + first * r.out.size(),
+                                        count, r.out.c, r.out.l});
+    };
+    auto grad = [&](int node) {
+        const ops::Resolved& r = act.geo[node];
+        return ops::View{ct.grad[node].data(), ct.rows, r.out.c, r.out.l};
+    };
+    const std::vector<bool> reach = ancestors(g, start);
+    for (int i = start; i > 0; --i) {
+        if (!reach[i] || ct.grad[i].empty()) continue;
+        const Node& node = g.nodes[i];
+        ops::BackwardArgs args{node, act.geo[i], {}, fwd(i),
+                               act.aux.data() + act.aux_offset[i] + first * act.geo[i].aux_per_sample,
+                               ops::ConstView(grad(i)), {}, rep};
+        for (int p : node.inputs) {
+            args.in.push_back(fwd(p));
+            std::vector<float>& gp = ct.grad[p];
+            if (gp.empty()) gp.assign(static_cast<size_t>(ct.rows * act.geo[p].out.size()), 0.f);
+            args.grad_in.push_back(grad(p));
+        }
+        ops::rules(node.kind).backward(args);
+        if (!keep[i]) std::vector<float>().swap(ct.grad[i]);
+    }
+    return ct;
+}
+
 }  // namespace tsviz

@@ -37,4 +37,21 @@ Activations allocate(const Graph& g, int64_t n, int64_t t);
 // Runs every node after the input, in order.
 void forward(const Graph& g, Activations& act);
 
+// Cotangents of a backward pass: `rows` rows per node, row r belonging to forward sample
+// r / rep. grad[i] is empty for nodes not reached or not kept.
+struct Cotangents {
+    int64_t rows = 0;
+    int64_t rep = 1;
+    std::vector<std::vector<float>> grad;
+};
+
+// Batched vector-Jacobian products from node `start` back to the input, for forward samples
+// [first, first + count), rep cotangent rows each, seeded with `seed` (count * rep rows of
+// start's size). A node's cotangent is freed once propagated unless keep[node].
+Cotangents backward(const Graph& g, const Activations& act, int64_t first, int64_t count, int start,
+                    std::vector<float> seed, int64_t rep, const std::vector<bool>& keep);
+
+// Nodes that `start` depends on, itself included.
+std::vector<bool> ancestors(const Graph& g, int start);
+
 }  // namespace tsviz

@@ -2,6 +2,7 @@
 // table, the text summary, and predict with the input-shape checks that name what is wrong.
 #include "tsviz/model.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -10,18 +11,11 @@
 
 #include "engine.hpp"
 #include "graph.hpp"
+#include "model_impl.hpp"
 #include "onnx/import.hpp"
 #include "onnx/proto.hpp"
 
 namespace tsviz {
-
-struct Model::Impl {
-    Graph graph;
-    InputInfo input;
-    std::vector<LayerInfo> layers;
-    int64_t n_outputs = 0;
-    int64_t n_parameters = 0;
-};
 
 namespace {
 
@@ -171,45 +165,55 @@ std::string Model::summary() const {
     return s.str();
 }
 
-std::vector<float> Model::predict(const float* x, int64_t n, const std::vector<int64_t>& sample_shape) const {
-    const Graph& g = impl_->graph;
-    const InputInfo& in = impl_->input;
+int64_t Model::Impl::check_input(const std::vector<int64_t>& sample_shape) const {
     auto fail = [&](const std::string& why) {
         throw ShapeError("input has per-sample shape " + dims_text(sample_shape) +
-                         "; the model expects " + dims_text(in.sample_shape) + why);
+                         "; the model expects " + dims_text(input.sample_shape) + why);
     };
-    if (n < 0) throw ArgumentError("batch size must be >= 0, got " + std::to_string(n));
-    if (sample_shape.size() != in.sample_shape.size()) fail("");
-    const int64_t c = in.layout == "NTC" ? sample_shape[1] : (in.layout == "NT" ? 1 : sample_shape[0]);
-    const int64_t t = in.layout == "NTC" ? sample_shape[0] : sample_shape.back();
-    if (c != in.channels || t < 1) fail("");
+    if (sample_shape.size() != input.sample_shape.size()) fail("");
+    const int64_t c = input.layout == "NTC" ? sample_shape[1] : (input.layout == "NT" ? 1 : sample_shape[0]);
+    const int64_t t = input.layout == "NTC" ? sample_shape[0] : sample_shape.back();
+    if (c != input.channels || t < 1) fail("");
     std::vector<ops::Resolved> geo;
     try {
-        geo = resolve(g, t);
+        geo = resolve(graph, t);
     } catch (const ShapeError& e) {
         fail(std::string(" (") + e.what() + ")");
     }
-    if (geo[g.output].out.l != 1)
-        fail(" (at this length the output has " + std::to_string(geo[g.output].out.l) + " positions)");
+    if (geo[graph.output].out.l != 1)
+        fail(" (at this length the output has " + std::to_string(geo[graph.output].out.l) + " positions)");
+    return t;
+}
+
+Activations Model::Impl::load_input(const float* x, int64_t start, int64_t m, int64_t t) const {
+    Activations act = allocate(graph, m, t);
+    const int64_t c = input.channels;
+    float* dst = act.arena.data() + act.offset[0];
+    const float* src = x + start * c * t;
+    if (input.layout == "NTC") {
+        for (int64_t i = 0; i < m; ++i)
+            for (int64_t p = 0; p < t; ++p)
+                for (int64_t ch = 0; ch < c; ++ch) dst[(i * c + ch) * t + p] = src[(i * t + p) * c + ch];
+    } else {
+        std::copy(src, src + m * c * t, dst);
+    }
+    return act;
+}
+
+std::vector<float> Model::predict(const float* x, int64_t n, const std::vector<int64_t>& sample_shape) const {
+    const Graph& g = impl_->graph;
+    if (n < 0) throw ArgumentError("batch size must be >= 0, got " + std::to_string(n));
+    const int64_t t = impl_->check_input(sample_shape);
     const int64_t k = impl_->n_outputs;
     std::vector<float> y(static_cast<size_t>(n * k));
     if (n == 0) return y;
     // Batches run in chunks so memory stays bounded whatever n is.
     int64_t per_sample = 0;
-    for (const auto& r : geo) per_sample += r.out.size();
+    for (const auto& r : resolve(g, t)) per_sample += r.out.size();
     const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t{64} << 20) / std::max<int64_t>(per_sample, 1)));
     for (int64_t start = 0; start < n; start += chunk) {
         const int64_t m = std::min(chunk, n - start);
-        Activations act = allocate(g, m, t);
-        float* dst = act.arena.data() + act.offset[0];
-        const float* src = x + start * c * t;
-        if (in.layout == "NTC") {
-            for (int64_t i = 0; i < m; ++i)
-                for (int64_t p = 0; p < t; ++p)
-                    for (int64_t ch = 0; ch < c; ++ch) dst[(i * c + ch) * t + p] = src[(i * t + p) * c + ch];
-        } else {
-            std::copy(src, src + m * c * t, dst);
-        }
+        Activations act = impl_->load_input(x, start, m, t);
         forward(g, act);
         const float* out = act.arena.data() + act.offset[g.output];
         std::copy(out, out + m * k, y.begin() + start * k);

@@ -3,8 +3,12 @@
 
 #include <pybind11/pybind11.h>
 
+#include "tsviz/model.hpp"
+
 namespace tsviz::python {
 
 void bind_model(pybind11::module_& m);
+void bind_explain(pybind11::module_& m);
+void bind_model_explain(pybind11::class_<Model>& cls);
 
 }  // namespace tsviz::python

@@ -34,7 +34,8 @@ py::dict layer_dict(const LayerInfo& l) {
 }  // namespace
 
 void bind_model(py::module_& m) {
-    py::class_<Model>(m, "Model")
+    py::class_<Model> cls(m, "Model");
+    cls
         .def_static("load", &Model::load, py::arg("path"), py::call_guard<py::gil_scoped_release>())
         .def_static(
             "from_bytes",
@@ -79,6 +80,7 @@ void bind_model(py::module_& m) {
                 return out;
             },
             py::arg("x"));
+    bind_model_explain(cls);
 }
 
 }  // namespace tsviz::python

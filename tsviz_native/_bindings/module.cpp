@@ -50,5 +50,6 @@ PYBIND11_MODULE(_native, m) {
             raise(ex.error, e.what());
         }
     });
+    tsviz::python::bind_explain(m);
     tsviz::python::bind_model(m);
 }

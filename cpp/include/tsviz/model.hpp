@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tsviz/error.hpp"
+#include "tsviz/explain.hpp"
 
 namespace tsviz {
 
@@ -64,6 +65,11 @@ public:
     // Throws ShapeError when the sample shape does not fit the model.
     std::vector<float> predict(const float* x, int64_t n,
                                const std::vector<int64_t>& sample_shape) const;
+
+    // Forward and backward passes over n samples (as predict takes them), keeping what the
+    // explanation needs. Throws ShapeError for the input, ArgumentError for the options.
+    Explanation explain(const float* x, int64_t n, const std::vector<int64_t>& sample_shape,
+                        const ExplainOptions& options = {}) const;
 
     // The lowered graph, for the explanation engine and tests.
     const Graph& graph() const;

@@ -80,3 +80,103 @@ void forward_softmax(const ForwardArgs& a) {
 }
 
 }  // namespace tsviz::ops
+
+namespace tsviz::ops {
+
+namespace {
+
+// Elementwise backward: grad_in += grad_out * d(x, y), where x is the forward input and y
+// the output of the row's sample.
+template <class D>
+void elementwise_backward(const BackwardArgs& a, D d) {
+    const View& gx = a.grad_in[0];
+    if (!gx.data) return;
+    const int64_t size = gx.c * gx.l;
+    for (int64_t r = 0; r < gx.n; ++r) {
+        const float* x = a.in[0].sample(r / a.rep);
+        const float* y = a.out.sample(r / a.rep);
+        const float* g = a.grad_out.sample(r);
+        float* dst = gx.sample(r);
+        for (int64_t i = 0; i < size; ++i) dst[i] += g[i] * d(x[i], y[i]);
+    }
+}
+
+// Elementwise trace: the same position; with active_only, only where the local derivative
+// is not exactly 0 (a dead ReLU passes nothing).
+template <class D>
+void elementwise_trace(const TraceArgs& a, D d) {
+    const int64_t size = a.out.c * a.out.l;
+    const float* x = a.in[0].sample(a.sample);
+    const float* y = a.out.sample(a.sample);
+    for (int64_t i = 0; i < size; ++i)
+        if (a.mask_out[i] && (!a.active_only || d(x[i], y[i]) != 0.f)) a.mask_in[0][i] = 1;
+}
+
+// SPEC.md eq. 8: the gradient of ReLU is 1 where x > 0 and 0 elsewhere, 0 included.
+float d_relu(float x, float) { return x > 0.f ? 1.f : 0.f; }
+float d_sigmoid(float, float y) { return y * (1.f - y); }
+float d_tanh(float, float y) { return 1.f - y * y; }
+
+}  // namespace
+
+void backward_relu(const BackwardArgs& a) { elementwise_backward(a, d_relu); }
+void trace_relu(const TraceArgs& a) { elementwise_trace(a, d_relu); }
+
+// As PyTorch: slope 1 for x > 0, alpha for x <= 0.
+void backward_leaky_relu(const BackwardArgs& a) {
+    const float alpha = a.node.alpha;
+    elementwise_backward(a, [alpha](float x, float) { return x > 0.f ? 1.f : alpha; });
+}
+void trace_leaky_relu(const TraceArgs& a) {
+    const float alpha = a.node.alpha;
+    elementwise_trace(a, [alpha](float x, float) { return x > 0.f ? 1.f : alpha; });
+}
+
+// As PyTorch: 1 for x > 0, else y + alpha (= alpha * exp(x)).
+void backward_elu(const BackwardArgs& a) {
+    const float alpha = a.node.alpha;
+    elementwise_backward(a, [alpha](float x, float y) { return x > 0.f ? 1.f : y + alpha; });
+}
+void trace_elu(const TraceArgs& a) {
+    const float alpha = a.node.alpha;
+    elementwise_trace(a, [alpha](float x, float y) { return x > 0.f ? 1.f : y + alpha; });
+}
+
+void backward_sigmoid(const BackwardArgs& a) { elementwise_backward(a, d_sigmoid); }
+void trace_sigmoid(const TraceArgs& a) { elementwise_trace(a, d_sigmoid); }
+void backward_tanh(const BackwardArgs& a) { elementwise_backward(a, d_tanh); }
+void trace_tanh(const TraceArgs& a) { elementwise_trace(a, d_tanh); }
+
+void backward_softmax(const BackwardArgs& a) {
+    const View& gx = a.grad_in[0];
+    if (!gx.data) return;
+    const bool channels = a.node.axis == 0;
+    const int64_t members = channels ? gx.c : gx.l;
+    const int64_t groups = channels ? gx.l : gx.c;
+    const int64_t step = channels ? gx.l : 1;
+    const int64_t group_step = channels ? 1 : gx.l;
+    for (int64_t r = 0; r < gx.n; ++r)
+        for (int64_t grp = 0; grp < groups; ++grp) {
+            const float* y = a.out.sample(r / a.rep) + grp * group_step;
+            const float* g = a.grad_out.sample(r) + grp * group_step;
+            float* dst = gx.sample(r) + grp * group_step;
+            float dot = 0.f;
+            for (int64_t i = 0; i < members; ++i) dot += g[i * step] * y[i * step];
+            for (int64_t i = 0; i < members; ++i) dst[i * step] += y[i * step] * (g[i * step] - dot);
+        }
+}
+
+// Each output of a softmax depends on every member of its group.
+void trace_softmax(const TraceArgs& a) {
+    const int64_t c_n = a.out.c, len = a.out.l;
+    for (int64_t c = 0; c < c_n; ++c)
+        for (int64_t i = 0; i < len; ++i) {
+            if (!a.mask_out[c * len + i]) continue;
+            if (a.node.axis == 0)
+                for (int64_t k = 0; k < c_n; ++k) a.mask_in[0][k * len + i] = 1;
+            else
+                std::fill(a.mask_in[0] + c * len, a.mask_in[0] + (c + 1) * len, uint8_t{1});
+        }
+}
+
+}  // namespace tsviz::ops

@@ -71,3 +71,67 @@ void forward_conv(const ForwardArgs& a) {
 }
 
 }  // namespace tsviz::ops
+
+namespace tsviz::ops {
+
+void backward_conv(const BackwardArgs& a) {
+    const Node& node = a.node;
+    const View& gx = a.grad_in[0];
+    if (!gx.data) return;
+    const ConstView& gy = a.grad_out;
+    const int64_t filters = gy.c, out_len = gy.l, in_len = gx.l;
+    const int64_t per_group = gx.c / node.group, filters_per_group = filters / node.group;
+    const int64_t k_size = node.kernel, s = node.stride, d = node.dilation, pb = a.geo.pad_begin;
+    for (int64_t r = 0; r < gy.n; ++r) {
+        const float* gys = gy.sample(r);
+        float* gxs = gx.sample(r);
+        for (int64_t f = 0; f < filters; ++f) {
+            const float* row = gys + f * out_len;
+            const int64_t first_channel = (f / filters_per_group) * per_group;
+            const float* wf = node.weight.data() + f * per_group * k_size;
+            for (int64_t c = 0; c < per_group; ++c) {
+                float* gc = gxs + (first_channel + c) * in_len;
+                for (int64_t k = 0; k < k_size; ++k) {
+                    const float w = wf[c * k_size + k];
+                    const int64_t offset = k * d - pb;
+                    int64_t lo = offset >= 0 ? 0 : (-offset + s - 1) / s;
+                    int64_t hi = in_len - 1 - offset < 0 ? -1 : (in_len - 1 - offset) / s;
+                    hi = std::min(hi, out_len - 1);
+                    if (s == 1) {
+                        float* dst = gc + offset;
+                        for (int64_t o = lo; o <= hi; ++o) dst[o] += w * row[o];
+                    } else {
+                        for (int64_t o = lo; o <= hi; ++o) gc[o * s + offset] += w * row[o];
+                    }
+                }
+            }
+        }
+    }
+}
+
+// The receptive window of each marked output: every input channel of its group, every tap,
+// with stride, padding and dilation; taps in the padding are dropped. With active_only, taps
+// whose weight is exactly 0 contribute nothing and are dropped too.
+void trace_conv(const TraceArgs& a) {
+    const Node& node = a.node;
+    const ConstView& x = a.in[0];
+    const int64_t filters = a.out.c, out_len = a.out.l, in_len = x.l;
+    const int64_t per_group = x.c / node.group, filters_per_group = filters / node.group;
+    uint8_t* mask = a.mask_in[0];
+    for (int64_t f = 0; f < filters; ++f) {
+        const int64_t first_channel = (f / filters_per_group) * per_group;
+        const float* wf = node.weight.data() + f * per_group * node.kernel;
+        for (int64_t o = 0; o < out_len; ++o) {
+            if (!a.mask_out[f * out_len + o]) continue;
+            for (int64_t c = 0; c < per_group; ++c)
+                for (int64_t k = 0; k < node.kernel; ++k) {
+                    const int64_t i = o * node.stride - a.geo.pad_begin + k * node.dilation;
+                    if (i < 0 || i >= in_len) continue;
+                    if (a.active_only && wf[c * node.kernel + k] == 0.f) continue;
+                    mask[(first_channel + c) * in_len + i] = 1;
+                }
+        }
+    }
+}
+
+}  // namespace tsviz::ops

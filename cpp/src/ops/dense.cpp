@@ -39,3 +39,34 @@ void forward_dense(const ForwardArgs& a) {
 }
 
 }  // namespace tsviz::ops
+
+namespace tsviz::ops {
+
+void backward_dense(const BackwardArgs& a) {
+    const View& gx = a.grad_in[0];
+    if (!gx.data) return;
+    const int64_t features = gx.c * gx.l, units = a.grad_out.c;
+    for (int64_t r = 0; r < a.grad_out.n; ++r) {
+        const float* gy = a.grad_out.sample(r);
+        float* gxs = gx.sample(r);
+        for (int64_t f = 0; f < units; ++f) {
+            const float g = gy[f];
+            if (g == 0.f) continue;
+            const float* wf = a.node.weight.data() + f * features;
+            for (int64_t i = 0; i < features; ++i) gxs[i] += g * wf[i];
+        }
+    }
+}
+
+// Every input of a marked unit; with active_only, only those with a non-zero weight.
+void trace_dense(const TraceArgs& a) {
+    const int64_t features = a.in[0].c * a.in[0].l, units = a.out.c;
+    for (int64_t f = 0; f < units; ++f) {
+        if (!a.mask_out[f]) continue;
+        const float* wf = a.node.weight.data() + f * features;
+        for (int64_t i = 0; i < features; ++i)
+            if (!a.active_only || wf[i] != 0.f) a.mask_in[0][i] = 1;
+    }
+}
+
+}  // namespace tsviz::ops

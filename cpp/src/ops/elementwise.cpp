@@ -1,7 +1,7 @@
-// Per-channel affine maps and tensor combinations. Affine is what a BatchNormalization
+// Per-channel affine maps and sums of tensors. Affine is what a BatchNormalization
 // (inference) or a Mul/Add/Sub/Div by a per-channel or scalar constant becomes; after a
 // convolution or dense layer it is folded into the weights at import. Add sums two tensors of
-// one shape (ONNX Add of two activations: residual connections). Concat joins along channels.
+// one shape (ONNX Add of two activations: residual connections).
 #include <string>
 
 #include "ops/op.hpp"
@@ -41,48 +41,42 @@ void forward_add(const ForwardArgs& a) {
     for (int64_t i = 0; i < total; ++i) a.out.data[i] = p[i] + q[i];
 }
 
-Resolved infer_concat(const Node& node, const std::vector<Shape>& in) {
-    Resolved r;
-    r.out = {0, in.at(0).l};
-    for (const Shape& s : in) {
-        if (s.l != r.out.l)
-            throw ShapeError("node '" + node.onnx_node + "' (" + node.onnx_op +
-                             "): concatenates tensors of lengths " +
-                             std::to_string(in.at(0).l) + " and " + std::to_string(s.l));
-        r.out.c += s.c;
-    }
-    return r;
-}
-
-void forward_concat(const ForwardArgs& a) {
-    for (int64_t n = 0; n < a.out.n; ++n) {
-        float* dst = a.out.sample(n);
-        for (const ConstView& x : a.in) {
-            const float* src = x.sample(n);
-            for (int64_t i = 0; i < x.c * x.l; ++i) dst[i] = src[i];
-            dst += x.c * x.l;
+void backward_affine(const BackwardArgs& a) {
+    const View& gx = a.grad_in[0];
+    if (!gx.data) return;
+    for (int64_t r = 0; r < gx.n; ++r)
+        for (int64_t c = 0; c < gx.c; ++c) {
+            const float* g = a.grad_out.sample(r) + c * gx.l;
+            float* dst = gx.sample(r) + c * gx.l;
+            const float s = a.node.scale[c];
+            for (int64_t i = 0; i < gx.l; ++i) dst[i] += g[i] * s;
         }
+}
+
+// Same position; with active_only, not through a channel scaled by exactly 0.
+void trace_affine(const TraceArgs& a) {
+    const int64_t len = a.out.l;
+    for (int64_t c = 0; c < a.out.c; ++c) {
+        if (a.active_only && a.node.scale[c] == 0.f) continue;
+        for (int64_t i = 0; i < len; ++i)
+            if (a.mask_out[c * len + i]) a.mask_in[0][c * len + i] = 1;
     }
 }
 
-Resolved infer_flatten(const Node&, const std::vector<Shape>& in) {
-    Resolved r;
-    r.out = {in.at(0).size(), 1};
-    return r;
+void backward_add(const BackwardArgs& a) {
+    const int64_t total = a.grad_out.n * a.grad_out.c * a.grad_out.l;
+    for (const View& gx : a.grad_in) {
+        if (!gx.data) continue;
+        for (int64_t i = 0; i < total; ++i) gx.data[i] += a.grad_out.data[i];
+    }
 }
 
-void forward_flatten(const ForwardArgs& a) {
-    const ConstView& x = a.in[0];
-    for (int64_t n = 0; n < x.n; ++n) {
-        const float* src = x.sample(n);
-        float* dst = a.out.sample(n);
-        if (!a.node.position_major) {
-            for (int64_t i = 0; i < x.c * x.l; ++i) dst[i] = src[i];
-        } else {
-            for (int64_t c = 0; c < x.c; ++c)
-                for (int64_t l = 0; l < x.l; ++l) dst[l * x.c + c] = src[c * x.l + l];
-        }
-    }
+// SPEC.md: elementwise ops mark the same position on every input.
+void trace_add(const TraceArgs& a) {
+    const int64_t size = a.out.c * a.out.l;
+    for (uint8_t* m : a.mask_in)
+        for (int64_t i = 0; i < size; ++i)
+            if (a.mask_out[i]) m[i] = 1;
 }
 
 }  // namespace tsviz::ops

@@ -41,43 +41,79 @@ struct ForwardArgs {
     int32_t* aux = nullptr;  // aux_per_sample * n values
 };
 
+// A batched vector-Jacobian product. Cotangent rows are grouped by sample: row r belongs to
+// forward sample r / rep, whose cached values (inputs, output, argmax) the rule reads.
+// Gradients are accumulated (+=) into grad_in; an entry with data == nullptr is not needed.
+struct BackwardArgs {
+    const Node& node;
+    const Resolved& geo;
+    std::vector<ConstView> in;  // forward inputs, all samples
+    ConstView out;              // forward output, all samples
+    const int32_t* aux = nullptr;
+    ConstView grad_out;         // rows x (c, l)
+    std::vector<View> grad_in;  // rows x (c, l) per input
+    int64_t rep = 1;
+};
+
+// The receptive-field rule of the trace (SPEC.md, recursive highlighting) for one sample:
+// marks in mask_in[k] (OR) the points of input k that produced the marked points of the
+// output. With active_only, points whose local derivative is exactly 0 are not marked.
+struct TraceArgs {
+    const Node& node;
+    const Resolved& geo;
+    std::vector<ConstView> in;  // forward inputs, all samples
+    ConstView out;
+    const int32_t* aux = nullptr;
+    int64_t sample = 0;
+    const uint8_t* mask_out = nullptr;  // (c, l) of the output
+    std::vector<uint8_t*> mask_in;      // (c, l) per input
+    bool active_only = false;
+};
+
 struct OpRules {
     OpKind kind;
     const char* name;
     // Shape rule: throws ShapeError naming the node when the input does not fit.
     Resolved (*infer)(const Node& node, const std::vector<Shape>& in);
     void (*forward)(const ForwardArgs& args);
+    void (*backward)(const BackwardArgs& args);
+    void (*trace)(const TraceArgs& args);
 };
 
 const OpRules& rules(OpKind kind);
 const std::vector<OpRules>& all_rules();
 
 // Family entry points, referenced by the registry table.
+#define TSVIZ_OP_RULES(op)                        \
+    void forward_##op(const ForwardArgs&);        \
+    void backward_##op(const BackwardArgs&);      \
+    void trace_##op(const TraceArgs&);
+TSVIZ_OP_RULES(conv)
+TSVIZ_OP_RULES(dense)
+TSVIZ_OP_RULES(max_pool)
+TSVIZ_OP_RULES(avg_pool)
+TSVIZ_OP_RULES(global_avg_pool)
+TSVIZ_OP_RULES(global_max_pool)
+TSVIZ_OP_RULES(relu)
+TSVIZ_OP_RULES(leaky_relu)
+TSVIZ_OP_RULES(elu)
+TSVIZ_OP_RULES(sigmoid)
+TSVIZ_OP_RULES(tanh)
+TSVIZ_OP_RULES(softmax)
+TSVIZ_OP_RULES(affine)
+TSVIZ_OP_RULES(add)
+TSVIZ_OP_RULES(concat)
+TSVIZ_OP_RULES(flatten)
+#undef TSVIZ_OP_RULES
 Resolved infer_conv(const Node&, const std::vector<Shape>&);
-void forward_conv(const ForwardArgs&);
 Resolved infer_dense(const Node&, const std::vector<Shape>&);
-void forward_dense(const ForwardArgs&);
 Resolved infer_max_pool(const Node&, const std::vector<Shape>&);
-void forward_max_pool(const ForwardArgs&);
 Resolved infer_avg_pool(const Node&, const std::vector<Shape>&);
-void forward_avg_pool(const ForwardArgs&);
 Resolved infer_global_pool(const Node&, const std::vector<Shape>&);
-void forward_global_avg_pool(const ForwardArgs&);
-void forward_global_max_pool(const ForwardArgs&);
 Resolved infer_same(const Node&, const std::vector<Shape>&);
-void forward_relu(const ForwardArgs&);
-void forward_leaky_relu(const ForwardArgs&);
-void forward_elu(const ForwardArgs&);
-void forward_sigmoid(const ForwardArgs&);
-void forward_tanh(const ForwardArgs&);
-void forward_softmax(const ForwardArgs&);
-void forward_affine(const ForwardArgs&);
 Resolved infer_add(const Node&, const std::vector<Shape>&);
-void forward_add(const ForwardArgs&);
 Resolved infer_concat(const Node&, const std::vector<Shape>&);
-void forward_concat(const ForwardArgs&);
 Resolved infer_flatten(const Node&, const std::vector<Shape>&);
-void forward_flatten(const ForwardArgs&);
 
 // Sliding-window geometry shared by convolution and pooling (ONNX semantics).
 struct Window {

@@ -35,6 +35,32 @@ Resolved infer_window_pool(const Node& node, const std::vector<Shape>& in) {
 
 }  // namespace
 
+namespace {
+
+// Calls f(output position, input position, 1 / divisor) for every in-range tap of average
+// pooling, with the divisor the forward used.
+template <class F>
+void avg_taps(const Node& node, const Resolved& geo, int64_t in_len, int64_t out_len, F f) {
+    const int64_t padded_end = in_len + geo.pad_end;
+    for (int64_t o = 0; o < out_len; ++o) {
+        int64_t count = 0;
+        for (int64_t k = 0; k < node.kernel; ++k) {
+            const int64_t i = o * node.stride - geo.pad_begin + k * node.dilation;
+            // count_include_pad counts taps in the declared padding, never those that
+            // ceil_mode adds beyond it.
+            if ((i >= 0 && i < in_len) || (node.count_include_pad && i < padded_end)) ++count;
+        }
+        if (count == 0) continue;
+        const float inv = 1.f / static_cast<float>(count);
+        for (int64_t k = 0; k < node.kernel; ++k) {
+            const int64_t i = o * node.stride - geo.pad_begin + k * node.dilation;
+            if (i >= 0 && i < in_len) f(o, i, inv);
+        }
+    }
+}
+
+}  // namespace
+
 Resolved infer_max_pool(const Node& node, const std::vector<Shape>& in) {
     Resolved r = infer_window_pool(node, in);
     r.aux_per_sample = r.out.size();
@@ -76,33 +102,15 @@ void forward_max_pool(const ForwardArgs& a) {
 }
 
 void forward_avg_pool(const ForwardArgs& a) {
-    const Node& node = a.node;
     const ConstView& x = a.in[0];
     const View& y = a.out;
-    const int64_t s = node.stride, d = node.dilation, pb = a.geo.pad_begin;
-    const int64_t padded_end = x.l + a.geo.pad_end;
-    for (int64_t n = 0; n < y.n; ++n) {
+    for (int64_t n = 0; n < y.n; ++n)
         for (int64_t c = 0; c < y.c; ++c) {
             const float* xc = x.sample(n) + c * x.l;
             float* yc = y.sample(n) + c * y.l;
-            for (int64_t o = 0; o < y.l; ++o) {
-                float sum = 0.f;
-                int64_t count = 0;
-                for (int64_t k = 0; k < node.kernel; ++k) {
-                    const int64_t i = o * s - pb + k * d;
-                    // count_include_pad counts taps in the declared padding, never those that
-                    // ceil_mode adds beyond it.
-                    if (i >= 0 && i < x.l) {
-                        sum += xc[i];
-                        ++count;
-                    } else if (node.count_include_pad && i < padded_end) {
-                        ++count;
-                    }
-                }
-                yc[o] = count > 0 ? sum / static_cast<float>(count) : 0.f;
-            }
+            std::fill(yc, yc + y.l, 0.f);
+            avg_taps(a.node, a.geo, x.l, y.l, [&](int64_t o, int64_t i, float inv) { yc[o] += xc[i] * inv; });
         }
-    }
 }
 
 Resolved infer_global_pool(const Node& node, const std::vector<Shape>& in) {
@@ -134,6 +142,101 @@ void forward_global_max_pool(const ForwardArgs& a) {
             a.out.sample(n)[c] = xc[best_at];
             a.aux[n * x.c + c] = static_cast<int32_t>(best_at);
         }
+}
+
+}  // namespace tsviz::ops
+
+namespace tsviz::ops {
+
+// SPEC.md: the gradient goes to the cached argmax only (the first maximum of the window).
+void backward_max_pool(const BackwardArgs& a) {
+    const View& gx = a.grad_in[0];
+    if (!gx.data) return;
+    const ConstView& gy = a.grad_out;
+    for (int64_t r = 0; r < gy.n; ++r) {
+        const int32_t* arg = a.aux + (r / a.rep) * gy.c * gy.l;
+        const float* g = gy.sample(r);
+        float* dst = gx.sample(r);
+        for (int64_t c = 0; c < gy.c; ++c)
+            for (int64_t o = 0; o < gy.l; ++o) {
+                const int32_t i = arg[c * gy.l + o];
+                if (i >= 0) dst[c * gx.l + i] += g[c * gy.l + o];
+            }
+    }
+}
+
+// SPEC.md: through max-pooling only the argmax element of each window.
+void trace_max_pool(const TraceArgs& a) {
+    const int64_t c_n = a.out.c, out_len = a.out.l, in_len = a.in[0].l;
+    const int32_t* arg = a.aux + a.sample * c_n * out_len;
+    for (int64_t c = 0; c < c_n; ++c)
+        for (int64_t o = 0; o < out_len; ++o) {
+            if (!a.mask_out[c * out_len + o]) continue;
+            const int32_t i = arg[c * out_len + o];
+            if (i >= 0) a.mask_in[0][c * in_len + i] = 1;
+        }
+}
+
+
+void backward_avg_pool(const BackwardArgs& a) {
+    const View& gx = a.grad_in[0];
+    if (!gx.data) return;
+    const ConstView& gy = a.grad_out;
+    for (int64_t r = 0; r < gy.n; ++r)
+        for (int64_t c = 0; c < gy.c; ++c) {
+            const float* g = gy.sample(r) + c * gy.l;
+            float* dst = gx.sample(r) + c * gx.l;
+            avg_taps(a.node, a.geo, gx.l, gy.l, [&](int64_t o, int64_t i, float inv) { dst[i] += g[o] * inv; });
+        }
+}
+
+// SPEC.md: through average pooling, the whole window (taps in the padding dropped).
+void trace_avg_pool(const TraceArgs& a) {
+    const int64_t in_len = a.in[0].l, out_len = a.out.l;
+    for (int64_t c = 0; c < a.out.c; ++c) {
+        const uint8_t* m = a.mask_out + c * out_len;
+        uint8_t* dst = a.mask_in[0] + c * in_len;
+        avg_taps(a.node, a.geo, in_len, out_len, [&](int64_t o, int64_t i, float) {
+            if (m[o]) dst[i] = 1;
+        });
+    }
+}
+
+void backward_global_avg_pool(const BackwardArgs& a) {
+    const View& gx = a.grad_in[0];
+    if (!gx.data) return;
+    const float inv = 1.f / static_cast<float>(gx.l);
+    for (int64_t r = 0; r < gx.n; ++r)
+        for (int64_t c = 0; c < gx.c; ++c) {
+            const float g = a.grad_out.sample(r)[c] * inv;
+            float* dst = gx.sample(r) + c * gx.l;
+            for (int64_t i = 0; i < gx.l; ++i) dst[i] += g;
+        }
+}
+
+// SPEC.md: global pooling, the whole channel.
+void trace_global_avg_pool(const TraceArgs& a) {
+    const int64_t in_len = a.in[0].l;
+    for (int64_t c = 0; c < a.out.c; ++c)
+        if (a.mask_out[c]) std::fill(a.mask_in[0] + c * in_len, a.mask_in[0] + (c + 1) * in_len, uint8_t{1});
+}
+
+void backward_global_max_pool(const BackwardArgs& a) {
+    const View& gx = a.grad_in[0];
+    if (!gx.data) return;
+    for (int64_t r = 0; r < gx.n; ++r) {
+        const int32_t* arg = a.aux + (r / a.rep) * gx.c;
+        for (int64_t c = 0; c < gx.c; ++c) gx.sample(r)[c * gx.l + arg[c]] += a.grad_out.sample(r)[c];
+    }
+}
+
+// Global max-pooling is max-pooling over one window, the whole channel; like max-pooling it
+// keeps only the argmax, since the suppressed values had no effect (SPEC.md, the trace).
+void trace_global_max_pool(const TraceArgs& a) {
+    const int64_t in_len = a.in[0].l;
+    const int32_t* arg = a.aux + a.sample * a.out.c;
+    for (int64_t c = 0; c < a.out.c; ++c)
+        if (a.mask_out[c]) a.mask_in[0][c * in_len + arg[c]] = 1;
 }
 
 }  // namespace tsviz::ops

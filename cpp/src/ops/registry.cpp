@@ -9,26 +9,33 @@ namespace {
 
 Resolved infer_input(const Node&, const std::vector<Shape>&) { return {}; }
 void forward_input(const ForwardArgs&) {}
+void backward_input(const BackwardArgs&) {}
+void trace_input(const TraceArgs&) {}
+
+#define TSVIZ_OP(kind, name, infer, op) \
+    {OpKind::kind, name, infer, forward_##op, backward_##op, trace_##op}
 
 const std::vector<OpRules> kTable = {
-    {OpKind::Input, "Input", infer_input, forward_input},
-    {OpKind::Conv, "Conv", infer_conv, forward_conv},
-    {OpKind::Dense, "Dense", infer_dense, forward_dense},
-    {OpKind::Affine, "Affine", infer_same, forward_affine},
-    {OpKind::Relu, "Relu", infer_same, forward_relu},
-    {OpKind::LeakyRelu, "LeakyRelu", infer_same, forward_leaky_relu},
-    {OpKind::Elu, "Elu", infer_same, forward_elu},
-    {OpKind::Sigmoid, "Sigmoid", infer_same, forward_sigmoid},
-    {OpKind::Tanh, "Tanh", infer_same, forward_tanh},
-    {OpKind::Softmax, "Softmax", infer_same, forward_softmax},
-    {OpKind::MaxPool, "MaxPool", infer_max_pool, forward_max_pool},
-    {OpKind::AvgPool, "AvgPool", infer_avg_pool, forward_avg_pool},
-    {OpKind::GlobalAvgPool, "GlobalAvgPool", infer_global_pool, forward_global_avg_pool},
-    {OpKind::GlobalMaxPool, "GlobalMaxPool", infer_global_pool, forward_global_max_pool},
-    {OpKind::Add, "Add", infer_add, forward_add},
-    {OpKind::Concat, "Concat", infer_concat, forward_concat},
-    {OpKind::Flatten, "Flatten", infer_flatten, forward_flatten},
+    TSVIZ_OP(Input, "Input", infer_input, input),
+    TSVIZ_OP(Conv, "Conv", infer_conv, conv),
+    TSVIZ_OP(Dense, "Dense", infer_dense, dense),
+    TSVIZ_OP(Affine, "Affine", infer_same, affine),
+    TSVIZ_OP(Relu, "Relu", infer_same, relu),
+    TSVIZ_OP(LeakyRelu, "LeakyRelu", infer_same, leaky_relu),
+    TSVIZ_OP(Elu, "Elu", infer_same, elu),
+    TSVIZ_OP(Sigmoid, "Sigmoid", infer_same, sigmoid),
+    TSVIZ_OP(Tanh, "Tanh", infer_same, tanh),
+    TSVIZ_OP(Softmax, "Softmax", infer_same, softmax),
+    TSVIZ_OP(MaxPool, "MaxPool", infer_max_pool, max_pool),
+    TSVIZ_OP(AvgPool, "AvgPool", infer_avg_pool, avg_pool),
+    TSVIZ_OP(GlobalAvgPool, "GlobalAvgPool", infer_global_pool, global_avg_pool),
+    TSVIZ_OP(GlobalMaxPool, "GlobalMaxPool", infer_global_pool, global_max_pool),
+    TSVIZ_OP(Add, "Add", infer_add, add),
+    TSVIZ_OP(Concat, "Concat", infer_concat, concat),
+    TSVIZ_OP(Flatten, "Flatten", infer_flatten, flatten),
 };
+
+#undef TSVIZ_OP
 
 }  // namespace
 

@@ -1,0 +1,73 @@
+// Explanations of one batch (SPEC.md, "Influences", "Percentile filter", "The trace"):
+// filter importance, input saliency of any filter, the output saliency, the percentile
+// filter and the trace of an activation, all from one forward pass whose caches the
+// backward passes reuse.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tsviz {
+
+class Model;
+
+struct ExplainOptions {
+    // Target unit a^L: empty for the default (argmax for a classifier, 0 for K == 1), one
+    // value for every sample, or one value per sample.
+    std::vector<int64_t> target;
+    // Explain the Softmax probability instead of the logit (the Softmax input). Only for
+    // models that end in Softmax.
+    bool probability = false;
+};
+
+// A boolean mask over one tensor of one sample, (channels, length).
+struct TraceMask {
+    int64_t channels = 0;
+    int64_t length = 0;
+    std::vector<uint8_t> mask;
+};
+
+class Explanation {
+public:
+    int64_t n_samples() const;
+    int64_t n_outputs() const;
+    int64_t input_channels() const;   // C of the input, channels-first
+    int64_t input_length() const;     // T
+
+    const std::vector<float>& output() const;        // (N, K) the model's output
+    const std::vector<int64_t>& target() const;      // (N)
+    const std::vector<std::string>& layer_names() const;  // filter layers, topological order
+
+    int64_t n_filters(const std::string& layer) const;
+    int64_t layer_length(const std::string& layer) const;       // positions L per filter
+    const float* preactivations(const std::string& layer) const;  // z^l (N, F, L)
+    const float* activations(const std::string& layer) const;     // a^l (N, F, L)
+    const std::string& activation_name(const std::string& layer) const;  // tensor of a^l
+    const std::vector<float>& importance_raw(const std::string& layer) const;  // (N, F)
+    const std::vector<float>& importance(const std::string& layer) const;      // (N, F)
+    const std::vector<float>& output_saliency() const;   // (N, C, T)
+
+    // |d sum_i a^l[f, i] / d x| for the given filters (all when empty): (N, F', C, T).
+    // One batched backward pass per chunk of samples.
+    std::vector<float> saliency(const std::string& layer, const std::vector<int64_t>& filters = {}) const;
+
+    // importance >= its numpy-style linear-interpolated percentile p, per sample: (N, F).
+    std::vector<uint8_t> keep(const std::string& layer, double percentile) const;
+
+    // The points of every tensor from the input up to `name` (a filter layer, whose
+    // activation a^l is traced, or any tensor of the graph) that produced
+    // name[filter, position] of one sample. Keyed by tensor name; the input is (C, T).
+    std::map<std::string, TraceMask> trace(const std::string& name, int64_t filter, int64_t position,
+                                           int64_t sample = 0, bool active_only = false) const;
+
+    struct Impl;  // opaque
+    explicit Explanation(std::shared_ptr<const Impl> impl);
+
+private:
+    std::shared_ptr<const Impl> impl_;
+};
+
+}  // namespace tsviz

@@ -1,0 +1,290 @@
+// Explanations (SPEC.md, "Influences", "Percentile filter", "Recursive highlighting"):
+// one forward pass keeps every tensor and the caches of the backward; importance and the
+// output saliency come from one backward pass from the target; the saliency of all filters
+// of a layer from one batched backward pass with one cotangent row per (sample, filter).
+#include "tsviz/explain.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "engine.hpp"
+#include "model_impl.hpp"
+#include "tsviz/error.hpp"
+
+namespace tsviz {
+
+namespace {
+
+bool is_elementwise_activation(OpKind k) {
+    return k == OpKind::Relu || k == OpKind::LeakyRelu || k == OpKind::Elu || k == OpKind::Sigmoid ||
+           k == OpKind::Tanh;
+}
+
+// Memory a batched backward pass may use for its cotangent rows.
+constexpr int64_t kBackwardBudgetFloats = int64_t{64} << 20;
+
+}  // namespace
+
+struct Explanation::Impl {
+    struct Layer {
+        std::string name;
+        int z = 0;  // node of z^l
+        int a = 0;  // node of a^l (z itself when no activation follows)
+        std::vector<float> importance_raw, importance;
+    };
+    std::shared_ptr<const Model::Impl> model;
+    Activations act;
+    int64_t t = 0;
+    int target_node = 0;
+    std::vector<float> output;
+    std::vector<int64_t> target;
+    std::vector<std::string> names;
+    std::vector<Layer> layers;
+    std::vector<float> output_saliency;
+
+    const Graph& graph() const { return model->graph; }
+    const Layer& layer(const std::string& name) const {
+        for (const Layer& l : layers)
+            if (l.name == name) return l;
+        std::string valid;
+        for (const Layer& l : layers) valid += (valid.empty() ? "'" : ", '") + l.name + "'";
+        throw ArgumentError("no filter layer named '" + name + "'; the model has " + valid);
+    }
+    int64_t size(int node) const { return act.geo[node].out.size(); }
+};
+
+Explanation::Explanation(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+
+Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>& sample_shape,
+                           const ExplainOptions& options) const {
+    const Graph& g = impl_->graph;
+    if (n < 1) throw ArgumentError("explain needs at least one sample, got " + std::to_string(n));
+    auto ex = std::make_shared<Explanation::Impl>();
+    ex->model = impl_;
+    ex->t = impl_->check_input(sample_shape);
+    ex->act = impl_->load_input(x, 0, n, ex->t);
+    forward(g, ex->act);
+
+    const int64_t k = impl_->n_outputs;
+    const float* y = ex->act.arena.data() + ex->act.offset[g.output];
+    ex->output.assign(y, y + n * k);
+
+    // SPEC.md: when the graph ends in Softmax the target is the logit unless asked otherwise.
+    const Node& last = g.nodes[g.output];
+    const bool softmax_end = last.kind == OpKind::Softmax;
+    if (options.probability && !softmax_end)
+        throw ArgumentError("output='prob' needs a model that ends in Softmax; '" + g.output_name +
+                            "' comes from " + last.onnx_op);
+    ex->target_node = softmax_end && !options.probability ? last.inputs[0] : g.output;
+
+    if (options.target.size() > 1 && static_cast<int64_t>(options.target.size()) != n)
+        throw ArgumentError("target has " + std::to_string(options.target.size()) + " entries for " +
+                            std::to_string(n) + " samples");
+    for (int64_t i = 0; i < n; ++i) {
+        int64_t tgt;
+        if (options.target.empty()) {
+            tgt = std::max_element(y + i * k, y + (i + 1) * k) - (y + i * k);
+        } else {
+            tgt = options.target.size() == 1 ? options.target[0] : options.target[i];
+        }
+        if (tgt < 0 || tgt >= k)
+            throw ArgumentError("target " + std::to_string(tgt) + " is out of range for a model with " +
+                                std::to_string(k) + (k == 1 ? " output" : " outputs"));
+        ex->target.push_back(tgt);
+    }
+
+    // Filter layers and their activations (SPEC.md: a^l is z^l after the elementwise
+    // activation that is its only consumer).
+    std::vector<int> consumers(g.nodes.size(), 0), consumer(g.nodes.size(), -1);
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+        for (int p : g.nodes[i].inputs) {
+            ++consumers[p];
+            consumer[p] = static_cast<int>(i);
+        }
+    std::vector<bool> keep(g.nodes.size(), false);
+    keep[0] = true;
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+        if (!g.nodes[i].is_filter_layer()) continue;
+        Explanation::Impl::Layer l;
+        l.name = g.nodes[i].name;
+        l.z = static_cast<int>(i);
+        l.a = l.z;
+        if (consumers[i] == 1 && is_elementwise_activation(g.nodes[consumer[i]].kind)) l.a = consumer[i];
+        keep[i] = true;
+        ex->names.push_back(l.name);
+        ex->layers.push_back(std::move(l));
+    }
+
+    // One backward pass from the target: d a^L / d z^l for every layer and d a^L / d x.
+    const int tn = ex->target_node;
+    const int64_t tsize = ex->size(tn);
+    std::vector<float> seed(static_cast<size_t>(n * tsize), 0.f);
+    for (int64_t i = 0; i < n; ++i) seed[i * tsize + ex->target[i]] = 1.f;
+    Cotangents ct = backward(g, ex->act, 0, n, tn, std::move(seed), 1, keep);
+
+    for (auto& l : ex->layers) {
+        const int64_t f_n = ex->act.geo[l.z].out.c, len = ex->act.geo[l.z].out.l;
+        l.importance_raw.assign(static_cast<size_t>(n * f_n), 0.f);
+        const std::vector<float>& gz = ct.grad[l.z];
+        if (!gz.empty())
+            for (int64_t i = 0; i < n; ++i)
+                for (int64_t f = 0; f < f_n; ++f) {
+                    double sum = 0;
+                    for (int64_t p = 0; p < len; ++p) sum += std::fabs(gz[(i * f_n + f) * len + p]);
+                    l.importance_raw[i * f_n + f] = static_cast<float>(sum);
+                }
+        // SPEC.md eq. 16: min-max scaling within the layer; all equal -> all 0.
+        l.importance.assign(l.importance_raw.size(), 0.f);
+        for (int64_t i = 0; i < n; ++i) {
+            const float* raw = l.importance_raw.data() + i * f_n;
+            const auto [lo, hi] = std::minmax_element(raw, raw + f_n);
+            if (*hi > *lo)
+                for (int64_t f = 0; f < f_n; ++f)
+                    l.importance[i * f_n + f] = (raw[f] - *lo) / (*hi - *lo);
+        }
+    }
+    const int64_t in_size = ex->size(0);
+    ex->output_saliency.assign(static_cast<size_t>(n * in_size), 0.f);
+    if (!ct.grad[0].empty())
+        for (size_t i = 0; i < ex->output_saliency.size(); ++i) ex->output_saliency[i] = std::fabs(ct.grad[0][i]);
+    return Explanation(ex);
+}
+
+int64_t Explanation::n_samples() const { return impl_->act.n; }
+int64_t Explanation::n_outputs() const { return impl_->model->n_outputs; }
+int64_t Explanation::input_channels() const { return impl_->act.geo[0].out.c; }
+int64_t Explanation::input_length() const { return impl_->t; }
+const std::vector<float>& Explanation::output() const { return impl_->output; }
+const std::vector<int64_t>& Explanation::target() const { return impl_->target; }
+const std::vector<std::string>& Explanation::layer_names() const { return impl_->names; }
+int64_t Explanation::n_filters(const std::string& layer) const {
+    return impl_->act.geo[impl_->layer(layer).z].out.c;
+}
+int64_t Explanation::layer_length(const std::string& layer) const {
+    return impl_->act.geo[impl_->layer(layer).z].out.l;
+}
+const float* Explanation::preactivations(const std::string& layer) const {
+    return impl_->act.arena.data() + impl_->act.offset[impl_->layer(layer).z];
+}
+const float* Explanation::activations(const std::string& layer) const {
+    return impl_->act.arena.data() + impl_->act.offset[impl_->layer(layer).a];
+}
+const std::string& Explanation::activation_name(const std::string& layer) const {
+    return impl_->graph().nodes[impl_->layer(layer).a].name;
+}
+const std::vector<float>& Explanation::importance_raw(const std::string& layer) const {
+    return impl_->layer(layer).importance_raw;
+}
+const std::vector<float>& Explanation::importance(const std::string& layer) const {
+    return impl_->layer(layer).importance;
+}
+const std::vector<float>& Explanation::output_saliency() const { return impl_->output_saliency; }
+
+std::vector<float> Explanation::saliency(const std::string& layer, const std::vector<int64_t>& filters) const {
+    const Impl& ex = *impl_;
+    const Impl::Layer& l = ex.layer(layer);
+    const Graph& g = ex.graph();
+    const int64_t f_n = ex.act.geo[l.a].out.c, len = ex.act.geo[l.a].out.l;
+    std::vector<int64_t> chosen = filters;
+    if (chosen.empty())
+        for (int64_t f = 0; f < f_n; ++f) chosen.push_back(f);
+    for (int64_t f : chosen)
+        if (f < 0 || f >= f_n)
+            throw ArgumentError("filter " + std::to_string(f) + " is out of range for layer '" + layer +
+                                "' with " + std::to_string(f_n) + " filters");
+    const int64_t n = ex.act.n, reps = static_cast<int64_t>(chosen.size()), in_size = ex.size(0);
+    std::vector<float> out(static_cast<size_t>(n * reps * in_size), 0.f);
+
+    // Rows of one chunk of samples: each sample's filters are its rows, d sum_i a^l[f, i] / d x.
+    const std::vector<bool> reach = ancestors(g, l.a);
+    int64_t per_row = 0;
+    for (size_t i = 0; i < reach.size(); ++i)
+        if (reach[i]) per_row += ex.size(static_cast<int>(i));
+    const int64_t chunk = std::max<int64_t>(1, kBackwardBudgetFloats / std::max<int64_t>(1, per_row * reps));
+    std::vector<bool> keep(g.nodes.size(), false);
+    keep[0] = true;
+    for (int64_t start = 0; start < n; start += chunk) {
+        const int64_t m = std::min(chunk, n - start);
+        std::vector<float> seed(static_cast<size_t>(m * reps * f_n * len), 0.f);
+        for (int64_t i = 0; i < m; ++i)
+            for (int64_t r = 0; r < reps; ++r) {
+                float* row = seed.data() + ((i * reps + r) * f_n + chosen[r]) * len;
+                std::fill(row, row + len, 1.f);
+            }
+        Cotangents ct = backward(g, ex.act, start, m, l.a, std::move(seed), reps, keep);
+        const std::vector<float>& gx = ct.grad[0];
+        if (gx.empty()) continue;
+        for (size_t i = 0; i < gx.size(); ++i) out[start * reps * in_size + i] = std::fabs(gx[i]);
+    }
+    return out;
+}
+
+std::vector<uint8_t> Explanation::keep(const std::string& layer, double percentile) const {
+    if (!(percentile >= 0.0 && percentile <= 100.0))
+        throw ArgumentError("percentile must be between 0 and 100, got " + std::to_string(percentile));
+    const std::vector<float>& imp = importance(layer);
+    const int64_t f_n = n_filters(layer), n = n_samples();
+    std::vector<uint8_t> out(imp.size(), 0);
+    std::vector<float> sorted(static_cast<size_t>(f_n));
+    for (int64_t i = 0; i < n; ++i) {
+        const float* row = imp.data() + i * f_n;
+        std::copy(row, row + f_n, sorted.begin());
+        std::sort(sorted.begin(), sorted.end());
+        // numpy's default percentile: linear interpolation between the neighbouring ranks,
+        // with numpy's two-sided lerp so that the threshold is bit-identical.
+        const double rank = percentile / 100.0 * static_cast<double>(f_n - 1);
+        const int64_t lo = static_cast<int64_t>(std::floor(rank));
+        const int64_t hi = std::min<int64_t>(lo + 1, f_n - 1);
+        const double frac = rank - static_cast<double>(lo);
+        const double a = sorted[lo], b = sorted[hi], diff = b - a;
+        const double threshold = frac >= 0.5 ? b - diff * (1.0 - frac) : a + diff * frac;
+        for (int64_t f = 0; f < f_n; ++f) out[i * f_n + f] = static_cast<double>(row[f]) >= threshold;
+    }
+    return out;
+}
+
+std::map<std::string, TraceMask> Explanation::trace(const std::string& name, int64_t filter, int64_t position,
+                                                    int64_t sample, bool active_only) const {
+    const Impl& ex = *impl_;
+    const Graph& g = ex.graph();
+    int start = -1;
+    for (const auto& l : ex.layers)
+        if (l.name == name) start = l.a;
+    for (size_t i = 0; start < 0 && i < g.nodes.size(); ++i)
+        if (g.nodes[i].name == name) start = static_cast<int>(i);
+    if (start < 0) ex.layer(name);  // throws, naming the filter layers
+    if (sample < 0 || sample >= ex.act.n)
+        throw ArgumentError("sample " + std::to_string(sample) + " is out of range for " +
+                            std::to_string(ex.act.n) + " samples");
+    const Shape& s = ex.act.geo[start].out;
+    if (filter < 0 || filter >= s.c)
+        throw ArgumentError("filter " + std::to_string(filter) + " is out of range for '" + name + "' with " +
+                            std::to_string(s.c) + " filters");
+    if (position < 0 || position >= s.l)
+        throw ArgumentError("position " + std::to_string(position) + " is out of range for '" + name +
+                            "' of length " + std::to_string(s.l));
+
+    const std::vector<bool> reach = ancestors(g, start);
+    std::vector<std::vector<uint8_t>> masks(g.nodes.size());
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+        if (reach[i]) masks[i].assign(static_cast<size_t>(ex.size(static_cast<int>(i))), 0);
+    masks[start][filter * s.l + position] = 1;
+    for (int i = start; i > 0; --i) {
+        if (!reach[i]) continue;
+        const Node& node = g.nodes[i];
+        ops::TraceArgs args{node, ex.act.geo[i], {}, ex.act.view(i), ex.act.aux.data() + ex.act.aux_offset[i],
+                            sample, masks[i].data(), {}, active_only};
+        for (int p : node.inputs) {
+            args.in.push_back(ex.act.view(p));
+            args.mask_in.push_back(masks[p].data());
+        }
+        ops::rules(node.kind).trace(args);
+    }
+    std::map<std::string, TraceMask> out;
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+        if (reach[i]) out[g.nodes[i].name] = {ex.act.geo[i].out.c, ex.act.geo[i].out.l, std::move(masks[i])};
+    return out;
+}
+
+}  // namespace tsviz

@@ -1,0 +1,26 @@
+// What a loaded Model holds, shared by model.cpp and explain.cpp.
+#pragma once
+
+#include <vector>
+
+#include "engine.hpp"
+#include "graph.hpp"
+#include "tsviz/model.hpp"
+
+namespace tsviz {
+
+struct Model::Impl {
+    Graph graph;
+    InputInfo input;
+    std::vector<LayerInfo> layers;
+    int64_t n_outputs = 0;
+    int64_t n_parameters = 0;
+
+    // Checks a per-sample input shape in the model's layout; returns the length T, or throws
+    // ShapeError naming the shape given and the one expected.
+    int64_t check_input(const std::vector<int64_t>& sample_shape) const;
+    // Allocates the arena for samples [start, start + m) of x and copies them in channels-first.
+    Activations load_input(const float* x, int64_t start, int64_t m, int64_t t) const;
+};
+
+}  // namespace tsviz

@@ -1,0 +1,130 @@
+// Bindings of tsviz::Explanation. Arrays that live in the explanation (the forward tensors,
+// importance, output saliency) are returned as read-only views that keep it alive; computed
+// results (saliency, keep, trace) are moved into new arrays. The GIL is released while the
+// engine computes.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "bindings.hpp"
+#include "tsviz/explain.hpp"
+#include "tsviz/model.hpp"
+
+namespace py = pybind11;
+
+namespace tsviz::python {
+
+namespace {
+
+template <class T>
+py::array view(const T* data, std::vector<py::ssize_t> shape, py::handle owner) {
+    py::array a = py::array_t<T>(shape, data, owner);
+    a.attr("setflags")(py::arg("write") = false);
+    return a;
+}
+
+template <class T>
+py::array owned(std::vector<T>&& data, std::vector<py::ssize_t> shape) {
+    auto* heap = new std::vector<T>(std::move(data));
+    py::capsule free_when_done(heap, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+    return py::array_t<T>(shape, heap->data(), free_when_done);
+}
+
+}  // namespace
+
+void bind_explain(py::module_& m) {
+    py::class_<Explanation>(m, "Explanation")
+        .def_property_readonly("n_samples", &Explanation::n_samples)
+        .def_property_readonly("layer_names", &Explanation::layer_names)
+        .def("output",
+             [](py::object self) {
+                 const auto& e = self.cast<const Explanation&>();
+                 return view(e.output().data(), {e.n_samples(), e.n_outputs()}, self);
+             })
+        .def("target",
+             [](py::object self) {
+                 const auto& e = self.cast<const Explanation&>();
+                 return view(e.target().data(), {e.n_samples()}, self);
+             })
+        .def("preactivations",
+             [](py::object self, const std::string& layer) {
+                 const auto& e = self.cast<const Explanation&>();
+                 return view(e.preactivations(layer), {e.n_samples(), e.n_filters(layer), e.layer_length(layer)}, self);
+             })
+        .def("activations",
+             [](py::object self, const std::string& layer) {
+                 const auto& e = self.cast<const Explanation&>();
+                 return view(e.activations(layer), {e.n_samples(), e.n_filters(layer), e.layer_length(layer)}, self);
+             })
+        .def("activation_name", &Explanation::activation_name)
+        .def("importance_raw",
+             [](py::object self, const std::string& layer) {
+                 const auto& e = self.cast<const Explanation&>();
+                 return view(e.importance_raw(layer).data(), {e.n_samples(), e.n_filters(layer)}, self);
+             })
+        .def("importance",
+             [](py::object self, const std::string& layer) {
+                 const auto& e = self.cast<const Explanation&>();
+                 return view(e.importance(layer).data(), {e.n_samples(), e.n_filters(layer)}, self);
+             })
+        .def("output_saliency",
+             [](py::object self) {
+                 const auto& e = self.cast<const Explanation&>();
+                 return view(e.output_saliency().data(), {e.n_samples(), e.input_channels(), e.input_length()}, self);
+             })
+        .def(
+            "saliency",
+            [](const Explanation& e, const std::string& layer, std::vector<int64_t> filters) {
+                const py::ssize_t count = filters.empty() ? e.n_filters(layer) : static_cast<py::ssize_t>(filters.size());
+                std::vector<float> s;
+                {
+                    py::gil_scoped_release release;
+                    s = e.saliency(layer, filters);
+                }
+                return owned(std::move(s), {e.n_samples(), count, e.input_channels(), e.input_length()});
+            },
+            py::arg("layer"), py::arg("filters"))
+        .def(
+            "keep",
+            [](const Explanation& e, const std::string& layer, double percentile) {
+                std::vector<uint8_t> k = e.keep(layer, percentile);
+                py::array a = owned(std::move(k), {e.n_samples(), e.n_filters(layer)});
+                return a.attr("view")("bool");
+            },
+            py::arg("layer"), py::arg("percentile"))
+        .def(
+            "trace",
+            [](const Explanation& e, const std::string& name, int64_t filter, int64_t position, int64_t sample,
+               bool active_only) {
+                std::map<std::string, TraceMask> masks;
+                {
+                    py::gil_scoped_release release;
+                    masks = e.trace(name, filter, position, sample, active_only);
+                }
+                py::dict out;
+                for (auto& [key, m] : masks) {
+                    py::array a = owned(std::move(m.mask), {m.channels, m.length});
+                    out[py::str(key)] = a.attr("view")("bool");
+                }
+                return out;
+            },
+            py::arg("name"), py::arg("filter"), py::arg("position"), py::arg("sample"), py::arg("active_only"));
+}
+
+void bind_model_explain(py::class_<Model>& cls) {
+    cls.def(
+        "explain",
+        [](const Model& m, py::array_t<float, py::array::c_style> x, std::vector<int64_t> target, bool probability) {
+            if (x.ndim() < 2) throw ArgumentError("explain expects a batch array (N, ...)");
+            std::vector<int64_t> sample(x.shape() + 1, x.shape() + x.ndim());
+            ExplainOptions options;
+            options.target = std::move(target);
+            options.probability = probability;
+            py::gil_scoped_release release;
+            return m.explain(x.data(), x.shape(0), sample, options);
+        },
+        py::arg("x"), py::arg("target"), py::arg("probability"));
+}
+
+}  // namespace tsviz::python

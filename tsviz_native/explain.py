@@ -1,0 +1,125 @@
+"""Explanations of a batch (SPEC.md): importance, saliency, the percentile filter, the trace."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+
+from tsviz_native import _native
+from tsviz_native._native import ArgumentError
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why the model predicted what it did, for every sample of a batch.
+
+    Arrays are keyed by filter layer name (the ONNX name of the layer's output tensor). All
+    arrays are read-only views into the engine's results.
+
+    Attributes
+    ----------
+    output : (N, K) the model's output.
+    target : (N,) the output unit explained, a^L.
+    layer_names : filter layers (convolutions and dense layers), topological order.
+    preactivations : name -> (N, F, L) z^l, the layer's own output (bias, folded BatchNorm).
+    activations : name -> (N, F, L) a^l, z^l after the activation that follows it.
+    importance_raw : name -> (N, F) sum_i |d a^L / d z^l[f, i]|.
+    importance : name -> (N, F) importance_raw min-max scaled within the layer.
+    output_saliency : (N, C, T) |d a^L / d x|, channels-first.
+    """
+
+    output: np.ndarray
+    target: np.ndarray
+    layer_names: tuple[str, ...]
+    preactivations: Mapping[str, np.ndarray]
+    activations: Mapping[str, np.ndarray]
+    importance_raw: Mapping[str, np.ndarray]
+    importance: Mapping[str, np.ndarray]
+    output_saliency: np.ndarray
+    _native: _native.Explanation = field(repr=False, compare=False)
+
+    @classmethod
+    def _from_native(cls, ex: _native.Explanation) -> Explanation:
+        names = tuple(ex.layer_names)
+
+        def per_layer(get) -> Mapping[str, np.ndarray]:
+            return MappingProxyType({n: get(n) for n in names})
+
+        return cls(
+            output=ex.output(),
+            target=ex.target(),
+            layer_names=names,
+            preactivations=per_layer(ex.preactivations),
+            activations=per_layer(ex.activations),
+            importance_raw=per_layer(ex.importance_raw),
+            importance=per_layer(ex.importance),
+            output_saliency=ex.output_saliency(),
+            _native=ex,
+        )
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.output.shape[0])
+
+    def _layer(self, name: str) -> str:
+        if name not in self.importance:
+            valid = ", ".join(repr(n) for n in self.layer_names)
+            raise ArgumentError(f"no filter layer named {name!r}; the model has {valid}")
+        return name
+
+    def saliency(self, name: str, filters: Sequence[int] | int | None = None) -> np.ndarray:
+        """Input saliency of filters of one layer: ``|d sum_i a^l[f, i] / d x|``.
+
+        Parameters
+        ----------
+        name : a filter layer.
+        filters : filter indices, one index, or None for every filter.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, F, C, T)`` for all filters or a list, ``(N, C, T)`` for one index;
+            channels-first, also for channels-last models.
+        """
+        self._layer(name)
+        single = isinstance(filters, (int, np.integer))
+        chosen = [] if filters is None else [int(filters)] if single else [int(f) for f in filters]
+        if filters is not None and not single and not chosen:
+            raise ArgumentError("filters is empty; give None for every filter")
+        out = self._native.saliency(name, chosen)
+        return out[:, 0] if single else out
+
+    def keep(self, name: str, percentile: float) -> np.ndarray:
+        """The percentile filter: ``importance >= percentile(importance, p)`` per sample, with
+        numpy's linear interpolation. ``p = 0`` keeps every filter. Returns ``(N, F)`` bool."""
+        return self._native.keep(self._layer(name), float(percentile))
+
+    def trace(
+        self, name: str, filter: int, position: int, sample: int = 0, active_only: bool = False
+    ) -> dict[str, np.ndarray]:
+        """The points that produced ``a^l[filter, position]`` (recursive highlighting).
+
+        Returns a bool mask ``(C, L)`` for every tensor from the input up to ``name``, keyed by
+        tensor name; the model input's mask is ``(C, T)`` channels-first. Through max-pooling
+        only the argmax is kept. ``active_only=True`` also drops points whose contribution is
+        exactly 0 (a dead ReLU), so the input mask is the support of the input gradient.
+        ``name`` may also be any tensor of the graph, e.g. the output.
+        """
+        return self._native.trace(name, int(filter), int(position), int(sample), bool(active_only))
+
+
+def target_list(target: object, n: int) -> list[int]:
+    """Validates ``target``: None, one int, or one int per sample."""
+    if target is None:
+        return []
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        return [int(target)]
+    arr = np.asarray(target)
+    if arr.ndim == 1 and arr.dtype.kind in "iu" and len(arr) == n:
+        return [int(t) for t in arr]
+    raise ArgumentError(
+        f"target must be None, an int, or one int per sample ({n}); got {target!r}"
+    )
