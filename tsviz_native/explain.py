@@ -70,6 +70,11 @@ class Explanation:
             raise ArgumentError(f"no filter layer named {name!r}; the model has {valid}")
         return name
 
+    def activation_name(self, name: str) -> str:
+        """The tensor that holds a^l of a filter layer (its activation's output, or the layer
+        itself when no elementwise activation follows); a key of :meth:`trace`'s result."""
+        return self._native.activation_name(self._layer(name))
+
     def saliency(self, name: str, filters: Sequence[int] | int | None = None) -> np.ndarray:
         """Input saliency of filters of one layer: ``|d sum_i a^l[f, i] / d x|``.
 

@@ -84,6 +84,11 @@ class Model:
     def opset(self) -> int:
         return self._native.opset
 
+    @property
+    def graph_ops(self) -> tuple[str, ...]:
+        """The ops of the engine's lowered graph, in order (after folding), for inspection."""
+        return tuple(self._native.graph_ops)
+
     def layer(self, name: str) -> Layer:
         """The filter layer called ``name``; raises ArgumentError naming the valid ones."""
         for layer in self.layers:

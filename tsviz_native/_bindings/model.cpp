@@ -7,6 +7,8 @@
 #include <string>
 
 #include "bindings.hpp"
+#include "graph.hpp"
+#include "ops/op.hpp"
 #include "tsviz/model.hpp"
 
 namespace py = pybind11;
@@ -34,6 +36,12 @@ py::dict layer_dict(const LayerInfo& l) {
 }  // namespace
 
 void bind_model(py::module_& m) {
+    m.def("registered_ops", [] {
+        std::vector<std::string> names;
+        for (const auto& r : ops::all_rules())
+            if (r.kind != OpKind::Input) names.push_back(r.name);
+        return names;
+    }, "The IR ops of the engine's registry, each with forward, backward and trace rules.");
     py::class_<Model> cls(m, "Model");
     cls
         .def_static("load", &Model::load, py::arg("path"), py::call_guard<py::gil_scoped_release>())
@@ -63,6 +71,13 @@ void bind_model(py::module_& m) {
                                    return out;
                                })
         .def("summary", &Model::summary)
+        .def_property_readonly("graph_ops",
+                               [](const Model& m) {
+                                   std::vector<std::string> ops;
+                                   for (size_t i = 1; i < m.graph().nodes.size(); ++i)
+                                       ops.push_back(op_kind_name(m.graph().nodes[i].kind));
+                                   return ops;
+                               })
         .def(
             "predict",
             [](const Model& m, py::array_t<float, py::array::c_style> x) {

@@ -1649,6 +1649,18 @@ Graph Importer::run() {
     }
     if (out.node == 0) fail("output '" + g_.output_name + "' is the input itself");
     g_.output = out.node;
+    // An output viewed as (N, T) of a one-channel tensor (a Flatten or Squeeze that only
+    // dropped the channel axis) is K = T values: make it (K, 1) like every other output.
+    if (out.axes.size() == 2 && kind(out.axes[1]) == Ax::L && channels_of(out) == 1) {
+        cur_ = &graph.node.back();
+        Node& prev = g_.nodes[out.node];
+        if (prev.name == g_.output_name) prev.name += " (before flatten)";
+        Node n = make(OpKind::Flatten, out);
+        const int flat = add_node(std::move(n));
+        g_.nodes[flat].name = g_.output_name;
+        g_.nodes[flat].onnx_node = g_.output_name;
+        g_.output = flat;
+    }
     fold_affines();
     prune_unused();
     return g_;

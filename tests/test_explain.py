@@ -1,0 +1,360 @@
+"""Explanations checked against independent oracles: central finite differences on the
+engine's own forward for the backward of every op, hand-computed receptive windows and
+argmax for the trace, numpy for min-max scaling and the percentile filter, and the SPEC's
+conventions (ties in max-pooling, ReLU at exactly 0, the all-equal layer) pinned exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import tsviz_native as tsv
+from conftest import MANIFEST, model_path, real_windows
+from onnx_builder import build, const, weights
+from test_ops import CASES
+
+N = helper.make_node
+
+
+def case_model(case: str) -> tuple[tsv.Model, np.ndarray]:
+    spec = CASES[case]
+    nodes, inits = spec[0], spec[1]
+    shape = spec[2] if len(spec) > 2 else ("N", 3, 20)
+    opset = spec[3] if len(spec) > 3 else 17
+    flat = N("Flatten", ["y"], ["out"], name="flatten_out")
+    model = tsv.load(build(nodes + [flat], inits, input_shape=shape, opset=opset, outputs=("out",)))
+    if len(shape) == 2:
+        x = real_windows((1, shape[1]), "NCT", 1, seed=11)[:, 0, :]
+    else:
+        x = real_windows((shape[1], shape[2]), "NCT", 1, seed=11)
+    return model, x[0]
+
+
+def finite_difference_saliency(model: tsv.Model, x: np.ndarray, target: int, eps: float = 3e-3) -> tuple[np.ndarray, np.ndarray, float]:
+    """|d output[target] / d x| by central differences on the engine's forward, all
+    perturbations in one batch, channels-first like the engine's saliency.
+
+    Returns the estimate, a mask of the elements away from kinks (where the forward and the
+    backward one-sided differences agree, so no ReLU or max-pool switched inside the step),
+    and the absolute error float32 rounding of the output allows.
+    """
+    flat = x.reshape(-1).astype(np.float64)
+    m = flat.size
+    batch = np.repeat(flat[None], 3 * m, axis=0)
+    idx = np.arange(m)
+    batch[3 * idx, idx] += eps
+    batch[3 * idx + 2, idx] -= eps
+    y = model.predict(batch.reshape((3 * m, *x.shape)).astype(np.float32)).astype(np.float64)[:, target]
+    up, mid, down = y[0::3], y[1::3], y[2::3]
+    central = (up - down) / (2 * eps)
+    # float32 rounding inside the forward, a few units in the last place of the output.
+    noise = 16 * float(np.spacing(np.float32(np.abs(y).max()))) / eps
+    smooth = np.abs((up - mid) - (mid - down)) / eps <= 0.05 * np.abs(central) + 2 * noise
+
+    def channels_first(a: np.ndarray) -> np.ndarray:
+        a = a.reshape(x.shape)
+        return a.T if model.layout == "NTC" else a[None] if model.layout == "NT" else a
+
+    return channels_first(np.abs(central)), channels_first(smooth), noise
+
+
+def explain_output(model: tsv.Model, x: np.ndarray, target: int) -> tsv.Explanation:
+    """Explains the model's output unit itself (the probability when it ends in Softmax)."""
+    ends_in_softmax = model.graph_ops[-1] == "Softmax"
+    return model.explain(x, target=target, output="prob" if ends_in_softmax else "logit")
+
+
+def assert_saliency_close(model: tsv.Model, x: np.ndarray, ex: tsv.Explanation, sample: int = 0) -> None:
+    target = int(ex.target[sample])
+    fd, smooth, noise = finite_difference_saliency(model, x, target)
+    got = ex.output_saliency[sample]
+    assert smooth.mean() >= 0.7, "too many kinks near this input for a finite-difference check"
+    scale = float(np.abs(fd[smooth]).max())
+    np.testing.assert_allclose(got[smooth], fd[smooth], rtol=2e-2, atol=2e-3 * scale + 2 * noise)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_backward_of_every_op_matches_finite_differences(case: str) -> None:
+    model, x = case_model(case)
+    k = model.n_outputs
+    for target in sorted({0, k // 2, k - 1}):
+        ex = explain_output(model, x, target)
+        assert ex.target.tolist() == [target]
+        assert_saliency_close(model, x, ex)
+
+
+def test_every_registered_op_has_a_gradient_check() -> None:
+    """Walks the engine's op table: each op must occur in a finite-difference case."""
+    covered: set[str] = set()
+    for case in CASES:
+        covered.update(case_model(case)[0].graph_ops)
+    missing = set(tsv._native.registered_ops()) - covered
+    assert not missing, f"ops without a gradient check: {sorted(missing)}"
+
+
+@pytest.mark.parametrize(
+    "name", ["paper_net_op17", "channels_last_op17", "ops_zoo_op17", "keras_strided_op17", "keras_paper_net_op17", "resnet_op17"]
+)
+def test_output_saliency_of_exported_models_matches_finite_differences(name: str) -> None:
+    info = MANIFEST[name]
+    model = tsv.load(model_path(name))
+    x = real_windows(tuple(info["input_shape"]), info["layout"], 1, seed=5)[0]
+    ex = model.explain(x)
+    assert_saliency_close(model, x, ex)
+
+
+def test_probability_saliency_matches_finite_differences() -> None:
+    model = tsv.load(model_path("fcn_op17"))
+    x = real_windows((1, 150), "NCT", 1, seed=2)[0]
+    ex = model.explain(x, output="prob")
+    np.testing.assert_allclose(ex.output.sum(axis=1), 1.0, rtol=1e-6)
+    assert_saliency_close(model, x, ex)
+    # The default explains the logit, which differs from the probability's gradient.
+    assert not np.allclose(model.explain(x).output_saliency, ex.output_saliency)
+
+
+def test_saliency_of_dense_output_layer_equals_output_saliency() -> None:
+    model = tsv.load(model_path("paper_net_op17"))
+    x = real_windows((2, 50), "NCT", 4)
+    ex = model.explain(x)
+    last = ex.layer_names[-1]
+    np.testing.assert_allclose(ex.saliency(last)[:, 0], ex.output_saliency, rtol=1e-6, atol=1e-9)
+
+
+def test_saliency_shapes_filters_and_batching() -> None:
+    model = tsv.load(model_path("keras_paper_net_op17"))  # channels-last: results channels-first
+    x = real_windows((50, 2), "NTC", 5)
+    ex = model.explain(x)
+    name = ex.layer_names[1]
+    every = ex.saliency(name)
+    assert every.shape == (5, 32, 2, 50)
+    np.testing.assert_array_equal(ex.saliency(name, [3, 7]), every[:, [3, 7]])
+    np.testing.assert_array_equal(ex.saliency(name, 7), every[:, 7])
+    one = model.explain(x[2]).saliency(name)
+    np.testing.assert_allclose(one[0], every[2], rtol=1e-6, atol=1e-9)
+    with pytest.raises(tsv.ArgumentError, match="filter 32 is out of range for layer .* with 32 filters"):
+        ex.saliency(name, [32])
+    with pytest.raises(tsv.ArgumentError, match="no filter layer named 'conv9'"):
+        ex.saliency("conv9")
+
+
+def test_saliency_is_the_gradient_of_the_summed_activation() -> None:
+    """Per filter, by finite differences of sum_i a^l[f, i] through a model cut at that layer."""
+    rng = np.random.default_rng(4)
+    w, b = weights(rng, 4, 3, 5), weights(rng, 4)
+    nodes = [N("Conv", ["x", "w", "b"], ["z"], name="conv", pads=[2, 2]), N("Relu", ["z"], ["a"]),
+             N("ReduceMean", ["a"], ["m"], axes=[2], keepdims=0)]
+    model = tsv.load(build(nodes, [const("w", w), const("b", b)], opset=17, outputs=("m",)))
+    x = real_windows((3, 20), "NCT", 1, seed=9)[0]
+    ex = model.explain(x)
+    sal = ex.saliency("z")[0]
+    for f in range(4):
+        # The model's output f is the mean of a^l[f, :] over 20 positions.
+        np.testing.assert_allclose(sal[f] / 20, model.explain(x, target=f).output_saliency[0], rtol=1e-5, atol=1e-8)
+        assert_saliency_close(model, x, model.explain(x, target=f))
+    assert ex.activation_name("z") == "a"
+
+
+def test_importance_is_min_max_scaled_raw_importance() -> None:
+    model = tsv.load(model_path("fcn_op17"))
+    x = real_windows((1, 150), "NCT", 6)
+    ex = model.explain(x)
+    for name in ex.layer_names:
+        raw = ex.importance_raw[name].astype(np.float64)
+        lo, hi = raw.min(axis=1, keepdims=True), raw.max(axis=1, keepdims=True)
+        expected = np.where(hi > lo, (raw - lo) / np.where(hi > lo, hi - lo, 1), 0)
+        np.testing.assert_allclose(ex.importance[name], expected, rtol=1e-5, atol=1e-6)
+        assert ex.importance[name].shape == (6, model.layer(name).n_filters)
+
+
+def test_importance_of_the_output_layer_and_default_targets() -> None:
+    model = tsv.load(model_path("fcn_op17"))
+    x = real_windows((1, 150), "NCT", 6)
+    ex = model.explain(x)
+    np.testing.assert_array_equal(ex.target, ex.output.argmax(axis=1))
+    dense = ex.layer_names[-1]
+    # d logit[t] / d z^L[f] is 1 for f == t, 0 otherwise.
+    np.testing.assert_array_equal(ex.importance_raw[dense], np.eye(2, dtype=np.float32)[ex.target])
+    forced = model.explain(x, target=[1, 0, 1, 0, 1, 0])
+    assert forced.target.tolist() == [1, 0, 1, 0, 1, 0]
+    assert tsv.load(model_path("paper_net_op17")).explain(real_windows((2, 50), "NCT", 2)).target.tolist() == [0, 0]
+
+
+def test_all_equal_layer_has_zero_importance() -> None:
+    """SPEC.md: when max == min within a layer, every filter's importance is 0."""
+    rng = np.random.default_rng(0)
+    w = np.repeat(weights(rng, 1, 3, 3), 4, axis=0)  # four identical filters
+    nodes = [N("Conv", ["x", "w"], ["z"], name="conv"), N("Relu", ["z"], ["a"]),
+             N("GlobalAveragePool", ["a"], ["g"]), N("Flatten", ["g"], ["f"]), N("Gemm", ["f", "gw"], ["y"], transB=1)]
+    model = tsv.load(build(nodes, [const("w", w), const("gw", np.ones((1, 4), np.float32))]))
+    ex = model.explain(real_windows((3, 20), "NCT", 3))
+    raw = ex.importance_raw["z"]
+    assert np.all(raw == raw[:, :1]) and raw.max() > 0
+    np.testing.assert_array_equal(ex.importance["z"], 0.0)
+
+
+def test_max_pool_ties_send_the_gradient_to_the_first_maximum() -> None:
+    nodes = [N("MaxPool", ["x"], ["p"], kernel_shape=[3], strides=[3]), N("Flatten", ["p"], ["y"])]
+    model = tsv.load(build(nodes, [], input_shape=("N", 1, 9), outputs=("y",)))
+    x = np.array([[[2.0, 2.0, 1.0, 0.5, 3.0, 3.0, 4.0, 4.0, 4.0]]], np.float32)
+    for unit, first in [(0, 0), (1, 4), (2, 6)]:
+        sal = model.explain(x, target=unit).output_saliency[0, 0]
+        expected = np.zeros(9, np.float32)
+        expected[first] = 1
+        np.testing.assert_array_equal(sal, expected)
+        mask = model.explain(x).trace("y", unit, 0)["x"][0]
+        np.testing.assert_array_equal(mask, expected.astype(bool))
+
+
+def test_relu_gradient_at_exactly_zero_is_zero() -> None:
+    nodes = [N("Relu", ["x"], ["r"]), N("ReduceMean", ["r"], ["m"], axes=[2], keepdims=0),
+             N("Gemm", ["m", "gw"], ["y"], transB=1)]
+    model = tsv.load(build(nodes, [const("gw", np.ones((1, 1), np.float32))], input_shape=("N", 1, 4), outputs=("y",)))
+    x = np.array([[[-1.0, 0.0, 0.5, 2.0]]], np.float32)
+    np.testing.assert_array_equal(model.explain(x).output_saliency[0, 0], [0, 0, 0.25, 0.25])
+    mask = model.explain(x).trace("y", 0, 0, active_only=True)["x"][0]
+    np.testing.assert_array_equal(mask, [False, False, True, True])
+
+
+@pytest.mark.parametrize("percentile", [0, 10, 50, 62.5, 90, 100])
+def test_keep_matches_numpy_percentile(percentile: float) -> None:
+    model = tsv.load(model_path("fcn_op17"))
+    ex = model.explain(real_windows((1, 150), "NCT", 3))
+    for name in ex.layer_names[:3]:
+        imp = ex.importance[name]
+        expected = imp >= np.percentile(imp, percentile, axis=1, keepdims=True)
+        np.testing.assert_array_equal(ex.keep(name, percentile), expected)
+    if percentile == 0:
+        assert ex.keep(ex.layer_names[0], 0).all()
+    if percentile == 90:
+        kept = ex.keep(ex.layer_names[0], 90).sum(axis=1)
+        assert np.all((kept >= 12) & (kept <= 14))  # about a tenth of 128
+
+
+def test_keep_rejects_a_percentile_out_of_range() -> None:
+    ex = tsv.load(model_path("paper_net_op17")).explain(real_windows((2, 50), "NCT", 1))
+    with pytest.raises(tsv.ArgumentError, match="percentile must be between 0 and 100, got 101"):
+        ex.keep(ex.layer_names[0], 101)
+
+
+def receptive_window(pos: int, kernel: int, stride: int, pad: int, dilation: int, length: int) -> set[int]:
+    return {pos * stride - pad + k * dilation for k in range(kernel)} & set(range(length))
+
+
+def test_structural_trace_of_a_conv_neuron_is_its_receptive_window() -> None:
+    model = tsv.load(model_path("channels_last_op17"))  # stride 2, dilation 2, padding 4
+    layer = model.layers[0]
+    assert (layer.kernel, layer.stride, layer.dilation) == (5, 2, 2)
+    ex = model.explain(real_windows((64, 3), "NTC", 2))
+    for pos in (0, 1, 15, layer.out_length - 1):
+        masks = ex.trace(layer.name, 3, pos, sample=1)
+        x_mask = masks[model.input_name]
+        assert x_mask.shape == (3, 64)  # channels-first
+        expected = receptive_window(pos, 5, 2, 4, 2, 64)
+        for c in range(3):
+            assert set(np.flatnonzero(x_mask[c])) == expected
+        z = masks[layer.name]
+        assert z.sum() == 1 and z[3, pos]
+
+
+def test_trace_through_max_pooling_keeps_only_the_argmax() -> None:
+    model = tsv.load(model_path("paper_net_op17"))
+    x = real_windows((2, 50), "NCT", 1)
+    ex = model.explain(x)
+    conv1, conv2 = ex.layer_names[0], ex.layer_names[1]
+    masks = ex.trace(conv2, 5, 10)
+    relu1 = ex.activations[conv1][0]  # (16, 50), feeds the first max-pool (k=2, s=2)
+    pooled = [name for name in masks if "MaxPool" in name][0]
+    pool_mask = masks[pooled]
+    # conv2 has kernel 5, padding 2: positions 8..12 of the pooled tensor, every channel.
+    assert set(np.flatnonzero(pool_mask.any(axis=0))) == {8, 9, 10, 11, 12}
+    relu_mask = masks[ex.activation_name(conv1)]
+    expected = np.zeros_like(relu_mask)
+    for c, o in zip(*np.nonzero(pool_mask)):
+        window = relu1[c, 2 * o : 2 * o + 2]
+        expected[c, 2 * o + int(np.argmax(window))] = True  # first maximum
+    np.testing.assert_array_equal(relu_mask, expected)
+    # and the input: the union of conv1's windows (k=5, pad 2) around the argmax positions
+    cols = set()
+    for o in np.flatnonzero(relu_mask.any(axis=0)):
+        cols |= receptive_window(int(o), 5, 1, 2, 1, 50)
+    assert set(np.flatnonzero(masks["x"].any(axis=0))) == cols
+
+
+@pytest.mark.parametrize("name", ["paper_net_op17", "resnet_op17", "keras_strided_op17", "ops_zoo_op17"])
+def test_active_only_trace_is_the_support_of_the_input_gradient(name: str) -> None:
+    info = MANIFEST[name]
+    model = tsv.load(model_path(name))
+    x = real_windows(tuple(info["input_shape"]), info["layout"], 3, seed=8)
+    ex = model.explain(x)
+    for sample in range(3):
+        for unit in range(model.n_outputs):
+            grad = model.explain(x[sample], target=unit).output_saliency[0]
+            mask = ex.trace(model.output_name, unit, 0, sample=sample, active_only=True)[model.input_name]
+            np.testing.assert_array_equal(mask, grad != 0)
+            structural = ex.trace(model.output_name, unit, 0, sample=sample)[model.input_name]
+            assert np.all(structural >= mask)
+
+
+def test_active_only_trace_of_a_conv_neuron() -> None:
+    """A neuron inside the network: the model's output is that layer, flattened."""
+    rng = np.random.default_rng(12)
+    nodes = [N("Conv", ["x", "w1", "b1"], ["z1"], pads=[1, 1]), N("Relu", ["z1"], ["a1"]),
+             N("MaxPool", ["a1"], ["p1"], kernel_shape=[2], strides=[2]),
+             N("Conv", ["p1", "w2", "b2"], ["z2"], pads=[1, 1]), N("Relu", ["z2"], ["a2"]),
+             N("Flatten", ["a2"], ["y"])]
+    inits = [const("w1", weights(rng, 6, 3, 3)), const("b1", weights(rng, 6)),
+             const("w2", weights(rng, 4, 6, 3)), const("b2", weights(rng, 4))]
+    model = tsv.load(build(nodes, inits, outputs=("y",)))
+    x = real_windows((3, 20), "NCT", 1, seed=3)[0]
+    ex = model.explain(x)
+    for f in range(4):
+        for pos in range(10):
+            grad = model.explain(x, target=f * 10 + pos).output_saliency[0]
+            mask = ex.trace("z2", f, pos, active_only=True)["x"]
+            np.testing.assert_array_equal(mask, grad != 0)
+
+
+def test_trace_errors() -> None:
+    model = tsv.load(model_path("paper_net_op17"))
+    ex = model.explain(real_windows((2, 50), "NCT", 2))
+    name = ex.layer_names[0]
+    with pytest.raises(tsv.ArgumentError, match="position 50 is out of range for .* of length 50"):
+        ex.trace(name, 0, 50)
+    with pytest.raises(tsv.ArgumentError, match="filter 16 is out of range"):
+        ex.trace(name, 16, 0)
+    with pytest.raises(tsv.ArgumentError, match="sample 2 is out of range for 2 samples"):
+        ex.trace(name, 0, 0, sample=2)
+    with pytest.raises(tsv.ArgumentError, match="no filter layer named 'nope'"):
+        ex.trace("nope", 0, 0)
+
+
+def test_explain_argument_errors() -> None:
+    model = tsv.load(model_path("fcn_op17"))
+    x = real_windows((1, 150), "NCT", 2)
+    with pytest.raises(tsv.ArgumentError, match="target 2 is out of range for a model with 2 outputs"):
+        model.explain(x, target=2)
+    with pytest.raises(tsv.ArgumentError, match=r"target must be None, an int, or one int per sample \(2\)"):
+        model.explain(x, target=[0, 1, 0])
+    with pytest.raises(tsv.ArgumentError, match="output must be 'logit' or 'prob'"):
+        model.explain(x, output="probability")
+    with pytest.raises(tsv.ArgumentError, match="output='prob' needs a model that ends in Softmax"):
+        tsv.load(model_path("paper_net_op17")).explain(real_windows((2, 50), "NCT", 1), output="prob")
+    with pytest.raises(tsv.ShapeError, match="the model expects"):
+        model.explain(np.zeros((2, 2, 150), np.float32))
+
+
+def test_explanation_arrays_are_read_only_views() -> None:
+    model = tsv.load(model_path("paper_net_op17"))
+    x = real_windows((2, 50), "NCT", 3)
+    ex = model.explain(x)
+    np.testing.assert_allclose(ex.output, model.predict(x), rtol=1e-6)
+    name = ex.layer_names[0]
+    assert ex.preactivations[name].shape == (3, 16, 50)
+    assert (ex.activations[name] >= 0).all()
+    np.testing.assert_array_equal(ex.activations[name], np.maximum(ex.preactivations[name], 0))
+    for arr in (ex.output, ex.importance[name], ex.output_saliency, ex.preactivations[name]):
+        assert not arr.flags.writeable
+    # Dense layers have one position per filter.
+    assert ex.preactivations[ex.layer_names[-1]].shape == (3, 1, 1)
