@@ -7,11 +7,15 @@ for Time-Series Analysis".
 
 from tsviz_native import datasets
 from tsviz_native._native import ArgumentError, ModelError, ShapeError, TSVizError
+from tsviz_native.analysis.statistics import DatasetStats, LayerStats, analyze_dataset
 from tsviz_native.explain import Explanation
 from tsviz_native.model import Layer, Model, load
 
 __all__ = [
     "ArgumentError",
+    "DatasetStats",
+    "LayerStats",
+    "analyze_dataset",
     "Explanation",
     "Layer",
     "Model",

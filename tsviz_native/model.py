@@ -50,9 +50,20 @@ class Model:
     (Keras), or ``(N, T)``.
     """
 
-    def __init__(self, native: _native.Model) -> None:
+    def __init__(self, native: _native.Model, source: str | bytes) -> None:
         self._native = native
+        self._source = source
         self.layers: tuple[Layer, ...] = tuple(Layer(**d) for d in native.layers)
+
+    def to_bytes(self) -> bytes:
+        """The ONNX bytes the model was loaded from (read again from its file, if a path)."""
+        if isinstance(self._source, bytes):
+            return self._source
+        return Path(self._source).read_bytes()
+
+    def __reduce__(self) -> tuple:
+        # Pickled as its ONNX bytes, so that it travels to worker processes (Dask).
+        return (load, (self.to_bytes(),))
 
     @property
     def input_name(self) -> str:
@@ -179,9 +190,11 @@ def load(source: ModelSource) -> Model:
         support; the message names the file, the node and the op.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return Model(_native.Model.from_bytes(bytes(source)))
+        data = bytes(source)
+        return Model(_native.Model.from_bytes(data), data)
     if isinstance(source, (str, os.PathLike)):
-        return Model(_native.Model.load(os.fspath(Path(source))))
+        path = os.fspath(Path(source))
+        return Model(_native.Model.load(path), os.path.abspath(path))
     raise ArgumentError(
         f"load expects a path or the bytes of an ONNX file, got {type(source).__name__}"
     )
