@@ -1,0 +1,429 @@
+"""Pruning of the filters that contribute nothing (the paper's future work, Section 6;
+SPEC.md "Pruning").
+
+Filters are ranked by their importance over a data set (:func:`~tsviz_native.analyze_dataset`).
+Removing filter ``f`` of a layer removes output channel ``f`` from that layer's weights and
+bias, then follows the channel through the ONNX graph: BatchNormalization parameters and
+per-channel constants are sliced, activations, pooling and layout ops pass it on, and the next
+convolution loses input channel ``f`` (a dense layer after a flatten loses the matching
+columns). The result is a smaller, valid ONNX model. Edits are made on the ONNX graph with the
+``onnx`` package (the ``prune`` extra), so the pruned file keeps the original's structure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tsviz_native._native import ArgumentError, ModelError
+
+#: Ops that carry a channel through unchanged (same axis).
+_PASS = {
+    "Relu", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "Dropout", "Identity", "Cast",
+    "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Pad",
+}
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """A pruned model.
+
+    Attributes
+    ----------
+    onnx_bytes : the pruned ONNX model.
+    removed : layer name -> sorted indices of the removed filters.
+    n_parameters_before, n_parameters_after : parameters in the ONNX initializers.
+    skipped : layer name -> why it was left whole (only when the layers were not named).
+    """
+
+    onnx_bytes: bytes
+    removed: Mapping[str, tuple[int, ...]]
+    n_parameters_before: int
+    n_parameters_after: int
+    skipped: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def model(self) -> Any:
+        """The pruned model, loaded by the engine."""
+        from tsviz_native.model import load
+
+        return load(self.onnx_bytes)
+
+    def save(self, path: str) -> None:
+        with open(path, "wb") as f:
+            f.write(self.onnx_bytes)
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:  # pragma: no cover - the message is the point
+        raise ArgumentError("pruning writes ONNX with the 'onnx' package: pip install 'tsviz-native[prune]'") from None
+    return onnx
+
+
+def choose_filters(
+    scores: np.ndarray,
+    percentile: float | None = None,
+    fraction: float | None = None,
+    keep_top: int | None = None,
+) -> np.ndarray:
+    """Indices of the filters to remove, the least important first, by one rule: below the
+    ``percentile`` of the scores, the ``fraction`` least important, or all but the
+    ``keep_top`` most important. At least one filter is always kept; ties keep the lower index."""
+    rules = [r is not None for r in (percentile, fraction, keep_top)]
+    if sum(rules) != 1:
+        raise ArgumentError("give exactly one of percentile, fraction or keep_top")
+    f = len(scores)
+    order = np.lexsort((-np.arange(f), scores))  # ascending score, higher index first on ties
+    if percentile is not None:
+        if not 0 <= percentile <= 100:
+            raise ArgumentError(f"percentile must be between 0 and 100, got {percentile}")
+        remove = np.flatnonzero(scores < np.percentile(scores, percentile))
+        remove = np.array([i for i in order if i in set(remove.tolist())], dtype=np.int64)
+    elif fraction is not None:
+        if not 0 <= fraction < 1:
+            raise ArgumentError(f"fraction must be in [0, 1), got {fraction}")
+        remove = order[: int(np.floor(fraction * f + 0.5))]
+    else:
+        assert keep_top is not None
+        if keep_top < 1:
+            raise ArgumentError(f"keep_top must be >= 1, got {keep_top}")
+        remove = order[: max(0, f - keep_top)]
+    if len(remove) >= f:
+        remove = remove[: f - 1]
+    return np.sort(np.asarray(remove, dtype=np.int64))
+
+
+def prune(
+    model: Any,
+    stats: Any = None,
+    *,
+    percentile: float | None = None,
+    fraction: float | None = None,
+    keep_top: int | None = None,
+    per_cluster: bool = False,
+    clusters: Mapping[str, np.ndarray] | None = None,
+    layers: Sequence[str] | None = None,
+    scores: Mapping[str, np.ndarray] | None = None,
+) -> PruneResult:
+    """Remove the least important filters of each chosen layer and write a smaller ONNX model.
+
+    Parameters
+    ----------
+    model : tsviz_native.Model
+    stats : DatasetStats from :func:`~tsviz_native.analyze_dataset`; filters are ranked by
+        their mean importance over the data set (SPEC.md).
+    percentile, fraction, keep_top : the rule, per layer (exactly one, unless per_cluster).
+    per_cluster : keep one representative per cluster, the most important filter of each;
+        ``clusters`` gives the cluster label of every filter per layer.
+    layers : the layers to prune. Default: every layer that can be pruned on its own; the
+        others are listed in ``PruneResult.skipped`` with the reason.
+    scores : rank by these per-layer scores instead of the statistics (e.g. random, or the
+        L1 norm of the weights, to compare strategies).
+
+    Returns
+    -------
+    PruneResult
+
+    Raises
+    ------
+    ArgumentError
+        A layer whose channels cannot be removed consistently (its output feeds an ``Add`` of
+        two tensors, a residual connection, or a ``Concat``), with the reason.
+    """
+    onnx = _onnx()
+    names = [l.name for l in model.layers]
+    output_layer = _output_layer(model)
+    chosen = list(layers) if layers is not None else [n for n in names if n != output_layer]
+    for n in chosen:
+        if n not in names:
+            raise ArgumentError(f"no filter layer named {n!r}; the model has {', '.join(map(repr, names))}")
+        if n == output_layer:
+            raise ArgumentError(f"layer {n!r} makes the model's output; its units cannot be pruned")
+    if scores is None:
+        if stats is None:
+            raise ArgumentError("give the data-set statistics (analyze_dataset) or scores to rank filters by")
+        scores = {n: np.asarray(stats.layers[n].mean) for n in chosen}
+    plan: dict[str, np.ndarray] = {}
+    for n in chosen:
+        s = np.asarray(scores[n], dtype=np.float64)
+        if per_cluster:
+            if clusters is None or n not in clusters:
+                raise ArgumentError(f"per_cluster needs the cluster labels of layer {n!r}")
+            labels = np.asarray(clusters[n])
+            keep = {int(np.flatnonzero(labels == c)[np.argmax(s[labels == c])]) for c in np.unique(labels)}
+            plan[n] = np.array(sorted(set(range(len(s))) - keep), dtype=np.int64)
+        else:
+            plan[n] = choose_filters(s, percentile, fraction, keep_top)
+
+    original = model.to_bytes()
+    layer_nodes = {l.name: l.onnx_node for l in model.layers}
+    skipped: dict[str, str] = {}
+    if layers is None:
+        # Try each layer alone; the ones that cannot be pruned consistently stay whole.
+        for n in list(chosen):
+            try:
+                _Surgery(onnx, onnx.load_from_string(original)).remove_filters(layer_nodes[n], n, np.array([0]))
+            except ArgumentError as e:
+                skipped[n] = str(e)
+                chosen.remove(n)
+    proto = onnx.load_from_string(original)
+    before = _count_parameters(proto)
+    surgery = _Surgery(onnx, proto)
+    for n in chosen:
+        if len(plan[n]):
+            surgery.remove_filters(layer_nodes[n], n, plan[n])
+    pruned = surgery.finish()
+    data = pruned.SerializeToString()
+    try:
+        onnx.checker.check_model(pruned)
+    except onnx.checker.ValidationError as e:  # pragma: no cover - a bug if reached
+        raise ModelError(f"pruning produced an invalid ONNX model: {e}") from None
+    removed = {n: tuple(int(i) for i in plan[n]) for n in chosen}
+    return PruneResult(data, removed, before, _count_parameters(pruned), skipped)
+
+
+def _output_layer(model: Any) -> str | None:
+    """The filter layer whose units are the model's output (not prunable), if any."""
+    ops = model.graph_ops
+    tail = {"Softmax", "Affine"}
+    last = len(ops) - 1
+    while last >= 0 and ops[last] in tail:
+        last -= 1
+    if last >= 0 and ops[last] in ("Dense", "Conv") and model.layers:
+        return model.layers[-1].name
+    return None
+
+
+def _count_parameters(proto: Any) -> int:
+    return int(sum(int(np.prod(t.dims)) for t in proto.graph.initializer if t.data_type in (1, 11)))
+
+
+class _Surgery:
+    """Channel removal on an ONNX graph, following each removed channel to its consumers."""
+
+    def __init__(self, onnx: Any, proto: Any) -> None:
+        self.onnx = onnx
+        self.proto = proto
+        self.graph = proto.graph
+        self.inits = {t.name: t for t in self.graph.initializer}
+        self.consts: dict[str, np.ndarray] = {}
+        for node in self.graph.node:
+            if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+                self.consts[node.output[0]] = onnx.numpy_helper.to_array(node.attribute[0].t)
+        inferred = onnx.shape_inference.infer_shapes(proto)
+        self.shapes: dict[str, list[int | None]] = {}
+        for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+            t = vi.type.tensor_type
+            if t.HasField("shape"):
+                self.shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+        self.consumers: dict[str, list[Any]] = {}
+        for node in self.graph.node:
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(node)
+        self.outputs = {o.name for o in self.graph.output}
+        self.counter = 0
+        self.layer = ""
+
+    # -- constants -------------------------------------------------------------------------
+    def const(self, name: str) -> np.ndarray | None:
+        if name in self.inits:
+            return self.onnx.numpy_helper.to_array(self.inits[name])
+        return self.consts.get(name)
+
+    def replace_input(self, node: Any, index: int, array: np.ndarray) -> None:
+        """Gives node its own copy of a constant input, so shared constants stay intact."""
+        self.counter += 1
+        name = f"{node.input[index]}__pruned{self.counter}"
+        tensor = self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name)
+        self.graph.initializer.append(tensor)
+        self.inits[name] = tensor
+        node.input[index] = name
+
+    def refuse(self, node: Any, why: str) -> None:
+        raise ArgumentError(
+            f"cannot prune layer {self.layer!r}: its channels reach node '{node.name or node.output[0]}' "
+            f"({node.op_type}), {why}"
+        )
+
+    # -- the walk ---------------------------------------------------------------------------
+    def remove_filters(self, node_name: str, layer: str, remove: np.ndarray) -> None:
+        self.layer = layer
+        node = next((n for n in self.graph.node if n.name == node_name or (not n.name and n.output[0] == node_name)), None)
+        if node is None:
+            raise ModelError(f"layer {layer!r}: its ONNX node '{node_name}' is not in the graph")
+        w = self.const(node.input[1])
+        if w is None:
+            self.refuse(node, "whose weights are not a constant")
+        if node.op_type == "Conv":
+            out_channels, axis_w = w.shape[0], 0
+            if int(next((a.i for a in node.attribute if a.name == "group"), 1)) != 1:
+                raise ArgumentError(f"cannot prune layer {layer!r}: it is a grouped convolution, "
+                                    "whose filters are tied to its input channels")
+        elif node.op_type == "Gemm":
+            trans_b = int(next((a.i for a in node.attribute if a.name == "transB"), 0))
+            out_channels, axis_w = (w.shape[0], 0) if trans_b else (w.shape[1], 1)
+        elif node.op_type == "MatMul":
+            out_channels, axis_w = w.shape[1], 1
+        else:
+            raise ModelError(f"layer {layer!r} comes from a {node.op_type} node, which pruning does not handle")
+        keep = np.ones(out_channels, dtype=bool)
+        keep[remove] = False
+        self.replace_input(node, 1, np.compress(keep, w, axis=axis_w))
+        if node.op_type in ("Conv", "Gemm") and len(node.input) > 2 and node.input[2]:
+            b = self.const(node.input[2])
+            if b is not None and b.size == out_channels:
+                self.replace_input(node, 2, b.reshape(-1)[keep].reshape(-1) if b.ndim == 1 else np.compress(keep, b, axis=b.ndim - 1))
+        rank = len(self.shapes.get(node.output[0]) or [None, None, None])
+        axis = 1 if node.op_type != "MatMul" or rank == 2 else rank - 1
+        self.follow(node.output[0], axis, keep)
+
+    def follow(self, tensor: str, axis: int, keep: np.ndarray) -> None:
+        if tensor in self.outputs:
+            raise ArgumentError(f"cannot prune layer {self.layer!r}: its channels reach the model's output '{tensor}'")
+        for node in list(self.consumers.get(tensor, [])):
+            index = list(node.input).index(tensor)
+            self.consume(node, index, tensor, axis, keep)
+
+    def consume(self, node: Any, index: int, tensor: str, axis: int, keep: np.ndarray) -> None:
+        op = node.op_type
+        if op == "Shape":
+            return
+        if op in _PASS and index == 0:
+            return self.follow(node.output[0], axis, keep)
+        if op == "BatchNormalization" and index == 0:
+            for j in range(1, 5):
+                p = self.const(node.input[j])
+                if p is None:
+                    self.refuse(node, "whose parameters are not constants")
+                self.replace_input(node, j, p[keep])
+            return self.follow(node.output[0], axis, keep)
+        if op in ("Add", "Sub", "Mul", "Div"):
+            other = node.input[1 - index]
+            c = self.const(other)
+            if c is None:
+                self.refuse(node, "which combines it with another tensor (a residual connection); "
+                            "its channels would have to be pruned on both sides at once")
+            rank = len(self.shapes.get(tensor) or [])
+            if c.ndim > rank and rank:
+                self.refuse(node, "with a constant of higher rank")
+            j = axis - (rank - c.ndim)
+            if 0 <= j < c.ndim and c.shape[j] == len(keep):
+                self.replace_input(node, 1 - index, np.compress(keep, c, axis=j))
+            elif 0 <= j < c.ndim and c.shape[j] != 1:
+                self.refuse(node, f"with a constant of shape {c.shape} that does not match the channels")
+            return self.follow(node.output[0], axis, keep)
+        if op == "Conv" and index == 0:
+            if int(next((a.i for a in node.attribute if a.name == "group"), 1)) != 1:
+                self.refuse(node, "a grouped convolution that reads it")
+            w = self.const(node.input[1])
+            self.replace_input(node, 1, np.compress(keep, w, axis=1))
+            return None
+        if op == "Transpose":
+            perm = list(next(a.ints for a in node.attribute if a.name == "perm"))
+            return self.follow(node.output[0], perm.index(axis), keep)
+        if op in ("Unsqueeze", "Squeeze"):
+            axes = self.axes(node)
+            if op == "Unsqueeze":
+                r = len(self.shapes.get(tensor) or []) + len(axes)
+                axes = sorted(a % r for a in axes)
+                new, src = 0, 0
+                for pos in range(r):
+                    if pos in axes:
+                        continue
+                    if src == axis:
+                        new = pos
+                        break
+                    src += 1
+                return self.follow(node.output[0], new, keep)
+            r = len(self.shapes.get(tensor) or [])
+            axes = sorted(a % r for a in axes) if axes else [i for i, d in enumerate(self.shapes[tensor]) if d == 1]
+            if axis in axes:
+                self.refuse(node, "which squeezes the channel axis")
+            return self.follow(node.output[0], axis - sum(a < axis for a in axes), keep)
+        if op in ("ReduceMean", "ReduceMax"):
+            axes = self.axes(node)
+            r = len(self.shapes.get(tensor) or [])
+            axes = sorted(a % r for a in axes)
+            if axis in axes:
+                self.refuse(node, "which reduces over the channels")
+            keepdims = int(next((a.i for a in node.attribute if a.name == "keepdims"), 1))
+            return self.follow(node.output[0], axis if keepdims else axis - sum(a < axis for a in axes), keep)
+        if op in ("Flatten", "Reshape") and index == 0:
+            return self.flatten(node, tensor, axis, keep)
+        if op == "Gemm" and index == 0:
+            w = self.const(node.input[1])
+            trans_b = int(next((a.i for a in node.attribute if a.name == "transB"), 0))
+            self.replace_input(node, 1, np.compress(keep, w, axis=1 if trans_b else 0))
+            return None
+        if op == "MatMul" and index == 0:
+            w = self.const(node.input[1])
+            rank = len(self.shapes.get(tensor) or [])
+            if axis != rank - 1:
+                self.refuse(node, "along an axis that is not its channel axis")
+            self.replace_input(node, 1, np.compress(keep, w, axis=0))
+            return None
+        if op == "Concat":
+            self.refuse(node, "a concatenation; pruning through it is not supported yet")
+        if op == "Softmax":
+            self.refuse(node, "a Softmax, whose normalisation would change")
+        self.refuse(node, "which pruning does not handle")
+
+    def axes(self, node: Any) -> list[int]:
+        attr = next((list(a.ints) for a in node.attribute if a.name == "axes"), None)
+        if attr is not None:
+            return attr
+        if len(node.input) > 1 and node.input[1]:
+            c = self.const(node.input[1])
+            if c is None:
+                self.refuse(node, "whose axes are computed")
+            return [int(v) for v in np.atleast_1d(c)]
+        return []
+
+    def flatten(self, node: Any, tensor: str, axis: int, keep: np.ndarray) -> None:
+        dims = self.shapes.get(tensor)
+        out = self.shapes.get(node.output[0])
+        if not dims or any(d is None for d in dims[1:]) or not out:
+            self.refuse(node, "a flatten of a tensor whose length is not fixed")
+        if len(out) != 2:
+            # Only size-1 axes move: find where the channel axis lands.
+            nonone = [i for i, d in enumerate(dims) if i == 0 or d != 1]
+            target = [i for i, d in enumerate(out) if i == 0 or d != 1]
+            if len(nonone) != len(target) or axis not in nonone:
+                self.refuse(node, "a reshape that is not a flatten")
+            self.rewrite_reshape(node, [d if i != target[nonone.index(axis)] else int(keep.sum()) for i, d in enumerate(out)])
+            return self.follow(node.output[0], target[nonone.index(axis)], keep)
+        sample = dims[1:]
+        mask = np.ones(sample, dtype=bool)
+        index = [slice(None)] * len(sample)
+        index[axis - 1] = ~keep
+        mask[tuple(index)] = False
+        flat = mask.reshape(-1)
+        if node.op_type == "Reshape":
+            self.rewrite_reshape(node, [out[0] or -1, int(flat.sum())])
+        return self.follow(node.output[0], 1, flat)
+
+    def rewrite_reshape(self, node: Any, new_shape: list[int]) -> None:
+        if node.op_type != "Reshape":
+            return
+        shape = self.const(node.input[1])
+        if shape is None:
+            return  # computed at run time from the (already smaller) input
+        shape = shape.astype(np.int64).copy()
+        for i, v in enumerate(shape):
+            if v > 0 and i > 0 and i < len(new_shape):
+                shape[i] = new_shape[i]
+        self.replace_input(node, 1, shape)
+
+    def finish(self) -> Any:
+        used = {name for node in self.graph.node for name in node.input}
+        kept = [t for t in self.graph.initializer if t.name in used]
+        del self.graph.initializer[:]
+        self.graph.initializer.extend(kept)
+        # Shapes recorded for the old sizes would now be wrong.
+        del self.graph.value_info[:]
+        return self.proto
