@@ -6,7 +6,9 @@
 // output of the last folded op). Padding taps read zeros.
 #include <algorithm>
 #include <string>
+#include <vector>
 
+#include "ops/gemm.hpp"
 #include "ops/op.hpp"
 #include "tsviz/error.hpp"
 
@@ -34,79 +36,93 @@ Resolved infer_conv(const Node& node, const std::vector<Shape>& in) {
     return r;
 }
 
+namespace {
+
+// Output positions [lo, hi] whose tap k reads inside the input (not the padding).
+inline void tap_range(int64_t offset, int64_t stride, int64_t in_len, int64_t out_len, int64_t& lo, int64_t& hi) {
+    lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+    hi = in_len - 1 - offset < 0 ? -1 : (in_len - 1 - offset) / stride;
+    hi = std::min(hi, out_len - 1);
+}
+
+// col[(c * K + k) * out_len + o] = x[c, o * s - pad + k * d], 0 in the padding.
+void im2col(const float* x, int64_t channels, int64_t in_len, const Node& node, int64_t pad, int64_t out_len,
+            float* col) {
+    const int64_t k_size = node.kernel, s = node.stride;
+    for (int64_t c = 0; c < channels; ++c)
+        for (int64_t k = 0; k < k_size; ++k) {
+            float* dst = col + (c * k_size + k) * out_len;
+            const float* src = x + c * in_len;
+            const int64_t offset = k * node.dilation - pad;
+            int64_t lo, hi;
+            tap_range(offset, s, in_len, out_len, lo, hi);
+            std::fill(dst, dst + out_len, 0.f);
+            for (int64_t o = lo; o <= hi; ++o) dst[o] = src[o * s + offset];
+        }
+}
+
+// The adjoint of im2col: x[c, o * s - pad + k * d] += col[(c * K + k) * out_len + o].
+void col2im(const float* col, int64_t channels, int64_t in_len, const Node& node, int64_t pad, int64_t out_len,
+            float* x) {
+    const int64_t k_size = node.kernel, s = node.stride;
+    for (int64_t c = 0; c < channels; ++c)
+        for (int64_t k = 0; k < k_size; ++k) {
+            const float* src = col + (c * k_size + k) * out_len;
+            float* dst = x + c * in_len;
+            const int64_t offset = k * node.dilation - pad;
+            int64_t lo, hi;
+            tap_range(offset, s, in_len, out_len, lo, hi);
+            for (int64_t o = lo; o <= hi; ++o) dst[o * s + offset] += src[o];
+        }
+}
+
+}  // namespace
+
+// z = W * im2col(x) + b per sample and group: one matrix product each.
 void forward_conv(const ForwardArgs& a) {
     const Node& node = a.node;
     const ConstView& x = a.in[0];
     const View& y = a.out;
-    const int64_t filters = y.c, out_len = y.l, in_len = x.l;
-    const int64_t per_group = x.c / node.group, filters_per_group = filters / node.group;
-    const int64_t k_size = node.kernel, s = node.stride, d = node.dilation, pb = a.geo.pad_begin;
-    for (int64_t n = 0; n < y.n; ++n) {
-        const float* xs = x.sample(n);
-        float* ys = y.sample(n);
-        for (int64_t f = 0; f < filters; ++f) {
-            float* row = ys + f * out_len;
-            std::fill(row, row + out_len, node.bias[f]);
-            const int64_t first_channel = (f / filters_per_group) * per_group;
-            const float* wf = node.weight.data() + f * per_group * k_size;
-            for (int64_t c = 0; c < per_group; ++c) {
-                const float* xc = xs + (first_channel + c) * in_len;
-                for (int64_t k = 0; k < k_size; ++k) {
-                    const float w = wf[c * k_size + k];
-                    const int64_t offset = k * d - pb;
-                    // Output positions whose tap lands inside the input (not in padding).
-                    int64_t lo = offset >= 0 ? 0 : (-offset + s - 1) / s;
-                    int64_t hi = in_len - 1 - offset < 0 ? -1 : (in_len - 1 - offset) / s;
-                    hi = std::min(hi, out_len - 1);
-                    if (s == 1) {
-                        const float* src = xc + offset;
-                        for (int64_t o = lo; o <= hi; ++o) row[o] += w * src[o];
-                    } else {
-                        for (int64_t o = lo; o <= hi; ++o) row[o] += w * xc[o * s + offset];
-                    }
-                }
-            }
+    const int64_t groups = node.group, per_group = x.c / groups, filters_per_group = y.c / groups;
+    const int64_t depth = per_group * node.kernel;
+    std::vector<float> col(static_cast<size_t>(depth * y.l));
+    for (int64_t n = 0; n < y.n; ++n)
+        for (int64_t g = 0; g < groups; ++g) {
+            im2col(x.sample(n) + g * per_group * x.l, per_group, x.l, node, a.geo.pad_begin, y.l, col.data());
+            float* out = y.sample(n) + g * filters_per_group * y.l;
+            for (int64_t f = 0; f < filters_per_group; ++f)
+                std::fill(out + f * y.l, out + (f + 1) * y.l, node.bias[g * filters_per_group + f]);
+            sgemm(filters_per_group, y.l, depth, node.weight.data() + g * filters_per_group * depth, depth,
+                  col.data(), y.l, out, y.l);
         }
-    }
 }
 
 }  // namespace tsviz::ops
 
 namespace tsviz::ops {
 
+// dx = col2im(W^T * dz) per cotangent row and group.
 void backward_conv(const BackwardArgs& a) {
     const Node& node = a.node;
     const View& gx = a.grad_in[0];
     if (!gx.data) return;
     const ConstView& gy = a.grad_out;
-    const int64_t filters = gy.c, out_len = gy.l, in_len = gx.l;
-    const int64_t per_group = gx.c / node.group, filters_per_group = filters / node.group;
-    const int64_t k_size = node.kernel, s = node.stride, d = node.dilation, pb = a.geo.pad_begin;
-    for (int64_t r = 0; r < gy.n; ++r) {
-        const float* gys = gy.sample(r);
-        float* gxs = gx.sample(r);
-        for (int64_t f = 0; f < filters; ++f) {
-            const float* row = gys + f * out_len;
-            const int64_t first_channel = (f / filters_per_group) * per_group;
-            const float* wf = node.weight.data() + f * per_group * k_size;
-            for (int64_t c = 0; c < per_group; ++c) {
-                float* gc = gxs + (first_channel + c) * in_len;
-                for (int64_t k = 0; k < k_size; ++k) {
-                    const float w = wf[c * k_size + k];
-                    const int64_t offset = k * d - pb;
-                    int64_t lo = offset >= 0 ? 0 : (-offset + s - 1) / s;
-                    int64_t hi = in_len - 1 - offset < 0 ? -1 : (in_len - 1 - offset) / s;
-                    hi = std::min(hi, out_len - 1);
-                    if (s == 1) {
-                        float* dst = gc + offset;
-                        for (int64_t o = lo; o <= hi; ++o) dst[o] += w * row[o];
-                    } else {
-                        for (int64_t o = lo; o <= hi; ++o) gc[o * s + offset] += w * row[o];
-                    }
-                }
-            }
+    const int64_t groups = node.group, per_group = gx.c / groups, filters_per_group = gy.c / groups;
+    const int64_t depth = per_group * node.kernel;
+    // W^T per group: (depth x filters_per_group).
+    std::vector<float> wt(static_cast<size_t>(groups * depth * filters_per_group));
+    for (int64_t g = 0; g < groups; ++g)
+        for (int64_t f = 0; f < filters_per_group; ++f)
+            for (int64_t q = 0; q < depth; ++q)
+                wt[(g * depth + q) * filters_per_group + f] = node.weight[(g * filters_per_group + f) * depth + q];
+    std::vector<float> col(static_cast<size_t>(depth * gy.l));
+    for (int64_t r = 0; r < gy.n; ++r)
+        for (int64_t g = 0; g < groups; ++g) {
+            std::fill(col.begin(), col.end(), 0.f);
+            sgemm(depth, gy.l, filters_per_group, wt.data() + g * depth * filters_per_group, filters_per_group,
+                  gy.sample(r) + g * filters_per_group * gy.l, gy.l, col.data(), gy.l);
+            col2im(col.data(), per_group, gx.l, node, a.geo.pad_begin, gy.l, gx.sample(r) + g * per_group * gx.l);
         }
-    }
 }
 
 // The receptive window of each marked output: every input channel of its group, every tap,
