@@ -84,6 +84,11 @@ class Model:
         return tuple(self._native.sample_shape)
 
     @property
+    def source(self) -> str:
+        """The model's file name, or ``"<bytes>"``."""
+        return self._native.source
+
+    @property
     def n_outputs(self) -> int:
         return self._native.n_outputs
 

@@ -65,7 +65,7 @@ class DatasetStats:
         lines = [f"{self.n_windows} windows"]
         share = ", ".join(f"channel {c}: {100 * s:.1f}%" for c, s in enumerate(self.channel_saliency_share))
         lines.append(f"saliency mass by input channel: {share}")
-        for name, s in self.layers.items():
+        for name, s in ((n, s) for n, s in self.layers.items() if len(s.mean) > 1):
             dead = float(np.mean(s.dead_share))
             lines.append(
                 f"  {name}: {len(s.mean)} filters, mean importance {float(np.mean(s.mean)):.3f}, "
