@@ -151,6 +151,14 @@ def _prune(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def _add_viewer_commands(sub: Any) -> None:
+    """``tsviz view`` and ``tsviz render``, defined by the viewer (the ``viewer`` extra); vispy
+    is imported only when one of them runs."""
+    from tsviz_native.viewer.commands import add_commands  # imports no vispy
+
+    add_commands(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line's parser; every option carries its help text."""
     parser = argparse.ArgumentParser(
@@ -194,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="path of the pruned .onnx file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_prune)
+
+    _add_viewer_commands(sub)
 
     p = sub.add_parser("summary", help="print an overview of an ONNX model")
     p.add_argument("model", help="path of an .onnx file")

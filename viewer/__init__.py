@@ -1,0 +1,1 @@
+"""The TSViz viewer (vispy): the paper's four levels of abstraction."""
