@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tsviz_native import _native
 from tsviz_native._native import ArgumentError
+
+if TYPE_CHECKING:
+    from tsviz_native.analysis.clustering import FilterClusters
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,49 @@ class Explanation:
         ``name`` may also be any tensor of the graph, e.g. the output.
         """
         return self._native.trace(name, int(filter), int(position), int(sample), bool(active_only))
+
+    def clusters(
+        self,
+        name: str,
+        k: int | str | None = None,
+        seed: int = 0,
+        method: str = "kmeans",
+        sample: int | None = None,
+    ) -> FilterClusters:
+        """Filter clustering (SPEC.md, Section 3.3): groups the filters of a layer by their
+        min-max scaled activation pattern, per sample.
+
+        ``k``: None for ``max(1, round(F / 5))``, an int in ``1..F``, or ``"auto"`` (the best
+        silhouette). ``method``: ``"kmeans"`` (k-means++) or ``"hierarchical-dtw"``. Cluster 0
+        has the highest mean importance. ``sample``: one sample index, or None for all.
+        Deterministic for a seed. Dense layers have no activation pattern and are refused.
+        See :mod:`tsviz_native.analysis.clustering`.
+        """
+        from tsviz_native.analysis.clustering import cluster_batch  # lazy: imports numba
+
+        acts = self.activations[self._layer(name)]
+        if acts.shape[2] == 1:
+            raise ArgumentError(
+                f"layer {name!r} has one position per filter (a dense layer): no activation "
+                "pattern to cluster (SPEC.md, Filter clustering)"
+            )
+        imp = self.importance[name]
+        if sample is not None:
+            if not isinstance(sample, (int, np.integer)) or isinstance(sample, bool) or not (
+                0 <= int(sample) < self.n_samples
+            ):
+                raise ArgumentError(
+                    f"sample must be None or an int in 0..{self.n_samples - 1}; got {sample!r}"
+                )
+            acts, imp = acts[int(sample) : int(sample) + 1], imp[int(sample) : int(sample) + 1]
+        return cluster_batch(acts, imp, k=k, method=method, seed=seed)
+
+    def clusters_all(self, names: Sequence[str] | None = None, **kw: object) -> dict[str, FilterClusters]:
+        """:meth:`clusters` for several layers (default: every layer with more than one
+        position per filter, i.e. the convolutions), keyed by layer name."""
+        if names is None:
+            names = [n for n in self.layer_names if self.activations[n].shape[2] > 1]
+        return {n: self.clusters(n, **kw) for n in names}
 
 
 def target_list(target: object, n: int) -> list[int]:
