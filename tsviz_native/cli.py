@@ -80,6 +80,34 @@ def _demo(args: argparse.Namespace) -> None:
               f"truth {y_orig[args.index]:.1f}")
     print()
     print(stats.summary())
+    if not args.no_pictures:
+        _demo_viewer(args)
+
+
+def _demo_viewer(args: argparse.Namespace) -> None:
+    """The viewer's four levels as pictures in the report folder, and the window itself when a
+    display is present; both need the viewer extra, and are left out with a note without it."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("vispy") is None:
+        print("\nviewer pictures left out: pip install 'tsviz-native[viewer]' for the four levels")
+        return
+    parser = build_parser()
+    written = []
+    try:
+        for level in (1, 2, 3, 4):
+            out = str(Path(args.out) / f"level{level}.png")
+            sub = parser.parse_args(["render", args.model, "--level", str(level), "--index", str(args.index), "--out", out])
+            sub.func(sub)
+            written.append(out)
+    except (tsv.TSVizError, RuntimeError, OSError) as e:
+        print(f"\nviewer pictures left out: {e}")
+    if written:
+        print("\nthe viewer's four levels: " + ", ".join(written))
+    if os.environ.get("DISPLAY") and not args.no_window:
+        sub = parser.parse_args(["view", args.model, "--index", str(args.index)])
+        sub.func(sub)
 
 
 def _analyze(args: argparse.Namespace) -> None:
@@ -174,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=int, default=0, help="test window to explain (default 0)")
     p.add_argument("--out", default="tsviz-report", help="report folder (default ./tsviz-report)")
     p.add_argument("--no-pictures", action="store_true", help="skip the PNG pictures")
+    p.add_argument("--no-window", action="store_true", help="do not open the viewer even when a display is present")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_demo)
 

@@ -1,0 +1,125 @@
+"""Viewer frame time and sample-switch latency under software GL (OSMesa/llvmpipe, or EGL).
+
+    python3 bench/bench_viewer.py [--size 1400x850] [--repeats 15]
+
+Rows:
+* ``paper net, level N``: the shipped forecaster (the paper's network, 16/32/32/1 filters) on a
+  B5M test window; frame = ``canvas.render()`` of the level (draw into an FBO + readback).
+* ``FCN, level N``: ``tests/models/fcn_op17.onnx`` (128/256/128/2 filters, 512 plots at level 2)
+  on GunPoint test series of 150 points.
+* ``1000 plots x 200 points``: the viewer's own geometry path (one batched Line, Mesh bars, Text)
+  with 1000 synthetic plots, the issue's budget of 33 ms per frame.
+* sample switch = explain the new sample + build the geometry + upload + render one frame: what the
+  user waits for after pressing an arrow key (in the window the explain runs in the worker thread,
+  so the GUI keeps drawing meanwhile). Budget: 100 ms on the paper's network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _median_ms(fn, repeats: int) -> float:
+    fn()  # warm: shaders compiled, buffers allocated
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def _switch_ms(v, samples, repeats: int) -> tuple[float, float]:
+    """Median ms of a sample switch (explain + build + upload + render) and of explain alone."""
+    total, explain = [], []
+    for s in samples[:repeats]:
+        v._frames.clear()
+        t = time.perf_counter()
+        v.state.set(sample=int(s))
+        t1 = time.perf_counter()
+        v.canvas.render()
+        total.append(time.perf_counter() - t)
+        explain.append(t1 - t)
+    return 1000 * statistics.median(total), 1000 * statistics.median(explain)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", default="1400x850")
+    ap.add_argument("--repeats", type=int, default=15)
+    args = ap.parse_args()
+    size = tuple(int(v) for v in args.size.split("x"))
+
+    import tsviz_native as tsv
+    from tsviz_native import models
+    from tsviz_native.viewer import backend
+
+    name = backend.use(headless=True)
+    from vispy import gloo
+
+    from tsviz_native.viewer import scene as geo
+    from tsviz_native.viewer.app import Viewer
+
+    rows = []
+    model = tsv.load(models.path("forecaster"))
+    X, y, _ = models.forecaster_windows("test")
+    v = Viewer(model, X, y, sample=100, size=size, show=False, threaded=False)
+    info = gloo.gl.glGetParameter(gloo.gl.GL_RENDERER)
+    for level in (1, 2, 3, 4):
+        v.state.set(level=level)
+        n = len(v.geometry.plots)
+        frame = _median_ms(v.canvas.render, args.repeats)
+        sw, ex = _switch_ms(v, np.arange(200, 200 + 10 * args.repeats, 10), args.repeats)
+        rows.append((f"paper net, level {level}", n, frame, sw, ex))
+    v.close()
+
+    fcn = tsv.load(ROOT / "tests" / "models" / "fcn_op17.onnx")
+    Xg = tsv.datasets.ucr("GunPoint").X_test.astype(np.float32)
+    v = Viewer(fcn, Xg, None, sample=0, size=size, show=False, threaded=False)
+    for level in (2, 3):
+        v.state.set(level=level, layer=v.info.layer_names[1])
+        n = len(v.geometry.plots)
+        frame = _median_ms(v.canvas.render, args.repeats)
+        sw, ex = _switch_ms(v, np.arange(1, 1 + args.repeats), args.repeats)
+        rows.append((f"FCN, level {level}", n, frame, sw, ex))
+
+    # 1000 plots of 200 points through the viewer's geometry path (level-3 style grid)
+    b = geo._Builder()
+    rng = np.random.default_rng(0)
+    for k in range(1000):
+        r, c = divmod(k, 40)
+        b.frame(c * 1.1, r * 1.1, 1.0, 1.0)
+        b.plot(np.cumsum(rng.normal(size=200)), c * 1.1, r * 1.1, 1.0, 0.8, 0.0, geo.FILTER_COLOR,
+               "filter", "t", "t", k)
+        b.quad(c * 1.1, r * 1.1 + 0.85, c * 1.1 + 0.5, r * 1.1 + 0.95, 0.0, geo.bar_color(k / 999))
+        b.label(str(k), c * 1.1 + 0.75, r * 1.1 + 0.9)
+    g = b.geometry(3, False, {}, {}, None, [])
+    v.state.set(level=3)
+    v.upload(g)
+    v._set_camera(reset=True)
+    frame = _median_ms(v.canvas.render, args.repeats)
+    rows.append(("1000 plots x 200 points", 1000, frame, float("nan"), float("nan")))
+    v.close()
+
+    import os
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"backend {name}, {info}, canvas {size[0]}x{size[1]}, median of {args.repeats}, "
+          f"{os.cpu_count()} CPUs, load average {load:.1f}")
+    print(f"| scene | plots | frame ms | sample switch ms | of which explain+build+upload ms |")
+    print("|---|---|---|---|---|")
+    for label, n, frame, sw, ex in rows:
+        fmt = lambda x: "-" if x != x else f"{x:.1f}"
+        print(f"| {label} | {n} | {frame:.1f} | {fmt(sw)} | {fmt(ex)} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""The viewer (tsviz_native.viewer): state, geometry without GL, and offscreen pixels (OSMesa)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+import sys
+
+import numpy as np
+import pytest
+
+from viewer_conftest import SAMPLE, components, forecaster, gl_viewer, need, project, red_mask, unavailable  # noqa: F401
+
+from tsviz_native.viewer import scene as geo
+from tsviz_native.viewer.state import SHORTCUTS, Highlight, ViewerState
+
+
+# ----------------------------------------------------------------------------- no GL
+def test_import_does_not_load_vispy():
+    code = ("import sys, tsviz_native, tsviz_native.viewer, tsviz_native.viewer.commands, "
+            "tsviz_native.cli; tsviz_native.cli.build_parser(); "
+            "print('vispy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_state_emits_one_event_per_change_and_validates():
+    st = ViewerState(n_samples=10, layers=("a", "b"))
+    seen = []
+    st.connect(lambda name, old, new: seen.append((name, old, new)))
+    st.set(level=3, percentile=90.0)
+    st.set(level=3)  # no change, no event
+    st.step_sample(-1)  # clamps at 0: highlight stays None, nothing changes
+    st.step_sample(25)
+    st.toggle_sort()
+    st.step_layer(1)
+    assert seen == [("level", 1, 3), ("percentile", 0.0, 90.0), ("sample", 0, 9),
+                    ("sort", "descending", "ascending"), ("layer", "a", "b")]
+    with pytest.raises(ValueError):
+        st.set(level=5)
+    assert st.level == 3  # a refused change leaves the state as it was
+    with pytest.raises(ValueError):
+        st.set(layer="c")
+    with pytest.raises(AttributeError):
+        st.set(zoom=2)
+
+
+@pytest.fixture(scope="module")
+def frame(forecaster):
+    model, X, y = forecaster
+    info = geo.ModelInfo.from_model(model)
+    return model, info, geo.Frame.compute(model, info, X, SAMPLE, y[SAMPLE], info.layer_names[:3])
+
+
+def _state(info, **kw):
+    return ViewerState(n_samples=SAMPLE + 1, layers=info.layer_names, **kw)
+
+
+def test_level1_blocks_follow_the_model(frame):
+    model, info, fr = frame
+    kinds = [b.kind for b in info.blocks]
+    assert kinds == ["conv", "pool", "conv", "pool", "conv", "dense"]
+    g = geo.build(fr, info, _state(info, level=1))
+    assert "convolution: 3" in g.legend and "pooling: 2" in g.legend and "dense: 1" in g.legend
+    assert any("3 convolution, 2 pooling, 1 dense" in t for t in g.text)
+    assert [p.kind for p in g.plots] == ["input", "input", "output"]
+    assert g.three_d
+
+
+@pytest.mark.parametrize("level", [2, 3])
+@pytest.mark.parametrize("p", [0.0, 50.0, 90.0])
+def test_drawn_filters_are_the_percentile_filter(frame, level, p):
+    model, info, fr = frame
+    g = geo.build(fr, info, _state(info, level=level, percentile=p))
+    layers = info.layer_names if level == 2 else info.layer_names[:1]
+    for name in layers:
+        keep = np.flatnonzero(fr.ex.keep(name, p)[0])
+        assert sorted(g.drawn[name]) == keep.tolist()
+        assert sorted(b.filter for b in g.bars if b.layer == name) == keep.tolist()
+        plotted = [pl.index for pl in g.plots if pl.kind == "filter" and pl.layer == name]
+        assert sorted(plotted) == keep.tolist()
+
+
+def test_all_plots_share_one_line_array(frame):
+    model, info, fr = frame
+    g = geo.build(fr, info, _state(info, level=2))
+    assert g.line_connect.shape[1] == 2 and g.line_connect.max() < len(g.line_pos)
+    assert len(g.line_color) == len(g.line_pos)
+    for p in g.plots:  # every plot is one connected run of its own vertices
+        if p.length > 1:
+            seg = g.line_connect[(g.line_connect[:, 0] >= p.start)
+                                 & (g.line_connect[:, 0] < p.start + p.length)]
+            assert len(seg) == p.length - 1 and np.all(seg[:, 1] == seg[:, 0] + 1)
+
+
+@pytest.mark.parametrize("sort", ["descending", "ascending"])
+def test_bars_are_sorted_and_their_red_grows_with_importance(frame, sort):
+    model, info, fr = frame
+    name = info.layer_names[1]
+    g = geo.build(fr, info, _state(info, level=3, layer=name, sort=sort))
+    imp = fr.importance(name)
+    order = [b.filter for b in g.bars]
+    expected = sorted(range(len(imp)), key=lambda f: (-imp[f] if sort == "descending" else imp[f], f))
+    assert order == expected
+    red = np.array([b.color[0] for b in g.bars])
+    vals = np.array([b.value for b in g.bars])
+    by_imp = np.argsort(vals, kind="stable")
+    assert np.all(np.diff(red[by_imp]) >= 0)
+    assert red.max() > red.min() + 0.5  # the scale is used, not a constant
+    assert all(b.color[1] < 0.1 and b.color[2] < 0.1 for b in g.bars)
+
+
+def test_level4_colours_each_filter_by_its_cluster(frame):
+    model, info, fr = frame
+    name = info.layer_names[0]
+    g = geo.build(fr, info, _state(info, level=4, layer=name))
+    labels = np.asarray(fr.ex.clusters(name, sample=0).labels[0])
+    assert {b.filter: int(b.value) for b in g.cluster_bars} == dict(enumerate(labels.tolist()))
+    for b in g.cluster_bars:
+        assert b.color == geo.cluster_color(labels[b.filter])
+    assert len(g.legend) == labels.max() + 1
+    imp = fr.importance(name)
+    for c, text in enumerate(g.legend):
+        members = labels == c
+        assert f"{members.sum()} filters" in text
+        assert f"{imp[members].mean():.2f}" in text
+    colours = {geo.cluster_color(c) for c in range(40)}
+    assert len(colours) == 40 and all(not (r > 0.8 and g_ < 0.2 and b_ < 0.2) for r, g_, b_, _ in colours)
+
+
+@pytest.mark.parametrize("level", [2, 3])
+@pytest.mark.parametrize("active_only", [False, True])
+def test_highlight_markers_are_the_trace(frame, level, active_only):
+    model, info, fr = frame
+    name = info.layer_names[1]
+    f = int(np.argmax(fr.importance(name)))
+    pos = int(np.argmax(fr.activations(name)[f]))
+    st = _state(info, level=level, layer=name, highlight=Highlight(name, f, pos),
+                active_only=active_only)
+    g = geo.build(fr, info, st)
+    masks = fr.ex.trace(name, f, pos, 0, active_only)
+    x_mask = masks[info.input_name]
+    assert np.array_equal(g.highlighted[info.input_name], x_mask)
+    act = fr.ex.activation_name(name)
+    assert g.highlighted[act][f, pos]
+    # marker positions: exactly the plotted vertices of the traced points (core + glow each)
+    expected = []
+    for p in g.plots:
+        m = masks.get(p.tensor)
+        if m is not None and p.index < m.shape[0] and m.shape[1] == p.length:
+            expected += [tuple(v) for v in g.line_pos[p.start + np.flatnonzero(m[p.index])]]
+    n = len(expected)
+    assert n == len(g.marker_pos) // 2 > 0
+    assert sorted(map(tuple, g.marker_pos[n:])) == sorted(expected)
+
+
+def test_pick_maps_a_click_to_a_plot_point(frame):
+    model, info, fr = frame
+    g = geo.build(fr, info, _state(info, level=3))
+    screen = g.line_pos[:, :2] * 100.0  # any projection: picking runs on mapped vertices
+    p = next(p for p in g.plots if p.kind == "filter")
+    x, y = screen[p.start + 7]
+    hit = geo.pick(g, screen, (x + 0.5, y - 0.5), radius=3)
+    assert hit is not None and hit[0] == p and hit[1] == 7
+    assert geo.pick(g, screen, (-1e6, -1e6)) is None
+
+
+def test_shortcuts_cover_the_keys():
+    keys = " ".join(k for k, _ in SHORTCUTS)
+    for k in ("1 2 3 4", "Left", "Up", "s", "a", "h", "wheel"):
+        assert k in keys
+
+
+# ----------------------------------------------------------------------------- pixels (OSMesa)
+def _render(v, **state):
+    base = dict(level=1, percentile=0.0, sort="descending", highlight=None, filter=None,
+                active_only=False, scroll={}, layer=v.info.layer_names[0])
+    base.update(state)
+    v.state.set(**base)
+    return v.render()
+
+
+def _bar_red(v, img, bar):
+    """Median red of the bar's own red pixels (a line drawn across it is skipped)."""
+    c = project(v, np.array([bar.center]))[0]
+    x, y = int(round(c[0])), int(round(c[1]))
+    patch = img[y - 1 : y + 2, x - 1 : x + 2]
+    reds = patch[red_mask(patch)]
+    assert len(reds), f"no red at bar of filter {bar.filter} ({x}, {y})"
+    return float(np.median(reds[:, 0]))
+
+
+@pytest.mark.parametrize("level", [1, 2, 3, 4])
+def test_every_level_renders(gl_viewer, level):
+    img = _render(gl_viewer, level=level)
+    assert img.shape == (1000, 1800, 4)
+    bg = np.round(np.array(geo.BACKGROUND[:3]) * 255)
+    drawn = np.abs(img[..., :3].astype(int) - bg).max(axis=2) > 30
+    assert drawn.mean() > 0.01
+    if level in (2, 3, 4):
+        assert red_mask(img).sum() > 100
+
+
+@pytest.mark.parametrize("sort", ["descending", "ascending"])
+def test_level2_one_red_bar_per_filter_in_importance_order(gl_viewer, sort):
+    v = gl_viewer
+    img = _render(v, level=2, sort=sort)
+    g = v.geometry
+    n_drawn = sum(len(d) for d in g.drawn.values())
+    _, n = components(red_mask(img[:-60]))  # the status line and slider are not bars
+    assert n == n_drawn == len(g.bars) == 81
+    for name in v.info.layer_names[:3]:
+        bars = [b for b in g.bars if b.layer == name]
+        by_depth = sorted(bars, key=lambda b: b.center[2])  # front first = drawing order
+        assert [b.filter for b in by_depth] == g.drawn[name]
+        reds = np.array([_bar_red(v, img, b) for b in by_depth])
+        imps = np.array([b.value for b in by_depth])
+        # front to back, the bars' red follows the sort order of importance (ties: equal)
+        d = np.diff(reds)
+        assert np.all(d <= 2) if sort == "descending" else np.all(d >= -2)
+        assert reds[np.argmax(imps)] > reds[np.argmin(imps)] + 100
+        # the screen order of the bars, left to right, follows the drawing order
+        xs = project(v, np.array([b.center for b in by_depth]))[:, 0]
+        assert np.all(np.diff(xs) > 0)
+
+
+def test_level4_shows_one_colour_per_cluster(gl_viewer):
+    v = gl_viewer
+    img = _render(v, level=4, layer=v.info.layer_names[1])
+    g = v.geometry
+    k = len(g.legend)
+    assert k == len({b.value for b in g.cluster_bars}) >= 2
+    seen = set()
+    for b in g.cluster_bars:
+        x, y = np.round(project(v, np.array([b.center]))[0]).astype(int)
+        px = tuple(int(c) for c in img[y, x, :3])
+        assert np.allclose(px, np.array(b.color[:3]) * 255, atol=3), (b, px)
+        seen.add(px)
+    assert len(seen) == k
+    # every palette colour in use appears in the image, and no other cluster colour does
+    for c in range(k + 3):
+        want = np.round(np.array(geo.cluster_color(c)[:3]) * 255)
+        count = (np.abs(img[..., :3].astype(int) - want).max(axis=2) <= 3).sum()
+        assert (count > 50) == (c < k), (c, count)
+
+
+def test_percentile_90_draws_a_tenth_of_the_filters(gl_viewer):
+    v = gl_viewer
+    name = v.info.layer_names[1]
+    F = v.info.layers[1].n_filters
+    img = _render(v, level=3, layer=name, percentile=90.0)
+    _, n = components(red_mask(img[:-60]))
+    keep = int(v._frame.ex.keep(name, 90.0)[0].sum())
+    assert n == keep == len(v.geometry.drawn[name])
+    assert abs(keep - F / 10) <= 1
+    img = _render(v, level=2, percentile=90.0)
+    _, n = components(red_mask(img[:-60]))
+    total = sum(int(v._frame.ex.keep(l, 90.0)[0].sum()) for l in v.info.layer_names)
+    assert n == total < sum(l.n_filters for l in v.info.layers) / 5
+
+
+def test_highlight_changes_exactly_the_traced_input_pixels(gl_viewer):
+    v = gl_viewer
+    name = v.info.layer_names[1]
+    before = _render(v, level=3, layer=name)
+    f = geo.selected_filter(v._frame, v.state, v.info, name)  # keeps the saliency strip as is
+    pos = int(np.argmax(v._frame.activations(name)[f]))
+    v.state.set(filter=f)
+    before = v.render()
+    v.state.set(highlight=Highlight(name, f, pos))
+    after = v.render()
+    g = v.geometry
+    mask = v._frame.ex.trace(name, f, pos, 0, False)[v.info.input_name]
+    inputs = [p for p in g.plots if p.kind == "input"]
+    pts = np.concatenate([project(v, g.plot_points(p)) for p in inputs])
+    traced = np.concatenate([mask[p.index] for p in inputs])
+    assert 0 < traced.sum() < len(traced)
+    x0, y0 = np.floor(pts.min(axis=0)).astype(int) - 15
+    x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 15
+    changed = np.abs(after[y0:y1, x0:x1, :3].astype(int) - before[y0:y1, x0:x1, :3]).max(axis=2) > 8
+    yy, xx = np.nonzero(changed)
+    cx, cy = xx + x0, yy + y0
+    r = geo.GLOW_SIZE / 2 + 1.5
+    t = pts[traced]
+    d_traced = np.sqrt((cx[:, None] - t[None, :, 0]) ** 2 + (cy[:, None] - t[None, :, 1]) ** 2).min(axis=1)
+    assert np.all(d_traced <= r), "a pixel changed away from every traced input point"
+    for x, y in np.round(t).astype(int):  # every traced point lit up at its centre
+        assert changed[y - y0, x - x0]
+    far = pts[~traced]
+    dist = np.sqrt(((far[:, None, :] - t[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
+    for x, y in np.round(far[dist > r + 2]).astype(int):  # untraced points stay as they were
+        assert not changed[max(y - 1 - y0, 0) : y + 2 - y0, max(x - 1 - x0, 0) : x + 2 - x0].any()
+
+
+def test_click_on_a_filter_point_highlights_it(gl_viewer):
+    v = gl_viewer
+    _render(v, level=3, layer=v.info.layer_names[0])
+    p = next(p for p in v.geometry.plots if p.kind == "filter")
+    x, y = project(v, v.geometry.plot_points(p)[10:11])[0]
+    v.click(x, y)
+    hl = v.state.highlight
+    assert hl is not None and (hl.tensor, hl.filter) == (p.layer, p.index)
+    assert abs(hl.position - 10) <= 1
+    assert len(v.geometry.marker_pos) > 0
+    v.click(10 + (v.canvas.size[0] - 20) * 0.5, v.canvas.size[1] - 12)  # the slider
+    assert v.state.sample == round(0.5 * (v.state.n_samples - 1)) and v.state.highlight is None
+
+
+def test_render_command_writes_the_png(tmp_path):
+    need("vispy")
+    out = tmp_path / "l2.png"
+    res = subprocess.run(
+        [sys.executable, "-m", "tsviz_native.cli", "render", "forecaster", "--level", "2",
+         "--index", "3", "--size", "640x400", "--percentile", "50",
+         "--highlight", "1:0:5", "--out", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent)  # the installed package
+    if res.returncode and "no vispy backend" in res.stderr:
+        unavailable(res.stderr)
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "level 2" in res.stdout and "highlight 3/Conv[0, 5]" in res.stdout
+    bad = subprocess.run([sys.executable, "-m", "tsviz_native.cli", "render", "forecaster",
+                          "--out", str(out), "--highlight", "nolayer:0:1"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no filter layer" in bad.stderr

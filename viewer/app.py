@@ -1,0 +1,464 @@
+"""The vispy layer: one canvas, one camera per level, a few batched visuals, a worker thread.
+
+Import this module only after :func:`tsviz_native.viewer.backend.use` chose a backend.
+All the geometry comes from :mod:`.scene` (numpy); this module uploads it and handles events.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from vispy import app as vapp
+from vispy import scene
+from vispy.scene import visuals
+
+from . import scene as geo
+from .state import SHORTCUTS, Highlight, ViewerState
+
+LEVEL_NAMES = {1: "network", 2: "filters", 3: "layer", 4: "clusters"}
+
+
+class _StackCamera(scene.TurntableCamera):
+    """Turntable for level 2: the wheel scrolls filter stacks (the viewer handles it)."""
+
+    def viewbox_mouse_event(self, event: Any) -> None:
+        if event.type == "mouse_wheel":
+            return
+        super().viewbox_mouse_event(event)
+
+
+class _Worker(threading.Thread):
+    """Explains samples off the GUI thread; only the latest request is served."""
+
+    def __init__(self, compute: Any) -> None:
+        super().__init__(daemon=True, name="tsviz-viewer-worker")
+        self.compute = compute
+        self.requests: queue.Queue = queue.Queue()
+        self.results: queue.Queue = queue.Queue()
+        self.busy = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            job = self.requests.get()
+            while True:  # skip requests overtaken by newer ones
+                try:
+                    job = self.requests.get_nowait()
+                except queue.Empty:
+                    break
+            if job is None:
+                return
+            try:
+                result = self.compute(*job)
+            except Exception as e:  # shown on the status line, never kills the GUI
+                result = e
+            self.results.put((job, result))
+
+    def submit(self, *job: Any) -> None:
+        self.busy.set()
+        self.requests.put(job)
+
+
+class Viewer:
+    """The TSViz viewer of one model and a data set of windows.
+
+    Parameters
+    ----------
+    model : tsviz_native.Model
+    X : windows ``(N, ...)`` in the model's layout.
+    truth : optional ``(N,)`` targets, shown on the status line.
+    sample, level, layer, percentile, sort : the initial :class:`ViewerState`.
+    size : canvas size in pixels. show : open a window (False renders offscreen).
+    threaded : explain new samples in a worker thread (the window); False computes at once
+        (``tsviz render``, tests).
+    """
+
+    def __init__(self, model: Any, X: np.ndarray, truth: Any = None, *, sample: int = 0,
+                 level: int = 1, layer: str | None = None, percentile: float = 0.0,
+                 sort: str = "descending", size: tuple[int, int] = (1400, 850),
+                 show: bool = True, threaded: bool = True, title: str | None = None) -> None:
+        self.model = model
+        self.info = geo.ModelInfo.from_model(model)
+        self.X = X
+        self.truth = truth
+        names = self.info.layer_names
+        self.state = ViewerState(n_samples=len(X), layers=names, sample=sample, level=level,
+                                 layer=layer or names[0], percentile=percentile, sort=sort)
+        self.canvas = scene.SceneCanvas(size=size, show=False, bgcolor=geo.BACKGROUND,
+                                        keys=None, vsync=False,
+                                        title=title or f"TSViz: {self.info.name}")
+        self.view = self.canvas.central_widget.add_view()
+        self.view.border_width = 0
+        self.cameras = {
+            1: scene.TurntableCamera(fov=30, elevation=0, azimuth=0),
+            2: _StackCamera(fov=0, elevation=22, azimuth=0),
+            3: scene.PanZoomCamera(aspect=1),
+            4: scene.PanZoomCamera(aspect=1),
+        }
+        self.mesh = visuals.Mesh(parent=self.view.scene)
+        self.line = visuals.Line(method="gl", width=1.5, parent=self.view.scene)
+        self.markers = visuals.Markers(parent=self.view.scene)
+        self.markers.set_data(np.zeros((1, 3), np.float32), size=1, edge_width=0)
+        self.markers.visible = False
+        self.markers.set_gl_state("translucent", depth_test=False)
+        self.markers.order = 10
+        self.text = visuals.Text("", color=geo.TEXT_COLOR, font_size=8, parent=self.view.scene)
+        self.text.order = 11
+        self.hud = visuals.Text("", color=geo.TEXT_COLOR, font_size=9, anchor_x="left",
+                                anchor_y="bottom", parent=self.canvas.scene)
+        self.slider = visuals.Line(method="gl", width=3, color=(0.4, 0.4, 0.45, 1.0),
+                                   parent=self.canvas.scene)
+        self.handle = visuals.Markers(parent=self.canvas.scene)
+        self.geometry: geo.Geometry | None = None
+        self._frames: dict[int, geo.Frame] = {}
+        self._frame: geo.Frame | None = None
+        self._pending = False
+        self._error: str | None = None
+        self._press: tuple[float, float] | None = None
+        self._camera_level: int | None = None
+        self._screen: np.ndarray | None = None
+        self._threaded = threaded
+        self._worker: _Worker | None = None
+        self._timer = None
+        if threaded:
+            self._worker = _Worker(self._compute)
+            self._worker.start()
+            self._timer = vapp.Timer(0.015, connect=self._poll, start=True)
+        self.state.connect(self._on_state)
+        ev = self.canvas.events
+        ev.key_press.connect(self._on_key)
+        ev.mouse_press.connect(self._on_press)
+        ev.mouse_release.connect(self._on_release)
+        ev.mouse_wheel.connect(self._on_wheel)
+        ev.resize.connect(lambda e: self._update_hud())
+        ev.draw.connect(lambda e: setattr(self, "_screen", None))
+        self._request()
+        if show:
+            self.canvas.show()
+
+    # ------------------------------------------------------------------ computing
+    def _compute(self, sample: int, cluster_layers: tuple[str, ...]) -> geo.Frame:
+        """Runs in the worker (or at once when not threaded): explain, then cluster if asked."""
+        frame = self._frames.get(sample)
+        if frame is None:
+            truth = None if self.truth is None else self.truth[sample]
+            frame = geo.Frame.compute(self.model, self.info, self.X, sample, truth, cluster_layers)
+        else:
+            frame.add_clusters(cluster_layers)
+        return frame
+
+    def _needs_clusters(self) -> tuple[str, ...]:
+        if self.state.level != 4:
+            return ()
+        layer = self.state.layer
+        L = self.info.layers[self.info.layer_names.index(layer)]
+        return (layer,) if L.op != "dense" else ()
+
+    def _request(self) -> None:
+        s, cl = self.state.sample, self._needs_clusters()
+        frame = self._frames.get(s)
+        if frame is not None and all(c in frame.clusters for c in cl):
+            self._swap(frame)
+            return
+        if self._worker is None:
+            self._swap(self._compute(s, cl))
+        else:
+            self._pending = True
+            self._worker.submit(s, cl)
+            self._update_hud()
+
+    def _poll(self, event: Any = None) -> bool:
+        """GUI thread: takes the worker's latest result, if any, and swaps it in."""
+        got = False
+        if self._worker is None:
+            return got
+        while True:
+            try:
+                job, result = self._worker.results.get_nowait()
+            except queue.Empty:
+                break
+            got = True
+            if isinstance(result, Exception):
+                self._error = f"{type(result).__name__}: {result}"
+                self._pending = False
+                self._update_hud()
+                continue
+            self._frames[result.sample] = result
+            if job[0] == self.state.sample:
+                self._pending = False
+                self._swap(result)
+        if self._worker.requests.empty() and self._worker.results.empty() and not self._pending:
+            self._worker.busy.clear()
+        return got
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Blocks until the current sample is explained and shown (tests, benchmarks)."""
+        end = time.perf_counter() + timeout
+        while self._pending and time.perf_counter() < end:
+            if not self._poll():
+                time.sleep(0.002)
+
+    def _swap(self, frame: geo.Frame) -> None:
+        if len(self._frames) > 64:
+            for k in list(self._frames)[:32]:
+                if k != frame.sample:
+                    del self._frames[k]
+        self._frames[frame.sample] = frame
+        self._frame = frame
+        self.refresh()
+
+    # ------------------------------------------------------------------ drawing
+    def refresh(self) -> None:
+        """Rebuilds the level's geometry from the frame and the state, and uploads it."""
+        if self._frame is None:
+            self._update_hud()
+            return
+        st = self.state
+        layer_ok = st.level != 4 or st.layer in self._frame.clusters or not self._needs_clusters()
+        if st.level == 4 and not layer_ok:  # clusters still computing: level 3 meanwhile
+            st_view = ViewerState(**{k: getattr(st, k) for k in (
+                "n_samples", "layers", "sample", "layer", "percentile", "sort", "filter",
+                "highlight", "active_only", "scroll")}, level=3)
+            g = geo.build(self._frame, self.info, st_view)
+        else:
+            g = geo.build(self._frame, self.info, st)
+        self.upload(g)
+
+    def upload(self, g: geo.Geometry) -> None:
+        """Puts a geometry into the visuals: one Line, one Mesh, one Markers, one Text."""
+        self.geometry = g
+        self._screen = None
+        perm = [0, 2, 1] if g.three_d else [0, 1, 2]
+        if len(g.line_pos):
+            self.line.set_data(pos=g.line_pos[:, perm], connect=g.line_connect, color=g.line_color)
+            self.line.visible = True
+        else:
+            self.line.visible = False
+        if len(g.mesh_faces):
+            self.mesh.set_data(vertices=g.mesh_pos[:, perm], faces=g.mesh_faces,
+                               vertex_colors=g.mesh_color)
+            self.mesh.visible = True
+        else:
+            self.mesh.visible = False
+        if len(g.marker_pos):
+            self.markers.set_data(g.marker_pos[:, perm], face_color=g.marker_color,
+                                  size=g.marker_size, edge_width=0)
+            self.markers.visible = True
+        else:
+            self.markers.visible = False
+        if g.text:
+            self.text.text = g.text
+            self.text.pos = g.text_pos[:, perm]
+            self.text.color = g.text_color
+            self.text.visible = True
+        else:
+            self.text.visible = False
+        if self._camera_level != self.state.level:
+            self._set_camera()
+        self._update_hud()
+        self.canvas.update()
+
+    def _set_camera(self, reset: bool = False) -> None:
+        level = self.state.level
+        cam = self.cameras[level]
+        g = self.geometry
+        self.view.camera = cam
+        if g is not None and (reset or not getattr(cam, "_tsviz_ranged", False)):
+            (x0, x1), (y0, y1), (d0, d1) = g.bounds
+            mx, my = 0.04 * (x1 - x0), 0.06 * (y1 - y0)
+            if g.three_d:
+                if reset:
+                    cam.azimuth, cam.elevation = 0.0, (22.0 if level == 2 else 0.0)
+                cam.set_range(x=(x0 - mx, x1 + mx), y=(d0, d1), z=(y0 - my, y1 + my))
+                cam.center = ((x0 + x1) / 2, (d0 + d1) / 2, (y0 + y1) / 2)
+                w, h = self.canvas.size  # scale_factor: the visible extent across the shorter side
+                cam.scale_factor = 1.05 * max((x1 - x0) * min(w, h) / w, (y1 - y0 + 0.5 * (d1 - d0)) * min(w, h) / h)
+            else:
+                cam.set_range(x=(x0 - mx, x1 + mx), y=(y0 - my, y1 + my), margin=0)
+            cam._tsviz_ranged = True
+        self._camera_level = level
+
+    def status(self) -> str:
+        st, f = self.state, self._frame
+        parts = [self.info.name, f"sample {st.sample}/{st.n_samples - 1}"]
+        if f is not None and f.sample == st.sample:
+            pred = f.prediction
+            parts.append("prediction " + (geo._fmt(pred[0]) if len(pred) == 1 else
+                                          f"class {int(np.argmax(pred))} ({geo._fmt(pred.max())})"))
+            if f.truth is not None:
+                parts.append(f"truth {geo._fmt(f.truth)}")
+        parts.append(f"level {st.level} ({LEVEL_NAMES[st.level]})")
+        parts.append(f"layer {geo.short(st.layer)}")
+        if f is not None:
+            parts.append(f"filter {geo.selected_filter(f, st, self.info, st.layer)}")
+        parts.append(f"percentile >= {st.percentile:g}")
+        parts.append(f"sort {st.sort}")
+        parts.append(f"active_only {'on' if st.active_only else 'off'}")
+        if st.highlight is not None:
+            hl = st.highlight
+            parts.append(f"highlight {geo.short(hl.tensor)}[{hl.filter}, {hl.position}]")
+        if self._pending:
+            parts.append("computing...")
+        if self._error:
+            parts.append(f"error: {self._error}")
+        return " | ".join(parts)
+
+    def _update_hud(self) -> None:
+        w, h = self.canvas.size
+        lines = [self.status(), f"percentile filter: >= {self.state.percentile:g}   (h: help)"]
+        pos = [(10, h - 30), (10, h - 48)]
+        if self.state.show_help:
+            for i, (key, what) in enumerate(SHORTCUTS):
+                lines.append(f"{key:>24}   {what}")
+                pos.append((10, 30 + 17 * i))
+        self.hud.text = lines
+        self.hud.pos = np.array(pos, np.float32)
+        y = h - 12
+        self.slider.set_data(pos=np.array([[10, y], [w - 10, y]], np.float32))
+        n = max(self.state.n_samples - 1, 1)
+        hx = 10 + (w - 20) * self.state.sample / n
+        self.handle.set_data(np.array([[hx, y]], np.float32), face_color=(0.9, 0.9, 0.9, 1.0),
+                             size=11, edge_width=0)
+
+    def render(self) -> np.ndarray:
+        """The canvas as an RGBA uint8 image ``(h, w, 4)``, row 0 at the top."""
+        self.wait()
+        return self.canvas.render()
+
+    # ------------------------------------------------------------------ events
+    def _on_state(self, name: str, old: Any, new: Any) -> None:
+        if name == "sample":
+            self._request()
+        elif name in ("level", "layer") and self._needs_clusters():
+            self._request()  # refreshes at once when the clusters are known
+            if self._pending:
+                self.refresh()
+        elif name == "show_help":
+            self._update_hud()
+            self.canvas.update()
+        else:
+            self.refresh()
+
+    def _on_key(self, event: Any) -> None:
+        st = self.state
+        key = event.key.name if event.key is not None else ""
+        text = event.text or ""
+        shift = any(getattr(m, "name", m) == "Shift" for m in (event.modifiers or ()))
+        if text in ("1", "2", "3", "4"):
+            st.set(level=int(text))
+        elif key == "Right":
+            st.step_sample(1)
+        elif key == "Left":
+            st.step_sample(-1)
+        elif key == "PageDown":
+            st.step_sample(10)
+        elif key == "PageUp":
+            st.step_sample(-10)
+        elif key == "Home":
+            st.step_sample(-st.n_samples)
+        elif key == "End":
+            st.step_sample(st.n_samples)
+        elif key == "Up":
+            st.step_percentile(10)
+        elif key == "Down":
+            st.step_percentile(-10)
+        elif text == "]":
+            st.step_percentile(1)
+        elif text == "[":
+            st.step_percentile(-1)
+        elif text == "0":
+            st.set(percentile=0.0)
+        elif key == "Tab":
+            st.step_layer(-1 if shift else 1)
+        elif text in ("n", "p"):
+            st.step_layer(1 if text == "n" else -1)
+        elif text == "s":
+            st.toggle_sort()
+        elif text == "a":
+            st.set(active_only=not st.active_only)
+        elif text == "c":
+            st.set(highlight=None, filter=None)
+        elif text == "r":
+            self._set_camera(reset=True)
+            self.canvas.update()
+        elif text == "h":
+            st.set(show_help=not st.show_help)
+        elif text == "q" or key == "Escape":
+            self.close()
+
+    def screen_points(self) -> np.ndarray:
+        """The line vertices in canvas pixels (for picking), cached until the next draw."""
+        g = self.geometry
+        if g is None or not len(g.line_pos):
+            return np.zeros((0, 2))
+        if self._screen is None:
+            perm = [0, 2, 1] if g.three_d else [0, 1, 2]
+            tr = self.line.get_transform("visual", "canvas")
+            mapped = tr.map(g.line_pos[:, perm])
+            self._screen = mapped[:, :2] / mapped[:, 3:4]
+        return self._screen
+
+    def _on_press(self, event: Any) -> None:
+        self._press = tuple(event.pos[:2])
+
+    def _on_release(self, event: Any) -> None:
+        if self._press is None:
+            return
+        x, y = event.pos[:2]
+        moved = abs(x - self._press[0]) + abs(y - self._press[1])
+        self._press = None
+        if moved > 4:
+            return  # a drag turned or panned the camera
+        self.click(x, y)
+
+    def click(self, x: float, y: float) -> None:
+        """A click at canvas pixel (x, y): the slider, or a point of a plot (highlighting)."""
+        w, h = self.canvas.size
+        if y >= h - 22:
+            frac = min(max((x - 10) / max(w - 20, 1), 0.0), 1.0)
+            self.state.set(sample=int(round(frac * (self.state.n_samples - 1))), highlight=None)
+            return
+        if self.geometry is None:
+            return
+        hit = geo.pick(self.geometry, self.screen_points(), (x, y))
+        if hit is None:
+            return
+        plot, pos = hit
+        if plot.kind == "input":
+            return  # the input has no producers
+        if plot.kind == "filter":
+            hl = Highlight(plot.layer, plot.index, pos)
+            self.state.set(layer=plot.layer, filter=plot.index, highlight=hl)
+        else:
+            self.state.set(highlight=Highlight(plot.tensor, plot.index, 0))
+
+    def _on_wheel(self, event: Any) -> None:
+        if self.state.level != 2 or self.geometry is None:
+            return
+        pts = self.screen_points()
+        if not len(pts):
+            return
+        x, y = event.pos[:2]
+        d2 = (pts[:, 0] - x) ** 2 + (pts[:, 1] - y) ** 2
+        v = int(np.argmin(d2))
+        for p in self.geometry.plots:
+            if p.start <= v < p.start + max(p.length, 2) and p.kind == "filter":
+                n = len(self.geometry.drawn.get(p.layer, [])) + self.state.scroll.get(p.layer, 0)
+                step = -1 if event.delta[1] > 0 else 1
+                self.state.scroll_layer(p.layer, step, n)
+                self.state.set(filter=None)
+                return
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        if self._worker is not None:
+            self._worker.requests.put(None)
+        self.canvas.close()
+        try:
+            vapp.quit()
+        except Exception:  # no event loop running (offscreen)
+            pass

@@ -1,0 +1,124 @@
+"""The viewer's state: plain Python, observable, independent of vispy.
+
+Every change of a field emits one event to the callbacks connected with :meth:`ViewerState.connect`:
+``callback(name, old, new)``. The views and the worker listen; nothing here draws or computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+LEVELS = (1, 2, 3, 4)
+SORTS = ("descending", "ascending")
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """A clicked point: ``a^l[filter, position]`` of ``tensor`` (a filter layer or the output)."""
+
+    tensor: str
+    filter: int
+    position: int
+
+
+@dataclass
+class ViewerState:
+    """What the user chose: sample, level, layer, percentile, sort order, selection, highlight."""
+
+    n_samples: int = 1
+    layers: tuple[str, ...] = ()
+    sample: int = 0
+    level: int = 1
+    layer: str = ""
+    percentile: float = 0.0
+    sort: str = "descending"
+    filter: int | None = None
+    highlight: Highlight | None = None
+    active_only: bool = False
+    scroll: dict[str, int] = field(default_factory=dict)
+    show_help: bool = False
+    _listeners: list[Callable[[str, Any, Any], None]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.layer and self.layers:
+            self.layer = self.layers[0]
+        self._check()
+
+    def _check(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"level must be one of {LEVELS}, got {self.level!r}")
+        if self.sort not in SORTS:
+            raise ValueError(f"sort must be one of {SORTS}, got {self.sort!r}")
+        if not 0 <= self.percentile <= 100:
+            raise ValueError(f"percentile must be in 0..100, got {self.percentile!r}")
+        if not 0 <= self.sample < max(self.n_samples, 1):
+            raise ValueError(f"sample must be in 0..{self.n_samples - 1}, got {self.sample!r}")
+        if self.layers and self.layer not in self.layers:
+            raise ValueError(f"no filter layer {self.layer!r}; the model has {self.layers}")
+
+    def connect(self, callback: Callable[[str, Any, Any], None]) -> None:
+        self._listeners.append(callback)
+
+    def set(self, **changes: Any) -> None:
+        """Changes fields, validates, then emits one event per field whose value changed."""
+        names = {f.name for f in fields(self) if not f.name.startswith("_")}
+        unknown = set(changes) - names
+        if unknown:
+            raise AttributeError(f"ViewerState has no field {sorted(unknown)}")
+        old = {k: getattr(self, k) for k in changes}
+        for k, v in changes.items():
+            object.__setattr__(self, k, v)
+        try:
+            self._check()
+        except ValueError:
+            for k, v in old.items():
+                object.__setattr__(self, k, v)
+            raise
+        for k, v in changes.items():
+            if old[k] != v:
+                for cb in list(self._listeners):
+                    cb(k, old[k], v)
+
+    # The user's actions, as the keys and the mouse trigger them.
+    def step_sample(self, delta: int) -> None:
+        self.set(sample=min(max(self.sample + delta, 0), self.n_samples - 1), highlight=None)
+
+    def step_percentile(self, delta: float) -> None:
+        self.set(percentile=float(min(max(self.percentile + delta, 0.0), 100.0)))
+
+    def step_layer(self, delta: int) -> None:
+        if self.layers:
+            i = (self.layers.index(self.layer) + delta) % len(self.layers)
+            self.set(layer=self.layers[i], filter=None)
+
+    def toggle_sort(self) -> None:
+        self.set(sort="ascending" if self.sort == "descending" else "descending")
+
+    def scroll_layer(self, layer: str, delta: int, n_filters: int) -> None:
+        cur = self.scroll.get(layer, 0)
+        new = min(max(cur + delta, 0), max(n_filters - 1, 0))
+        if new != cur:
+            scroll = dict(self.scroll)
+            scroll[layer] = new
+            self.set(scroll=scroll, layer=layer)
+
+
+# Every shortcut, for the help overlay (key ``h``) and the README.
+SHORTCUTS: tuple[tuple[str, str], ...] = (
+    ("1 2 3 4", "level: network, filters, one layer, clusters"),
+    ("Left / Right", "previous / next sample (PageUp / PageDown: 10, Home / End: first / last)"),
+    ("Up / Down", "importance percentile +10 / -10 ([ and ]: -1 / +1, 0: back to 0)"),
+    ("Tab / Shift+Tab, n / p", "next / previous layer"),
+    ("s", "sort filters ascending / descending"),
+    ("mouse wheel", "level 2: scroll the stack under the cursor; elsewhere: zoom"),
+    ("drag", "turn the 3-D view (levels 1, 2) or pan (levels 3, 4)"),
+    ("click a point", "recursive highlighting: light up the points that produced it"),
+    ("click the slider", "go to a sample"),
+    ("a", "highlighting: toggle active_only (drop points whose contribution is 0)"),
+    ("c", "clear the highlight and the selected filter"),
+    ("r", "reset the camera"),
+    ("h", "show / hide this help"),
+    ("q / Escape", "quit"),
+)
