@@ -48,7 +48,8 @@ class Report:
                        f"({100 * layer['near_zero_share']:.0f}%)")
         red = self.observations.get("redundancy")
         if red:
-            out.append("2. Redundancy: filters per cluster of similar activation patterns (k-means++):")
+            out.append("2. Redundancy: filters per cluster of similar activation patterns "
+                       "(k-means++, k by silhouette):")
             for name, r in red.items():
                 out.append(f"   {name}: {r['n_filters']} filters in {r['k']} clusters, "
                            f"{r['filters_per_cluster']:.1f} per cluster; largest cluster {r['largest']}")
@@ -112,7 +113,8 @@ def build_report(
         arrays[f"importance_raw_{i}"] = raw
         arrays[f"activations_{i}"] = ex.activations[name][0]
         if ex.activations[name].shape[2] > 1 and len(imp) > 1:
-            cl = ex.clusters(name, sample=0)
+            # k by silhouette: with the default k = F / 5, filters per cluster would be fixed.
+            cl = ex.clusters(name, k="auto", sample=0)
             labels = cl.labels[0]
             sizes = np.bincount(labels, minlength=int(cl.k[0]))
             entry["clusters"] = labels.tolist()
