@@ -64,12 +64,17 @@ inline void blocked(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda
         const int64_t kc = std::min(kKc, k - p0);
         const float* ap = a + p0;
         const float* bp = b + p0 * ldb;
-        int64_t i = 0;
-        for (; i + kMr <= m; i += kMr) {
-            int64_t j = 0;
-            for (; j + nr <= n; j += nr) block<V>(kc, ap + i * lda, lda, bp + j, ldb, c + i * ldc + j, ldc);
-            if (j < n) edge(kMr, n - j, kc, ap + i * lda, lda, bp + j, ldb, c + i * ldc + j, ldc);
-        }
+        // Column panels outside, row blocks inside: one kc x nr panel of B stays in L1 while
+        // every row block of A passes over it.
+        const int64_t m_full = m - m % kMr;
+        int64_t j = 0;
+        for (; j + nr <= n; j += nr)
+            for (int64_t i = 0; i < m_full; i += kMr)
+                block<V>(kc, ap + i * lda, lda, bp + j, ldb, c + i * ldc + j, ldc);
+        if (j < n)
+            for (int64_t i = 0; i < m_full; i += kMr)
+                edge(kMr, n - j, kc, ap + i * lda, lda, bp + j, ldb, c + i * ldc + j, ldc);
+        const int64_t i = m_full;
         if (i < m) edge(m - i, n, kc, ap + i * lda, lda, bp, ldb, c + i * ldc, ldc);
     }
 }
