@@ -20,6 +20,43 @@ Every export is checked with onnx.checker, run with onnxruntime on random
 input of batch 1 and 64, and compared to the framework's own output (1e-5).
 Extra arguments restrict a part to some models/files, e.g. `... torch fcn resnet_op17`.
 
+Reference explanations (refs/, committed; the engine's tests compare against them):
+
+    /work/venvs/torch/bin/python tests/models/make_models.py refs-torch
+    /work/venvs/tf/bin/python    tests/models/make_models.py refs-keras
+
+rebuild each underlying model from the same seeds (nothing is re-exported) and write
+refs/<model>.npz for paper_net, fcn, resnet, channels_last, ops_zoo (PyTorch autograd) and
+keras_paper_net, keras_fcn, keras_strided (tf.GradientTape), plus refs/index.json mapping every
+manifest key (e.g. paper_net_op11, resnet_op17_bn) to its refs file name in refs/ (every export
+variant of a model shares one file: folding BatchNorm does not change z^l).  All in float32, as
+the model runs.  Each .npz (np.savez_compressed) holds, for N = 4 inputs of real data:
+  x (N, ...) float32 in the model's ONNX layout (NCT, or NTC for channels_last and Keras);
+      x_source: where each sample came from (see ref_candidate):
+      paper nets: ch0 = 50-step window of B5M standardised by the series mean/std, ch1 = its
+      np.diff(prepend=first); FCNs: GunPoint_TEST series; others: channel c = a window of B5M
+      (c even) or of diff(B5M) (c odd), each standardised by its own mean/std, offsets apart;
+  target (N,) int64: a^L = argmax class (K > 1; the LOGIT, i.e. the Softmax input, when the
+      model ends in Softmax) or unit 0 (K == 1);  output (N, K): the model's output (probabilities
+      for Softmax models);
+  n_layers, layer_filters (F per layer), layer_kinds ('conv'/'dense'), layer_modules (the
+      framework layers, for reading only): the filter layers -- every convolution and dense layer
+      -- in the order the forward runs them.  z^l = the layer's output with bias, after a
+      BatchNormalization or per-channel constant affine that directly follows (ops_zoo:
+      conv*scale+shift, and (mix-mu)/sd); Keras Conv1D(activation=...) -> pre-activation.
+      a^l = the elementwise activation applied directly to z^l, else z^l;
+  importance_raw_<l> (N, F) = sum_i |d a^L / d z^l[f, i]|;
+  saliency_<l> (N, F, C, T) = |d (sum_i a^l[f, i]) / d x|, channels-first for every layout;
+  output_saliency (N, C, T) = |d a^L / d x|; for Softmax models also
+  output_prob_saliency (N, C, T) = |d softmax(logits)[target] / d x|.
+Inputs are chosen away from kinks: candidate k = 0, 1, ... is taken only if no ReLU/LeakyReLU
+input is within 1e-4 of 0 and no max-pool window has its two largest values within 1e-5 (the
+FCNs have ~77k ReLUs per sample and no such input: for them no ReLU input within 1e-5 of 0).
+Checks: the instrumented forward equals the model's own, onnxruntime on every committed .onnx of
+the model equals the framework output (1e-5), a final dense layer's saliency for the target
+equals output_saliency, and the top-two output margin exceeds 1e-4.  The files are
+byte-reproducible.
+
 Known: with Keras 3, tf2onnx 1.17's convert.from_keras fails (KeyError 'keras_tensor_N');
 the script then converts a tf.function wrapper with convert.from_function.  Outputs are
 byte-reproducible (tf2onnx's drifting generated names are canonicalised).
@@ -138,8 +175,8 @@ def strip_doc_strings(model):
 # PyTorch part
 # --------------------------------------------------------------------------
 
-def torch_part():
-    import onnx
+def torch_models():
+    """(build, specs): the PyTorch test models, rebuilt from fixed seeds (used by `torch` and `refs-torch`)."""
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -293,6 +330,15 @@ def torch_part():
                     "Linear(12,5)"),
     }
 
+    return build, specs
+
+
+def torch_part():
+    import onnx
+    import torch
+
+    build, specs = torch_models()
+
     # (file name, model name, exporter, opset or None, extra export kwargs, note)
     jobs = [
         ("paper_net_op11", "paper_net", "torchscript", 11, {}, ""),
@@ -380,12 +426,10 @@ def torch_part():
 # Keras part
 # --------------------------------------------------------------------------
 
-def keras_part():
+def keras_models():
+    """(build, specs): the Keras test models, rebuilt from fixed seeds (used by `keras` and `refs-keras`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # bitwise-stabler reference outputs
-    import onnx
-    import tensorflow as tf
-    import tf2onnx
     import keras
     from keras import layers
 
@@ -440,6 +484,27 @@ def keras_part():
                 w, b = lyr.get_weights()
                 lyr.set_weights([w, (rng.standard_normal(b.shape) * 0.1).astype(np.float32)])
         return m
+
+    specs = {
+        "keras_paper_net": ((50, 2), 1,
+                            "Keras paper net: Conv1D(16,5,same,relu)-MaxPool1D(2)-Conv1D(32,5,same,relu)-MaxPool1D(2)-"
+                            "Conv1D(32,3,same,relu)-Flatten-Dense(1)"),
+        "keras_fcn": ((150, 1), 2,
+                      "Keras FCN: 3x [Conv1D same (128/8, 256/5, 128/3) - BatchNormalization (random moving stats) - "
+                      "ReLU], GlobalAveragePooling1D, Dense(2, softmax)"),
+        "keras_strided": ((64, 3), 3,
+                          "Keras strided/causal: Conv1D(8,5,s2,valid)-Conv1D(8,3,d2,causal,relu)-AvgPool1D(2)-"
+                          "Conv1D(4,3,causal,tanh)-Flatten-Dropout(0.5)-Dense(3)"),
+    }
+    return build, specs
+
+
+def keras_part():
+    build, specs = keras_models()
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+    import keras
 
     def tidy_names(path):
         """tf2onnx names the output 'Identity:0' and the batch dim 'unk__NNN'; rename to y / N."""
@@ -502,17 +567,6 @@ def keras_part():
         strip_doc_strings(m)
         onnx.save(m, path)
 
-    specs = {
-        "keras_paper_net": ((50, 2), 1,
-                            "Keras paper net: Conv1D(16,5,same,relu)-MaxPool1D(2)-Conv1D(32,5,same,relu)-MaxPool1D(2)-"
-                            "Conv1D(32,3,same,relu)-Flatten-Dense(1)"),
-        "keras_fcn": ((150, 1), 2,
-                      "Keras FCN: 3x [Conv1D same (128/8, 256/5, 128/3) - BatchNormalization (random moving stats) - "
-                      "ReLU], GlobalAveragePooling1D, Dense(2, softmax)"),
-        "keras_strided": ((64, 3), 3,
-                          "Keras strided/causal: Conv1D(8,5,s2,valid)-Conv1D(8,3,d2,causal,relu)-AvgPool1D(2)-"
-                          "Conv1D(4,3,causal,tanh)-Flatten-Dropout(0.5)-Dense(3)"),
-    }
     only = set(sys.argv[2:])
     entries, failures = {}, []
     for mname, (shape, n_out, desc) in specs.items():
@@ -561,6 +615,469 @@ def keras_part():
                              "tf2onnx": tf2onnx.__version__, "onnx_tf_venv": onnx.__version__,
                              "onnxruntime_tf_venv": __import__("onnxruntime").__version__})
     report_failures(failures)
+
+
+# --------------------------------------------------------------------------
+# refs: reference explanations computed by the frameworks themselves
+# --------------------------------------------------------------------------
+
+REFS = os.path.join(HERE, "refs")
+DATA = os.path.join(os.path.dirname(os.path.dirname(HERE)), "tsviz_native", "datasets", "data")
+N_REF = 4            # samples per refs file
+RELU_EPS = 1e-4      # a ReLU/LeakyReLU input closer than this to 0 is a kink hit
+TIE_EPS = 1e-5       # a max-pool window whose two largest values differ by less is a near-tie
+REF_MODELS = {       # underlying model -> (framework, how x is built)
+    "paper_net": ("torch", "paper"), "fcn": ("torch", "gunpoint"), "resnet": ("torch", "mixed"),
+    "channels_last": ("torch", "mixed"), "ops_zoo": ("torch", "mixed"),
+    "keras_paper_net": ("keras", "paper"), "keras_fcn": ("keras", "gunpoint"),
+    "keras_strided": ("keras", "mixed"),
+}
+
+
+def _offset(k, n):
+    """Window offset of candidate k in a series of n points (all windows fit: T + 331*C < 2000)."""
+    return 1000 + (997 * k) % (n - 3000)
+
+
+_CACHE = {}
+
+
+def load_b5m():
+    if "b5m" in _CACHE:
+        return _CACHE["b5m"]
+    import csv
+    with open(os.path.join(DATA, "internet_traffic", "B5M.csv"), newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["timestamp", "value"], rows[0]
+    _CACHE["b5m"] = np.array([float(r[1]) for r in rows[1:]], dtype=np.float64)
+    return _CACHE["b5m"]
+
+
+def load_gunpoint():
+    series, started = [], False
+    with open(os.path.join(DATA, "ucr", "GunPoint_TEST.ts")) as f:
+        for line in f:
+            line = line.strip()
+            if not started:
+                started = line.lower() == "@data"
+                continue
+            if line:
+                series.append([float(v) for v in line.rsplit(":", 1)[0].split(",")])
+    return np.array(series, dtype=np.float64)
+
+
+def ref_candidate(how, shape, layout, k):
+    """Candidate input number k (channels-first (C, T) before layout), and a description.
+
+    paper:    ch0 = B5M window of T steps, standardised by the series mean/std;
+              ch1 = np.diff(ch0, prepend=ch0[0]).
+    gunpoint: GunPoint test series k.
+    mixed:    ch c = a window of B5M (c even) or of np.diff(B5M) (c odd), each window
+              standardised by its own mean/std, at offset o_k + 331*c; o_k = 1000 + (997*k mod (len(B5M) - 3000)) (also for paper)."""
+    C, T = (shape[1], shape[0]) if layout == "NTC" else shape
+    if how == "paper":
+        s = load_b5m()
+        s = (s - s.mean()) / s.std()
+        off = _offset(k, len(s))
+        w = s[off:off + T]
+        x = np.stack([w, np.diff(w, prepend=w[0])])
+        desc = f"B5M[{off}:{off + T}] (series-standardised) + first difference"
+    elif how == "gunpoint":
+        x = load_gunpoint()[k][None, :T]
+        assert x.shape == (C, T)
+        desc = f"GunPoint_TEST series {k}"
+    else:
+        s = load_b5m()
+        d = np.diff(s)
+        chans, parts = [], []
+        for c in range(C):
+            off = _offset(k, len(s)) + 331 * c
+            src, nm = (s, "B5M") if c % 2 == 0 else (d, "diff(B5M)")
+            w = src[off:off + T]
+            chans.append((w - w.mean()) / w.std())
+            parts.append(f"{nm}[{off}:{off + T}]")
+        x = np.stack(chans)
+        desc = "window-standardised " + ", ".join(parts)
+    x = x.astype(np.float32)
+    return (x.T if layout == "NTC" else x), desc
+
+
+def pool_windows(T, k, s, p, d, ceil):
+    """Index array (L_out, k) of a 1-D max-pool's windows, -1 for padding (PyTorch's rules)."""
+    span = d * (k - 1) + 1
+    num = T + 2 * p - span
+    L = (-(-num // s) if ceil else num // s) + 1
+    if ceil and (L - 1) * s >= T + p:
+        L -= 1
+    idx = np.full((L, k), -1, dtype=np.int64)
+    for o in range(L):
+        for j in range(k):
+            t = o * s - p + j * d
+            if 0 <= t < T:
+                idx[o, j] = t
+    return idx
+
+
+def kink_counts(relu_inputs, pools, relu_eps=RELU_EPS):
+    """Per-sample counts of ReLU/LeakyReLU inputs with |z| < RELU_EPS, and of max-pool windows
+    whose two largest values differ by < TIE_EPS (windows whose max is exactly 0, i.e. all-dead
+    ReLUs, have zero gradient either way and are not counted). Arrays are channels-first (N, C, T)."""
+    n = relu_inputs[0].shape[0] if relu_inputs else pools[0][0].shape[0]
+    relu = np.zeros(n, dtype=np.int64)
+    ties = np.zeros(n, dtype=np.int64)
+    for z in relu_inputs:
+        relu += (np.abs(z) < relu_eps).reshape(n, -1).sum(1)
+    for h, (k, s, p, d, ceil) in pools:
+        T = h.shape[-1]
+        idx = np.arange(T)[None, :] if k is None else pool_windows(T, k, s, p, d, ceil)
+        v = np.where(idx >= 0, h[..., np.maximum(idx, 0)], -np.inf)   # (N, C, L, k)
+        v = np.sort(v, axis=-1)
+        top1, top2 = v[..., -1], v[..., -2]
+        ties += ((top1 - top2 < TIE_EPS) & (top1 != 0)).reshape(n, -1).sum(1)
+    return relu, ties
+
+
+def onnx_files_for(mname):
+    with open(MANIFEST) as f:
+        keys = list(json.load(f)["models"])
+    out = []
+    for key in keys:
+        best = max((m for m in REF_MODELS if key.startswith(m + "_")), key=len, default=None)
+        if best == mname:
+            out.append(key)
+    return out
+
+
+def ort_check(mname, x, framework_out):
+    import onnxruntime as ort
+    with open(MANIFEST) as f:
+        man = json.load(f)["models"]
+    worst = 0.0
+    for key in onnx_files_for(mname):
+        sess = ort.InferenceSession(os.path.join(HERE, man[key]["file"]), providers=["CPUExecutionProvider"])
+        got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        d = float(np.max(np.abs(got - framework_out)))
+        print(f"    ORT {key}: max|ort - framework| = {d:.3g}")
+        assert got.shape == framework_out.shape and d <= ATOL, (key, d)
+        worst = max(worst, d)
+    return worst
+
+
+def select_inputs(mname, how, shape, layout, kinks_fn, max_candidates=150):
+    """The first N_REF candidates (k = 0, 1, ...) with no kink hit.  kinks_fn(x, relu_eps) ->
+    (relu, ties).  Where fewer than N_REF are clean (the FCNs have ~77k ReLUs per sample, so about
+    5 inputs per sample fall within 1e-4 of 0), take the candidates with no ReLU input within
+    RELU_EPS/10 and no near-tie, fewest hits at RELU_EPS first (ties broken by k)."""
+    xs, descs = zip(*[ref_candidate(how, shape, layout, k) for k in range(max_candidates)])
+    xs = np.stack(xs)
+    relu, ties = kinks_fn(xs, RELU_EPS)
+    print(f"    kink hits of candidates 0..{N_REF - 1}: relu {relu[:N_REF].tolist()} ties {ties[:N_REF].tolist()}")
+    clean = [k for k in range(max_candidates) if relu[k] == 0 and ties[k] == 0]
+    if len(clean) < N_REF:
+        relu10, _ = kinks_fn(xs, RELU_EPS / 10)
+        ok = [k for k in range(max_candidates) if relu10[k] == 0 and ties[k] == 0]
+        clean = sorted(sorted(ok, key=lambda k: relu[k])[:N_REF])
+        print(f"    WARNING: only {int(np.sum(relu + ties == 0))} of {max_candidates} candidates have no ReLU "
+              f"input within {RELU_EPS:g} of 0; {len(ok)} have none within {RELU_EPS / 10:g}")
+    chosen = clean[:N_REF]
+    assert len(chosen) == N_REF, (mname, "not enough kink-free candidates")
+    print(f"    chosen candidates {chosen}: relu hits (|z| < {RELU_EPS:g}) {relu[chosen].tolist()}, "
+          f"pool near-ties {ties[chosen].tolist()}")
+    return xs[chosen], [descs[k] for k in chosen], relu[chosen], ties[chosen]
+
+
+def write_refs(mname, res, x, descs):
+    os.makedirs(REFS, exist_ok=True)
+    arrays = {
+        "x": x.astype(np.float32),
+        "x_source": np.array(descs),
+        "target": res["target"].astype(np.int64),
+        "output": res["output"].astype(np.float32),
+        "output_saliency": res["output_saliency"].astype(np.float32),
+        "n_layers": np.int64(len(res["kinds"])),
+        "layer_filters": np.array(res["filters"], dtype=np.int64),
+        "layer_kinds": np.array(res["kinds"]),
+        "layer_modules": np.array(res["modules"]),
+    }
+    if "output_prob_saliency" in res:
+        arrays["output_prob_saliency"] = res["output_prob_saliency"].astype(np.float32)
+    for l, (imp, sal) in enumerate(zip(res["importance_raw"], res["saliency"])):
+        arrays[f"importance_raw_{l}"] = imp.astype(np.float32)
+        arrays[f"saliency_{l}"] = sal.astype(np.float32)
+    path = os.path.join(REFS, mname + ".npz")
+    np.savez_compressed(path, **arrays)
+    print(f"    wrote {os.path.relpath(path, HERE)} ({os.path.getsize(path)} bytes)")
+
+
+def sanity(mname, res):
+    """A dense final layer's saliency for the target unit is the output saliency."""
+    out = np.sort(res["output"], 1)
+    if out.shape[1] > 1:
+        margin = float(np.min(out[:, -1] - out[:, -2]))
+        print(f"    smallest margin between the top two outputs: {margin:.3g}")
+        assert margin > 1e-4, margin
+    if res["kinds"][-1] == "dense":
+        sal = res["saliency"][-1]
+        pick = sal[np.arange(sal.shape[0]), res["target"]]
+        d = float(np.max(np.abs(pick - res["output_saliency"])))
+        print(f"    saliency[last][target] vs output_saliency: max diff {d:.3g}")
+        assert d <= 1e-6 * max(1.0, float(np.max(res["output_saliency"]))), d
+
+
+def merge_index(entries):
+    path = os.path.join(REFS, "index.json")
+    data = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            data = json.load(f)
+    data.update(entries)
+    with open(path, "w") as f:
+        json.dump({k: data[k] for k in sorted(data)}, f, indent=2)
+        f.write("\n")
+    print(f"wrote {os.path.relpath(path, HERE)} ({len(data)} models)")
+
+
+def refs_part(framework):
+    only = set(sys.argv[2:])
+    if framework == "torch":
+        fwd, build, specs = torch_ref_forward()
+    else:
+        fwd, build, specs = keras_ref_forward()
+    index = {}
+    for mname, (fw, how) in REF_MODELS.items():
+        if fw != framework or (only and mname not in only):
+            continue
+        print(f"== refs {mname}")
+        shape, layout = specs[mname][0], specs[mname][1] if framework == "torch" else "NTC"
+        model = build(mname)
+        x, descs, _, _ = select_inputs(mname, how, shape, layout,
+                                       lambda xs, eps: fwd(model, mname, xs, kinks_only=eps))
+        res = fwd(model, mname, x)
+        ort_check(mname, x, res["output"])
+        sanity(mname, res)
+        print(f"    layers {list(zip(res['modules'], res['filters']))} target {res['target'].tolist()}")
+        write_refs(mname, res, x, descs)
+        for key in onnx_files_for(mname):
+            index[key] = mname + ".npz"
+    merge_index(index)
+
+
+def torch_ref_forward():
+    """fwd(model, name, x) -> reference explanations with PyTorch autograd (float32)."""
+    import torch
+    import torch.nn.functional as F
+
+    build, specs = torch_models()
+
+    def instrumented(m, name, x):
+        """Forward exactly as the model runs it, recording z^l, a^l, ReLU inputs and max-pools.
+        Returns (layers [(module, kind, z, a)], logits, output, relu_inputs, pools)."""
+        L, relu_in, pools = [], [], []
+        if name == "paper_net":
+            f, h = m.features, x
+            for i in (0, 3, 6):
+                z = f[i](h)
+                a = F.relu(z)
+                L.append((f"features.{i}", "conv", z, a))
+                relu_in.append(z)
+                h = a
+                if i < 6:
+                    pools.append((a, (2, 2, 0, 1, False)))
+                    h = f[i + 2](a)
+            z = m.fc(torch.flatten(h, 1))
+            L.append(("fc", "dense", z, z))
+            logits = out = z
+        elif name == "fcn":
+            b, h = m.block, x
+            for i in (0, 3, 6):
+                z = b[i + 1](b[i](h))
+                a = F.relu(z)
+                L.append((f"block.{i}+block.{i + 1}", "conv", z, a))
+                relu_in.append(z)
+                h = a
+            logits = m.fc(h.mean(dim=2))
+            L.append(("fc", "dense", logits, logits))
+            out = torch.softmax(logits, dim=1)
+        elif name == "resnet":
+            z = m.stem[1](m.stem[0](x))
+            h = F.relu(z)
+            L.append(("stem.0+stem.1", "conv", z, h))
+            relu_in.append(z)
+            for bn in ("block1", "block2"):
+                blk = getattr(m, bn)
+                z1 = blk.b1(blk.c1(h))
+                a1 = F.relu(z1)
+                L.append((f"{bn}.c1+{bn}.b1", "conv", z1, a1))
+                relu_in.append(z1)
+                z2 = blk.b2(blk.c2(a1))
+                L.append((f"{bn}.c2+{bn}.b2", "conv", z2, z2))
+                if isinstance(blk.short, torch.nn.Conv1d):
+                    sc = blk.short(h)
+                    L.append((f"{bn}.short", "conv", sc, sc))
+                else:
+                    sc = h
+                pre = z2 + sc
+                relu_in.append(pre)
+                h = F.relu(pre)
+            logits = out = m.fc(torch.flatten(m.pool(h), 1))
+            L.append(("fc", "dense", logits, logits))
+        elif name == "channels_last":
+            h = x.permute(0, 2, 1)
+            z0 = m.c1(h)
+            a0 = m.act1(z0)
+            relu_in.append(z0)
+            z1 = m.c2(a0)
+            a1 = m.act2(z1)
+            z2 = torch.flatten(a1, 1) @ m.W + m.b
+            L += [("c1", "conv", z0, a0), ("c2", "conv", z1, a1), ("W,b", "dense", z2, z2)]
+            logits = out = z2
+        elif name == "ops_zoo":
+            z0 = m.dw(F.pad(x, (2, 1)))
+            a0 = m.elu(z0)
+            z1 = m.conv(a0) * m.scale.view(1, -1, 1) + m.shift.view(1, -1, 1)
+            a1 = torch.sigmoid(z1)
+            pools.append((a1, (3, 2, 1, 2, True)))
+            p = m.mp(a1)
+            z2 = m.conv_b(p)
+            z3 = (m.mix(torch.cat([m.ap(p), z2], dim=1)) - m.mu.view(1, -1, 1)) / m.sd.view(1, -1, 1)
+            pools.append((z3, (None, None, None, None, None)))
+            z4 = m.fc(m.drop(m.gmp(z3).flatten(1)))
+            L += [("dw", "conv", z0, a0), ("conv*scale+shift", "conv", z1, a1), ("conv_b", "conv", z2, z2),
+                  ("(mix-mu)/sd", "conv", z3, z3), ("fc", "dense", z4, z4)]
+            logits = out = z4
+        else:
+            raise KeyError(name)
+        return L, logits, out, relu_in, pools
+
+    def fwd(m, name, xnp, kinks_only=None):
+        """kinks_only=eps: only the kink counts (relu_eps = eps) of kink_counts."""
+        x = torch.from_numpy(np.ascontiguousarray(xnp)).requires_grad_(kinks_only is None)
+        with torch.set_grad_enabled(kinks_only is None):
+            L, logits, out, relu_in, pools = instrumented(m, name, x)
+            with torch.no_grad():
+                plain = m(x.detach())
+            d = float((plain - out.detach()).abs().max())
+            assert d <= 1e-6, (name, "instrumented forward differs from the model", d)
+        if kinks_only is not None:
+            return kink_counts([r.numpy() for r in relu_in], [(h.numpy(), p) for h, p in pools], kinks_only)
+        # channels-first gradient of x
+        cf = (lambda g: g.permute(0, 2, 1)) if x.dim() == 3 and name == "channels_last" else (lambda g: g)
+        K = logits.shape[1]
+        target = logits.detach().argmax(1) if K > 1 else torch.zeros(len(x), dtype=torch.int64)
+        aL = logits.gather(1, target[:, None])[:, 0]
+        grads = torch.autograd.grad(aL.sum(), [z for _, _, z, _ in L] + [x], retain_graph=True)
+        res = {"target": target.numpy(), "output": out.detach().numpy(),
+               "output_saliency": cf(grads[-1]).abs().numpy(),
+               "modules": [mod for mod, _, _, _ in L], "kinds": [k for _, k, _, _ in L],
+               "filters": [int(z.shape[1]) for _, _, z, _ in L],
+               "importance_raw": [], "saliency": []}
+        for (mod, kind, z, a), g in zip(L, grads[:-1]):
+            g = g.abs()
+            res["importance_raw"].append((g.sum(-1) if kind == "conv" else g).numpy())
+            sal = []
+            for f in range(z.shape[1]):
+                (gx,) = torch.autograd.grad(a[:, f].sum(), x, retain_graph=True)
+                sal.append(cf(gx).abs())
+            res["saliency"].append(torch.stack(sal, 1).numpy())
+        if name == "fcn":
+            p = torch.softmax(logits, 1).gather(1, target[:, None])[:, 0]
+            (gx,) = torch.autograd.grad(p.sum(), x, retain_graph=True)
+            res["output_prob_saliency"] = cf(gx).abs().numpy()
+        return res
+
+    return fwd, build, specs
+
+
+def keras_ref_forward():
+    """fwd(model, name, x) -> reference explanations with TensorFlow's GradientTape (float32)."""
+    build, specs = keras_models()
+    import tensorflow as tf
+    import keras
+    from keras import layers
+
+    linear = keras.activations.get("linear")
+
+    def instrumented(m, x):
+        L, relu_in, pools = [], [], []
+        lyrs, i, h, logits, out = m.layers, 0, x, None, None
+        while i < len(lyrs):
+            ly = lyrs[i]
+            if isinstance(ly, (layers.Conv1D, layers.Dense)):
+                act = ly.activation
+                ly.activation = linear
+                try:
+                    z = ly(h)
+                finally:
+                    ly.activation = act
+                mod = f"layers[{i}]:{type(ly).__name__}"    # Keras' own names depend on build order
+                if i + 1 < len(lyrs) and isinstance(lyrs[i + 1], layers.BatchNormalization):
+                    i += 1
+                    z = lyrs[i](z, training=False)
+                    mod += f"+layers[{i}]:BatchNormalization"
+                an = getattr(act, "__name__", str(act))
+                if an == "softmax":
+                    assert i == len(lyrs) - 1
+                    a, logits, h = z, z, act(z)
+                elif an != "linear":
+                    a = act(z)
+                    h = a
+                elif i + 1 < len(lyrs) and isinstance(lyrs[i + 1], layers.Activation):
+                    i += 1
+                    an = getattr(lyrs[i].activation, "__name__", "")
+                    a = lyrs[i](z)
+                    h = a
+                else:
+                    a = h = z
+                if an == "relu":
+                    relu_in.append(z)
+                L.append((mod, "conv" if isinstance(ly, layers.Conv1D) else "dense", z, a))
+                if logits is None and i == len(lyrs) - 1:
+                    logits = z
+            elif isinstance(ly, layers.MaxPooling1D):
+                assert ly.padding == "valid"
+                pools.append((h, (ly.pool_size[0], ly.strides[0], 0, 1, False)))
+                h = ly(h)
+            else:
+                h = ly(h, training=False) if isinstance(ly, layers.Dropout) else ly(h)
+            i += 1
+        return L, logits, h, relu_in, pools
+
+    def fwd(m, name, xnp, kinks_only=None):
+        """kinks_only=eps: only the kink counts (relu_eps = eps) of kink_counts."""
+        x = tf.constant(xnp)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            L, logits, out, relu_in, pools = instrumented(m, x)
+            K = logits.shape[1]
+            target = np.argmax(logits.numpy(), 1) if K > 1 else np.zeros(len(xnp), np.int64)
+            aL = tf.reduce_sum(tf.gather(logits, target, axis=1, batch_dims=1))
+            asums = [[tf.reduce_sum(a[..., f]) for f in range(a.shape[-1])] for _, _, _, a in L] \
+                if kinks_only is None else []
+            if K > 1 and name == "keras_fcn" and kinks_only is None:
+                psum = tf.reduce_sum(tf.gather(tf.nn.softmax(logits, 1), target, axis=1, batch_dims=1))
+        plain = m(x, training=False).numpy()
+        d = float(np.max(np.abs(plain - out.numpy())))
+        assert d <= 1e-6, (name, "instrumented forward differs from the model", d)
+        if kinks_only is not None:
+            cf3 = lambda t: np.transpose(t.numpy(), (0, 2, 1))
+            return kink_counts([cf3(r) for r in relu_in], [(cf3(h), p) for h, p in pools], kinks_only)
+        cf = lambda g: np.transpose(g.numpy(), (0, 2, 1))   # (N, T, C) -> (N, C, T)
+        grads = tape.gradient(aL, [z for _, _, z, _ in L] + [x])
+        res = {"target": target.astype(np.int64), "output": out.numpy(),
+               "output_saliency": np.abs(cf(grads[-1])),
+               "modules": [mod for mod, _, _, _ in L], "kinds": [k for _, k, _, _ in L],
+               "filters": [int(z.shape[-1]) for _, _, z, _ in L],
+               "importance_raw": [], "saliency": []}
+        for (mod, kind, z, a), g, sums in zip(L, grads[:-1], asums):
+            g = np.abs(g.numpy())
+            res["importance_raw"].append(g.sum(1) if kind == "conv" else g)   # (N, L, F) -> (N, F)
+            res["saliency"].append(np.stack([np.abs(cf(tape.gradient(s, x))) for s in sums], 1))
+        if name == "keras_fcn":
+            res["output_prob_saliency"] = np.abs(cf(tape.gradient(psum, x)))
+        del tape
+        return res
+
+    return fwd, build, specs
 
 
 # --------------------------------------------------------------------------
@@ -622,6 +1139,10 @@ if __name__ == "__main__":
         torch_part()
     elif part == "keras":
         keras_part()
+    elif part == "refs-torch":
+        refs_part("torch")
+    elif part == "refs-keras":
+        refs_part("keras")
     elif part == "describe":
         describe()
     else:
