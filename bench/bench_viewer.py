@@ -100,7 +100,7 @@ def main() -> None:
         b.plot(np.cumsum(rng.normal(size=200)), c * 1.1, r * 1.1, 1.0, 0.8, 0.0, geo.FILTER_COLOR,
                "filter", "t", "t", k)
         b.quad(c * 1.1, r * 1.1 + 0.85, c * 1.1 + 0.5, r * 1.1 + 0.95, 0.0, geo.bar_color(k / 999))
-        b.label(str(k), c * 1.1 + 0.75, r * 1.1 + 0.9)
+        b.label(str(k), c * 1.1 + 0.75, r * 1.1 + 0.9, detail=True)
     g = b.geometry(3, False, {}, {}, None, [])
     v.state.set(level=3)
     v.upload(g)

@@ -323,3 +323,32 @@ def test_render_command_writes_the_png(tmp_path):
                           "--out", str(out), "--highlight", "nolayer:0:1"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "no filter layer" in bad.stderr
+
+
+def test_many_plots_draw_their_envelope_and_no_per_plot_labels():
+    """Level of detail: above LOD_PLOTS plots each plot is drawn as its min/max envelope (same
+    extremes, far fewer segments) and per-plot labels are left out; below it, everything."""
+    rng = np.random.default_rng(0)
+
+    def build(n):
+        b = geo._Builder()
+        for k in range(n):
+            b.plot(np.cumsum(rng.normal(size=200)), k * 1.1, 0.0, 1.0, 0.8, 0.0, geo.FILTER_COLOR,
+                   "filter", "t", "t", k)
+            b.label(str(k), k * 1.1, 0.9, detail=True)
+        b.label("title", 0.0, 2.0)
+        return b.geometry(3, False, {}, {}, None, [])
+
+    few = build(geo.LOD_PLOTS)
+    assert geo.draw_connect(few) is few.line_connect
+    assert len(geo.draw_text(few)) == geo.LOD_PLOTS + 1
+    many = build(geo.LOD_PLOTS + 1)
+    conn = geo.draw_connect(many)
+    assert len(conn) < len(many.line_connect) / 2
+    for p in many.plots:
+        used = np.unique(conn[(conn[:, 0] >= p.start) & (conn[:, 0] < p.start + p.length)])
+        y = many.line_pos[p.start : p.start + p.length, 1]
+        drawn = many.line_pos[used, 1]
+        assert drawn.min() == y.min() and drawn.max() == y.max()
+        assert {p.start, p.start + p.length - 1} <= set(used.tolist())
+    assert [many.text[i] for i in geo.draw_text(many)] == ["title"]

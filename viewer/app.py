@@ -233,7 +233,7 @@ class Viewer:
         self._screen = None
         perm = [0, 2, 1] if g.three_d else [0, 1, 2]
         if len(g.line_pos):
-            self.line.set_data(pos=g.line_pos[:, perm], connect=g.line_connect, color=g.line_color)
+            self.line.set_data(pos=g.line_pos[:, perm], connect=geo.draw_connect(g), color=g.line_color)
             self.line.visible = True
         else:
             self.line.visible = False
@@ -249,10 +249,11 @@ class Viewer:
             self.markers.visible = True
         else:
             self.markers.visible = False
-        if g.text:
-            self.text.text = g.text
-            self.text.pos = g.text_pos[:, perm]
-            self.text.color = g.text_color
+        shown = geo.draw_text(g)
+        if shown:
+            self.text.text = [g.text[i] for i in shown]
+            self.text.pos = g.text_pos[shown][:, perm]
+            self.text.color = g.text_color[shown]
             self.text.visible = True
         else:
             self.text.visible = False

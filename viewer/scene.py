@@ -219,6 +219,7 @@ class Geometry:
     text: list[str]
     text_pos: np.ndarray
     text_color: np.ndarray
+    text_detail: np.ndarray  # (len(text),) bool: a per-plot label, left out when plots are many
     plots: list[Plot]
     bars: list[Bar]
     cluster_bars: list[Bar]
@@ -236,6 +237,46 @@ class Geometry:
         return self.line_pos[plot.start : plot.start + plot.length]
 
 
+#: Above this many plots a level draws each plot's min/max envelope instead of every point.
+LOD_PLOTS = 250
+#: Buckets of the envelope: at most 2 * LOD_BUCKETS + 2 points per plot.
+LOD_BUCKETS = 32
+
+
+def draw_text(g: Geometry) -> list[int]:
+    """Indices of the labels to draw: per-plot labels only while the plots are few enough to
+    read them (a thousand labels also cost more than the plots on software GL)."""
+    if len(g.plots) <= LOD_PLOTS:
+        return list(range(len(g.text)))
+    return [i for i in range(len(g.text)) if not g.text_detail[i]]
+
+
+def draw_connect(g: Geometry) -> np.ndarray:
+    """The line segments to draw. With many plots on screen each plot is a few pixels wide, so
+    its min/max envelope over LOD_BUCKETS buckets looks the same and costs a fraction of the
+    rasterisation on software GL; the vertices stay as they are (picking and highlighting use
+    every point), only the connect array skips the points between."""
+    if len(g.plots) <= LOD_PLOTS:
+        return g.line_connect
+    inside = np.zeros(len(g.line_pos), dtype=bool)
+    parts = []
+    for p in g.plots:
+        if p.length <= 2 * LOD_BUCKETS + 2:
+            continue
+        inside[p.start : p.start + p.length - 1] = True
+        y = g.line_pos[p.start : p.start + p.length, 1]
+        edges = np.linspace(0, p.length, LOD_BUCKETS + 1).astype(np.int64)
+        keep = {0, p.length - 1}
+        for a, b in zip(edges[:-1], edges[1:]):
+            if b > a:
+                keep.add(a + int(np.argmin(y[a:b])))
+                keep.add(a + int(np.argmax(y[a:b])))
+        idx = p.start + np.array(sorted(keep), dtype=np.uint32)
+        parts.append(np.stack([idx[:-1], idx[1:]], axis=1))
+    others = g.line_connect[~inside[g.line_connect[:, 0]]]
+    return np.concatenate([others] + parts).astype(np.uint32) if parts else g.line_connect
+
+
 class _Builder:
     def __init__(self) -> None:
         self.pos: list[np.ndarray] = []
@@ -247,6 +288,7 @@ class _Builder:
         self.mcol: list[np.ndarray] = []
         self.nm = 0
         self.text: list[str] = []
+        self.tdetail: list[bool] = []
         self.tpos: list[tuple[float, float, float]] = []
         self.tcol: list[tuple[float, ...]] = []
         self.plots: list[Plot] = []
@@ -315,10 +357,12 @@ class _Builder:
             self.mcol.append(np.tile(np.r_[c[:3] * shade, c[3]], (4, 1)).astype(np.float32))
             self.nm += 4
 
-    def label(self, s: str, x: float, y: float, d: float = 0.0, color: Any = TEXT_COLOR) -> None:
+    def label(self, s: str, x: float, y: float, d: float = 0.0, color: Any = TEXT_COLOR,
+              detail: bool = False) -> None:
         self.text.append(s)
         self.tpos.append((x, y, d))
         self.tcol.append(tuple(color))
+        self.tdetail.append(detail)
 
     def geometry(self, level: int, three_d: bool, drawn: dict[str, list[int]],
                  columns: dict[str, tuple[float, float]], masks: dict[str, np.ndarray] | None,
@@ -341,7 +385,8 @@ class _Builder:
         bounds = tuple((float(a), float(b)) for a, b in zip(lo, hi))
         return Geometry(level, three_d, pos, conn, col, mp, mf, mc, mk_pos, mk_col, mk_size,
                         self.text, np.asarray(self.tpos, np.float32).reshape(-1, 3),
-                        np.asarray(self.tcol, np.float32).reshape(-1, 4), self.plots, self.bars,
+                        np.asarray(self.tcol, np.float32).reshape(-1, 4),
+                        np.asarray(self.tdetail, dtype=bool), self.plots, self.bars,
                         self.cluster_bars, drawn, columns, bounds, shown, legend)
 
 
@@ -577,7 +622,7 @@ def _level3(frame: Frame, info: ModelInfo, state: ViewerState, clusters: bool = 
         by0, by1 = y0 + 0.72 * ch, y0 + 0.84 * ch
         b.quad(px, by0, px + pw * 0.5, by1, 0.0, bc)
         b.bars.append(Bar(layer, f, float(imp[f]), (px + pw * 0.25, (by0 + by1) / 2, 0.0), tuple(bc)))
-        b.label(f"{f}: {imp[f]:.2f}", px + pw * 0.75, (by0 + by1) / 2, 0.0)
+        b.label(f"{f}: {imp[f]:.2f}", px + pw * 0.75, (by0 + by1) / 2, 0.0, detail=True)
         if labels is not None:
             cc = cluster_color(int(labels[f]))
             b.quad(x0, y0 + 0.06 * ch, x0 + left * 0.7, y0 + 0.84 * ch, 0.0, cc)
