@@ -109,6 +109,7 @@ def _close(a: float, b: float) -> bool:
 
 
 CASES = [
+    ("shipped-forecaster", "NCT", 0),  # the demo's model on one of its own test windows
     ("paper_net_op17", "NCT", 1000),
     ("paper_net_op17", "NCT", 7000),
     ("keras_paper_net_op17", "NTC", 1000),  # channels-last: T rows of C values
@@ -119,9 +120,13 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "layout", "start"), CASES)
 def test_tsviz_explain_matches_python(cpp: CppBuild, tmp_path: Path, name: str, layout: str, start: int) -> None:
-    path = MODELS / f"{name}.onnx"
+    from tsviz_native import models
+
+    path = models.path("forecaster") if name == "shipped-forecaster" else MODELS / f"{name}.onnx"
     model = tsv.load(path)
-    if name == "fcn_op17":
+    if name == "shipped-forecaster":
+        x = models.forecaster_windows("test")[0][123]
+    elif name == "fcn_op17":
         x = _b5m_window(start, 150)[:1]  # one channel, T = 150
     else:
         x = _b5m_window(start, 50)

@@ -24,5 +24,14 @@ __all__ = [
     "TSVizError",
     "datasets",
     "load",
+    "prune",
 ]
 __version__ = "0.1.0"
+
+
+def prune(model, stats=None, **kwargs):  # type: ignore[no-untyped-def]
+    """Remove the least important filters and write a smaller ONNX model: see
+    :func:`tsviz_native.analysis.pruning.prune` (needs the ``prune`` extra, the onnx package)."""
+    from tsviz_native.analysis.pruning import prune as _prune
+
+    return _prune(model, stats, **kwargs)
