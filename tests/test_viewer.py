@@ -20,7 +20,8 @@ def test_import_does_not_load_vispy():
     code = ("import sys, tsviz_native, tsviz_native.viewer, tsviz_native.viewer.commands, "
             "tsviz_native.cli; tsviz_native.cli.build_parser(); "
             "print('vispy' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parent)  # the installed package, not the checkout
     assert out.stdout.strip() == "False"
 
 
@@ -321,7 +322,7 @@ def test_render_command_writes_the_png(tmp_path):
     assert "level 2" in res.stdout and "highlight 3/Conv[0, 5]" in res.stdout
     bad = subprocess.run([sys.executable, "-m", "tsviz_native.cli", "render", "forecaster",
                           "--out", str(out), "--highlight", "nolayer:0:1"],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent)
     assert bad.returncode == 2 and "no filter layer" in bad.stderr
 
 
