@@ -154,6 +154,15 @@ class Model:
         -------
         numpy.ndarray
             ``(N, K)`` float32 outputs; ``N = 1`` for one sample.
+
+        Examples
+        --------
+        >>> import tsviz_native as tsv
+        >>> from tsviz_native import models
+        >>> model = tsv.load(models.path("forecaster"))
+        >>> X, y, _ = models.forecaster_windows("test")
+        >>> model.predict(X[:3]).shape
+        (3, 1)
         """
         batch, _ = self._batch(x)
         return self._native.predict(batch)
@@ -176,6 +185,21 @@ class Model:
         Explanation
             Importance of every filter, output saliency, and the forward tensors; its
             ``saliency``, ``keep`` and ``trace`` reuse the same forward pass.
+
+        Examples
+        --------
+        >>> import tsviz_native as tsv
+        >>> from tsviz_native import models
+        >>> model = tsv.load(models.path("forecaster"))
+        >>> X, y, _ = models.forecaster_windows("test")
+        >>> ex = model.explain(X[:4])
+        >>> first = ex.layer_names[0]
+        >>> ex.importance[first].shape, float(ex.importance[first].max())
+        ((4, 16), 1.0)
+        >>> ex.saliency(first).shape          # (N, F, C, T)
+        (4, 16, 2, 50)
+        >>> ex.output_saliency.shape
+        (4, 2, 50)
         """
         if output not in ("logit", "prob"):
             raise ArgumentError(f"output must be 'logit' or 'prob', got {output!r}")
@@ -193,6 +217,20 @@ def load(source: ModelSource) -> Model:
     ModelError
         The file is missing, not ONNX, or uses an op, attribute or type TSViz does not
         support; the message names the file, the node and the op.
+
+    Examples
+    --------
+    >>> import tsviz_native as tsv
+    >>> from tsviz_native import models
+    >>> model = tsv.load(models.path("forecaster"))
+    >>> model.layout, model.sample_shape, model.n_outputs
+    ('NCT', (2, 50), 1)
+    >>> [(layer.op, layer.n_filters) for layer in model.layers]
+    [('conv', 16), ('conv', 32), ('conv', 32), ('dense', 1)]
+    >>> tsv.load(b"not a model")
+    Traceback (most recent call last):
+    ...
+    tsviz_native._native.ModelError: <bytes>: not an ONNX model ...
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
