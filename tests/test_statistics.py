@@ -131,3 +131,15 @@ def test_argument_errors(forecaster: tsv.Model) -> None:
         analyze_dataset(forecaster, X[:0])
     with pytest.raises(tsv.ArgumentError, match=r"labels has shape \(2,\); expected \(3,\)"):
         analyze_dataset(forecaster, X, labels=[0, 1])
+
+
+def test_threads_give_the_same_numbers(forecaster: tsv.Model) -> None:
+    X = real_windows((2, 50), "NCT", 500, seed=4)
+    one = analyze_dataset(forecaster, X, batch_size=64, progress=False, workers=1)
+    three = analyze_dataset(forecaster, X, batch_size=64, progress=False, workers=3)
+    for name in one.layers:
+        np.testing.assert_array_equal(one.layers[name].mean, three.layers[name].mean)
+        np.testing.assert_array_equal(one.layers[name].dead_share, three.layers[name].dead_share)
+    np.testing.assert_array_equal(one.channel_saliency_share, three.channel_saliency_share)
+    with pytest.raises(tsv.ArgumentError, match="workers must be >= 1"):
+        analyze_dataset(forecaster, X, workers=0)

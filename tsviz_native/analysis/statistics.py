@@ -8,9 +8,11 @@ workers) combine exactly.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any
 
@@ -160,6 +162,7 @@ def analyze_dataset(
     target: int | None = None,
     labels: Sequence[int] | np.ndarray | None = None,
     progress: bool = True,
+    workers: int | None = None,
 ) -> DatasetStats:
     """Explain every window of a data set and summarise per filter and per input channel.
 
@@ -175,6 +178,8 @@ def analyze_dataset(
     labels : (N,) class labels, for per-class statistics of a classifier (default: the
         predicted class).
     progress : draw a progress bar on stderr.
+    workers : batches explained at once on threads (the engine releases the GIL); default
+        the number of CPUs, at most 4. Memory is bounded by ``workers`` batches.
 
     Returns
     -------
@@ -194,14 +199,31 @@ def analyze_dataset(
     if _is_dask(X):
         return _analyze_dask(model, X, target, lab, classes)
 
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1)
+    if workers < 1:
+        raise ArgumentError(f"workers must be >= 1, got {workers}")
+
+    def block(start: int) -> dict[int, _Sums]:
+        stop = min(n, start + batch_size)
+        x = np.asarray(X[start:stop])
+        return _block_sums(model, x, None if lab is None else lab[start:stop], target, classes)
+
     sums: dict[int, _Sums] = {}
     bar = _progress(n, progress)
-    for start in range(0, n, batch_size):
-        stop = min(n, start + batch_size)
-        block = np.asarray(X[start:stop])
-        part = _block_sums(model, block, None if lab is None else lab[start:stop], target, classes)
-        sums = _merge(sums, part) if sums else part
-        bar.update(stop - start)
+    starts = list(range(0, n, batch_size))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # At most `workers` batches in flight, merged in order: the same sums as one thread.
+        pending: list[tuple[int, Future]] = []
+        for start in starts:
+            pending.append((start, pool.submit(block, start)))
+            if len(pending) >= workers:
+                s0, fut = pending.pop(0)
+                sums = _merge(sums, fut.result()) if sums else fut.result()
+                bar.update(min(n, s0 + batch_size) - s0)
+        for s0, fut in pending:
+            sums = _merge(sums, fut.result()) if sums else fut.result()
+            bar.update(min(n, s0 + batch_size) - s0)
     bar.close()
     return _finish(sums)
 
