@@ -29,7 +29,6 @@ torch runs with ``torch.set_num_threads(1)``, since the engine is single-threade
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import statistics

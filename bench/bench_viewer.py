@@ -114,7 +114,7 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"backend {name}, {info}, canvas {size[0]}x{size[1]}, median of {args.repeats}, "
           f"{os.cpu_count()} CPUs, load average {load:.1f}")
-    print(f"| scene | plots | frame ms | sample switch ms | of which explain+build+upload ms |")
+    print("| scene | plots | frame ms | sample switch ms | of which explain+build+upload ms |")
     print("|---|---|---|---|---|")
     for label, n, frame, sw, ex in rows:
         fmt = lambda x: "-" if x != x else f"{x:.1f}"

@@ -81,7 +81,7 @@ def curve(model: tsv.Model, stats: tsv.DatasetStats, metric, seeds: int) -> dict
 
 def table(title: str, metric_name: str, rows: dict[str, list]) -> str:
     lines = [f"**{title}** ({metric_name} on the test set; random: mean ± std over seeds)", "",
-             f"| pruned | parameters | TSViz importance | L1 norm | random |", "|---|---|---|---|---|"]
+             "| pruned | parameters | TSViz importance | L1 norm | random |", "|---|---|---|---|---|"]
     for i, q in enumerate(FRACTIONS):
         lines.append(f"| {100 * q:.0f}% | {rows['params'][i]} | {rows['importance'][i]:.3f} | {rows['l1'][i]:.3f} | "
                      f"{rows['random_mean'][i]:.3f} ± {rows['random_std'][i]:.3f} |")
