@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "graph.hpp"
@@ -34,8 +35,15 @@ std::vector<ops::Resolved> resolve(const Graph& g, int64_t t);
 // Lays out the arena for n samples. The input slot (node 0) is left for the caller to fill.
 Activations allocate(const Graph& g, int64_t n, int64_t t);
 
-// Runs every node after the input, in order.
+// Runs every node after the input, in order; the batch is split over engine_threads().
 void forward(const Graph& g, Activations& act);
+
+// Threads the engine uses for a batch: TSVIZ_NUM_THREADS, else the processor count (at most 8).
+int engine_threads();
+
+// Calls f(first, last) on up to engine_threads() disjoint ranges covering [0, n), in parallel;
+// rethrows the first exception a range threw.
+void parallel_ranges(int64_t n, const std::function<void(int64_t, int64_t)>& f);
 
 // Cotangents of a backward pass: `rows` rows per node, row r belonging to forward sample
 // r / rep. grad[i] is empty for nodes not reached or not kept.

@@ -116,25 +116,35 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
         ex->layers.push_back(std::move(l));
     }
 
-    // One backward pass from the target: d a^L / d z^l for every layer and d a^L / d x.
+    // One backward pass from the target: d a^L / d z^l for every layer and d a^L / d x,
+    // each thread on its own range of samples, writing its own rows.
     const int tn = ex->target_node;
-    const int64_t tsize = ex->size(tn);
-    std::vector<float> seed(static_cast<size_t>(n * tsize), 0.f);
-    for (int64_t i = 0; i < n; ++i) seed[i * tsize + ex->target[i]] = 1.f;
-    Cotangents ct = backward(g, ex->act, 0, n, tn, std::move(seed), 1, keep);
-
-    for (auto& l : ex->layers) {
-        const int64_t f_n = ex->act.geo[l.z].out.c, len = ex->act.geo[l.z].out.l;
-        l.importance_raw.assign(static_cast<size_t>(n * f_n), 0.f);
-        const std::vector<float>& gz = ct.grad[l.z];
-        if (!gz.empty())
-            for (int64_t i = 0; i < n; ++i)
+    const int64_t tsize = ex->size(tn), in_size = ex->size(0);
+    for (auto& l : ex->layers) l.importance_raw.assign(static_cast<size_t>(n * ex->act.geo[l.z].out.c), 0.f);
+    ex->output_saliency.assign(static_cast<size_t>(n * in_size), 0.f);
+    parallel_ranges(n, [&](int64_t first, int64_t last) {
+        const int64_t m = last - first;
+        std::vector<float> seed(static_cast<size_t>(m * tsize), 0.f);
+        for (int64_t i = 0; i < m; ++i) seed[i * tsize + ex->target[first + i]] = 1.f;
+        Cotangents ct = backward(g, ex->act, first, m, tn, std::move(seed), 1, keep);
+        for (auto& l : ex->layers) {
+            const int64_t f_n = ex->act.geo[l.z].out.c, len = ex->act.geo[l.z].out.l;
+            const std::vector<float>& gz = ct.grad[l.z];
+            if (gz.empty()) continue;
+            for (int64_t i = 0; i < m; ++i)
                 for (int64_t f = 0; f < f_n; ++f) {
                     double sum = 0;
                     for (int64_t p = 0; p < len; ++p) sum += std::fabs(gz[(i * f_n + f) * len + p]);
-                    l.importance_raw[i * f_n + f] = static_cast<float>(sum);
+                    l.importance_raw[(first + i) * f_n + f] = static_cast<float>(sum);
                 }
-        // SPEC.md eq. 16: min-max scaling within the layer; all equal -> all 0.
+        }
+        const std::vector<float>& gx = ct.grad[0];
+        if (!gx.empty())
+            for (int64_t i = 0; i < m * in_size; ++i) ex->output_saliency[first * in_size + i] = std::fabs(gx[i]);
+    });
+    // SPEC.md eq. 16: min-max scaling within the layer; all equal -> all 0.
+    for (auto& l : ex->layers) {
+        const int64_t f_n = ex->act.geo[l.z].out.c;
         l.importance.assign(l.importance_raw.size(), 0.f);
         for (int64_t i = 0; i < n; ++i) {
             const float* raw = l.importance_raw.data() + i * f_n;
@@ -144,10 +154,6 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
                     l.importance[i * f_n + f] = (raw[f] - *lo) / (*hi - *lo);
         }
     }
-    const int64_t in_size = ex->size(0);
-    ex->output_saliency.assign(static_cast<size_t>(n * in_size), 0.f);
-    if (!ct.grad[0].empty())
-        for (size_t i = 0; i < ex->output_saliency.size(); ++i) ex->output_saliency[i] = std::fabs(ct.grad[0][i]);
     return Explanation(ex);
 }
 
@@ -204,18 +210,34 @@ std::vector<float> Explanation::saliency(const std::string& layer, const std::ve
     const int64_t chunk = std::max<int64_t>(1, kBackwardBudgetFloats / std::max<int64_t>(1, per_row * reps));
     std::vector<bool> keep(g.nodes.size(), false);
     keep[0] = true;
+    // Work items: (chunk of samples, group of filters). With many filters the groups run in
+    // parallel; with one filter the samples do.
+    const int64_t groups = std::min<int64_t>(engine_threads(), reps);
     for (int64_t start = 0; start < n; start += chunk) {
         const int64_t m = std::min(chunk, n - start);
-        std::vector<float> seed(static_cast<size_t>(m * reps * f_n * len), 0.f);
-        for (int64_t i = 0; i < m; ++i)
-            for (int64_t r = 0; r < reps; ++r) {
-                float* row = seed.data() + ((i * reps + r) * f_n + chosen[r]) * len;
-                std::fill(row, row + len, 1.f);
-            }
-        Cotangents ct = backward(g, ex.act, start, m, l.a, std::move(seed), reps, keep);
-        const std::vector<float>& gx = ct.grad[0];
-        if (gx.empty()) continue;
-        for (size_t i = 0; i < gx.size(); ++i) out[start * reps * in_size + i] = std::fabs(gx[i]);
+        auto run = [&](int64_t first, int64_t count, int64_t f0, int64_t f1) {
+            const int64_t g_reps = f1 - f0;
+            std::vector<float> seed(static_cast<size_t>(count * g_reps * f_n * len), 0.f);
+            for (int64_t i = 0; i < count; ++i)
+                for (int64_t r = 0; r < g_reps; ++r) {
+                    float* row = seed.data() + ((i * g_reps + r) * f_n + chosen[f0 + r]) * len;
+                    std::fill(row, row + len, 1.f);
+                }
+            Cotangents ct = backward(g, ex.act, first, count, l.a, std::move(seed), g_reps, keep);
+            const std::vector<float>& gx = ct.grad[0];
+            if (gx.empty()) return;
+            for (int64_t i = 0; i < count; ++i)
+                for (int64_t r = 0; r < g_reps; ++r) {
+                    const float* src = gx.data() + (i * g_reps + r) * in_size;
+                    float* dst = out.data() + ((first + i) * reps + f0 + r) * in_size;
+                    for (int64_t q = 0; q < in_size; ++q) dst[q] = std::fabs(src[q]);
+                }
+        };
+        if (groups > 1) {
+            parallel_ranges(reps, [&](int64_t f0, int64_t f1) { run(start, m, f0, f1); });
+        } else {
+            parallel_ranges(m, [&](int64_t a, int64_t b) { run(start + a, b - a, 0, reps); });
+        }
     }
     return out;
 }
