@@ -23,7 +23,8 @@ For the paper's network (tests/models/paper_net_op17.onnx, input (N, 2, 50)) and
 The PyTorch models are built from the ONNX initializers (BatchNorm is already folded into the
 convolutions in these exports), and before timing the script asserts that the PyTorch forward
 equals ``tsv.load(...).predict`` (1e-5) and that importance and saliency agree (1e-4 of scale).
-torch runs with ``torch.set_num_threads(1)``, since the engine is single-threaded.
+Both run on one thread: ``torch.set_num_threads(1)`` and ``TSVIZ_NUM_THREADS=1`` (set here
+before the engine loads, unless given), so the comparison is kernel against kernel.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+os.environ.setdefault("TSVIZ_NUM_THREADS", "1")  # read when the engine first runs a batch
 
 try:
     import torch
@@ -292,7 +295,7 @@ def main(argv=None):
     torch.set_grad_enabled(True)
     print(f"CPU: {cpu_model()}; cores: {os.cpu_count()}")
     print(f"python {platform.python_version()}, torch {torch.__version__} "
-          f"(torch.set_num_threads(1): the TSViz engine is single-threaded), "
+          f"(torch.set_num_threads(1), TSVIZ_NUM_THREADS={os.environ['TSVIZ_NUM_THREADS']}), "
           f"tsviz_native {tsv.__version__}, numpy {np.__version__}")
     print(f"medians of up to {args.reps} runs (fewer for slow cases, ~{args.budget:g} s per case), "
           f"after 2 warm-up runs; times in ms\n")
