@@ -563,11 +563,7 @@ def cluster_filters(
     """
     x = _as_rows(activations)
     imp = _as_importance(importance, x.shape[0])
-    method = _as_method(method)
-    k = _as_k(k, x.shape[0])
-    seed = _as_count(seed, "seed", 0)
-    n_init = _as_count(n_init, "n_init", 1)
-    max_iter = _as_count(max_iter, "max_iter", 1)
+    method, k, seed, n_init, max_iter = _as_options(method, k, x.shape[0], seed, n_init, max_iter)
     return _cluster(_scale_rows(x), imp, k, method, seed, n_init, max_iter)
 
 
@@ -591,11 +587,7 @@ def cluster_batch(
             f"importance must be (N, F) = {a.shape[:2]} to match the activations; got {imp.shape}"
         )
     n, f = a.shape[0], a.shape[1]
-    method = _as_method(method)
-    k = _as_k(k, f)
-    seed = _as_count(seed, "seed", 0)
-    n_init = _as_count(n_init, "n_init", 1)
-    max_iter = _as_count(max_iter, "max_iter", 1)
+    method, k, seed, n_init, max_iter = _as_options(method, k, f, seed, n_init, max_iter)
     labels = np.empty((n, f), dtype=np.int64)
     inertia = np.empty(n)
     ks = np.empty(n, dtype=np.int64)
@@ -640,6 +632,13 @@ def _as_importance(imp: object, n_filters: int) -> np.ndarray:
     if not np.isfinite(out).all():
         raise ArgumentError("importance contains NaN or infinity")
     return out
+
+
+def _as_options(method: object, k: object, n_filters: int, seed: object, n_init: object,
+                max_iter: object) -> tuple[str, int | str, int, int, int]:
+    """The validated options shared by cluster_filters and cluster_batch."""
+    return (_as_method(method), _as_k(k, n_filters), _as_count(seed, "seed", 0),
+            _as_count(n_init, "n_init", 1), _as_count(max_iter, "max_iter", 1))
 
 
 def _as_method(method: object) -> str:
