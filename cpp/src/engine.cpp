@@ -1,11 +1,7 @@
 #include "engine.hpp"
 
 #include <algorithm>
-#include <cstdlib>
-#include <exception>
-#include <functional>
 #include <string>
-#include <thread>
 
 #include "tsviz/error.hpp"
 
@@ -41,65 +37,30 @@ Activations allocate(const Graph& g, int64_t n, int64_t t) {
         total += n * r.out.size();
         aux_total += n * r.aux_per_sample;
     }
-    act.arena.assign(static_cast<size_t>(total), 0.f);
-    act.aux.assign(static_cast<size_t>(aux_total), 0);
+    act.arena.resize(static_cast<size_t>(total));
+    act.aux.resize(static_cast<size_t>(aux_total));
     return act;
 }
 
-int engine_threads() {
-    static const int threads = [] {
-        if (const char* env = std::getenv("TSVIZ_NUM_THREADS")) {
-            const int v = std::atoi(env);
-            if (v >= 1) return v;
-        }
-        const unsigned hw = std::thread::hardware_concurrency();
-        return static_cast<int>(std::clamp(hw, 1u, 8u));
-    }();
-    return threads;
-}
-
-void parallel_ranges(int64_t n, const std::function<void(int64_t, int64_t)>& f) {
-    const int64_t parts = std::min<int64_t>(engine_threads(), n);
-    if (parts <= 1) {
-        if (n > 0) f(0, n);
-        return;
+void forward_samples(const Graph& g, Activations& act, int64_t first, int64_t last) {
+    const int64_t count = last - first;
+    auto view = [&](int node) {
+        const ops::Resolved& r = act.geo[node];
+        return ops::View{act.arena.data() + act.offset[node] + first * r.out.size(), count, r.out.c, r.out.l};
+    };
+    for (size_t i = 1; i < g.nodes.size(); ++i) {
+        const Node& node = g.nodes[i];
+        ops::ForwardArgs args{node, act.geo[i], {}, view(static_cast<int>(i)),
+                              act.aux.data() + act.aux_offset[i] + first * act.geo[i].aux_per_sample};
+        for (int p : node.inputs) args.in.push_back(view(p));
+        ops::rules(node.kind).forward(args);
     }
-    const int64_t step = (n + parts - 1) / parts;
-    std::vector<std::thread> pool;
-    std::vector<std::exception_ptr> errors(static_cast<size_t>(parts));
-    for (int64_t t = 0; t < parts; ++t) {
-        const int64_t a = t * step, b = std::min(n, a + step);
-        if (a >= b) break;
-        pool.emplace_back([&, t, a, b] {
-            try {
-                f(a, b);
-            } catch (...) {
-                errors[t] = std::current_exception();
-            }
-        });
-    }
-    for (auto& th : pool) th.join();
-    for (auto& e : errors)
-        if (e) std::rethrow_exception(e);
 }
 
 // Samples are independent all the way through the graph, so each thread runs every node on
 // its own range of samples, writing disjoint parts of the arena.
 void forward(const Graph& g, Activations& act) {
-    parallel_ranges(act.n, [&](int64_t first, int64_t last) {
-        const int64_t count = last - first;
-        auto view = [&](int node) {
-            const ops::Resolved& r = act.geo[node];
-            return ops::View{act.arena.data() + act.offset[node] + first * r.out.size(), count, r.out.c, r.out.l};
-        };
-        for (size_t i = 1; i < g.nodes.size(); ++i) {
-            const Node& node = g.nodes[i];
-            ops::ForwardArgs args{node, act.geo[i], {}, view(static_cast<int>(i)),
-                                  act.aux.data() + act.aux_offset[i] + first * act.geo[i].aux_per_sample};
-            for (int p : node.inputs) args.in.push_back(view(p));
-            ops::rules(node.kind).forward(args);
-        }
-    });
+    parallel_ranges(act.n, [&](int64_t first, int64_t last) { forward_samples(g, act, first, last); });
 }
 
 std::vector<bool> ancestors(const Graph& g, int start) {

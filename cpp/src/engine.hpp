@@ -4,20 +4,44 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "graph.hpp"
 #include "ops/op.hpp"
+#include "parallel.hpp"
 
 namespace tsviz {
+
+// An allocator that leaves floats uninitialised: every op writes all of its output, so the
+// arena needs no zero fill before a forward pass.
+template <class T>
+struct UninitAllocator : std::allocator<T> {
+    template <class U>
+    struct rebind {
+        using other = UninitAllocator<U>;
+    };
+    UninitAllocator() = default;
+    template <class U>
+    UninitAllocator(const UninitAllocator<U>&) {}  // NOLINT: converting, as std::allocator
+    template <class U>
+    void construct(U* p) {
+        ::new (static_cast<void*>(p)) U;
+    }
+    template <class U, class... A>
+    void construct(U* p, A&&... args) {
+        ::new (static_cast<void*>(p)) U(std::forward<A>(args)...);
+    }
+};
 
 struct Activations {
     int64_t n = 0;
     std::vector<ops::Resolved> geo;   // per node
     std::vector<int64_t> offset;      // per node, into arena
     std::vector<int64_t> aux_offset;  // per node, into aux
-    std::vector<float> arena;
-    std::vector<int32_t> aux;
+    std::vector<float, UninitAllocator<float>> arena;
+    std::vector<int32_t, UninitAllocator<int32_t>> aux;
 
     ops::View view(int node) {
         return {arena.data() + offset[node], n, geo[node].out.c, geo[node].out.l};
@@ -37,13 +61,8 @@ Activations allocate(const Graph& g, int64_t n, int64_t t);
 
 // Runs every node after the input, in order; the batch is split over engine_threads().
 void forward(const Graph& g, Activations& act);
-
-// Threads the engine uses for a batch: TSVIZ_NUM_THREADS, else the processor count (at most 8).
-int engine_threads();
-
-// Calls f(first, last) on up to engine_threads() disjoint ranges covering [0, n), in parallel;
-// rethrows the first exception a range threw.
-void parallel_ranges(int64_t n, const std::function<void(int64_t, int64_t)>& f);
+// The same for samples [first, last) on the calling thread.
+void forward_samples(const Graph& g, Activations& act, int64_t first, int64_t last);
 
 // Cotangents of a backward pass: `rows` rows per node, row r belonging to forward sample
 // r / rep. grad[i] is empty for nodes not reached or not kept.

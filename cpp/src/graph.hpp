@@ -5,10 +5,15 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace tsviz {
+
+namespace ops {
+struct PackedWeights;  // ops/gemm.hpp: weights packed once for the matrix-product kernel
+}
 
 enum class OpKind {
     Input,
@@ -68,6 +73,9 @@ struct Node {
     // Affine
     std::vector<float> scale;   // (C)
     std::vector<float> shift;   // (C)
+    // Conv, Dense: the weights packed per group for the forward and the input gradient,
+    // made by ops::prepare when the model is built.
+    std::shared_ptr<const ops::PackedWeights> packed;
 
     bool is_filter_layer() const { return kind == OpKind::Conv || kind == OpKind::Dense; }
 };

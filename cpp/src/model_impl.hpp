@@ -21,6 +21,8 @@ struct Model::Impl {
     int64_t check_input(const std::vector<int64_t>& sample_shape) const;
     // Allocates the arena for samples [start, start + m) of x and copies them in channels-first.
     Activations load_input(const float* x, int64_t start, int64_t m, int64_t t) const;
+    // Copies samples [start, start + m) of x into the input slot of act, channels-first.
+    void fill_input(Activations& act, const float* x, int64_t start, int64_t m, int64_t t) const;
 };
 
 }  // namespace tsviz

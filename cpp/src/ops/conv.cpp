@@ -3,8 +3,10 @@
 // (NOTSET, VALID, SAME_UPPER, SAME_LOWER), group (any divisor of the channel count: ordinary,
 // grouped and depthwise). Weights (F, C / group, K), bias (F). A BatchNormalization or a
 // per-channel affine that follows is folded into the weights at import (SPEC.md: z^l is the
-// output of the last folded op). Padding taps read zeros.
+// output of the last folded op). Padding taps read zeros. Forward, input gradient and tangents
+// are matrix products with the tap rules of ops/gemm.hpp, on weights packed at load.
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,91 +40,80 @@ Resolved infer_conv(const Node& node, const std::vector<Shape>& in) {
 
 namespace {
 
-// Output positions [lo, hi] whose tap k reads inside the input (not the padding).
-inline void tap_range(int64_t offset, int64_t stride, int64_t in_len, int64_t out_len, int64_t& lo, int64_t& hi) {
-    lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-    hi = in_len - 1 - offset < 0 ? -1 : (in_len - 1 - offset) / stride;
-    hi = std::min(hi, out_len - 1);
-}
-
-// col[(c * K + k) * out_len + o] = x[c, o * s - pad + k * d], 0 in the padding.
-void im2col(const float* x, int64_t channels, int64_t in_len, const Node& node, int64_t pad, int64_t out_len,
-            float* col) {
-    const int64_t k_size = node.kernel, s = node.stride;
-    for (int64_t c = 0; c < channels; ++c)
-        for (int64_t k = 0; k < k_size; ++k) {
-            float* dst = col + (c * k_size + k) * out_len;
-            const float* src = x + c * in_len;
-            const int64_t offset = k * node.dilation - pad;
-            int64_t lo, hi;
-            tap_range(offset, s, in_len, out_len, lo, hi);
-            std::fill(dst, dst + out_len, 0.f);
-            for (int64_t o = lo; o <= hi; ++o) dst[o] = src[o * s + offset];
-        }
-}
-
-// The adjoint of im2col: x[c, o * s - pad + k * d] += col[(c * K + k) * out_len + o].
-void col2im(const float* col, int64_t channels, int64_t in_len, const Node& node, int64_t pad, int64_t out_len,
-            float* x) {
-    const int64_t k_size = node.kernel, s = node.stride;
-    for (int64_t c = 0; c < channels; ++c)
-        for (int64_t k = 0; k < k_size; ++k) {
-            const float* src = col + (c * k_size + k) * out_len;
-            float* dst = x + c * in_len;
-            const int64_t offset = k * node.dilation - pad;
-            int64_t lo, hi;
-            tap_range(offset, s, in_len, out_len, lo, hi);
-            for (int64_t o = lo; o <= hi; ++o) dst[o * s + offset] += src[o];
-        }
+// The tap rule of one group of a convolution: forward reads x[c, o * s - pad + k * d].
+TapProduct conv_taps(const Node& node, const PackedMatrix* a, int64_t channels, bool transposed, int64_t ldd) {
+    TapProduct p;
+    p.a = a;
+    p.channels = channels;
+    p.kernel = node.kernel;
+    p.stride = node.stride;
+    p.dilation = node.dilation;
+    p.transposed = transposed;
+    p.ldd = ldd;
+    return p;
 }
 
 }  // namespace
 
-// z = W * im2col(x) + b per sample and group: one matrix product each.
+void prepare_conv(Node& node) {
+    const int64_t groups = node.group, filters_per_group = node.channels / groups;
+    const int64_t depth = static_cast<int64_t>(node.weight.size()) / node.channels;  // C / group * K
+    const int64_t per_group = depth / node.kernel;
+    auto packed = std::make_shared<PackedWeights>();
+    std::vector<float> wt(static_cast<size_t>(per_group * filters_per_group * node.kernel));
+    for (int64_t g = 0; g < groups; ++g) {
+        const float* w = node.weight.data() + g * filters_per_group * depth;
+        packed->forward.push_back(pack_matrix(filters_per_group, depth, w, depth, 1));
+        // The input gradient's A: (channel c, filter f * K + k) = W[f, c, k].
+        for (int64_t c = 0; c < per_group; ++c)
+            for (int64_t f = 0; f < filters_per_group; ++f)
+                for (int64_t k = 0; k < node.kernel; ++k)
+                    wt[(c * filters_per_group + f) * node.kernel + k] = w[(f * per_group + c) * node.kernel + k];
+        packed->transposed.push_back(
+            pack_matrix(per_group, filters_per_group * node.kernel, wt.data(), filters_per_group * node.kernel, 1));
+    }
+    node.packed = std::move(packed);
+}
+
+// z = W * x + b for every sample and group: one matrix product per group, the samples side by
+// side as column segments.
 void forward_conv(const ForwardArgs& a) {
     const Node& node = a.node;
     const ConstView& x = a.in[0];
     const View& y = a.out;
     const int64_t groups = node.group, per_group = x.c / groups, filters_per_group = y.c / groups;
-    const int64_t depth = per_group * node.kernel;
-    std::vector<float> col(static_cast<size_t>(depth * y.l));
-    for (int64_t n = 0; n < y.n; ++n)
-        for (int64_t g = 0; g < groups; ++g) {
-            im2col(x.sample(n) + g * per_group * x.l, per_group, x.l, node, a.geo.pad_begin, y.l, col.data());
-            float* out = y.sample(n) + g * filters_per_group * y.l;
-            for (int64_t f = 0; f < filters_per_group; ++f)
-                std::fill(out + f * y.l, out + (f + 1) * y.l, node.bias[g * filters_per_group + f]);
-            sgemm(filters_per_group, y.l, depth, node.weight.data() + g * filters_per_group * depth, depth,
-                  col.data(), y.l, out, y.l);
-        }
+    std::vector<Segment> segs(static_cast<size_t>(y.n));
+    for (int64_t g = 0; g < groups; ++g) {
+        for (int64_t n = 0; n < y.n; ++n)
+            segs[n] = {x.sample(n) + g * per_group * x.l, x.l, y.l, -a.geo.pad_begin,
+                       y.sample(n) + g * filters_per_group * y.l};
+        TapProduct p = conv_taps(node, &node.packed->forward[g], per_group, false, y.l);
+        p.bias = node.bias.data() + g * filters_per_group;
+        tap_product(p, segs.data(), y.n);
+    }
 }
 
 }  // namespace tsviz::ops
 
 namespace tsviz::ops {
 
-// dx = col2im(W^T * dz) per cotangent row and group.
+// dx += W^T * dz with transposed taps: dx[c, i] = sum over f, k of W[f, c, k] dz[f, o] where
+// i = o * s - pad + k * d; one product per group, the cotangent rows side by side.
 void backward_conv(const BackwardArgs& a) {
     const Node& node = a.node;
     const View& gx = a.grad_in[0];
     if (!gx.data) return;
     const ConstView& gy = a.grad_out;
     const int64_t groups = node.group, per_group = gx.c / groups, filters_per_group = gy.c / groups;
-    const int64_t depth = per_group * node.kernel;
-    // W^T per group: (depth x filters_per_group).
-    std::vector<float> wt(static_cast<size_t>(groups * depth * filters_per_group));
-    for (int64_t g = 0; g < groups; ++g)
-        for (int64_t f = 0; f < filters_per_group; ++f)
-            for (int64_t q = 0; q < depth; ++q)
-                wt[(g * depth + q) * filters_per_group + f] = node.weight[(g * filters_per_group + f) * depth + q];
-    std::vector<float> col(static_cast<size_t>(depth * gy.l));
-    for (int64_t r = 0; r < gy.n; ++r)
-        for (int64_t g = 0; g < groups; ++g) {
-            std::fill(col.begin(), col.end(), 0.f);
-            sgemm(depth, gy.l, filters_per_group, wt.data() + g * depth * filters_per_group, filters_per_group,
-                  gy.sample(r) + g * filters_per_group * gy.l, gy.l, col.data(), gy.l);
-            col2im(col.data(), per_group, gx.l, node, a.geo.pad_begin, gy.l, gx.sample(r) + g * per_group * gx.l);
-        }
+    std::vector<Segment> segs(static_cast<size_t>(gy.n));
+    for (int64_t g = 0; g < groups; ++g) {
+        for (int64_t r = 0; r < gy.n; ++r)
+            segs[r] = {gy.sample(r) + g * filters_per_group * gy.l, gy.l, gx.l, -a.geo.pad_begin,
+                       gx.sample(r) + g * per_group * gx.l};
+        TapProduct p = conv_taps(node, &node.packed->transposed[g], filters_per_group, true, gx.l);
+        p.accumulate = true;
+        tap_product(p, segs.data(), gy.n);
+    }
 }
 
 // The receptive window of each marked output: every input channel of its group, every tap,

@@ -1,8 +1,11 @@
 // Dense (fully connected) layers: ONNX Gemm (transA = 0, any transB, alpha, beta) and MatMul
 // followed by a constant Add, lowered to y = W x + b with W (F, X). The input is (X, 1): the
 // output of a Flatten or of global pooling. Each output unit is a filter of length 1.
+#include <memory>
 #include <string>
+#include <vector>
 
+#include "ops/gemm.hpp"
 #include "ops/op.hpp"
 #include "tsviz/error.hpp"
 
@@ -22,20 +25,37 @@ Resolved infer_dense(const Node& node, const std::vector<Shape>& in) {
     return r;
 }
 
+void prepare_dense(Node& node) {
+    const int64_t units = node.channels, features = static_cast<int64_t>(node.weight.size()) / units;
+    auto packed = std::make_shared<PackedWeights>();
+    packed->forward.push_back(pack_matrix(units, features, node.weight.data(), features, 1));
+    packed->transposed.push_back(pack_matrix(features, units, node.weight.data(), 1, features));
+    node.packed = std::move(packed);
+}
+
+namespace {
+
+// A dense layer is a convolution of kernel 1 over an input of length 1 whose channels are the
+// features: one column per sample (or cotangent row).
+void dense_product(const PackedMatrix& a, int64_t channels, const float* bias, bool accumulate, const float* src,
+                   int64_t src_step, float* dst, int64_t dst_step, int64_t n) {
+    std::vector<Segment> segs(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) segs[i] = {src + i * src_step, 1, 1, 0, dst + i * dst_step};
+    TapProduct p;
+    p.a = &a;
+    p.channels = channels;
+    p.ldd = 1;
+    p.bias = bias;
+    p.accumulate = accumulate;
+    tap_product(p, segs.data(), n);
+}
+
+}  // namespace
+
 void forward_dense(const ForwardArgs& a) {
-    const Node& node = a.node;
     const ConstView& x = a.in[0];
-    const int64_t features = x.c * x.l, units = a.out.c;
-    for (int64_t n = 0; n < x.n; ++n) {
-        const float* xs = x.sample(n);
-        float* ys = a.out.sample(n);
-        for (int64_t f = 0; f < units; ++f) {
-            const float* wf = node.weight.data() + f * features;
-            float acc = 0.f;
-            for (int64_t i = 0; i < features; ++i) acc += wf[i] * xs[i];
-            ys[f] = acc + node.bias[f];
-        }
-    }
+    dense_product(a.node.packed->forward[0], x.c * x.l, a.node.bias.data(), false, x.data, x.c * x.l, a.out.data,
+                  a.out.c, x.n);
 }
 
 }  // namespace tsviz::ops
@@ -45,17 +65,9 @@ namespace tsviz::ops {
 void backward_dense(const BackwardArgs& a) {
     const View& gx = a.grad_in[0];
     if (!gx.data) return;
-    const int64_t features = gx.c * gx.l, units = a.grad_out.c;
-    for (int64_t r = 0; r < a.grad_out.n; ++r) {
-        const float* gy = a.grad_out.sample(r);
-        float* gxs = gx.sample(r);
-        for (int64_t f = 0; f < units; ++f) {
-            const float g = gy[f];
-            if (g == 0.f) continue;
-            const float* wf = a.node.weight.data() + f * features;
-            for (int64_t i = 0; i < features; ++i) gxs[i] += g * wf[i];
-        }
-    }
+    const int64_t units = a.grad_out.c;
+    dense_product(a.node.packed->transposed[0], units, nullptr, true, a.grad_out.data, units, gx.data, gx.c * gx.l,
+                  a.grad_out.n);
 }
 
 // Every input of a marked unit; with active_only, only those with a non-zero weight.

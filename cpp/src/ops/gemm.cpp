@@ -1,114 +1,281 @@
-// A register-blocked matrix product: a 6 x 2W block of C stays in twelve vector registers
-// (W = 8 floats with AVX2, 16 with AVX-512) while the K loop streams one row of B and
-// broadcasts six values of A per step, so every load feeds several multiply-adds. On x86-64
-// the kernel is compiled for both and chosen at run time; elsewhere a plain loop runs.
 #include "ops/gemm.hpp"
 
 #include <algorithm>
 #include <cstring>
 
+#include "parallel.hpp"
+
 namespace tsviz::ops {
 
 namespace {
 
-constexpr int64_t kMr = 6;
-constexpr int64_t kKc = 256;  // K block: a 6 x 256 panel of A and a 256-row panel of B stay in cache
-
-// W floats of one vector register; GCC and Clang map them to AVX or AVX-512 registers in the
-// functions compiled for those targets.
+typedef float v4 __attribute__((vector_size(16)));
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v16 __attribute__((vector_size(64)));
 
-// The 6 x (2 W) block of C in twelve vector accumulators.
-template <class V>
-inline void block(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
+constexpr int64_t kKc = 256;  // depth of one packed B block: kc x NR floats stay in L1
+constexpr int64_t kNc = 512;  // columns of one packed B block
+
+// Where column j of a block comes from and goes to.
+struct Column {
+    const Segment* seg;
+    int64_t o;
+};
+
+// Length of the run of columns starting at cols[0] (at most n) that lie in one segment at
+// consecutive positions.
+inline int64_t run_length(const Column* cols, int64_t n) {
+    int64_t len = 1;
+    while (len < n && cols[len].seg == cols[0].seg && cols[len].o == cols[0].o + len) ++len;
+    return len;
+}
+
+// Packs the kc x NR panel of B for columns cols[0 .. n) (n <= NR; the rest zero), run by run:
+// with unit stride each row of a run is a stretch of one source row, copied whole where it
+// lies inside the source.
+template <int64_t NR>
+inline void pack_panel(const TapProduct& g, const Column* cols, int64_t n, int64_t p0, int64_t kc, float* dst) {
+    if (n < NR)
+        for (int64_t p = 0; p < kc; ++p) std::fill(dst + p * NR + n, dst + (p + 1) * NR, 0.f);
+    const int64_t k_n = g.kernel;
+    for (int64_t j = 0; j < n;) {
+        const int64_t len = run_length(cols + j, n - j);
+        const Segment& s = *cols[j].seg;
+        const int64_t o0 = cols[j].o;
+        int64_t c = p0 / k_n, k = p0 % k_n;
+        for (int64_t p = 0; p < kc; ++p) {
+            float* row = dst + p * NR + j;
+            const float* src = s.src + c * s.src_len;
+            if (g.stride == 1) {
+                const int64_t i0 = o0 + (g.transposed ? -s.delta - k * g.dilation : s.delta + k * g.dilation);
+                if (i0 >= 0 && i0 + len <= s.src_len) {
+                    std::memcpy(row, src + i0, static_cast<size_t>(len) * sizeof(float));
+                } else {
+                    for (int64_t t = 0; t < len; ++t) {
+                        const int64_t i = i0 + t;
+                        row[t] = i >= 0 && i < s.src_len ? src[i] : 0.f;
+                    }
+                }
+            } else {
+                for (int64_t t = 0; t < len; ++t) {
+                    int64_t i;
+                    bool ok = true;
+                    if (!g.transposed) {
+                        i = (o0 + t) * g.stride + s.delta + k * g.dilation;
+                    } else {
+                        const int64_t q = o0 + t - s.delta - k * g.dilation;
+                        ok = q >= 0 && q % g.stride == 0;
+                        i = q / g.stride;
+                    }
+                    row[t] = ok && i >= 0 && i < s.src_len ? src[i] : 0.f;
+                }
+            }
+            if (++k == k_n) {
+                k = 0;
+                ++c;
+            }
+        }
+        j += len;
+    }
+}
+
+// acc (MR x 2 vectors) = A panel (kc x MR) * B panel (kc x 2W).
+template <class V, int64_t MR>
+inline void micro_kernel(int64_t kc, const float* a, const float* b, V (&acc)[MR][2]) {
     constexpr int64_t w = sizeof(V) / sizeof(float);
-    // Unaligned loads and stores go through memcpy: the vector type's own alignment is
-    // larger than a float's, and attributes do not survive as template arguments.
-    V acc[kMr][2] = {};
-    for (int64_t p = 0; p < k; ++p) {
+    for (int64_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = V{};
+    for (int64_t p = 0; p < kc; ++p) {
         V b0, b1;
-        std::memcpy(&b0, b + p * ldb, sizeof(V));
-        std::memcpy(&b1, b + p * ldb + w, sizeof(V));
-        for (int64_t i = 0; i < kMr; ++i) {
-            const float ai = a[i * lda + p];
+        std::memcpy(&b0, b + p * 2 * w, sizeof(V));
+        std::memcpy(&b1, b + p * 2 * w + w, sizeof(V));
+        for (int64_t i = 0; i < MR; ++i) {
+            const float ai = a[p * MR + i];
             acc[i][0] += ai * b0;
             acc[i][1] += ai * b1;
         }
     }
-    for (int64_t i = 0; i < kMr; ++i)
-        for (int64_t h = 0; h < 2; ++h) {
-            V ci;
-            std::memcpy(&ci, c + i * ldc + h * w, sizeof(V));
-            ci += acc[i][h];
-            std::memcpy(c + i * ldc + h * w, &ci, sizeof(V));
-        }
 }
 
-inline void edge(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-                 float* c, int64_t ldc) {
-    for (int64_t i = 0; i < m; ++i)
-        for (int64_t p = 0; p < k; ++p) {
-            const float ai = a[i * lda + p];
-            const float* bp = b + p * ldb;
-            float* ci = c + i * ldc;
-            for (int64_t j = 0; j < n; ++j) ci[j] += ai * bp[j];
+// Writes the MR x NR block: rows [row0, row0 + m), columns cols[0 .. n).
+template <class V, int64_t MR>
+inline void store(const TapProduct& g, bool first, V (&acc)[MR][2], int64_t row0, int64_t m, const Column* cols,
+                  int64_t n) {
+    constexpr int64_t w = sizeof(V) / sizeof(float);
+    constexpr int64_t nr = 2 * w;
+    const bool overwrite = first && !g.accumulate;
+    const Segment* s = cols[0].seg;
+    if (n == nr && cols[nr - 1].seg == s && cols[nr - 1].o == cols[0].o + nr - 1) {
+        for (int64_t i = 0; i < m; ++i) {
+            float* dst = s->dst + (row0 + i) * g.ldd + cols[0].o;
+            for (int64_t h = 0; h < 2; ++h) {
+                V c;
+                if (overwrite) {
+                    const float b = g.bias ? g.bias[row0 + i] : 0.f;
+                    c = V{} + b;
+                } else {
+                    std::memcpy(&c, dst + h * w, sizeof(V));
+                }
+                c += acc[i][h];
+                std::memcpy(dst + h * w, &c, sizeof(V));
+            }
         }
+        return;
+    }
+    float tile[MR][nr];
+    std::memcpy(tile, acc, sizeof(tile));
+    for (int64_t j = 0; j < n;) {
+        const int64_t len = run_length(cols + j, n - j);
+        const Segment& sj = *cols[j].seg;
+        for (int64_t i = 0; i < m; ++i) {
+            float* dst = sj.dst + (row0 + i) * g.ldd + cols[j].o;
+            const float* t = tile[i] + j;
+            if (overwrite) {
+                const float b = g.bias ? g.bias[row0 + i] : 0.f;
+                for (int64_t q = 0; q < len; ++q) dst[q] = b + t[q];
+            } else {
+                for (int64_t q = 0; q < len; ++q) dst[q] += t[q];
+            }
+        }
+        j += len;
+    }
 }
 
-template <class V>
-inline void blocked(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-                    float* c, int64_t ldc) {
-    constexpr int64_t nr = 2 * sizeof(V) / sizeof(float);
-    for (int64_t p0 = 0; p0 < k; p0 += kKc) {
-        const int64_t kc = std::min(kKc, k - p0);
-        const float* ap = a + p0;
-        const float* bp = b + p0 * ldb;
-        // Column panels outside, row blocks inside: one kc x nr panel of B stays in L1 while
-        // every row block of A passes over it.
-        const int64_t m_full = m - m % kMr;
-        int64_t j = 0;
-        for (; j + nr <= n; j += nr)
-            for (int64_t i = 0; i < m_full; i += kMr)
-                block<V>(kc, ap + i * lda, lda, bp + j, ldb, c + i * ldc + j, ldc);
-        if (j < n)
-            for (int64_t i = 0; i < m_full; i += kMr)
-                edge(kMr, n - j, kc, ap + i * lda, lda, bp + j, ldb, c + i * ldc + j, ldc);
-        const int64_t i = m_full;
-        if (i < m) edge(m - i, n, kc, ap + i * lda, lda, bp, ldb, c + i * ldc, ldc);
+// Columns [c0, c1) of the whole column range, located through the segments.
+template <class V, int64_t MR>
+void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
+    constexpr int64_t nr = 2 * static_cast<int64_t>(sizeof(V) / sizeof(float));
+    const PackedMatrix& a = *g.a;
+    const int64_t depth = a.depth, m = a.rows, panels = (m + MR - 1) / MR;
+    // Per-thread scratch, kept between calls so that a call allocates nothing.
+    thread_local std::vector<Column> cols;
+    thread_local std::vector<float> bpack;
+    cols.reserve(static_cast<size_t>(kNc));
+    bpack.resize(static_cast<size_t>(kKc * (kNc + nr)));
+    // The segment holding column c0.
+    int64_t si = 0, base = 0;
+    while (si < n_segs && base + segs[si].cols <= c0) base += segs[si++].cols;
+    for (int64_t j0 = c0; j0 < c1; j0 += kNc) {
+        const int64_t nc = std::min(kNc, c1 - j0);
+        cols.clear();
+        for (int64_t j = j0; j < j0 + nc; ++j) {
+            while (j - base >= segs[si].cols) base += segs[si++].cols;
+            cols.push_back({&segs[si], j - base});
+        }
+        const int64_t n_panels = (nc + nr - 1) / nr;
+        for (int64_t p0 = 0; p0 < depth; p0 += kKc) {
+            const int64_t kc = std::min(kKc, depth - p0);
+            for (int64_t jp = 0; jp < n_panels; ++jp) {
+                const int64_t n = std::min(nr, nc - jp * nr);
+                pack_panel<nr>(g, cols.data() + jp * nr, n, p0, kc, bpack.data() + jp * kc * nr);
+            }
+            for (int64_t jp = 0; jp < n_panels; ++jp) {
+                const int64_t n = std::min(nr, nc - jp * nr);
+                const float* bp = bpack.data() + jp * kc * nr;
+                for (int64_t ip = 0; ip < panels; ++ip) {
+                    V acc[MR][2];
+                    micro_kernel<V, MR>(kc, a.panel(ip) + p0 * MR, bp, acc);
+                    store<V, MR>(g, p0 == 0, acc, ip * MR, std::min(MR, m - ip * MR), cols.data() + jp * nr, n);
+                }
+            }
+        }
     }
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define TSVIZ_X86_KERNELS 1
-// flatten: the templates above are compiled for each target inside these functions.
-__attribute__((target("avx512f"), flatten)) void sgemm_avx512(int64_t m, int64_t n, int64_t k, const float* a,
-                                                                 int64_t lda, const float* b, int64_t ldb, float* c,
-                                                                 int64_t ldc) {
-    blocked<v16>(m, n, k, a, lda, b, ldb, c, ldc);
+// flatten: the templates are compiled for each target inside these functions.
+__attribute__((target("avx512f"), flatten)) void run_avx512(const TapProduct& g, const Segment* s, int64_t n,
+                                                               int64_t c0, int64_t c1) {
+    run_columns<v16, 8>(g, s, n, c0, c1);
 }
-__attribute__((target("avx2,fma"), flatten)) void sgemm_avx2(int64_t m, int64_t n, int64_t k, const float* a,
-                                                                int64_t lda, const float* b, int64_t ldb, float* c,
-                                                                int64_t ldc) {
-    blocked<v8>(m, n, k, a, lda, b, ldb, c, ldc);
+__attribute__((target("avx2,fma"), flatten)) void run_avx2(const TapProduct& g, const Segment* s, int64_t n,
+                                                              int64_t c0, int64_t c1) {
+    run_columns<v8, 6>(g, s, n, c0, c1);
 }
 #endif
+void run_plain(const TapProduct& g, const Segment* s, int64_t n, int64_t c0, int64_t c1) {
+    run_columns<v4, 4>(g, s, n, c0, c1);
+}
 
-}  // namespace
-
-void sgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-           float* c, int64_t ldc) {
+int isa_level() {
 #ifdef TSVIZ_X86_KERNELS
     static const int level = __builtin_cpu_supports("avx512f")                                   ? 2
                              : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1
                                                                                                   : 0;
-    if (level == 2) return sgemm_avx512(m, n, k, a, lda, b, ldb, c, ldc);
-    if (level == 1) return sgemm_avx2(m, n, k, a, lda, b, ldb, c, ldc);
-    // Without AVX2 the wide vectors would be emulated; the plain loop is faster there.
-    return edge(m, n, k, a, lda, b, ldb, c, ldc);
+    return level;
 #else
-    return blocked<v8>(m, n, k, a, lda, b, ldb, c, ldc);
+    return 0;
 #endif
+}
+
+}  // namespace
+
+int64_t kernel_rows() {
+    const int level = isa_level();
+    return level == 2 ? 8 : level == 1 ? 6 : 4;
+}
+
+PackedMatrix pack_matrix(int64_t rows, int64_t depth, const float* a, int64_t row_stride, int64_t col_stride) {
+    PackedMatrix pm;
+    pm.rows = rows;
+    pm.depth = depth;
+    pm.mr = kernel_rows();
+    const int64_t panels = (rows + pm.mr - 1) / pm.mr;
+    pm.data.assign(static_cast<size_t>(panels * depth * pm.mr), 0.f);
+    for (int64_t ip = 0; ip < panels; ++ip)
+        for (int64_t p = 0; p < depth; ++p)
+            for (int64_t i = 0; i < pm.mr && ip * pm.mr + i < rows; ++i)
+                pm.data[(ip * depth + p) * pm.mr + i] = a[(ip * pm.mr + i) * row_stride + p * col_stride];
+    return pm;
+}
+
+void tap_product(const TapProduct& g, const Segment* segs, int64_t n_segs) {
+    int64_t total = 0;
+    for (int64_t s = 0; s < n_segs; ++s) total += segs[s].cols;
+    if (total == 0 || g.a->rows == 0) return;
+    void (*run)(const TapProduct&, const Segment*, int64_t, int64_t, int64_t) = run_plain;
+#ifdef TSVIZ_X86_KERNELS
+    if (isa_level() == 2) run = run_avx512;
+    if (isa_level() == 1) run = run_avx2;
+#endif
+    // Column blocks are independent (every output element is computed by one of them, with
+    // the same arithmetic whatever the split), so large products are split over threads.
+    const double flops = 2.0 * static_cast<double>(g.a->rows) * static_cast<double>(g.a->depth) * total;
+    const int64_t blocks = (total + kNc - 1) / kNc;
+    const int64_t parts = flops < 4e6 ? 1 : std::min<int64_t>(blocks, engine_threads());
+    if (parts <= 1) return run(g, segs, n_segs, 0, total);
+    const int64_t per = (blocks + parts - 1) / parts * kNc;
+    parallel_for(parts, [&](int64_t t) {
+        const int64_t c0 = t * per, c1 = std::min(total, c0 + per);
+        if (c0 < c1) run(g, segs, n_segs, c0, c1);
+    });
+}
+
+void tap_product_reference(const TapProduct& g, const float* a, const Segment* segs, int64_t n_segs) {
+    const int64_t m = g.a ? g.a->rows : 0, depth = g.channels * g.kernel;
+    for (int64_t si = 0; si < n_segs; ++si) {
+        const Segment& s = segs[si];
+        for (int64_t o = 0; o < s.cols; ++o)
+            for (int64_t r = 0; r < m; ++r) {
+                double acc = 0;
+                for (int64_t c = 0; c < g.channels; ++c)
+                    for (int64_t k = 0; k < g.kernel; ++k) {
+                        int64_t i;
+                        if (!g.transposed) {
+                            i = o * g.stride + s.delta + k * g.dilation;
+                        } else {
+                            const int64_t q = o - s.delta - k * g.dilation;
+                            if (q < 0 || q % g.stride != 0) continue;
+                            i = q / g.stride;
+                        }
+                        if (i < 0 || i >= s.src_len) continue;
+                        acc += static_cast<double>(a[r * depth + c * g.kernel + k]) * s.src[c * s.src_len + i];
+                    }
+                float* dst = s.dst + r * g.ldd + o;
+                const float base = g.accumulate ? *dst : (g.bias ? g.bias[r] : 0.f);
+                *dst = base + static_cast<float>(acc);
+            }
+    }
 }
 
 }  // namespace tsviz::ops

@@ -1,12 +1,75 @@
-// Single-precision matrix product for the convolution and dense kernels.
+// The matrix product under convolution and dense layers, their input gradients and their
+// forward-mode tangents. A (M x K) is packed once into row panels; B (K x columns) is never
+// materialised: its columns are gathered straight into packed panels from the tensors by a tap
+// rule, so im2col, the batch (or the cotangent rows, or the tangents) folded into the column
+// dimension, and packing are one pass. Columns come in segments, one per sample, row or
+// tangent, each with its own source and destination.
+//
+// Blocking after BLIS: a kc x NR panel of B stays in L1 while every MR-row panel of A passes
+// over it; the micro-kernel holds an MR x NR block of C in vector registers (AVX-512: 8 x 32
+// in 16 zmm; AVX2 + FMA: 6 x 16 in 12 ymm; elsewhere 4 x 8), chosen once at run time.
+// Edges are zero-padded in the packed panels and masked at the store, so odd shapes run the
+// same kernel.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace tsviz::ops {
 
-// C[M x N] += A[M x K] * B[K x N], all row-major with leading dimensions lda, ldb, ldc.
-void sgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-           float* c, int64_t ldc);
+// A (rows x depth) in panels of mr rows: data[(panel * depth + p) * mr + i] = A(panel * mr + i, p),
+// zero past the last row.
+struct PackedMatrix {
+    int64_t rows = 0;
+    int64_t depth = 0;
+    int64_t mr = 0;
+    std::vector<float> data;
+    const float* panel(int64_t p) const { return data.data() + p * depth * mr; }
+};
+
+// Packs A with A(i, p) = a[i * row_stride + p * col_stride].
+PackedMatrix pack_matrix(int64_t rows, int64_t depth, const float* a, int64_t row_stride, int64_t col_stride);
+
+// Conv and Dense weights, per group: A for the forward (filters x channels * kernel) and for
+// the input gradient (channels x filters * kernel).
+struct PackedWeights {
+    std::vector<PackedMatrix> forward;
+    std::vector<PackedMatrix> transposed;
+};
+
+// One segment of columns: `cols` consecutive output columns o = 0 .. cols-1, read from `src`
+// ((channels x src_len), row-major) and written to dst + row * ldd + o.
+struct Segment {
+    const float* src = nullptr;
+    int64_t src_len = 0;
+    int64_t cols = 0;
+    int64_t delta = 0;
+    float* dst = nullptr;
+};
+
+// B's row p = c * kernel + k at column o of a segment reads src[c, i] with
+//   forward taps:    i = o * stride + delta + k * dilation                  (convolution, dense)
+//   transposed taps: i = (o - delta - k * dilation) / stride, when whole   (its input gradient)
+// and 0 when i falls outside [0, src_len).
+struct TapProduct {
+    const PackedMatrix* a = nullptr;  // (M x channels * kernel)
+    int64_t channels = 0;
+    int64_t kernel = 1;
+    int64_t stride = 1;
+    int64_t dilation = 1;
+    bool transposed = false;
+    int64_t ldd = 0;                  // destination row stride
+    const float* bias = nullptr;      // per row, added when not accumulating; may be null
+    bool accumulate = false;          // dst += A * B instead of dst = A * B + bias
+};
+
+// Runs the product over all segments; splits large work over the engine's threads.
+void tap_product(const TapProduct& p, const Segment* segments, int64_t n_segments);
+
+// The same result by plain loops, for tests and as the definition.
+void tap_product_reference(const TapProduct& p, const float* a, const Segment* segments, int64_t n_segments);
+
+// Row panel height of the micro-kernel this processor runs.
+int64_t kernel_rows();
 
 }  // namespace tsviz::ops

@@ -78,9 +78,13 @@ struct OpRules {
     void (*forward)(const ForwardArgs& args);
     void (*backward)(const BackwardArgs& args);
     void (*trace)(const TraceArgs& args);
+    // Work done once when the model is built (packing weights); null when there is none.
+    void (*prepare)(Node& node) = nullptr;
 };
 
 const OpRules& rules(OpKind kind);
+// Runs every node's prepare rule; a model's graph is prepared once, before its first run.
+void prepare(Graph& graph);
 const std::vector<OpRules>& all_rules();
 
 // Family entry points, referenced by the registry table.
@@ -105,6 +109,8 @@ TSVIZ_OP_RULES(add)
 TSVIZ_OP_RULES(concat)
 TSVIZ_OP_RULES(flatten)
 #undef TSVIZ_OP_RULES
+void prepare_conv(Node&);
+void prepare_dense(Node&);
 Resolved infer_conv(const Node&, const std::vector<Shape>&);
 Resolved infer_dense(const Node&, const std::vector<Shape>&);
 Resolved infer_max_pool(const Node&, const std::vector<Shape>&);

@@ -13,12 +13,14 @@ void backward_input(const BackwardArgs&) {}
 void trace_input(const TraceArgs&) {}
 
 #define TSVIZ_OP(kind, name, infer, op) \
-    {OpKind::kind, name, infer, forward_##op, backward_##op, trace_##op}
+    {OpKind::kind, name, infer, forward_##op, backward_##op, trace_##op, nullptr}
+#define TSVIZ_WEIGHTED_OP(kind, name, infer, op) \
+    {OpKind::kind, name, infer, forward_##op, backward_##op, trace_##op, prepare_##op}
 
 const std::vector<OpRules> kTable = {
     TSVIZ_OP(Input, "Input", infer_input, input),
-    TSVIZ_OP(Conv, "Conv", infer_conv, conv),
-    TSVIZ_OP(Dense, "Dense", infer_dense, dense),
+    TSVIZ_WEIGHTED_OP(Conv, "Conv", infer_conv, conv),
+    TSVIZ_WEIGHTED_OP(Dense, "Dense", infer_dense, dense),
     TSVIZ_OP(Affine, "Affine", infer_same, affine),
     TSVIZ_OP(Relu, "Relu", infer_same, relu),
     TSVIZ_OP(LeakyRelu, "LeakyRelu", infer_same, leaky_relu),
@@ -36,10 +38,16 @@ const std::vector<OpRules> kTable = {
 };
 
 #undef TSVIZ_OP
+#undef TSVIZ_WEIGHTED_OP
 
 }  // namespace
 
 const std::vector<OpRules>& all_rules() { return kTable; }
+
+void prepare(Graph& graph) {
+    for (Node& node : graph.nodes)
+        if (const auto f = rules(node.kind).prepare) f(node);
+}
 
 const OpRules& rules(OpKind kind) {
     for (const auto& r : kTable)

@@ -1,0 +1,148 @@
+#include "parallel.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace tsviz {
+
+namespace {
+
+// One call to parallel_for: parts are claimed with an atomic counter by whoever is free.
+struct Job {
+    const std::function<void(int64_t)>* f = nullptr;
+    int64_t parts = 0;
+    std::atomic<int64_t> next{0};
+    std::atomic<int64_t> done{0};
+    std::mutex mutex;
+    std::condition_variable finished;
+    std::exception_ptr error;
+
+    // Runs parts until none is left to claim; true when this thread finished the last one.
+    void work() {
+        for (int64_t p; (p = next.fetch_add(1)) < parts;) {
+            try {
+                (*f)(p);
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(mutex);
+                if (!error) error = std::current_exception();
+            }
+            if (done.fetch_add(1) + 1 == parts) {
+                std::lock_guard<std::mutex> lock(mutex);
+                finished.notify_all();
+            }
+        }
+    }
+};
+
+class Pool {
+public:
+    explicit Pool(int workers) {
+        for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { loop(); });
+    }
+    ~Pool() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            stop_ = true;
+        }
+        wake_.notify_all();
+        for (auto& t : threads_) t.join();
+    }
+
+    void run(const std::shared_ptr<Job>& job) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            queue_.push_back(job);
+        }
+        wake_.notify_all();
+        job->work();
+        {
+            std::unique_lock<std::mutex> lock(job->mutex);
+            job->finished.wait(lock, [&] { return job->done.load() == job->parts; });
+        }
+        std::lock_guard<std::mutex> lock(mutex_);
+        queue_.erase(std::remove(queue_.begin(), queue_.end(), job), queue_.end());
+    }
+
+private:
+    void loop() {
+        for (;;) {
+            std::shared_ptr<Job> job;
+            {
+                std::unique_lock<std::mutex> lock(mutex_);
+                wake_.wait(lock, [&] { return stop_ || claimable() != nullptr; });
+                if (stop_) return;
+                job = claimable();
+            }
+            job->work();
+        }
+    }
+    // The oldest job with parts left to claim (under mutex_).
+    std::shared_ptr<Job> claimable() const {
+        for (const auto& j : queue_)
+            if (j->next.load() < j->parts) return j;
+        return nullptr;
+    }
+
+    std::vector<std::thread> threads_;
+    std::deque<std::shared_ptr<Job>> queue_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    bool stop_ = false;
+};
+
+Pool& pool() {
+    // Leaked on purpose: workers must outlive every static destructor that might still call in.
+    static Pool* p = new Pool(engine_threads() - 1);
+    return *p;
+}
+
+}  // namespace
+
+int engine_threads() {
+    static const int threads = [] {
+        if (const char* env = std::getenv("TSVIZ_NUM_THREADS")) {
+            const int v = std::atoi(env);
+            if (v >= 1) return std::min(v, 256);
+        }
+        const unsigned hw = std::thread::hardware_concurrency();
+        return static_cast<int>(std::clamp(hw, 1u, 8u));
+    }();
+    return threads;
+}
+
+void parallel_for(int64_t parts, const std::function<void(int64_t)>& f) {
+    if (parts <= 0) return;
+    if (parts == 1 || engine_threads() == 1) {
+        for (int64_t p = 0; p < parts; ++p) f(p);
+        return;
+    }
+    auto job = std::make_shared<Job>();
+    job->f = &f;
+    job->parts = parts;
+    pool().run(job);
+    if (job->error) std::rethrow_exception(job->error);
+}
+
+void parallel_ranges(int64_t n, const std::function<void(int64_t, int64_t)>& f, int64_t grain) {
+    if (n <= 0) return;
+    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(engine_threads(), n / std::max<int64_t>(grain, 1)));
+    if (parts == 1) {
+        f(0, n);
+        return;
+    }
+    const int64_t step = (n + parts - 1) / parts;
+    parallel_for(parts, [&](int64_t p) {
+        const int64_t a = p * step, b = std::min(n, a + step);
+        if (a < b) f(a, b);
+    });
+}
+
+}  // namespace tsviz
