@@ -163,7 +163,7 @@ def test_importance_is_min_max_scaled_raw_importance() -> None:
     for name in ex.layer_names:
         raw = ex.importance_raw[name].astype(np.float64)
         lo, hi = raw.min(axis=1, keepdims=True), raw.max(axis=1, keepdims=True)
-        expected = np.where(hi > lo, (raw - lo) / np.where(hi > lo, hi - lo, 1), 0)
+        expected = np.where(hi > lo, (raw - lo) / np.where(hi > lo, hi - lo, 1), (hi > 0).astype(float))
         np.testing.assert_allclose(ex.importance[name], expected, rtol=1e-5, atol=1e-6)
         assert ex.importance[name].shape == (6, model.layer(name).n_filters)
 
@@ -181,8 +181,9 @@ def test_importance_of_the_output_layer_and_default_targets() -> None:
     assert tsv.load(model_path("paper_net_op17")).explain(real_windows((2, 50), "NCT", 2)).target.tolist() == [0, 0]
 
 
-def test_all_equal_layer_has_zero_importance() -> None:
-    """SPEC.md: when max == min within a layer, every filter's importance is 0."""
+def test_all_equal_layer_has_importance_one_when_it_matters() -> None:
+    """docs/definitions: when max == min within a layer, every filter gets 1 if that value is
+    positive (all matter equally) and 0 if it is 0 (all dead)."""
     rng = np.random.default_rng(0)
     w = np.repeat(weights(rng, 1, 3, 3), 4, axis=0)  # four identical filters
     nodes = [N("Conv", ["x", "w"], ["z"], name="conv"), N("Relu", ["z"], ["a"]),
@@ -190,7 +191,15 @@ def test_all_equal_layer_has_zero_importance() -> None:
     model = tsv.load(build(nodes, [const("w", w), const("gw", np.ones((1, 4), np.float32))]))
     ex = model.explain(real_windows((3, 20), "NCT", 3))
     raw = ex.importance_raw["z"]
-    assert np.all(raw == raw[:, :1]) and raw.max() > 0
+    assert np.all(raw == raw[:, :1]) and raw.min() > 0
+    np.testing.assert_array_equal(ex.importance["z"], 1.0)
+    # The one-unit output layer: raw importance 1 (d y / d y), scaled importance 1.
+    np.testing.assert_array_equal(ex.importance_raw["y"], 1.0)
+    np.testing.assert_array_equal(ex.importance["y"], 1.0)
+    # A dead layer (all raw importances 0) stays at 0.
+    dead = tsv.load(build(nodes, [const("w", w), const("gw", np.zeros((1, 4), np.float32))]))
+    ex = dead.explain(real_windows((3, 20), "NCT", 3))
+    np.testing.assert_array_equal(ex.importance_raw["z"], 0.0)
     np.testing.assert_array_equal(ex.importance["z"], 0.0)
 
 

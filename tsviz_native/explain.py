@@ -79,13 +79,21 @@ class Explanation:
         itself when no elementwise activation follows); a key of :meth:`trace`'s result."""
         return self._native.activation_name(self._layer(name))
 
-    def saliency(self, name: str, filters: Sequence[int] | int | None = None) -> np.ndarray:
+    def saliency(
+        self, name: str, filters: Sequence[int] | int | None = None, method: str = "auto"
+    ) -> np.ndarray:
         """Input saliency of filters of one layer: ``|d sum_i a^l[f, i] / d x|``.
 
         Parameters
         ----------
         name : a filter layer.
         filters : filter indices, one index, or None for every filter.
+        method : ``"auto"`` (default), ``"reverse"`` or ``"forward"``. Reverse mode pushes one
+            cotangent per filter back to the input. Forward mode pushes one tangent per input
+            point up through the network, each kept on the positions its receptive field
+            reaches, and gives every filter of every layer it covers in one pass (kept for
+            later calls on this explanation). Both give the same values to float rounding;
+            ``"auto"`` picks the cheaper by a count of floating-point operations.
 
         Returns
         -------
@@ -98,7 +106,9 @@ class Explanation:
         chosen = [] if filters is None else [int(filters)] if single else [int(f) for f in filters]
         if filters is not None and not single and not chosen:
             raise ArgumentError("filters is empty; give None for every filter")
-        out = self._native.saliency(name, chosen)
+        if method not in ("auto", "reverse", "forward"):
+            raise ArgumentError(f"method must be 'auto', 'reverse' or 'forward', got {method!r}")
+        out = self._native.saliency(name, chosen, method)
         return out[:, 0] if single else out
 
     def keep(self, name: str, percentile: float) -> np.ndarray:

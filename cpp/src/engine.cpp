@@ -108,4 +108,124 @@ Cotangents backward(const Graph& g, const Activations& act, int64_t first, int64
     return ct;
 }
 
+BandPlan plan_bands(const Graph& g, const std::vector<ops::Resolved>& geo, const std::vector<bool>& reach) {
+    const size_t nodes = g.nodes.size();
+    const int64_t t_len = geo[0].out.l;
+    BandPlan plan;
+    plan.width.assign(nodes, 0);
+    plan.start.assign(nodes, std::vector<int64_t>(static_cast<size_t>(t_len), 0));
+    std::vector<std::vector<ops::Band>> bands(nodes, std::vector<ops::Band>(static_cast<size_t>(t_len)));
+    for (int64_t p = 0; p < t_len; ++p) {
+        bands[0][p] = {p, p};
+        for (size_t v = 1; v < nodes; ++v) {
+            if (!reach[v]) continue;
+            const Node& node = g.nodes[v];
+            ops::BandArgs args{node, geo[v], {}, {}};
+            for (int q : node.inputs) {
+                args.in.push_back(geo[q].out);
+                args.in_band.push_back(bands[q][p]);
+            }
+            bands[v][p] = ops::rules(node.kind).band(args);
+        }
+    }
+    for (size_t v = 0; v < nodes; ++v) {
+        if (v > 0 && !reach[v]) continue;
+        const int64_t len = geo[v].out.l;
+        int64_t w = 1;
+        for (const ops::Band& b : bands[v])
+            if (!b.empty()) w = std::max(w, b.hi - b.lo + 1);
+        w = std::min(w, len);
+        plan.width[v] = w;
+        // The window [start, start + w) holds the band and stays inside the tensor.
+        for (int64_t p = 0; p < t_len; ++p)
+            plan.start[v][p] = bands[v][p].empty() ? 0 : std::clamp<int64_t>(bands[v][p].lo, 0, len - w);
+    }
+    return plan;
+}
+
+void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, const std::vector<int>& targets,
+                  const std::vector<float*>& out) {
+    const int64_t nodes = static_cast<int64_t>(g.nodes.size());
+    int last = 0;
+    for (int v : targets) last = std::max(last, v);
+    std::vector<bool> reach(g.nodes.size(), false);
+    for (int v : targets) {
+        const std::vector<bool> r = ancestors(g, v);
+        for (int64_t i = 0; i < nodes; ++i) reach[i] = reach[i] || r[i];
+    }
+    // Consumers among the reached nodes, to free a tangent once nothing reads it.
+    std::vector<int> readers(g.nodes.size(), 0);
+    for (int v = 1; v <= last; ++v)
+        if (reach[v])
+            for (int q : g.nodes[v].inputs) ++readers[q];
+    std::vector<int> target_slot(g.nodes.size(), -1);
+    for (size_t k = 0; k < targets.size(); ++k) target_slot[targets[k]] = static_cast<int>(k);
+
+    const int64_t c_in = act.geo[0].out.c, t_len = act.geo[0].out.l, tangents = c_in * t_len;
+    int64_t per_tangent = 0;
+    for (int v = 0; v <= last; ++v)
+        if (reach[v]) per_tangent += act.geo[v].out.c * plan.width[v];
+    // Chunks of tangents small enough to stay in cache, and enough of them to feed the threads.
+    int64_t chunk = std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(per_tangent, 1), 1, tangents);
+    const int64_t want = (engine_threads() + act.n - 1) / act.n;
+    chunk = std::min(chunk, std::max<int64_t>(1, (tangents + want - 1) / want));
+    const int64_t chunks = (tangents + chunk - 1) / chunk;
+
+    parallel_for(act.n * chunks, [&](int64_t item) {
+        const int64_t n = item / chunks, t0 = (item % chunks) * chunk, count = std::min(chunk, tangents - t0);
+        auto sample_view = [&](int v) {
+            const ops::Resolved& r = act.geo[v];
+            return ops::ConstView(ops::View{const_cast<float*>(act.arena.data()) + act.offset[v] + n * r.out.size(), 1,
+                                            r.out.c, r.out.l});
+        };
+        std::vector<std::vector<float>> tan(g.nodes.size());
+        std::vector<std::vector<int64_t>> starts(g.nodes.size());
+        std::vector<int> left = readers;
+        auto starts_of = [&](int v) {
+            std::vector<int64_t>& s = starts[v];
+            s.resize(static_cast<size_t>(count));
+            for (int64_t t = 0; t < count; ++t) s[t] = plan.start[v][(t0 + t) / c_in];
+        };
+        // The input's tangents: a 1 at (c, p), a band of width 1 at p.
+        tan[0].assign(static_cast<size_t>(count * c_in), 0.f);
+        for (int64_t t = 0; t < count; ++t) tan[0][t * c_in + (t0 + t) % c_in] = 1.f;
+        starts_of(0);
+        for (int v = 1; v <= last; ++v) {
+            if (!reach[v]) continue;
+            const Node& node = g.nodes[v];
+            const ops::Resolved& geo = act.geo[v];
+            tan[v].assign(static_cast<size_t>(count * geo.out.c * plan.width[v]), 0.f);
+            starts_of(v);
+            ops::TangentArgs args{node, geo, {}, sample_view(v),
+                                  act.aux.data() + act.aux_offset[v] + n * geo.aux_per_sample,
+                                  count, {}, {}, {}, nullptr, 0, nullptr};
+            for (int q : node.inputs) {
+                args.in.push_back(sample_view(q));
+                args.t_in.push_back(tan[q].data());
+                args.w_in.push_back(plan.width[q]);
+                args.start_in.push_back(starts[q].data());
+            }
+            args.t_out = tan[v].data();
+            args.w_out = plan.width[v];
+            args.start_out = starts[v].data();
+            ops::rules(node.kind).tangent(args);
+            for (int q : node.inputs)
+                if (--left[q] == 0) std::vector<float>().swap(tan[q]);
+            if (target_slot[v] >= 0) {
+                const int64_t f_n = geo.out.c, w = plan.width[v];
+                float* dst = out[target_slot[v]] + n * f_n * tangents;
+                for (int64_t t = 0; t < count; ++t) {
+                    const int64_t c = (t0 + t) % c_in, p = (t0 + t) / c_in;
+                    for (int64_t f = 0; f < f_n; ++f) {
+                        const float* row = tan[v].data() + (t * f_n + f) * w;
+                        float sum = 0.f;
+                        for (int64_t j = 0; j < w; ++j) sum += row[j];
+                        dst[(f * c_in + c) * t_len + p] = sum;
+                    }
+                }
+            }
+        }
+    });
+}
+
 }  // namespace tsviz

@@ -78,6 +78,21 @@ struct Cotangents {
 Cotangents backward(const Graph& g, const Activations& act, int64_t first, int64_t count, int start,
                     std::vector<float> seed, int64_t rep, const std::vector<bool>& keep);
 
+// Forward mode over banded tangents (ops/op.hpp, TangentArgs): one tangent per input point
+// (channel c, position p), tangent index p * C + c. Each tensor's tangents live on a band of
+// positions that depends on p only: width[v] wide, from start[v][p].
+struct BandPlan {
+    std::vector<int64_t> width;               // per node; 0 where not reached
+    std::vector<std::vector<int64_t>> start;  // per node, per input position
+};
+BandPlan plan_bands(const Graph& g, const std::vector<ops::Resolved>& geo, const std::vector<bool>& reach);
+
+// For forward samples [0, act.n) and every node v in `targets`:
+//   out[k][((n * C_v + f) * C_in + c) * T + p] = d (sum_i y_v[f, i]) / d x[c, p]   (signed)
+// The samples and chunks of tangents are split over the engine's threads.
+void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, const std::vector<int>& targets,
+                  const std::vector<float*>& out);
+
 // Nodes that `start` depends on, itself included.
 std::vector<bool> ancestors(const Graph& g, int start);
 

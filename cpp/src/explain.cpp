@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <string>
 
 #include "engine.hpp"
@@ -43,7 +44,22 @@ struct Explanation::Impl {
     std::vector<Layer> layers;
     std::vector<float> output_saliency;
 
+    // Forward-mode saliency, computed on first use: the band plan, the layers that forward
+    // mode serves (a prefix in topological order, chosen by FLOP count), and the signed
+    // (N, F, C, T) sums of the layers computed so far, by layer index.
+    mutable std::mutex forward_mutex;
+    mutable bool planned = false;
+    mutable BandPlan bands;
+    mutable std::vector<bool> forward_layers;
+    mutable std::map<size_t, std::vector<float>> forward_sums;
+
     const Graph& graph() const { return model->graph; }
+    size_t layer_index(const std::string& name) const {
+        for (size_t i = 0; i < layers.size(); ++i)
+            if (layers[i].name == name) return i;
+        layer(name);  // throws, naming the filter layers
+        return 0;
+    }
     const Layer& layer(const std::string& name) const {
         for (const Layer& l : layers)
             if (l.name == name) return l;
@@ -142,16 +158,17 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
         if (!gx.empty())
             for (int64_t i = 0; i < m * in_size; ++i) ex->output_saliency[first * in_size + i] = std::fabs(gx[i]);
     });
-    // SPEC.md eq. 16: min-max scaling within the layer; all equal -> all 0.
+    // SPEC.md eq. 16: min-max scaling within the layer. When every filter has the same raw
+    // importance (always so for a layer of one filter), each gets 1 if it is positive (all
+    // matter equally) and 0 if it is 0 (all dead).
     for (auto& l : ex->layers) {
         const int64_t f_n = ex->act.geo[l.z].out.c;
         l.importance.assign(l.importance_raw.size(), 0.f);
         for (int64_t i = 0; i < n; ++i) {
             const float* raw = l.importance_raw.data() + i * f_n;
             const auto [lo, hi] = std::minmax_element(raw, raw + f_n);
-            if (*hi > *lo)
-                for (int64_t f = 0; f < f_n; ++f)
-                    l.importance[i * f_n + f] = (raw[f] - *lo) / (*hi - *lo);
+            for (int64_t f = 0; f < f_n; ++f)
+                l.importance[i * f_n + f] = *hi > *lo ? (raw[f] - *lo) / (*hi - *lo) : (*hi > 0.f ? 1.f : 0.f);
         }
     }
     return Explanation(ex);
@@ -187,18 +204,22 @@ const std::vector<float>& Explanation::importance(const std::string& layer) cons
 }
 const std::vector<float>& Explanation::output_saliency() const { return impl_->output_saliency; }
 
-std::vector<float> Explanation::saliency(const std::string& layer, const std::vector<int64_t>& filters) const {
-    const Impl& ex = *impl_;
-    const Impl::Layer& l = ex.layer(layer);
+namespace {
+
+// FLOPs of one node for one row (a cotangent, or a tangent) over `len` positions.
+double node_flops(const Node& node, const Shape& in, const Shape& out, int64_t len) {
+    if (node.kind == OpKind::Conv)
+        return 2.0 * static_cast<double>(out.c) * static_cast<double>(in.c / node.group) * node.kernel * len;
+    if (node.kind == OpKind::Dense) return 2.0 * static_cast<double>(out.c) * static_cast<double>(in.size());
+    return static_cast<double>(out.c) * static_cast<double>(len);
+}
+
+// Reverse mode: |d sum_i a^l[f, i] / d x| for the chosen filters, one batched backward pass
+// per chunk of samples, one cotangent row per (sample, filter).
+std::vector<float> reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Layer& l,
+                                    const std::vector<int64_t>& chosen) {
     const Graph& g = ex.graph();
     const int64_t f_n = ex.act.geo[l.a].out.c, len = ex.act.geo[l.a].out.l;
-    std::vector<int64_t> chosen = filters;
-    if (chosen.empty())
-        for (int64_t f = 0; f < f_n; ++f) chosen.push_back(f);
-    for (int64_t f : chosen)
-        if (f < 0 || f >= f_n)
-            throw ArgumentError("filter " + std::to_string(f) + " is out of range for layer '" + layer +
-                                "' with " + std::to_string(f_n) + " filters");
     const int64_t n = ex.act.n, reps = static_cast<int64_t>(chosen.size()), in_size = ex.size(0);
     std::vector<float> out(static_cast<size_t>(n * reps * in_size), 0.f);
 
@@ -239,6 +260,118 @@ std::vector<float> Explanation::saliency(const std::string& layer, const std::ve
             parallel_ranges(m, [&](int64_t a, int64_t b) { run(start + a, b - a, 0, reps); });
         }
     }
+    return out;
+}
+
+}  // namespace
+
+std::vector<float> Explanation::saliency(const std::string& layer, const std::vector<int64_t>& filters,
+                                         SaliencyMethod method) const {
+    const Impl& ex = *impl_;
+    const size_t li = ex.layer_index(layer);
+    const Impl::Layer& l = ex.layers[li];
+    const Graph& g = ex.graph();
+    const int64_t f_n = ex.act.geo[l.a].out.c;
+    std::vector<int64_t> chosen = filters;
+    if (chosen.empty())
+        for (int64_t f = 0; f < f_n; ++f) chosen.push_back(f);
+    for (int64_t f : chosen)
+        if (f < 0 || f >= f_n)
+            throw ArgumentError("filter " + std::to_string(f) + " is out of range for layer '" + layer +
+                                "' with " + std::to_string(f_n) + " filters");
+    if (method == SaliencyMethod::Reverse) return reverse_saliency(ex, l, chosen);
+
+    std::lock_guard<std::mutex> lock(ex.forward_mutex);
+    const int64_t in_size = ex.size(0), reps = static_cast<int64_t>(chosen.size()), n = ex.act.n;
+    const std::vector<Shape> shapes = [&] {
+        std::vector<Shape> s;
+        for (const auto& r : ex.act.geo) s.push_back(r.out);
+        return s;
+    }();
+    // Per-sample FLOPs of reverse mode for `rows` filters of layer k, and of a forward sweep
+    // up to the layers in `set`.
+    auto reverse_cost = [&](size_t k, int64_t rows) {
+        const std::vector<bool> reach = ancestors(g, ex.layers[k].a);
+        double sum = 0;
+        for (size_t v = 1; v < reach.size(); ++v)
+            if (reach[v])
+                sum += node_flops(g.nodes[v], shapes[g.nodes[v].inputs[0]], shapes[v], shapes[v].l);
+        return sum * static_cast<double>(rows);
+    };
+    auto forward_cost = [&](const std::vector<bool>& set) {
+        std::vector<bool> reach(g.nodes.size(), false);
+        for (size_t k = 0; k < set.size(); ++k)
+            if (set[k]) {
+                const std::vector<bool> r = ancestors(g, ex.layers[k].a);
+                for (size_t v = 0; v < r.size(); ++v) reach[v] = reach[v] || r[v];
+            }
+        double sum = 0;
+        for (size_t v = 1; v < reach.size(); ++v)
+            if (reach[v])
+                sum += node_flops(g.nodes[v], shapes[g.nodes[v].inputs[0]], shapes[v], ex.bands.width[v]);
+        return sum * static_cast<double>(in_size);
+    };
+    if (!ex.planned) {
+        std::vector<bool> all(g.nodes.size(), false);
+        for (const auto& layer_k : ex.layers) {
+            const std::vector<bool> r = ancestors(g, layer_k.a);
+            for (size_t v = 0; v < r.size(); ++v) all[v] = all[v] || r[v];
+        }
+        ex.bands = plan_bands(g, ex.act.geo, all);
+        // The prefix of layers (topological order of a^l) that forward mode serves best when
+        // every filter of every layer is asked for.
+        std::vector<size_t> order(ex.layers.size());
+        for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+        std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ex.layers[a].a < ex.layers[b].a; });
+        std::vector<double> rev(ex.layers.size());
+        for (size_t k = 0; k < rev.size(); ++k) rev[k] = reverse_cost(k, shapes[ex.layers[k].a].c);
+        std::vector<bool> set(ex.layers.size(), false), best_set = set;
+        double best = 0;
+        for (double r : rev) best += r;
+        for (size_t m = 0; m < order.size(); ++m) {
+            set[order[m]] = true;
+            double cost = forward_cost(set);
+            for (size_t k = m + 1; k < order.size(); ++k) cost += rev[order[k]];
+            if (cost < best) {
+                best = cost;
+                best_set = set;
+            }
+        }
+        ex.forward_layers = best_set;
+        ex.planned = true;
+    }
+    auto it = ex.forward_sums.find(li);
+    if (it == ex.forward_sums.end()) {
+        std::vector<bool> sweep = ex.forward_layers;
+        if (method == SaliencyMethod::Auto) {
+            // A few filters of a layer cost less in reverse mode than a sweep that reaches it.
+            std::vector<bool> alone(ex.layers.size(), false);
+            alone[li] = true;
+            if (!sweep[li] || reverse_cost(li, reps) <= forward_cost(alone)) return reverse_saliency(ex, l, chosen);
+        }
+        sweep[li] = true;
+        for (size_t k = 0; k < sweep.size(); ++k)
+            if (ex.forward_sums.count(k)) sweep[k] = false;
+        std::vector<int> targets;
+        std::vector<float*> outs;
+        for (size_t k = 0; k < sweep.size(); ++k) {
+            if (!sweep[k]) continue;
+            std::vector<float>& dst = ex.forward_sums[k];
+            dst.assign(static_cast<size_t>(n * shapes[ex.layers[k].a].c * in_size), 0.f);
+            targets.push_back(ex.layers[k].a);
+            outs.push_back(dst.data());
+        }
+        tangent_sums(g, ex.act, ex.bands, targets, outs);
+        it = ex.forward_sums.find(li);
+    }
+    const std::vector<float>& sums = it->second;
+    std::vector<float> out(static_cast<size_t>(n * reps * in_size));
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t r = 0; r < reps; ++r) {
+            const float* src = sums.data() + (i * f_n + chosen[r]) * in_size;
+            float* dst = out.data() + (i * reps + r) * in_size;
+            for (int64_t q = 0; q < in_size; ++q) dst[q] = std::fabs(src[q]);
+        }
     return out;
 }
 

@@ -42,7 +42,9 @@ void check_importance(const Explanation& ex) {
                     for (int64_t g = 0; g < f_n; ++g) ordered = ordered && (r[f] < r[g]) <= (s[f] <= s[g]);
                 CHECK(ordered);
             } else {
-                CHECK(std::all_of(s, s + f_n, [](float v) { return v == 0.f; }));
+                // All equal: 1 when they matter, 0 when the whole layer is dead.
+                const float want = *hi > 0.f ? 1.f : 0.f;
+                CHECK(std::all_of(s, s + f_n, [want](float v) { return v == want; }));
             }
         }
     }
@@ -82,6 +84,12 @@ void check_saliency(const Model& m, const Explanation& ex) {
         }
         CHECK_CLOSE(one, want_one, 1e-6);
         CHECK_CLOSE(two, want_two, 1e-6);
+        // Reverse mode (a cotangent per filter) and forward mode (banded tangents per input
+        // point) agree with each other and with the automatic choice.
+        const std::vector<float> rev = ex.saliency(layer, chosen, tsviz::SaliencyMethod::Reverse);
+        const std::vector<float> fwd = ex.saliency(layer, chosen, tsviz::SaliencyMethod::Forward);
+        CHECK_CLOSE(rev, all, 1e-5);
+        CHECK_CLOSE(fwd, all, 1e-5);
     }
     // The last filter layer is the dense layer whose output is the explained unit (the output,
     // or the logits before a Softmax): the saliency of the target filter is the output saliency.

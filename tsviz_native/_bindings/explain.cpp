@@ -75,16 +75,27 @@ void bind_explain(py::module_& m) {
              })
         .def(
             "saliency",
-            [](const Explanation& e, const std::string& layer, std::vector<int64_t> filters) {
+            [](const Explanation& e, const std::string& layer, std::vector<int64_t> filters,
+               const std::string& method) {
+                tsviz::SaliencyMethod m;
+                if (method == "auto") {
+                    m = tsviz::SaliencyMethod::Auto;
+                } else if (method == "reverse") {
+                    m = tsviz::SaliencyMethod::Reverse;
+                } else if (method == "forward") {
+                    m = tsviz::SaliencyMethod::Forward;
+                } else {
+                    throw tsviz::ArgumentError("method must be 'auto', 'reverse' or 'forward', got '" + method + "'");
+                }
                 const py::ssize_t count = filters.empty() ? e.n_filters(layer) : static_cast<py::ssize_t>(filters.size());
                 std::vector<float> s;
                 {
                     py::gil_scoped_release release;
-                    s = e.saliency(layer, filters);
+                    s = e.saliency(layer, filters, m);
                 }
                 return owned(std::move(s), {e.n_samples(), count, e.input_channels(), e.input_length()});
             },
-            py::arg("layer"), py::arg("filters"))
+            py::arg("layer"), py::arg("filters"), py::arg("method") = "auto")
         .def(
             "keep",
             [](const Explanation& e, const std::string& layer, double percentile) {

@@ -23,6 +23,13 @@ struct ExplainOptions {
     bool probability = false;
 };
 
+// How Explanation::saliency computes: reverse mode pushes one cotangent per filter from the
+// layer back to the input; forward mode pushes one tangent per input point up through every
+// layer at once, each kept on the band of positions it can reach (the receptive field), and
+// gives every filter of every layer in one pass. Both give the same numbers (to float
+// rounding). Auto picks by a FLOP count of each.
+enum class SaliencyMethod { Auto, Reverse, Forward };
+
 // A boolean mask over one tensor of one sample, (channels, length).
 struct TraceMask {
     int64_t channels = 0;
@@ -51,8 +58,9 @@ public:
     const std::vector<float>& output_saliency() const;   // (N, C, T)
 
     // |d sum_i a^l[f, i] / d x| for the given filters (all when empty): (N, F', C, T).
-    // One batched backward pass per chunk of samples.
-    std::vector<float> saliency(const std::string& layer, const std::vector<int64_t>& filters = {}) const;
+    // Forward mode computes every layer it covers at once and keeps them for later calls.
+    std::vector<float> saliency(const std::string& layer, const std::vector<int64_t>& filters = {},
+                                SaliencyMethod method = SaliencyMethod::Auto) const;
 
     // importance >= its numpy-style linear-interpolated percentile p, per sample: (N, F).
     std::vector<uint8_t> keep(const std::string& layer, double percentile) const;

@@ -116,31 +116,24 @@ void elementwise_trace(const TraceArgs& a, D d) {
 float d_relu(float x, float) { return x > 0.f ? 1.f : 0.f; }
 float d_sigmoid(float, float y) { return y * (1.f - y); }
 float d_tanh(float, float y) { return 1.f - y * y; }
+// As PyTorch: slope 1 for x > 0, alpha for x <= 0.
+auto d_leaky_relu(float alpha) {
+    return [alpha](float x, float) { return x > 0.f ? 1.f : alpha; };
+}
+// As PyTorch: 1 for x > 0, else y + alpha (= alpha * exp(x)).
+auto d_elu(float alpha) {
+    return [alpha](float x, float y) { return x > 0.f ? 1.f : y + alpha; };
+}
 
 }  // namespace
 
 void backward_relu(const BackwardArgs& a) { elementwise_backward(a, d_relu); }
 void trace_relu(const TraceArgs& a) { elementwise_trace(a, d_relu); }
 
-// As PyTorch: slope 1 for x > 0, alpha for x <= 0.
-void backward_leaky_relu(const BackwardArgs& a) {
-    const float alpha = a.node.alpha;
-    elementwise_backward(a, [alpha](float x, float) { return x > 0.f ? 1.f : alpha; });
-}
-void trace_leaky_relu(const TraceArgs& a) {
-    const float alpha = a.node.alpha;
-    elementwise_trace(a, [alpha](float x, float) { return x > 0.f ? 1.f : alpha; });
-}
-
-// As PyTorch: 1 for x > 0, else y + alpha (= alpha * exp(x)).
-void backward_elu(const BackwardArgs& a) {
-    const float alpha = a.node.alpha;
-    elementwise_backward(a, [alpha](float x, float y) { return x > 0.f ? 1.f : y + alpha; });
-}
-void trace_elu(const TraceArgs& a) {
-    const float alpha = a.node.alpha;
-    elementwise_trace(a, [alpha](float x, float y) { return x > 0.f ? 1.f : y + alpha; });
-}
+void backward_leaky_relu(const BackwardArgs& a) { elementwise_backward(a, d_leaky_relu(a.node.alpha)); }
+void trace_leaky_relu(const TraceArgs& a) { elementwise_trace(a, d_leaky_relu(a.node.alpha)); }
+void backward_elu(const BackwardArgs& a) { elementwise_backward(a, d_elu(a.node.alpha)); }
+void trace_elu(const TraceArgs& a) { elementwise_trace(a, d_elu(a.node.alpha)); }
 
 void backward_sigmoid(const BackwardArgs& a) { elementwise_backward(a, d_sigmoid); }
 void trace_sigmoid(const TraceArgs& a) { elementwise_trace(a, d_sigmoid); }
@@ -177,6 +170,75 @@ void trace_softmax(const TraceArgs& a) {
             else
                 std::fill(a.mask_in[0] + c * len, a.mask_in[0] + (c + 1) * len, uint8_t{1});
         }
+}
+
+
+namespace {
+
+// Forward mode of an elementwise op: the tangent times the local derivative, on the band
+// (an elementwise op's band is its input's, so starts and widths agree).
+template <class D>
+void elementwise_tangent(const TangentArgs& a, D d) {
+    const int64_t c_n = a.out.c, len = a.out.l, w = a.w_out;
+    const float* x = a.in[0].data;
+    const float* y = a.out.data;
+    for (int64_t t = 0; t < a.count; ++t) {
+        const int64_t s = a.start_out[t];
+        for (int64_t c = 0; c < c_n; ++c) {
+            const float* src = a.t_in[0] + (t * c_n + c) * w;
+            float* dst = a.t_out + (t * c_n + c) * w;
+            const float* xc = x + c * len + s;
+            const float* yc = y + c * len + s;
+            for (int64_t j = 0; j < w; ++j) dst[j] = src[j] * d(xc[j], yc[j]);
+        }
+    }
+}
+
+}  // namespace
+
+Band band_relu(const BandArgs& a) { return band_same(a); }
+Band band_leaky_relu(const BandArgs& a) { return band_same(a); }
+Band band_elu(const BandArgs& a) { return band_same(a); }
+Band band_sigmoid(const BandArgs& a) { return band_same(a); }
+Band band_tanh(const BandArgs& a) { return band_same(a); }
+// Over channels a softmax keeps positions apart; over time it mixes them all.
+Band band_softmax(const BandArgs& a) { return a.node.axis == 0 ? band_same(a) : band_full(a); }
+
+void tangent_relu(const TangentArgs& a) { elementwise_tangent(a, d_relu); }
+void tangent_leaky_relu(const TangentArgs& a) { elementwise_tangent(a, d_leaky_relu(a.node.alpha)); }
+void tangent_elu(const TangentArgs& a) { elementwise_tangent(a, d_elu(a.node.alpha)); }
+void tangent_sigmoid(const TangentArgs& a) { elementwise_tangent(a, d_sigmoid); }
+void tangent_tanh(const TangentArgs& a) { elementwise_tangent(a, d_tanh); }
+
+// y * (t - sum(y * t)) over each softmax group.
+void tangent_softmax(const TangentArgs& a) {
+    const int64_t c_n = a.out.c, len = a.out.l, w_in = a.w_in[0], w_out = a.w_out;
+    const float* y = a.out.data;
+    for (int64_t t = 0; t < a.count; ++t) {
+        const float* src = a.t_in[0] + t * c_n * w_in;
+        float* dst = a.t_out + t * c_n * w_out;
+        if (a.node.axis == 0) {
+            const int64_t s = a.start_out[t];
+            for (int64_t j = 0; j < w_out; ++j) {
+                float dot = 0.f;
+                for (int64_t c = 0; c < c_n; ++c) dot += y[c * len + s + j] * src[c * w_in + j];
+                for (int64_t c = 0; c < c_n; ++c) dst[c * w_out + j] = y[c * len + s + j] * (src[c * w_in + j] - dot);
+            }
+        } else {
+            // The output band is every position (start 0, width len).
+            const int64_t s_in = a.start_in[0][t];
+            for (int64_t c = 0; c < c_n; ++c) {
+                const float* yc = y + c * len;
+                float dot = 0.f;
+                for (int64_t r = 0; r < w_in; ++r) dot += yc[s_in + r] * src[c * w_in + r];
+                for (int64_t i = 0; i < len; ++i) {
+                    const int64_t r = i - s_in;
+                    const float ti = r >= 0 && r < w_in ? src[c * w_in + r] : 0.f;
+                    dst[c * w_out + i] = yc[i] * (ti - dot);
+                }
+            }
+        }
+    }
 }
 
 }  // namespace tsviz::ops

@@ -141,4 +141,23 @@ void trace_conv(const TraceArgs& a) {
     }
 }
 
+
+// Forward mode: the tangents of one sample convolved like the forward (no bias), each tangent a
+// column segment over its band; the band offsets go into the tap rule's delta.
+Band band_conv(const BandArgs& a) { return window_band(a.node, a.geo, a.geo.out.l, a.in_band.at(0)); }
+
+void tangent_conv(const TangentArgs& a) {
+    const Node& node = a.node;
+    const int64_t in_c = a.in[0].c, out_c = a.out.c, w_in = a.w_in[0], w_out = a.w_out;
+    const int64_t groups = node.group, per_group = in_c / groups, filters_per_group = out_c / groups;
+    std::vector<Segment> segs(static_cast<size_t>(a.count));
+    for (int64_t g = 0; g < groups; ++g) {
+        for (int64_t t = 0; t < a.count; ++t)
+            segs[t] = {a.t_in[0] + (t * in_c + g * per_group) * w_in, w_in, w_out,
+                       a.start_out[t] * node.stride - a.geo.pad_begin - a.start_in[0][t],
+                       a.t_out + (t * out_c + g * filters_per_group) * w_out};
+        tap_product(conv_taps(node, &node.packed->forward[g], per_group, false, w_out), segs.data(), a.count);
+    }
+}
+
 }  // namespace tsviz::ops

@@ -81,4 +81,14 @@ void trace_dense(const TraceArgs& a) {
     }
 }
 
+
+// Forward mode: every tangent is one column; a dense layer mixes all positions.
+Band band_dense(const BandArgs& a) { return band_full(a); }
+
+void tangent_dense(const TangentArgs& a) {
+    const int64_t features = a.in[0].c * a.w_in[0];
+    dense_product(a.node.packed->forward[0], features, nullptr, false, a.t_in[0], features, a.t_out, a.out.c,
+                  a.count);
+}
+
 }  // namespace tsviz::ops

@@ -79,4 +79,39 @@ void trace_add(const TraceArgs& a) {
             if (a.mask_out[i]) m[i] = 1;
 }
 
+
+Band band_affine(const BandArgs& a) { return band_same(a); }
+Band band_add(const BandArgs& a) { return band_hull(a); }
+
+void tangent_affine(const TangentArgs& a) {
+    const int64_t c_n = a.out.c, w = a.w_out;
+    for (int64_t t = 0; t < a.count; ++t)
+        for (int64_t c = 0; c < c_n; ++c) {
+            const float* src = a.t_in[0] + (t * c_n + c) * w;
+            float* dst = a.t_out + (t * c_n + c) * w;
+            const float s = a.node.scale[c];
+            for (int64_t j = 0; j < w; ++j) dst[j] = src[j] * s;
+        }
+}
+
+// Each input's band lies inside the output's (the hull), at its own offset.
+void tangent_add(const TangentArgs& a) {
+    const int64_t c_n = a.out.c, w_out = a.w_out;
+    for (size_t k = 0; k < a.t_in.size(); ++k) {
+        if (!a.t_in[k]) continue;
+        const int64_t w_in = a.w_in[k];
+        for (int64_t t = 0; t < a.count; ++t) {
+            const int64_t shift = a.start_in[k][t] - a.start_out[t];
+            for (int64_t c = 0; c < c_n; ++c) {
+                const float* src = a.t_in[k] + (t * c_n + c) * w_in;
+                float* dst = a.t_out + (t * c_n + c) * w_out;
+                for (int64_t r = 0; r < w_in; ++r) {
+                    const int64_t j = r + shift;
+                    if (j >= 0 && j < w_out) dst[j] += src[r];
+                }
+            }
+        }
+    }
+}
+
 }  // namespace tsviz::ops

@@ -100,4 +100,39 @@ void trace_flatten(const TraceArgs& a) {
             if (a.mask_out[flat_index(a.node, c, l, channels, length)]) a.mask_in[0][c * length + l] = 1;
 }
 
+
+Band band_concat(const BandArgs& a) { return band_hull(a); }
+Band band_flatten(const BandArgs& a) { return band_full(a); }
+
+void tangent_concat(const TangentArgs& a) {
+    const int64_t c_out = a.out.c, w_out = a.w_out;
+    int64_t c0 = 0;
+    for (size_t k = 0; k < a.in.size(); ++k) {
+        const int64_t c_n = a.in[k].c, w_in = a.w_in[k];
+        if (a.t_in[k])
+            for (int64_t t = 0; t < a.count; ++t) {
+                const int64_t shift = a.start_in[k][t] - a.start_out[t];
+                for (int64_t c = 0; c < c_n; ++c) {
+                    const float* src = a.t_in[k] + (t * c_n + c) * w_in;
+                    float* dst = a.t_out + (t * c_out + c0 + c) * w_out;
+                    for (int64_t r = 0; r < w_in; ++r) {
+                        const int64_t j = r + shift;
+                        if (j >= 0 && j < w_out) dst[j] = src[r];
+                    }
+                }
+            }
+        c0 += c_n;
+    }
+}
+
+void tangent_flatten(const TangentArgs& a) {
+    const int64_t channels = a.in[0].c, length = a.in[0].l, w_in = a.w_in[0], size = a.out.c;
+    for (int64_t t = 0; t < a.count; ++t) {
+        const int64_t s = a.start_in[0][t];
+        for (int64_t c = 0; c < channels; ++c)
+            for (int64_t r = 0; r < w_in && s + r < length; ++r)
+                a.t_out[t * size + flat_index(a.node, c, s + r, channels, length)] = a.t_in[0][(t * channels + c) * w_in + r];
+    }
+}
+
 }  // namespace tsviz::ops

@@ -70,6 +70,38 @@ struct TraceArgs {
     bool active_only = false;
 };
 
+// Forward mode (Jacobian-vector products) for the saliency of every filter at once: tangents
+// of one input point only reach a band of positions in each tensor, so every tensor's tangent
+// is kept as (channels, width) over positions [start, start + width). `count` tangents of one
+// forward sample, each with its own starts; t_out is zeroed before the rule runs.
+struct TangentArgs {
+    const Node& node;
+    const Resolved& geo;
+    std::vector<ConstView> in;      // forward inputs of the sample (n = 1)
+    ConstView out;                  // forward output of the sample
+    const int32_t* aux = nullptr;   // the sample's cached values
+    int64_t count = 0;
+    std::vector<const float*> t_in;       // per input: count x (c, w_in)
+    std::vector<int64_t> w_in;
+    std::vector<const int64_t*> start_in;  // per input: count starts
+    float* t_out = nullptr;                // count x (c, w_out)
+    int64_t w_out = 0;
+    const int64_t* start_out = nullptr;
+};
+
+// The positions [lo, hi] of a node's output that depend on input positions in[k] of each of
+// its inputs (an empty band has hi < lo). A band may be wider than the exact dependence.
+struct Band {
+    int64_t lo = 0, hi = -1;
+    bool empty() const { return hi < lo; }
+};
+struct BandArgs {
+    const Node& node;
+    const Resolved& geo;
+    std::vector<Shape> in;      // input shapes
+    std::vector<Band> in_band;  // per input
+};
+
 struct OpRules {
     OpKind kind;
     const char* name;
@@ -78,6 +110,8 @@ struct OpRules {
     void (*forward)(const ForwardArgs& args);
     void (*backward)(const BackwardArgs& args);
     void (*trace)(const TraceArgs& args);
+    Band (*band)(const BandArgs& args);
+    void (*tangent)(const TangentArgs& args);
     // Work done once when the model is built (packing weights); null when there is none.
     void (*prepare)(Node& node) = nullptr;
 };
@@ -91,7 +125,9 @@ const std::vector<OpRules>& all_rules();
 #define TSVIZ_OP_RULES(op)                        \
     void forward_##op(const ForwardArgs&);        \
     void backward_##op(const BackwardArgs&);      \
-    void trace_##op(const TraceArgs&);
+    void trace_##op(const TraceArgs&);            \
+    Band band_##op(const BandArgs&);              \
+    void tangent_##op(const TangentArgs&);
 TSVIZ_OP_RULES(conv)
 TSVIZ_OP_RULES(dense)
 TSVIZ_OP_RULES(max_pool)
@@ -120,6 +156,15 @@ Resolved infer_same(const Node&, const std::vector<Shape>&);
 Resolved infer_add(const Node&, const std::vector<Shape>&);
 Resolved infer_concat(const Node&, const std::vector<Shape>&);
 Resolved infer_flatten(const Node&, const std::vector<Shape>&);
+
+// Band rules shared by many ops: the same positions (elementwise ops), the hull of the
+// inputs' bands (sums, concatenations), every position (ops that mix all positions).
+Band band_same(const BandArgs&);
+Band band_hull(const BandArgs&);
+Band band_full(const BandArgs&);
+// Output positions of a sliding window (stride, dilation, resolved padding) that read input
+// positions in `in`.
+Band window_band(const Node& node, const Resolved& geo, int64_t out_len, Band in);
 
 // Sliding-window geometry shared by convolution and pooling (ONNX semantics).
 struct Window {

@@ -37,26 +37,30 @@ Resolved infer_window_pool(const Node& node, const std::vector<Shape>& in) {
 
 namespace {
 
-// Calls f(output position, input position, 1 / divisor) for every in-range tap of average
-// pooling, with the divisor the forward used.
+// Calls f(input position, 1 / divisor) for every in-range tap of output position o of average
+// pooling, with the divisor the forward uses.
+template <class F>
+void avg_taps_at(const Node& node, const Resolved& geo, int64_t in_len, int64_t o, F f) {
+    const int64_t padded_end = in_len + geo.pad_end;
+    int64_t count = 0;
+    for (int64_t k = 0; k < node.kernel; ++k) {
+        const int64_t i = o * node.stride - geo.pad_begin + k * node.dilation;
+        // count_include_pad counts taps in the declared padding, never those that ceil_mode
+        // adds beyond it.
+        if ((i >= 0 && i < in_len) || (node.count_include_pad && i < padded_end)) ++count;
+    }
+    if (count == 0) return;
+    const float inv = 1.f / static_cast<float>(count);
+    for (int64_t k = 0; k < node.kernel; ++k) {
+        const int64_t i = o * node.stride - geo.pad_begin + k * node.dilation;
+        if (i >= 0 && i < in_len) f(i, inv);
+    }
+}
+
+// The same for every output position: f(output position, input position, 1 / divisor).
 template <class F>
 void avg_taps(const Node& node, const Resolved& geo, int64_t in_len, int64_t out_len, F f) {
-    const int64_t padded_end = in_len + geo.pad_end;
-    for (int64_t o = 0; o < out_len; ++o) {
-        int64_t count = 0;
-        for (int64_t k = 0; k < node.kernel; ++k) {
-            const int64_t i = o * node.stride - geo.pad_begin + k * node.dilation;
-            // count_include_pad counts taps in the declared padding, never those that
-            // ceil_mode adds beyond it.
-            if ((i >= 0 && i < in_len) || (node.count_include_pad && i < padded_end)) ++count;
-        }
-        if (count == 0) continue;
-        const float inv = 1.f / static_cast<float>(count);
-        for (int64_t k = 0; k < node.kernel; ++k) {
-            const int64_t i = o * node.stride - geo.pad_begin + k * node.dilation;
-            if (i >= 0 && i < in_len) f(o, i, inv);
-        }
-    }
+    for (int64_t o = 0; o < out_len; ++o) avg_taps_at(node, geo, in_len, o, [&](int64_t i, float inv) { f(o, i, inv); });
 }
 
 }  // namespace
@@ -256,6 +260,64 @@ void trace_global_max_pool(const TraceArgs& a) {
     const int32_t* arg = a.aux + a.sample * a.out.c;
     for (int64_t c = 0; c < a.out.c; ++c)
         if (a.mask_out[c]) a.mask_in[0][c * in_len + arg[c]] = 1;
+}
+
+
+// Forward mode. Max-pooling passes the tangent of the cached argmax (SPEC.md: the first
+// maximum), average pooling the mean of its window's tangents.
+Band band_max_pool(const BandArgs& a) { return window_band(a.node, a.geo, a.geo.out.l, a.in_band.at(0)); }
+Band band_avg_pool(const BandArgs& a) { return window_band(a.node, a.geo, a.geo.out.l, a.in_band.at(0)); }
+Band band_global_avg_pool(const BandArgs& a) { return band_full(a); }
+Band band_global_max_pool(const BandArgs& a) { return band_full(a); }
+
+void tangent_max_pool(const TangentArgs& a) {
+    const int64_t c_n = a.out.c, out_len = a.out.l, w_in = a.w_in[0], w_out = a.w_out;
+    for (int64_t t = 0; t < a.count; ++t)
+        for (int64_t c = 0; c < c_n; ++c) {
+            const float* src = a.t_in[0] + (t * c_n + c) * w_in;
+            float* dst = a.t_out + (t * c_n + c) * w_out;
+            const int32_t* arg = a.aux + c * out_len + a.start_out[t];
+            for (int64_t j = 0; j < w_out; ++j) {
+                const int64_t r = arg[j] - a.start_in[0][t];
+                if (arg[j] >= 0 && r >= 0 && r < w_in) dst[j] = src[r];
+            }
+        }
+}
+
+void tangent_avg_pool(const TangentArgs& a) {
+    const int64_t c_n = a.out.c, in_len = a.in[0].l, w_in = a.w_in[0], w_out = a.w_out;
+    for (int64_t t = 0; t < a.count; ++t) {
+        const int64_t s_in = a.start_in[0][t], s_out = a.start_out[t];
+        for (int64_t c = 0; c < c_n; ++c) {
+            const float* src = a.t_in[0] + (t * c_n + c) * w_in;
+            float* dst = a.t_out + (t * c_n + c) * w_out;
+            for (int64_t j = 0; j < w_out; ++j)
+                avg_taps_at(a.node, a.geo, in_len, s_out + j, [&](int64_t i, float inv) {
+                    if (i - s_in >= 0 && i - s_in < w_in) dst[j] += src[i - s_in] * inv;
+                });
+        }
+    }
+}
+
+void tangent_global_avg_pool(const TangentArgs& a) {
+    const int64_t c_n = a.out.c, w_in = a.w_in[0];
+    const float inv = 1.f / static_cast<float>(a.in[0].l);
+    for (int64_t t = 0; t < a.count; ++t)
+        for (int64_t c = 0; c < c_n; ++c) {
+            const float* src = a.t_in[0] + (t * c_n + c) * w_in;
+            float sum = 0.f;
+            for (int64_t r = 0; r < w_in; ++r) sum += src[r];
+            a.t_out[t * c_n + c] = sum * inv;
+        }
+}
+
+void tangent_global_max_pool(const TangentArgs& a) {
+    const int64_t c_n = a.out.c, w_in = a.w_in[0];
+    for (int64_t t = 0; t < a.count; ++t)
+        for (int64_t c = 0; c < c_n; ++c) {
+            const int64_t r = a.aux[c] - a.start_in[0][t];
+            if (r >= 0 && r < w_in) a.t_out[t * c_n + c] = a.t_in[0][(t * c_n + c) * w_in + r];
+        }
 }
 
 }  // namespace tsviz::ops

@@ -11,11 +11,13 @@ Resolved infer_input(const Node&, const std::vector<Shape>&) { return {}; }
 void forward_input(const ForwardArgs&) {}
 void backward_input(const BackwardArgs&) {}
 void trace_input(const TraceArgs&) {}
+Band band_input(const BandArgs&) { return {}; }
+void tangent_input(const TangentArgs&) {}
 
 #define TSVIZ_OP(kind, name, infer, op) \
-    {OpKind::kind, name, infer, forward_##op, backward_##op, trace_##op, nullptr}
+    {OpKind::kind, name, infer, forward_##op, backward_##op, trace_##op, band_##op, tangent_##op, nullptr}
 #define TSVIZ_WEIGHTED_OP(kind, name, infer, op) \
-    {OpKind::kind, name, infer, forward_##op, backward_##op, trace_##op, prepare_##op}
+    {OpKind::kind, name, infer, forward_##op, backward_##op, trace_##op, band_##op, tangent_##op, prepare_##op}
 
 const std::vector<OpRules> kTable = {
     TSVIZ_OP(Input, "Input", infer_input, input),

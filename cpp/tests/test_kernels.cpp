@@ -1,0 +1,210 @@
+// The optimised kernels against plain references on random shapes: the tap-rule matrix product
+// (forward and transposed taps, strides, dilations, several segments, edges of every size,
+// accumulate or bias) against its loop definition, and convolution and dense layers (forward
+// and input gradient; groups, padding, odd lengths, batches) against direct loops written here
+// from the ONNX definition. test_kernels
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "graph.hpp"
+#include "ops/gemm.hpp"
+#include "ops/op.hpp"
+#include "testing.hpp"
+
+using namespace tsviz;
+
+namespace {
+
+std::mt19937 rng(12345);
+
+int64_t pick(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); }
+
+std::vector<float> random_vector(int64_t n) {
+    std::normal_distribution<float> d;
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = d(rng);
+    return v;
+}
+
+// max |a - b| <= tol * max(1, max |b|)
+bool close(const std::vector<float>& a, const std::vector<float>& b, double tol = 2e-5) {
+    if (a.size() != b.size()) return false;
+    double scale = 1, err = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
+        err = std::max(err, static_cast<double>(std::fabs(a[i] - b[i])));
+    }
+    return err <= tol * scale;
+}
+
+void check_tap_product() {
+    for (int trial = 0; trial < 300; ++trial) {
+        ops::TapProduct p;
+        const int64_t m = pick(1, 40);
+        p.channels = pick(1, 24);
+        p.kernel = pick(1, 7);
+        p.stride = pick(1, 3);
+        p.dilation = pick(1, 3);
+        p.transposed = pick(0, 1) == 1;
+        p.accumulate = pick(0, 1) == 1;
+        const int64_t depth = p.channels * p.kernel;
+        const std::vector<float> a = random_vector(m * depth);
+        const std::vector<float> bias = random_vector(m);
+        p.bias = pick(0, 1) ? bias.data() : nullptr;
+        const ops::PackedMatrix packed = ops::pack_matrix(m, depth, a.data(), depth, 1);
+        p.a = &packed;
+        // Segments of different source lengths and column counts (a multiple of every
+        // micro-kernel width, and not), offsets reaching into the padding on both sides.
+        const int64_t n_segs = pick(1, 6);
+        p.ldd = pick(1, 70);
+        std::vector<std::vector<float>> srcs;
+        std::vector<ops::Segment> segs(static_cast<size_t>(n_segs));
+        std::vector<float> fast(static_cast<size_t>(n_segs * m * p.ldd)), slow;
+        for (int64_t s = 0; s < n_segs; ++s) {
+            const int64_t len = pick(1, 80);
+            srcs.push_back(random_vector(p.channels * len));
+            segs[s] = {srcs.back().data(), len, pick(0, p.ldd), pick(-10, 10), fast.data() + s * m * p.ldd};
+        }
+        const std::vector<float> start = random_vector(static_cast<int64_t>(fast.size()));
+        fast = start;
+        slow = start;
+        std::vector<ops::Segment> slow_segs = segs;
+        for (int64_t s = 0; s < n_segs; ++s) slow_segs[s].dst = slow.data() + s * m * p.ldd;
+        ops::tap_product(p, segs.data(), n_segs);
+        ops::tap_product_reference(p, a.data(), slow_segs.data(), n_segs);
+        CHECK(close(fast, slow));
+    }
+}
+
+struct ConvCase {
+    int64_t n, c, l, f, k, s, d, pb, pe, g;
+};
+
+Node conv_node(const ConvCase& cc) {
+    Node node;
+    node.kind = OpKind::Conv;
+    node.name = node.onnx_node = "conv";
+    node.onnx_op = "Conv";
+    node.channels = static_cast<int>(cc.f);
+    node.kernel = static_cast<int>(cc.k);
+    node.stride = static_cast<int>(cc.s);
+    node.dilation = static_cast<int>(cc.d);
+    node.pad_begin = static_cast<int>(cc.pb);
+    node.pad_end = static_cast<int>(cc.pe);
+    node.group = static_cast<int>(cc.g);
+    node.weight = random_vector(cc.f * (cc.c / cc.g) * cc.k);
+    node.bias = random_vector(cc.f);
+    ops::rules(OpKind::Conv).prepare(node);
+    return node;
+}
+
+void check_conv() {
+    for (int trial = 0; trial < 200; ++trial) {
+        ConvCase cc;
+        cc.g = pick(1, 4);
+        cc.c = cc.g * pick(1, 6);
+        cc.f = cc.g * pick(1, 12);
+        cc.k = pick(1, 6);
+        cc.s = pick(1, 3);
+        cc.d = pick(1, 3);
+        cc.pb = pick(0, 4);
+        cc.pe = pick(0, 4);
+        cc.n = pick(1, 5);
+        cc.l = (cc.k - 1) * cc.d + 1 + pick(0, 60);
+        const Node node = conv_node(cc);
+        const ops::Resolved geo = ops::infer_conv(node, {Shape{cc.c, cc.l}});
+        const int64_t out_len = geo.out.l, pg = cc.c / cc.g, fg = cc.f / cc.g;
+        CHECK(out_len == (cc.l + cc.pb + cc.pe - (cc.k - 1) * cc.d - 1) / cc.s + 1);
+        const std::vector<float> x = random_vector(cc.n * cc.c * cc.l);
+        std::vector<float> y(static_cast<size_t>(cc.n * cc.f * out_len)), want(y.size());
+        ops::View yv{y.data(), cc.n, cc.f, out_len};
+        ops::ConstView xv(ops::View{const_cast<float*>(x.data()), cc.n, cc.c, cc.l});
+        ops::rules(OpKind::Conv).forward(ops::ForwardArgs{node, geo, {xv}, yv, nullptr});
+        // The ONNX definition, directly.
+        for (int64_t n = 0; n < cc.n; ++n)
+            for (int64_t f = 0; f < cc.f; ++f)
+                for (int64_t o = 0; o < out_len; ++o) {
+                    double acc = node.bias[f];
+                    const int64_t g = f / fg;
+                    for (int64_t c = 0; c < pg; ++c)
+                        for (int64_t k = 0; k < cc.k; ++k) {
+                            const int64_t i = o * cc.s - cc.pb + k * cc.d;
+                            if (i >= 0 && i < cc.l)
+                                acc += static_cast<double>(node.weight[(f * pg + c) * cc.k + k]) *
+                                       x[(n * cc.c + g * pg + c) * cc.l + i];
+                        }
+                    want[(n * cc.f + f) * out_len + o] = static_cast<float>(acc);
+                }
+        CHECK(close(y, want));
+
+        // Input gradient, accumulated onto what is there.
+        const std::vector<float> gy = random_vector(cc.n * cc.f * out_len);
+        std::vector<float> gx = random_vector(cc.n * cc.c * cc.l), gx_want = gx;
+        ops::BackwardArgs b{node, geo, {xv}, ops::ConstView(yv), nullptr,
+                            ops::ConstView(ops::View{const_cast<float*>(gy.data()), cc.n, cc.f, out_len}),
+                            {ops::View{gx.data(), cc.n, cc.c, cc.l}}, 1};
+        ops::rules(OpKind::Conv).backward(b);
+        for (int64_t n = 0; n < cc.n; ++n)
+            for (int64_t f = 0; f < cc.f; ++f)
+                for (int64_t o = 0; o < out_len; ++o)
+                    for (int64_t c = 0; c < pg; ++c)
+                        for (int64_t k = 0; k < cc.k; ++k) {
+                            const int64_t i = o * cc.s - cc.pb + k * cc.d;
+                            if (i >= 0 && i < cc.l)
+                                gx_want[(n * cc.c + (f / fg) * pg + c) * cc.l + i] +=
+                                    node.weight[(f * pg + c) * cc.k + k] * gy[(n * cc.f + f) * out_len + o];
+                        }
+        CHECK(close(gx, gx_want));
+    }
+}
+
+void check_dense() {
+    for (int trial = 0; trial < 100; ++trial) {
+        const int64_t n = pick(1, 40), features = pick(1, 300), units = pick(1, 50);
+        Node node;
+        node.kind = OpKind::Dense;
+        node.name = node.onnx_node = "dense";
+        node.onnx_op = "Gemm";
+        node.channels = static_cast<int>(units);
+        node.weight = random_vector(units * features);
+        node.bias = random_vector(units);
+        ops::rules(OpKind::Dense).prepare(node);
+        const ops::Resolved geo = ops::infer_dense(node, {Shape{features, 1}});
+        const std::vector<float> x = random_vector(n * features);
+        std::vector<float> y(static_cast<size_t>(n * units)), want(y.size());
+        ops::ConstView xv(ops::View{const_cast<float*>(x.data()), n, features, 1});
+        ops::View yv{y.data(), n, units, 1};
+        ops::rules(OpKind::Dense).forward(ops::ForwardArgs{node, geo, {xv}, yv, nullptr});
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t u = 0; u < units; ++u) {
+                double acc = node.bias[u];
+                for (int64_t q = 0; q < features; ++q)
+                    acc += static_cast<double>(node.weight[u * features + q]) * x[i * features + q];
+                want[i * units + u] = static_cast<float>(acc);
+            }
+        CHECK(close(y, want));
+        const std::vector<float> gy = random_vector(n * units);
+        std::vector<float> gx(static_cast<size_t>(n * features), 0.f), gx_want = gx;
+        ops::BackwardArgs b{node, geo, {xv}, ops::ConstView(yv), nullptr,
+                            ops::ConstView(ops::View{const_cast<float*>(gy.data()), n, units, 1}),
+                            {ops::View{gx.data(), n, features, 1}}, 1};
+        ops::rules(OpKind::Dense).backward(b);
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t u = 0; u < units; ++u)
+                for (int64_t q = 0; q < features; ++q)
+                    gx_want[i * features + q] += node.weight[u * features + q] * gy[i * units + u];
+        CHECK(close(gx, gx_want));
+    }
+}
+
+}  // namespace
+
+int main() {
+    check_tap_product();
+    check_conv();
+    check_dense();
+    return testing::report("kernels");
+}
