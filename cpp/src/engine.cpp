@@ -72,13 +72,13 @@ std::vector<bool> ancestors(const Graph& g, int start) {
     return reach;
 }
 
-Cotangents backward(const Graph& g, const Activations& act, int64_t first, int64_t count, int start,
-                    std::vector<float> seed, int64_t rep, const std::vector<bool>& keep) {
-    Cotangents ct;
+void backward(const Graph& g, const Activations& act, int64_t first, int64_t count, int start, int64_t rep,
+              const std::vector<bool>& keep, Cotangents& ct) {
     ct.rep = rep;
     ct.rows = count * rep;
     ct.grad.resize(g.nodes.size());
-    ct.grad[start] = std::move(seed);
+    for (size_t i = 0; i < ct.grad.size(); ++i)
+        if (static_cast<int>(i) != start) ct.grad[i].clear();
     // The forward cache of samples [first, first + count).
     auto fwd = [&](int node) {
         const ops::Resolved& r = act.geo[node];
@@ -103,9 +103,8 @@ Cotangents backward(const Graph& g, const Activations& act, int64_t first, int64
             args.grad_in.push_back(grad(p));
         }
         ops::rules(node.kind).backward(args);
-        if (!keep[i]) std::vector<float>().swap(ct.grad[i]);
+        if (!keep[i]) ct.grad[i].clear();
     }
-    return ct;
 }
 
 BandPlan plan_bands(const Graph& g, const std::vector<ops::Resolved>& geo, const std::vector<bool>& reach) {
@@ -171,15 +170,17 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
     chunk = std::min(chunk, std::max<int64_t>(1, (tangents + want - 1) / want));
     const int64_t chunks = (tangents + chunk - 1) / chunk;
 
-    parallel_for(act.n * chunks, [&](int64_t item) {
+    // Each thread runs a range of (sample, chunk) items, reusing its tangent buffers.
+    parallel_ranges(act.n * chunks, [&](int64_t item_begin, int64_t item_end) {
+      std::vector<std::vector<float>> tan(g.nodes.size());
+      std::vector<std::vector<int64_t>> starts(g.nodes.size());
+      for (int64_t item = item_begin; item < item_end; ++item) {
         const int64_t n = item / chunks, t0 = (item % chunks) * chunk, count = std::min(chunk, tangents - t0);
         auto sample_view = [&](int v) {
             const ops::Resolved& r = act.geo[v];
             return ops::ConstView(ops::View{const_cast<float*>(act.arena.data()) + act.offset[v] + n * r.out.size(), 1,
                                             r.out.c, r.out.l});
         };
-        std::vector<std::vector<float>> tan(g.nodes.size());
-        std::vector<std::vector<int64_t>> starts(g.nodes.size());
         std::vector<int> left = readers;
         auto starts_of = [&](int v) {
             std::vector<int64_t>& s = starts[v];
@@ -210,7 +211,7 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
             args.start_out = starts[v].data();
             ops::rules(node.kind).tangent(args);
             for (int q : node.inputs)
-                if (--left[q] == 0) std::vector<float>().swap(tan[q]);
+                if (--left[q] == 0) tan[q].clear();
             if (target_slot[v] >= 0) {
                 const int64_t f_n = geo.out.c, w = plan.width[v];
                 float* dst = out[target_slot[v]] + n * f_n * tangents;
@@ -225,6 +226,7 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
                 }
             }
         }
+      }
     });
 }
 

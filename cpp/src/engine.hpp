@@ -73,10 +73,11 @@ struct Cotangents {
 };
 
 // Batched vector-Jacobian products from node `start` back to the input, for forward samples
-// [first, first + count), rep cotangent rows each, seeded with `seed` (count * rep rows of
-// start's size). A node's cotangent is freed once propagated unless keep[node].
-Cotangents backward(const Graph& g, const Activations& act, int64_t first, int64_t count, int start,
-                    std::vector<float> seed, int64_t rep, const std::vector<bool>& keep);
+// [first, first + count), rep cotangent rows each, seeded with ct.grad[start] (count * rep rows
+// of start's size). A node's cotangent is cleared once propagated unless keep[node]. Cleared
+// entries keep their capacity: a Cotangents reused over chunks allocates only once.
+void backward(const Graph& g, const Activations& act, int64_t first, int64_t count, int start, int64_t rep,
+              const std::vector<bool>& keep, Cotangents& ct);
 
 // Forward mode over banded tangents (ops/op.hpp, TangentArgs): one tangent per input point
 // (channel c, position p), tangent index p * C + c. Each tensor's tangents live on a band of

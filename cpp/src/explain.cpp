@@ -22,8 +22,8 @@ bool is_elementwise_activation(OpKind k) {
            k == OpKind::Tanh;
 }
 
-// Memory a batched backward pass may use for its cotangent rows.
-constexpr int64_t kBackwardBudgetFloats = int64_t{64} << 20;
+// Floats of cotangents one chunk of a backward pass works on: small enough to stay in cache.
+constexpr int64_t kChunkFloats = int64_t{1} << 20;
 
 }  // namespace
 
@@ -138,25 +138,34 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     const int64_t tsize = ex->size(tn), in_size = ex->size(0);
     for (auto& l : ex->layers) l.importance_raw.assign(static_cast<size_t>(n * ex->act.geo[l.z].out.c), 0.f);
     ex->output_saliency.assign(static_cast<size_t>(n * in_size), 0.f);
-    parallel_ranges(n, [&](int64_t first, int64_t last) {
-        const int64_t m = last - first;
-        std::vector<float> seed(static_cast<size_t>(m * tsize), 0.f);
-        for (int64_t i = 0; i < m; ++i) seed[i * tsize + ex->target[first + i]] = 1.f;
-        Cotangents ct = backward(g, ex->act, first, m, tn, std::move(seed), 1, keep);
-        for (auto& l : ex->layers) {
-            const int64_t f_n = ex->act.geo[l.z].out.c, len = ex->act.geo[l.z].out.l;
-            const std::vector<float>& gz = ct.grad[l.z];
-            if (gz.empty()) continue;
-            for (int64_t i = 0; i < m; ++i)
-                for (int64_t f = 0; f < f_n; ++f) {
-                    double sum = 0;
-                    for (int64_t p = 0; p < len; ++p) sum += std::fabs(gz[(i * f_n + f) * len + p]);
-                    l.importance_raw[(first + i) * f_n + f] = static_cast<float>(sum);
-                }
+    // Chunks of samples whose cotangents stay in cache, each thread reusing its buffers.
+    int64_t per_sample = 0;
+    for (const auto& r : ex->act.geo) per_sample += r.out.size();
+    const int64_t chunk = std::clamp<int64_t>(kChunkFloats / std::max<int64_t>(per_sample, 1), 1, n);
+    parallel_ranges(n, [&](int64_t begin, int64_t end) {
+        Cotangents ct;
+        ct.grad.resize(g.nodes.size());
+        for (int64_t first = begin; first < end; first += chunk) {
+            const int64_t m = std::min(chunk, end - first);
+            std::vector<float>& seed = ct.grad[tn];
+            seed.assign(static_cast<size_t>(m * tsize), 0.f);
+            for (int64_t i = 0; i < m; ++i) seed[i * tsize + ex->target[first + i]] = 1.f;
+            backward(g, ex->act, first, m, tn, 1, keep, ct);
+            for (auto& l : ex->layers) {
+                const int64_t f_n = ex->act.geo[l.z].out.c, len = ex->act.geo[l.z].out.l;
+                const std::vector<float>& gz = ct.grad[l.z];
+                if (gz.empty()) continue;
+                for (int64_t i = 0; i < m; ++i)
+                    for (int64_t f = 0; f < f_n; ++f) {
+                        double sum = 0;
+                        for (int64_t p = 0; p < len; ++p) sum += std::fabs(gz[(i * f_n + f) * len + p]);
+                        l.importance_raw[(first + i) * f_n + f] = static_cast<float>(sum);
+                    }
+            }
+            const std::vector<float>& gx = ct.grad[0];
+            if (!gx.empty())
+                for (int64_t i = 0; i < m * in_size; ++i) ex->output_saliency[first * in_size + i] = std::fabs(gx[i]);
         }
-        const std::vector<float>& gx = ct.grad[0];
-        if (!gx.empty())
-            for (int64_t i = 0; i < m * in_size; ++i) ex->output_saliency[first * in_size + i] = std::fabs(gx[i]);
     });
     // SPEC.md eq. 16: min-max scaling within the layer. When every filter has the same raw
     // importance (always so for a layer of one filter), each gets 1 if it is positive (all
@@ -228,38 +237,32 @@ std::vector<float> reverse_saliency(const Explanation::Impl& ex, const Explanati
     int64_t per_row = 0;
     for (size_t i = 0; i < reach.size(); ++i)
         if (reach[i]) per_row += ex.size(static_cast<int>(i));
-    const int64_t chunk = std::max<int64_t>(1, kBackwardBudgetFloats / std::max<int64_t>(1, per_row * reps));
     std::vector<bool> keep(g.nodes.size(), false);
     keep[0] = true;
-    // Work items: (chunk of samples, group of filters). With many filters the groups run in
-    // parallel; with one filter the samples do.
-    const int64_t groups = std::min<int64_t>(engine_threads(), reps);
-    for (int64_t start = 0; start < n; start += chunk) {
-        const int64_t m = std::min(chunk, n - start);
-        auto run = [&](int64_t first, int64_t count, int64_t f0, int64_t f1) {
-            const int64_t g_reps = f1 - f0;
-            std::vector<float> seed(static_cast<size_t>(count * g_reps * f_n * len), 0.f);
-            for (int64_t i = 0; i < count; ++i)
-                for (int64_t r = 0; r < g_reps; ++r) {
-                    float* row = seed.data() + ((i * g_reps + r) * f_n + chosen[f0 + r]) * len;
-                    std::fill(row, row + len, 1.f);
-                }
-            Cotangents ct = backward(g, ex.act, first, count, l.a, std::move(seed), g_reps, keep);
+    // Work items: one sample and a block of its filters, as many rows as stay in cache.
+    const int64_t block = std::clamp<int64_t>(kChunkFloats / std::max<int64_t>(1, per_row), 1, reps);
+    const int64_t blocks = (reps + block - 1) / block;
+    parallel_ranges(n * blocks, [&](int64_t begin, int64_t end) {
+        Cotangents ct;
+        ct.grad.resize(g.nodes.size());
+        for (int64_t item = begin; item < end; ++item) {
+            const int64_t i = item / blocks, f0 = (item % blocks) * block, rows = std::min(reps, f0 + block) - f0;
+            std::vector<float>& seed = ct.grad[l.a];
+            seed.assign(static_cast<size_t>(rows * f_n * len), 0.f);
+            for (int64_t r = 0; r < rows; ++r) {
+                float* row = seed.data() + (r * f_n + chosen[f0 + r]) * len;
+                std::fill(row, row + len, 1.f);
+            }
+            backward(g, ex.act, i, 1, l.a, rows, keep, ct);
             const std::vector<float>& gx = ct.grad[0];
-            if (gx.empty()) return;
-            for (int64_t i = 0; i < count; ++i)
-                for (int64_t r = 0; r < g_reps; ++r) {
-                    const float* src = gx.data() + (i * g_reps + r) * in_size;
-                    float* dst = out.data() + ((first + i) * reps + f0 + r) * in_size;
-                    for (int64_t q = 0; q < in_size; ++q) dst[q] = std::fabs(src[q]);
-                }
-        };
-        if (groups > 1) {
-            parallel_ranges(reps, [&](int64_t f0, int64_t f1) { run(start, m, f0, f1); });
-        } else {
-            parallel_ranges(m, [&](int64_t a, int64_t b) { run(start + a, b - a, 0, reps); });
+            if (gx.empty()) continue;
+            for (int64_t r = 0; r < rows; ++r) {
+                const float* src = gx.data() + r * in_size;
+                float* dst = out.data() + (i * reps + f0 + r) * in_size;
+                for (int64_t q = 0; q < in_size; ++q) dst[q] = std::fabs(src[q]);
+            }
         }
-    }
+    });
     return out;
 }
 
