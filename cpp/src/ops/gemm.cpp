@@ -48,8 +48,12 @@ inline void pack_panel(const TapProduct& g, const Column* cols, int64_t n, int64
             const float* src = s.src + c * s.src_len;
             if (g.stride == 1) {
                 const int64_t i0 = o0 + (g.transposed ? -s.delta - k * g.dilation : s.delta + k * g.dilation);
-                if (i0 >= 0 && i0 + len <= s.src_len) {
-                    std::memcpy(row, src + i0, static_cast<size_t>(len) * sizeof(float));
+                if (len == NR && i0 >= 0 && i0 + NR <= s.src_len) {
+                    // A whole panel row: a fixed-size copy, a few vector moves (a copy of
+                    // variable length compiles to `rep movs`, whose start-up costs more).
+                    std::memcpy(row, src + i0, NR * sizeof(float));
+                } else if (i0 >= 0 && i0 + len <= s.src_len) {
+                    for (int64_t t = 0; t < len; ++t) row[t] = src[i0 + t];
                 } else {
                     for (int64_t t = 0; t < len; ++t) {
                         const int64_t i = i0 + t;

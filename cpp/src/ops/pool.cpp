@@ -96,10 +96,12 @@ void forward_max_pool(const ForwardArgs& a) {
                     int64_t best_at = at;
                     for (int64_t k = 1; k < node.kernel; ++k) {
                         at += d;
-                        if (xc[at] > best) {  // strict: the first maximum wins (SPEC.md)
-                            best = xc[at];
-                            best_at = at;
-                        }
+                        // Strict: the first maximum wins (SPEC.md). Selects, not a branch on
+                        // the data, which would mispredict half the time.
+                        const float v = xc[at];
+                        const bool better = v > best;
+                        best_at = better ? at : best_at;
+                        best = better ? v : best;
                     }
                     yc[o] = best;
                     arg[o] = static_cast<int32_t>(best_at);
