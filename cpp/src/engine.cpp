@@ -172,8 +172,13 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
 
     // Each thread runs a range of (sample, chunk) items, reusing its tangent buffers.
     parallel_ranges(act.n * chunks, [&](int64_t item_begin, int64_t item_end) {
-      std::vector<std::vector<float>> tan(g.nodes.size());
-      std::vector<std::vector<int64_t>> starts(g.nodes.size());
+      // Kept per thread between calls (at most a chunk's worth): fresh pages cost more than
+      // the arithmetic on small models.
+      thread_local std::vector<std::vector<float>> tan;
+      thread_local std::vector<std::vector<int64_t>> starts;
+      tan.resize(g.nodes.size());
+      starts.resize(g.nodes.size());
+      for (auto& v : tan) v.clear();
       for (int64_t item = item_begin; item < item_end; ++item) {
         const int64_t n = item / chunks, t0 = (item % chunks) * chunk, count = std::min(chunk, tangents - t0);
         auto sample_view = [&](int v) {

@@ -143,7 +143,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     for (const auto& r : ex->act.geo) per_sample += r.out.size();
     const int64_t chunk = std::clamp<int64_t>(kChunkFloats / std::max<int64_t>(per_sample, 1), 1, n);
     parallel_ranges(n, [&](int64_t begin, int64_t end) {
-        Cotangents ct;
+        thread_local Cotangents ct;  // buffers kept between calls (a chunk's worth)
         ct.grad.resize(g.nodes.size());
         for (int64_t first = begin; first < end; first += chunk) {
             const int64_t m = std::min(chunk, end - first);
@@ -243,7 +243,7 @@ std::vector<float> reverse_saliency(const Explanation::Impl& ex, const Explanati
     const int64_t block = std::clamp<int64_t>(kChunkFloats / std::max<int64_t>(1, per_row), 1, reps);
     const int64_t blocks = (reps + block - 1) / block;
     parallel_ranges(n * blocks, [&](int64_t begin, int64_t end) {
-        Cotangents ct;
+        thread_local Cotangents ct;  // buffers kept between calls (a chunk's worth)
         ct.grad.resize(g.nodes.size());
         for (int64_t item = begin; item < end; ++item) {
             const int64_t i = item / blocks, f0 = (item % blocks) * block, rows = std::min(reps, f0 + block) - f0;

@@ -35,8 +35,8 @@ inline int64_t run_length(const Column* cols, int64_t n) {
 // lies inside the source.
 template <int64_t NR>
 inline void pack_panel(const TapProduct& g, const Column* cols, int64_t n, int64_t p0, int64_t kc, float* dst) {
-    if (n < NR)
-        for (int64_t p = 0; p < kc; ++p) std::fill(dst + p * NR + n, dst + (p + 1) * NR, 0.f);
+    // A partial panel is zeroed whole, once (a fill per row compiles to a rep stos each).
+    if (n < NR) std::memset(dst, 0, static_cast<size_t>(kc * NR) * sizeof(float));
     const int64_t k_n = g.kernel;
     for (int64_t j = 0; j < n;) {
         const int64_t len = run_length(cols + j, n - j);
@@ -145,8 +145,43 @@ inline void store(const TapProduct& g, bool first, V (&acc)[MR][2], int64_t row0
 }
 
 // Columns [c0, c1) of the whole column range, located through the segments.
+// A dense layer on a few columns (one sample, a few cotangent rows) is a matrix-vector
+// product: padding it to a full NR-column panel would multiply the work by up to NR. Each
+// column is the whole source (kernel 1, length 1), read straight from it.
+template <int64_t MR>
+void few_dense_columns(const TapProduct& g, const Segment* segs, int64_t n_segs) {
+    const PackedMatrix& a = *g.a;
+    const int64_t depth = a.depth, m = a.rows, panels = (m + MR - 1) / MR;
+    for (int64_t si = 0; si < n_segs; ++si) {
+        const Segment& s = segs[si];
+        if (s.cols == 0) continue;
+        for (int64_t ip = 0; ip < panels; ++ip) {
+            const float* ap = a.panel(ip);
+            float acc[MR] = {};
+            for (int64_t p = 0; p < depth; ++p) {
+                const float x = s.src[p];
+                for (int64_t i = 0; i < MR; ++i) acc[i] += ap[p * MR + i] * x;
+            }
+            for (int64_t i = 0; i < MR && ip * MR + i < m; ++i) {
+                float* dst = s.dst + (ip * MR + i) * g.ldd;
+                const float base = g.accumulate ? *dst : (g.bias ? g.bias[ip * MR + i] : 0.f);
+                *dst = base + acc[i];
+            }
+        }
+    }
+}
+
+inline bool is_dense_form(const TapProduct& g, const Segment* segs, int64_t n_segs) {
+    if (g.kernel != 1 || g.stride != 1) return false;
+    for (int64_t s = 0; s < n_segs; ++s)
+        if (segs[s].src_len != 1 || segs[s].delta != 0 || segs[s].cols > 1) return false;
+    return true;
+}
+
 template <class V, int64_t MR>
 void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
+    constexpr int64_t w = static_cast<int64_t>(sizeof(V) / sizeof(float));
+    if (c1 - c0 < w / 2 && c0 == 0 && is_dense_form(g, segs, n_segs)) return few_dense_columns<MR>(g, segs, n_segs);
     constexpr int64_t nr = 2 * static_cast<int64_t>(sizeof(V) / sizeof(float));
     const PackedMatrix& a = *g.a;
     const int64_t depth = a.depth, m = a.rows, panels = (m + MR - 1) / MR;
