@@ -26,8 +26,9 @@ std::vector<Shape> Graph::infer_shapes(int64_t t) const {
     return out;
 }
 
-Activations allocate(const Graph& g, int64_t n, int64_t t) {
+Activations allocate(const Graph& g, int64_t n, int64_t t, FloatArena storage) {
     Activations act;
+    act.arena = std::move(storage);
     act.n = n;
     act.geo = resolve(g, t);
     int64_t total = 0, aux_total = 0;

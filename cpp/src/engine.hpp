@@ -35,12 +35,14 @@ struct UninitAllocator : std::allocator<T> {
     }
 };
 
+using FloatArena = std::vector<float, UninitAllocator<float>>;
+
 struct Activations {
     int64_t n = 0;
     std::vector<ops::Resolved> geo;   // per node
     std::vector<int64_t> offset;      // per node, into arena
     std::vector<int64_t> aux_offset;  // per node, into aux
-    std::vector<float, UninitAllocator<float>> arena;
+    FloatArena arena;
     std::vector<int32_t, UninitAllocator<int32_t>> aux;
 
     ops::View view(int node) {
@@ -57,7 +59,9 @@ struct Activations {
 std::vector<ops::Resolved> resolve(const Graph& g, int64_t t);
 
 // Lays out the arena for n samples. The input slot (node 0) is left for the caller to fill.
-Activations allocate(const Graph& g, int64_t n, int64_t t);
+// `storage` is memory to reuse (its contents are overwritten), e.g. the arena of an earlier
+// explanation: fresh pages cost a fault each on first touch.
+Activations allocate(const Graph& g, int64_t n, int64_t t, FloatArena storage = {});
 
 // Runs every node after the input, in order; the batch is split over engine_threads().
 void forward(const Graph& g, Activations& act);

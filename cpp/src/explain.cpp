@@ -54,6 +54,7 @@ struct Explanation::Impl {
     mutable std::map<size_t, std::vector<float>> forward_sums;
 
     const Graph& graph() const { return model->graph; }
+    ~Impl() { model->give_arena(std::move(act.arena)); }
     size_t layer_index(const std::string& name) const {
         for (size_t i = 0; i < layers.size(); ++i)
             if (layers[i].name == name) return i;
@@ -80,11 +81,16 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     ex->model = impl_;
     ex->t = impl_->check_input(sample_shape);
     ex->act = impl_->load_input(x, 0, n, ex->t);
-    forward(g, ex->act);
-
+    // The forward runs chunk by chunk just before each chunk's backward (below), while the
+    // chunk's tensors are in cache; only a default target of a classifier (its argmax) needs
+    // every output before the backward starts.
     const int64_t k = impl_->n_outputs;
+    int64_t per_sample = 0;
+    for (const auto& r : ex->act.geo) per_sample += r.out.size();
+    const int64_t chunk = std::clamp<int64_t>(kChunkFloats / std::max<int64_t>(per_sample, 1), 1, n);
+    const bool forward_first = options.target.empty() && k > 1;
+    if (forward_first) forward(g, ex->act);
     const float* y = ex->act.arena.data() + ex->act.offset[g.output];
-    ex->output.assign(y, y + n * k);
 
     // SPEC.md: when the graph ends in Softmax the target is the logit unless asked otherwise.
     const Node& last = g.nodes[g.output];
@@ -100,7 +106,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     for (int64_t i = 0; i < n; ++i) {
         int64_t tgt;
         if (options.target.empty()) {
-            tgt = std::max_element(y + i * k, y + (i + 1) * k) - (y + i * k);
+            tgt = k == 1 ? 0 : std::max_element(y + i * k, y + (i + 1) * k) - (y + i * k);
         } else {
             tgt = options.target.size() == 1 ? options.target[0] : options.target[i];
         }
@@ -139,14 +145,12 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     for (auto& l : ex->layers) l.importance_raw.assign(static_cast<size_t>(n * ex->act.geo[l.z].out.c), 0.f);
     ex->output_saliency.assign(static_cast<size_t>(n * in_size), 0.f);
     // Chunks of samples whose cotangents stay in cache, each thread reusing its buffers.
-    int64_t per_sample = 0;
-    for (const auto& r : ex->act.geo) per_sample += r.out.size();
-    const int64_t chunk = std::clamp<int64_t>(kChunkFloats / std::max<int64_t>(per_sample, 1), 1, n);
     parallel_ranges(n, [&](int64_t begin, int64_t end) {
         thread_local Cotangents ct;  // buffers kept between calls (a chunk's worth)
         ct.grad.resize(g.nodes.size());
         for (int64_t first = begin; first < end; first += chunk) {
             const int64_t m = std::min(chunk, end - first);
+            if (!forward_first) forward_samples(g, ex->act, first, first + m);
             std::vector<float>& seed = ct.grad[tn];
             seed.assign(static_cast<size_t>(m * tsize), 0.f);
             for (int64_t i = 0; i < m; ++i) seed[i * tsize + ex->target[first + i]] = 1.f;
@@ -167,6 +171,8 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
                 for (int64_t i = 0; i < m * in_size; ++i) ex->output_saliency[first * in_size + i] = std::fabs(gx[i]);
         }
     });
+    ex->output.assign(y, y + n * k);
+
     // SPEC.md eq. 16: min-max scaling within the layer. When every filter has the same raw
     // importance (always so for a layer of one filter), each gets 1 if it is positive (all
     // matter equally) and 0 if it is 0 (all dead).

@@ -199,8 +199,18 @@ void Model::Impl::fill_input(Activations& act, const float* x, int64_t start, in
     }
 }
 
+FloatArena Model::Impl::take_arena() const {
+    std::lock_guard<std::mutex> lock(arena_mutex);
+    return std::move(spare_arena);
+}
+
+void Model::Impl::give_arena(FloatArena&& arena) const {
+    std::lock_guard<std::mutex> lock(arena_mutex);
+    if (arena.capacity() > spare_arena.capacity()) spare_arena = std::move(arena);
+}
+
 Activations Model::Impl::load_input(const float* x, int64_t start, int64_t m, int64_t t) const {
-    Activations act = allocate(graph, m, t);
+    Activations act = allocate(graph, m, t, take_arena());
     fill_input(act, x, start, m, t);
     return act;
 }

@@ -1,6 +1,7 @@
 // What a loaded Model holds, shared by model.cpp and explain.cpp.
 #pragma once
 
+#include <mutex>
 #include <vector>
 
 #include "engine.hpp"
@@ -21,6 +22,13 @@ struct Model::Impl {
     int64_t check_input(const std::vector<int64_t>& sample_shape) const;
     // Allocates the arena for samples [start, start + m) of x and copies them in channels-first.
     Activations load_input(const float* x, int64_t start, int64_t m, int64_t t) const;
+
+    // The arena of the last explanation released, kept for the next one (data-set analysis
+    // explains batch after batch of one size).
+    FloatArena take_arena() const;
+    void give_arena(FloatArena&& arena) const;
+    mutable std::mutex arena_mutex;
+    mutable FloatArena spare_arena;
     // Copies samples [start, start + m) of x into the input slot of act, channels-first.
     void fill_input(Activations& act, const float* x, int64_t start, int64_t m, int64_t t) const;
 };
