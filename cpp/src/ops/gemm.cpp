@@ -178,10 +178,39 @@ inline bool is_dense_form(const TapProduct& g, const Segment* segs, int64_t n_se
     return true;
 }
 
+// A product of very few rows (the input gradient of a first layer over one or two input
+// channels): packing B would cost more than the arithmetic it feeds, so with unit stride each
+// (row, channel, tap) is one multiply-add of a source stretch onto a destination stretch.
+inline void few_rows(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
+    const PackedMatrix& a = *g.a;
+    const int64_t k_n = g.kernel, depth = a.depth;
+    int64_t base = 0;
+    for (int64_t si = 0; si < n_segs; base += segs[si++].cols) {
+        const Segment& s = segs[si];
+        const int64_t oa = std::max<int64_t>(c0 - base, 0), ob = std::min<int64_t>(c1 - base, s.cols);
+        if (oa >= ob) continue;
+        for (int64_t r = 0; r < a.rows; ++r) {
+            float* __restrict dst = s.dst + r * g.ldd;
+            if (!g.accumulate) std::fill(dst + oa, dst + ob, g.bias ? g.bias[r] : 0.f);
+            const float* ar = a.plain.data() + r * depth;
+            for (int64_t c = 0; c < g.channels; ++c)
+                for (int64_t k = 0; k < k_n; ++k) {
+                    const float w = ar[c * k_n + k];
+                    if (w == 0.f) continue;
+                    const int64_t shift = g.transposed ? -s.delta - k * g.dilation : s.delta + k * g.dilation;
+                    const int64_t lo = std::max(oa, -shift), hi = std::min(ob, s.src_len - shift);
+                    const float* __restrict src = s.src + c * s.src_len + shift;
+                    for (int64_t o = lo; o < hi; ++o) dst[o] += w * src[o];
+                }
+        }
+    }
+}
+
 template <class V, int64_t MR>
 void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
     constexpr int64_t w = static_cast<int64_t>(sizeof(V) / sizeof(float));
     if (c1 - c0 < w / 2 && c0 == 0 && is_dense_form(g, segs, n_segs)) return few_dense_columns<MR>(g, segs, n_segs);
+    if (g.a->rows <= 2 && g.stride == 1) return few_rows(g, segs, n_segs, c0, c1);
     constexpr int64_t nr = 2 * static_cast<int64_t>(sizeof(V) / sizeof(float));
     const PackedMatrix& a = *g.a;
     const int64_t depth = a.depth, m = a.rows, panels = (m + MR - 1) / MR;
@@ -261,6 +290,9 @@ PackedMatrix pack_matrix(int64_t rows, int64_t depth, const float* a, int64_t ro
     pm.mr = kernel_rows();
     const int64_t panels = (rows + pm.mr - 1) / pm.mr;
     pm.data.assign(static_cast<size_t>(panels * depth * pm.mr), 0.f);
+    pm.plain.resize(static_cast<size_t>(rows * depth));
+    for (int64_t i = 0; i < rows; ++i)
+        for (int64_t p = 0; p < depth; ++p) pm.plain[i * depth + p] = a[i * row_stride + p * col_stride];
     for (int64_t ip = 0; ip < panels; ++ip)
         for (int64_t p = 0; p < depth; ++p)
             for (int64_t i = 0; i < pm.mr && ip * pm.mr + i < rows; ++i)
@@ -279,11 +311,12 @@ void tap_product(const TapProduct& g, const Segment* segs, int64_t n_segs) {
 #endif
     // Column blocks are independent (every output element is computed by one of them, with
     // the same arithmetic whatever the split), so large products are split over threads.
+    // Parts of whole 64-column panels pairs (a multiple of every kernel's NR).
+    constexpr int64_t kGrain = 64;
     const double flops = 2.0 * static_cast<double>(g.a->rows) * static_cast<double>(g.a->depth) * total;
-    const int64_t blocks = (total + kNc - 1) / kNc;
-    const int64_t parts = flops < 4e6 ? 1 : std::min<int64_t>(blocks, engine_threads());
+    const int64_t parts = flops < 4e6 ? 1 : std::min<int64_t>((total + kGrain - 1) / kGrain, engine_threads());
     if (parts <= 1) return run(g, segs, n_segs, 0, total);
-    const int64_t per = (blocks + parts - 1) / parts * kNc;
+    const int64_t per = ((total + parts - 1) / parts + kGrain - 1) / kGrain * kGrain;
     parallel_for(parts, [&](int64_t t) {
         const int64_t c0 = t * per, c1 = std::min(total, c0 + per);
         if (c0 < c1) run(g, segs, n_segs, c0, c1);

@@ -24,6 +24,7 @@ struct PackedMatrix {
     int64_t depth = 0;
     int64_t mr = 0;
     std::vector<float> data;
+    std::vector<float> plain;  // A row-major, for products of very few rows (no panels)
     const float* panel(int64_t p) const { return data.data() + p * depth * mr; }
 };
 
