@@ -76,10 +76,11 @@ private:
         for (;;) {
             std::shared_ptr<Job> job;
             {
+                // Parts are claimed outside the lock, so the job found by the wait's test is
+                // the one taken: a second look could find it drained by then.
                 std::unique_lock<std::mutex> lock(mutex_);
-                wake_.wait(lock, [&] { return stop_ || claimable() != nullptr; });
+                wake_.wait(lock, [&] { return stop_ || (job = claimable()) != nullptr; });
                 if (stop_) return;
-                job = claimable();
             }
             job->work();
         }
