@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+import tsviz_native as tsv
 from viewer_conftest import SAMPLE, components, forecaster, gl_viewer, need, project, red_mask, unavailable  # noqa: F401
 
 from tsviz_native.viewer import scene as geo
@@ -37,13 +38,15 @@ def test_state_emits_one_event_per_change_and_validates():
     st.step_layer(1)
     assert seen == [("level", 1, 3), ("percentile", 0.0, 90.0), ("sample", 0, 9),
                     ("sort", "descending", "ascending"), ("layer", "a", "b")]
-    with pytest.raises(ValueError):
+    with pytest.raises(tsv.ArgumentError, match=r"level must be one of \(1, 2, 3, 4\), got 5"):
         st.set(level=5)
     assert st.level == 3  # a refused change leaves the state as it was
-    with pytest.raises(ValueError):
+    with pytest.raises(tsv.ArgumentError, match="no filter layer 'c'; the model has a, b"):
         st.set(layer="c")
-    with pytest.raises(AttributeError):
+    with pytest.raises(tsv.ArgumentError, match="ViewerState has no field zoom"):
         st.set(zoom=2)
+    with pytest.raises(tsv.ArgumentError, match="sample must be in 0..9"):
+        st.set(sample=10)
 
 
 @pytest.fixture(scope="module")
@@ -319,7 +322,7 @@ def test_render_command_writes_the_png(tmp_path):
         unavailable(res.stderr)
     assert res.returncode == 0, res.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "level 2" in res.stdout and "highlight 3/Conv[0, 5]" in res.stdout
+    assert "level 2" in res.stdout and "highlight conv 2[0, 5]" in res.stdout and "window 3 of 0..6629" in res.stdout
     bad = subprocess.run([sys.executable, "-m", "tsviz_native.cli", "render", "forecaster",
                           "--out", str(out), "--highlight", "nolayer:0:1"],
                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent)
