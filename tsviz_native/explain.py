@@ -1,4 +1,4 @@
-"""Explanations of a batch (SPEC.md): importance, saliency, the percentile filter, the trace."""
+"""Explanations of a batch (docs/definitions.md): importance, saliency, the percentile filter, the trace."""
 
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ class Explanation:
         method: str = "kmeans",
         sample: int | None = None,
     ) -> FilterClusters:
-        """Filter clustering (SPEC.md, Section 3.3): groups the filters of a layer by their
+        """Filter clustering (docs/definitions.md, "Filter clustering"): groups the filters of a layer by their
         min-max scaled activation pattern, per sample.
 
         ``k``: None for ``max(1, round(F / 5))``, an int in ``1..F``, or ``"auto"`` (the best
@@ -161,7 +161,7 @@ class Explanation:
         if acts.shape[2] == 1:
             raise ArgumentError(
                 f"layer {name!r} has one position per filter (a dense layer): no activation "
-                "pattern to cluster (SPEC.md, Filter clustering)"
+                "pattern to cluster (docs/definitions.md, Filter clustering)"
             )
         imp = self.importance[name]
         if sample is not None:

@@ -269,7 +269,7 @@ class Model:
         return self._native.predict(batch)
 
     def explain(self, x: object, target: object = None, output: str = "logit") -> Explanation:
-        """Explain the model's predictions (SPEC.md, Sections 3.2 and 5 of the paper).
+        """Explain the model's predictions (docs/definitions.md: importance, saliency, trace).
 
         Parameters
         ----------

@@ -1,5 +1,5 @@
 """Pruning of the filters that contribute nothing (the paper's future work, Section 6;
-SPEC.md "Pruning").
+docs/definitions.md, "Pruning ranks").
 
 Filters are ranked by their importance over a data set (:func:`~tsviz_native.analyze_dataset`).
 Removing filter ``f`` of a layer removes output channel ``f`` from that layer's weights and
@@ -138,7 +138,7 @@ def prune(
     ----------
     model : tsviz_native.Model
     stats : DatasetStats from :func:`~tsviz_native.analyze_dataset`; filters are ranked by
-        their mean importance over the data set (SPEC.md).
+        their mean importance over the data set (docs/definitions.md, "Pruning ranks").
     percentile, fraction, keep_top : the rule, per layer (exactly one, unless per_cluster).
     per_cluster : keep one representative per cluster, the most important filter of each;
         ``clusters`` gives the cluster label of every filter per layer.
