@@ -318,7 +318,8 @@ class Viewer:
             m = tr.map(np.asarray(p)[:, perm])
             return m[:, :2] / m[:, 3:4]
 
-        boxes = [np.repeat(px(np.concatenate([g.line_pos, g.mesh_pos, g.marker_pos])), 2, axis=1)]
+        points = px(np.concatenate([g.line_pos, g.mesh_pos, g.marker_pos]))
+        boxes = [np.hstack([points, points])]
         shown = geo.draw_text(g)
         if shown:
             c = px(g.text_pos[shown])
