@@ -39,6 +39,15 @@ def test_demo_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[st
     for i, name in enumerate(ex.layer_names):
         np.testing.assert_allclose(arrays[f"importance_{i}"], ex.importance[name][0])
         assert summary["layers"][i]["near_zero"] == int(np.sum(ex.importance[name][0] <= 0.01)) or len(ex.importance[name][0]) == 1
+    for i, layer in enumerate(summary["layers"][:3]):  # dead filters apart, only live ones clustered
+        acts = ex.activations[layer["name"]][0]
+        dead = np.flatnonzero(~np.any(acts != 0, axis=1)).tolist()
+        assert layer["dead_filters"] == dead and layer["dead"] == len(dead)
+        assert layer["label"] == ex.layers[i].label
+        red = summary["observations"]["redundancy"][layer["name"]]
+        assert red["live"] == layer["n_filters"] - len(dead) == sum(red["sizes"])
+        assert [c for f, c in enumerate(layer["clusters"]) if f in dead] == [-1] * len(dead)
+        assert min(c for f, c in enumerate(layer["clusters"]) if f not in dead) == 0
     shares = summary["observations"]["channel_saliency_share"]
     assert abs(sum(shares.values()) - 1) < 1e-9 and "over all 6630 windows" in summary["observations"]["channel_scope"]
     assert "1. Filters contributing (near) nothing" in out and "2. Redundancy" in out and "3. Saliency mass" in out
@@ -203,7 +212,7 @@ def test_layers_are_named_by_label_index_or_tensor(capsys: pytest.CaptureFixture
     second = model.layers[1]
     for key in (1, "1", -3, second.name, second.label, "conv 2", "CONV  2"):
         assert model.layer(key) is second
-    with pytest.raises(tsv.ArgumentError, match=r"no filter layer 'batchnorm/add_1:0'; give a number 0..3, a label"):
+    with pytest.raises(tsv.ArgumentError, match=r"no filter layer named 'batchnorm/add_1:0'; give a number 0..3, a label"):
         model.layer("batchnorm/add_1:0")
     ex = model.explain(real_windows((150, 1), "NTC", 1))
     assert ex.saliency("conv 2", 3).shape == ex.saliency(second.name, 3).shape == (1, 1, 150)

@@ -97,7 +97,7 @@ def resolve_layer(layers: Sequence[Layer], key: object) -> Layer:
     if index is not None and -n <= index < n:
         return layers[index]
     listing = "; ".join(f"{i} = {l.label!r} ({l.name!r})" for i, l in enumerate(layers))
-    what = f"index {index}" if index is not None else repr(key)
+    what = f"with index {index}" if index is not None else f"named {key!r}"
     raise ArgumentError(
         f"no filter layer {what}; give a number 0..{n - 1}, a label or a tensor name: {listing}"
     )
