@@ -438,11 +438,13 @@ def _models():
     from conftest import model_path, real_windows
     from tsviz_native import models
 
-    yield "forecaster", tsv.load(models.path("forecaster")), models.forecaster_windows("test")[0][:3], \
+    X, y, _ = models.forecaster_windows("test")
+    yield "forecaster", tsv.load(models.path("forecaster")), X[:3], y[:3], \
         {k: models.info("forecaster")["scaling"][k] for k in ("mean", "std")}
-    yield "fcn-gunpoint", tsv.load(models.path("fcn-gunpoint")), models.gunpoint("test")[0][:3], None
-    yield "resnet", tsv.load(model_path("resnet_op17")), real_windows((1, 96), "NCT", 3), None
-    yield "wide", _wide_model(), real_windows((3, 40), "NCT", 3), None
+    X, y = models.gunpoint("test")
+    yield "fcn-gunpoint", tsv.load(models.path("fcn-gunpoint")), X[:3], y[:3], None
+    yield "resnet", tsv.load(model_path("resnet_op17")), real_windows((1, 96), "NCT", 3), None, None
+    yield "wide", _wide_model(), real_windows((3, 40), "NCT", 3), None, None
 
 
 @pytest.mark.parametrize("which", ["forecaster", "fcn-gunpoint", "resnet", "wide"])
@@ -452,8 +454,8 @@ def test_every_visual_lies_inside_the_canvas_on_every_level(which):
     _backend()
     from tsviz_native.viewer.app import HUD_HEIGHT, Viewer
 
-    name, model, X, scaling = next(m for m in _models() if m[0] == which)
-    v = Viewer(model, X, None, size=(1400, 850), show=False, threaded=False, scaling=scaling)
+    name, model, X, y, scaling = next(m for m in _models() if m[0] == which)
+    v = Viewer(model, X, y, size=(1400, 850), show=False, threaded=False, scaling=scaling)
     try:
         for level in (1, 2, 3, 4):
             v.state.set(level=level, layer=v.info.layer_names[-2])
@@ -466,8 +468,54 @@ def test_every_visual_lies_inside_the_canvas_on_every_level(which):
             drawn = np.abs(img[..., :3].astype(int) - bg).max(axis=2) > 30
             # nothing touches the left, right or top edge: nothing is cut off there
             assert not drawn[:, :3].any() and not drawn[:, -3:].any() and not drawn[:3].any(), (which, level)
+            if level in (1, 3):
+                _assert_output_pixels(v, img, which)
     finally:
         v.close()
+
+
+def _colour_at(v, img, pts3):
+    x, y = np.round(project(v, np.asarray(pts3))[0]).astype(int)
+    return img[y - 1 : y + 2, x - 1 : x + 2, :3].reshape(-1, 3).astype(int)
+
+
+def _assert_output_pixels(v, img, which):
+    """The output as drawn: the forecast's green square after the input and the truth's pink
+    one beside it; a classifier's bars, the explained class bright and the others dim."""
+    g = v.geometry
+    outs = [p for p in g.plots if p.kind == "output"]
+    if which == "forecaster":
+        (out,) = outs
+        want = np.round(np.array(geo.OUTPUT_COLOR[:3]) * 255)
+        assert (np.abs(_colour_at(v, img, g.line_pos[out.start : out.start + 2].mean(axis=0)[None]) - want).max(axis=1) <= 3).any()
+        truth = np.all(np.isclose(g.mesh_color, geo.TRUTH_COLOR), axis=1)
+        want = np.round(np.array(geo.TRUTH_COLOR[:3]) * 255)
+        assert (np.abs(_colour_at(v, img, g.mesh_pos[truth].mean(axis=0)[None]) - want).max(axis=1) <= 3).any()
+        return
+    target = int(v._frame.ex.target[0])
+    assert [p.index for p in outs] == list(range(v.info.n_outputs))
+    for p in outs:
+        top = g.line_pos[p.start]
+        inside = (top + [0, -0.01, 0])[None]  # just below the top of the bar
+        colour = geo.OUTPUT_COLOR if p.index == target else geo.OUTPUT_DIM_COLOR
+        want = np.round(np.array(colour[:3]) * 255)
+        if v._frame.prediction[p.index] > 0.05:  # a bar tall enough to hit
+            assert (np.abs(_colour_at(v, img, inside) - want).max(axis=1) <= 3).any(), (which, p.index)
+
+
+def test_view_errors_are_tsviz_errors_in_one_line(tmp_path):
+    need("vispy")
+    from tsviz_native.viewer.backend import BackendError
+
+    assert issubclass(BackendError, tsv.TSVizError)
+    import os
+
+    env = dict(os.environ, TSVIZ_GL_BACKEND="nosuch")
+    res = subprocess.run([sys.executable, "-m", "tsviz_native.cli", "render", "forecaster", "--out",
+                          str(tmp_path / "x.png")], capture_output=True, text=True, env=env,
+                         cwd=Path(__file__).parent, timeout=120)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert res.stderr.startswith("tsviz: error: no vispy backend works here (nosuch: ")
 
 
 def test_help_overlay_has_a_background_and_the_status_line_counts_by_index(gl_viewer):

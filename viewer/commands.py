@@ -127,9 +127,15 @@ def _viewer(args: argparse.Namespace, show: bool) -> Any:
     backend.use(headless=not show)
     from .app import Viewer
 
-    v = Viewer(model, X, truth, sample=args.index, level=args.level, layer=layer,
-               percentile=args.percentile, sort=args.sort, size=size, show=show, threaded=show,
-               scaling=cli.scaling_of(cli.model_record(args.model)))
+    try:
+        v = Viewer(model, X, truth, sample=args.index, level=args.level, layer=layer,
+                   percentile=args.percentile, sort=args.sort, size=size, show=show, threaded=show,
+                   scaling=cli.scaling_of(cli.model_record(args.model)))
+    except (OSError, RuntimeError) as e:  # the GL toolkit could not open its window or context
+        why = " ".join(str(e).split())
+        hint = ("render the same scene to a PNG without a window: tsviz render MODEL [DATA] --out FILE.png"
+                if show else "install OSMesa or EGL (Debian: apt-get install libosmesa6)")
+        raise backend.BackendError(f"cannot open {'a window' if show else 'an offscreen canvas'} ({why}); {hint}") from None
     v.state.set(active_only=bool(args.active_only))
     if highlight is not None:
         v.state.set(highlight=highlight, **({"layer": highlight.tensor, "filter": highlight.filter}
