@@ -32,7 +32,9 @@ class Explanation:
     preactivations : name -> (N, F, L) z^l, the layer's own output (bias, folded BatchNorm).
     activations : name -> (N, F, L) a^l, z^l after the activation that follows it.
     importance_raw : name -> (N, F) sum_i |d a^L / d z^l[f, i]|.
-    importance : name -> (N, F) importance_raw min-max scaled within the layer.
+    importance : name -> (N, F) importance_raw min-max scaled within the layer; when all
+        filters of a layer have the same raw importance (a one-filter layer), 1 if it is
+        positive and 0 if it is 0 (docs/definitions.md, "Importance").
     output_saliency : (N, C, T) |d a^L / d x|, channels-first.
     layers : the model's filter layers (:class:`~tsviz_native.Layer`, with display labels), in
         the order of ``layer_names``.

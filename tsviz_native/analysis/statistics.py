@@ -203,7 +203,8 @@ def analyze_dataset(
     X : array_like or dask.array.Array
         Windows ``(N, ...)`` in the model's layout. A numpy array (or anything indexable
         along its first axis, e.g. a memory map) is streamed in batches; a Dask array is
-        reduced by Dask, block by block on its workers, and the partial sums combined.
+        reduced by Dask, block by block on its workers, and the partial sums combined (the
+        ``dask`` extra: ``pip install 'tsviz-native[dask]'``).
     batch_size : windows per engine call (numpy input); memory is bounded by one batch.
     target : the output unit explained (default: the predicted class, or unit 0).
     labels : (N,) class labels, for per-class statistics of a classifier (default: the
