@@ -410,7 +410,8 @@ def test_forecast_is_drawn_as_the_next_point_after_the_input(forecaster):
         truth_quads = np.all(np.isclose(g.mesh_color, geo.TRUTH_COLOR), axis=1).sum()
         assert truth_quads == 4
         pred = fr.prediction[0] * scaling["std"] + scaling["mean"]
-        assert any(f"forecast (green) {pred:.1f}" in t and "(original scale)" in t for t in g.text)
+        assert f"forecast {pred:.1f} (green)" in g.text and "next value, original scale:" in g.text
+        assert f"truth {y[SAMPLE] * scaling['std'] + scaling['mean']:.1f} (pink)" in g.text
         assert not any(t.startswith("explained: output") for t in g.text)  # no empty output box
 
 

@@ -488,17 +488,18 @@ def _input_panel(b: _Builder, frame: Frame, info: ModelInfo, x0: float, y0: floa
         b.frame(x0, cy + 0.04 * ch + strip, w, ch * 0.9 - strip, d)
         py, ph = cy + 0.08 * ch + strip, ch * 0.82 - strip
         if forecast and c == 0:
-            text = _forecast(b, frame, info, x0, py, w - step, ph, step, d)
-            b.label(text, x0 + w / 2, y0 + h + 0.26, d, color=OUTPUT_COLOR)
+            # short lines, stacked above the caption, so that they stay within the panel
+            for i, line in enumerate(reversed(_forecast(b, frame, info, x0, py, w - step, ph, step, d))):
+                b.label(line, x0 + w / 2, y0 + h + 0.26 + 0.17 * i, d, color=OUTPUT_COLOR)
         else:
             b.plot(frame.x[c], x0, py, w - step, ph, d, INPUT_COLOR, "input", info.input_name, None, c)
     b.label(caption, x0 + w / 2, y0 + h + 0.08, d)
 
 
 def _forecast(b: _Builder, frame: Frame, info: ModelInfo, x0: float, y0: float, w: float, h: float,
-              step: float, d: float) -> str:
+              step: float, d: float) -> list[str]:
     """Channel 0 of the input, then the forecast one step after it (joined by a line) and the
-    truth beside it, all on one axis; returns the label, both values on the original scale."""
+    truth beside it, all on one axis; returns the label's lines, values on the original scale."""
     x = frame.x[0]
     pred = float(frame.prediction[0])
     values = [float(x.min()), float(x.max()), pred]
@@ -516,13 +517,13 @@ def _forecast(b: _Builder, frame: Frame, info: ModelInfo, x0: float, y0: float, 
     # the output unit itself: picked and highlighted as the output
     b.plot(np.array([pred]), fx - 1.25 * step, y0, 2.5 * step, h, d, OUTPUT_COLOR, "output",
            info.output_name, None, 0, lo=lo, hi=hi)
-    text = f"next value: forecast (green) {info.original(pred):.1f}"
+    lines = ["next value, original scale:", f"forecast {info.original(pred):.1f} (green)"]
     if frame.truth is not None:
         ty = y0 + h * (float(frame.truth) - lo) / span
         tx = fx + 2.5 * mark
         b.quad(tx - mark, ty - mark, tx + mark, ty + mark, d, TRUTH_COLOR)
-        text += f", truth (pink) {info.original(float(frame.truth)):.1f}"
-    return text + " (original scale)"
+        lines.append(f"truth {info.original(float(frame.truth)):.1f} (pink)")
+    return lines
 
 
 def _output_panel(b: _Builder, frame: Frame, info: ModelInfo, x0: float, y0: float, w: float,
