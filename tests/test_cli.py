@@ -218,6 +218,10 @@ def test_layers_are_named_by_label_index_or_tensor(capsys: pytest.CaptureFixture
     assert ex.saliency("conv 2", 3).shape == ex.saliency(second.name, 3).shape == (1, 1, 150)
     assert ex.clusters(2, sample=0).labels.shape == (1, 128)
     assert set(ex.trace("conv 3", 0, 5)) == set(ex.trace(model.layers[2].name, 0, 5))
+    from tsviz_native.viewer.commands import _layer, parse_highlight  # --layer and --highlight
+
+    assert _layer(model, "conv 2") == _layer(model, second.name) == _layer(model, "1") == second.name
+    assert parse_highlight(model, "conv 2:3:4").tensor == parse_highlight(model, f"{second.name}:3:4").tensor == second.name
     code, out, _ = run(capsys, "summary", str(model_path("keras_fcn_op17")))
     assert code == 0 and "from tf2onnx 1.17.0)" in out and "None" not in out
     assert f"[1] conv 2 · k=5 · 256 filters  {second.name}" in out
