@@ -151,7 +151,8 @@ def test_parameter_counts_are_the_models_and_print_shows_a_summary() -> None:
 
 def test_shapes_recorded_by_the_exporter_do_not_hide_a_fixed_length() -> None:
     """tf2onnx records tensor shapes with placeholders (unk__N) where it did not know a
-    dimension; pruning infers the shapes itself, so a fixed-length Keras model prunes."""
+    dimension; pruning infers the shapes itself from the input, so a fixed-length Keras model
+    with such records still prunes through its flatten."""
     proto = onnx.load(model_path("keras_paper_net_op17"))
     inferred = onnx.shape_inference.infer_shapes(proto)
     for vi in inferred.graph.value_info:
@@ -164,3 +165,31 @@ def test_shapes_recorded_by_the_exporter_do_not_hide_a_fixed_length() -> None:
     assert result.skipped == {} and len(result.removed) == 3
     X = data("keras_paper_net_op17")
     np.testing.assert_allclose(result.model.predict(X), ort_run(result.onnx_bytes, X).reshape(len(X), -1), rtol=1e-5, atol=1e-5)
+
+
+def test_a_flatten_of_a_free_length_is_refused_for_the_true_reason() -> None:
+    """The reason names what is not known: here the input length is free, so the flatten's
+    columns per channel are not known; a fixed length prunes through the same graph."""
+    from onnx import helper
+
+    from onnx_builder import build, const, weights
+
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["z"], pads=[1, 1]), helper.make_node("Relu", ["z"], ["a"]),
+             helper.make_node("Flatten", ["a"], ["f"]), helper.make_node("Gemm", ["f", "gw"], ["y"], transB=1)]
+    inits = [const("w", weights(rng, 4, 3, 3)), const("gw", weights(rng, 2, 80))]
+    scores = {"z": np.arange(4, dtype=float)}
+
+    def build_typed(input_shape: tuple) -> bytes:  # the output with its shape, as exporters write it
+        proto = onnx.load_from_string(build(nodes, inits, input_shape=input_shape))
+        del proto.graph.output[:]
+        proto.graph.output.append(helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 2]))
+        return proto.SerializeToString()
+
+    free = tsv.load(build_typed(("N", 3, "T")))
+    result = prune(free, scores=scores, fraction=0.5)
+    assert result.skipped["z"] == ("its channels reach node 'f' (Flatten), a Flatten of tensor 'a' of shape (?, 4, ?), "
+                                   "whose axis 2 is not fixed (the model's input length is free), so the columns of "
+                                   "each channel after it are not known")
+    fixed = tsv.load(build_typed(("N", 3, 20)))
+    assert prune(fixed, scores=scores, fraction=0.5).removed == {"z": (0, 1)}
