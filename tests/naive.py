@@ -7,7 +7,7 @@ import numpy as np
 
 
 def minmax_rows(a: np.ndarray) -> np.ndarray:
-    """SPEC.md: each row min-max scaled to [0, 1]; a constant row becomes zeros."""
+    """docs/definitions.md: each row min-max scaled to [0, 1]; a constant row becomes zeros."""
     a = np.asarray(a, dtype=np.float64)
     lo = a.min(axis=1, keepdims=True)
     span = a.max(axis=1, keepdims=True) - lo

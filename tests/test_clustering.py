@@ -1,4 +1,4 @@
-"""Filter clustering (SPEC.md "Filter clustering") on real activations of the shipped models:
+"""Filter clustering (docs/definitions.md, "Filter clustering") on real activations of the shipped models:
 the FCN (128/256/128 filters) on GunPoint and the paper's forecaster (16/32/32 filters) on B5M
 windows. Oracles: the naive NumPy references in naive.py, scikit-learn's KMeans and silhouette,
 and scipy's average linkage."""
@@ -127,7 +127,7 @@ def test_clusters_are_numbered_by_descending_mean_importance(
 
 
 def test_default_k_rule(fcn: tsv.Explanation, paper: tsv.Explanation) -> None:
-    # SPEC.md: max(1, round(n_filters / 5)); F / 5 never ends in .5 for an integer F.
+    # docs/definitions.md: max(1, round(n_filters / 5)); F / 5 never ends in .5 for an integer F.
     for f, k in [(1, 1), (2, 1), (3, 1), (7, 1), (8, 2), (12, 2), (13, 3), (16, 3), (32, 6), (128, 26), (256, 51)]:
         assert cl.default_k(f) == k == max(1, round(f / 5))
     for ex in (fcn, paper):

@@ -290,3 +290,13 @@ def test_cli_reports_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["summary", str(f)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tsviz: error: bad.onnx: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("kind", ["logic_error", "out_of_range"])
+def test_a_cpp_logic_error_becomes_a_tsviz_error(kind: str) -> None:
+    from tsviz_native import _native
+
+    with pytest.raises(tsv.TSVizError, match="internal error in the engine: .*please report it"):
+        _native._throw_for_test(kind)
+    with pytest.raises(tsv.ArgumentError, match="bad argument"):
+        _native._throw_for_test("argument")

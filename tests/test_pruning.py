@@ -135,3 +135,61 @@ def test_output_layer_cannot_be_pruned() -> None:
         prune(model, stats, fraction=0.5, layers=[model.layers[-1].name])
     with pytest.raises(tsv.ArgumentError, match="statistics"):
         prune(model, None, fraction=0.5)
+
+
+def test_parameter_counts_are_the_models_and_print_shows_a_summary() -> None:
+    model = tsv.load(model_path("keras_fcn_op17"))  # BatchNorm folded: counted once, as the engine runs it
+    stats = tsv.analyze_dataset(model, data("keras_fcn_op17", n=8), progress=False)
+    result = prune(model, stats, fraction=0.3, layers=["conv 1"])
+    assert result.n_parameters_before == model.n_parameters == 263938
+    assert result.n_parameters_after == result.model.n_parameters < 263938
+    text = str(result)
+    assert text.startswith(f"pruned model: 263938 -> {result.n_parameters_after} parameters")
+    assert "conv 1 · k=8 · 128 filters" in text and "removed 38 filters" in text
+    assert "onnx_bytes" not in repr(result) and len(repr(result)) < 2000
+
+
+def test_shapes_recorded_by_the_exporter_do_not_hide_a_fixed_length() -> None:
+    """tf2onnx records tensor shapes with placeholders (unk__N) where it did not know a
+    dimension; pruning infers the shapes itself from the input, so a fixed-length Keras model
+    with such records still prunes through its flatten."""
+    proto = onnx.load(model_path("keras_paper_net_op17"))
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    for vi in inferred.graph.value_info:
+        for i, d in enumerate(vi.type.tensor_type.shape.dim):
+            if i > 0 and d.HasField("dim_value"):
+                d.dim_param = f"unk__{i}"
+    proto.graph.value_info.extend(inferred.graph.value_info)
+    model = tsv.load(proto.SerializeToString())
+    result = prune(model, scores={l.name: np.arange(l.n_filters, dtype=float) for l in model.layers}, fraction=0.25)
+    assert result.skipped == {} and len(result.removed) == 3
+    X = data("keras_paper_net_op17")
+    np.testing.assert_allclose(result.model.predict(X), ort_run(result.onnx_bytes, X).reshape(len(X), -1), rtol=1e-5, atol=1e-5)
+
+
+def test_a_flatten_of_a_free_length_is_refused_for_the_true_reason() -> None:
+    """The reason names what is not known: here the input length is free, so the flatten's
+    columns per channel are not known; a fixed length prunes through the same graph."""
+    from onnx import helper
+
+    from onnx_builder import build, const, weights
+
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["z"], pads=[1, 1]), helper.make_node("Relu", ["z"], ["a"]),
+             helper.make_node("Flatten", ["a"], ["f"]), helper.make_node("Gemm", ["f", "gw"], ["y"], transB=1)]
+    inits = [const("w", weights(rng, 4, 3, 3)), const("gw", weights(rng, 2, 80))]
+    scores = {"z": np.arange(4, dtype=float)}
+
+    def build_typed(input_shape: tuple) -> bytes:  # the output with its shape, as exporters write it
+        proto = onnx.load_from_string(build(nodes, inits, input_shape=input_shape))
+        del proto.graph.output[:]
+        proto.graph.output.append(helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 2]))
+        return proto.SerializeToString()
+
+    free = tsv.load(build_typed(("N", 3, "T")))
+    result = prune(free, scores=scores, fraction=0.5)
+    assert result.skipped["z"] == ("its channels reach node 'f' (Flatten), a Flatten of tensor 'a' of shape (?, 4, ?), "
+                                   "whose axis 2 is not fixed (the model's input length is free), so the columns of "
+                                   "each channel after it are not known")
+    fixed = tsv.load(build_typed(("N", 3, 20)))
+    assert prune(fixed, scores=scores, fraction=0.5).removed == {"z": (0, 1)}

@@ -11,7 +11,7 @@ import pytest
 
 import tsviz_native as tsv
 from conftest import model_path, real_windows
-from tsviz_native.analysis.statistics import DEAD_TOLERANCE, analyze_dataset
+from tsviz_native.analysis.statistics import NEGLIGIBLE, analyze_dataset
 
 
 @pytest.fixture(scope="module")
@@ -32,20 +32,23 @@ def direct(model: tsv.Model, X: np.ndarray, rows: np.ndarray | None = None) -> d
     for name in ex.layer_names:
         imp = ex.importance[name][pick].astype(np.float64)
         raw = ex.importance_raw[name][pick].astype(np.float64)
-        dead = raw <= DEAD_TOLERANCE * raw.max(axis=1, keepdims=True)
-        out[name] = (imp.mean(0), imp.std(0), raw.mean(0), dead.mean(0))
+        negligible = raw <= NEGLIGIBLE * raw.max(axis=1, keepdims=True)
+        dead = np.all(ex.activations[name][pick] == 0, axis=2)  # the dead-filter rule
+        out[name] = (imp.mean(0), imp.std(0), raw.mean(0), dead.mean(0), negligible.mean(0))
     mass = ex.output_saliency[pick].astype(np.float64).sum(axis=(0, 2))
     out["channels"] = mass / mass.sum()
     return out
 
 
 def assert_matches(stats, expected: dict) -> None:
-    for name, (mean, std, raw, dead) in ((k, v) for k, v in expected.items() if k != "channels"):
+    for name, (mean, std, raw, dead, negligible) in ((k, v) for k, v in expected.items() if k != "channels"):
         s = stats.layers[name]
         np.testing.assert_allclose(s.mean, mean, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(s.std, std, rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(s.raw_mean, raw, rtol=1e-9, atol=1e-12)
         np.testing.assert_array_equal(s.dead_share, dead)
+        np.testing.assert_array_equal(s.negligible_share, negligible)
+        assert np.all(s.negligible_share >= s.dead_share)  # a dead filter has importance 0
     np.testing.assert_allclose(stats.channel_saliency_share, expected["channels"], rtol=1e-9)
 
 

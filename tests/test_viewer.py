@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+import tsviz_native as tsv
 from viewer_conftest import SAMPLE, components, forecaster, gl_viewer, need, project, red_mask, unavailable  # noqa: F401
 
 from tsviz_native.viewer import scene as geo
@@ -37,13 +38,15 @@ def test_state_emits_one_event_per_change_and_validates():
     st.step_layer(1)
     assert seen == [("level", 1, 3), ("percentile", 0.0, 90.0), ("sample", 0, 9),
                     ("sort", "descending", "ascending"), ("layer", "a", "b")]
-    with pytest.raises(ValueError):
+    with pytest.raises(tsv.ArgumentError, match=r"level must be one of \(1, 2, 3, 4\), got 5"):
         st.set(level=5)
     assert st.level == 3  # a refused change leaves the state as it was
-    with pytest.raises(ValueError):
+    with pytest.raises(tsv.ArgumentError, match="no filter layer 'c'; the model has a, b"):
         st.set(layer="c")
-    with pytest.raises(AttributeError):
+    with pytest.raises(tsv.ArgumentError, match="ViewerState has no field zoom"):
         st.set(zoom=2)
+    with pytest.raises(tsv.ArgumentError, match="sample must be in 0..9"):
+        st.set(sample=10)
 
 
 @pytest.fixture(scope="module")
@@ -319,7 +322,7 @@ def test_render_command_writes_the_png(tmp_path):
         unavailable(res.stderr)
     assert res.returncode == 0, res.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "level 2" in res.stdout and "highlight 3/Conv[0, 5]" in res.stdout
+    assert "level 2" in res.stdout and "highlight conv 2[0, 5]" in res.stdout and "window 3 of 0..6629" in res.stdout
     bad = subprocess.run([sys.executable, "-m", "tsviz_native.cli", "render", "forecaster",
                           "--out", str(out), "--highlight", "nolayer:0:1"],
                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent)
@@ -353,3 +356,191 @@ def test_many_plots_draw_their_envelope_and_no_per_plot_labels():
         assert drawn.min() == y.min() and drawn.max() == y.max()
         assert {p.start, p.start + p.length - 1} <= set(used.tolist())
     assert [many.text[i] for i in geo.draw_text(many)] == ["title"]
+
+
+# ----------------------------------------------------------------------------- the issue-13 fixes
+@pytest.fixture(scope="module")
+def gunpoint_frame():
+    from tsviz_native import models
+
+    model = tsv.load(models.path("fcn-gunpoint"))
+    X, y = models.gunpoint("test")
+    info = geo.ModelInfo.from_model(model)
+    return model, info, geo.Frame.compute(model, info, X, 3, y[3])
+
+
+def test_classifier_output_is_one_numbered_bar_per_class_with_the_target_marked(gunpoint_frame):
+    model, info, fr = gunpoint_frame
+    g = geo.build(fr, info, ViewerState(n_samples=10, layers=info.layer_names, level=3))
+    outs = [p for p in g.plots if p.kind == "output"]
+    assert [p.index for p in outs] == [0, 1] and all(p.length == 1 for p in outs)
+    for p in outs:  # no line through the classes: the output's points are not connected
+        assert not np.isin(g.line_connect, np.arange(p.start, p.start + 2)).any()
+    target = int(fr.ex.target[0])
+    y = fr.prediction
+    # the bar tops follow the class values; the target is bright, the other class dim
+    tops = [g.line_pos[p.start, 1] for p in outs]
+    assert (tops[0] > tops[1]) == (y[0] > y[1])
+    assert "0" in g.text and "1" in g.text
+    assert any(t.startswith(f"explained: class {target}") for t in g.text)
+    bright = np.all(np.isclose(g.mesh_color, geo.OUTPUT_COLOR), axis=1).sum()
+    dim = np.all(np.isclose(g.mesh_color, geo.OUTPUT_DIM_COLOR), axis=1).sum()
+    assert bright == 4 and dim == 4  # one quad (4 vertices) each
+
+
+def test_forecast_is_drawn_as_the_next_point_after_the_input(forecaster):
+    from tsviz_native import models
+
+    model, X, y = forecaster
+    scaling = {k: models.info("forecaster")["scaling"][k] for k in ("mean", "std")}
+    info = geo.ModelInfo.from_model(model, scaling)
+    fr = geo.Frame.compute(model, info, X, SAMPLE, y[SAMPLE])
+    for level in (1, 2, 3):
+        g = geo.build(fr, info, ViewerState(n_samples=SAMPLE + 1, layers=info.layer_names, level=level))
+        signal = next(p for p in g.plots if p.kind == "input" and p.index == 0)
+        out = next(p for p in g.plots if p.kind == "output")
+        pts = g.plot_points(signal)
+        fx = g.line_pos[out.start : out.start + 2, 0].mean()
+        step = pts[1, 0] - pts[0, 0]
+        assert fx == pytest.approx(pts[-1, 0] + step, rel=1e-4)  # one time step after the window
+        # on the signal's own axis: the vertical map of the signal also maps the forecast
+        x0 = fr.x[0]
+        slope = (pts[-1, 1] - pts[0, 1]) / (x0[-1] - x0[0])
+        assert g.line_pos[out.start, 1] == pytest.approx(pts[0, 1] + slope * (fr.prediction[0] - x0[0]), abs=1e-4)
+        truth_quads = np.all(np.isclose(g.mesh_color, geo.TRUTH_COLOR), axis=1).sum()
+        assert truth_quads == 4
+        pred = fr.prediction[0] * scaling["std"] + scaling["mean"]
+        assert f"forecast {pred:.1f} (green)" in g.text and "next value, original scale:" in g.text
+        assert f"truth {y[SAMPLE] * scaling['std'] + scaling['mean']:.1f} (pink)" in g.text
+        assert not any(t.startswith("explained: output") for t in g.text)  # no empty output box
+
+
+def _wide_model():
+    """Twelve convolutions in a row, with long labels: wider than the shipped models."""
+    from onnx import helper
+
+    from onnx_builder import build, const, weights
+
+    rng = np.random.default_rng(0)
+    nodes, inits, prev = [], [], "x"
+    for i in range(12):
+        cin = 3 if i == 0 else 6
+        nodes += [helper.make_node("Conv", [prev, f"w{i}"], [f"z{i}"], pads=[1, 1]),
+                  helper.make_node("Relu", [f"z{i}"], [f"a{i}"])]
+        inits.append(const(f"w{i}", weights(rng, 6, cin, 3)))
+        prev = f"a{i}"
+    nodes += [helper.make_node("GlobalAveragePool", [prev], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
+              helper.make_node("Gemm", ["f", "gw"], ["y"], transB=1)]
+    inits.append(const("gw", weights(rng, 7, 6)))
+    return tsv.load(build(nodes, inits, input_shape=("N", 3, 40)))
+
+
+def _models():
+    from conftest import model_path, real_windows
+    from tsviz_native import models
+
+    X, y, _ = models.forecaster_windows("test")
+    yield "forecaster", tsv.load(models.path("forecaster")), X[:3], y[:3], \
+        {k: models.info("forecaster")["scaling"][k] for k in ("mean", "std")}
+    X, y = models.gunpoint("test")
+    yield "fcn-gunpoint", tsv.load(models.path("fcn-gunpoint")), X[:3], y[:3], None
+    yield "resnet", tsv.load(model_path("resnet_op17")), real_windows((1, 96), "NCT", 3), None, None
+    yield "wide", _wide_model(), real_windows((3, 40), "NCT", 3), None, None
+
+
+@pytest.mark.parametrize("which", ["forecaster", "fcn-gunpoint", "resnet", "wide"])
+def test_every_visual_lies_inside_the_canvas_on_every_level(which):
+    from viewer_conftest import _backend
+
+    _backend()
+    from tsviz_native.viewer.app import HUD_HEIGHT, Viewer
+
+    name, model, X, y, scaling = next(m for m in _models() if m[0] == which)
+    v = Viewer(model, X, y, size=(1400, 850), show=False, threaded=False, scaling=scaling)
+    try:
+        for level in (1, 2, 3, 4):
+            v.state.set(level=level, layer=v.info.layer_names[-2])
+            img = v.render()
+            w, h = v.canvas.size
+            e = v.extents()
+            assert len(e) and e[:, :2].min() >= 0 and e[:, 2].max() <= w and e[:, 3].max() <= h - HUD_HEIGHT + 1, \
+                (which, level, e[:, :2].min(axis=0), e[:, 2:].max(axis=0))
+            bg = np.round(np.array(geo.BACKGROUND[:3]) * 255)
+            drawn = np.abs(img[..., :3].astype(int) - bg).max(axis=2) > 30
+            # nothing touches the left, right or top edge: nothing is cut off there
+            assert not drawn[:, :3].any() and not drawn[:, -3:].any() and not drawn[:3].any(), (which, level)
+            if level in (1, 3):
+                _assert_output_pixels(v, img, which)
+    finally:
+        v.close()
+
+
+def _colour_at(v, img, pts3):
+    x, y = np.round(project(v, np.asarray(pts3))[0]).astype(int)
+    return img[y - 1 : y + 2, x - 1 : x + 2, :3].reshape(-1, 3).astype(int)
+
+
+def _assert_output_pixels(v, img, which):
+    """The output as drawn: the forecast's green square after the input and the truth's pink
+    one beside it; a classifier's bars, the explained class bright and the others dim."""
+    g = v.geometry
+    outs = [p for p in g.plots if p.kind == "output"]
+    if which == "forecaster":
+        (out,) = outs
+        want = np.round(np.array(geo.OUTPUT_COLOR[:3]) * 255)
+        assert (np.abs(_colour_at(v, img, g.line_pos[out.start : out.start + 2].mean(axis=0)[None]) - want).max(axis=1) <= 3).any()
+        truth = np.all(np.isclose(g.mesh_color, geo.TRUTH_COLOR), axis=1)
+        want = np.round(np.array(geo.TRUTH_COLOR[:3]) * 255)
+        assert (np.abs(_colour_at(v, img, g.mesh_pos[truth].mean(axis=0)[None]) - want).max(axis=1) <= 3).any()
+        return
+    target = int(v._frame.ex.target[0])
+    assert [p.index for p in outs] == list(range(v.info.n_outputs))
+    for p in outs:
+        top = g.line_pos[p.start]
+        inside = (top + [0, -0.01, 0])[None]  # just below the top of the bar
+        colour = geo.OUTPUT_COLOR if p.index == target else geo.OUTPUT_DIM_COLOR
+        want = np.round(np.array(colour[:3]) * 255)
+        if v._frame.prediction[p.index] > 0.05:  # a bar tall enough to hit
+            assert (np.abs(_colour_at(v, img, inside) - want).max(axis=1) <= 3).any(), (which, p.index)
+
+
+def test_view_errors_are_tsviz_errors_in_one_line(tmp_path):
+    need("vispy")
+    from tsviz_native.viewer.backend import BackendError
+
+    assert issubclass(BackendError, tsv.TSVizError)
+    import os
+
+    env = dict(os.environ, TSVIZ_GL_BACKEND="nosuch")
+    res = subprocess.run([sys.executable, "-m", "tsviz_native.cli", "render", "forecaster", "--out",
+                          str(tmp_path / "x.png")], capture_output=True, text=True, env=env,
+                         cwd=Path(__file__).parent, timeout=120)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert res.stderr.startswith("tsviz: error: no vispy backend works here (nosuch: ")
+
+
+def test_help_overlay_has_a_background_and_the_status_line_counts_by_index(gl_viewer):
+    from tsviz_native.viewer.app import HELP_BACKGROUND
+
+    v = gl_viewer
+    v.state.set(level=3, layer=v.info.layer_names[1], highlight=None, filter=None)
+    v.state.set(show_help=False)
+    img = v.render()
+    v.state.set(show_help=True)
+    helped = v.render()
+    v.state.set(show_help=False)
+    want = np.round(np.array(HELP_BACKGROUND[:3]) * HELP_BACKGROUND[3] * 255
+                    + np.array(geo.BACKGROUND[:3]) * (1 - HELP_BACKGROUND[3]) * 255)
+    box = v.help_bg.mesh_data.get_vertices()
+    x0, y0 = box.min(axis=0).astype(int) + 2
+    x1, y1 = box.max(axis=0).astype(int) - 2
+    region = helped[y0:y1, x0:x1, :3].astype(int)
+    # the panel's colour covers most of its box (the rest is text), where the scene was before
+    share = (np.abs(region - want).max(axis=2) <= 6).mean()
+    assert share > 0.6, share
+    assert (np.abs(img[y0:y1, x0:x1, :3].astype(int) - want).max(axis=2) <= 6).mean() < share - 0.2
+    status = v.status()
+    n = v.state.n_samples
+    assert f"window {v.state.sample} of 0..{n - 1}" in status and "/" not in status.split(" | ")[1]
+    layer = v.info.layers[1]
+    assert f"layer {layer.label} ({layer.name})" in status

@@ -35,8 +35,10 @@ def display():
             break
     proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        if Path(f"/tmp/.X11-unix/X{n}").exists():
+    env = dict(os.environ, DISPLAY=f":{n}")
+    for _ in range(200):  # the socket appears before the server accepts: wait until it answers
+        if Path(f"/tmp/.X11-unix/X{n}").exists() and subprocess.run(
+                ["xdotool", "getdisplaygeometry"], env=env, capture_output=True).returncode == 0:
             break
         time.sleep(0.05)
     yield f":{n}"

@@ -1,4 +1,4 @@
-"""Explanations of a batch (SPEC.md): importance, saliency, the percentile filter, the trace."""
+"""Explanations of a batch (docs/definitions.md): importance, saliency, the percentile filter, the trace."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from tsviz_native._native import ArgumentError
 
 if TYPE_CHECKING:
     from tsviz_native.analysis.clustering import FilterClusters
+    from tsviz_native.model import Layer
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,15 @@ class Explanation:
     preactivations : name -> (N, F, L) z^l, the layer's own output (bias, folded BatchNorm).
     activations : name -> (N, F, L) a^l, z^l after the activation that follows it.
     importance_raw : name -> (N, F) sum_i |d a^L / d z^l[f, i]|.
-    importance : name -> (N, F) importance_raw min-max scaled within the layer.
+    importance : name -> (N, F) importance_raw min-max scaled within the layer; when all
+        filters of a layer have the same raw importance (a one-filter layer), 1 if it is
+        positive and 0 if it is 0 (docs/definitions.md, "Importance").
     output_saliency : (N, C, T) |d a^L / d x|, channels-first.
+    layers : the model's filter layers (:class:`~tsviz_native.Layer`, with display labels), in
+        the order of ``layer_names``.
+
+    The arrays are keyed by tensor name; the methods accept any name of a layer: its tensor
+    name, its label (``"conv 2 · k=5 · 32 filters"`` or ``"conv 2"``) or its index.
     """
 
     output: np.ndarray
@@ -43,10 +51,11 @@ class Explanation:
     importance_raw: Mapping[str, np.ndarray]
     importance: Mapping[str, np.ndarray]
     output_saliency: np.ndarray
+    layers: tuple[Layer, ...] = field(repr=False, compare=False)
     _native: _native.Explanation = field(repr=False, compare=False)
 
     @classmethod
-    def _from_native(cls, ex: _native.Explanation) -> Explanation:
+    def _from_native(cls, ex: _native.Explanation, layers: tuple[Layer, ...]) -> Explanation:
         names = tuple(ex.layer_names)
 
         def per_layer(get) -> Mapping[str, np.ndarray]:
@@ -61,6 +70,7 @@ class Explanation:
             importance_raw=per_layer(ex.importance_raw),
             importance=per_layer(ex.importance),
             output_saliency=ex.output_saliency(),
+            layers=layers,
             _native=ex,
         )
 
@@ -68,13 +78,17 @@ class Explanation:
     def n_samples(self) -> int:
         return int(self.output.shape[0])
 
-    def _layer(self, name: str) -> str:
-        if name not in self.importance:
-            valid = ", ".join(repr(n) for n in self.layer_names)
-            raise ArgumentError(f"no filter layer named {name!r}; the model has {valid}")
-        return name
+    def layer(self, key: str | int | Layer) -> Layer:
+        """The filter layer named by ``key`` (index, tensor name or label; see
+        :func:`~tsviz_native.model.resolve_layer`)."""
+        from tsviz_native.model import resolve_layer
 
-    def activation_name(self, name: str) -> str:
+        return resolve_layer(self.layers, key)
+
+    def _layer(self, key: str | int | Layer) -> str:
+        return self.layer(key).name
+
+    def activation_name(self, name: str | int) -> str:
         """The tensor that holds a^l of a filter layer (its activation's output, or the layer
         itself when no elementwise activation follows); a key of :meth:`trace`'s result."""
         return self._native.activation_name(self._layer(name))
@@ -101,7 +115,7 @@ class Explanation:
             ``(N, F, C, T)`` for all filters or a list, ``(N, C, T)`` for one index;
             channels-first, also for channels-last models.
         """
-        self._layer(name)
+        name = self._layer(name)
         single = isinstance(filters, (int, np.integer))
         chosen = [] if filters is None else [int(filters)] if single else [int(f) for f in filters]
         if filters is not None and not single and not chosen:
@@ -127,6 +141,12 @@ class Explanation:
         exactly 0 (a dead ReLU), so the input mask is the support of the input gradient.
         ``name`` may also be any tensor of the graph, e.g. the output.
         """
+        if name not in self.importance and isinstance(name, (str, int, np.integer)):
+            try:
+                name = self._layer(name)
+            except ArgumentError:
+                if not isinstance(name, str):
+                    raise
         return self._native.trace(name, int(filter), int(position), int(sample), bool(active_only))
 
     def clusters(
@@ -137,7 +157,7 @@ class Explanation:
         method: str = "kmeans",
         sample: int | None = None,
     ) -> FilterClusters:
-        """Filter clustering (SPEC.md, Section 3.3): groups the filters of a layer by their
+        """Filter clustering (docs/definitions.md, "Filter clustering"): groups the filters of a layer by their
         min-max scaled activation pattern, per sample.
 
         ``k``: None for ``max(1, round(F / 5))``, an int in ``1..F``, or ``"auto"`` (the best
@@ -148,11 +168,12 @@ class Explanation:
         """
         from tsviz_native.analysis.clustering import cluster_batch  # lazy: imports numba
 
-        acts = self.activations[self._layer(name)]
+        name = self._layer(name)
+        acts = self.activations[name]
         if acts.shape[2] == 1:
             raise ArgumentError(
                 f"layer {name!r} has one position per filter (a dense layer): no activation "
-                "pattern to cluster (SPEC.md, Filter clustering)"
+                "pattern to cluster (docs/definitions.md, Filter clustering)"
             )
         imp = self.importance[name]
         if sample is not None:

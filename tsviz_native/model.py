@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Union
 
@@ -21,7 +23,11 @@ class Layer:
     """A filter layer: a convolution or a dense node, named by its ONNX output tensor.
 
     ``out_length`` is the number of positions per filter at the model's declared input
-    length (-1 when the model leaves the length free).
+    length (-1 when the model leaves the length free). ``label`` is a short display name,
+    unique within the model, such as ``"conv 2 · k=5 · 128 filters"`` or
+    ``"dense 1 · 2 units"``: tensor names can be long and, in models exported from Keras,
+    alike (``.../batchnorm/add_1:0``). Wherever a layer is named, its tensor name, its label,
+    the label's first part (``"conv 2"``) and its index are all accepted (:func:`resolve_layer`).
     """
 
     name: str
@@ -35,6 +41,66 @@ class Layer:
     in_channels: int
     onnx_node: str
     onnx_op: str
+    label: str = ""
+
+    @property
+    def short_label(self) -> str:
+        """The first part of :attr:`label`: the kind and its count, e.g. ``"conv 2"``."""
+        return self.label.split(" · ")[0]
+
+
+def _labelled(layers: list[Layer]) -> tuple[Layer, ...]:
+    """The layers with their display labels: kind, number within the kind (from 1), kernel
+    and filter count for a convolution, unit count for a dense layer."""
+    out, seen = [], {"conv": 0, "dense": 0}
+    for layer in layers:
+        seen[layer.op] = seen.get(layer.op, 0) + 1
+        n = seen[layer.op]
+        if layer.op == "conv":
+            label = f"conv {n} · k={layer.kernel} · {layer.n_filters} filters"
+        else:
+            label = f"{layer.op} {n} · {layer.n_filters} unit{'s' if layer.n_filters != 1 else ''}"
+        out.append(replace(layer, label=label))
+    return tuple(out)
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def resolve_layer(layers: Sequence[Layer], key: object) -> Layer:
+    """The filter layer that ``key`` names: its index (an int, or a string of digits; negative
+    counts from the end), its ONNX tensor name, its display label or the label's first part
+    (``"conv 2"``, case and spacing ignored), or the :class:`Layer` itself.
+
+    Raises
+    ------
+    ArgumentError
+        No layer fits; the message lists every layer with its index, label and tensor name.
+    """
+    if isinstance(key, Layer):
+        key = key.name
+    n = len(layers)
+    index: int | None = None
+    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+        index = int(key)
+    elif isinstance(key, str):
+        for layer in layers:
+            if layer.name == key:
+                return layer
+        wanted = _normal(key)
+        for layer in layers:
+            if wanted in (_normal(layer.label), _normal(layer.short_label)):
+                return layer
+        if re.fullmatch(r"-?\d+", key.strip()):
+            index = int(key)
+    if index is not None and -n <= index < n:
+        return layers[index]
+    listing = "; ".join(f"{i} = {l.label!r} ({l.name!r})" for i, l in enumerate(layers))
+    what = f"with index {index}" if index is not None else f"named {key!r}"
+    raise ArgumentError(
+        f"no filter layer {what}; give a number 0..{n - 1}, a label or a tensor name: {listing}"
+    )
 
 
 def _shape_text(dims: tuple[int, ...] | list[int]) -> str:
@@ -53,7 +119,7 @@ class Model:
     def __init__(self, native: _native.Model, source: str | bytes) -> None:
         self._native = native
         self._source = source
-        self.layers: tuple[Layer, ...] = tuple(Layer(**d) for d in native.layers)
+        self.layers: tuple[Layer, ...] = _labelled([Layer(**d) for d in native.layers])
 
     def to_bytes(self) -> bytes:
         """The ONNX bytes the model was loaded from (read again from its file, if a path)."""
@@ -93,7 +159,19 @@ class Model:
         return self._native.n_outputs
 
     @property
+    def producer(self) -> str:
+        """The exporter that wrote the file and its version, e.g. ``"pytorch 2.13.0"``; empty
+        when the file does not say. Placeholder words some exporters write into the version
+        (tf2onnx: ``"1.17.0 None"``, no git hash) are left out."""
+        return " ".join(w for w in self._native.producer.split() if w not in ("None", "none", "null"))
+
+    @property
     def n_parameters(self) -> int:
+        """The number of parameters as the engine runs the model: the weights and biases of
+        every convolution and dense layer, with a BatchNormalization (or a per-channel affine)
+        after a convolution folded into it, plus any per-channel constants left standalone.
+        One definition for ``tsviz summary``, :func:`~tsviz_native.prune` and the docs
+        (``docs/definitions.md``); a BatchNorm therefore adds no parameters."""
         return self._native.n_parameters
 
     @property
@@ -105,17 +183,40 @@ class Model:
         """The ops of the engine's lowered graph, in order (after folding), for inspection."""
         return tuple(self._native.graph_ops)
 
-    def layer(self, name: str) -> Layer:
-        """The filter layer called ``name``; raises ArgumentError naming the valid ones."""
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        names = ", ".join(repr(l.name) for l in self.layers)
-        raise ArgumentError(f"no filter layer named {name!r}; the model has {names}")
+    def layer(self, key: str | int | Layer) -> Layer:
+        """The filter layer named by ``key``: its index, tensor name or display label (see
+        :func:`resolve_layer`); raises ArgumentError listing the valid ones.
+
+        Examples
+        --------
+        >>> import tsviz_native as tsv
+        >>> from tsviz_native import models
+        >>> model = tsv.load(models.path("forecaster"))
+        >>> [layer.label for layer in model.layers]
+        ['conv 1 · k=5 · 16 filters', 'conv 2 · k=5 · 32 filters', 'conv 3 · k=3 · 32 filters', 'dense 1 · 1 unit']
+        >>> model.layer("conv 2").name, model.layer(1).name, model.layer("/3/Conv_output_0").label
+        ('/3/Conv_output_0', '/3/Conv_output_0', 'conv 2 · k=5 · 32 filters')
+        """
+        return resolve_layer(self.layers, key)
 
     def summary(self) -> str:
-        """A text overview: input, output, counts of layers by kind, and every layer."""
-        return self._native.summary()
+        """A text overview: input, output, counts of layers by kind, and every layer.
+
+        Examples
+        --------
+        >>> import tsviz_native as tsv
+        >>> from tsviz_native import models
+        >>> print(tsv.load(models.path("forecaster")).summary().splitlines()[0])
+        model   forecaster_b5m.onnx (opset 17, from pytorch 2.13.0)
+        """
+        text = self._native.summary()
+        raw = self._native.producer
+        if raw and raw != self.producer:
+            text = text.replace(f"from {raw}", f"from {self.producer}", 1)
+        lines = ["", "filter layers (name one by its number, label or tensor name):"]
+        width = max(len(l.label) for l in self.layers) if self.layers else 0
+        lines += [f"  [{i}] {l.label:<{width}}  {l.name}" for i, l in enumerate(self.layers)]
+        return text.rstrip("\n") + "\n" + "\n".join(lines) + "\n"
 
     def __repr__(self) -> str:
         return (
@@ -168,7 +269,7 @@ class Model:
         return self._native.predict(batch)
 
     def explain(self, x: object, target: object = None, output: str = "logit") -> Explanation:
-        """Explain the model's predictions (SPEC.md, Sections 3.2 and 5 of the paper).
+        """Explain the model's predictions (docs/definitions.md: importance, saliency, trace).
 
         Parameters
         ----------
@@ -205,7 +306,8 @@ class Model:
             raise ArgumentError(f"output must be 'logit' or 'prob', got {output!r}")
         batch, _ = self._batch(x)
         return Explanation._from_native(
-            self._native.explain(batch, target_list(target, len(batch)), output == "prob")
+            self._native.explain(batch, target_list(target, len(batch)), output == "prob"),
+            self.layers,
         )
 
 

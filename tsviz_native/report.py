@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from tsviz_native._native import ArgumentError
-from tsviz_native.analysis.statistics import DEAD_TOLERANCE, DatasetStats
+from tsviz_native.analysis.clustering import cluster_filters
+from tsviz_native.analysis.statistics import DEAD_SHARE, DatasetStats, dead_filters
 
 #: Share of filters per layer whose importance is at most this (min-max scaled, per window) is
 #: reported as "contributing nothing" to this prediction.
@@ -34,34 +35,45 @@ class Report:
     layers: list[dict[str, Any]]
     observations: dict[str, Any]
     files: list[str] = field(default_factory=list)
+    original_scale: dict[str, float] | None = None
+    n_windows: int | None = None
 
     def text(self) -> str:
-        """The readable summary printed by the CLI."""
-        out = [f"model {self.model}, window {self.index}"]
+        """The readable summary printed by the CLI: each number once, files not included."""
+        where = f"window {self.index}" + (f" of 0..{self.n_windows - 1}" if self.n_windows else "")
+        out = [f"model {self.model}, {where}"]
         pred = ", ".join(f"{p:.4g}" for p in self.prediction)
-        out.append(f"prediction [{pred}]" + ("" if self.truth is None else f", truth {self.truth:.4g}"))
+        line = f"prediction [{pred}]" + ("" if self.truth is None else f", truth {self.truth:.4g}")
+        if self.original_scale is not None:
+            o = self.original_scale
+            line += (f" (on the original scale: prediction {o['prediction']:.1f}"
+                     + (f", truth {o['truth']:.1f}" if "truth" in o else "") + ")")
+        out.append(line)
         out.append(f"explained output unit {self.target}")
+        conv = [l for l in self.layers if l["n_filters"] > 1]
         out.append("")
-        out.append("1. Filters contributing (near) nothing to this prediction (importance <= 1%):")
-        for layer in (l for l in self.layers if l["n_filters"] > 1):
-            out.append(f"   {layer['name']}: {layer['near_zero']} of {layer['n_filters']} "
-                       f"({100 * layer['near_zero_share']:.0f}%)")
+        out.append(f"1. Filters contributing (near) nothing to this prediction (importance <= "
+                   f"{NEAR_ZERO:.0%}); dead filters (activation zero at every position) are "
+                   "counted apart:")
+        for layer in conv:
+            dead = f"dead {layer['dead']} on this window"
+            if layer.get("dead_dataset") is not None:
+                dead += f", {layer['dead_dataset']} on >= {DEAD_SHARE:.0%} of the {self.n_windows} windows"
+            out.append(f"   {layer['label']}: {layer['near_zero']} of {layer['n_filters']} "
+                       f"({100 * layer['near_zero_share']:.0f}%); {dead}")
         red = self.observations.get("redundancy")
         if red:
-            out.append("2. Redundancy: filters per cluster of similar activation patterns "
-                       "(k-means++, k by silhouette):")
-            for name, r in red.items():
-                out.append(f"   {name}: {r['n_filters']} filters in {r['k']} clusters, "
-                           f"{r['filters_per_cluster']:.1f} per cluster; largest cluster {r['largest']}")
+            out.append("2. Redundancy: the live filters (not dead on this window) grouped by "
+                       "activation pattern (k-means++, k by silhouette):")
+            for r in red.values():
+                sizes = "+".join(str(v) for v in r["sizes"])
+                out.append(f"   {r['label']}: {r['live']} live filters in {r['k']} clusters "
+                           f"({sizes}), {r['filters_per_cluster']:.1f} per cluster")
         ch = self.observations.get("channel_saliency_share")
         if ch:
             scope = self.observations.get("channel_scope", "")
-            out.append(f"3. Saliency mass by input channel ({scope}):")
-            for name, share in ch.items():
-                out.append(f"   {name}: {100 * share:.1f}%")
-        if self.files:
-            out.append("")
-            out.append("written: " + ", ".join(self.files))
+            shares = ", ".join(f"{name} {100 * share:.1f}%" for name, share in ch.items())
+            out.append(f"3. Saliency mass by input channel ({scope}): {shares}")
         return "\n".join(out)
 
 
@@ -76,14 +88,17 @@ def build_report(
     dataset_stats: DatasetStats | None = None,
     pictures: bool = True,
     top: int = 4,
+    scaling: dict[str, float] | None = None,
 ) -> Report:
     """Explain window ``index`` of ``X`` and write the report folder.
 
     ``dataset_stats`` (from :func:`~tsviz_native.analyze_dataset` over ``X``) gives the saliency
-    share per channel over the whole data set; without it the share of this window is reported.
+    share per channel and the filters dead on >= 99% of the windows; without it the share of
+    this window is reported. ``scaling`` (``{"mean", "std"}`` of a model record) adds the
+    prediction and the truth on the original scale, ``y * std + mean``.
     """
     if not 0 <= index < len(X):
-        raise ArgumentError(f"index {index} is out of range for {len(X)} windows")
+        raise ArgumentError(f"index {index} is out of range: the data has windows 0..{len(X) - 1}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     x = np.asarray(X[index], dtype=np.float32)
@@ -94,37 +109,48 @@ def build_report(
     layers = []
     arrays: dict[str, np.ndarray] = {"x": x, "output": ex.output[0], "output_saliency": ex.output_saliency[0]}
     redundancy = {}
-    for i, name in enumerate(ex.layer_names):
+    for i, (name, info) in enumerate(zip(ex.layer_names, ex.layers)):
         imp = ex.importance[name][0]
         raw = ex.importance_raw[name][0]
+        acts = ex.activations[name][0]
         order = np.argsort(-imp, kind="stable")
         near_zero = int(np.sum(imp <= NEAR_ZERO)) if len(imp) > 1 else 0
+        dead = dead_filters(acts)
         entry: dict[str, Any] = {
             "name": name,
+            "label": info.label,
             "n_filters": int(len(imp)),
             "importance": imp.tolist(),
             "importance_raw": raw.tolist(),
             "top_filters": [int(f) for f in order[:top]],
             "near_zero": near_zero,
             "near_zero_share": near_zero / len(imp),
-            "dead": int(np.sum(raw <= DEAD_TOLERANCE * raw.max())) if raw.max() > 0 else int(len(raw)),
+            "dead": int(dead.sum()),
+            "dead_filters": np.flatnonzero(dead).tolist(),
+            "dead_dataset": None if dataset_stats is None else dataset_stats.layers[name].n_dead,
         }
         arrays[f"importance_{i}"] = imp
         arrays[f"importance_raw_{i}"] = raw
-        arrays[f"activations_{i}"] = ex.activations[name][0]
-        if ex.activations[name].shape[2] > 1 and len(imp) > 1:
-            # k by silhouette: with the default k = F / 5, filters per cluster would be fixed.
-            cl = ex.clusters(name, k="auto", sample=0)
-            labels = cl.labels[0]
-            sizes = np.bincount(labels, minlength=int(cl.k[0]))
+        arrays[f"activations_{i}"] = acts
+        live = np.flatnonzero(~dead)
+        if acts.shape[1] > 1 and len(imp) > 1 and len(live):
+            # Only the live filters: dead ones share one (all-zero) pattern and would make a
+            # cluster of inertia 0 that says nothing about redundancy. k by silhouette: with the
+            # default k = F / 5, filters per cluster would be fixed by construction.
+            cl = cluster_filters(acts[live], imp[live], k="auto")
+            labels = np.full(len(imp), -1, dtype=np.int64)
+            labels[live] = cl.labels
+            sizes = np.bincount(cl.labels, minlength=cl.k)
             entry["clusters"] = labels.tolist()
             redundancy[name] = {
+                "label": info.label,
                 "n_filters": int(len(imp)),
-                "k": int(cl.k[0]),
-                "filters_per_cluster": float(len(imp) / cl.k[0]),
+                "live": int(len(live)),
+                "k": int(cl.k),
+                "filters_per_cluster": float(len(live) / cl.k),
                 "largest": int(sizes.max()),
                 "sizes": sizes.tolist(),
-                "inertia": float(cl.inertia[0]),
+                "inertia": float(cl.inertia),
             }
             arrays[f"clusters_{i}"] = labels
         sal = ex.saliency(name, order[:top].tolist())[0]
@@ -140,10 +166,17 @@ def build_report(
         scope = "this window"
     observations = {
         "near_zero_threshold": NEAR_ZERO,
+        "dead_rule": "activation zero at every position of the window; on the data set: on "
+                     f">= {DEAD_SHARE:.0%} of windows",
         "redundancy": redundancy,
         "channel_saliency_share": {names[i]: float(share[i]) for i in range(c)},
         "channel_scope": scope,
     }
+    original = None
+    if scaling is not None:
+        original = {"prediction": float(ex.output[0][0]) * scaling["std"] + scaling["mean"]}
+        if truth is not None:
+            original["truth"] = float(truth) * scaling["std"] + scaling["mean"]
     report = Report(
         model=model.source,
         index=int(index),
@@ -152,6 +185,8 @@ def build_report(
         truth=truth,
         layers=layers,
         observations=observations,
+        original_scale=original,
+        n_windows=len(X),
     )
     np.savez_compressed(out / "arrays.npz", **arrays)
     report.files.append(str(out / "arrays.npz"))
@@ -187,28 +222,44 @@ def _pictures(ex: Any, x: np.ndarray, names: list[str], layers: list[dict], out:
     files.append(_save(fig, out / "input_saliency.png", plt))
 
     conv = [l for l in layers if l["n_filters"] > 1]
-    fig, axes = plt.subplots(len(conv), 1, figsize=(9, 1.9 * len(conv)), squeeze=False)
+    fig, axes = plt.subplots(len(conv), 1, figsize=(10, 2.3 * len(conv)), squeeze=False)
     for ax, layer in zip(axes[:, 0], conv):
         imp = np.asarray(layer["importance"])
         order = np.argsort(-imp, kind="stable")
         ax.bar(np.arange(len(imp)), imp[order], color=plt.cm.Reds(0.25 + 0.75 * imp[order]))
+        # Each bar is labelled with its filter's index: the x-axis is the rank, not the index.
+        step = max(1, int(np.ceil(len(imp) / 64)))
+        ax.set_xticks(np.arange(0, len(imp), step))
+        ax.set_xticklabels([str(int(f)) for f in order[::step]], fontsize=6, rotation=90)
+        ax.set_xlim(-0.6, len(imp) - 0.4)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("importance")
-        ax.set_title(f"{layer['name']}: {layer['near_zero']} of {layer['n_filters']} filters <= {NEAR_ZERO:.0%}", fontsize=9)
-    axes[-1, 0].set_xlabel("filters, most important first")
+        ax.set_xlabel(f"filter index of {layer['label']}, most important first"
+                      + ("" if step == 1 else f" (every {step}th labelled)"), fontsize=8)
+        ax.set_title(f"{layer['label']} ({layer['name']}): {layer['near_zero']} of "
+                     f"{layer['n_filters']} filters <= {NEAR_ZERO:.0%}", fontsize=9)
     fig.tight_layout()
     files.append(_save(fig, out / "importance.png", plt))
 
     top = [(l, f) for l in conv for f in l["top_filters"][:2]]
-    fig, axes = plt.subplots(len(top), 2, figsize=(11, 1.8 * len(top)), squeeze=False)
+    fig, axes = plt.subplots(len(top), 2, figsize=(11, 2.1 * len(top)), squeeze=False)
     for row, (layer, f) in enumerate(top):
         act = ex.activations[layer["name"]][0, f]
-        axes[row, 0].plot(act, color="tab:blue", lw=1)
-        axes[row, 0].set_title(f"{layer['name']} filter {f}: activation (importance {layer['importance'][f]:.2f})", fontsize=8)
+        a = axes[row, 0]
+        a.plot(np.arange(len(act)), act, color="tab:blue", lw=1)
+        a.set_title(f"{layer['label']}, filter {f}: activation a[{f}, :] "
+                    f"(importance {layer['importance'][f]:.2f})", fontsize=8)
+        a.set_xlabel(f"position in the layer's output (its own time axis, {len(act)} positions)", fontsize=7)
+        a.set_ylabel("activation", fontsize=7)
         s = ex.saliency(layer["name"], f)[0]
+        b = axes[row, 1]
         for c in range(s.shape[0]):
-            axes[row, 1].plot(s[c], lw=1, label=names[c])
-        axes[row, 1].set_title("its input saliency |d sum a / d x|", fontsize=8)
+            b.plot(np.arange(s.shape[1]), s[c], lw=1, label=names[c])
+        b.set_title(f"its input saliency |d sum_i a[{f}, i] / d x|", fontsize=8)
+        b.set_xlabel(f"input time step ({s.shape[1]} steps)", fontsize=7)
+        b.set_ylabel("saliency", fontsize=7)
+        for ax in (a, b):
+            ax.tick_params(labelsize=7)
     axes[0, 1].legend(fontsize=7)
     fig.tight_layout()
     files.append(_save(fig, out / "top_filters.png", plt))

@@ -20,6 +20,15 @@ from . import scene as geo
 from .state import SHORTCUTS, Highlight, ViewerState
 
 LEVEL_NAMES = {1: "network", 2: "filters", 3: "layer", 4: "clusters"}
+LABEL_FONT = 8  # points: scene labels
+HUD_FONT = 9  # points: status line and help
+#: Width of one character, in ems, an upper estimate for the labels' font (DejaVu Sans averages
+#: about 0.52 em): the camera leaves this much room for each label.
+CHAR_EM = 0.6
+#: Canvas pixels kept free: at the sides, at the top, and at the bottom for the status lines
+#: and the slider.
+MARGIN, HUD_HEIGHT = 8, 64
+HELP_BACKGROUND = (0.12, 0.12, 0.16, 0.94)
 
 
 class _StackCamera(scene.TurntableCamera):
@@ -72,6 +81,8 @@ class Viewer:
     truth : optional ``(N,)`` targets, shown on the status line.
     sample, level, layer, percentile, sort : the initial :class:`ViewerState`.
     size : canvas size in pixels. show : open a window (False renders offscreen).
+    scaling : the model record's output scaling ``{"mean", "std"}`` (a forecaster): its
+        forecast is drawn after the input and values are shown on the original scale.
     threaded : explain new samples in a worker thread (the window); False computes at once
         (``tsviz render``, tests).
     """
@@ -79,9 +90,10 @@ class Viewer:
     def __init__(self, model: Any, X: np.ndarray, truth: Any = None, *, sample: int = 0,
                  level: int = 1, layer: str | None = None, percentile: float = 0.0,
                  sort: str = "descending", size: tuple[int, int] = (1400, 850),
-                 show: bool = True, threaded: bool = True, title: str | None = None) -> None:
+                 show: bool = True, threaded: bool = True, title: str | None = None,
+                 scaling: dict[str, float] | None = None) -> None:
         self.model = model
-        self.info = geo.ModelInfo.from_model(model)
+        self.info = geo.ModelInfo.from_model(model, scaling)
         self.X = X
         self.truth = truth
         names = self.info.layer_names
@@ -105,10 +117,14 @@ class Viewer:
         self.markers.visible = False
         self.markers.set_gl_state("translucent", depth_test=False)
         self.markers.order = 10
-        self.text = visuals.Text("", color=geo.TEXT_COLOR, font_size=8, parent=self.view.scene)
+        self.text = visuals.Text("", color=geo.TEXT_COLOR, font_size=LABEL_FONT, parent=self.view.scene)
         self.text.order = 11
-        self.hud = visuals.Text("", color=geo.TEXT_COLOR, font_size=9, anchor_x="left",
+        self.help_bg = visuals.Mesh(parent=self.canvas.scene)  # behind the help text
+        self.help_bg.visible = False
+        self.help_bg.order = 1
+        self.hud = visuals.Text("", color=geo.TEXT_COLOR, font_size=HUD_FONT, anchor_x="left",
                                 anchor_y="bottom", parent=self.canvas.scene)
+        self.hud.order = 2
         self.slider = visuals.Line(method="gl", width=3, color=(0.4, 0.4, 0.45, 1.0),
                                    parent=self.canvas.scene)
         self.handle = visuals.Markers(parent=self.canvas.scene)
@@ -279,20 +295,99 @@ class Viewer:
                 cam.scale_factor = 1.05 * max((x1 - x0) * min(w, h) / w, (y1 - y0 + 0.5 * (d1 - d0)) * min(w, h) / h)
             else:
                 cam.set_range(x=(x0 - mx, x1 + mx), y=(y0 - my, y1 + my), margin=0)
+            self._fit()
             cam._tsviz_ranged = True
         self._camera_level = level
 
+    def char_px(self, font_size: float) -> float:
+        """Upper estimate of one character's width in canvas pixels at ``font_size`` points."""
+        return CHAR_EM * font_size * self.canvas.dpi / 72.0
+
+    def extents(self) -> np.ndarray:
+        """Canvas pixel boxes ``(n, 4)`` (x0, y0, x1, y1) of everything the level draws: each
+        line vertex, mesh vertex and highlight marker, and each label with its estimated size."""
+        g = self.geometry
+        if g is None:
+            return np.zeros((0, 4))
+        perm = [0, 2, 1] if g.three_d else [0, 1, 2]
+        tr = self.line.get_transform("visual", "canvas")
+
+        def px(p: np.ndarray) -> np.ndarray:
+            if not len(p):
+                return np.zeros((0, 2))
+            m = tr.map(np.asarray(p)[:, perm])
+            return m[:, :2] / m[:, 3:4]
+
+        points = px(np.concatenate([g.line_pos, g.mesh_pos, g.marker_pos]))
+        boxes = [np.hstack([points, points])]
+        shown = geo.draw_text(g)
+        if shown:
+            c = px(g.text_pos[shown])
+            half = np.array([len(g.text[i]) for i in shown]) * self.char_px(LABEL_FONT) / 2
+            em = LABEL_FONT * self.canvas.dpi / 72.0
+            boxes.append(np.stack([c[:, 0] - half, c[:, 1] - 0.7 * em, c[:, 0] + half, c[:, 1] + 0.7 * em], axis=1))
+        return np.concatenate(boxes)
+
+    def _fit(self) -> None:
+        """Zooms out (and pans) until every box of :meth:`extents` lies inside the canvas,
+        clear of the status lines: labels keep their size in pixels while the scene scales,
+        so a few rounds settle it."""
+        cam = self.view.camera
+        w, h = self.canvas.size
+        avail = np.array([MARGIN, MARGIN, w - MARGIN, h - HUD_HEIGHT], np.float64)
+        for _ in range(6):
+            e = self.extents()
+            if not len(e):
+                return
+            lo, hi = e[:, :2].min(axis=0), e[:, 2:].max(axis=0)
+            if lo[0] >= avail[0] and lo[1] >= avail[1] and hi[0] <= avail[2] and hi[1] <= avail[3]:
+                return
+            factor = max((hi[0] - lo[0]) / (avail[2] - avail[0]), (hi[1] - lo[1]) / (avail[3] - avail[1]))
+            shift = (lo + hi) / 2 - (avail[:2] + avail[2:]) / 2  # pixels to move the content by
+            self._zoom_out(cam, max(factor, 1.0) * 1.02, shift)
+
+    def _zoom_out(self, cam: Any, factor: float, shift: np.ndarray) -> None:
+        three_d = self.geometry.three_d
+        tr = self.line.get_transform("visual", "canvas")
+        # pixels per scene unit along the screen's axes, measured at the camera's centre
+        c = np.asarray(cam.center, np.float64)[:3] if three_d else np.r_[np.asarray(cam.rect.center), 0.0]
+        up = np.array([0.0, 0.0, 1.0]) if three_d else np.array([0.0, 1.0, 0.0])
+        m = tr.map(np.array([c, c + [1.0, 0.0, 0.0], c + up]))
+        p = m[:, :2] / m[:, 3:4]
+        ux = abs(p[1, 0] - p[0, 0]) or 1.0
+        uy = abs(p[2, 1] - p[0, 1]) or 1.0
+        dx, dy = shift[0] / ux, -shift[1] / uy  # canvas y grows downwards, scene y upwards
+        if three_d:
+            cx, cy, cz = cam.center
+            cam.center = (cx + dx, cy, cz + dy)
+            cam.scale_factor *= factor
+        else:
+            r = cam.rect
+            ncx, ncy = r.center[0] + dx, r.center[1] + dy
+            nw, nh = r.width * factor, r.height * factor
+            cam.rect = (ncx - nw / 2, ncy - nh / 2, nw, nh)
+
     def status(self) -> str:
         st, f = self.state, self._frame
-        parts = [self.info.name, f"sample {st.sample}/{st.n_samples - 1}"]
+        # windows by index, as --index and `tsviz analyze` count them
+        parts = [self.info.name, f"window {st.sample} of 0..{st.n_samples - 1}"]
+        info = self.info
         if f is not None and f.sample == st.sample:
             pred = f.prediction
-            parts.append("prediction " + (geo._fmt(pred[0]) if len(pred) == 1 else
-                                          f"class {int(np.argmax(pred))} ({geo._fmt(pred.max())})"))
-            if f.truth is not None:
-                parts.append(f"truth {geo._fmt(f.truth)}")
+            if len(pred) > 1:
+                parts.append(f"prediction class {int(np.argmax(pred))} ({geo._fmt(pred.max())})")
+                if f.truth is not None:
+                    parts.append(f"truth class {geo._fmt(f.truth)}")
+            elif info.scaling is not None:
+                parts.append(f"forecast {info.original(pred[0]):.1f}")
+                if f.truth is not None:
+                    parts.append(f"truth {info.original(float(f.truth)):.1f} (original scale)")
+            else:
+                parts.append(f"prediction {geo._fmt(pred[0])}")
+                if f.truth is not None:
+                    parts.append(f"truth {geo._fmt(f.truth)}")
         parts.append(f"level {st.level} ({LEVEL_NAMES[st.level]})")
-        parts.append(f"layer {geo.short(st.layer)}")
+        parts.append(f"layer {info.label(st.layer)} ({st.layer})")
         if f is not None:
             parts.append(f"filter {geo.selected_filter(f, st, self.info, st.layer)}")
         parts.append(f"percentile >= {st.percentile:g}")
@@ -300,7 +395,7 @@ class Viewer:
         parts.append(f"active_only {'on' if st.active_only else 'off'}")
         if st.highlight is not None:
             hl = st.highlight
-            parts.append(f"highlight {geo.short(hl.tensor)}[{hl.filter}, {hl.position}]")
+            parts.append(f"highlight {info.label(hl.tensor).split(' · ')[0]}[{hl.filter}, {hl.position}]")
         if self._pending:
             parts.append("computing...")
         if self._error:
@@ -312,9 +407,16 @@ class Viewer:
         lines = [self.status(), f"percentile filter: >= {self.state.percentile:g}   (h: help)"]
         pos = [(10, h - 30), (10, h - 48)]
         if self.state.show_help:
-            for i, (key, what) in enumerate(SHORTCUTS):
-                lines.append(f"{key:>24}   {what}")
+            help_lines = [f"{key:>24}   {what}" for key, what in SHORTCUTS]
+            for i, line in enumerate(help_lines):
+                lines.append(line)
                 pos.append((10, 30 + 17 * i))
+            x1 = 10 + max(len(l) for l in help_lines) * self.char_px(HUD_FONT) + 10
+            y0, y1 = 30 - 17 - 4, 30 + 17 * (len(help_lines) - 1) + 8
+            self.help_bg.set_data(vertices=np.array([[2, y0], [x1, y0], [x1, y1], [2, y1]], np.float32),
+                                  faces=np.array([[0, 1, 2], [0, 2, 3]], np.uint32),
+                                  color=HELP_BACKGROUND)
+        self.help_bg.visible = self.state.show_help
         self.hud.text = lines
         self.hud.pos = np.array(pos, np.float32)
         y = h - 12

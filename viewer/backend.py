@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 
+from tsviz_native._native import TSVizError
+
 _chosen: str | None = None
 
 
-class BackendError(RuntimeError):
-    pass
+class BackendError(TSVizError):
+    """No OpenGL backend works here: a TSViz error (exit status 2 from the CLI, one line)."""
 
 
 def _missing_vispy() -> BackendError:

@@ -36,6 +36,7 @@ def add_commands(sub: Any) -> None:
                         "name, its number (0 = first) or the output's name")
     p.add_argument("--azimuth", type=float, default=None, help="3-D levels: camera azimuth")
     p.add_argument("--elevation", type=float, default=None, help="3-D levels: camera elevation")
+    p.add_argument("--quiet", action="store_true", help="print nothing when the PNG is written")
     p.set_defaults(func=_render)
 
 
@@ -44,7 +45,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="1 network, 2 filters, 3 one layer, 4 clusters (default 1)")
     p.add_argument("--index", type=int, default=0, help="window to show first (default 0)")
     p.add_argument("--layer", default=None,
-                   help="filter layer for levels 3 and 4: a name or its number (default: first)")
+                   help="filter layer for levels 3 and 4: its number (0 = first, the default), its label "
+                        "('conv 2' or 'conv 2 · k=5 · 32 filters', as `tsviz summary` lists them) or its "
+                        "tensor name")
     p.add_argument("--percentile", type=float, default=0.0,
                    help="draw only filters at or above this importance percentile (default 0)")
     p.add_argument("--sort", choices=["descending", "ascending"], default="descending",
@@ -76,18 +79,15 @@ def load_inputs(model_arg: str, data_arg: str | None) -> tuple[Any, Any, Any]:
     import tsviz_native as tsv
     from tsviz_native import cli, models
 
-    if model_arg in SHIPPED:
-        model = tsv.load(models.path(model_arg))
-        if data_arg is None:
-            if model_arg == "forecaster":
-                X, y, _ = models.forecaster_windows("test")
-            else:
-                X, y = models.gunpoint("test")
+    model = cli.load_model(model_arg)
+    if data_arg is None:
+        if model_arg == "forecaster":
+            X, y, _ = models.forecaster_windows("test")
             return model, X, y
-    else:
-        model = tsv.load(model_arg)
-        if data_arg is None:
-            raise tsv.ArgumentError(f"{model_arg}: give DATA (windows for this model)")
+        if model_arg == "fcn-gunpoint":
+            X, y = models.gunpoint("test")
+            return model, X, y
+        raise tsv.ArgumentError(f"{model_arg}: give DATA (windows for this model)")
     raw = cli._read_array(data_arg)
     X = cli._windows(model, raw, data_arg)
     truth = np.asarray(raw["y"]).reshape(-1) if isinstance(raw, dict) and "y" in raw else None
@@ -97,17 +97,8 @@ def load_inputs(model_arg: str, data_arg: str | None) -> tuple[Any, Any, Any]:
 
 
 def _layer(model: Any, text: str | None) -> str | None:
-    import tsviz_native as tsv
-
-    if text is None:
-        return None
-    names = [l.name for l in model.layers]
-    if text in names:
-        return text
-    if text.lstrip("-").isdigit() and -len(names) <= int(text) < len(names):
-        return names[int(text)]
-    raise tsv.ArgumentError(f"no filter layer {text!r}; the model has {', '.join(names)} "
-                            f"(or give its number 0..{len(names) - 1})")
+    """The tensor name of the layer ``--layer`` names (number, label or tensor name)."""
+    return None if text is None else model.layer(text).name
 
 
 def _viewer(args: argparse.Namespace, show: bool) -> Any:
@@ -115,20 +106,53 @@ def _viewer(args: argparse.Namespace, show: bool) -> Any:
 
     from . import backend
 
-    model, X, truth = load_inputs(args.model, args.data)
-    if not 0 <= args.index < len(X):
-        raise tsv.ArgumentError(f"--index {args.index}: the data has windows 0..{len(X) - 1}")
+    from tsviz_native import cli
+
     if not 0 <= args.percentile <= 100:
         raise tsv.ArgumentError(f"--percentile {args.percentile}: expected 0..100")
     size = _size(args.size)
+    model, X, truth = load_inputs(args.model, args.data)
+    cli._check_index(args.index, len(X))
     layer = _layer(model, args.layer)
+    highlight = parse_highlight(model, args.highlight) if getattr(args, "highlight", None) else None
+    if highlight is not None and highlight.tensor != model.output_name:
+        layer_info = model.layer(highlight.tensor)
+        length = layer_info.out_length
+        if not 0 <= highlight.filter < layer_info.n_filters or (length > 0 and not 0 <= highlight.position < length):
+            raise tsv.ArgumentError(
+                f"--highlight {args.highlight!r}: {layer_info.label} has filters 0..{layer_info.n_filters - 1}"
+                + (f" and positions 0..{length - 1}" if length > 0 else ""))
+    if show:
+        _check_display()
     backend.use(headless=not show)
     from .app import Viewer
 
-    v = Viewer(model, X, truth, sample=args.index, level=args.level, layer=layer,
-               percentile=args.percentile, sort=args.sort, size=size, show=show, threaded=show)
+    try:
+        v = Viewer(model, X, truth, sample=args.index, level=args.level, layer=layer,
+                   percentile=args.percentile, sort=args.sort, size=size, show=show, threaded=show,
+                   scaling=cli.scaling_of(cli.model_record(args.model)))
+    except (OSError, RuntimeError) as e:  # the GL toolkit could not open its window or context
+        why = " ".join(str(e).split())
+        hint = ("render the same scene to a PNG without a window: tsviz render MODEL [DATA] --out FILE.png"
+                if show else "install OSMesa or EGL (Debian: apt-get install libosmesa6)")
+        raise backend.BackendError(f"cannot open {'a window' if show else 'an offscreen canvas'} ({why}); {hint}") from None
     v.state.set(active_only=bool(args.active_only))
+    if highlight is not None:
+        v.state.set(highlight=highlight, **({"layer": highlight.tensor, "filter": highlight.filter}
+                                            if highlight.tensor in v.info.layer_names else {}))
     return v
+
+
+def _check_display() -> None:
+    """A window needs a display: without one, say so in one line and point to render."""
+    import os
+    import sys
+
+    import tsviz_native as tsv
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise tsv.ArgumentError("tsviz view needs a display (DISPLAY is not set); render the same "
+                                "scene to a PNG without one: tsviz render MODEL [DATA] --out FILE.png")
 
 
 def parse_highlight(model: Any, text: str) -> Any:
@@ -150,16 +174,6 @@ def _render(args: argparse.Namespace) -> None:
     from vispy.io import write_png  # after the backend: _viewer chose it
 
     v = _viewer(args, show=False)
-    if args.highlight:
-        hl = parse_highlight(v.model, args.highlight)
-        try:
-            v.state.set(highlight=hl, **({"layer": hl.tensor, "filter": hl.filter}
-                                         if hl.tensor in v.info.layer_names else {}))
-            v.refresh()
-        except Exception as e:
-            import tsviz_native as tsv
-
-            raise tsv.ArgumentError(f"--highlight {args.highlight!r}: {e}") from None
     cam = v.view.camera
     if args.azimuth is not None and hasattr(cam, "azimuth"):
         cam.azimuth = args.azimuth
@@ -168,7 +182,8 @@ def _render(args: argparse.Namespace) -> None:
     img = v.render()
     write_png(args.out, img)
     v.close()
-    print(f"wrote {args.out} ({img.shape[1]}x{img.shape[0]}): {v.status()}")
+    if not args.quiet:
+        print(f"wrote {args.out} ({img.shape[1]}x{img.shape[0]}): {v.status()}")
 
 
 def _view(args: argparse.Namespace) -> None:

@@ -27,6 +27,8 @@ INPUT_COLOR = (0.30, 0.80, 1.00, 1.0)
 FILTER_COLOR = (0.85, 0.88, 0.92, 1.0)
 SELECTED_COLOR = (1.00, 1.00, 1.00, 1.0)
 OUTPUT_COLOR = (0.40, 1.00, 0.50, 1.0)
+OUTPUT_DIM_COLOR = (0.16, 0.42, 0.22, 1.0)  # the output units that are not explained
+TRUTH_COLOR = (1.00, 0.55, 0.85, 1.0)
 FRAME_COLOR = (0.28, 0.28, 0.33, 1.0)
 TEXT_COLOR = (0.92, 0.92, 0.92, 1.0)
 SALIENCY_COLOR = (0.85, 0.20, 0.95, 1.0)
@@ -99,9 +101,10 @@ class ModelInfo:
     overview: tuple[str, ...]
     layout: str
     n_outputs: int
+    scaling: dict[str, float] | None = None  # the model record's {mean, std}: y * std + mean
 
     @classmethod
-    def from_model(cls, model: Any) -> ModelInfo:
+    def from_model(cls, model: Any, scaling: dict[str, float] | None = None) -> ModelInfo:
         summary = model.summary()
         blocks, overview = [], []
         for line in summary.splitlines():
@@ -119,11 +122,29 @@ class ModelInfo:
                       for l in model.layers]
         name = str(model.source).replace("\\", "/").rsplit("/", 1)[-1]
         return cls(name, model.input_name, model.output_name, tuple(model.layers),
-                   tuple(blocks), tuple(overview), model.layout, int(model.n_outputs))
+                   tuple(blocks), tuple(overview), model.layout, int(model.n_outputs), scaling)
 
     @property
     def layer_names(self) -> tuple[str, ...]:
         return tuple(l.name for l in self.layers)
+
+    def label(self, tensor: str) -> str:
+        """A layer's display label (``"conv 2 · k=5 · 32 filters"``); the output is ``"output"``."""
+        for layer in self.layers:
+            if layer.name == tensor:
+                return layer.label
+        return "output" if tensor == self.output_name else tensor
+
+    @property
+    def forecasts_input(self) -> bool:
+        """A forecaster whose model record gives the scaling: its output is the next value of
+        input channel 0, on the same (scaled) axis, so it is drawn right after that channel."""
+        return self.n_outputs == 1 and self.scaling is not None
+
+    def original(self, value: float) -> float:
+        """An output (or channel-0) value on the original scale, ``y * std + mean``."""
+        sc = self.scaling or {"mean": 0.0, "std": 1.0}
+        return float(value) * sc["std"] + sc["mean"]
 
     def channels_first(self, x: np.ndarray) -> np.ndarray:
         """One sample in the model's layout as ``(C, T)``."""
@@ -296,12 +317,14 @@ class _Builder:
         self.cluster_bars: list[Bar] = []
         self.text_extent = 0.0  # half-width of the widest label, in scene units (for bounds)
 
-    def polyline(self, pts: np.ndarray, color: Any) -> int:
+    def polyline(self, pts: np.ndarray, color: Any, connect: bool = True) -> int:
+        """Adds vertices, joined by segments unless ``connect`` is False (points that are
+        only picked and highlighted, such as the tops of the output bars)."""
         n = len(pts)
         start = self.nv
         self.pos.append(np.asarray(pts, dtype=np.float32))
         idx = np.arange(start, start + n - 1, dtype=np.uint32)
-        self.conn.append(np.stack([idx, idx + 1], axis=1))
+        self.conn.append(np.stack([idx, idx + 1], axis=1) if connect else np.zeros((0, 2), np.uint32))
         c = np.asarray(color, dtype=np.float32)
         self.col.append(np.broadcast_to(c, (n, 4)) if c.ndim == 1 else c)
         self.nv += n
@@ -309,7 +332,7 @@ class _Builder:
 
     def plot(self, values: np.ndarray, x0: float, y0: float, w: float, h: float, d: float,
              color: Any, kind: str, tensor: str, layer: str | None, index: int,
-             lo: float | None = None, hi: float | None = None) -> Plot:
+             lo: float | None = None, hi: float | None = None, connect: bool = True) -> Plot:
         v = np.asarray(values, dtype=np.float64)
         length = len(v)
         lo = float(v.min()) if lo is None else lo
@@ -322,7 +345,7 @@ class _Builder:
         else:
             xs = x0 + w * np.arange(length) / (length - 1)
         pts = np.stack([xs, y0 + h * ys, np.full(len(xs), d)], axis=1)
-        start = self.polyline(pts, color)
+        start = self.polyline(pts, color, connect)
         p = Plot(kind, tensor, layer, int(index), start, length)
         self.plots.append(p)
         return p
@@ -444,37 +467,96 @@ def selected_filter(frame: Frame, state: ViewerState, info: ModelInfo, layer: st
 def _input_panel(b: _Builder, frame: Frame, info: ModelInfo, x0: float, y0: float, w: float,
                  h: float, d: float = 0.0, saliency: np.ndarray | None = None,
                  caption: str = "input") -> None:
-    """One plot per input channel, stacked; a saliency strip under each when given."""
+    """One plot per input channel, stacked; a saliency strip under each when given. A
+    forecaster with a model record (:attr:`ModelInfo.forecasts_input`) gets its forecast drawn
+    as the next point after channel 0, on that channel's axis, beside the truth."""
     C, T = frame.x.shape
     ch = h / C
+    forecast = info.forecasts_input
+    step = w / T if forecast else 0.0  # one more time step after the window, for the forecast
     for c in range(C):
         cy = y0 + h - (c + 1) * ch
         strip = 0.18 * ch if saliency is not None else 0.0
         if saliency is not None:
             s = saliency[c]
             s = s / s.max() if s.max() > 0 else s
-            xs = x0 + w * np.arange(T + 1) / T - w / (2 * max(T - 1, 1)) * 0
+            xs = x0 + (w - step) * np.arange(T + 1) / T
             for t in range(T):
                 col = np.array(BACKGROUND) + s[t] * (np.array(SALIENCY_COLOR) - np.array(BACKGROUND))
                 col[3] = 1.0
                 b.quad(xs[t], cy + 0.04 * ch, xs[t + 1], cy + 0.04 * ch + strip, d, col)
         b.frame(x0, cy + 0.04 * ch + strip, w, ch * 0.9 - strip, d)
-        b.plot(frame.x[c], x0, cy + 0.08 * ch + strip, w, ch * 0.82 - strip, d, INPUT_COLOR,
-               "input", info.input_name, None, c)
+        py, ph = cy + 0.08 * ch + strip, ch * 0.82 - strip
+        if forecast and c == 0:
+            # short lines, stacked above the caption, so that they stay within the panel
+            for i, line in enumerate(reversed(_forecast(b, frame, info, x0, py, w - step, ph, step, d))):
+                b.label(line, x0 + w / 2, y0 + h + 0.26 + 0.17 * i, d, color=OUTPUT_COLOR)
+        else:
+            b.plot(frame.x[c], x0, py, w - step, ph, d, INPUT_COLOR, "input", info.input_name, None, c)
     b.label(caption, x0 + w / 2, y0 + h + 0.08, d)
+
+
+def _forecast(b: _Builder, frame: Frame, info: ModelInfo, x0: float, y0: float, w: float, h: float,
+              step: float, d: float) -> list[str]:
+    """Channel 0 of the input, then the forecast one step after it (joined by a line) and the
+    truth beside it, all on one axis; returns the label's lines, values on the original scale."""
+    x = frame.x[0]
+    pred = float(frame.prediction[0])
+    values = [float(x.min()), float(x.max()), pred]
+    if frame.truth is not None:
+        values.append(float(frame.truth))
+    lo, hi = min(values), max(values)
+    p = b.plot(x, x0, y0, w, h, d, INPUT_COLOR, "input", info.input_name, None, 0, lo=lo, hi=hi)
+    last = b.pos[-1][-1] if p.length else np.array([x0 + w, y0, d])
+    span = (hi - lo) or 1.0
+    fy = y0 + h * (pred - lo) / span
+    fx = x0 + w + step
+    b.polyline(np.array([last, [fx, fy, d]]), OUTPUT_COLOR)
+    mark = 0.045 * h  # half-size of the forecast's and the truth's squares
+    b.quad(fx - mark, fy - mark, fx + mark, fy + mark, d, OUTPUT_COLOR)
+    # the output unit itself: picked and highlighted as the output
+    b.plot(np.array([pred]), fx - 1.25 * step, y0, 2.5 * step, h, d, OUTPUT_COLOR, "output",
+           info.output_name, None, 0, lo=lo, hi=hi)
+    lines = ["next value, original scale:", f"forecast {info.original(pred):.1f} (green)"]
+    if frame.truth is not None:
+        ty = y0 + h * (float(frame.truth) - lo) / span
+        tx = fx + 2.5 * mark
+        b.quad(tx - mark, ty - mark, tx + mark, ty + mark, d, TRUTH_COLOR)
+        lines.append(f"truth {info.original(float(frame.truth)):.1f} (pink)")
+    return lines
 
 
 def _output_panel(b: _Builder, frame: Frame, info: ModelInfo, x0: float, y0: float, w: float,
                   h: float, d: float = 0.0) -> None:
+    """The output as one bar per unit (class), numbered, the explained target marked; the
+    bar tops are the output's points (click one to highlight what produced it). A forecaster
+    whose output is drawn after its input (:attr:`ModelInfo.forecasts_input`) has no box."""
+    if info.forecasts_input:
+        return
     y = frame.prediction
-    lo, hi = (min(0.0, float(y.min())), max(0.0, float(y.max())))
+    K = len(y)
+    target = int(frame.ex.target[0])
+    lo, hi = min(0.0, float(y.min())), max(0.0, float(y.max()))
+    if np.all((y >= 0) & (y <= 1)) and K > 1:
+        hi = 1.0  # probabilities: the full scale
     if hi == lo:
         hi = lo + 1.0
     b.frame(x0, y0, w, h, d)
-    b.plot(y, x0, y0 + 0.05 * h, w, 0.9 * h, d, OUTPUT_COLOR, "output", info.output_name, None, 0,
-           lo=lo, hi=hi)
-    text = ", ".join(f"{v:.3g}" for v in y[:4]) + (" ..." if len(y) > 4 else "")
-    b.label(f"output: {text}", x0 + w / 2, y0 + h + 0.08, d)
+    inner_y, inner_h = y0 + 0.18 * h, 0.7 * h
+    base = inner_y + inner_h * (0.0 - lo) / (hi - lo)
+    slot = w / K
+    every = max(1, int(math.ceil(K / 12)))  # class numbers stay readable for many classes
+    for k in range(K):
+        top = inner_y + inner_h * (float(y[k]) - lo) / (hi - lo)
+        cx = x0 + (k + 0.5) * slot
+        color = OUTPUT_COLOR if k == target else OUTPUT_DIM_COLOR
+        b.quad(cx - 0.35 * slot, min(base, top), cx + 0.35 * slot, max(base, top) + 1e-4, d, color)
+        b.plot(np.array([float(y[k])]), cx - 0.5 * slot, inner_y, slot, inner_h, d, color, "output",
+               info.output_name, None, k, lo=lo, hi=hi, connect=False)
+        if k % every == 0 or k == target:
+            b.label(str(k), cx, y0 + 0.08 * h, d, TEXT_COLOR if k == target else (0.7, 0.7, 0.75, 1.0))
+    kind = "class" if K > 1 else "output"
+    b.label(f"explained: {kind} {target} ({_fmt(y[target])})", x0 + w / 2, y0 + h + 0.08, d)
     if frame.truth is not None:
         b.label(f"truth: {_fmt(frame.truth)}", x0 + w / 2, y0 - 0.12, d)
 
@@ -491,13 +573,6 @@ def _trace_masks(frame: Frame, state: ViewerState) -> dict[str, np.ndarray] | No
     if hl is None:
         return None
     return frame.ex.trace(hl.tensor, hl.filter, hl.position, 0, state.active_only)
-
-
-def short(name: str) -> str:
-    """A layer's name, shortened for a label (``/block/block.3/Conv_output_0`` -> ``block.3/Conv``)."""
-    s = name.replace("_output_0", "").strip("/")
-    parts = s.split("/")
-    return "/".join(parts[-2:]) if len(parts) > 2 else s
 
 
 # ----------------------------------------------------------------------------- the four levels
@@ -526,6 +601,9 @@ def _level1(frame: Frame, info: ModelInfo, state: ViewerState) -> Geometry:
         counts[bl.kind] = counts.get(bl.kind, 0) + 1
         x += 0.95
     _output_panel(b, frame, info, x + 0.1, 0.3, 1.2, 1.0)
+    if info.forecasts_input:
+        b.label("output: the forecast,", x + 0.3, 0.9)
+        b.label("drawn after the input", x + 0.3, 0.7)
     counted = ", ".join(f"{n} {KIND_NAMES[k]}" for k, n in counts.items())
     b.label(f"{info.name}: {counted}", (x + 1.3) / 2, 2.45)
     for i, line in enumerate(info.overview[1:3]):
@@ -576,7 +654,7 @@ def _level2(frame: Frame, info: ModelInfo, state: ViewerState) -> Geometry:
             b.quad(px, y0, px + bw, y0 + 0.14, pd, c)
             b.bars.append(Bar(layer, f, float(imp[f]), (px + bw / 2, y0 + 0.07, pd), tuple(c)))
         columns[layer] = (x, x + STACK_W + shear)
-        b.label(short(layer), x + (STACK_W + shear) / 2, -0.15, 0.0,
+        b.label(info.label(layer).split(" · ")[0], x + (STACK_W + shear) / 2, -0.15, 0.0,
                 SELECTED_COLOR if layer == sel else TEXT_COLOR)
         b.label(f"{len(order)}/{F} filters", x + (STACK_W + shear) / 2, -0.32, 0.0,
                 (0.7, 0.7, 0.75, 1.0))
@@ -628,7 +706,7 @@ def _level3(frame: Frame, info: ModelInfo, state: ViewerState, clusters: bool = 
             b.quad(x0, y0 + 0.06 * ch, x0 + left * 0.7, y0 + 0.84 * ch, 0.0, cc)
             b.cluster_bars.append(Bar(layer, f, float(labels[f]),
                                       (x0 + left * 0.35, y0 + 0.45 * ch, 0.0), cc))
-    b.label(f"{short(layer)}: {len(order)} of {len(imp)} filters, sorted {state.sort}",
+    b.label(f"{info.label(layer)}: {len(order)} of {len(imp)} filters shown, sorted {state.sort}",
             gx0 + gw / 2, gh + 0.18)
     _input_panel(b, frame, info, 0.0, 1.6, 1.6, 2.0, saliency=frame.saliency(layer, chosen),
                  caption=f"input, saliency of filter {chosen}")

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from tsviz_native._native import ArgumentError
+
 LEVELS = (1, 2, 3, 4)
 SORTS = ("descending", "ascending")
 
@@ -47,16 +49,17 @@ class ViewerState:
         self._check()
 
     def _check(self) -> None:
+        """Raises :class:`tsviz_native.ArgumentError` (a ValueError) naming the bad field."""
         if self.level not in LEVELS:
-            raise ValueError(f"level must be one of {LEVELS}, got {self.level!r}")
+            raise ArgumentError(f"level must be one of {LEVELS}, got {self.level!r}")
         if self.sort not in SORTS:
-            raise ValueError(f"sort must be one of {SORTS}, got {self.sort!r}")
-        if not 0 <= self.percentile <= 100:
-            raise ValueError(f"percentile must be in 0..100, got {self.percentile!r}")
+            raise ArgumentError(f"sort must be one of {SORTS}, got {self.sort!r}")
+        if not isinstance(self.percentile, (int, float)) or not 0 <= self.percentile <= 100:
+            raise ArgumentError(f"percentile must be in 0..100, got {self.percentile!r}")
         if not 0 <= self.sample < max(self.n_samples, 1):
-            raise ValueError(f"sample must be in 0..{self.n_samples - 1}, got {self.sample!r}")
+            raise ArgumentError(f"sample must be in 0..{self.n_samples - 1}, got {self.sample!r}")
         if self.layers and self.layer not in self.layers:
-            raise ValueError(f"no filter layer {self.layer!r}; the model has {self.layers}")
+            raise ArgumentError(f"no filter layer {self.layer!r}; the model has {', '.join(self.layers)}")
 
     def connect(self, callback: Callable[[str, Any, Any], None]) -> None:
         self._listeners.append(callback)
@@ -66,13 +69,14 @@ class ViewerState:
         names = {f.name for f in fields(self) if not f.name.startswith("_")}
         unknown = set(changes) - names
         if unknown:
-            raise AttributeError(f"ViewerState has no field {sorted(unknown)}")
+            raise ArgumentError(f"ViewerState has no field {', '.join(sorted(unknown))}; "
+                                f"the fields are {', '.join(sorted(names))}")
         old = {k: getattr(self, k) for k in changes}
         for k, v in changes.items():
             object.__setattr__(self, k, v)
         try:
             self._check()
-        except ValueError:
+        except ArgumentError:
             for k, v in old.items():
                 object.__setattr__(self, k, v)
             raise

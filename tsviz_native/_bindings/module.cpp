@@ -1,8 +1,12 @@
 // The pybind11 module tsviz_native._native. The engine's error types become Python exceptions
-// that subclass ValueError, with the engine's message unchanged.
+// that subclass ValueError, with the engine's message unchanged. A std::logic_error (a broken
+// invariant, e.g. an out-of-range index) also becomes a TSVizError, so that whatever a model
+// or an argument provokes reaches the user as a TSViz error (exit status 2 from the CLI).
 #include <pybind11/pybind11.h>
 
 #include <cstring>
+#include <stdexcept>
+#include <string>
 
 #include "bindings.hpp"
 #include "tsviz/error.hpp"
@@ -48,7 +52,18 @@ PYBIND11_MODULE(_native, m) {
             raise(ex.argument, e.what());
         } catch (const tsviz::Error& e) {
             raise(ex.error, e.what());
+        } catch (const std::logic_error& e) {
+            const std::string what = std::string("internal error in the engine: ") + e.what() +
+                                     " (please report it, with the model that caused it)";
+            raise(ex.error, what.c_str());
         }
+    });
+    // For the tests of the translation above: throws a C++ exception of the named kind.
+    m.def("_throw_for_test", [](const std::string& kind) {
+        if (kind == "logic_error") throw std::logic_error("op kind missing from the registry");
+        if (kind == "out_of_range") throw std::out_of_range("vector::_M_range_check");
+        if (kind == "argument") throw tsviz::ArgumentError("bad argument");
+        throw std::runtime_error("unknown kind " + kind);
     });
     tsviz::python::bind_explain(m);
     tsviz::python::bind_model(m);

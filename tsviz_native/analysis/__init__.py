@@ -1,4 +1,4 @@
-"""Analyses that consume an :class:`~tsviz_native.Explanation`'s arrays (SPEC.md).
+"""Analyses that consume an :class:`~tsviz_native.Explanation`'s arrays (docs/definitions.md).
 
 One submodule per analysis, imported on first use. This package itself imports nothing heavy:
 :mod:`tsviz_native.analysis.clustering` (filter clustering, Section 3.3: k-means++ or

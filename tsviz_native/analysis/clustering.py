@@ -1,4 +1,4 @@
-"""Filter clustering (SPEC.md "Filter clustering", paper Section 3.3).
+"""Filter clustering (docs/definitions.md, "Filter clustering"; paper Section 3.3).
 
 Each filter of a layer is encoded by its activation row ``a^l[f, :]`` of one sample, min-max
 scaled per row to [0, 1] so that clusters group activation *patterns*, not magnitudes (a
@@ -10,13 +10,13 @@ constant row, e.g. a dead ReLU, becomes zeros). Two methods:
     among ``2 + int(log k)`` candidates drawn by D^2 sampling, keeping the candidate that lowers
     the potential (sum of squared distances to the nearest center) most. The greedy trials are
     what make the seeding reliably good. Lloyd iterations run until the assignment stops
-    changing or ``max_iter`` (SPEC.md); a cluster left empty is re-seeded with the point
+    changing or ``max_iter`` (docs/definitions.md); a cluster left empty is re-seeded with the point
     farthest from its own center (taken from a cluster with more than one member, so all k
     clusters are always non-empty). Each restart then ends with Hartigan's single-filter
     transfers: a filter moves to another cluster when that lowers the inertia
     (``n_b / (n_b + 1) |x - c_b|^2 < n_a / (n_a - 1) |x - c_a|^2``), sweeping until none does
     (at most ``max_iter`` sweeps). Every Hartigan fixed point is also a Lloyd fixed point
-    (each filter nearest to its own cluster mean), so SPEC's stopping rule still holds, but
+    (each filter nearest to its own cluster mean), so the documented stopping rule still holds, but
     poorer Lloyd fixed points are left behind: on the shipped models' activations this lowers
     the median restart's inertia by 5-8% against plain Lloyd, and beats scikit-learn's
     ``KMeans`` (pure Lloyd) at the same ``n_init``. ``n_init`` restarts, each with its own
@@ -34,7 +34,7 @@ For both methods ``inertia`` is the sum of squared Euclidean distances of the sc
 the mean of their cluster, so the two are comparable.
 
 The number of clusters ``k``:
-- ``None``: ``max(1, round(F / 5))`` (SPEC.md). ``F / 5`` never ends in exactly .5 for an
+- ``None``: ``max(1, round(F / 5))`` (docs/definitions.md). ``F / 5`` never ends in exactly .5 for an
   integer F, so the rounding mode does not matter; we round half up (``floor(F / 5 + 0.5)``).
 - an int in ``1..F``.
 - ``"auto"``: the k in ``2..min(F - 1, max(2, F // 2), 20)`` with the highest mean silhouette
@@ -77,7 +77,7 @@ AUTO_K_MAX = 20
 
 @njit(cache=True)
 def _scale_rows(a):
-    # SPEC.md: per-row min-max scaling; a constant row becomes zeros.
+    # docs/definitions.md: per-row min-max scaling; a constant row becomes zeros.
     n, m = a.shape
     out = np.zeros((n, m))
     for f in range(n):
@@ -483,7 +483,7 @@ class FilterClusters:
 
 
 def default_k(n_filters: int) -> int:
-    """SPEC.md: ``max(1, round(n_filters / 5))``, rounding half up."""
+    """docs/definitions.md: ``max(1, round(n_filters / 5))``, rounding half up."""
     return max(1, int(math.floor(n_filters / 5 + 0.5)))
 
 
@@ -719,7 +719,7 @@ def _cluster(x: np.ndarray, imp: np.ndarray, k: int | str, method: str, seed: in
 
 
 def _renumber(labels: np.ndarray, imp: np.ndarray, k: int) -> np.ndarray:
-    # SPEC.md: clusters by descending mean importance (cluster 0 the most important); equal
+    # docs/definitions.md: clusters by descending mean importance (cluster 0 the most important); equal
     # means are ordered by the cluster's lowest filter index.
     counts = np.bincount(labels, minlength=k)
     mean = np.bincount(labels, weights=imp, minlength=k) / counts

@@ -1,5 +1,5 @@
 """Pruning of the filters that contribute nothing (the paper's future work, Section 6;
-SPEC.md "Pruning").
+docs/definitions.md, "Pruning ranks").
 
 Filters are ranked by their importance over a data set (:func:`~tsviz_native.analyze_dataset`).
 Removing filter ``f`` of a layer removes output channel ``f`` from that layer's weights and
@@ -35,15 +35,37 @@ class PruneResult:
     ----------
     onnx_bytes : the pruned ONNX model.
     removed : layer name -> sorted indices of the removed filters.
-    n_parameters_before, n_parameters_after : parameters in the ONNX initializers.
+    n_parameters_before, n_parameters_after : parameters of the original and the pruned
+        model, both as :attr:`tsviz_native.Model.n_parameters` counts them (the engine's
+        count, BatchNorm folded into its convolution; ``docs/definitions.md``), so they
+        match ``tsviz summary``.
     skipped : layer name -> why it was left whole (only when the layers were not named).
+    labels : layer name -> its display label (``"conv 2 · k=5 · 32 filters"``).
+
+    ``print(result)`` shows :meth:`summary`; the bytes are left out of ``repr``.
     """
 
-    onnx_bytes: bytes
+    onnx_bytes: bytes = field(repr=False)
     removed: Mapping[str, tuple[int, ...]]
     n_parameters_before: int
     n_parameters_after: int
     skipped: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def summary(self) -> str:
+        """What was removed and kept, per layer, and the parameter counts before and after."""
+        lines = [f"pruned model: {self.n_parameters_before} -> {self.n_parameters_after} parameters "
+                 f"({len(self.onnx_bytes)} bytes of ONNX)"]
+        for name, removed in self.removed.items():
+            shown = ", ".join(map(str, removed[:12])) + (", ..." if len(removed) > 12 else "")
+            lines.append(f"  {self.labels.get(name, name)} ({name}): removed {len(removed)} "
+                         f"filters" + (f" [{shown}]" if removed else ""))
+        for name, why in self.skipped.items():
+            lines.append(f"  {self.labels.get(name, name)} ({name}): kept whole, {why}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
 
     @property
     def model(self) -> Any:
@@ -116,11 +138,12 @@ def prune(
     ----------
     model : tsviz_native.Model
     stats : DatasetStats from :func:`~tsviz_native.analyze_dataset`; filters are ranked by
-        their mean importance over the data set (SPEC.md).
+        their mean importance over the data set (docs/definitions.md, "Pruning ranks").
     percentile, fraction, keep_top : the rule, per layer (exactly one, unless per_cluster).
     per_cluster : keep one representative per cluster, the most important filter of each;
         ``clusters`` gives the cluster label of every filter per layer.
-    layers : the layers to prune. Default: every layer that can be pruned on its own; the
+    layers : the layers to prune, each named by its tensor name, label or index (see
+        :meth:`tsviz_native.Model.layer`). Default: every layer that can be pruned on its own; the
         others are listed in ``PruneResult.skipped`` with the reason.
     scores : rank by these per-layer scores instead of the statistics (e.g. random, or the
         L1 norm of the weights, to compare strategies).
@@ -138,10 +161,9 @@ def prune(
     onnx = _onnx()
     names = [l.name for l in model.layers]
     output_layer = _output_layer(model)
-    chosen = list(layers) if layers is not None else [n for n in names if n != output_layer]
+    chosen = ([model.layer(k).name for k in layers] if layers is not None
+              else [n for n in names if n != output_layer])
     for n in chosen:
-        if n not in names:
-            raise ArgumentError(f"no filter layer named {n!r}; the model has {', '.join(map(repr, names))}")
         if n == output_layer:
             raise ArgumentError(f"layer {n!r} makes the model's output; its units cannot be pruned")
     if scores is None:
@@ -162,6 +184,7 @@ def prune(
 
     original = model.to_bytes()
     layer_nodes = {l.name: l.onnx_node for l in model.layers}
+    labels = {l.name: l.label for l in model.layers}
     skipped: dict[str, str] = {}
     if layers is None:
         # Try each layer alone; the ones that cannot be pruned consistently stay whole.
@@ -169,10 +192,9 @@ def prune(
             try:
                 _Surgery(onnx, onnx.load_from_string(original)).remove_filters(layer_nodes[n], n, np.array([0]))
             except ArgumentError as e:
-                skipped[n] = str(e)
+                skipped[n] = str(e).split(": ", 1)[1] if str(e).startswith("cannot prune layer") else str(e)
                 chosen.remove(n)
     proto = onnx.load_from_string(original)
-    before = _count_parameters(proto)
     surgery = _Surgery(onnx, proto)
     for n in chosen:
         if len(plan[n]):
@@ -184,7 +206,10 @@ def prune(
     except onnx.checker.ValidationError as e:  # pragma: no cover - a bug if reached
         raise ModelError(f"pruning produced an invalid ONNX model: {e}") from None
     removed = {n: tuple(int(i) for i in plan[n]) for n in chosen}
-    return PruneResult(data, removed, before, _count_parameters(pruned), skipped)
+    from tsviz_native.model import load
+
+    after = load(data).n_parameters
+    return PruneResult(data, removed, model.n_parameters, after, skipped, labels)
 
 
 def _output_layer(model: Any) -> str | None:
@@ -199,8 +224,29 @@ def _output_layer(model: Any) -> str | None:
     return None
 
 
-def _count_parameters(proto: Any) -> int:
-    return int(sum(int(np.prod(t.dims)) for t in proto.graph.initializer if t.data_type in (1, 11)))
+def _inferred_shapes(onnx: Any, proto: Any) -> dict[str, list[int | None]]:
+    """Every tensor's shape (None for a dimension that is not fixed), as ONNX shape inference
+    finds it from the input's declared shape. Shapes the file records for its tensors are set
+    aside first: exporters (tf2onnx) write placeholders such as ``unk__12`` for dimensions
+    they did not know, which inference would keep, so a fixed length would look free.
+    Constant shape arithmetic (Shape, Gather, Concat before a Reshape) is evaluated."""
+    bare = onnx.ModelProto()
+    bare.CopyFrom(proto)
+    del bare.graph.value_info[:]
+    try:
+        inferred = onnx.shape_inference.infer_shapes(bare, data_prop=True)
+    except Exception:  # inference gives up on some graphs; shapes are then taken as unknown
+        inferred = bare
+    shapes: dict[str, list[int | None]] = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        t = vi.type.tensor_type
+        if t.HasField("shape"):
+            shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+    return shapes
+
+
+def _dims_text(dims: list[int | None]) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
 
 
 class _Surgery:
@@ -215,12 +261,7 @@ class _Surgery:
         for node in self.graph.node:
             if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
                 self.consts[node.output[0]] = onnx.numpy_helper.to_array(node.attribute[0].t)
-        inferred = onnx.shape_inference.infer_shapes(proto)
-        self.shapes: dict[str, list[int | None]] = {}
-        for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-            t = vi.type.tensor_type
-            if t.HasField("shape"):
-                self.shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+        self.shapes = _inferred_shapes(onnx, proto)
         self.consumers: dict[str, list[Any]] = {}
         for node in self.graph.node:
             for name in node.input:
@@ -387,8 +428,17 @@ class _Surgery:
     def flatten(self, node: Any, tensor: str, axis: int, keep: np.ndarray) -> None:
         dims = self.shapes.get(tensor)
         out = self.shapes.get(node.output[0])
-        if not dims or any(d is None for d in dims[1:]) or not out:
-            self.refuse(node, "a flatten of a tensor whose length is not fixed")
+        if not dims:
+            self.refuse(node, f"a {node.op_type} of tensor '{tensor}', whose shape ONNX shape "
+                        "inference cannot determine")
+        if any(d is None for d in dims[1:]):
+            free = ", ".join(str(i) for i, d in enumerate(dims) if i and d is None)
+            self.refuse(node, f"a {node.op_type} of tensor '{tensor}' of shape {_dims_text(dims)}, "
+                        f"whose axis {free} is not fixed (the model's input length is free), so "
+                        "the columns of each channel after it are not known")
+        if not out:
+            self.refuse(node, f"a {node.op_type} whose output shape ONNX shape inference cannot "
+                        "determine (it is computed at run time)")
         if len(out) != 2:
             # Only size-1 axes move: find where the channel axis lands.
             nonone = [i for i, d in enumerate(dims) if i == 0 or d != 1]

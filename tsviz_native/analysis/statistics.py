@@ -20,9 +20,20 @@ import numpy as np
 
 from tsviz_native._native import ArgumentError
 
-#: A filter counts as dead for a window when its raw importance is at most this fraction of
-#: the largest raw importance in its layer for that window (exact zeros: dead ReLUs).
-DEAD_TOLERANCE = 1e-3
+#: A filter's importance counts as negligible for a window when its raw importance is at most
+#: this fraction of the largest raw importance in its layer for that window.
+NEGLIGIBLE = 1e-3
+
+#: A filter dead on at least this share of the windows is reported as dead on the data set.
+DEAD_SHARE = 0.99
+
+
+def dead_filters(activations: np.ndarray) -> np.ndarray:
+    """The dead-filter rule (``docs/definitions.md``): a filter is dead on a window when its
+    activation ``a^l[f, :]`` is exactly zero at every position (a ReLU that never fires there).
+    It passes nothing on, and its importance is 0. ``(..., F, L)`` activations give
+    ``(..., F)`` bool."""
+    return ~np.any(np.asarray(activations) != 0, axis=-1)
 
 
 @dataclass(frozen=True)
@@ -33,14 +44,29 @@ class LayerStats:
     ----------
     mean, std : (F,) mean and standard deviation of the min-max scaled importance.
     raw_mean : (F,) mean of the raw importance ``sum_i |d a^L / d z^l[f, i]|``.
-    dead_share : (F,) share of windows where the filter's raw importance is (near) zero:
-        at most ``DEAD_TOLERANCE`` times the layer's largest, for that window.
+    dead_share : (F,) share of windows on which the filter is dead (:func:`dead_filters`: its
+        activation is zero at every position). Dead on at least ``DEAD_SHARE`` (99%) of the
+        windows counts as dead on the data set.
+    negligible_share : (F,) share of windows where the filter's raw importance is negligible:
+        at most ``NEGLIGIBLE`` (0.1%) times the layer's largest, for that window. A dead filter
+        is always negligible; a live one can be too (its activations do not reach the target).
     """
 
     mean: np.ndarray
     std: np.ndarray
     raw_mean: np.ndarray
     dead_share: np.ndarray
+    negligible_share: np.ndarray
+
+    @property
+    def n_dead(self) -> int:
+        """Filters dead on at least ``DEAD_SHARE`` of the windows."""
+        return int(np.sum(self.dead_share >= DEAD_SHARE))
+
+    @property
+    def n_negligible(self) -> int:
+        """Filters of negligible importance on at least ``DEAD_SHARE`` of the windows."""
+        return int(np.sum(self.negligible_share >= DEAD_SHARE))
 
 
 @dataclass(frozen=True)
@@ -62,17 +88,18 @@ class DatasetStats:
     channel_saliency_share: np.ndarray
     per_class: Mapping[int, DatasetStats] = field(default_factory=dict)
 
-    def summary(self) -> str:
-        """A readable table: per layer, the share of dead filters and the spread of importance."""
+    def summary(self, channels: bool = True) -> str:
+        """A readable table: per layer, the spread of importance and the dead filters;
+        ``channels`` adds the saliency share per input channel."""
         lines = [f"{self.n_windows} windows"]
-        share = ", ".join(f"channel {c}: {100 * s:.1f}%" for c, s in enumerate(self.channel_saliency_share))
-        lines.append(f"saliency mass by input channel: {share}")
+        if channels:
+            share = ", ".join(f"channel {c}: {100 * s:.1f}%" for c, s in enumerate(self.channel_saliency_share))
+            lines.append(f"saliency mass by input channel: {share}")
         for name, s in ((n, s) for n, s in self.layers.items() if len(s.mean) > 1):
-            dead = float(np.mean(s.dead_share))
             lines.append(
-                f"  {name}: {len(s.mean)} filters, mean importance {float(np.mean(s.mean)):.3f}, "
-                f"dead for {100 * dead:.1f}% of filter-windows, "
-                f"{int(np.sum(s.dead_share >= 0.99))} filters dead on >= 99% of windows"
+                f"  {name}: {len(s.mean)} filters, mean importance {float(np.mean(s.mean)):.3f}; "
+                f"on >= {DEAD_SHARE:.0%} of windows {s.n_dead} dead (activation all zero), "
+                f"{s.n_negligible} of negligible importance"
             )
         return "\n".join(lines)
 
@@ -86,6 +113,7 @@ class _Sums:
         self.sumsq = {k: np.zeros(f) for k, f in layers.items()}
         self.raw = {k: np.zeros(f) for k, f in layers.items()}
         self.dead = {k: np.zeros(f) for k, f in layers.items()}
+        self.negligible = {k: np.zeros(f) for k, f in layers.items()}
         self.channel_mass = np.zeros(channels)
 
     def add(self, ex: Any, rows: np.ndarray | None = None) -> None:
@@ -100,8 +128,9 @@ class _Sums:
             self.sum[name] += imp.sum(axis=0)
             self.sumsq[name] += (imp * imp).sum(axis=0)
             self.raw[name] += raw.sum(axis=0)
-            limit = DEAD_TOLERANCE * raw.max(axis=1, keepdims=True)
-            self.dead[name] += (raw <= limit).sum(axis=0)
+            limit = NEGLIGIBLE * raw.max(axis=1, keepdims=True)
+            self.negligible[name] += (raw <= limit).sum(axis=0)
+            self.dead[name] += dead_filters(ex.activations[name][pick]).sum(axis=0)
         self.channel_mass += ex.output_saliency[pick].astype(np.float64).sum(axis=(0, 2))
 
     def merge(self, other: _Sums) -> _Sums:
@@ -111,6 +140,7 @@ class _Sums:
             self.sumsq[name] += other.sumsq[name]
             self.raw[name] += other.raw[name]
             self.dead[name] += other.dead[name]
+            self.negligible[name] += other.negligible[name]
         self.channel_mass += other.channel_mass
         return self
 
@@ -120,7 +150,8 @@ class _Sums:
         for name in self.sum:
             mean = self.sum[name] / n
             var = np.maximum(self.sumsq[name] / n - mean * mean, 0.0)
-            layers[name] = LayerStats(mean, np.sqrt(var), self.raw[name] / n, self.dead[name] / n)
+            layers[name] = LayerStats(mean, np.sqrt(var), self.raw[name] / n, self.dead[name] / n,
+                                      self.negligible[name] / n)
         total = self.channel_mass.sum()
         share = self.channel_mass / total if total > 0 else np.zeros_like(self.channel_mass)
         return DatasetStats(self.n, MappingProxyType(layers), share, MappingProxyType(dict(per_class or {})))
@@ -172,7 +203,8 @@ def analyze_dataset(
     X : array_like or dask.array.Array
         Windows ``(N, ...)`` in the model's layout. A numpy array (or anything indexable
         along its first axis, e.g. a memory map) is streamed in batches; a Dask array is
-        reduced by Dask, block by block on its workers, and the partial sums combined.
+        reduced by Dask, block by block on its workers, and the partial sums combined (the
+        ``dask`` extra: ``pip install 'tsviz-native[dask]'``).
     batch_size : windows per engine call (numpy input); memory is bounded by one batch.
     target : the output unit explained (default: the predicted class, or unit 0).
     labels : (N,) class labels, for per-class statistics of a classifier (default: the
@@ -278,9 +310,30 @@ class _NoBar:
         pass
 
 
+class _LineBar:
+    """Progress where stderr is not a terminal (a log file, a pipe): one line when done,
+    instead of a bar redrawn with carriage returns that would run into the next line."""
+
+    def __init__(self, total: int) -> None:
+        import time
+
+        self.total, self.done, self.start = total, 0, time.perf_counter()
+
+    def update(self, n: int) -> None:
+        self.done += n
+
+    def close(self) -> None:
+        import time
+
+        print(f"explained {self.done} of {self.total} windows in {time.perf_counter() - self.start:.1f} s",
+              file=sys.stderr)
+
+
 def _progress(total: int, enabled: bool) -> Any:
     if not enabled:
         return _NoBar()
+    if not sys.stderr.isatty():
+        return _LineBar(total)
     from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="win", desc="explaining", file=sys.stderr, leave=False)

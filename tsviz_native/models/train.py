@@ -4,9 +4,9 @@ A training-time tool, not part of the package's API: the package never imports t
 PyTorch, onnxruntime and statsmodels are needed only here. Run it from the repository root with
 the PyTorch environment::
 
-    /work/venvs/torch/bin/python tsviz_native/models/train.py forecaster   # B5M CNN (paper, Sec. 4)
-    /work/venvs/torch/bin/python tsviz_native/models/train.py fcn          # FCN on UCR GunPoint
-    /work/venvs/torch/bin/python tsviz_native/models/train.py all          # both
+    python tsviz_native/models/train.py forecaster   # B5M CNN (paper, Sec. 4)
+    python tsviz_native/models/train.py fcn          # FCN on UCR GunPoint
+    python tsviz_native/models/train.py all          # both
 
 and then check the exported files with the package's own engine (system python, no torch)::
 
@@ -107,7 +107,7 @@ def read_gunpoint(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def metrics(y: np.ndarray, yhat: np.ndarray) -> dict[str, float]:
-    """MAPE (%) and RMSE on the original scale (SPEC "Case-study evaluation")."""
+    """MAPE (%) and RMSE on the original scale (docs/definitions.md, "Scales and the model record")."""
     y = np.asarray(y, np.float64)
     yhat = np.asarray(yhat, np.float64)
     return {"mape": float(100.0 * np.mean(np.abs(y - yhat) / np.abs(y))),
@@ -362,7 +362,7 @@ def train_forecaster(max_epochs: int = FC_MAX_EPOCHS, patience: int = FC_PATIENC
         },
         "checks": {"onnxruntime_vs_torch_max_abs_diff": ort_diff},
         "versions": versions(),
-        "command": "/work/venvs/torch/bin/python tsviz_native/models/train.py forecaster",
+        "command": "python tsviz_native/models/train.py forecaster",
     }
     FORECASTER_JSON.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {FORECASTER_ONNX.name}, {FORECASTER_JSON.name}; "
@@ -493,7 +493,7 @@ def train_fcn(epochs: int = FCN_EPOCHS, seed: int = FCN_SEED) -> dict:
                                      "fcn_test_error": 0.0, "fcn_test_accuracy": 1.0}},
         "checks": {"onnxruntime_vs_torch_max_abs_diff": ort_diff},
         "versions": versions(),
-        "command": "/work/venvs/torch/bin/python tsviz_native/models/train.py fcn",
+        "command": "python tsviz_native/models/train.py fcn",
     }
     FCN_JSON.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     return info
