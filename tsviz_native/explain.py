@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,6 +14,36 @@ from tsviz_native._native import ArgumentError
 if TYPE_CHECKING:
     from tsviz_native.analysis.clustering import FilterClusters
     from tsviz_native.model import Layer
+
+
+class _LayerArrays(Mapping):
+    """Read-only ``layer name -> array`` whose views into the engine's explanation are made on
+    first access: an explanation of one window of a small model is a few microseconds of
+    engine work, and making every view up front cost as much again."""
+
+    __slots__ = ("_names", "_get", "_made")
+
+    def __init__(self, names: tuple[str, ...], get) -> None:
+        self._names = names
+        self._get = get
+        self._made: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        a = self._made.get(name)
+        if a is None:
+            if name not in self._names:
+                raise KeyError(name)
+            a = self._made[name] = self._get(name)
+        return a
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{n!r}: array{tuple(self[n].shape)}" for n in self._names) + "}"
 
 
 @dataclass(frozen=True)
@@ -59,7 +88,7 @@ class Explanation:
         names = tuple(ex.layer_names)
 
         def per_layer(get) -> Mapping[str, np.ndarray]:
-            return MappingProxyType({n: get(n) for n in names})
+            return _LayerArrays(names, get)
 
         return cls(
             output=ex.output(),
