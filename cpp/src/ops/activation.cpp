@@ -33,7 +33,10 @@ void forward_relu(const ForwardArgs& a) {
 
 void forward_leaky_relu(const ForwardArgs& a) {
     const float alpha = a.node.alpha;
-    map(a, [alpha](float v) { return v >= 0.f ? v : alpha * v; });
+    map(a, [alpha](float v) {
+        const float scaled = alpha * v;
+        return v >= 0.f ? v : scaled;
+    });
 }
 
 void forward_elu(const ForwardArgs& a) {
@@ -146,7 +149,22 @@ void backward_relu(const BackwardArgs& a) {
 }
 void trace_relu(const TraceArgs& a) { elementwise_trace(a, d_relu); }
 
-void backward_leaky_relu(const BackwardArgs& a) { elementwise_backward(a, d_leaky_relu(a.node.alpha)); }
+// As elementwise_backward with d_leaky_relu, written as a select that vectorises.
+void backward_leaky_relu(const BackwardArgs& a) {
+    const View& gx = a.grad_in[0];
+    if (!gx.data) return;
+    const float alpha = a.node.alpha;
+    const int64_t size = gx.c * gx.l;
+    for (int64_t r = 0; r < gx.n; ++r) {
+        const float* __restrict x = a.in[0].sample(r / a.rep);
+        const float* __restrict g = a.grad_out.sample(r);
+        float* __restrict dst = gx.sample(r);
+        for (int64_t i = 0; i < size; ++i) {
+            const float v = g[i], scaled = alpha * v;
+            dst[i] += x[i] > 0.f ? v : scaled;
+        }
+    }
+}
 void trace_leaky_relu(const TraceArgs& a) { elementwise_trace(a, d_leaky_relu(a.node.alpha)); }
 void backward_elu(const BackwardArgs& a) { elementwise_backward(a, d_elu(a.node.alpha)); }
 void trace_elu(const TraceArgs& a) { elementwise_trace(a, d_elu(a.node.alpha)); }

@@ -60,18 +60,25 @@ inline void pack_panel(const TapProduct& g, const Column* cols, int64_t n, int64
                         row[t] = i >= 0 && i < s.src_len ? src[i] : 0.f;
                     }
                 }
+            } else if (!g.transposed) {
+                // Column t reads i0 + t * stride; the columns that land inside the source are
+                // [ta, tb), found once instead of tested per element.
+                const int64_t st = g.stride, i0 = o0 * st + s.delta + k * g.dilation;
+                const int64_t ta = std::clamp<int64_t>(i0 >= 0 ? 0 : (-i0 + st - 1) / st, 0, len);
+                const int64_t tb = std::clamp<int64_t>(s.src_len - i0 <= 0 ? 0 : (s.src_len - i0 + st - 1) / st, ta, len);
+                for (int64_t t = 0; t < ta; ++t) row[t] = 0.f;
+                for (int64_t t = ta; t < tb; ++t) row[t] = src[i0 + t * st];
+                for (int64_t t = tb; t < len; ++t) row[t] = 0.f;
             } else {
-                for (int64_t t = 0; t < len; ++t) {
-                    int64_t i;
-                    bool ok = true;
-                    if (!g.transposed) {
-                        i = (o0 + t) * g.stride + s.delta + k * g.dilation;
-                    } else {
-                        const int64_t q = o0 + t - s.delta - k * g.dilation;
-                        ok = q >= 0 && q % g.stride == 0;
-                        i = q / g.stride;
-                    }
-                    row[t] = ok && i >= 0 && i < s.src_len ? src[i] : 0.f;
+                // Transposed: column t reads (q0 + t) / stride where q0 + t is a whole multiple
+                // of the stride; the others are zero.
+                const int64_t st = g.stride, q0 = o0 - s.delta - k * g.dilation;
+                for (int64_t t = 0; t < len; ++t) row[t] = 0.f;
+                int64_t t = q0 >= 0 ? (st - q0 % st) % st : -q0;
+                for (; t < len; t += st) {
+                    const int64_t i = (q0 + t) / st;
+                    if (i >= s.src_len) break;
+                    row[t] = src[i];
                 }
             }
             if (++k == k_n) {
