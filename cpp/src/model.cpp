@@ -230,7 +230,14 @@ std::vector<float> Model::predict(const float* x, int64_t n, const std::vector<i
     const int64_t chunks = (n + chunk - 1) / chunk;
     const int64_t parts = std::min<int64_t>(engine_threads(), chunks);
     parallel_for(parts, [&](int64_t part) {
-        Activations act = allocate(g, chunk, t);
+        // Each thread keeps its arena between calls: a call on a small batch then allocates
+        // nothing for its tensors.
+        thread_local FloatArena kept;
+        Activations act = allocate(g, chunk, t, std::move(kept));
+        struct GiveBack {
+            Activations& act;
+            ~GiveBack() { kept = std::move(act.arena); }
+        } give_back{act};
         for (int64_t i = part; i < chunks; i += parts) {
             const int64_t start = i * chunk, m = std::min(chunk, n - start);
             act.n = m;  // a short last chunk uses the front of each slot
