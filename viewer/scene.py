@@ -280,20 +280,27 @@ def draw_connect(g: Geometry) -> np.ndarray:
     if len(g.plots) <= LOD_PLOTS:
         return g.line_connect
     inside = np.zeros(len(g.line_pos), dtype=bool)
-    parts = []
+    # Plots of one length are done together: one argmin and one argmax per bucket for all of
+    # them (a Python loop per plot cost more than the drawing on a sample switch).
+    by_length: dict[int, list[int]] = {}
     for p in g.plots:
-        if p.length <= 2 * LOD_BUCKETS + 2:
-            continue
-        inside[p.start : p.start + p.length - 1] = True
-        y = g.line_pos[p.start : p.start + p.length, 1]
-        edges = np.linspace(0, p.length, LOD_BUCKETS + 1).astype(np.int64)
-        keep = {0, p.length - 1}
+        if p.length > 2 * LOD_BUCKETS + 2:
+            by_length.setdefault(p.length, []).append(p.start)
+    parts = []
+    for length, first in by_length.items():
+        starts = np.asarray(first, dtype=np.int64)[:, None]
+        rows = starts + np.arange(length)
+        inside[rows[:, :-1].ravel()] = True
+        y = g.line_pos[rows, 1]
+        edges = np.linspace(0, length, LOD_BUCKETS + 1).astype(np.int64)
+        cols = [np.zeros(len(rows), np.int64), np.full(len(rows), length - 1, np.int64)]
         for a, b in zip(edges[:-1], edges[1:]):
             if b > a:
-                keep.add(a + int(np.argmin(y[a:b])))
-                keep.add(a + int(np.argmax(y[a:b])))
-        idx = p.start + np.array(sorted(keep), dtype=np.uint32)
-        parts.append(np.stack([idx[:-1], idx[1:]], axis=1))
+                cols.append(a + np.argmin(y[:, a:b], axis=1))
+                cols.append(a + np.argmax(y[:, a:b], axis=1))
+        keep = np.sort(np.stack(cols, axis=1), axis=1)
+        nxt = keep[:, 1:] > keep[:, :-1]  # repeated points join nothing
+        parts.append(np.stack([(starts + keep[:, :-1])[nxt], (starts + keep[:, 1:])[nxt]], axis=1))
     others = g.line_connect[~inside[g.line_connect[:, 0]]]
     return np.concatenate([others] + parts).astype(np.uint32) if parts else g.line_connect
 

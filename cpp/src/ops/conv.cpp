@@ -118,29 +118,45 @@ void backward_conv(const BackwardArgs& a) {
 
 // The receptive window of each marked output: every input channel of its group, every tap,
 // with stride, padding and dilation; taps in the padding are dropped. With active_only, taps
-// whose weight is exactly 0 contribute nothing and are dropped too.
+// whose weight is exactly 0 contribute nothing and are dropped too. An input point (c, i) is
+// marked when, for some tap k, the output o it feeds is marked in some filter f of the group
+// (with a non-zero W[f, c, k] under active_only): the filters are ORed first, so the cost is
+// filters x positions plus channels x taps x positions, not their product.
 void trace_conv(const TraceArgs& a) {
     const Node& node = a.node;
     const ConstView& x = a.in[0];
     const int64_t filters = a.out.c, out_len = a.out.l, in_len = x.l;
     const int64_t per_group = x.c / node.group, filters_per_group = filters / node.group;
     uint8_t* mask = a.mask_in[0];
-    for (int64_t f = 0; f < filters; ++f) {
-        const int64_t first_channel = (f / filters_per_group) * per_group;
-        const float* wf = node.weight.data() + f * per_group * node.kernel;
+    std::vector<uint8_t> any(static_cast<size_t>(out_len));
+    auto mark = [&](int64_t channel, int64_t k) {
         for (int64_t o = 0; o < out_len; ++o) {
-            if (!a.mask_out[f * out_len + o]) continue;
-            for (int64_t c = 0; c < per_group; ++c)
-                for (int64_t k = 0; k < node.kernel; ++k) {
-                    const int64_t i = o * node.stride - a.geo.pad_begin + k * node.dilation;
-                    if (i < 0 || i >= in_len) continue;
-                    if (a.active_only && wf[c * node.kernel + k] == 0.f) continue;
-                    mask[(first_channel + c) * in_len + i] = 1;
-                }
+            if (!any[o]) continue;
+            const int64_t i = o * node.stride - a.geo.pad_begin + k * node.dilation;
+            if (i >= 0 && i < in_len) mask[channel * in_len + i] = 1;
         }
+    };
+    for (int64_t g = 0; g < node.group; ++g) {
+        const int64_t f0 = g * filters_per_group, first_channel = g * per_group;
+        if (!a.active_only) {
+            std::fill(any.begin(), any.end(), uint8_t{0});
+            for (int64_t f = f0; f < f0 + filters_per_group; ++f)
+                for (int64_t o = 0; o < out_len; ++o) any[o] |= a.mask_out[f * out_len + o];
+            for (int64_t c = 0; c < per_group; ++c)
+                for (int64_t k = 0; k < node.kernel; ++k) mark(first_channel + c, k);
+            continue;
+        }
+        for (int64_t c = 0; c < per_group; ++c)
+            for (int64_t k = 0; k < node.kernel; ++k) {
+                std::fill(any.begin(), any.end(), uint8_t{0});
+                for (int64_t f = f0; f < f0 + filters_per_group; ++f) {
+                    if (node.weight[(f * per_group + c) * node.kernel + k] == 0.f) continue;
+                    for (int64_t o = 0; o < out_len; ++o) any[o] |= a.mask_out[f * out_len + o];
+                }
+                mark(first_channel + c, k);
+            }
     }
 }
-
 
 // Forward mode: the tangents of one sample convolved like the forward (no bias), each tangent a
 // column segment over its band; the band offsets go into the tap rule's delta.
