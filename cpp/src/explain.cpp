@@ -252,28 +252,36 @@ std::vector<float> reverse_saliency(const Explanation::Impl& ex, const Explanati
         if (reach[i]) per_row += ex.size(static_cast<int>(i));
     std::vector<bool> keep(g.nodes.size(), false);
     keep[0] = true;
-    // Work items: one sample and a block of its filters, as many rows as stay in cache.
+    // Work items: a run of samples and a block of their filters, as many rows as stay in
+    // cache; several samples per item when a layer has few filters, so that the products stay
+    // wide. Enough items to feed the threads.
     const int64_t block = std::clamp<int64_t>(kChunkFloats / std::max<int64_t>(1, per_row), 1, reps);
     const int64_t blocks = (reps + block - 1) / block;
-    parallel_ranges(n * blocks, [&](int64_t begin, int64_t end) {
+    int64_t span = std::clamp<int64_t>(kChunkFloats / std::max<int64_t>(1, per_row * block), 1, n);
+    span = std::min(span, std::max<int64_t>(1, n * blocks / engine_threads()));
+    const int64_t spans = (n + span - 1) / span;
+    parallel_ranges(spans * blocks, [&](int64_t begin, int64_t end) {
         thread_local Cotangents ct;  // buffers kept between calls (a chunk's worth)
         ct.grad.resize(g.nodes.size());
         for (int64_t item = begin; item < end; ++item) {
-            const int64_t i = item / blocks, f0 = (item % blocks) * block, rows = std::min(reps, f0 + block) - f0;
+            const int64_t first = (item / blocks) * span, count = std::min(span, n - first);
+            const int64_t f0 = (item % blocks) * block, rows = std::min(reps, f0 + block) - f0;
             std::vector<float>& seed = ct.grad[l.a];
-            seed.assign(static_cast<size_t>(rows * f_n * len), 0.f);
-            for (int64_t r = 0; r < rows; ++r) {
-                float* row = seed.data() + (r * f_n + chosen[f0 + r]) * len;
-                std::fill(row, row + len, 1.f);
-            }
-            backward(g, ex.act, i, 1, l.a, rows, keep, ct);
+            seed.assign(static_cast<size_t>(count * rows * f_n * len), 0.f);
+            for (int64_t i = 0; i < count; ++i)
+                for (int64_t r = 0; r < rows; ++r) {
+                    float* row = seed.data() + ((i * rows + r) * f_n + chosen[f0 + r]) * len;
+                    std::fill(row, row + len, 1.f);
+                }
+            backward(g, ex.act, first, count, l.a, rows, keep, ct);
             const std::vector<float>& gx = ct.grad[0];
             if (gx.empty()) continue;
-            for (int64_t r = 0; r < rows; ++r) {
-                const float* src = gx.data() + r * in_size;
-                float* dst = out.data() + (i * reps + f0 + r) * in_size;
-                for (int64_t q = 0; q < in_size; ++q) dst[q] = std::fabs(src[q]);
-            }
+            for (int64_t i = 0; i < count; ++i)
+                for (int64_t r = 0; r < rows; ++r) {
+                    const float* src = gx.data() + (i * rows + r) * in_size;
+                    float* dst = out.data() + ((first + i) * reps + f0 + r) * in_size;
+                    for (int64_t q = 0; q < in_size; ++q) dst[q] = std::fabs(src[q]);
+                }
         }
     });
     return out;
