@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/fast_math.hpp"
 #include "ops/op.hpp"
 
 namespace tsviz::ops {
@@ -33,10 +34,13 @@ void forward_relu(const ForwardArgs& a) {
 
 void forward_leaky_relu(const ForwardArgs& a) {
     const float alpha = a.node.alpha;
-    map(a, [alpha](float v) {
-        const float scaled = alpha * v;
-        return v >= 0.f ? v : scaled;
-    });
+    const int64_t total = a.out.n * a.out.c * a.out.l;
+    const float* __restrict x = a.in[0].data;
+    float* __restrict y = a.out.data;
+    for (int64_t i = 0; i < total; ++i) {
+        const float v = x[i], scaled = alpha * v;
+        y[i] = v >= 0.f ? v : scaled;
+    }
 }
 
 void forward_elu(const ForwardArgs& a) {
@@ -45,16 +49,17 @@ void forward_elu(const ForwardArgs& a) {
 }
 
 void forward_sigmoid(const ForwardArgs& a) {
-    map(a, [](float v) {
-        // Split by sign so exp never overflows.
-        if (v >= 0.f) return 1.f / (1.f + std::exp(-v));
-        const float e = std::exp(v);
-        return e / (1.f + e);
-    });
+    const int64_t total = a.out.n * a.out.c * a.out.l;
+    const float* __restrict x = a.in[0].data;
+    float* __restrict y = a.out.data;
+    for (int64_t i = 0; i < total; ++i) y[i] = fast_sigmoid(x[i]);
 }
 
 void forward_tanh(const ForwardArgs& a) {
-    map(a, [](float v) { return std::tanh(v); });
+    const int64_t total = a.out.n * a.out.c * a.out.l;
+    const float* __restrict x = a.in[0].data;
+    float* __restrict y = a.out.data;
+    for (int64_t i = 0; i < total; ++i) y[i] = fast_tanh(x[i]);
 }
 
 void forward_softmax(const ForwardArgs& a) {
