@@ -62,7 +62,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     if (n < 1) throw ArgumentError("explain needs at least one sample, got " + std::to_string(n));
     auto ex = std::make_shared<Explanation::Impl>();
     ex->model = impl_;
-    ex->t = impl_->check_input(sample_shape);
+    ex->t = impl_->check_input(x, n, sample_shape, options.allow_nonfinite);
     ex->act = impl_->load_input(x, 0, n, ex->t);
     forward(g, ex->act);
 
