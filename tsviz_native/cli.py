@@ -52,7 +52,7 @@ def _summary(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    model = tsv.load(args.model)
+    model = tsv.load(args.model, allow_nonfinite=args.allow_nonfinite)
     y = model.predict(_windows(model, _read_array(args.data), args.data))
     np.savetxt(sys.stdout, y, fmt="%.7g", delimiter=",")
 
@@ -113,7 +113,7 @@ def _demo_viewer(args: argparse.Namespace) -> None:
 def _analyze(args: argparse.Namespace) -> None:
     from tsviz_native.report import build_report
 
-    model = tsv.load(args.model)
+    model = tsv.load(args.model, allow_nonfinite=args.allow_nonfinite)
     X = _windows(model, _read_array(args.data), args.data)
     stats = tsv.analyze_dataset(model, X, target=args.target, progress=not args.quiet) if len(X) > 1 else None
     report = build_report(model, X, args.index, args.out, target=args.target, dataset_stats=stats,
@@ -187,6 +187,9 @@ def _add_viewer_commands(sub: Any) -> None:
     add_commands(sub)
 
 
+_NONFINITE_HELP = "compute with NaN and infinity in the data (IEEE: NaN in, NaN out) instead of refusing them"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line's parser; every option carries its help text."""
     parser = argparse.ArgumentParser(
@@ -215,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="tsviz-report", help="report folder (default ./tsviz-report)")
     p.add_argument("--no-pictures", action="store_true", help="skip the PNG pictures")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--allow-nonfinite", action="store_true", help=_NONFINITE_HELP)
     p.set_defaults(func=_analyze)
 
     p = sub.add_parser("prune", help="remove the least important filters and write a smaller ONNX model",
@@ -241,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="run a model on windows from a .npy, .npz or .csv file")
     p.add_argument("model", help="path of an .onnx file")
     p.add_argument("data", help=".npy (N, ...) in the model's layout, .npz with X, or .csv rows")
+    p.add_argument("--allow-nonfinite", action="store_true", help=_NONFINITE_HELP)
     p.set_defaults(func=_predict)
     return parser
 

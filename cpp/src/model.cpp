@@ -292,10 +292,11 @@ std::vector<float> Model::predict(const float* x, int64_t n, const std::vector<i
     const int64_t t = impl_->check_input(x, n, sample_shape, options.allow_nonfinite);
     const int64_t k = impl_->n_outputs;
     std::vector<float> y(static_cast<size_t>(n * k));
-    // Batches run in chunks so memory stays bounded whatever n is.
-    int64_t per_sample = 0;
-    for (const auto& r : resolve(g, t)) per_sample += r.out.size();
-    const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t{64} << 20) / std::max<int64_t>(per_sample, 1)));
+    // Batches run in chunks so memory stays bounded whatever n is: 256 MiB of activations, or
+    // the memory limit when that is lower (one sample over the limit is refused by load_input).
+    const double per_sample = std::max(arena_bytes(resolve(g, t), 1), 1.0);
+    const double budget = std::min(static_cast<double>(int64_t{256} << 20), static_cast<double>(impl_->max_memory));
+    const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(n, static_cast<int64_t>(budget / per_sample)));
     for (int64_t start = 0; start < n; start += chunk) {
         const int64_t m = std::min(chunk, n - start);
         Activations act = impl_->load_input(x, start, m, t);

@@ -94,6 +94,12 @@ int64_t element_size(int32_t type) {
     }
 }
 
+std::string dims_text(const std::vector<int64_t>& v) {
+    std::string s = "(";
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+    return s + (v.size() == 1 ? ",)" : ")");
+}
+
 class Validator {
 public:
     Validator(const ModelProto& model, const std::string& source, int64_t opset, uint64_t max_memory)
@@ -139,14 +145,15 @@ private:
             // memory it will take is counted here.
         } else if (!t.raw_data.empty()) {
             if (elem && static_cast<int64_t>(t.raw_data.size()) != count * elem)
-                fail(what + ": raw data of " + std::to_string(t.raw_data.size()) +
-                     " bytes does not match its dims (" + std::to_string(count) + " values of " +
-                     std::to_string(elem) + " bytes)");
+                fail(what + ": raw data of " + std::to_string(t.raw_data.size()) + " bytes does not fit shape " +
+                     dims_text(t.dims) + " (" + std::to_string(count) + " values of " + std::to_string(elem) +
+                     " bytes): the dims do not multiply out to the data");
         } else {
             const size_t held = t.float_data.size() + t.int32_data.size() + t.int64_data.size() +
                                 t.double_data.size() + t.uint64_data.size();
             if (static_cast<int64_t>(held) != count && !(held == 0 && count == 0))
-                fail(what + ": holds " + std::to_string(held) + " values; its dims need " + std::to_string(count));
+                fail(what + ": holds " + std::to_string(held) + " values; its shape " + dims_text(t.dims) +
+                     " needs " + std::to_string(count));
         }
         weight_bytes_ += static_cast<double>(count) * sizeof(double);
         if (weight_bytes_ > static_cast<double>(max_memory_))
