@@ -104,9 +104,13 @@ bool is_int_type(int32_t t) {
            t == kInt64 || t == kBool || t == kUint32 || t == kUint64;
 }
 
+// A shape or list of ints for a message; a hostile file can make one of millions of entries,
+// so only the first few are spelled out (a fuzz finding: building such a message took minutes).
 std::string join(const std::vector<int64_t>& v) {
+    constexpr size_t kShown = 16;
     std::string s = "(";
-    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+    for (size_t i = 0; i < v.size() && i < kShown; ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+    if (v.size() > kShown) s += ", ... " + std::to_string(v.size() - kShown) + " more";
     return s + (v.size() == 1 ? ",)" : ")");
 }
 

@@ -95,8 +95,10 @@ int64_t element_size(int32_t type) {
 }
 
 std::string dims_text(const std::vector<int64_t>& v) {
+    constexpr size_t kShown = 16;  // a hostile tensor may have millions of dims
     std::string s = "(";
-    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+    for (size_t i = 0; i < v.size() && i < kShown; ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+    if (v.size() > kShown) s += ", ... " + std::to_string(v.size() - kShown) + " more";
     return s + (v.size() == 1 ? ",)" : ")");
 }
 
