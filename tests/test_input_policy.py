@@ -163,3 +163,19 @@ def test_nan_reaches_the_output_through_relu_and_max_pooling() -> None:
         x = windows(name, 1)
         x.flat[x.size // 2] = np.nan
         assert np.isnan(tsv.load(model_path(name)).predict(x, allow_nonfinite=True)).all(), name
+
+
+def test_percentile_filter_with_nan_importance() -> None:
+    """A NaN importance (a NaN input let through) used to reach std::sort with a plain <, which
+    is undefined behaviour; NaN sorts last, as numpy's, and keeps nothing of that sample."""
+    model = tsv.load(model_path("fcn_op17"))
+    x = windows("fcn_op17", 2)
+    x[0, 0, 40] = np.nan
+    ex = model.explain(x, allow_nonfinite=True)
+    for name in ex.layer_names:
+        kept = ex.keep(name, 50)
+        assert kept.shape == ex.importance[name].shape
+        imp = ex.importance[name][1]
+        np.testing.assert_array_equal(kept[1], imp >= np.percentile(imp, 50))
+        if np.isnan(ex.importance[name][0]).any():
+            assert not kept[0].any()

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,23 @@ std::vector<float> window(const tsviz::InputInfo& in, int64_t n, int64_t t, std:
     std::vector<float> x(static_cast<size_t>(n * c * t));
     for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) + 0.1f * static_cast<float>(i % 7);
     return x;
+}
+
+// NaN and infinity let through (allow_nonfinite) must give NaN, never a crash: they reach
+// every op and the sort of the percentile filter.
+void exercise_nonfinite(const tsviz::Model& model, int64_t t) {
+    std::vector<int64_t> shape;
+    std::vector<float> x = window(model.input(), 2, t, shape);
+    x[x.size() / 3] = std::numeric_limits<float>::quiet_NaN();
+    x[x.size() - 1] = std::numeric_limits<float>::infinity();
+    tsviz::PredictOptions po;
+    po.allow_nonfinite = true;
+    (void)model.predict(x.data(), 2, shape, po);
+    tsviz::ExplainOptions eo;
+    eo.allow_nonfinite = true;
+    const tsviz::Explanation ex = model.explain(x.data(), 2, shape, eo);
+    for (const std::string& layer : ex.layer_names()) (void)ex.keep(layer, 30.0);
+    if (!ex.layer_names().empty()) (void)ex.trace(ex.layer_names().back(), 0, 0, 0, true);
 }
 
 void exercise(const tsviz::Model& model) {
@@ -61,6 +79,7 @@ void exercise(const tsviz::Model& model) {
                 (void)ex.trace(first, ex.n_filters(first) - 1, ex.layer_length(first) - 1, 0, true);
             }
             (void)model.summary();
+            exercise_nonfinite(model, t);
             return;
         } catch (const tsviz::ShapeError& e) {
             if (in.length > 0) finding("run at the declared shape (ShapeError)", e.what());

@@ -252,7 +252,10 @@ std::vector<uint8_t> Explanation::keep(const std::string& layer, double percenti
     for (int64_t i = 0; i < n; ++i) {
         const float* row = imp.data() + i * f_n;
         std::copy(row, row + f_n, sorted.begin());
-        std::sort(sorted.begin(), sorted.end());
+        // NaN last (numpy's order): std::sort with a plain < on NaN is undefined behaviour and
+        // may read out of bounds; a NaN importance (allow_nonfinite, NaN weights) keeps nothing.
+        std::sort(sorted.begin(), sorted.end(),
+                  [](float p, float q) { return p < q || (std::isnan(q) && !std::isnan(p)); });
         // numpy's default percentile: linear interpolation between the neighbouring ranks,
         // with numpy's two-sided lerp so that the threshold is bit-identical.
         const double rank = percentile / 100.0 * static_cast<double>(f_n - 1);
