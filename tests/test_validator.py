@@ -150,6 +150,15 @@ def test_non_positive_windows(attrs: dict, pattern: str) -> None:
             re.escape("node 'c1' (Conv): " + pattern))
 
 
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+def test_pooling_pads_as_large_as_the_kernel(op: str) -> None:
+    """A window entirely in the padding gave -inf (MaxPool) or 0/0 (AveragePool) silently."""
+    node = N(op, ["x"], ["y"], name="pool", kernel_shape=[2], pads=[0, 2])
+    refused(build([node], [], outputs=("y",)),
+            re.escape(f"node 'pool' ({op}): attribute 'pads' (0, 2) pads by as much as the kernel (2,); "
+                      "a window would lie entirely in the padding"))
+
+
 def test_zero_sized_kernel_from_the_weight() -> None:
     w0 = const("w0", np.zeros((4, 3, 0), np.float32))
     refused(build([N("Conv", ["x", "w0"], ["c"], name="c1")], [w0], outputs=("c",)),

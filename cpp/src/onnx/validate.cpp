@@ -226,6 +226,20 @@ private:
             if (a.name == "group" && a.i < 1)
                 fail(node_text(n) + ": attribute 'group' is " + std::to_string(a.i) + "; it must be >= 1");
         }
+        // A pooling window entirely in the padding has no value to take (MaxPool gave -inf,
+        // AveragePool 0/0): ONNX Runtime refuses pads that are not smaller than the kernel.
+        if (n.op_type != "Conv" && pads) {
+            const AttributeProto* ks = nullptr;
+            for (const auto& a : n.attribute)
+                if (a.name == "kernel_shape") ks = &a;
+            const size_t sp = ks ? ks->ints.size() : 0;
+            if (ks && pads->ints.size() == 2 * sp)
+                for (size_t i = 0; i < 2 * sp; ++i)
+                    if (pads->ints[i] >= ks->ints[i % sp])
+                        fail(node_text(n) + ": attribute 'pads' " + dims_text(pads->ints) +
+                             " pads by as much as the kernel " + dims_text(ks->ints) +
+                             "; a window would lie entirely in the padding");
+        }
         // ONNX: "pads ... cannot be used simultaneously with auto_pad".
         if (auto_pad && pads && !auto_pad->s.empty() && auto_pad->s != "NOTSET")
             fail(node_text(n) + ": attribute 'auto_pad' is '" + auto_pad->s +
