@@ -262,7 +262,7 @@ def test_external_data_outside_the_folder_is_refused(tmp_path: Path) -> None:
             if e.key == "location":
                 e.value = "../weights.bin"
     onnx.save_model(model, path)
-    with pytest.raises(tsv.ModelError, match=r"external data file '\.\./weights\.bin' lies outside the model's folder"):
+    with pytest.raises(tsv.ModelError, match=r"external data location '\.\./weights\.bin' contains '\.\.'; it must lie inside the model's folder"):
         tsv.load(path)
 
 

@@ -5,6 +5,25 @@ forward and backward passes, after the paper "TSViz: Demystification of Deep Lea
 for Time-Series Analysis".
 """
 
+try:
+    from tsviz_native import _native as _native  # noqa: F401  (the compiled engine)
+except ImportError as _error:  # pragma: no cover - exercised by tests/test_import.py
+    import os as _os
+
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    if _os.path.exists(_os.path.join(_os.path.dirname(_here), "pyproject.toml")):
+        # numpy's convention: one line that says what to do, not a ModuleNotFoundError of an
+        # internal module. The source folder shadows the installed package on sys.path.
+        raise ImportError(
+            f"tsviz_native is being imported from its source folder ({_here}), which holds no "
+            "compiled engine; run Python outside the source folder to use the installed "
+            "package, or install in place with: pip install -e ."
+        ) from None
+    raise ImportError(
+        f"the TSViz engine (tsviz_native._native) is missing from {_here}: reinstall with "
+        f"pip install --force-reinstall tsviz-native ({_error})"
+    ) from None
+
 from tsviz_native import datasets
 from tsviz_native._native import ArgumentError, ModelError, ShapeError, TSVizError
 from tsviz_native.analysis.statistics import DatasetStats, LayerStats, analyze_dataset

@@ -17,11 +17,11 @@ import tsviz_native as tsv
 SHIPPED = ("forecaster", "fcn-gunpoint")
 
 
-def load_model(arg: str) -> tsv.Model:
+def load_model(arg: str, allow_nonfinite: bool = False) -> tsv.Model:
     """A model named on the command line: a shipped one by name, else an ONNX file."""
     from tsviz_native import models
 
-    return tsv.load(models.path(arg) if arg in SHIPPED else arg)
+    return tsv.load(models.path(arg) if arg in SHIPPED else arg, allow_nonfinite=allow_nonfinite)
 
 
 def model_record(arg: str) -> dict | None:
@@ -138,7 +138,7 @@ def _summary(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    model = load_model(args.model)
+    model = load_model(args.model, allow_nonfinite=args.allow_nonfinite)
     y = model.predict(_windows(model, _read_array(args.data), args.data))
     np.savetxt(sys.stdout, y, fmt="%.7g", delimiter=",")
 
@@ -218,7 +218,7 @@ def _viewer_pictures(args: argparse.Namespace) -> tuple[list[str], str | None]:
 
 
 def _analyze(args: argparse.Namespace) -> None:
-    model = load_model(args.model)
+    model = load_model(args.model, allow_nonfinite=args.allow_nonfinite)
     X = _windows(model, _read_array(args.data), args.data)
     _check_index(args.index, len(X))
     _check_target(args.target, model)
@@ -334,6 +334,9 @@ def _add_viewer_commands(sub: Any) -> None:
     add_commands(sub)
 
 
+_NONFINITE_HELP = "compute with NaN and infinity in the data (IEEE: NaN in, NaN out) instead of refusing them"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line's parser; every option carries its help text."""
     parser = argparse.ArgumentParser(
@@ -367,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the PNG pictures (the report's three, and the viewer's four levels)")
     p.add_argument("--view", action="store_true", help="then open the interactive viewer on the same window (needs a display)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--allow-nonfinite", action="store_true", help=_NONFINITE_HELP)
     p.set_defaults(func=_analyze)
 
     p = sub.add_parser("prune", help="remove the least important filters and write a smaller ONNX model",
@@ -396,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="run a model on windows from a .npy, .npz or .csv file")
     p.add_argument("model", help="path of an .onnx file, or a shipped model: forecaster, fcn-gunpoint")
     p.add_argument("data", help=".npy (N, ...) in the model's layout, .npz with X, or .csv rows")
+    p.add_argument("--allow-nonfinite", action="store_true", help=_NONFINITE_HELP)
     p.set_defaults(func=_predict)
     return parser
 

@@ -116,9 +116,13 @@ class Model:
     (Keras), or ``(N, T)``.
     """
 
-    def __init__(self, native: _native.Model, source: str | bytes) -> None:
+    def __init__(self, native: _native.Model, source: str | bytes, allow_nonfinite: bool = False) -> None:
         self._native = native
         self._source = source
+        #: The default of ``allow_nonfinite`` for :meth:`predict` and :meth:`explain` (set by
+        #: :func:`load`), so that code that calls them without it (analyze_dataset, reports)
+        #: follows the caller's choice.
+        self.allow_nonfinite = bool(allow_nonfinite)
         self.layers: tuple[Layer, ...] = _labelled([Layer(**d) for d in native.layers])
 
     def to_bytes(self) -> bytes:
@@ -129,7 +133,7 @@ class Model:
 
     def __reduce__(self) -> tuple:
         # Pickled as its ONNX bytes, so that it travels to worker processes (Dask).
-        return (load, (self.to_bytes(),))
+        return (_restore, (self.to_bytes(), self.allow_nonfinite))
 
     @property
     def input_name(self) -> str:
@@ -226,10 +230,20 @@ class Model:
         )
 
     def _batch(self, x: object) -> tuple[np.ndarray, bool]:
-        """``x`` as a C-contiguous float32 batch, and whether it was one sample."""
-        arr = np.asarray(x)
+        """``x`` as a C-contiguous float32 batch, and whether it was one sample.
+
+        Only what is Python's is checked here (the dtype, the rank, the memory layout: read-only
+        and strided arrays are copied as needed); the engine checks the shape against the
+        model's declared one and refuses NaN or infinity, for embedded users alike.
+        """
+        try:
+            arr = np.asarray(x)
+        except (TypeError, ValueError) as e:  # ragged lists, objects numpy cannot convert
+            raise ArgumentError(f"input cannot be read as a numeric array: {e}") from None
         if arr.dtype.kind not in "fiu" or arr.dtype.itemsize > 8:
-            raise ArgumentError(f"input has dtype {arr.dtype}; expected float32 or float64")
+            raise ArgumentError(
+                f"input has dtype {arr.dtype}; expected float32 or float64 (integers are converted)"
+            )
         rank = len(self.sample_shape)
         single = arr.ndim == rank
         if single:
@@ -242,14 +256,22 @@ class Model:
             )
         return np.ascontiguousarray(arr, dtype=np.float32), single
 
-    def predict(self, x: object) -> np.ndarray:
+    def _nonfinite(self, allow: bool | None) -> bool:
+        return self.allow_nonfinite if allow is None else bool(allow)
+
+    def predict(self, x: object, allow_nonfinite: bool | None = None) -> np.ndarray:
         """Run the model.
 
         Parameters
         ----------
         x : array_like
             A batch ``(N, ...)`` or one sample ``(...)`` in the model's layout, float32 or
-            float64 (computed in float32).
+            float64 (computed in float32). A fixed length the model declares must match.
+        allow_nonfinite : bool, optional
+            NaN or infinity in ``x`` raise ArgumentError naming the first sample and position,
+            unless this is True; then they go through with IEEE semantics (NaN in, NaN out),
+            as in ONNX Runtime. Default: the model's ``allow_nonfinite`` (False unless
+            :func:`load` was told otherwise).
 
         Returns
         -------
@@ -266,9 +288,11 @@ class Model:
         (3, 1)
         """
         batch, _ = self._batch(x)
-        return self._native.predict(batch)
+        return self._native.predict(batch, self._nonfinite(allow_nonfinite))
 
-    def explain(self, x: object, target: object = None, output: str = "logit") -> Explanation:
+    def explain(
+        self, x: object, target: object = None, output: str = "logit", allow_nonfinite: bool | None = None
+    ) -> Explanation:
         """Explain the model's predictions (docs/definitions.md: importance, saliency, trace).
 
         Parameters
@@ -280,6 +304,8 @@ class Model:
             unit 0 of a forecaster), one unit for all samples, or one per sample.
         output : {"logit", "prob"}
             For a model that ends in Softmax, explain the logit (default) or the probability.
+        allow_nonfinite : bool, optional
+            Let NaN and infinity in ``x`` through, as for :meth:`predict`.
 
         Returns
         -------
@@ -306,13 +332,21 @@ class Model:
             raise ArgumentError(f"output must be 'logit' or 'prob', got {output!r}")
         batch, _ = self._batch(x)
         return Explanation._from_native(
-            self._native.explain(batch, target_list(target, len(batch)), output == "prob"),
+            self._native.explain(
+                batch, target_list(target, len(batch)), output == "prob", self._nonfinite(allow_nonfinite)
+            ),
             self.layers,
         )
 
 
-def load(source: ModelSource) -> Model:
+def load(source: ModelSource, *, max_memory: int | None = None, allow_nonfinite: bool = False) -> Model:
     """Load an ONNX model from a path or from the bytes of one.
+
+    ``max_memory`` (bytes; default 4 GiB) bounds the decoded weights and the activations of
+    one call, checked before anything is allocated: a model file is untrusted input.
+    ``allow_nonfinite`` is the model's default for :meth:`Model.predict` and
+    :meth:`Model.explain`: whether NaN and infinity in an input are computed with (IEEE) or
+    refused (the default).
 
     Raises
     ------
@@ -334,12 +368,22 @@ def load(source: ModelSource) -> Model:
     ...
     tsviz_native._native.ModelError: <bytes>: not an ONNX model ...
     """
+    limit: dict[str, int] = {}
+    if max_memory is not None:
+        if isinstance(max_memory, bool) or not isinstance(max_memory, int) or max_memory < 1:
+            raise ArgumentError(f"max_memory must be a positive number of bytes, got {max_memory!r}")
+        limit["max_memory"] = max_memory
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        return Model(_native.Model.from_bytes(data), data)
+        return Model(_native.Model.from_bytes(data, **limit), data, allow_nonfinite)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(Path(source))
-        return Model(_native.Model.load(path), os.path.abspath(path))
+        return Model(_native.Model.load(path, **limit), os.path.abspath(path), allow_nonfinite)
     raise ArgumentError(
         f"load expects a path or the bytes of an ONNX file, got {type(source).__name__}"
     )
+
+
+def _restore(data: bytes, allow_nonfinite: bool) -> Model:
+    """Unpickling: the model from its ONNX bytes, with its default input policy."""
+    return load(data, allow_nonfinite=allow_nonfinite)

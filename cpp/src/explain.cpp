@@ -79,7 +79,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     if (n < 1) throw ArgumentError("explain needs at least one sample, got " + std::to_string(n));
     auto ex = std::make_shared<Explanation::Impl>();
     ex->model = impl_;
-    ex->t = impl_->check_input(sample_shape);
+    ex->t = impl_->check_input(x, n, sample_shape, options.allow_nonfinite);
     ex->act = impl_->load_input(x, 0, n, ex->t);
     // The forward runs chunk by chunk just before each chunk's backward (below), while the
     // chunk's tensors are in cache; only a default target of a classifier (its argmax) needs
@@ -409,7 +409,10 @@ std::vector<uint8_t> Explanation::keep(const std::string& layer, double percenti
     for (int64_t i = 0; i < n; ++i) {
         const float* row = imp.data() + i * f_n;
         std::copy(row, row + f_n, sorted.begin());
-        std::sort(sorted.begin(), sorted.end());
+        // NaN last (numpy's order): std::sort with a plain < on NaN is undefined behaviour and
+        // may read out of bounds; a NaN importance (allow_nonfinite, NaN weights) keeps nothing.
+        std::sort(sorted.begin(), sorted.end(),
+                  [](float p, float q) { return p < q || (std::isnan(q) && !std::isnan(p)); });
         // numpy's default percentile: linear interpolation between the neighbouring ranks,
         // with numpy's two-sided lerp so that the threshold is bit-identical.
         const double rank = percentile / 100.0 * static_cast<double>(f_n - 1);

@@ -3,10 +3,14 @@
 #include "tsviz/model.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
+#include <new>
+#include <stdexcept>
 #include <sstream>
 
 #include "engine.hpp"
@@ -26,8 +30,27 @@ std::string dims_text(const std::vector<int64_t>& dims) {
     return s + (dims.size() == 1 ? ",)" : ")");
 }
 
-std::shared_ptr<Model::Impl> build(Graph graph) {
+std::string bytes_text(double bytes) {
+    char buf[64];
+    if (bytes >= double(uint64_t{1} << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / double(uint64_t{1} << 30));
+    else if (bytes >= double(1 << 20)) std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / double(1 << 20));
+    else std::snprintf(buf, sizeof buf, "%.0f bytes", bytes);
+    return buf;
+}
+
+// Bytes of the arena (and argmax cache) that m samples need at the geometry `geo`, in double
+// so that no length a caller can pass overflows it.
+double arena_bytes(const std::vector<ops::Resolved>& geo, int64_t m) {
+    double per_sample = 0;
+    for (const auto& r : geo)
+        per_sample += static_cast<double>(r.out.c) * static_cast<double>(r.out.l) * sizeof(float) +
+                      static_cast<double>(r.aux_per_sample) * sizeof(int32_t);
+    return per_sample * static_cast<double>(m);
+}
+
+std::shared_ptr<Model::Impl> build(Graph graph, const LoadOptions& options) {
     auto impl = std::make_shared<Model::Impl>();
+    impl->max_memory = options.max_memory;
     Graph& g = impl->graph;
     g = std::move(graph);
     ops::prepare(g);
@@ -52,6 +75,12 @@ std::shared_ptr<Model::Impl> build(Graph graph) {
             throw ModelError(g.source + ": output '" + g.output_name + "' has " +
                              std::to_string(shapes[g.output].l) +
                              " positions per channel; TSViz explains outputs of shape (N, K)");
+        const double one = arena_bytes(resolve(g, g.input_length), 1);
+        if (one > static_cast<double>(options.max_memory))
+            throw ModelError(g.source + ": the activations of one sample of length " +
+                             std::to_string(g.input_length) + " need " + bytes_text(one) +
+                             ", more than the memory limit of " +
+                             bytes_text(static_cast<double>(options.max_memory)) + " (LoadOptions::max_memory)");
     }
     impl->n_outputs = g.nodes[g.output].channels;
     for (size_t i = 0; i < g.nodes.size(); ++i) {
@@ -78,13 +107,26 @@ std::shared_ptr<Model::Impl> build(Graph graph) {
     return impl;
 }
 
+// Loading allocates only what the checks allowed, but should the system still refuse memory,
+// that is the model's failure to load, named as such rather than a bare std::bad_alloc.
+template <class F>
+auto guarded(const std::string& source, F&& f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const std::bad_alloc&) {
+        throw ModelError(source + ": out of memory while loading the model");
+    } catch (const std::length_error&) {
+        throw ModelError(source + ": out of memory while loading the model");
+    }
+}
+
 std::string base_name(const std::string& path) {
     return std::filesystem::path(path).filename().string();
 }
 
 }  // namespace
 
-Model Model::load(const std::string& path) {
+Model Model::load(const std::string& path, const LoadOptions& options) {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (!fs::exists(path, ec)) throw ModelError(path + ": no such file");
@@ -94,17 +136,21 @@ Model Model::load(const std::string& path) {
     std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     if (f.bad()) throw ModelError(path + ": read error");
     const std::string source = base_name(path);
-    onnx::ModelProto proto = onnx::parse_model(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), source);
+    onnx::ModelProto proto = guarded(source, [&] {
+        return onnx::parse_model(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), source);
+    });
     std::string dir = fs::absolute(fs::path(path), ec).parent_path().string();
     Model m;
-    m.impl_ = build(onnx::import_model(proto, source, dir));
+    m.impl_ = guarded(source, [&] { return build(onnx::import_model(proto, source, dir, options.max_memory), options); });
     return m;
 }
 
-Model Model::from_bytes(const void* data, size_t size, const std::string& source) {
-    onnx::ModelProto proto = onnx::parse_model(static_cast<const uint8_t*>(data), size, source);
+Model Model::from_bytes(const void* data, size_t size, const std::string& source, const LoadOptions& options) {
     Model m;
-    m.impl_ = build(onnx::import_model(proto, source, ""));
+    m.impl_ = guarded(source, [&] {
+        onnx::ModelProto proto = onnx::parse_model(static_cast<const uint8_t*>(data), size, source);
+        return build(onnx::import_model(proto, source, "", options.max_memory), options);
+    });
     return m;
 }
 
@@ -166,7 +212,11 @@ std::string Model::summary() const {
     return s.str();
 }
 
-int64_t Model::Impl::check_input(const std::vector<int64_t>& sample_shape) const {
+int64_t Model::Impl::check_input(const float* x, int64_t n, const std::vector<int64_t>& sample_shape,
+                                 bool allow_nonfinite) const {
+    if (n == 0) throw ArgumentError("the batch is empty (0 samples); give at least one sample");
+    if (n < 0) throw ArgumentError("batch size must be >= 1, got " + std::to_string(n));
+    if (x == nullptr) throw ArgumentError("the input pointer is null");
     auto fail = [&](const std::string& why) {
         throw ShapeError("input has per-sample shape " + dims_text(sample_shape) +
                          "; the model expects " + dims_text(input.sample_shape) + why);
@@ -175,6 +225,8 @@ int64_t Model::Impl::check_input(const std::vector<int64_t>& sample_shape) const
     const int64_t c = input.layout == "NTC" ? sample_shape[1] : (input.layout == "NT" ? 1 : sample_shape[0]);
     const int64_t t = input.layout == "NTC" ? sample_shape[0] : sample_shape.back();
     if (c != input.channels || t < 1) fail("");
+    if (t > std::numeric_limits<int32_t>::max())
+        fail(" (a length above " + std::to_string(std::numeric_limits<int32_t>::max()) + " is not supported)");
     std::vector<ops::Resolved> geo;
     try {
         geo = resolve(graph, t);
@@ -183,7 +235,44 @@ int64_t Model::Impl::check_input(const std::vector<int64_t>& sample_shape) const
     }
     if (geo[graph.output].out.l != 1)
         fail(" (at this length the output has " + std::to_string(geo[graph.output].out.l) + " positions)");
+    // The declared shape is the model's contract (ONNX Runtime refuses anything else): a
+    // fixed length must match even where the graph could run at another one.
+    if (input.length > 0 && t != input.length)
+        fail(" (input '" + input.name + "' declares (N, " + dims_text(input.sample_shape).substr(1) +
+             "; its length is fixed)");
+    if (!allow_nonfinite) {
+        // SPEC: a NaN or infinity would give a plausible-looking but meaningless explanation
+        // (max-pooling and ReLU can hide it), so it is refused unless asked for.
+        const int64_t per = c * t;
+        for (int64_t i = 0; i < n; ++i) {
+            const float* s = x + i * per;
+            for (int64_t j = 0; j < per; ++j) {
+                if (std::isfinite(s[j])) continue;
+                std::string at = "(";
+                if (sample_shape.size() == 2)
+                    at += std::to_string(j / sample_shape[1]) + ", " + std::to_string(j % sample_shape[1]);
+                else
+                    at += std::to_string(j) + ",";
+                at += ")";
+                throw ArgumentError("input sample " + std::to_string(i) + " has " +
+                                    (std::isnan(s[j]) ? "NaN" : s[j] > 0 ? "+inf" : "-inf") +
+                                    " at position " + at + " of its per-sample shape " +
+                                    dims_text(sample_shape) +
+                                    "; pass allow_nonfinite to compute with it (IEEE: NaN in, NaN out)");
+            }
+        }
+    }
     return t;
+}
+
+void Model::Impl::check_memory(int64_t m, int64_t t) const {
+    const double need = arena_bytes(resolve(graph, t), m);
+    if (need > static_cast<double>(max_memory))
+        throw ArgumentError(std::to_string(m) + (m == 1 ? " sample" : " samples") + " of length " +
+                            std::to_string(t) + " need " + bytes_text(need) +
+                            " of activations, more than the memory limit of " +
+                            bytes_text(static_cast<double>(max_memory)) +
+                            " (LoadOptions::max_memory); pass fewer samples at once");
 }
 
 void Model::Impl::fill_input(Activations& act, const float* x, int64_t start, int64_t m, int64_t t) const {
@@ -210,23 +299,26 @@ void Model::Impl::give_arena(FloatArena&& arena) const {
 }
 
 Activations Model::Impl::load_input(const float* x, int64_t start, int64_t m, int64_t t) const {
+    check_memory(m, t);
     Activations act = allocate(graph, m, t, take_arena());
     fill_input(act, x, start, m, t);
     return act;
 }
 
-std::vector<float> Model::predict(const float* x, int64_t n, const std::vector<int64_t>& sample_shape) const {
+std::vector<float> Model::predict(const float* x, int64_t n, const std::vector<int64_t>& sample_shape,
+                                  const PredictOptions& options) const {
     const Graph& g = impl_->graph;
-    if (n < 0) throw ArgumentError("batch size must be >= 0, got " + std::to_string(n));
-    const int64_t t = impl_->check_input(sample_shape);
+    const int64_t t = impl_->check_input(x, n, sample_shape, options.allow_nonfinite);
     const int64_t k = impl_->n_outputs;
     std::vector<float> y(static_cast<size_t>(n * k));
     if (n == 0) return y;
-    // The batch runs in chunks whose tensors stay in cache (about 4 MiB each), every thread
-    // reusing one arena for its chunks; each sample's arithmetic is the same whatever the split.
-    int64_t per_sample = 0;
-    for (const auto& r : resolve(g, t)) per_sample += r.out.size();
-    const int64_t chunk = std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(per_sample, 1), 1, n);
+    // The batch runs in chunks whose tensors stay in cache (about 4 MiB each, and within the
+    // memory limit; one sample over it is refused), every thread reusing one arena for its
+    // chunks; each sample's arithmetic is the same whatever the split.
+    impl_->check_memory(1, t);
+    const double per_sample = std::max(arena_bytes(resolve(g, t), 1), 1.0);
+    const double budget = std::min(static_cast<double>(int64_t{4} << 20), static_cast<double>(impl_->max_memory));
+    const int64_t chunk = std::clamp<int64_t>(static_cast<int64_t>(budget / per_sample), 1, n);
     const int64_t chunks = (n + chunk - 1) / chunk;
     const int64_t parts = std::min<int64_t>(engine_threads(), chunks);
     parallel_for(parts, [&](int64_t part) {

@@ -72,7 +72,7 @@ void test_predict(const testing::Args& a, const std::vector<double>& series) {
         }
         std::vector<int64_t> shape;
         const std::vector<float> x = windows(m, series, 1, 0, 0, shape, 150);
-        CHECK(m.predict(x.data(), 0, shape).empty());
+        CHECK_THROWS(m.predict(x.data(), 0, shape), tsviz::ArgumentError, "the batch is empty");
     }
 }
 

@@ -44,15 +44,25 @@ void bind_model(py::module_& m) {
     }, "The IR ops of the engine's registry, each with forward, backward and trace rules.");
     py::class_<Model> cls(m, "Model");
     cls
-        .def_static("load", &Model::load, py::arg("path"), py::call_guard<py::gil_scoped_release>())
+        .def_static(
+            "load",
+            [](const std::string& path, uint64_t max_memory) {
+                LoadOptions options;
+                options.max_memory = max_memory;
+                return Model::load(path, options);
+            },
+            py::arg("path"), py::arg("max_memory") = LoadOptions{}.max_memory,
+            py::call_guard<py::gil_scoped_release>())
         .def_static(
             "from_bytes",
-            [](py::bytes data, const std::string& source) {
+            [](py::bytes data, const std::string& source, uint64_t max_memory) {
                 std::string_view view = data;
+                LoadOptions options;
+                options.max_memory = max_memory;
                 py::gil_scoped_release release;
-                return Model::from_bytes(view.data(), view.size(), source);
+                return Model::from_bytes(view.data(), view.size(), source, options);
             },
-            py::arg("data"), py::arg("source") = "<bytes>")
+            py::arg("data"), py::arg("source") = "<bytes>", py::arg("max_memory") = LoadOptions{}.max_memory)
         .def_property_readonly("input_name", [](const Model& m) { return m.input().name; })
         .def_property_readonly("layout", [](const Model& m) { return m.input().layout; })
         .def_property_readonly("input_channels", [](const Model& m) { return m.input().channels; })
@@ -80,21 +90,23 @@ void bind_model(py::module_& m) {
                                })
         .def(
             "predict",
-            [](const Model& m, py::array_t<float, py::array::c_style> x) {
+            [](const Model& m, py::array_t<float, py::array::c_style> x, bool allow_nonfinite) {
                 if (x.ndim() < 2) throw ArgumentError("predict expects a batch array (N, ...)");
                 const int64_t n = x.shape(0);
                 std::vector<int64_t> sample(x.shape() + 1, x.shape() + x.ndim());
+                PredictOptions options;
+                options.allow_nonfinite = allow_nonfinite;
                 std::vector<float> y;
                 {
                     py::gil_scoped_release release;
-                    y = m.predict(x.data(), n, sample);
+                    y = m.predict(x.data(), n, sample, options);
                 }
                 const int64_t k = m.n_outputs();
                 py::array_t<float> out({n, k});
                 std::copy(y.begin(), y.end(), out.mutable_data());
                 return out;
             },
-            py::arg("x"));
+            py::arg("x"), py::arg("allow_nonfinite") = false);
     bind_model_explain(cls);
 }
 

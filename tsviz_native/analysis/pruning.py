@@ -12,6 +12,7 @@ columns). The result is a smaller, valid ONNX model. Edits are made on the ONNX 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,7 +183,7 @@ def prune(
         else:
             plan[n] = choose_filters(s, percentile, fraction, keep_top)
 
-    original = model.to_bytes()
+    original = _self_contained_bytes(onnx, model)
     layer_nodes = {l.name: l.onnx_node for l in model.layers}
     labels = {l.name: l.label for l in model.layers}
     skipped: dict[str, str] = {}
@@ -210,6 +211,29 @@ def prune(
 
     after = load(data).n_parameters
     return PruneResult(data, removed, model.n_parameters, after, skipped, labels)
+
+
+def _self_contained_bytes(onnx: Any, model: Any) -> bytes:
+    """The model's ONNX bytes with every tensor inline.
+
+    A model saved with external data (PyTorch's dynamo exporter writes ``model.onnx.data``)
+    keeps only references in its ``.onnx`` file, which name files relative to the model's
+    folder, not the working directory. The engine has already loaded and checked those files
+    (inside the model's folder, offsets and lengths within them), so they are read in here from
+    the model's folder, and the pruned model is written self-contained, whatever the working
+    directory and wherever it is saved.
+    """
+    data = model.to_bytes()
+    source = getattr(model, "_source", None)
+    if isinstance(source, bytes) or source is None:
+        return data
+    proto = onnx.load_from_string(data)
+    if not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer):
+        return data
+    from onnx.external_data_helper import load_external_data_for_model
+
+    load_external_data_for_model(proto, os.path.dirname(os.path.abspath(source)))
+    return proto.SerializeToString()
 
 
 def _output_layer(model: Any) -> str | None:

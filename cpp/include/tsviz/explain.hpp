@@ -21,6 +21,9 @@ struct ExplainOptions {
     // Explain the Softmax probability instead of the logit (the Softmax input). Only for
     // models that end in Softmax.
     bool probability = false;
+    // Let NaN and infinity in the input through (IEEE semantics) instead of refusing them
+    // with an ArgumentError, as PredictOptions::allow_nonfinite.
+    bool allow_nonfinite = false;
 };
 
 // How Explanation::saliency computes: reverse mode pushes one cotangent per filter from the

@@ -34,6 +34,22 @@ struct LayerInfo {
     int64_t node = 0;        // index in the engine graph
 };
 
+// Limits applied while loading a model and while running it. Model files are untrusted input:
+// nothing is allocated for them before it is checked against these.
+struct LoadOptions {
+    // Most bytes the weights may take once decoded, and the activations of one call (one
+    // chunk of a predict batch, the whole batch of an explain). ModelError when the weights or
+    // one sample at the declared input length exceed it; ArgumentError for a batch that does.
+    uint64_t max_memory = uint64_t{4} << 30;
+};
+
+// Options of predict.
+struct PredictOptions {
+    // NaN or infinity in the input is an ArgumentError naming the first sample and position,
+    // unless this is set; then they go through with IEEE semantics (NaN in, NaN out).
+    bool allow_nonfinite = false;
+};
+
 // The model's input as ONNX declares it.
 struct InputInfo {
     std::string name;
@@ -46,9 +62,10 @@ struct InputInfo {
 class Model {
 public:
     // Throws ModelError naming the file and what is wrong.
-    static Model load(const std::string& path);
+    static Model load(const std::string& path, const LoadOptions& options = {});
     // `source` names the bytes in messages. External tensor data is refused (no folder).
-    static Model from_bytes(const void* data, size_t size, const std::string& source = "<bytes>");
+    static Model from_bytes(const void* data, size_t size, const std::string& source = "<bytes>",
+                            const LoadOptions& options = {});
 
     const InputInfo& input() const;
     const std::string& output_name() const;
@@ -62,9 +79,11 @@ public:
 
     // Runs n samples laid out as the model expects (per-sample dims `sample_shape`, in the
     // model's own layout, e.g. {C, T} or {T, C}); returns n * K outputs, row-major.
-    // Throws ShapeError when the sample shape does not fit the model.
+    // Throws ShapeError when the sample shape does not fit the model (a fixed declared dim
+    // must match), ArgumentError for an empty batch or NaN / infinity in x (unless allowed).
     std::vector<float> predict(const float* x, int64_t n,
-                               const std::vector<int64_t>& sample_shape) const;
+                               const std::vector<int64_t>& sample_shape,
+                               const PredictOptions& options = {}) const;
 
     // Forward and backward passes over n samples (as predict takes them), keeping what the
     // explanation needs. Throws ShapeError for the input, ArgumentError for the options.

@@ -26,6 +26,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "onnx/validate.hpp"
 #include "ops/op.hpp"
 #include "tsviz/error.hpp"
 
@@ -103,11 +104,27 @@ bool is_int_type(int32_t t) {
            t == kInt64 || t == kBool || t == kUint32 || t == kUint64;
 }
 
+// A shape or list of ints for a message; a hostile file can make one of millions of entries,
+// so only the first few are spelled out (a fuzz finding: building such a message took minutes).
 std::string join(const std::vector<int64_t>& v) {
+    constexpr size_t kShown = 16;
     std::string s = "(";
-    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+    for (size_t i = 0; i < v.size() && i < kShown; ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+    if (v.size() > kShown) s += ", ... " + std::to_string(v.size() - kShown) + " more";
     return s + (v.size() == 1 ? ",)" : ")");
 }
+
+// Values are folded in double; narrowing one that float cannot hold is undefined behaviour
+// in C++, where IEEE (and ONNX Runtime) give an infinity.
+float to_f32(double v) {
+    if (std::fabs(v) > static_cast<double>(std::numeric_limits<float>::max()) && std::isfinite(v))
+        return v > 0 ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity();
+    return static_cast<float>(v);
+}
+
+// Sizes, pads, strides and kernels beyond this are refused: far beyond any time series, and
+// small enough that no sum or product of a few of them overflows int64 (or int, once stored).
+constexpr int64_t kMaxExtent = int64_t{1} << 24;
 
 // The ops the importer lowers; anything else is listed at once in one error.
 const std::set<std::string>& supported_ops() {
@@ -122,8 +139,8 @@ const std::set<std::string>& supported_ops() {
 
 class Importer {
 public:
-    Importer(const ModelProto& model, std::string source, std::string model_dir)
-        : model_(model), source_(std::move(source)), dir_(std::move(model_dir)) {}
+    Importer(const ModelProto& model, std::string source, std::string model_dir, uint64_t max_memory)
+        : model_(model), source_(std::move(source)), dir_(std::move(model_dir)), max_memory_(max_memory) {}
 
     Graph run();
 
@@ -131,6 +148,7 @@ private:
     const ModelProto& model_;
     std::string source_;
     std::string dir_;
+    uint64_t max_memory_;
     Graph g_;
     std::vector<int64_t> len_;  // length of every IR node at the declared input length; -1 unknown
     std::unordered_map<std::string, Value> values_;
@@ -138,6 +156,7 @@ private:
     enum class Layout { Undecided, NCT, NTC } layout_ = Layout::Undecided;
     int64_t in_dims_[2] = {-1, -1};  // declared sizes of input axes 1 and 2 (rank-3 input)
     int64_t opset_ = 0;
+    int64_t const_values_ = 0;
     const NodeProto* cur_ = nullptr;
 
     [[noreturn]] void fail(const std::string& what) const {
@@ -246,10 +265,49 @@ private:
         std::vector<int64_t> out;
         for (int64_t i = 0; i < k.count(); ++i) {
             if (!k.known(i)) fail_node(std::string(what) + " depends on the batch size");
-            out.push_back(static_cast<int64_t>(k.v[i]));
+            out.push_back(to_int(k.v[i], what));
         }
         return out;
     }
+    // An integer read from a folded constant: NaN is refused, and values are saturated at
+    // +-2^62 (exporters write INT64_MAX for "to the end"), so later arithmetic cannot overflow.
+    int64_t to_int(double v, const std::string& what) const {
+        if (std::isnan(v)) fail_node(what + " holds NaN where an integer is expected");
+        constexpr double lim = 4611686018427387904.0;  // 2^62
+        if (v >= lim) return int64_t{1} << 62;
+        if (v <= -lim) return -(int64_t{1} << 62);
+        return static_cast<int64_t>(v);
+    }
+    // a * b for sizes, refusing a product beyond kMaxExtent^2 rather than overflowing.
+    int64_t checked_mul(int64_t a, int64_t b, const std::string& what) const {
+        if (a != 0 && (std::llabs(b) > kMaxExtent * kMaxExtent / std::llabs(a)))
+            fail_node(what + " is too large");
+        return a * b;
+    }
+    // Every constant folded at import counts against the memory limit, as the weights do.
+    void reserve_const(int64_t count) {
+        const_values_ += count;
+        if (count > std::numeric_limits<int32_t>::max() ||
+            static_cast<double>(const_values_) * sizeof(double) > static_cast<double>(max_memory_))
+            fail_node("folding constants would take more than the memory limit of " +
+                      std::to_string(max_memory_ >> 20) + " MiB (LoadOptions::max_memory)");
+    }
+    // Weights and other constant operands of a float op must be FLOAT, as the op's input is:
+    // ONNX types X and W alike, and no dequantisation (DequantizeLinear) is implemented.
+    const Const& float_input(size_t i, const char* what) const {
+        const Const& k = const_input(i, what);
+        if (k.type != kFloat)
+            fail_node(std::string(what) + " ('" + cur_->input[i] + "') has type " + type_name(k.type) + "; " +
+                      cur_->op_type + " on a FLOAT input takes FLOAT " +
+                      "weights, and TSViz implements no dequantisation of integer weights");
+        return k;
+    }
+    std::vector<float> floats(const Const& k) const {
+        std::vector<float> out(k.v.size());
+        std::transform(k.v.begin(), k.v.end(), out.begin(), to_f32);
+        return out;
+    }
+
     // Axes from the attribute (older opsets) or from input `index` (newer ones).
     bool axes_arg(size_t index, std::vector<int64_t>& axes) const {
         if (attr_ints("axes", axes)) return true;
@@ -258,6 +316,10 @@ private:
             return true;
         }
         return false;
+    }
+    void mark_axis(std::vector<bool>& marks, int64_t i) const {
+        if (marks[static_cast<size_t>(i)]) fail_node("axis " + std::to_string(i) + " is listed twice");
+        marks[static_cast<size_t>(i)] = true;
     }
     int64_t norm_axis(int64_t a, int64_t rank) const {
         if (a < -rank || a >= rank)
@@ -401,6 +463,9 @@ private:
         if (attr_ints("pads", pads) && pads.size() != 2 * sp)
             fail_node("attribute 'pads' has " + std::to_string(pads.size()) + " entries, expected " + std::to_string(2 * sp));
         for (size_t i = 0; i < sp; ++i) {
+            if (strides[i] > kMaxExtent || dil[i] > kMaxExtent || pads[i] > kMaxExtent || pads[i + sp] > kMaxExtent ||
+                kernel[i] > kMaxExtent)
+                fail_node("kernel, strides, dilations or pads larger than " + std::to_string(kMaxExtent) + " are not supported");
             if (strides[i] < 1) fail_node("attribute 'strides': " + join(strides) + " must be >= 1");
             if (dil[i] < 1) fail_node("attribute 'dilations': " + join(dil) + " must be >= 1");
             if (pads[i] < 0 || pads[i + sp] < 0) fail_node("attribute 'pads': negative padding " + join(pads));
@@ -426,7 +491,8 @@ private:
 
     // --- constants --------------------------------------------------------------------------
     Const to_const(const TensorProto& t) const;
-    Const fold_binary(const Const& a, const Const& b, const std::string& op) const;
+    std::string read_external(const TensorProto& t, const std::string& what) const;
+    Const fold_binary(const Const& a, const Const& b, const std::string& op);
     std::vector<int64_t> broadcast_dims(const std::vector<int64_t>& a, const std::vector<int64_t>& b) const;
 
     // --- ops --------------------------------------------------------------------------------
@@ -478,34 +544,10 @@ Const Importer::to_const(const TensorProto& t) const {
     std::string external;
     const std::string* raw = &t.raw_data;
     if (t.data_location == 1) {
-        std::string location;
-        int64_t offset = 0, length = -1;
-        for (const auto& e : t.external_data) {
-            if (e.key == "location") location = e.value;
-            else if (e.key == "offset") offset = std::atoll(e.value.c_str());
-            else if (e.key == "length") length = std::atoll(e.value.c_str());
-        }
-        if (dir_.empty())
-            fail(what + ": its data is stored in an external file ('" + location +
-                 "'), which a model given as bytes cannot reach; load the model from its path");
-        namespace fs = std::filesystem;
-        std::error_code ec;
-        const fs::path base = fs::weakly_canonical(fs::path(dir_), ec);
-        const fs::path file = fs::weakly_canonical(fs::path(dir_) / location, ec);
-        auto rel = file.lexically_relative(base);
-        if (location.empty() || ec || rel.empty() || *rel.begin() == "..")
-            fail(what + ": external data file '" + location + "' lies outside the model's folder");
-        std::ifstream in(file, std::ios::binary);
-        if (!in) fail(what + ": cannot open external data file '" + location + "'");
-        in.seekg(0, std::ios::end);
-        const int64_t size = static_cast<int64_t>(in.tellg());
-        if (length < 0) length = size - offset;
-        if (offset < 0 || length < 0 || offset + length > size)
-            fail(what + ": external data range runs past the end of '" + location + "'");
-        external.resize(static_cast<size_t>(length));
-        in.seekg(offset);
-        in.read(external.data(), length);
+        external = read_external(t, what);
         raw = &external;
+    } else if (t.data_location != 0) {
+        fail(what + ": data_location " + std::to_string(t.data_location) + " is not defined by ONNX");
     }
     int elem = 0;
     switch (t.data_type) {
@@ -552,6 +594,90 @@ Const Importer::to_const(const TensorProto& t) const {
     return k;
 }
 
+// A decimal integer of an external-data entry: digits only, no sign, no spaces, no overflow.
+bool parse_decimal(const std::string& text, int64_t& out) {
+    if (text.empty() || text.size() > 18) return false;
+    out = 0;
+    for (char ch : text) {
+        if (ch < '0' || ch > '9') return false;
+        out = out * 10 + (ch - '0');
+    }
+    return true;
+}
+
+// The external-data entry of a tensor (onnx/external_data_helper.py): `location` a file inside
+// the model's folder, `offset` and `length` decimal byte counts within it. Every field is
+// checked before the file is opened, and the file before anything is allocated for it.
+std::string Importer::read_external(const TensorProto& t, const std::string& what) const {
+    namespace fs = std::filesystem;
+    std::string location;
+    bool has_location = false;
+    int64_t offset = 0, length = -1;
+    std::set<std::string> keys;
+    for (const auto& e : t.external_data) {
+        if (!keys.insert(e.key).second) fail(what + ": external data key '" + e.key + "' is given twice");
+        if (e.key == "location") {
+            location = e.value;
+            has_location = true;
+        } else if (e.key == "offset" || e.key == "length") {
+            int64_t v = 0;
+            if (!parse_decimal(e.value, v))
+                fail(what + ": external data " + e.key + " '" + e.value + "' is not a decimal byte count");
+            (e.key == "offset" ? offset : length) = v;
+        } else if (e.key != "checksum" && e.key != "basepath") {
+            fail(what + ": external data key '" + e.key + "' is not defined by ONNX");
+        }
+    }
+    if (!has_location || location.empty()) fail(what + ": its data is external, but the entry names no location");
+    if (dir_.empty())
+        fail(what + ": its data is stored in an external file ('" + location +
+             "'), which a model given as bytes cannot reach; load the model from its path");
+    const std::string quoted = "external data location '" + location + "'";
+    if (location.find('\0') != std::string::npos) fail(what + ": " + quoted + " contains a NUL byte");
+    if (location.find('\\') != std::string::npos)
+        fail(what + ": " + quoted + " contains a backslash; use a relative path with '/'");
+    const fs::path rel(location);
+    if (rel.is_absolute() || rel.has_root_name() || rel.has_root_directory())
+        fail(what + ": " + quoted + " is an absolute path; it must be relative to the model's folder");
+    for (const auto& part : rel) {
+        if (part == "..") fail(what + ": " + quoted + " contains '..'; it must lie inside the model's folder");
+    }
+    if (rel.filename().empty() || rel.filename() == "." )
+        fail(what + ": " + quoted + " names a folder, not a file");
+    std::error_code ec;
+    const fs::path base = fs::canonical(fs::path(dir_), ec);
+    if (ec) fail(what + ": the model's folder cannot be resolved (" + ec.message() + ")");
+    const fs::path joined = base / rel;
+    if (!fs::exists(joined, ec)) fail(what + ": cannot open external data file '" + location + "': no such file");
+    // Symbolic links are followed, and the result must still lie inside the model's folder.
+    const fs::path file = fs::canonical(joined, ec);
+    if (ec) fail(what + ": cannot open external data file '" + location + "' (" + ec.message() + ")");
+    const fs::path inside = file.lexically_relative(base);
+    if (inside.empty() || *inside.begin() == ".." || inside == ".")
+        fail(what + ": external data file '" + location + "' lies outside the model's folder (it links to " +
+             file.string() + ")");
+    if (!fs::is_regular_file(file, ec)) fail(what + ": " + quoted + " is not a regular file");
+    const uintmax_t file_size = fs::file_size(file, ec);
+    if (ec) fail(what + ": cannot read the size of external data file '" + location + "'");
+    const int64_t size = static_cast<int64_t>(file_size);
+    if (offset > size)
+        fail(what + ": external data offset " + std::to_string(offset) + " lies past the end of '" + location +
+             "' (" + std::to_string(size) + " bytes)");
+    if (length < 0) length = size - offset;
+    if (length > size - offset)
+        fail(what + ": external data range runs past the end of '" + location + "' (offset " +
+             std::to_string(offset) + " + length " + std::to_string(length) + " > " + std::to_string(size) + " bytes)");
+    if (static_cast<double>(length) > static_cast<double>(max_memory_))
+        fail(what + ": its external data of " + std::to_string(length) + " bytes exceeds the memory limit");
+    std::ifstream in(file, std::ios::binary);
+    if (!in) fail(what + ": cannot open external data file '" + location + "'");
+    std::string bytes(static_cast<size_t>(length), '\0');
+    in.seekg(offset);
+    in.read(bytes.data(), length);
+    if (in.gcount() != length) fail(what + ": cannot read " + std::to_string(length) + " bytes of '" + location + "'");
+    return bytes;
+}
+
 std::vector<int64_t> Importer::broadcast_dims(const std::vector<int64_t>& a, const std::vector<int64_t>& b) const {
     const size_t r = std::max(a.size(), b.size());
     std::vector<int64_t> out(r, 1);
@@ -565,12 +691,13 @@ std::vector<int64_t> Importer::broadcast_dims(const std::vector<int64_t>& a, con
     return out;
 }
 
-Const Importer::fold_binary(const Const& a, const Const& b, const std::string& op) const {
+Const Importer::fold_binary(const Const& a, const Const& b, const std::string& op) {
     Const out;
     out.dims = broadcast_dims(a.dims, b.dims);
     out.type = a.type;
     int64_t count = 1;
-    for (int64_t d : out.dims) count *= d;
+    for (int64_t d : out.dims) count = checked_mul(count, d, "the broadcast result " + join(out.dims));
+    reserve_const(count);
     const size_t r = out.dims.size();
     auto strides = [&](const Const& k) {
         std::vector<int64_t> s(r, 0);
@@ -615,10 +742,12 @@ Const Importer::fold_binary(const Const& a, const Const& b, const std::string& o
 
 void Importer::conv() {
     Tensor x = tensor_input(0, true);
-    const Const& w = const_input(1, "the weight");
+    const Const& w = float_input(1, "the weight");
     const size_t rank = x.axes.size();
     if (w.dims.size() != rank)
         fail_node("weight has shape " + join(w.dims) + "; expected rank " + std::to_string(rank));
+    for (int64_t d : w.dims)
+        if (d < 1) fail_node("weight has shape " + join(w.dims) + "; every dim must be >= 1 (filters, channels, kernel)");
     std::vector<int64_t> kernel(w.dims.begin() + 2, w.dims.end());
     std::vector<int64_t> ks;
     if (attr_ints("kernel_shape", ks) && ks != kernel)
@@ -634,17 +763,19 @@ void Importer::conv() {
     if (x.pad_begin || x.pad_end) {
         if (n.auto_pad != AutoPad::NotSet)
             fail(x.pad_node + ": zero padding before a Conv with auto_pad is not supported");
+        if (x.pad_begin > kMaxExtent || x.pad_end > kMaxExtent)
+            fail(x.pad_node + ": padding larger than " + std::to_string(kMaxExtent) + " is not supported");
         n.pad_begin += static_cast<int>(x.pad_begin);
         n.pad_end += static_cast<int>(x.pad_end);
     }
     n.group = static_cast<int>(group);
     n.channels = static_cast<int>(filters);
-    n.weight.assign(w.v.begin(), w.v.end());
+    n.weight = floats(w);
     n.bias.assign(static_cast<size_t>(filters), 0.f);
     if (has_input(2)) {
-        const Const& b = const_input(2, "the bias");
+        const Const& b = float_input(2, "the bias");
         if (b.count() != filters) fail_node("bias has shape " + join(b.dims) + "; expected (" + std::to_string(filters) + ",)");
-        n.bias.assign(b.v.begin(), b.v.end());
+        n.bias = floats(b);
     }
     Tensor out;
     out.axes = x.axes;
@@ -778,7 +909,7 @@ void Importer::batch_norm() {
     const char* names[] = {"scale", "bias", "mean", "var"};
     std::vector<const Const*> p;
     for (int i = 0; i < 4; ++i) {
-        p.push_back(&const_input(i + 1, names[i]));
+        p.push_back(&float_input(i + 1, names[i]));
         if (p.back()->count() != c)
             fail_node(std::string("'") + names[i] + "' has shape " + join(p.back()->dims) +
                       "; expected (" + std::to_string(c) + ",)");
@@ -786,8 +917,8 @@ void Importer::batch_norm() {
     Node n = make(OpKind::Affine, x);
     for (int64_t i = 0; i < c; ++i) {
         const double s = p[0]->v[i] / std::sqrt(p[3]->v[i] + static_cast<double>(eps));
-        n.scale.push_back(static_cast<float>(s));
-        n.shift.push_back(static_cast<float>(p[1]->v[i] - p[2]->v[i] * s));
+        n.scale.push_back(to_f32(s));
+        n.shift.push_back(to_f32(p[1]->v[i] - p[2]->v[i] * s));
     }
     x.node = add_node(std::move(n));
     set_tensor(x);
@@ -795,6 +926,9 @@ void Importer::batch_norm() {
 
 void Importer::affine_with_const(const Tensor& t, const Const& k, const std::string& op, bool const_first) {
     if (!k.all_known()) fail_node("a constant operand depends on the batch size");
+    if (k.type != kFloat)
+        fail_node("constant operand ('" + cur_->input[const_first ? 0 : 1] + "') has type " + type_name(k.type) +
+                  "; " + op + " with a FLOAT tensor takes a FLOAT constant");
     const size_t rank = t.axes.size();
     if (k.dims.size() > rank)
         fail_node("constant of shape " + join(k.dims) + " has a higher rank than the tensor (" + std::to_string(rank) + ")");
@@ -828,14 +962,14 @@ void Importer::affine_with_const(const Tensor& t, const Const& k, const std::str
     n.shift.assign(static_cast<size_t>(channels), 0.f);
     for (int64_t c = 0; c < channels; ++c) {
         const double v = per[c];
-        if (op == "Add") n.shift[c] = static_cast<float>(v);
-        else if (op == "Mul") n.scale[c] = static_cast<float>(v);
+        if (op == "Add") n.shift[c] = to_f32(v);
+        else if (op == "Mul") n.scale[c] = to_f32(v);
         else if (op == "Sub") {
-            if (const_first) { n.scale[c] = -1.f; n.shift[c] = static_cast<float>(v); }
-            else n.shift[c] = static_cast<float>(-v);
+            if (const_first) { n.scale[c] = -1.f; n.shift[c] = to_f32(v); }
+            else n.shift[c] = to_f32(-v);
         } else {
             if (const_first) fail_node("divides a constant by a tensor; not supported");
-            n.scale[c] = static_cast<float>(1.0 / v);
+            n.scale[c] = to_f32(1.0 / v);
         }
     }
     Tensor out = t;
@@ -871,25 +1005,26 @@ void Importer::binary() {
 
 void Importer::gemm() {
     Tensor a = tensor_input(0);
-    const Const& b = const_input(1, "B");
+    const Const& b = float_input(1, "B");
     if (attr_int("transA", 0) != 0) fail_node("attribute 'transA': expected 0, got 1");
     const bool trans_b = attr_int("transB", 0) != 0;
     const float alpha = attr_float("alpha", 1.f), beta = attr_float("beta", 1.f);
     if (a.axes.size() != 2) fail_node("expects a 2-D input, got rank " + std::to_string(a.axes.size()));
     if (b.dims.size() != 2) fail_node("B has shape " + join(b.dims) + "; expected 2-D");
     const int64_t f = trans_b ? b.dims[0] : b.dims[1], x = trans_b ? b.dims[1] : b.dims[0];
+    if (f < 1 || x < 1) fail_node("B has shape " + join(b.dims) + "; both dims must be >= 1");
     if (a.node == 0) decide_default();
     Node n = make(OpKind::Dense, a);
     n.channels = static_cast<int>(f);
     n.weight.resize(static_cast<size_t>(f * x));
     for (int64_t i = 0; i < f; ++i)
         for (int64_t j = 0; j < x; ++j)
-            n.weight[i * x + j] = alpha * static_cast<float>(trans_b ? b.v[i * x + j] : b.v[j * f + i]);
+            n.weight[i * x + j] = to_f32(static_cast<double>(alpha) * (trans_b ? b.v[i * x + j] : b.v[j * f + i]));
     n.bias.assign(static_cast<size_t>(f), 0.f);
     if (has_input(2)) {
-        const Const& c = const_input(2, "C");
+        const Const& c = float_input(2, "C");
         if (c.count() != f && c.count() != 1) fail_node("C has shape " + join(c.dims) + "; expected (" + std::to_string(f) + ",)");
-        for (int64_t i = 0; i < f; ++i) n.bias[i] = beta * static_cast<float>(c.v[c.count() == 1 ? 0 : i]);
+        for (int64_t i = 0; i < f; ++i) n.bias[i] = to_f32(static_cast<double>(beta) * c.v[c.count() == 1 ? 0 : i]);
     }
     Tensor out;
     out.node = add_node(std::move(n));
@@ -899,9 +1034,10 @@ void Importer::gemm() {
 
 void Importer::matmul() {
     Tensor a = tensor_input(0);
-    const Const& b = const_input(1, "the second operand");
+    const Const& b = float_input(1, "the second operand");
     if (b.dims.size() != 2) fail_node("second operand has shape " + join(b.dims) + "; expected 2-D");
     const int64_t x = b.dims[0], f = b.dims[1];
+    if (f < 1 || x < 1) fail_node("second operand has shape " + join(b.dims) + "; both dims must be >= 1");
     const size_t rank = a.axes.size();
     if (rank == 2) {
         if (a.node == 0) decide_default();
@@ -909,7 +1045,7 @@ void Importer::matmul() {
         n.channels = static_cast<int>(f);
         n.weight.resize(static_cast<size_t>(f * x));
         for (int64_t i = 0; i < f; ++i)
-            for (int64_t j = 0; j < x; ++j) n.weight[i * x + j] = static_cast<float>(b.v[j * f + i]);
+            for (int64_t j = 0; j < x; ++j) n.weight[i * x + j] = to_f32(b.v[j * f + i]);
         n.bias.assign(static_cast<size_t>(f), 0.f);
         Tensor out;
         out.node = add_node(std::move(n));
@@ -928,7 +1064,7 @@ void Importer::matmul() {
         n.channels = static_cast<int>(f);
         n.weight.resize(static_cast<size_t>(f * x));
         for (int64_t i = 0; i < f; ++i)
-            for (int64_t j = 0; j < x; ++j) n.weight[i * x + j] = static_cast<float>(b.v[j * f + i]);
+            for (int64_t j = 0; j < x; ++j) n.weight[i * x + j] = to_f32(b.v[j * f + i]);
         n.bias.assign(static_cast<size_t>(f), 0.f);
         Tensor out = a;
         for (auto& ax : out.axes) ax = kind(ax);
@@ -970,8 +1106,10 @@ void Importer::reshape_to(const Tensor& t, std::vector<int64_t> target, const st
         if (sample[i] == -1) {
             if (infer >= 0 || target[0] == -1) fail_node("target shape has more than one -1");
             infer = static_cast<int>(i);
+        } else if (sample[i] < 0) {
+            fail_node("target shape " + join(target) + " has a negative entry");
         } else {
-            prod *= sample[i];
+            prod = checked_mul(prod, sample[i], "target shape " + join(target));
         }
     }
     if (target[0] == -1 && total_known && prod != total)
@@ -1039,15 +1177,26 @@ void Importer::reshape() {
         int64_t prod = 1;
         for (size_t i = 0; i < target.size(); ++i) {
             if (target[i] == 0 && !attr_int("allowzero", 0)) target[i] = i < k.dims.size() ? k.dims[i] : 1;
-            if (target[i] == -1) infer = static_cast<int>(i); else prod *= target[i];
+            if (target[i] < -1) fail_node("target shape " + join(target) + " has a negative entry");
+            if (target[i] == -1) {
+                if (infer >= 0) fail_node("target shape " + join(target) + " has more than one -1");
+                infer = static_cast<int>(i);
+            } else {
+                prod = checked_mul(prod, target[i], "target shape " + join(target));
+            }
         }
         if (infer >= 0) target[infer] = prod ? k.count() / prod : 0;
+        int64_t total = 1;
+        for (int64_t d : target) total = checked_mul(total, d, "target shape " + join(target));
+        if (total != k.count())
+            fail_node("reshapes a constant of shape " + join(k.dims) + " (" + std::to_string(k.count()) +
+                      " values) to " + join(target) + "; the dims do not multiply out");
         k.dims = target;
         set_const(k);
         return;
     }
     std::vector<int64_t> raw;
-    for (double v : shape.v) raw.push_back(static_cast<int64_t>(v));
+    for (double v : shape.v) raw.push_back(to_int(v, "the target shape"));
     reshape_to(tensor_input(0, true), raw, shape.sym);
 }
 
@@ -1081,13 +1230,17 @@ void Importer::squeeze(bool un) {
         if (un) {
             const int64_t r = static_cast<int64_t>(k.dims.size() + axes.size());
             std::vector<bool> ins(static_cast<size_t>(r), false);
-            for (int64_t a : axes) ins[norm_axis(a, r)] = true;
+            for (int64_t a : axes) mark_axis(ins, norm_axis(a, r));
             size_t j = 0;
             for (int64_t i = 0; i < r; ++i) dims.push_back(ins[i] ? 1 : k.dims[j++]);
         } else {
             const int64_t r = static_cast<int64_t>(k.dims.size());
             std::vector<bool> drop(static_cast<size_t>(r), false);
-            for (int64_t a : axes) drop[norm_axis(a, r)] = true;
+            for (int64_t a : axes) {
+                const int64_t i = norm_axis(a, r);
+                if (k.dims[i] != 1) fail_node("squeezes axis " + std::to_string(a) + ", which is not of size 1");
+                mark_axis(drop, i);
+            }
             for (int64_t i = 0; i < r; ++i)
                 if (!(have ? drop[i] : k.dims[i] == 1)) dims.push_back(k.dims[i]);
         }
@@ -1100,7 +1253,7 @@ void Importer::squeeze(bool un) {
     if (un) {
         const int64_t r = static_cast<int64_t>(t.axes.size() + axes.size());
         std::vector<bool> ins(static_cast<size_t>(r), false);
-        for (int64_t a : axes) ins[norm_axis(a, r)] = true;
+        for (int64_t a : axes) mark_axis(ins, norm_axis(a, r));
         size_t j = 0;
         for (int64_t i = 0; i < r; ++i) out.push_back(ins[i] ? Ax::One : t.axes[j++]);
     } else {
@@ -1111,7 +1264,7 @@ void Importer::squeeze(bool un) {
             if (kind(t.axes[i]) == Ax::N) fail_node("squeezes the batch axis");
             if (size_of(t, static_cast<size_t>(i)) != 1)
                 fail_node("squeezes axis " + std::to_string(a) + ", which is not of size 1");
-            drop[i] = true;
+            mark_axis(drop, i);
         }
         for (int64_t i = 0; i < r; ++i) {
             const bool d1 = have ? drop[i] : (kind(t.axes[i]) != Ax::N && size_of(t, static_cast<size_t>(i)) == 1);
@@ -1186,6 +1339,10 @@ void Importer::concat() {
         for (size_t j = 0; j < cur_->input.size(); ++j) {
             const Const& k = input(j).k;
             if (static_cast<int64_t>(k.dims.size()) != r) fail_node("concatenates constants of different ranks");
+            for (int64_t d = 0; d < r; ++d)
+                if (d != axis && k.dims[d] != out.dims[d])
+                    fail_node("concatenates constants of shapes " + join(out.dims) + " and " + join(k.dims) +
+                              ", which differ off the axis " + std::to_string(axis));
             res.dims[axis] += k.dims[axis];
             symbolic |= !k.sym.empty();
         }
@@ -1252,6 +1409,8 @@ void Importer::pad() {
         const int64_t b = pads[j], e = pads[j + axes.size()];
         if (!b && !e) continue;
         if (b < 0 || e < 0) fail_node("negative padding " + join(pads) + " (cropping) is not supported");
+        if (b > kMaxExtent || e > kMaxExtent || t.pad_begin + b > kMaxExtent || t.pad_end + e > kMaxExtent)
+            fail_node("'pads' " + join(pads) + ": padding larger than " + std::to_string(kMaxExtent) + " is not supported");
         const Ax a = t.axes[axes[j]];
         bind(a, false);
         if (kind(a) != Ax::L) fail_node("'pads' " + join(pads) + " pads an axis other than time; not supported");
@@ -1299,7 +1458,7 @@ void Importer::gather() {
     out.type = data.type;
     out.dims = idx.dims;
     for (int64_t i = 0; i < idx.count(); ++i) {
-        int64_t j = static_cast<int64_t>(idx.v[i]);
+        int64_t j = to_int(idx.v[i], "an index");
         if (j < 0) j += data.count();
         if (j < 0 || j >= data.count()) fail_node("index " + std::to_string(j) + " is out of range");
         out.v.push_back(data.v[j]);
@@ -1325,7 +1484,7 @@ void Importer::cast() {
     if (is_int_type(k.type))
         for (double& v : k.v) v = std::trunc(v);
     if (to == kFloat)
-        for (double& v : k.v) v = static_cast<float>(v);
+        for (double& v : k.v) v = to_f32(v);
     set_const(k);
 }
 
@@ -1361,11 +1520,11 @@ void Importer::slice() {
         if (st > 0) {
             s = std::clamp<int64_t>(s, 0, n);
             e = std::clamp<int64_t>(e, 0, n);
-            count[a] = e > s ? (e - s + st - 1) / st : 0;
+            count[a] = e > s ? (e - s - 1) / st + 1 : 0;
         } else {
             s = std::clamp<int64_t>(s, -1, n - 1);
             e = std::clamp<int64_t>(e, -1, n - 1);
-            count[a] = s > e ? (s - e - st - 1) / -st : 0;
+            count[a] = s > e ? (s - e - 1) / -st + 1 : 0;
         }
         first[a] = s;
         step[a] = st;
@@ -1433,6 +1592,7 @@ void Importer::constant_of_shape() {
         fill = v.v[0];
         k.type = v.type;
     }
+    reserve_const(count);
     k.v.assign(static_cast<size_t>(count), fill);
     set_const(k);
 }
@@ -1547,8 +1707,10 @@ Graph Importer::run() {
     if (opset_ < 7 || opset_ > 23)
         fail("opset " + std::to_string(opset_) + " is not supported (supported: 7 to 23)");
     g_.opset = opset_;
+    const std::vector<size_t> order = validate_model(model_, source_, opset_, max_memory_);
     const GraphProto& graph = model_.graph;
     if (graph.has_sparse_initializer) fail("sparse initializers are not supported");
+    if (graph.node.empty()) fail("the graph has no nodes");
     auto check_name = [&](const std::string& name) {
         if (!valid_utf8(name)) fail("malformed ONNX: a name is not valid UTF-8");
     };
@@ -1599,7 +1761,13 @@ Graph Importer::run() {
     len_.push_back(-1);
     Tensor x;
     x.node = 0;
-    auto dim = [&](size_t i) { return in.shape[i].has_value && in.shape[i].value > 0 ? in.shape[i].value : -1; };
+    auto dim = [&](size_t i) {
+        const Dimension& d = in.shape[i];
+        if (d.has_value && (d.value < 1 || d.value > kMaxExtent))
+            fail("input '" + in.name + "' declares dimension " + std::to_string(i) + " of size " +
+                 std::to_string(d.value) + "; expected 1 to " + std::to_string(kMaxExtent) + " or a free dimension");
+        return d.has_value ? d.value : int64_t{-1};
+    };
     if (rank == 2) {
         layout_ = Layout::NCT;
         g_.layout = InputLayout::NT;
@@ -1636,7 +1804,7 @@ Graph Importer::run() {
         fail("unsupported op" + std::string(count > 1 ? "s" : "") + ": " + unsupported +
              (count > 20 ? "; and " + std::to_string(count - 20) + " more" : ""));
 
-    for (const auto& node : graph.node) convert(node);
+    for (size_t i : order) convert(graph.node[i]);
 
     auto it = values_.find(g_.output_name);
     if (it == values_.end()) fail("output '" + g_.output_name + "' is not produced by any node");
@@ -1668,8 +1836,9 @@ Graph Importer::run() {
 
 }  // namespace
 
-Graph import_model(const ModelProto& model, const std::string& source, const std::string& model_dir) {
-    return Importer(model, source, model_dir).run();
+Graph import_model(const ModelProto& model, const std::string& source, const std::string& model_dir,
+                   uint64_t max_memory) {
+    return Importer(model, source, model_dir, max_memory).run();
 }
 
 }  // namespace tsviz::onnx

@@ -29,7 +29,8 @@ void map(const ForwardArgs& a, F f) {
 }  // namespace
 
 void forward_relu(const ForwardArgs& a) {
-    map(a, [](float v) { return v > 0.f ? v : 0.f; });
+    // NaN passes through, as in ONNX Runtime (an input NaN must not become a plausible 0).
+    map(a, [](float v) { return v > 0.f || v != v ? v : 0.f; });
 }
 
 void forward_leaky_relu(const ForwardArgs& a) {

@@ -96,10 +96,11 @@ void forward_max_pool(const ForwardArgs& a) {
                     int64_t best_at = at;
                     for (int64_t k = 1; k < node.kernel; ++k) {
                         at += d;
-                        // Strict: the first maximum wins (SPEC.md). Selects, not a branch on
-                        // the data, which would mispredict half the time.
+                        // Strict: the first maximum wins (SPEC.md), and the first NaN wins
+                        // over numbers (NaN in, NaN out). Selects, not a branch on the data,
+                        // which would mispredict half the time.
                         const float v = xc[at];
-                        const bool better = v > best;
+                        const bool better = v > best || (v != v && best == best);
                         best_at = better ? at : best_at;
                         best = better ? v : best;
                     }
@@ -112,9 +113,9 @@ void forward_max_pool(const ForwardArgs& a) {
                 for (int64_t k = 0; k < node.kernel; ++k) {
                     const int64_t i = o * s - pb + k * d;
                     if (i < 0 || i >= x.l) continue;
-                    // Strict '>' keeps the first maximum (SPEC.md, ties: lowest index). A NaN
-                    // never wins a comparison, so it only propagates when it comes first.
-                    if (best_at < 0 || xc[i] > best) {
+                    // Strict '>' keeps the first maximum (SPEC.md, ties: lowest index). The
+                    // first NaN of a window wins, so that NaN in gives NaN out (as PyTorch).
+                    if (best_at < 0 || xc[i] > best || (std::isnan(xc[i]) && !std::isnan(best))) {
                         best = xc[i];
                         best_at = i;
                     }
@@ -163,7 +164,7 @@ void forward_global_max_pool(const ForwardArgs& a) {
             const float* xc = x.sample(n) + c * x.l;
             int64_t best_at = 0;
             for (int64_t i = 1; i < x.l; ++i)
-                if (xc[i] > xc[best_at]) best_at = i;
+                if (xc[i] > xc[best_at] || (std::isnan(xc[i]) && !std::isnan(xc[best_at]))) best_at = i;
             a.out.sample(n)[c] = xc[best_at];
             a.aux[n * x.c + c] = static_cast<int32_t>(best_at);
         }
