@@ -85,9 +85,14 @@ void forward_max_pool(const ForwardArgs& a) {
             const float* xc = x.sample(n) + c * x.l;
             float* yc = y.sample(n) + c * y.l;
             int32_t* arg = a.aux + (n * y.c + c) * y.l;
-            // Windows wholly inside the input skip the bounds checks.
+            // Windows wholly inside the input skip the bounds checks, and, when the channel
+            // holds no NaN (the engine refuses NaN input unless asked), the NaN rule too: a
+            // plain strict '>' with selects, which the first-NaN rule would turn into a chain
+            // through integer registers.
+            bool has_nan = false;
+            for (int64_t i = 0; i < x.l; ++i) has_nan |= xc[i] != xc[i];
             const int64_t reach = (node.kernel - 1) * d;
-            const int64_t inner_lo = std::min(y.l, (pb + s - 1) / s);
+            const int64_t inner_lo = has_nan ? y.l : std::min(y.l, (pb + s - 1) / s);
             const int64_t inner_hi = x.l - 1 - reach + pb < 0 ? -1 : std::min(y.l - 1, (x.l - 1 - reach + pb) / s);
             for (int64_t o = 0; o < y.l; ++o) {
                 if (o >= inner_lo && o <= inner_hi) {
@@ -96,11 +101,10 @@ void forward_max_pool(const ForwardArgs& a) {
                     int64_t best_at = at;
                     for (int64_t k = 1; k < node.kernel; ++k) {
                         at += d;
-                        // Strict: the first maximum wins (SPEC.md), and the first NaN wins
-                        // over numbers (NaN in, NaN out). Selects, not a branch on the data,
-                        // which would mispredict half the time.
+                        // Strict: the first maximum wins (SPEC.md). Selects, not a branch on
+                        // the data, which would mispredict half the time.
                         const float v = xc[at];
-                        const bool better = v > best || (v != v && best == best);
+                        const bool better = v > best;
                         best_at = better ? at : best_at;
                         best = better ? v : best;
                     }
