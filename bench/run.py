@@ -395,6 +395,9 @@ def run_forward(cfg, threads, models, out):
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not cfg.peer_spin:
+        # Its pool threads wait passively after a call, as the engine's do (see main()).
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     for path in models:
         model = tsv.load(path)
         sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
@@ -542,6 +545,7 @@ def config(args):
         c.check_saliency_samples = 4
     if args.budget is not None:
         c.budget = args.budget
+    c.peer_spin = args.peer_spin
     return c
 
 
@@ -676,6 +680,9 @@ def main(argv=None):
                     help="seconds of timed repetitions per row (default 3; quick 0.3)")
     ap.add_argument("--out", type=Path, default=None,
                     help="results file stem (default bench/results/<UTC date-time>[-quick])")
+    ap.add_argument("--peer-spin", action="store_true",
+                    help="leave ONNX Runtime's and PyTorch's threads spinning after a call (their "
+                         "default), which holds cores through the engine's next interleaved call")
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -708,8 +715,20 @@ def main(argv=None):
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
             tmp = f.name
         env = dict(os.environ, TSVIZ_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t))
+        # The runs interleave engine and peer calls. By default ONNX Runtime's and PyTorch's
+        # (OpenMP) worker threads spin for a while after a call, and on a 2-core machine that
+        # spinning thread holds the second core through the engine's next call (the engine's
+        # threads sleep when idle): the engine then ran its 2-thread rows on one core. Unless
+        # --peer-spin, the peers wait passively too.
+        if not args.peer_spin:
+            env["OMP_WAIT_POLICY"] = "PASSIVE"
+        if args.peer_spin:
+            cmd_spin = ["--peer-spin"]
+        else:
+            cmd_spin = []
         cmd = [sys.executable, str(Path(__file__).resolve()), "--threads", str(t), "--worker-out", tmp]
         cmd += ["--quick"] if args.quick else []
+        cmd += cmd_spin
         cmd += ["--budget", str(args.budget)] if args.budget is not None else []
         cmd += ["--only", *args.only] if args.only else []
         rc = subprocess.run(cmd, env=env, cwd=ROOT).returncode
