@@ -138,8 +138,9 @@ auto d_elu(float alpha) {
 
 }  // namespace
 
-// As elementwise_backward with d_relu, written as a select that vectorises (see tangent_relu).
-void backward_relu(const BackwardArgs& a) {
+// The gradient of ReLU (slope 0 below) and LeakyRelu (slope alpha below): as
+// elementwise_backward with d_relu or d_leaky_relu, written as a select so that it vectorises.
+static void gated_backward(const BackwardArgs& a, float alpha) {
     const View& gx = a.grad_in[0];
     if (!gx.data) return;
     const int64_t size = gx.c * gx.l;
@@ -148,29 +149,16 @@ void backward_relu(const BackwardArgs& a) {
         const float* __restrict g = a.grad_out.sample(r);
         float* __restrict dst = gx.sample(r);
         for (int64_t i = 0; i < size; ++i) {
-            const float v = g[i];
-            dst[i] += x[i] > 0.f ? v : 0.f;
+            const float v = g[i], below = alpha * v;
+            dst[i] += x[i] > 0.f ? v : below;
         }
     }
 }
+
+void backward_relu(const BackwardArgs& a) { gated_backward(a, 0.f); }
 void trace_relu(const TraceArgs& a) { elementwise_trace(a, d_relu); }
 
-// As elementwise_backward with d_leaky_relu, written as a select that vectorises.
-void backward_leaky_relu(const BackwardArgs& a) {
-    const View& gx = a.grad_in[0];
-    if (!gx.data) return;
-    const float alpha = a.node.alpha;
-    const int64_t size = gx.c * gx.l;
-    for (int64_t r = 0; r < gx.n; ++r) {
-        const float* __restrict x = a.in[0].sample(r / a.rep);
-        const float* __restrict g = a.grad_out.sample(r);
-        float* __restrict dst = gx.sample(r);
-        for (int64_t i = 0; i < size; ++i) {
-            const float v = g[i], scaled = alpha * v;
-            dst[i] += x[i] > 0.f ? v : scaled;
-        }
-    }
-}
+void backward_leaky_relu(const BackwardArgs& a) { gated_backward(a, a.node.alpha); }
 void trace_leaky_relu(const TraceArgs& a) { elementwise_trace(a, d_leaky_relu(a.node.alpha)); }
 void backward_elu(const BackwardArgs& a) { elementwise_backward(a, d_elu(a.node.alpha)); }
 void trace_elu(const TraceArgs& a) { elementwise_trace(a, d_elu(a.node.alpha)); }
