@@ -1,4 +1,4 @@
-// Explanations of one batch (SPEC.md, "Influences", "Percentile filter", "The trace"):
+// Explanations of one batch (docs/definitions.md: importance, saliency, the percentile filter, the trace):
 // filter importance, input saliency of any filter, the output saliency, the percentile
 // filter and the trace of an activation, all from one forward pass whose caches the
 // backward passes reuse.

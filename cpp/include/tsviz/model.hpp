@@ -16,7 +16,7 @@ namespace tsviz {
 
 struct Graph;
 
-// A filter layer (SPEC.md): a convolution or a dense node; its filters are its output
+// A filter layer (docs/definitions.md): a convolution or a dense node; its filters are its output
 // channels. Named by the ONNX name of its output tensor, after folding (a BatchNormalization
 // or per-channel affine after a convolution makes the folded op's output the layer's name).
 struct LayerInfo {
