@@ -211,8 +211,11 @@ class PaperNetTorch(TorchNet):
         a2 = F.relu(z2)
         z3 = c3.conv(F.max_pool1d(a2, 2))
         a3 = F.relu(z3)
-        z4 = fc.dense(a3.flatten(1))
+        z4 = fc.dense(self.flatten(a3))
         return z4, [z1, z2, z3, z4], [a1, a2, a3, z4], []
+
+    def flatten(self, a):
+        return a.flatten(1)
 
 
 class FCNTorch(TorchNet):
@@ -278,7 +281,7 @@ class ChannelsLastTorch(TorchNet):
         return z3, [z1, z2, z3], [a1, a2, z3], []
 
 
-class KerasPaperNetTorch(TorchNet):
+class KerasPaperNetTorch(PaperNetTorch):
     key = "keras_paper_net"
     onnx_file = "tests/models/keras_paper_net_op17.onnx"
     layout = "NTC"
@@ -287,38 +290,22 @@ class KerasPaperNetTorch(TorchNet):
                    "(channels-last order)-Dense(1)")
 
     def forward(self, x):
-        c1, c2, c3, fc = self.L
-        h = x.transpose(1, 2)
-        z1 = c1.conv(h)
-        a1 = F.relu(z1)
-        z2 = c2.conv(F.max_pool1d(a1, 2))
-        a2 = F.relu(z2)
-        z3 = c3.conv(F.max_pool1d(a2, 2))
-        a3 = F.relu(z3)
-        z4 = fc.dense(a3.transpose(1, 2).flatten(1))   # Keras flattens (T, C)
-        return z4, [z1, z2, z3, z4], [a1, a2, a3, z4], []
+        return super().forward(x.transpose(1, 2))
+
+    def flatten(self, a):
+        return a.transpose(1, 2).flatten(1)   # Keras flattens (T, C)
 
 
-class KerasFCNTorch(TorchNet):
+class KerasFCNTorch(FCNTorch):
     key = "keras_fcn"
     onnx_file = "tests/models/keras_fcn_op17.onnx"
     layout = "NTC"
-    softmax = True
     description = ("Keras (tf2onnx), input (N,150,1): 3x [Conv1D same (128/8, 256/5, 128/3) - "
                    "BatchNormalization (exported as Mul+Add; folded here) - ReLU], "
                    "GlobalAveragePooling1D, Dense(2, softmax)")
 
     def forward(self, x):
-        c1, c2, c3, fc = self.L
-        h = x.transpose(1, 2)
-        z1 = c1.conv(h)
-        a1 = F.relu(z1)
-        z2 = c2.conv(a1)
-        a2 = F.relu(z2)
-        z3 = c3.conv(a2)
-        a3 = F.relu(z3)
-        z4 = fc.dense(a3.mean(dim=2))
-        return z4, [z1, z2, z3, z4], [a1, a2, a3, z4], []
+        return super().forward(x.transpose(1, 2))
 
 
 NETS = {c.key: c for c in (PaperNetTorch, FCNTorch, ResNetTorch, ChannelsLastTorch,
