@@ -67,4 +67,5 @@ PYBIND11_MODULE(_native, m) {
     });
     tsviz::python::bind_explain(m);
     tsviz::python::bind_model(m);
+    tsviz::python::bind_loss(m);
 }
