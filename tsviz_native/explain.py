@@ -64,6 +64,9 @@ class Explanation:
     importance : name -> (N, F) importance_raw min-max scaled within the layer; when all
         filters of a layer have the same raw importance (a one-filter layer), 1 if it is
         positive and 0 if it is 0 (docs/definitions.md, "Importance").
+    taylor : name -> (N, F) |sum_i z^l[f, i] d a^L / d z^l[f, i]|, the first-order Taylor
+        criterion of Molchanov et al. (2017) with a^L in place of the loss (docs/definitions.md,
+        "Pruning criteria"); a criterion to compare with the importance.
     output_saliency : (N, C, T) |d a^L / d x|, channels-first.
     layers : the model's filter layers (:class:`~tsviz_native.Layer`, with display labels), in
         the order of ``layer_names``.
@@ -79,6 +82,7 @@ class Explanation:
     activations: Mapping[str, np.ndarray]
     importance_raw: Mapping[str, np.ndarray]
     importance: Mapping[str, np.ndarray]
+    taylor: Mapping[str, np.ndarray]
     output_saliency: np.ndarray
     layers: tuple[Layer, ...] = field(repr=False, compare=False)
     _native: _native.Explanation = field(repr=False, compare=False)
@@ -98,6 +102,7 @@ class Explanation:
             activations=per_layer(ex.activations),
             importance_raw=per_layer(ex.importance_raw),
             importance=per_layer(ex.importance),
+            taylor=per_layer(ex.taylor),
             output_saliency=ex.output_saliency(),
             layers=layers,
             _native=ex,

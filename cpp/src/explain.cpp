@@ -32,7 +32,7 @@ struct Explanation::Impl {
         std::string name;
         int z = 0;  // node of z^l
         int a = 0;  // node of a^l (z itself when no activation follows)
-        std::vector<float> importance_raw, importance;
+        std::vector<float> importance_raw, importance, taylor;
     };
     std::shared_ptr<const Model::Impl> model;
     Activations act;
@@ -142,7 +142,10 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     // each thread on its own range of samples, writing its own rows.
     const int tn = ex->target_node;
     const int64_t tsize = ex->size(tn), in_size = ex->size(0);
-    for (auto& l : ex->layers) l.importance_raw.assign(static_cast<size_t>(n * ex->act.geo[l.z].out.c), 0.f);
+    for (auto& l : ex->layers) {
+        l.importance_raw.assign(static_cast<size_t>(n * ex->act.geo[l.z].out.c), 0.f);
+        l.taylor.assign(l.importance_raw.size(), 0.f);
+    }
     ex->output_saliency.assign(static_cast<size_t>(n * in_size), 0.f);
     // Chunks of samples whose cotangents stay in cache, each thread reusing its buffers.
     parallel_ranges(n, [&](int64_t begin, int64_t end) {
@@ -159,11 +162,18 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
                 const int64_t f_n = ex->act.geo[l.z].out.c, len = ex->act.geo[l.z].out.l;
                 const std::vector<float>& gz = ct.grad[l.z];
                 if (gz.empty()) continue;
+                const float* z = ex->act.arena.data() + ex->act.offset[l.z] + first * f_n * len;
                 for (int64_t i = 0; i < m; ++i)
                     for (int64_t f = 0; f < f_n; ++f) {
-                        double sum = 0;
-                        for (int64_t p = 0; p < len; ++p) sum += std::fabs(gz[(i * f_n + f) * len + p]);
+                        const float* gf = gz.data() + (i * f_n + f) * len;
+                        const float* zf = z + (i * f_n + f) * len;
+                        double sum = 0, first_order = 0;
+                        for (int64_t p = 0; p < len; ++p) {
+                            sum += std::fabs(gf[p]);
+                            first_order += static_cast<double>(zf[p]) * gf[p];
+                        }
                         l.importance_raw[(first + i) * f_n + f] = static_cast<float>(sum);
+                        l.taylor[(first + i) * f_n + f] = static_cast<float>(std::fabs(first_order));
                     }
             }
             const std::vector<float>& gx = ct.grad[0];
@@ -214,6 +224,7 @@ const std::string& Explanation::activation_name(const std::string& layer) const 
 const std::vector<float>& Explanation::importance_raw(const std::string& layer) const {
     return impl_->layer(layer).importance_raw;
 }
+const std::vector<float>& Explanation::taylor(const std::string& layer) const { return impl_->layer(layer).taylor; }
 const std::vector<float>& Explanation::importance(const std::string& layer) const {
     return impl_->layer(layer).importance;
 }

@@ -63,6 +63,11 @@ void bind_explain(py::module_& m) {
                  const auto& e = self.cast<const Explanation&>();
                  return view(e.importance_raw(layer).data(), {e.n_samples(), e.n_filters(layer)}, self);
              })
+        .def("taylor",
+             [](py::object self, const std::string& layer) {
+                 const auto& e = self.cast<const Explanation&>();
+                 return view(e.taylor(layer).data(), {e.n_samples(), e.n_filters(layer)}, self);
+             })
         .def("importance",
              [](py::object self, const std::string& layer) {
                  const auto& e = self.cast<const Explanation&>();

@@ -58,6 +58,9 @@ public:
     const std::string& activation_name(const std::string& layer) const;  // tensor of a^l
     const std::vector<float>& importance_raw(const std::string& layer) const;  // (N, F)
     const std::vector<float>& importance(const std::string& layer) const;      // (N, F)
+    // The first-order Taylor criterion of Molchanov et al. (2017), with the target a^L in place
+    // of the loss: |sum_i z^l[f, i] * d a^L / d z^l[f, i]| (N, F); its square is their 2019 variant.
+    const std::vector<float>& taylor(const std::string& layer) const;
     const std::vector<float>& output_saliency() const;   // (N, C, T)
 
     // |d sum_i a^l[f, i] / d x| for the given filters (all when empty): (N, F', C, T).
