@@ -10,14 +10,27 @@
 
 namespace tsviz::ops {
 
+// c ? a : b by bit masks: GCC keeps a conditional whose arm holds a division as a branch when
+// AVX is on, and a branch stops the loop from vectorising.
+inline float select(bool c, float a, float b) {
+    const int32_t mask = -static_cast<int32_t>(c);
+    int32_t ia, ib;
+    std::memcpy(&ia, &a, sizeof ia);
+    std::memcpy(&ib, &b, sizeof ib);
+    const int32_t r = (ia & mask) | (ib & ~mask);
+    float out;
+    std::memcpy(&out, &r, sizeof out);
+    return out;
+}
+
 // e^x for x in [-87, 88] (clamped outside; NaN is clamped too, callers select it back).
 inline float fast_exp(float x) {
-    x = x > -87.f ? x : -87.f;
-    x = x < 88.f ? x : 88.f;
+    x = select(x > -87.f, x, -87.f);
+    x = select(x < 88.f, x, 88.f);
     // n = round(x / ln 2) without floor(): a truncation, corrected for negative values.
     const float t = x * 1.44269504088896341f + 0.5f;
     float n = static_cast<float>(static_cast<int32_t>(t));
-    n = n > t ? n - 1.f : n;
+    n -= static_cast<float>(n > t);
     const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
     const float z = r * r;
     float y = 1.9875691500e-4f;
@@ -44,14 +57,14 @@ inline float fast_tanh(float x) {
     p = p * z - 3.33332819422e-1f;
     const float small = x + x * z * p;
     const float large = 1.f - 2.f / (fast_exp(2.f * ax) + 1.f);
-    const float signed_large = x < 0.f ? -large : large;
-    return ax >= 0.625f ? signed_large : small;  // NaN takes the polynomial: NaN out
+    const float signed_large = select(x < 0.f, -large, large);
+    return select(ax >= 0.625f, signed_large, small);  // NaN takes the polynomial: NaN out
 }
 
 inline float fast_sigmoid(float v) {
     const float e = fast_exp(v < 0.f ? v : -v);  // e^{-|v|}, never overflows
-    const float s = v >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
-    return v != v ? v : s;
+    const float s = select(v >= 0.f, 1.f, e) / (1.f + e);
+    return select(v != v, v, s);
 }
 
 }  // namespace tsviz::ops
