@@ -75,6 +75,44 @@ Resolved infer_avg_pool(const Node& node, const std::vector<Shape>& in) {
     return infer_window_pool(node, in);
 }
 
+namespace {
+
+// Max-pooling of windows [lo, hi) that lie inside the input (base = input - pad_begin): strict
+// '>' as selects, so that the first maximum wins (SPEC.md), in loops over positions that
+// vectorise; the common kernel of 2 in one pass.
+void inner_max_pool(const float* __restrict base, float* __restrict y, int32_t* __restrict arg, int64_t lo,
+                    int64_t hi, int64_t s, int64_t d, int64_t kernel, int64_t pb) {
+    const auto pb32 = static_cast<int32_t>(pb), s32 = static_cast<int32_t>(s);
+    if (kernel == 2) {
+        const float* __restrict b1 = base + d;
+        const auto d32 = static_cast<int32_t>(d);
+        for (int64_t o = lo; o < hi; ++o) {
+            const float v0 = base[o * s], v1 = b1[o * s];
+            const bool better = v1 > v0;
+            const int32_t at = static_cast<int32_t>(o) * s32 - pb32;
+            y[o] = better ? v1 : v0;
+            arg[o] = better ? at + d32 : at;
+        }
+        return;
+    }
+    for (int64_t o = lo; o < hi; ++o) {
+        y[o] = base[o * s];
+        arg[o] = static_cast<int32_t>(o) * s32 - pb32;
+    }
+    for (int64_t k = 1; k < kernel; ++k) {
+        const float* __restrict bk = base + k * d;
+        const auto off = static_cast<int32_t>(k * d - pb);
+        for (int64_t o = lo; o < hi; ++o) {
+            const float v = bk[o * s];
+            const bool better = v > y[o];
+            arg[o] = better ? static_cast<int32_t>(o) * s32 + off : arg[o];
+            y[o] = better ? v : y[o];
+        }
+    }
+}
+
+}  // namespace
+
 void forward_max_pool(const ForwardArgs& a) {
     const Node& node = a.node;
     const ConstView& x = a.in[0];
@@ -89,36 +127,21 @@ void forward_max_pool(const ForwardArgs& a) {
             // holds no NaN (the engine refuses NaN input unless asked), the NaN rule too: a
             // plain strict '>' with selects, which the first-NaN rule would turn into a chain
             // through integer registers.
-            bool has_nan = false;
-            for (int64_t i = 0; i < x.l; ++i) has_nan |= xc[i] != xc[i];
+            int nan_seen = 0;  // an int, not a bool: an OR over ints vectorises
+            for (int64_t i = 0; i < x.l; ++i) nan_seen |= static_cast<int>(xc[i] != xc[i]);
+            const bool has_nan = nan_seen != 0;
             const int64_t reach = (node.kernel - 1) * d;
             const int64_t inner_lo = has_nan ? y.l : std::min(y.l, (pb + s - 1) / s);
             const int64_t inner_hi = x.l - 1 - reach + pb < 0 ? -1 : std::min(y.l - 1, (x.l - 1 - reach + pb) / s);
-            for (int64_t o = 0; o < y.l; ++o) {
-                if (o >= inner_lo && o <= inner_hi) {
-                    int64_t at = o * s - pb;
-                    float best = xc[at];
-                    int64_t best_at = at;
-                    for (int64_t k = 1; k < node.kernel; ++k) {
-                        at += d;
-                        // Strict: the first maximum wins (SPEC.md). Selects, not a branch on
-                        // the data, which would mispredict half the time.
-                        const float v = xc[at];
-                        const bool better = v > best;
-                        best_at = better ? at : best_at;
-                        best = better ? v : best;
-                    }
-                    yc[o] = best;
-                    arg[o] = static_cast<int32_t>(best_at);
-                    continue;
-                }
+            // Edge windows (and every window of a channel with NaN): bounds checks and the
+            // first-NaN rule. Strict '>' keeps the first maximum (SPEC.md, ties: lowest
+            // index); the first NaN of a window wins, so that NaN in gives NaN out (as PyTorch).
+            auto edge = [&](int64_t o) {
                 float best = -std::numeric_limits<float>::infinity();
                 int64_t best_at = -1;
                 for (int64_t k = 0; k < node.kernel; ++k) {
                     const int64_t i = o * s - pb + k * d;
                     if (i < 0 || i >= x.l) continue;
-                    // Strict '>' keeps the first maximum (SPEC.md, ties: lowest index). The
-                    // first NaN of a window wins, so that NaN in gives NaN out (as PyTorch).
                     if (best_at < 0 || xc[i] > best || (std::isnan(xc[i]) && !std::isnan(best))) {
                         best = xc[i];
                         best_at = i;
@@ -126,7 +149,13 @@ void forward_max_pool(const ForwardArgs& a) {
                 }
                 yc[o] = best;
                 arg[o] = static_cast<int32_t>(best_at);
-            }
+            };
+            const int64_t lo = inner_lo, hi = std::max(inner_lo, inner_hi + 1);
+            for (int64_t o = 0; o < lo; ++o) edge(o);
+            // Inner windows, tap by tap over all positions: the same strict '>' as selects, in
+            // loops over positions that vectorise.
+            inner_max_pool(xc - pb, yc, arg, lo, hi, s, d, node.kernel, pb);
+            for (int64_t o = hi; o < y.l; ++o) edge(o);
         }
     }
 }
