@@ -203,6 +203,30 @@ void check_dense() {
     }
 }
 
+// The few-units / few-features product (dot and axpy forms) against loops: strided rows,
+// bias or accumulation, every edge of the vector width.
+void check_small_product() {
+    for (int trial = 0; trial < 200; ++trial) {
+        const int64_t n = pick(1, 20), u = pick(1, 40), d = pick(1, 70);
+        const int64_t xs = d + pick(0, 3), ys = u + pick(0, 3);
+        const bool accumulate = pick(0, 1) == 1, with_bias = pick(0, 1) == 1;
+        const std::vector<float> w = random_vector(u * d), x = random_vector(n * xs), bias = random_vector(u);
+        std::vector<float> w_t(static_cast<size_t>(d * u));
+        for (int64_t j = 0; j < u; ++j)
+            for (int64_t p = 0; p < d; ++p) w_t[p * u + j] = w[j * d + p];
+        std::vector<float> y = random_vector(n * ys), want = y;
+        ops::small_product(n, u, d, x.data(), xs, w.data(), w_t.data(), with_bias ? bias.data() : nullptr, accumulate,
+                           y.data(), ys);
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t j = 0; j < u; ++j) {
+                double acc = accumulate ? want[i * ys + j] : (with_bias ? bias[j] : 0.f);
+                for (int64_t p = 0; p < d; ++p) acc += static_cast<double>(w[j * d + p]) * x[i * xs + p];
+                want[i * ys + j] = static_cast<float>(acc);
+            }
+        CHECK(close(y, want));
+    }
+}
+
 // The vectorisable exp, tanh and logistic function against the C library on a dense grid:
 // within 4e-7 of the value relative to max(1, |value|) for tanh and the logistic function,
 // 4e-7 relative for exp.
@@ -237,5 +261,6 @@ int main() {
     check_tap_product();
     check_conv();
     check_dense();
+    check_small_product();
     return testing::report("kernels");
 }

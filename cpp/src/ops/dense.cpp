@@ -37,8 +37,11 @@ namespace {
 
 // A dense layer is a convolution of kernel 1 over an input of length 1 whose channels are the
 // features: one column per sample (or cotangent row).
-void dense_product(const PackedMatrix& a, int64_t channels, const float* bias, bool accumulate, const float* src,
-                   int64_t src_step, float* dst, int64_t dst_step, int64_t n) {
+void dense_product(const PackedMatrix& a, const PackedMatrix& a_t, int64_t channels, const float* bias,
+                   bool accumulate, const float* src, int64_t src_step, float* dst, int64_t dst_step, int64_t n) {
+    if (prefers_small_product(a.rows, channels))
+        return small_product(n, a.rows, channels, src, src_step, a.plain.data(), a_t.plain.data(), bias, accumulate,
+                             dst, dst_step);
     std::vector<Segment> segs(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) segs[i] = {src + i * src_step, 1, 1, 0, dst + i * dst_step};
     TapProduct p;
@@ -54,7 +57,8 @@ void dense_product(const PackedMatrix& a, int64_t channels, const float* bias, b
 
 void forward_dense(const ForwardArgs& a) {
     const ConstView& x = a.in[0];
-    dense_product(a.node.packed->forward[0], x.c * x.l, a.node.bias.data(), false, x.data, x.c * x.l, a.out.data,
+    const PackedWeights& w = *a.node.packed;
+    dense_product(w.forward[0], w.transposed[0], x.c * x.l, a.node.bias.data(), false, x.data, x.c * x.l, a.out.data,
                   a.out.c, x.n);
 }
 
@@ -66,7 +70,8 @@ void backward_dense(const BackwardArgs& a) {
     const View& gx = a.grad_in[0];
     if (!gx.data) return;
     const int64_t units = a.grad_out.c;
-    dense_product(a.node.packed->transposed[0], units, nullptr, true, a.grad_out.data, units, gx.data, gx.c * gx.l,
+    const PackedWeights& w = *a.node.packed;
+    dense_product(w.transposed[0], w.forward[0], units, nullptr, true, a.grad_out.data, units, gx.data, gx.c * gx.l,
                   a.grad_out.n);
 }
 
@@ -87,7 +92,8 @@ Band band_dense(const BandArgs& a) { return band_full(a); }
 
 void tangent_dense(const TangentArgs& a) {
     const int64_t features = a.in[0].c * a.w_in[0];
-    dense_product(a.node.packed->forward[0], features, nullptr, false, a.t_in[0], features, a.t_out, a.out.c,
+    const PackedWeights& w = *a.node.packed;
+    dense_product(w.forward[0], w.transposed[0], features, nullptr, false, a.t_in[0], features, a.t_out, a.out.c,
                   a.count);
 }
 

@@ -5,6 +5,10 @@
 
 #include "parallel.hpp"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TSVIZ_X86_KERNELS 1
+#endif
+
 namespace tsviz::ops {
 
 namespace {
@@ -256,12 +260,106 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
     }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define TSVIZ_X86_KERNELS 1
+
+// y = x * W^T for dense layers with few units or few features (docs in gemm.hpp): the dot
+// form, with four units sharing each load of x, when the depth is the longer side; the
+// axpy form, a row of W^T added per input value, when the output row is.
+// (By reference and memcpy throughout: vectors passed by value change the ABI per target.)
+template <class V>
+inline float horizontal_sum(const V& v) {
+    constexpr int64_t w = sizeof(V) / sizeof(float);
+    float lanes_[w];
+    std::memcpy(lanes_, &v, sizeof v);
+    float s = 0.f;
+    for (int64_t i = 0; i < w; ++i) s += lanes_[i];
+    return s;
+}
+
+template <class V>
+inline void load_to(V& v, const float* p) {
+    std::memcpy(&v, p, sizeof v);
+}
+
+template <class V>
+void small_product_impl(int64_t n, int64_t u, int64_t d, const float* x, int64_t x_step, const float* wr,
+                        const float* wt, const float* bias, bool accumulate, float* y, int64_t y_step) {
+    constexpr int64_t w = sizeof(V) / sizeof(float);
+    if (d >= u) {
+        for (int64_t i = 0; i < n; ++i) {
+            const float* xi = x + i * x_step;
+            float* yi = y + i * y_step;
+            int64_t j = 0;
+            for (; j < u; j += 4) {
+                const int64_t q_n = std::min<int64_t>(4, u - j);
+                const float* w0 = wr + j * d;
+                const float* w1 = q_n > 1 ? w0 + d : w0;
+                const float* w2 = q_n > 2 ? w0 + 2 * d : w0;
+                const float* w3 = q_n > 3 ? w0 + 3 * d : w0;
+                V a0{}, a1{}, a2{}, a3{};
+                int64_t p = 0;
+                for (; p + w <= d; p += w) {
+                    V xv, v0, v1, v2, v3;
+                    load_to(xv, xi + p);
+                    load_to(v0, w0 + p);
+                    load_to(v1, w1 + p);
+                    load_to(v2, w2 + p);
+                    load_to(v3, w3 + p);
+                    a0 += xv * v0;
+                    a1 += xv * v1;
+                    a2 += xv * v2;
+                    a3 += xv * v3;
+                }
+                float sum[4] = {horizontal_sum(a0), horizontal_sum(a1), horizontal_sum(a2), horizontal_sum(a3)};
+                for (; p < d; ++p) {
+                    sum[0] += xi[p] * w0[p];
+                    sum[1] += xi[p] * w1[p];
+                    sum[2] += xi[p] * w2[p];
+                    sum[3] += xi[p] * w3[p];
+                }
+                for (int64_t q = 0; q < q_n; ++q) {
+                    const float base = accumulate ? yi[j + q] : (bias ? bias[j + q] : 0.f);
+                    yi[j + q] = base + sum[q];
+                }
+            }
+        }
+        return;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+        const float* xi = x + i * x_step;
+        float* yi = y + i * y_step;
+        if (!accumulate)
+            for (int64_t j = 0; j < u; ++j) yi[j] = bias ? bias[j] : 0.f;
+        for (int64_t p = 0; p < d; ++p) {
+            const float xp = xi[p];
+            const float* row = wt + p * u;
+            int64_t j = 0;
+            for (; j + w <= u; j += w) {
+                V acc, r;
+                load_to(acc, yi + j);
+                load_to(r, row + j);
+                acc += xp * r;
+                std::memcpy(yi + j, &acc, sizeof acc);
+            }
+            for (; j < u; ++j) yi[j] += xp * row[j];
+        }
+    }
+}
+
+#ifdef TSVIZ_X86_KERNELS
 // flatten: the templates are compiled for each target inside these functions.
 __attribute__((target("avx512f"), flatten)) void run_avx512(const TapProduct& g, const Segment* s, int64_t n,
                                                                int64_t c0, int64_t c1) {
     run_columns<v16, 8>(g, s, n, c0, c1);
+}
+__attribute__((target("avx512f"), flatten)) void small_avx512(int64_t n, int64_t u, int64_t d, const float* x,
+                                                                 int64_t xs, const float* wr, const float* wt,
+                                                                 const float* b, bool acc, float* y, int64_t ys) {
+    small_product_impl<v16>(n, u, d, x, xs, wr, wt, b, acc, y, ys);
+}
+__attribute__((target("avx2,fma"), flatten)) void small_avx2(int64_t n, int64_t u, int64_t d, const float* x,
+                                                                int64_t xs, const float* wr, const float* wt,
+                                                                const float* b, bool acc, float* y, int64_t ys) {
+    small_product_impl<v8>(n, u, d, x, xs, wr, wt, b, acc, y, ys);
 }
 __attribute__((target("avx2,fma"), flatten)) void run_avx2(const TapProduct& g, const Segment* s, int64_t n,
                                                               int64_t c0, int64_t c1) {
@@ -270,6 +368,10 @@ __attribute__((target("avx2,fma"), flatten)) void run_avx2(const TapProduct& g, 
 #endif
 void run_plain(const TapProduct& g, const Segment* s, int64_t n, int64_t c0, int64_t c1) {
     run_columns<v4, 4>(g, s, n, c0, c1);
+}
+void small_plain(int64_t n, int64_t u, int64_t d, const float* x, int64_t xs, const float* wr, const float* wt,
+                 const float* b, bool acc, float* y, int64_t ys) {
+    small_product_impl<v4>(n, u, d, x, xs, wr, wt, b, acc, y, ys);
 }
 
 int isa_level() {
@@ -327,6 +429,28 @@ void tap_product(const TapProduct& g, const Segment* segs, int64_t n_segs) {
     parallel_for(parts, [&](int64_t t) {
         const int64_t c0 = t * per, c1 = std::min(total, c0 + per);
         if (c0 < c1) run(g, segs, n_segs, c0, c1);
+    });
+}
+
+bool prefers_small_product(int64_t u, int64_t d) { return std::min(u, d) <= 8; }
+
+void small_product(int64_t n, int64_t u, int64_t d, const float* x, int64_t x_step, const float* w,
+                   const float* w_t, const float* bias, bool accumulate, float* y, int64_t y_step) {
+    if (n == 0 || u == 0) return;
+    auto run = small_plain;
+#ifdef TSVIZ_X86_KERNELS
+    if (isa_level() == 2) run = small_avx512;
+    if (isa_level() == 1) run = small_avx2;
+#endif
+    // Rows are independent; large batches are split over threads (each row computed the same
+    // way whatever the split).
+    const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(u) * static_cast<double>(d);
+    const int64_t parts = flops < 4e6 ? 1 : std::min<int64_t>(n, engine_threads());
+    if (parts <= 1) return run(n, u, d, x, x_step, w, w_t, bias, accumulate, y, y_step);
+    const int64_t per = (n + parts - 1) / parts;
+    parallel_for(parts, [&](int64_t t) {
+        const int64_t i0 = t * per, i1 = std::min(n, i0 + per);
+        if (i0 < i1) run(i1 - i0, u, d, x + i0 * x_step, x_step, w, w_t, bias, accumulate, y + i0 * y_step, y_step);
     });
 }
 

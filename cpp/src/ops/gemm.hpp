@@ -70,6 +70,17 @@ void tap_product(const TapProduct& p, const Segment* segments, int64_t n_segment
 // The same result by plain loops, for tests and as the definition.
 void tap_product_reference(const TapProduct& p, const float* a, const Segment* segments, int64_t n_segments);
 
+// y (n x u, row stride y_step) = x (n x d, row stride x_step) * W^T, plus the bias (may be
+// null), or added to y when accumulating; W is given both ways, w (u x d) and w_t (d x u),
+// row-major. For dense layers with few units or few features (a regression head, a gradient
+// through it), where padding to the blocked product's panels and packing a column per sample
+// cost far more than the arithmetic: a row of x meets each row of W in a vector dot product,
+// or (when u > d) adds rows of W^T scaled by its values.
+void small_product(int64_t n, int64_t u, int64_t d, const float* x, int64_t x_step, const float* w,
+                   const float* w_t, const float* bias, bool accumulate, float* y, int64_t y_step);
+// Whether a dense product of u outputs over depth d takes small_product.
+bool prefers_small_product(int64_t u, int64_t d);
+
 // Row panel height of the micro-kernel this processor runs.
 int64_t kernel_rows();
 
