@@ -244,7 +244,12 @@ int64_t Model::Impl::check_input(const float* x, int64_t n, const std::vector<in
         // SPEC: a NaN or infinity would give a plausible-looking but meaningless explanation
         // (max-pooling and ReLU can hide it), so it is refused unless asked for.
         const int64_t per = c * t;
-        for (int64_t i = 0; i < n; ++i) {
+        // One pass that vectorises (an OR over ints, no early exit) finds whether there is
+        // anything to report; the scan that names it runs only then.
+        int bad = 0;
+        for (int64_t j = 0; j < n * per; ++j)
+            bad |= static_cast<int>(!(std::fabs(x[j]) <= std::numeric_limits<float>::max()));
+        for (int64_t i = 0; bad && i < n; ++i) {
             const float* s = x + i * per;
             for (int64_t j = 0; j < per; ++j) {
                 if (std::isfinite(s[j])) continue;
@@ -279,10 +284,14 @@ void Model::Impl::fill_input(Activations& act, const float* x, int64_t start, in
     const int64_t c = input.channels;
     float* dst = act.arena.data() + act.offset[0];
     const float* src = x + start * c * t;
-    if (input.layout == "NTC") {
+    if (input.layout == "NTC" && c > 1) {
+        // Channel by channel, so that the writes are contiguous.
         for (int64_t i = 0; i < m; ++i)
-            for (int64_t p = 0; p < t; ++p)
-                for (int64_t ch = 0; ch < c; ++ch) dst[(i * c + ch) * t + p] = src[(i * t + p) * c + ch];
+            for (int64_t ch = 0; ch < c; ++ch) {
+                const float* __restrict from = src + i * t * c + ch;
+                float* __restrict to = dst + (i * c + ch) * t;
+                for (int64_t p = 0; p < t; ++p) to[p] = from[p * c];
+            }
     } else {
         std::copy(src, src + m * c * t, dst);
     }
