@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 #include <string>
 
@@ -20,6 +21,35 @@ namespace {
 bool is_elementwise_activation(OpKind k) {
     return k == OpKind::Relu || k == OpKind::LeakyRelu || k == OpKind::Elu || k == OpKind::Sigmoid ||
            k == OpKind::Tanh;
+}
+
+// sum_p |g[p]| and sum_p z[p] g[p] of one filter's row: importance and the Taylor criterion.
+// Four-lane vectors with two accumulators each (the baseline's SSE; a plain loop in double
+// is a chain of dependent additions), summed in double at the end.
+void abs_and_dot(const float* g, const float* z, int64_t len, double& abs_sum, double& dot) {
+    typedef float v4 __attribute__((vector_size(16)));
+    typedef int32_t i4 __attribute__((vector_size(16)));
+    const i4 no_sign = {0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff};
+    v4 a0{}, a1{}, d0{}, d1{};
+    int64_t p = 0;
+    for (; p + 8 <= len; p += 8) {
+        v4 g0, g1, z0, z1;
+        std::memcpy(&g0, g + p, sizeof g0);
+        std::memcpy(&g1, g + p + 4, sizeof g1);
+        std::memcpy(&z0, z + p, sizeof z0);
+        std::memcpy(&z1, z + p + 4, sizeof z1);
+        a0 += reinterpret_cast<v4>(reinterpret_cast<i4>(g0) & no_sign);
+        a1 += reinterpret_cast<v4>(reinterpret_cast<i4>(g1) & no_sign);
+        d0 += z0 * g0;
+        d1 += z1 * g1;
+    }
+    const v4 a = a0 + a1, d = d0 + d1;
+    abs_sum = static_cast<double>(a[0]) + a[1] + a[2] + a[3];
+    dot = static_cast<double>(d[0]) + d[1] + d[2] + d[3];
+    for (; p < len; ++p) {
+        abs_sum += std::fabs(g[p]);
+        dot += static_cast<double>(z[p]) * g[p];
+    }
 }
 
 // Floats of cotangents one chunk of a backward pass works on: small enough to stay in cache.
@@ -168,10 +198,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
                         const float* gf = gz.data() + (i * f_n + f) * len;
                         const float* zf = z + (i * f_n + f) * len;
                         double sum = 0, first_order = 0;
-                        for (int64_t p = 0; p < len; ++p) {
-                            sum += std::fabs(gf[p]);
-                            first_order += static_cast<double>(zf[p]) * gf[p];
-                        }
+                        abs_and_dot(gf, zf, len, sum, first_order);
                         l.importance_raw[(first + i) * f_n + f] = static_cast<float>(sum);
                         l.taylor[(first + i) * f_n + f] = static_cast<float>(std::fabs(first_order));
                     }
