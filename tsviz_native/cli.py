@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 import tsviz_native as tsv
+from tsviz_native.analysis.metrics import compare as _compare
 
 
 SHIPPED = ("forecaster", "fcn-gunpoint")
@@ -227,24 +228,6 @@ def _analyze(args: argparse.Namespace) -> None:
         _need_matplotlib()
     stats = tsv.analyze_dataset(model, X, target=args.target, progress=not args.quiet) if len(X) > 1 else None
     _report(args, model, X, stats, scaling=scaling_of(model_record(args.model)))
-
-
-def _compare(out: np.ndarray, ref: np.ndarray, classifier: bool, scaling: dict[str, float] | None,
-             ref_is_model: bool) -> dict[str, float]:
-    """How ``out`` (N, K) agrees with ``ref``: targets (class indices or values), or the
-    original model's outputs. A forecaster's errors are on the original scale when
-    ``scaling`` is known: MAPE = 100 mean(|y - y_hat| / |y|) over y != 0, RMSE."""
-    if classifier:
-        want = ref.argmax(axis=1) if ref_is_model else ref.reshape(-1)
-        key = "same class as original %" if ref_is_model else "accuracy %"
-        return {key: float(100 * np.mean(out.argmax(axis=1) == want))}
-    pred = out[:, 0].astype(np.float64)
-    y = (ref[:, 0] if ref_is_model else ref.reshape(-1)).astype(np.float64)
-    if scaling is not None:
-        pred, y = pred * scaling["std"] + scaling["mean"], y * scaling["std"] + scaling["mean"]
-    nonzero = y != 0
-    return {"MAPE %": float(100 * np.mean(np.abs(pred - y)[nonzero] / np.abs(y[nonzero]))),
-            "RMSE": float(np.sqrt(np.mean((pred - y) ** 2)))}
 
 
 def _speed(model: tsv.Model, X: np.ndarray, repeats: int = 5) -> float:
