@@ -87,7 +87,7 @@ def inverse(
     >>> from tsviz_native import models
     >>> model = tsv.load(models.path("forecaster"))
     >>> X, _, _ = models.forecaster_windows("test")
-    >>> r = tsv.inverse(model, X[0], layer="conv 3", filter=0, goal="max", steps=20, lr=0.02)
+    >>> r = tsv.inverse(model, X[0], layer="conv 3", filter=17, goal="max", steps=20, lr=0.02)
     >>> r.trajectory.shape, bool(r.value[-1, 0] > r.value[0, 0])
     ((21, 2, 50), True)
     """
