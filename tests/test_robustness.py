@@ -95,3 +95,9 @@ def test_attack_arguments_are_checked(forecaster) -> None:
         tsv.attack(model, X, y, eps=np.ones(3))
     with pytest.raises(tsv.ArgumentError, match="steps must be"):
         tsv.attack(model, X, y, method="pgd", steps=0)
+
+
+def test_curve_of_a_classifier_without_labels_reports_the_flipped_share(fcn) -> None:
+    model, X, _ = fcn
+    c = tsv.robustness_curve(model, X[:10], None, [0.05], method="fgsm")
+    assert list(c.metrics) == ["flipped %"]

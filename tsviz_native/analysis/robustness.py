@@ -233,7 +233,8 @@ def robustness_curve(
     scaling: dict[str, float] | None = None,
 ) -> RobustnessCurve:
     """:func:`attack` over a data set at each eps of ``eps_values`` (0 added first: the clean
-    data); ``y`` the labels or targets. ``step_size`` None: ``2.5 * eps / steps`` at each eps.
+    data); ``y`` the labels or targets (a classifier's may be None: its own predictions are
+    attacked, and only the flipped share is reported). ``step_size`` None: ``2.5 * eps / steps`` at each eps.
     ``scaling`` (``{"mean", "std"}`` of a model record) puts a forecaster's errors on the
     original scale."""
     Xb, _ = model._batch(X)
@@ -251,9 +252,12 @@ def robustness_curve(
             r = attack(model, Xb, labels, method=method, eps=e, steps=steps,
                        step_size=step_size, seed=seed, saliency=False)
             out, r_loss = r.output_after, r.loss_after
-        row = compare(out, labels.astype(np.int64) if classifier else labels, classifier, scaling, ref_is_model=False)
+        row = {}
         if classifier:
-            row = {"flipped %": float(100 * np.mean(out.argmax(axis=1) != clean.argmax(axis=1))), **row}
+            row["flipped %"] = float(100 * np.mean(out.argmax(axis=1) != clean.argmax(axis=1)))
+        if y is not None:
+            row.update(compare(out, labels.astype(np.int64) if classifier else labels, classifier, scaling,
+                               ref_is_model=False))
         for k, v in row.items():
             metrics.setdefault(k, []).append(v)
         losses.append(float(np.mean(r_loss)))
