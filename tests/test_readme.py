@@ -45,7 +45,9 @@ def test_user_facing_text_points_to_the_repositorys_own_docs() -> None:
             assert bad not in text, f"{path.relative_to(ROOT)} mentions {bad}"
     definitions = (ROOT / "docs" / "definitions.md").read_text()
     for section in ("## Importance", "## Saliency", "## Percentile filter", "## Trace", "## Dead filters",
-                    "## Filter clustering", "## Pruning ranks", "## Scales and the model record", "## Data files"):
+                    "## Filter clustering", "## Pruning ranks", "## Scales and the model record", "## Data files",
+                    "## Influence on the loss", "## Signed input gradient", "## Adversarial attacks",
+                    "## Inverse optimisation", "## Faithfulness"):
         assert section in definitions
     assert "1 if that value is positive" in definitions and "channel-major" in definitions
 

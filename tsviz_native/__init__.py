@@ -35,6 +35,10 @@ __all__ = [
     "DatasetStats",
     "LayerStats",
     "analyze_dataset",
+    "attack",
+    "faithfulness",
+    "inverse",
+    "robustness_curve",
     "Explanation",
     "Layer",
     "Model",
@@ -54,3 +58,34 @@ def prune(model, stats=None, **kwargs):  # type: ignore[no-untyped-def]
     from tsviz_native.analysis.pruning import prune as _prune
 
     return _prune(model, stats, **kwargs)
+
+
+def attack(model, x, y=None, **kwargs):  # type: ignore[no-untyped-def]
+    """FGSM or PGD on the engine's signed loss gradient: see
+    :func:`tsviz_native.analysis.robustness.attack`."""
+    from tsviz_native.analysis.robustness import attack as _attack
+
+    return _attack(model, x, y, **kwargs)
+
+
+def robustness_curve(model, X, y, eps_values, **kwargs):  # type: ignore[no-untyped-def]
+    """Share flipped or forecast error per eps over a data set: see
+    :func:`tsviz_native.analysis.robustness.robustness_curve`."""
+    from tsviz_native.analysis.robustness import robustness_curve as _curve
+
+    return _curve(model, X, y, eps_values, **kwargs)
+
+
+def inverse(model, x0, **kwargs):  # type: ignore[no-untyped-def]
+    """Gradient steps on the input towards a goal: see :func:`tsviz_native.analysis.inverse.inverse`."""
+    from tsviz_native.analysis.inverse import inverse as _inverse
+
+    return _inverse(model, x0, **kwargs)
+
+
+def faithfulness(model, X, y=None, **kwargs):  # type: ignore[no-untyped-def]
+    """Remove the top, bottom and random filters and watch the metric: see
+    :func:`tsviz_native.analysis.faithfulness.faithfulness`."""
+    from tsviz_native.analysis.faithfulness import faithfulness as _faithfulness
+
+    return _faithfulness(model, X, y, **kwargs)

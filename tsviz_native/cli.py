@@ -1,4 +1,5 @@
-"""The ``tsviz`` command line: demo, analyze, prune, summary, predict (and view, render)."""
+"""The ``tsviz`` command line: demo, analyze, prune, attack, inverse, faithfulness, summary,
+predict (and view, render)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 
 import tsviz_native as tsv
+from tsviz_native.analysis.metrics import compare as _compare
 
 
 SHIPPED = ("forecaster", "fcn-gunpoint")
@@ -225,26 +227,183 @@ def _analyze(args: argparse.Namespace) -> None:
     _check_out_dir(args.out)
     if not args.no_pictures:
         _need_matplotlib()
+    extra: dict[str, Any] = {}
+    if args.wrt == "loss":
+        if args.target is not None:
+            raise tsv.ArgumentError("--target names an output unit; --wrt loss explains the loss of every unit")
+        y = _targets(args, model, _read_array(args.data), len(X))
+        if y is None:
+            raise tsv.ArgumentError("--wrt loss needs the targets: an .npz DATA with an array y, or --targets FILE")
+        extra = {"wrt": "loss", "y_true": y, "loss": args.loss}
+    elif args.loss is not None or args.targets is not None:
+        raise tsv.ArgumentError("--loss and --targets are for --wrt loss")
     stats = tsv.analyze_dataset(model, X, target=args.target, progress=not args.quiet) if len(X) > 1 else None
-    _report(args, model, X, stats, scaling=scaling_of(model_record(args.model)))
+    _report(args, model, X, stats, scaling=scaling_of(model_record(args.model)), **extra)
 
 
-def _compare(out: np.ndarray, ref: np.ndarray, classifier: bool, scaling: dict[str, float] | None,
-             ref_is_model: bool) -> dict[str, float]:
-    """How ``out`` (N, K) agrees with ``ref``: targets (class indices or values), or the
-    original model's outputs. A forecaster's errors are on the original scale when
-    ``scaling`` is known: MAPE = 100 mean(|y - y_hat| / |y|) over y != 0, RMSE."""
-    if classifier:
-        want = ref.argmax(axis=1) if ref_is_model else ref.reshape(-1)
-        key = "same class as original %" if ref_is_model else "accuracy %"
-        return {key: float(100 * np.mean(out.argmax(axis=1) == want))}
-    pred = out[:, 0].astype(np.float64)
-    y = (ref[:, 0] if ref_is_model else ref.reshape(-1)).astype(np.float64)
-    if scaling is not None:
-        pred, y = pred * scaling["std"] + scaling["mean"], y * scaling["std"] + scaling["mean"]
-    nonzero = y != 0
-    return {"MAPE %": float(100 * np.mean(np.abs(pred - y)[nonzero] / np.abs(y[nonzero]))),
-            "RMSE": float(np.sqrt(np.mean((pred - y) ** 2)))}
+def _targets(args: argparse.Namespace, model: tsv.Model, data: Any, n: int) -> np.ndarray | None:
+    """The targets of the windows: ``--targets FILE`` or the array ``y`` of an .npz DATA; class
+    indices of a classifier are checked. None when there are none."""
+    if getattr(args, "targets", None):
+        y = np.asarray(_read_array(args.targets))
+    elif isinstance(data, dict) and "y" in data:
+        y = np.asarray(data["y"])
+    else:
+        return None
+    y = y.reshape(len(y), -1) if model.n_outputs > 1 or y.ndim > 1 else y.reshape(-1)
+    if len(y) != n:
+        raise tsv.ShapeError(f"{len(y)} targets for {n} windows")
+    if model.n_outputs > 1:
+        y = y.reshape(-1)
+        if y.dtype.kind not in "iuf" or not (np.all(y == np.round(y)) and 0 <= y.min() and y.max() < model.n_outputs):
+            raise tsv.ArgumentError(f"the targets of a classifier must be class indices 0..{model.n_outputs - 1}")
+        return y.astype(np.int64)
+    return y.astype(np.float32)
+
+
+def _data_and_targets(args: argparse.Namespace, model: tsv.Model) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """Windows, targets and channel names: DATA (and --targets), or a shipped model's test split."""
+    from tsviz_native import models
+
+    if args.data is None:
+        if args.model == "forecaster":
+            X, y, _ = models.forecaster_windows("test")
+            return X, y, ["signal (scaled)", "first difference"]
+        if args.model == "fcn-gunpoint":
+            X, labels = models.gunpoint("test")
+            return X, labels, ["series"]
+        raise tsv.ArgumentError("give DATA: only the shipped models (forecaster, fcn-gunpoint) have their test data")
+    data = _read_array(args.data)
+    X = _windows(model, data, args.data)
+    return X, _targets(args, model, data, len(X)), None
+
+
+def _limit(X: np.ndarray, y: np.ndarray | None, limit: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    if limit is None:
+        return X, y
+    if limit < 1:
+        raise tsv.ArgumentError(f"--limit {limit}: expected an int >= 1")
+    return X[:limit], None if y is None else y[:limit]
+
+
+def _write_json(out: Path, name: str, record: dict) -> str:
+    path = out / name
+    path.write_text(json.dumps(record, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+    return str(path)
+
+
+def _attack_cmd(args: argparse.Namespace) -> None:
+    from tsviz_native.analysis.robustness import attack, plot_attack, robustness_curve
+
+    _check_out_dir(args.out)
+    if not args.no_pictures:
+        _need_matplotlib()
+    model = load_model(args.model)
+    X, y, names = _data_and_targets(args, model)
+    X, y = _limit(X, y, args.limit)
+    if y is None and model.n_outputs == 1:
+        raise tsv.ArgumentError("attacking a forecaster needs the targets: an .npz DATA with y, or --targets FILE")
+    _check_index(args.index, len(X))
+    scaling = scaling_of(model_record(args.model))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    curve = robustness_curve(model, X, y, args.eps, method=args.method, steps=args.steps, seed=args.seed,
+                             scaling=scaling)
+    window = attack(model, X[args.index], None if y is None else y[args.index : args.index + 1],
+                    method=args.method, eps=max(args.eps), steps=args.steps, seed=args.seed)
+    record = {"model": model.source, "n_windows": len(X), "method": args.method, "steps": curve.steps,
+              "seed": args.seed, "scale": curve.scale, "eps": curve.eps, "metrics": curve.metrics,
+              "mean_loss": curve.mean_loss, "window": {"index": args.index, **window.summary(),
+                                                       "output_before": window.output_before[0],
+                                                       "output_after": window.output_after[0]}}
+    files = [_write_json(out, "attack.json", record)]
+    np.savez_compressed(out / "attack_window.npz", x=window.x[0], x_adv=window.x_adv[0],
+                        saliency_before=window.saliency_before[0], saliency_after=window.saliency_after[0])
+    files.append(str(out / "attack_window.npz"))
+    if not args.no_pictures:
+        files.append(curve.plot(out / "attack_curve.png", title=f"{model.source}: {args.method.upper()} "
+                                f"({curve.steps} steps) over {len(X)} windows"))
+        files.append(plot_attack(model, window, 0, out / "attack_window.png", names))
+    print(f"{args.method.upper()} ({curve.steps} steps) on {len(X)} windows of {model.source}"
+          + (f"; errors on the {curve.scale}" if curve.scale else ""))
+    keys = list(curve.metrics)
+    print(f"{'eps':>10}" + "".join(f"{k:>16}" for k in keys) + f"{'mean loss':>16}")
+    for j, e in enumerate(curve.eps):
+        print(f"{e:>10.4g}" + "".join(f"{curve.metrics[k][j]:>16.6g}" for k in keys) + f"{curve.mean_loss[j]:>16.6g}")
+    print()
+    print("written: " + ", ".join(files))
+
+
+def _inverse_cmd(args: argparse.Namespace) -> None:
+    from tsviz_native.analysis.inverse import inverse, plot_inverse
+
+    _check_out_dir(args.out)
+    if not args.no_pictures:
+        _need_matplotlib()
+    model = load_model(args.model)
+    X, _, names = _data_and_targets(args, model)
+    _check_index(args.index, len(X))
+    _check_target(args.target, model)
+    if (args.layer is None) != (args.filter is None):
+        raise tsv.ArgumentError("give --layer and --filter together (a filter), or neither (the output)")
+    goal: str | float = args.goal
+    if goal not in ("max", "min"):
+        try:
+            goal = float(goal)
+        except ValueError:
+            raise tsv.ArgumentError(f"--goal {args.goal}: expected max, min or a number") from None
+    r = inverse(model, X[args.index], layer=args.layer, filter=args.filter, goal=goal, target=args.target,
+                steps=args.steps, lr=args.lr, smoothness=args.smoothness, max_change=args.max_change)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [_write_json(out, "inverse.json", {"model": model.source, "index": args.index, **r.summary()})]
+    np.savez_compressed(out / "inverse.npz", x0=r.x0, x=r.x, trajectory=r.trajectory, value=r.value[:, 0],
+                        objective=r.objective[:, 0])
+    files.append(str(out / "inverse.npz"))
+    if not args.no_pictures:
+        files.append(plot_inverse(model, r, out / "inverse.png", names))
+    print(f"{goal} {r.what} from window {args.index} of {model.source}: {args.steps} steps of lr {args.lr}"
+          + (f", smoothness {args.smoothness}" if args.smoothness else "")
+          + (f", |x - x0| <= {args.max_change}" if args.max_change is not None else ""))
+    print(f"value     {r.value[0, 0]:.6g} -> {r.value[-1, 0]:.6g}")
+    print(f"objective {r.objective[0, 0]:.6g} -> {r.objective[-1, 0]:.6g}")
+    print(f"largest change of the input {float(np.abs(r.x - r.x0).max()):.4g}")
+    if args.steps and not np.any(r.x != r.x0):
+        print("the input did not move: the gradient is zero at this window (a filter inactive at every "
+              "position, say); choose another filter or window")
+    print()
+    print("written: " + ", ".join(files))
+
+
+def _faithfulness_cmd(args: argparse.Namespace) -> None:
+    from tsviz_native.analysis.faithfulness import faithfulness
+
+    _check_out_dir(args.out)
+    if not args.no_pictures:
+        _need_matplotlib()
+    model = load_model(args.model)
+    X, y, _ = _data_and_targets(args, model)
+    X, y = _limit(X, y, args.limit)
+    ks = [int(k) if float(k).is_integer() and k >= 1 else float(k) for k in args.ks]
+    r = faithfulness(model, X, y, ks=ks, repeats=args.repeats, seed=args.seed, baseline=args.baseline,
+                     scaling=scaling_of(model_record(args.model)))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"model": model.source, "n_windows": r.n_windows, "metric_against": r.metric_against,
+              "clean": r.extra["clean"], "rows": r.rows, "fractions": r.fractions, "baseline": r.baseline,
+              "curves": r.curves, "curve_means": r.auc(), "repeats": args.repeats, "seed": args.seed}
+    files = [_write_json(out, "faithfulness.json", record)]
+    if not args.no_pictures:
+        files += r.plot(out)
+    print(f"filters zeroed in {r.n_windows} windows of {model.source}; metric against {r.metric_against}; "
+          f"clean: " + ", ".join(f"{k} {v:.6g}" for k, v in r.extra["clean"].items() if k != "output_change"))
+    print(r.table())
+    print(f"input points replaced by the baseline ({r.baseline}); mean |output change| over the fractions "
+          f"{', '.join(f'{f:g}' for f in r.fractions)}:")
+    for kind, c in r.auc().items():
+        print(f"  {kind:10}" + "".join(f"{name} {v:.4g}   " for name, v in c.items()))
+    print()
+    print("written: " + ", ".join(files))
 
 
 def _speed(model: tsv.Model, X: np.ndarray, repeats: int = 5) -> float:
@@ -371,6 +530,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--view", action="store_true", help="then open the interactive viewer on the same window (needs a display)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--allow-nonfinite", action="store_true", help=_NONFINITE_HELP)
+    p.add_argument("--wrt", choices=["output", "loss"], default="output",
+                   help="explain the output unit (default) or the loss against the targets (DATA .npz with y, "
+                        "or --targets)")
+    p.add_argument("--loss", choices=["mse", "cross_entropy"], default=None,
+                   help="with --wrt loss (default: cross_entropy for a classifier, mse otherwise)")
+    p.add_argument("--targets", help="with --wrt loss: .npy of targets (values, or class indices)")
     p.set_defaults(func=_analyze)
 
     p = sub.add_parser("prune", help="remove the least important filters and write a smaller ONNX model",
@@ -390,6 +555,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="path of the pruned .onnx file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_prune)
+
+    _data_help = ("optional for the shipped models (their test split); else .npz with X and y, or .npy / .csv "
+                  "windows with --targets")
+    p = sub.add_parser("attack", help="FGSM / PGD attacks: flipped share or forecast error per eps (JSON + PNG)",
+                       description="Perturbs every window within an L-infinity ball of each eps (in the input's "
+                                   "units) to raise its loss, reports the share of decisions flipped (classifier) "
+                                   "or MAPE/RMSE (forecaster) per eps, and one window before and after with its "
+                                   "saliency.")
+    p.add_argument("model", help="path of an .onnx file, or a shipped model: forecaster, fcn-gunpoint")
+    p.add_argument("data", nargs="?", default=None, help=_data_help)
+    p.add_argument("--targets", help=".npy of targets (values, or class indices; a classifier defaults to its "
+                                     "own predictions)")
+    p.add_argument("--method", choices=["fgsm", "pgd"], default="pgd", help="default pgd")
+    p.add_argument("--eps", type=float, nargs="+", default=[0.01, 0.02, 0.05, 0.1],
+                   help="radii of the L-infinity ball, in the input's units (default 0.01 0.02 0.05 0.1)")
+    p.add_argument("--steps", type=int, default=20, help="PGD steps (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="PGD random start (default 0)")
+    p.add_argument("--index", type=int, default=0, help="window shown before and after (default 0)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N windows")
+    p.add_argument("--out", default="tsviz-report", help="report folder (default ./tsviz-report)")
+    p.add_argument("--no-pictures", action="store_true", help="skip the PNG pictures")
+    p.set_defaults(func=_attack_cmd)
+
+    p = sub.add_parser("inverse", help="optimise an input towards an output or filter goal (JSON + PNG)",
+                       description="Gradient steps on window INDEX that drive the output unit, or one filter's "
+                                   "position-summed activation, to a goal, with a smoothness penalty and a bound "
+                                   "on the change.")
+    p.add_argument("model", help="path of an .onnx file, or a shipped model: forecaster, fcn-gunpoint")
+    p.add_argument("data", nargs="?", default=None, help=_data_help)
+    p.add_argument("--index", type=int, default=0, help="starting window (default 0)")
+    p.add_argument("--layer", default=None, help="filter layer (number, label or tensor name); with --filter")
+    p.add_argument("--filter", type=int, default=None, help="filter of --layer to drive")
+    p.add_argument("--target", type=int, default=None, help="output unit to drive (default: predicted class, or 0)")
+    p.add_argument("--goal", default="max", help="max, min, or a value to reach (default max)")
+    p.add_argument("--steps", type=int, default=100, help="default 100")
+    p.add_argument("--lr", type=float, default=0.01, help="largest move of one step, input units (default 0.01)")
+    p.add_argument("--smoothness", type=float, default=0.0, help="weight of sum (x[t+1] - x[t])^2 (default 0)")
+    p.add_argument("--max-change", type=float, default=None, help="bound on |x - x0| (default none)")
+    p.add_argument("--out", default="tsviz-report", help="report folder (default ./tsviz-report)")
+    p.add_argument("--no-pictures", action="store_true", help="skip the PNG picture")
+    p.set_defaults(func=_inverse_cmd)
+
+    p = sub.add_parser("faithfulness", help="zero top / bottom / random filters and input points (JSON + PNG)",
+                       description="Removes the top-k, bottom-k and k random filters by importance and by the "
+                                   "Taylor criterion, per convolution and network-wide, and the most salient input "
+                                   "points (deletion / insertion), and reports the output change and the metric.")
+    p.add_argument("model", help="path of an .onnx file, or a shipped model: forecaster, fcn-gunpoint")
+    p.add_argument("data", nargs="?", default=None, help=_data_help)
+    p.add_argument("--targets", help=".npy of targets (without: the metric is agreement with the original model)")
+    p.add_argument("--ks", type=float, nargs="+", default=[0.1, 0.25, 0.5],
+                   help="filters removed: shares in (0, 1) or counts (default 0.1 0.25 0.5)")
+    p.add_argument("--repeats", type=int, default=5, help="random draws per k (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="default 0")
+    p.add_argument("--baseline", default="mean", help="what replaces input points: mean (each window's per-channel "
+                                                      "mean, default), zero")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N windows")
+    p.add_argument("--out", default="tsviz-report", help="report folder (default ./tsviz-report)")
+    p.add_argument("--no-pictures", action="store_true", help="skip the PNG pictures")
+    p.set_defaults(func=_faithfulness_cmd)
 
     _add_viewer_commands(sub)
 

@@ -70,6 +70,11 @@ class Explanation:
     output_saliency : (N, C, T) |d a^L / d x|, channels-first.
     layers : the model's filter layers (:class:`~tsviz_native.Layer`, with display labels), in
         the order of ``layer_names``.
+    wrt : ``"output"``, or ``"loss"`` when :meth:`Model.explain` was asked for the influence on
+        the loss (docs/definitions.md, "Influence on the loss"): then importance, taylor and
+        output_saliency are of loss_i instead of a^L, and ``target`` is the class of ``y_true``
+        (cross_entropy) or -1 (mse: every output unit enters the loss).
+    loss : (N,) loss_i of each sample when ``wrt == "loss"``, else None.
 
     The arrays are keyed by tensor name; the methods accept any name of a layer: its tensor
     name, its label (``"conv 2 · k=5 · 32 filters"`` or ``"conv 2"``) or its index.
@@ -86,6 +91,8 @@ class Explanation:
     output_saliency: np.ndarray
     layers: tuple[Layer, ...] = field(repr=False, compare=False)
     _native: _native.Explanation = field(repr=False, compare=False)
+    wrt: str = "output"
+    loss: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def _from_native(cls, ex: _native.Explanation, layers: tuple[Layer, ...]) -> Explanation:
@@ -106,6 +113,8 @@ class Explanation:
             output_saliency=ex.output_saliency(),
             layers=layers,
             _native=ex,
+            wrt="output" if ex.loss() is None else "loss",
+            loss=ex.loss(),
         )
 
     @property

@@ -19,6 +19,16 @@ ModelSource = Union[str, os.PathLike, bytes, bytearray, memoryview]
 
 
 @dataclass(frozen=True)
+class InputGradient:
+    """:meth:`Model.input_gradient`: ``value`` (N,) the differentiated quantity per sample,
+    ``gradient`` its signed gradient in the input's layout, ``output`` (N, K)."""
+
+    value: np.ndarray
+    gradient: np.ndarray
+    output: np.ndarray
+
+
+@dataclass(frozen=True)
 class Layer:
     """A filter layer: a convolution or a dense node, named by its ONNX output tensor.
 
@@ -291,7 +301,15 @@ class Model:
         return self._native.predict(batch, self._nonfinite(allow_nonfinite))
 
     def explain(
-        self, x: object, target: object = None, output: str = "logit", allow_nonfinite: bool | None = None
+        self,
+        x: object,
+        target: object = None,
+        output: str = "logit",
+        allow_nonfinite: bool | None = None,
+        *,
+        wrt: str = "output",
+        y_true: object = None,
+        loss: str | None = None,
     ) -> Explanation:
         """Explain the model's predictions (docs/definitions.md: importance, saliency, trace).
 
@@ -306,6 +324,15 @@ class Model:
             For a model that ends in Softmax, explain the logit (default) or the probability.
         allow_nonfinite : bool, optional
             Let NaN and infinity in ``x`` through, as for :meth:`predict`.
+        wrt : {"output", "loss"}
+            Explain the output unit (default) or the loss against ``y_true``
+            (docs/definitions.md, "Influence on the loss"): importance, Taylor criterion and
+            output saliency then say which filters and input points drive the error.
+        y_true : array_like, needed when ``wrt="loss"``
+            The targets: ``(N, K)`` values (or ``(N,)`` when K = 1) for mse, ``(N,)`` class
+            indices for cross_entropy; one sample's without the batch axis.
+        loss : {"mse", "cross_entropy"}, optional
+            Default: cross_entropy for a classifier (K > 1), mse for K = 1.
 
         Returns
         -------
@@ -330,13 +357,127 @@ class Model:
         """
         if output not in ("logit", "prob"):
             raise ArgumentError(f"output must be 'logit' or 'prob', got {output!r}")
-        batch, _ = self._batch(x)
+        if wrt not in ("output", "loss"):
+            raise ArgumentError(f"wrt must be 'output' or 'loss', got {wrt!r}")
+        batch, single = self._batch(x)
+        extra: dict[str, object] = {}
+        if wrt == "loss":
+            if target is not None or output != "logit":
+                raise ArgumentError("wrt='loss' explains the loss: leave target and output at their defaults")
+            name, y = self.loss_targets(y_true, len(batch), loss, single)
+            extra = {"loss": name, "y_true": y}
+        elif y_true is not None or loss is not None:
+            raise ArgumentError("y_true and loss are for wrt='loss'; pass wrt='loss' to explain the loss")
         return Explanation._from_native(
             self._native.explain(
-                batch, target_list(target, len(batch)), output == "prob", self._nonfinite(allow_nonfinite)
+                batch, target_list(target, len(batch)), output == "prob", self._nonfinite(allow_nonfinite), **extra
             ),
             self.layers,
         )
+
+    def loss_targets(self, y_true: object, n: int, loss: str | None = None, single: bool = False) -> tuple[str, np.ndarray]:
+        """The loss's name (default: cross_entropy for a classifier, mse for K = 1) and
+        ``y_true`` checked against it for ``n`` samples, flat float32 as the engine takes it:
+        mse needs ``(n, K)`` values (``(n,)`` when K = 1), cross_entropy ``(n,)`` class indices
+        (the engine checks that they are integers in [0, K)). ``single``: one sample's targets,
+        without the batch axis."""
+        k = self.n_outputs
+        if loss is None:
+            loss = "cross_entropy" if k > 1 else "mse"
+        if loss not in ("mse", "cross_entropy"):
+            raise ArgumentError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
+        if y_true is None:
+            raise ArgumentError(f"the {loss} loss needs y_true: " + (
+                f"{n} class indices" if loss == "cross_entropy" else f"{n} x {k} target values"))
+        try:
+            y = np.asarray(y_true, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ArgumentError(f"y_true cannot be read as numbers: {e}") from None
+        if single:
+            y = y[np.newaxis]
+        want = (n,) if loss == "cross_entropy" or k == 1 else (n, k)
+        if loss == "mse" and k == 1 and y.shape == (n, 1):
+            y = y.reshape(n)
+        if y.shape != want:
+            raise ShapeError(
+                f"y_true has shape {_shape_text(y.shape)}; the {loss} loss needs {_shape_text(want)}"
+                + (" (one class index per sample)" if loss == "cross_entropy" else "")
+            )
+        return loss, np.ascontiguousarray(y.reshape(-1), dtype=np.float32)
+
+    def input_gradient(
+        self,
+        x: object,
+        of: str = "output",
+        *,
+        target: object = None,
+        output: str = "logit",
+        y_true: object = None,
+        loss: str | None = None,
+        layer: str | int | Layer | None = None,
+        filter: int | None = None,
+        allow_nonfinite: bool | None = None,
+    ) -> InputGradient:
+        """The signed gradient of a batch (docs/definitions.md, "Signed input gradient"): of
+        the output unit a^L (``of="output"``, ``target`` and ``output`` as for :meth:`explain`),
+        of the loss against ``y_true`` (``of="loss"``), or of one filter's position-summed
+        activation sum_i a^l[filter, i] (``of="filter"``, with ``layer`` and ``filter``). One
+        forward and one backward pass per chunk of samples; what attacks and inverse
+        optimisation step along.
+
+        Returns
+        -------
+        InputGradient
+            ``value`` (N,), ``gradient`` in the layout of ``x`` (one sample: its own shape),
+            ``output`` (N, K).
+
+        Examples
+        --------
+        >>> import tsviz_native as tsv
+        >>> from tsviz_native import models
+        >>> model = tsv.load(models.path("forecaster"))
+        >>> X, y, _ = models.forecaster_windows("test")
+        >>> g = model.input_gradient(X[:3], "loss", y_true=y[:3])
+        >>> g.gradient.shape, g.value.shape
+        ((3, 2, 50), (3,))
+        """
+        if of not in ("output", "loss", "filter"):
+            raise ArgumentError(f"of must be 'output', 'loss' or 'filter', got {of!r}")
+        if output not in ("logit", "prob"):
+            raise ArgumentError(f"output must be 'logit' or 'prob', got {output!r}")
+        batch, single = self._batch(x)
+        name, y, layer_name, f = "mse", np.zeros(0, np.float32), "", 0
+        if of == "loss":
+            name, y = self.loss_targets(y_true, len(batch), loss, single)
+        elif y_true is not None or loss is not None:
+            raise ArgumentError("y_true and loss are for of='loss'")
+        if of == "filter":
+            if layer is None or filter is None:
+                raise ArgumentError("of='filter' needs a layer and a filter")
+            layer_name, f = self.layer(layer).name, int(filter)
+        elif layer is not None or filter is not None:
+            raise ArgumentError("layer and filter are for of='filter'")
+        if of != "output" and (target is not None or output != "logit"):
+            raise ArgumentError("target and output are for of='output'")
+        value, grad, out = self._native.input_gradient(
+            batch, of, target_list(target, len(batch)), output == "prob", name, y, layer_name, f,
+            self._nonfinite(allow_nonfinite),
+        )
+        return InputGradient(value=value, gradient=grad[0] if single else grad, output=out)
+
+    def predict_zeroed(self, x: object, zero: dict, allow_nonfinite: bool | None = None) -> np.ndarray:
+        """:meth:`predict` with filters removed: ``zero`` maps a layer (any name
+        :meth:`layer` takes) to a boolean mask of its filters, ``(F,)`` for every sample or
+        ``(N, F)`` per sample; the engine sets a^l of each masked filter to 0 as it runs
+        (docs/definitions.md, "Faithfulness"). The model itself is not changed."""
+        batch, _ = self._batch(x)
+        masks = {}
+        for key, mask in zero.items():
+            m = np.asarray(mask)
+            if m.dtype.kind not in "biu":
+                raise ArgumentError(f"zero[{key!r}] must be a boolean mask of filters, got dtype {m.dtype}")
+            masks[self.layer(key).name] = np.ascontiguousarray(m != 0, dtype=np.uint8).reshape(-1)
+        return self._native.predict_zeroed(batch, masks, self._nonfinite(allow_nonfinite))
 
 
 def load(source: ModelSource, *, max_memory: int | None = None, allow_nonfinite: bool = False) -> Model:

@@ -37,6 +37,7 @@ class Report:
     files: list[str] = field(default_factory=list)
     original_scale: dict[str, float] | None = None
     n_windows: int | None = None
+    explained: str = "output"
 
     def text(self) -> str:
         """The readable summary printed by the CLI: each number once, files not included."""
@@ -49,7 +50,8 @@ class Report:
             line += (f" (on the original scale: prediction {o['prediction']:.1f}"
                      + (f", truth {o['truth']:.1f}" if "truth" in o else "") + ")")
         out.append(line)
-        out.append(f"explained output unit {self.target}")
+        out.append(f"explained output unit {self.target}" if self.explained == "output"
+                   else f"explained the {self.explained} (docs/definitions.md, \"Influence on the loss\")")
         conv = [l for l in self.layers if l["n_filters"] > 1]
         out.append("")
         out.append(f"1. Filters contributing (near) nothing to this prediction (importance <= "
@@ -89,20 +91,30 @@ def build_report(
     pictures: bool = True,
     top: int = 4,
     scaling: dict[str, float] | None = None,
+    wrt: str = "output",
+    y_true: object = None,
+    loss: str | None = None,
 ) -> Report:
     """Explain window ``index`` of ``X`` and write the report folder.
 
     ``dataset_stats`` (from :func:`~tsviz_native.analyze_dataset` over ``X``) gives the saliency
     share per channel and the filters dead on >= 99% of the windows; without it the share of
     this window is reported. ``scaling`` (``{"mean", "std"}`` of a model record) adds the
-    prediction and the truth on the original scale, ``y * std + mean``.
+    prediction and the truth on the original scale, ``y * std + mean``. ``wrt="loss"`` explains
+    the window's loss against ``y_true`` (the targets of every window of ``X``; ``loss`` as for
+    :meth:`~tsviz_native.Model.explain`) instead of an output unit.
     """
     if not 0 <= index < len(X):
         raise ArgumentError(f"index {index} is out of range: the data has windows 0..{len(X) - 1}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     x = np.asarray(X[index], dtype=np.float32)
-    ex = model.explain(x, target=target)
+    if wrt == "loss":
+        if y_true is None:
+            raise ArgumentError("explaining the loss needs the targets of the windows")
+        ex = model.explain(x, wrt="loss", y_true=np.asarray(y_true)[index], loss=loss)
+    else:
+        ex = model.explain(x, target=target)
     c = ex.output_saliency.shape[1]
     names = channel_names or [f"channel {i}" for i in range(c)]
 
@@ -187,6 +199,8 @@ def build_report(
         observations=observations,
         original_scale=original,
         n_windows=len(X),
+        explained="output" if wrt == "output" else f"{loss or ('cross_entropy' if model.n_outputs > 1 else 'mse')} loss"
+        f" against the target ({float(ex.loss[0]):.4g})",
     )
     np.savez_compressed(out / "arrays.npz", **arrays)
     report.files.append(str(out / "arrays.npz"))
@@ -216,7 +230,8 @@ def _pictures(ex: Any, x: np.ndarray, names: list[str], layers: list[dict], out:
         s = sal[i] / (sal.max() or 1)
         ax.scatter(t, xs[i], c=s, cmap="Reds", vmin=0, vmax=1, s=12 + 60 * s, zorder=3)
         ax.set_ylabel(names[i])
-    axes[0, 0].set_title(f"input and its saliency |d output[{int(ex.target[0])}] / d x| (red = high)")
+    what = f"output[{int(ex.target[0])}]" if ex.wrt == "output" else "loss"
+    axes[0, 0].set_title(f"input and its saliency |d {what} / d x| (red = high)")
     axes[-1, 0].set_xlabel("time step")
     fig.tight_layout()
     files.append(_save(fig, out / "input_saliency.png", plt))

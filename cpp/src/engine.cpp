@@ -43,7 +43,8 @@ Activations allocate(const Graph& g, int64_t n, int64_t t, FloatArena storage) {
     return act;
 }
 
-void forward_samples(const Graph& g, Activations& act, int64_t first, int64_t last) {
+void forward_samples(const Graph& g, Activations& act, int64_t first, int64_t last,
+                     const std::vector<ChannelZeroing>* zero, int64_t base) {
     const int64_t count = last - first;
     auto view = [&](int node) {
         const ops::Resolved& r = act.geo[node];
@@ -55,7 +56,60 @@ void forward_samples(const Graph& g, Activations& act, int64_t first, int64_t la
                               act.aux.data() + act.aux_offset[i] + first * act.geo[i].aux_per_sample};
         for (int p : node.inputs) args.in.push_back(view(p));
         ops::rules(node.kind).forward(args);
+        if (!zero) continue;
+        for (const ChannelZeroing& z : *zero) {
+            if (z.node != static_cast<int>(i)) continue;
+            const ops::View out = view(static_cast<int>(i));
+            for (int64_t s = 0; s < count; ++s) {
+                const uint8_t* m = z.mask.data() + (z.per_sample ? (base + first + s) * z.channels : 0);
+                for (int64_t c = 0; c < out.c; ++c)
+                    if (m[c]) std::fill_n(out.data + (s * out.c + c) * out.l, out.l, 0.f);
+            }
+        }
     }
+}
+
+static bool is_elementwise_activation(OpKind k) {
+    return k == OpKind::Relu || k == OpKind::LeakyRelu || k == OpKind::Elu || k == OpKind::Sigmoid ||
+           k == OpKind::Tanh;
+}
+
+int activation_node(const Graph& g, int z) {
+    int consumers = 0, consumer = -1;
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+        for (int p : g.nodes[i].inputs)
+            if (p == z) {
+                ++consumers;
+                consumer = static_cast<int>(i);
+            }
+    return consumers == 1 && is_elementwise_activation(g.nodes[consumer].kind) ? consumer : z;
+}
+
+std::vector<ChannelZeroing> zeroing(const Graph& g, const std::vector<ops::Resolved>& geo,
+                                    const std::vector<ZeroFilters>& zero, int64_t n) {
+    std::vector<ChannelZeroing> out;
+    for (const ZeroFilters& zf : zero) {
+        int z = -1;
+        std::string valid;
+        for (size_t i = 0; i < g.nodes.size(); ++i) {
+            if (!g.nodes[i].is_filter_layer()) continue;
+            if (g.nodes[i].name == zf.layer) z = static_cast<int>(i);
+            valid += (valid.empty() ? "'" : ", '") + g.nodes[i].name + "'";
+        }
+        if (z < 0) throw ArgumentError("zero_filters: no filter layer named '" + zf.layer + "'; the model has " + valid);
+        ChannelZeroing cz;
+        cz.node = activation_node(g, z);
+        cz.channels = geo[cz.node].out.c;
+        const auto size = static_cast<int64_t>(zf.mask.size());
+        if (size != cz.channels && size != n * cz.channels)
+            throw ArgumentError("zero_filters of layer '" + zf.layer + "': the mask has " + std::to_string(size) +
+                                " entries; expected " + std::to_string(cz.channels) + " (one per filter) or " +
+                                std::to_string(n * cz.channels) + " (one row per sample)");
+        cz.per_sample = size != cz.channels;
+        cz.mask = zf.mask;
+        out.push_back(std::move(cz));
+    }
+    return out;
 }
 
 // Samples are independent all the way through the graph, so each thread runs every node on

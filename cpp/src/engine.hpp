@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "graph.hpp"
+#include "tsviz/explain.hpp"
 #include "ops/op.hpp"
 #include "parallel.hpp"
 
@@ -63,10 +64,31 @@ std::vector<ops::Resolved> resolve(const Graph& g, int64_t t);
 // explanation: fresh pages cost a fault each on first touch.
 Activations allocate(const Graph& g, int64_t n, int64_t t, FloatArena storage = {});
 
+// Channels of one node's output set to zero right after the node runs (removing filters
+// without editing the model): mask holds `channels` entries for every sample alike, or one row
+// of `channels` per sample of the whole batch when per_sample.
+struct ChannelZeroing {
+    int node = 0;
+    int64_t channels = 0;
+    bool per_sample = false;
+    std::vector<uint8_t> mask;
+};
+
 // Runs every node after the input, in order; the batch is split over engine_threads().
 void forward(const Graph& g, Activations& act);
-// The same for samples [first, last) on the calling thread.
-void forward_samples(const Graph& g, Activations& act, int64_t first, int64_t last);
+// The same for samples [first, last) on the calling thread. `zero`, when given, zeroes its
+// channels; slot i of act is sample base + i of the batch its per-sample masks cover.
+void forward_samples(const Graph& g, Activations& act, int64_t first, int64_t last,
+                     const std::vector<ChannelZeroing>* zero = nullptr, int64_t base = 0);
+
+// The node of a^l for the filter layer whose z^l is node z: the elementwise activation that is
+// z's only consumer, else z itself (docs/definitions.md).
+int activation_node(const Graph& g, int z);
+
+// The zeroing of PredictOptions::zero_filters for n samples: ArgumentError naming the layer
+// when no filter layer has that name or a mask has neither F nor n * F entries.
+std::vector<ChannelZeroing> zeroing(const Graph& g, const std::vector<ops::Resolved>& geo,
+                                    const std::vector<ZeroFilters>& zero, int64_t n);
 
 // Cotangents of a backward pass: `rows` rows per node, row r belonging to forward sample
 // r / rep. grad[i] is empty for nodes not reached or not kept.

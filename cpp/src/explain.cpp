@@ -18,11 +18,6 @@ namespace tsviz {
 
 namespace {
 
-bool is_elementwise_activation(OpKind k) {
-    return k == OpKind::Relu || k == OpKind::LeakyRelu || k == OpKind::Elu || k == OpKind::Sigmoid ||
-           k == OpKind::Tanh;
-}
-
 // sum_p |g[p]| and sum_p z[p] g[p] of one filter's row: importance and the Taylor criterion.
 // Four-lane vectors with two accumulators each (the baseline's SSE; a plain loop in double
 // is a chain of dependent additions), summed in double at the end.
@@ -55,6 +50,75 @@ void abs_and_dot(const float* g, const float* z, int64_t len, double& abs_sum, d
 // Floats of cotangents one chunk of a backward pass works on: small enough to stay in cache.
 constexpr int64_t kChunkFloats = int64_t{1} << 20;
 
+// Where a backward pass of the output or of the loss starts, and with what.
+struct Seeding {
+    bool wrt_loss = false;
+    Loss loss = Loss::Mse;
+    bool probability = false;
+    const std::vector<int64_t>& target;
+};
+
+// SPEC.md: when the graph ends in Softmax the target is the logit unless asked otherwise;
+// the cross-entropy loss is of the logits too, mse of the output.
+int target_node(const Graph& g, const Seeding& how) {
+    const Node& last = g.nodes[g.output];
+    const bool softmax_end = last.kind == OpKind::Softmax;
+    if (how.wrt_loss) return softmax_end && how.loss == Loss::CrossEntropy ? last.inputs[0] : g.output;
+    return softmax_end && !how.probability ? last.inputs[0] : g.output;
+}
+
+// The option checks of explain and input_gradient, before any backward pass.
+void check_seeding(const Graph& g, const std::vector<ops::Resolved>& geo, int64_t k, int64_t n, const Seeding& how,
+                   const std::vector<float>& y_true) {
+    const Node& last = g.nodes[g.output];
+    if (how.wrt_loss) {
+        if (!how.target.empty())
+            throw ArgumentError("a target unit does not apply to the loss: every output enters it");
+        if (how.probability)
+            throw ArgumentError("output='prob' does not apply to the loss: cross_entropy is of the logits, mse of "
+                                "the output");
+        const int64_t cols = loss_target_columns(how.loss, k);
+        if (static_cast<int64_t>(y_true.size()) != n * cols)
+            throw ArgumentError(std::string("the ") + loss_name(how.loss) + " loss needs " + std::to_string(cols) +
+                                (cols == 1 ? " target value" : " target values") + " per sample (" +
+                                std::to_string(n * cols) + " for " + std::to_string(n) + " samples), got " +
+                                std::to_string(y_true.size()));
+        // The targets' own checks (finite; a class index in [0, K)), naming the sample.
+        const std::vector<float> zeros(static_cast<size_t>(n * k), 0.f);
+        batch_loss(how.loss, zeros.data(), n, k, y_true.data());
+        const int tn = target_node(g, how);
+        if (geo[tn].out.size() != k)
+            throw ArgumentError("the loss needs " + std::to_string(k) + " values per sample at '" + g.nodes[tn].name +
+                                "', which has " + std::to_string(geo[tn].out.size()));
+        return;
+    }
+    if (how.probability && last.kind != OpKind::Softmax)
+        throw ArgumentError("output='prob' needs a model that ends in Softmax; '" + g.output_name + "' comes from " +
+                            last.onnx_op);
+    if (how.target.size() > 1 && static_cast<int64_t>(how.target.size()) != n)
+        throw ArgumentError("target has " + std::to_string(how.target.size()) + " entries for " + std::to_string(n) +
+                            " samples");
+    for (int64_t t : how.target)
+        if (t < 0 || t >= k)
+            throw ArgumentError("target " + std::to_string(t) + " is out of range for a model with " +
+                                std::to_string(k) + (k == 1 ? " output" : " outputs"));
+}
+
+// The cotangent rows at node tn for forward samples [first, first + m): one-hot at each
+// sample's target unit, or d loss_i / d v_i against y (m rows of the loss's target columns),
+// with loss_i written to `loss`. Samples [first, first + m) must have run forward.
+void seed_rows(const Activations& act, int tn, int64_t first, int64_t m, const Seeding& how, const int64_t* target,
+               const float* y, std::vector<float>& seed, float* loss) {
+    const int64_t size = act.geo[tn].out.size();
+    seed.assign(static_cast<size_t>(m * size), 0.f);
+    if (how.wrt_loss) {
+        const float* v = act.arena.data() + act.offset[tn] + first * size;
+        batch_loss(how.loss, v, m, size, y, seed.data(), loss);
+        return;
+    }
+    for (int64_t i = 0; i < m; ++i) seed[i * size + target[i]] = 1.f;
+}
+
 }  // namespace
 
 struct Explanation::Impl {
@@ -73,6 +137,7 @@ struct Explanation::Impl {
     std::vector<std::string> names;
     std::vector<Layer> layers;
     std::vector<float> output_saliency;
+    std::vector<float> loss;  // loss_i when explaining the loss
 
     // Forward-mode saliency, computed on first use: the band plan, the layers that forward
     // mode serves (a prefix in topological order, chosen by FLOP count), and the signed
@@ -118,42 +183,27 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     int64_t per_sample = 0;
     for (const auto& r : ex->act.geo) per_sample += r.out.size();
     const int64_t chunk = std::clamp<int64_t>(kChunkFloats / std::max<int64_t>(per_sample, 1), 1, n);
-    const bool forward_first = options.target.empty() && k > 1;
+    const bool wrt_loss = options.loss.has_value();
+    const bool forward_first = options.target.empty() && k > 1 && !wrt_loss;
     if (forward_first) forward(g, ex->act);
     const float* y = ex->act.arena.data() + ex->act.offset[g.output];
 
-    // SPEC.md: when the graph ends in Softmax the target is the logit unless asked otherwise.
-    const Node& last = g.nodes[g.output];
-    const bool softmax_end = last.kind == OpKind::Softmax;
-    if (options.probability && !softmax_end)
-        throw ArgumentError("output='prob' needs a model that ends in Softmax; '" + g.output_name +
-                            "' comes from " + last.onnx_op);
-    ex->target_node = softmax_end && !options.probability ? last.inputs[0] : g.output;
-
-    if (options.target.size() > 1 && static_cast<int64_t>(options.target.size()) != n)
-        throw ArgumentError("target has " + std::to_string(options.target.size()) + " entries for " +
-                            std::to_string(n) + " samples");
-    for (int64_t i = 0; i < n; ++i) {
-        int64_t tgt;
-        if (options.target.empty()) {
-            tgt = k == 1 ? 0 : std::max_element(y + i * k, y + (i + 1) * k) - (y + i * k);
-        } else {
-            tgt = options.target.size() == 1 ? options.target[0] : options.target[i];
-        }
-        if (tgt < 0 || tgt >= k)
-            throw ArgumentError("target " + std::to_string(tgt) + " is out of range for a model with " +
-                                std::to_string(k) + (k == 1 ? " output" : " outputs"));
-        ex->target.push_back(tgt);
+    Seeding how = {wrt_loss, options.loss.value_or(Loss::Mse), options.probability, options.target};
+    check_seeding(g, ex->act.geo, k, n, how, options.y_true);
+    ex->target_node = target_node(g, how);
+    if (wrt_loss) {
+        ex->loss.assign(static_cast<size_t>(n), 0.f);
+        for (int64_t i = 0; i < n; ++i)
+            ex->target.push_back(how.loss == Loss::CrossEntropy ? static_cast<int64_t>(options.y_true[i]) : -1);
+    } else if (!forward_first) {
+        for (int64_t i = 0; i < n; ++i) ex->target.push_back(options.target.size() == 1 ? options.target[0]
+                                                             : options.target.empty() ? 0 : options.target[i]);
+    } else {
+        for (int64_t i = 0; i < n; ++i) ex->target.push_back(std::max_element(y + i * k, y + (i + 1) * k) - (y + i * k));
     }
 
     // Filter layers and their activations (SPEC.md: a^l is z^l after the elementwise
     // activation that is its only consumer).
-    std::vector<int> consumers(g.nodes.size(), 0), consumer(g.nodes.size(), -1);
-    for (size_t i = 0; i < g.nodes.size(); ++i)
-        for (int p : g.nodes[i].inputs) {
-            ++consumers[p];
-            consumer[p] = static_cast<int>(i);
-        }
     std::vector<bool> keep(g.nodes.size(), false);
     keep[0] = true;
     for (size_t i = 0; i < g.nodes.size(); ++i) {
@@ -161,8 +211,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
         Explanation::Impl::Layer l;
         l.name = g.nodes[i].name;
         l.z = static_cast<int>(i);
-        l.a = l.z;
-        if (consumers[i] == 1 && is_elementwise_activation(g.nodes[consumer[i]].kind)) l.a = consumer[i];
+        l.a = activation_node(g, l.z);
         keep[i] = true;
         ex->names.push_back(l.name);
         ex->layers.push_back(std::move(l));
@@ -171,7 +220,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     // One backward pass from the target: d a^L / d z^l for every layer and d a^L / d x,
     // each thread on its own range of samples, writing its own rows.
     const int tn = ex->target_node;
-    const int64_t tsize = ex->size(tn), in_size = ex->size(0);
+    const int64_t in_size = ex->size(0);
     for (auto& l : ex->layers) {
         l.importance_raw.assign(static_cast<size_t>(n * ex->act.geo[l.z].out.c), 0.f);
         l.taylor.assign(l.importance_raw.size(), 0.f);
@@ -184,9 +233,9 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
         for (int64_t first = begin; first < end; first += chunk) {
             const int64_t m = std::min(chunk, end - first);
             if (!forward_first) forward_samples(g, ex->act, first, first + m);
-            std::vector<float>& seed = ct.grad[tn];
-            seed.assign(static_cast<size_t>(m * tsize), 0.f);
-            for (int64_t i = 0; i < m; ++i) seed[i * tsize + ex->target[first + i]] = 1.f;
+            seed_rows(ex->act, tn, first, m, how, ex->target.data() + first,
+                      wrt_loss ? options.y_true.data() + first * loss_target_columns(how.loss, k) : nullptr,
+                      ct.grad[tn], wrt_loss ? ex->loss.data() + first : nullptr);
             backward(g, ex->act, first, m, tn, 1, keep, ct);
             for (auto& l : ex->layers) {
                 const int64_t f_n = ex->act.geo[l.z].out.c, len = ex->act.geo[l.z].out.l;
@@ -256,6 +305,7 @@ const std::vector<float>& Explanation::importance(const std::string& layer) cons
     return impl_->layer(layer).importance;
 }
 const std::vector<float>& Explanation::output_saliency() const { return impl_->output_saliency; }
+const std::vector<float>& Explanation::loss() const { return impl_->loss; }
 
 namespace {
 
@@ -504,6 +554,104 @@ std::map<std::string, TraceMask> Explanation::trace(const std::string& name, int
     std::map<std::string, TraceMask> out;
     for (size_t i = 0; i < g.nodes.size(); ++i)
         if (reach[i]) out[g.nodes[i].name] = {ex.act.geo[i].out.c, ex.act.geo[i].out.l, std::move(masks[i])};
+    return out;
+}
+
+InputGradient Model::input_gradient(const float* x, int64_t n, const std::vector<int64_t>& sample_shape,
+                                   const GradientOptions& options) const {
+    const Graph& g = impl_->graph;
+    if (n < 1) throw ArgumentError("input_gradient needs at least one sample, got " + std::to_string(n));
+    const int64_t t = impl_->check_input(x, n, sample_shape, options.allow_nonfinite);
+    const int64_t k = impl_->n_outputs, c = impl_->input.channels, in_size = c * t;
+    const std::vector<ops::Resolved> geo = resolve(g, t);
+    const bool of_loss = options.of == GradientOf::Loss, of_filter = options.of == GradientOf::Filter;
+    const Seeding how{of_loss, options.loss, options.probability, options.target};
+    int start = 0;
+    if (of_filter) {
+        int z = -1;
+        std::string valid;
+        for (size_t i = 0; i < g.nodes.size(); ++i) {
+            if (!g.nodes[i].is_filter_layer()) continue;
+            if (g.nodes[i].name == options.layer) z = static_cast<int>(i);
+            valid += (valid.empty() ? "'" : ", '") + g.nodes[i].name + "'";
+        }
+        if (z < 0) throw ArgumentError("no filter layer named '" + options.layer + "'; the model has " + valid);
+        start = activation_node(g, z);
+        if (options.filter < 0 || options.filter >= geo[start].out.c)
+            throw ArgumentError("filter " + std::to_string(options.filter) + " is out of range for layer '" +
+                                options.layer + "' with " + std::to_string(geo[start].out.c) + " filters");
+    } else {
+        check_seeding(g, geo, k, n, how, options.y_true);
+        start = target_node(g, how);
+    }
+    const int64_t cols = loss_target_columns(options.loss, k);
+    InputGradient out;
+    out.output.resize(static_cast<size_t>(n * k));
+    out.value.resize(static_cast<size_t>(n));
+    out.gradient.resize(static_cast<size_t>(n * in_size));
+    // Chunks as predict's, each thread reusing its arena and cotangent buffers.
+    impl_->check_memory(1, t);
+    int64_t per_sample = 0;
+    for (const auto& r : geo) per_sample += r.out.size();
+    const int64_t chunk = std::clamp<int64_t>(kChunkFloats / std::max<int64_t>(per_sample, 1), 1, n);
+    const int64_t chunks = (n + chunk - 1) / chunk;
+    const int64_t parts = std::min<int64_t>(engine_threads(), chunks);
+    std::vector<bool> keep(g.nodes.size(), false);
+    keep[0] = true;
+    const int64_t size = geo[start].out.size(), len = geo[start].out.l;
+    parallel_for(parts, [&](int64_t part) {
+        thread_local FloatArena kept;
+        thread_local Cotangents ct;
+        Activations act = allocate(g, chunk, t, std::move(kept));
+        struct GiveBack {
+            Activations& act;
+            ~GiveBack() { kept = std::move(act.arena); }
+        } give_back{act};
+        ct.grad.resize(g.nodes.size());
+        std::vector<int64_t> target(static_cast<size_t>(chunk));
+        for (int64_t ci = part; ci < chunks; ci += parts) {
+            const int64_t first = ci * chunk, m = std::min(chunk, n - first);
+            act.n = m;
+            impl_->fill_input(act, x, first, m, t);
+            forward_samples(g, act, 0, m);
+            const float* y = act.arena.data() + act.offset[g.output];
+            std::copy(y, y + m * k, out.output.begin() + first * k);
+            const float* v = act.arena.data() + act.offset[start];
+            std::vector<float>& seed = ct.grad[start];
+            if (of_filter) {
+                seed.assign(static_cast<size_t>(m * size), 0.f);
+                for (int64_t i = 0; i < m; ++i) {
+                    std::fill_n(seed.data() + i * size + options.filter * len, len, 1.f);
+                    double sum = 0;
+                    for (int64_t p = 0; p < len; ++p) sum += v[i * size + options.filter * len + p];
+                    out.value[first + i] = static_cast<float>(sum);
+                }
+            } else {
+                for (int64_t i = 0; i < m; ++i) {
+                    if (!options.target.empty())
+                        target[i] = options.target.size() == 1 ? options.target[0] : options.target[first + i];
+                    else
+                        target[i] = k == 1 ? 0 : std::max_element(y + i * k, y + (i + 1) * k) - (y + i * k);
+                }
+                seed_rows(act, start, 0, m, how, target.data(), of_loss ? options.y_true.data() + first * cols : nullptr,
+                          seed, of_loss ? out.value.data() + first : nullptr);
+                if (!of_loss)
+                    for (int64_t i = 0; i < m; ++i) out.value[first + i] = v[i * size + target[i]];
+            }
+            backward(g, act, 0, m, start, 1, keep, ct);
+            const std::vector<float>& gx = ct.grad[0];
+            float* dst = out.gradient.data() + first * in_size;
+            if (gx.empty()) {
+                std::fill_n(dst, m * in_size, 0.f);
+            } else if (impl_->input.layout == "NTC") {
+                for (int64_t i = 0; i < m; ++i)
+                    for (int64_t ch = 0; ch < c; ++ch)
+                        for (int64_t p = 0; p < t; ++p) dst[(i * t + p) * c + ch] = gx[(i * c + ch) * t + p];
+            } else {
+                std::copy(gx.begin(), gx.begin() + m * in_size, dst);
+            }
+        }
+    });
     return out;
 }
 

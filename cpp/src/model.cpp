@@ -330,6 +330,7 @@ std::vector<float> Model::predict(const float* x, int64_t n, const std::vector<i
     const int64_t chunk = std::clamp<int64_t>(static_cast<int64_t>(budget / per_sample), 1, n);
     const int64_t chunks = (n + chunk - 1) / chunk;
     const int64_t parts = std::min<int64_t>(engine_threads(), chunks);
+    const std::vector<ChannelZeroing> zero = zeroing(g, resolve(g, t), options.zero_filters, n);
     parallel_for(parts, [&](int64_t part) {
         // Each thread keeps its arena between calls: a call on a small batch then allocates
         // nothing for its tensors.
@@ -343,7 +344,7 @@ std::vector<float> Model::predict(const float* x, int64_t n, const std::vector<i
             const int64_t start = i * chunk, m = std::min(chunk, n - start);
             act.n = m;  // a short last chunk uses the front of each slot
             impl_->fill_input(act, x, start, m, t);
-            forward_samples(g, act, 0, m);
+            forward_samples(g, act, 0, m, zero.empty() ? nullptr : &zero, start);
             const float* out = act.arena.data() + act.offset[g.output];
             std::copy(out, out + m * k, y.begin() + start * k);
         }

@@ -5,6 +5,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <map>
+#include <optional>
 #include <string>
 
 #include "bindings.hpp"
@@ -78,6 +80,12 @@ void bind_explain(py::module_& m) {
                  const auto& e = self.cast<const Explanation&>();
                  return view(e.output_saliency().data(), {e.n_samples(), e.input_channels(), e.input_length()}, self);
              })
+        .def("loss",
+             [](py::object self) -> py::object {
+                 const auto& e = self.cast<const Explanation&>();
+                 if (e.loss().empty()) return py::none();
+                 return view(e.loss().data(), {e.n_samples()}, self);
+             })
         .def(
             "saliency",
             [](const Explanation& e, const std::string& layer, std::vector<int64_t> filters,
@@ -132,17 +140,78 @@ void bind_model_explain(py::class_<Model>& cls) {
     cls.def(
         "explain",
         [](const Model& m, py::array_t<float, py::array::c_style> x, std::vector<int64_t> target, bool probability,
-           bool allow_nonfinite) {
+           bool allow_nonfinite, std::optional<std::string> loss, std::vector<float> y_true) {
             if (x.ndim() < 2) throw ArgumentError("explain expects a batch array (N, ...)");
             std::vector<int64_t> sample(x.shape() + 1, x.shape() + x.ndim());
             ExplainOptions options;
             options.target = std::move(target);
             options.probability = probability;
             options.allow_nonfinite = allow_nonfinite;
+            if (loss) options.loss = parse_loss(*loss);
+            options.y_true = std::move(y_true);
             py::gil_scoped_release release;
             return m.explain(x.data(), x.shape(0), sample, options);
         },
-        py::arg("x"), py::arg("target"), py::arg("probability"), py::arg("allow_nonfinite") = false);
+        py::arg("x"), py::arg("target"), py::arg("probability"), py::arg("allow_nonfinite") = false,
+        py::arg("loss") = py::none(), py::arg("y_true") = std::vector<float>{});
+    cls.def(
+        "input_gradient",
+        [](const Model& m, py::array_t<float, py::array::c_style> x, const std::string& of,
+           std::vector<int64_t> target, bool probability, const std::string& loss, std::vector<float> y_true,
+           const std::string& layer, int64_t filter, bool allow_nonfinite) {
+            if (x.ndim() < 2) throw ArgumentError("input_gradient expects a batch array (N, ...)");
+            std::vector<int64_t> sample(x.shape() + 1, x.shape() + x.ndim());
+            GradientOptions options;
+            if (of == "output") {
+                options.of = GradientOf::Output;
+            } else if (of == "loss") {
+                options.of = GradientOf::Loss;
+            } else if (of == "filter") {
+                options.of = GradientOf::Filter;
+            } else {
+                throw ArgumentError("of must be 'output', 'loss' or 'filter', got '" + of + "'");
+            }
+            options.target = std::move(target);
+            options.probability = probability;
+            options.loss = parse_loss(loss);
+            options.y_true = std::move(y_true);
+            options.layer = layer;
+            options.filter = filter;
+            options.allow_nonfinite = allow_nonfinite;
+            InputGradient g;
+            {
+                py::gil_scoped_release release;
+                g = m.input_gradient(x.data(), x.shape(0), sample, options);
+            }
+            std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
+            const py::ssize_t n = x.shape(0);
+            return py::make_tuple(owned(std::move(g.value), {n}), owned(std::move(g.gradient), shape),
+                                  owned(std::move(g.output), {n, static_cast<py::ssize_t>(m.n_outputs())}));
+        },
+        py::arg("x"), py::arg("of"), py::arg("target"), py::arg("probability"), py::arg("loss"), py::arg("y_true"),
+        py::arg("layer"), py::arg("filter"), py::arg("allow_nonfinite") = false,
+        "(value (N,), signed d value / d x in x's layout, output (N, K)) of tsviz::Model::input_gradient");
+    cls.def(
+        "predict_zeroed",
+        [](const Model& m, py::array_t<float, py::array::c_style> x,
+           const std::map<std::string, py::array_t<uint8_t, py::array::c_style | py::array::forcecast>>& zero,
+           bool allow_nonfinite) {
+            if (x.ndim() < 2) throw ArgumentError("predict expects a batch array (N, ...)");
+            const int64_t n = x.shape(0);
+            std::vector<int64_t> sample(x.shape() + 1, x.shape() + x.ndim());
+            PredictOptions options;
+            options.allow_nonfinite = allow_nonfinite;
+            for (const auto& [layer, mask] : zero)
+                options.zero_filters.push_back({layer, std::vector<uint8_t>(mask.data(), mask.data() + mask.size())});
+            std::vector<float> y;
+            {
+                py::gil_scoped_release release;
+                y = m.predict(x.data(), n, sample, options);
+            }
+            return owned(std::move(y), {n, static_cast<py::ssize_t>(m.n_outputs())});
+        },
+        py::arg("x"), py::arg("zero"), py::arg("allow_nonfinite") = false,
+        "predict with the filters of PredictOptions::zero_filters zeroed: {layer: mask (F,) or (N, F)}");
 }
 
 }  // namespace tsviz::python

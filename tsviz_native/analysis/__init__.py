@@ -3,7 +3,11 @@
 One submodule per analysis, imported on first use. This package itself imports nothing heavy:
 :mod:`tsviz_native.analysis.clustering` (filter clustering, Section 3.3: k-means++ or
 average-linkage on DTW distances) needs numba, so ``import tsviz_native`` must not import it;
-its names below are resolved lazily.
+its names below are resolved lazily. The analyses beyond the paper (docs/definitions.md) are
+:mod:`~tsviz_native.analysis.robustness` (FGSM / PGD attacks and robustness curves),
+:mod:`~tsviz_native.analysis.inverse` (inverse optimisation of the input) and
+:mod:`~tsviz_native.analysis.faithfulness` (removing filters and input points by their
+ranking), with the metrics they share with pruning in :mod:`~tsviz_native.analysis.metrics`.
 """
 
 from __future__ import annotations

@@ -7,8 +7,11 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "tsviz/loss.hpp"
 
 namespace tsviz {
 
@@ -24,6 +27,45 @@ struct ExplainOptions {
     // Let NaN and infinity in the input through (IEEE semantics) instead of refusing them
     // with an ArgumentError, as PredictOptions::allow_nonfinite.
     bool allow_nonfinite = false;
+    // Explain the loss instead of an output unit (docs/definitions.md, "Influence on the
+    // loss"): the backward pass starts from d loss_i / d v_i (tsviz/loss.hpp) at v, the output
+    // for mse, the logits (the Softmax input when the model ends in Softmax) for cross_entropy.
+    // y_true holds loss_target_columns(loss, K) values per sample, row-major. Excludes target
+    // and probability.
+    std::optional<Loss> loss;
+    std::vector<float> y_true;
+};
+
+// What Model::input_gradient differentiates, per sample:
+//   Output: the target unit a^L, chosen as ExplainOptions::target / probability choose it;
+//   Loss:   loss_i against y_true (as ExplainOptions::loss);
+//   Filter: sum_i a^l[filter, i] of the filter layer `layer`.
+enum class GradientOf { Output, Loss, Filter };
+
+struct GradientOptions {
+    GradientOf of = GradientOf::Output;
+    std::vector<int64_t> target;  // Output
+    bool probability = false;     // Output
+    Loss loss = Loss::Mse;        // Loss
+    std::vector<float> y_true;    // Loss
+    std::string layer;            // Filter
+    int64_t filter = 0;           // Filter
+    bool allow_nonfinite = false;
+};
+
+// The signed gradient of a batch: what attacks and inverse optimisation step along.
+struct InputGradient {
+    std::vector<float> output;    // (N, K) the model's output
+    std::vector<float> value;     // (N) the differentiated quantity
+    std::vector<float> gradient;  // (N, sample shape) d value_i / d x_i, in the model's layout
+};
+
+// Filters of one layer zeroed in a forward pass (PredictOptions::zero_filters): a^l[f, :] is
+// set to 0 right after it is computed, for every f with mask[f] != 0 (F entries, every sample
+// alike) or mask[i * F + f] != 0 (N * F entries, one row per sample).
+struct ZeroFilters {
+    std::string layer;
+    std::vector<uint8_t> mask;
 };
 
 // How Explanation::saliency computes: reverse mode pushes one cotangent per filter from the
@@ -48,7 +90,9 @@ public:
     int64_t input_length() const;     // T
 
     const std::vector<float>& output() const;        // (N, K) the model's output
-    const std::vector<int64_t>& target() const;      // (N)
+    // (N) the unit explained; when explaining the loss, the class index of y_true for
+    // cross_entropy and -1 for mse (every output unit enters the loss).
+    const std::vector<int64_t>& target() const;
     const std::vector<std::string>& layer_names() const;  // filter layers, topological order
 
     int64_t n_filters(const std::string& layer) const;
@@ -62,6 +106,8 @@ public:
     // of the loss: |sum_i z^l[f, i] * d a^L / d z^l[f, i]| (N, F); its square is their 2019 variant.
     const std::vector<float>& taylor(const std::string& layer) const;
     const std::vector<float>& output_saliency() const;   // (N, C, T)
+    // loss_i of each sample when explaining the loss (ExplainOptions::loss), else empty.
+    const std::vector<float>& loss() const;
 
     // |d sum_i a^l[f, i] / d x| for the given filters (all when empty): (N, F', C, T).
     // Forward mode computes every layer it covers at once and keeps them for later calls.

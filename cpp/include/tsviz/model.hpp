@@ -48,6 +48,9 @@ struct PredictOptions {
     // NaN or infinity in the input is an ArgumentError naming the first sample and position,
     // unless this is set; then they go through with IEEE semantics (NaN in, NaN out).
     bool allow_nonfinite = false;
+    // Filters whose activation a^l is zeroed in this pass (tsviz/explain.hpp, ZeroFilters):
+    // removing filters without editing the model (docs/definitions.md, "Faithfulness").
+    std::vector<ZeroFilters> zero_filters;
 };
 
 // The model's input as ONNX declares it.
@@ -89,6 +92,11 @@ public:
     // explanation needs. Throws ShapeError for the input, ArgumentError for the options.
     Explanation explain(const float* x, int64_t n, const std::vector<int64_t>& sample_shape,
                         const ExplainOptions& options = {}) const;
+
+    // Signed d value_i / d x_i of a batch (tsviz/explain.hpp, GradientOptions): one forward and
+    // one backward pass per chunk of samples, nothing else kept. Throws as explain does.
+    InputGradient input_gradient(const float* x, int64_t n, const std::vector<int64_t>& sample_shape,
+                                 const GradientOptions& options = {}) const;
 
     // The lowered graph, for the explanation engine and tests.
     const Graph& graph() const;
