@@ -23,7 +23,9 @@ class Layer:
     """A filter layer: a convolution or a dense node, named by its ONNX output tensor.
 
     ``out_length`` is the number of positions per filter at the model's declared input
-    length (-1 when the model leaves the length free). ``label`` is a short display name,
+    length (-1 when the model leaves the length free). ``activation`` is the tensor of the
+    layer's a^l: the elementwise activation that follows it, or the layer itself when none
+    does (docs/definitions.md). ``label`` is a short display name,
     unique within the model, such as ``"conv 2 · k=5 · 128 filters"`` or
     ``"dense 1 · 2 units"``: tensor names can be long and, in models exported from Keras,
     alike (``.../batchnorm/add_1:0``). Wherever a layer is named, its tensor name, its label,
@@ -41,12 +43,50 @@ class Layer:
     in_channels: int
     onnx_node: str
     onnx_op: str
+    activation: str = ""
     label: str = ""
 
     @property
     def short_label(self) -> str:
         """The first part of :attr:`label`: the kind and its count, e.g. ``"conv 2"``."""
         return self.label.split(" · ")[0]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node of the engine's graph, after loading lowered and folded the ONNX graph
+    (docs/engine.md): the tensor it outputs and the op that computes it. The first node is the
+    model input; nodes come in topological order.
+
+    ``op`` is the engine's op (``"Conv"``, ``"Relu"``, ``"MaxPool"``, ...);
+    ``inputs`` the indices of the nodes it reads; ``shape`` the per-sample shape ``(channels,
+    length)`` of its tensor, channels-first, at the model's declared input length (length -1
+    when the model leaves it free); ``layer`` the index in :attr:`Model.layers` of a filter
+    layer, else -1. ``kernel``, ``stride``, ``dilation`` and ``group`` describe a convolution
+    or a windowed pooling (1 elsewhere).
+    """
+
+    name: str
+    op: str
+    inputs: tuple[int, ...]
+    onnx_node: str
+    onnx_op: str
+    shape: tuple[int, int]
+    kernel: int
+    stride: int
+    dilation: int
+    group: int
+    layer: int
+
+    @property
+    def is_filter_layer(self) -> bool:
+        return self.layer >= 0
+
+    @classmethod
+    def _from_native(cls, d: dict) -> Node:
+        return cls(d["name"], d["op"], tuple(d["inputs"]), d["onnx_node"], d["onnx_op"],
+                   (int(d["channels"]), int(d["length"])), d["kernel"], d["stride"], d["dilation"],
+                   d["group"], d["layer"])
 
 
 def _labelled(layers: list[Layer]) -> tuple[Layer, ...]:
@@ -124,6 +164,9 @@ class Model:
         #: follows the caller's choice.
         self.allow_nonfinite = bool(allow_nonfinite)
         self.layers: tuple[Layer, ...] = _labelled([Layer(**d) for d in native.layers])
+        #: The engine's graph (:class:`Node`), input first, in topological order: what
+        #: :meth:`summary` prints.
+        self.nodes: tuple[Node, ...] = tuple(Node._from_native(d) for d in native.nodes)
 
     def to_bytes(self) -> bytes:
         """The ONNX bytes the model was loaded from (read again from its file, if a path)."""
@@ -184,8 +227,9 @@ class Model:
 
     @property
     def graph_ops(self) -> tuple[str, ...]:
-        """The ops of the engine's lowered graph, in order (after folding), for inspection."""
-        return tuple(self._native.graph_ops)
+        """The ops of the engine's lowered graph, in order (after folding), without the input:
+        the ``op`` of every :attr:`nodes` entry but the first."""
+        return tuple(n.op for n in self.nodes[1:])
 
     def layer(self, key: str | int | Layer) -> Layer:
         """The filter layer named by ``key``: its index, tensor name or display label (see
@@ -332,9 +376,7 @@ class Model:
             raise ArgumentError(f"output must be 'logit' or 'prob', got {output!r}")
         batch, _ = self._batch(x)
         return Explanation._from_native(
-            self._native.explain(
-                batch, target_list(target, len(batch)), output == "prob", self._nonfinite(allow_nonfinite)
-            ),
+            self._native.explain(batch, target_list(target, len(batch)), output, self._nonfinite(allow_nonfinite)),
             self.layers,
         )
 

@@ -27,6 +27,17 @@ constexpr int64_t kChunkFloats = int64_t{1} << 20;
 
 }  // namespace
 
+int activation_node(const Graph& g, int z) {
+    int consumers = 0, consumer = -1;
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+        for (int p : g.nodes[i].inputs)
+            if (p == z) {
+                ++consumers;
+                consumer = static_cast<int>(i);
+            }
+    return consumers == 1 && is_elementwise_activation(g.nodes[consumer].kind) ? consumer : z;
+}
+
 struct Explanation::Impl {
     struct Layer {
         std::string name;
@@ -95,10 +106,11 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     // SPEC.md: when the graph ends in Softmax the target is the logit unless asked otherwise.
     const Node& last = g.nodes[g.output];
     const bool softmax_end = last.kind == OpKind::Softmax;
-    if (options.probability && !softmax_end)
+    const bool prob = options.output == ExplainOutput::Prob;
+    if (prob && !softmax_end)
         throw ArgumentError("output='prob' needs a model that ends in Softmax; '" + g.output_name +
                             "' comes from " + last.onnx_op);
-    ex->target_node = softmax_end && !options.probability ? last.inputs[0] : g.output;
+    ex->target_node = softmax_end && !prob ? last.inputs[0] : g.output;
 
     if (options.target.size() > 1 && static_cast<int64_t>(options.target.size()) != n)
         throw ArgumentError("target has " + std::to_string(options.target.size()) + " entries for " +
@@ -116,24 +128,15 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
         ex->target.push_back(tgt);
     }
 
-    // Filter layers and their activations (SPEC.md: a^l is z^l after the elementwise
-    // activation that is its only consumer).
-    std::vector<int> consumers(g.nodes.size(), 0), consumer(g.nodes.size(), -1);
-    for (size_t i = 0; i < g.nodes.size(); ++i)
-        for (int p : g.nodes[i].inputs) {
-            ++consumers[p];
-            consumer[p] = static_cast<int>(i);
-        }
+    // Filter layers and their activations, as the model's layer table has them.
     std::vector<bool> keep(g.nodes.size(), false);
     keep[0] = true;
-    for (size_t i = 0; i < g.nodes.size(); ++i) {
-        if (!g.nodes[i].is_filter_layer()) continue;
+    for (const LayerInfo& info : impl_->layers) {
         Explanation::Impl::Layer l;
-        l.name = g.nodes[i].name;
-        l.z = static_cast<int>(i);
-        l.a = l.z;
-        if (consumers[i] == 1 && is_elementwise_activation(g.nodes[consumer[i]].kind)) l.a = consumer[i];
-        keep[i] = true;
+        l.name = info.name;
+        l.z = static_cast<int>(info.node);
+        l.a = static_cast<int>(info.activation_node);
+        keep[l.z] = true;
         ex->names.push_back(l.name);
         ex->layers.push_back(std::move(l));
     }

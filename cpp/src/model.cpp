@@ -86,6 +86,20 @@ std::shared_ptr<Model::Impl> build(Graph graph, const LoadOptions& options) {
     for (size_t i = 0; i < g.nodes.size(); ++i) {
         const Node& n = g.nodes[i];
         impl->n_parameters += static_cast<int64_t>(n.weight.size() + n.bias.size() + n.scale.size() + n.shift.size());
+        NodeInfo node;
+        node.name = n.name;
+        node.op = op_kind_name(n.kind);
+        node.inputs.assign(n.inputs.begin(), n.inputs.end());
+        node.onnx_node = n.onnx_node;
+        node.onnx_op = n.onnx_op;
+        node.channels = shapes.empty() ? n.channels : shapes[i].c;
+        node.length = shapes.empty() ? -1 : shapes[i].l;
+        node.kernel = n.kernel;
+        node.stride = n.stride;
+        node.dilation = n.dilation;
+        node.group = n.group;
+        if (n.is_filter_layer()) node.layer = static_cast<int64_t>(impl->layers.size());
+        impl->nodes.push_back(std::move(node));
         if (!n.is_filter_layer()) continue;
         LayerInfo info;
         info.name = n.name;
@@ -102,6 +116,8 @@ std::shared_ptr<Model::Impl> build(Graph graph, const LoadOptions& options) {
         info.dilation = n.dilation;
         info.group = n.group;
         info.node = static_cast<int64_t>(i);
+        info.activation_node = activation_node(g, static_cast<int>(i));
+        info.activation = g.nodes[info.activation_node].name;
         impl->layers.push_back(info);
     }
     return impl;
@@ -162,19 +178,17 @@ int64_t Model::opset() const { return impl_->graph.opset; }
 const std::string& Model::producer() const { return impl_->graph.producer; }
 const std::string& Model::source() const { return impl_->graph.source; }
 int64_t Model::n_parameters() const { return impl_->n_parameters; }
-const Graph& Model::graph() const { return impl_->graph; }
+const std::vector<NodeInfo>& Model::nodes() const { return impl_->nodes; }
 
 std::string Model::summary() const {
     const Graph& g = impl_->graph;
     const InputInfo& in = impl_->input;
     std::ostringstream s;
     int conv = 0, pool = 0, dense = 0;
-    for (const Node& n : g.nodes) {
-        if (n.kind == OpKind::Conv) ++conv;
-        if (n.kind == OpKind::Dense) ++dense;
-        if (n.kind == OpKind::MaxPool || n.kind == OpKind::AvgPool ||
-            n.kind == OpKind::GlobalAvgPool || n.kind == OpKind::GlobalMaxPool)
-            ++pool;
+    for (const NodeInfo& n : impl_->nodes) {
+        if (n.op == "Conv") ++conv;
+        if (n.op == "Dense") ++dense;
+        if (n.op == "MaxPool" || n.op == "AvgPool" || n.op == "GlobalAvgPool" || n.op == "GlobalMaxPool") ++pool;
     }
     s << "model   " << g.source << " (opset " << g.opset;
     if (!g.producer.empty()) s << ", from " << g.producer;
@@ -187,25 +201,22 @@ std::string Model::summary() const {
     s << "output  '" << g.output_name << "' (N, " << impl_->n_outputs << ")\n";
     s << "layers  " << conv << " convolution, " << pool << " pooling, " << dense << " dense; "
       << n_parameters() << " parameters\n\n";
-    std::vector<Shape> shapes;
-    if (in.length > 0) shapes = g.infer_shapes(in.length);
     char line[256];
     std::snprintf(line, sizeof line, "  %-4s %-13s %-36s %10s  %s\n", "#", "op", "output tensor", "shape", "details");
     s << line;
-    for (size_t i = 1; i < g.nodes.size(); ++i) {
-        const Node& n = g.nodes[i];
-        std::string shape = shapes.empty()
-            ? "(" + std::to_string(n.channels) + ", ?)"
-            : "(" + std::to_string(shapes[i].c) + ", " + std::to_string(shapes[i].l) + ")";
+    for (size_t i = 1; i < impl_->nodes.size(); ++i) {
+        const NodeInfo& n = impl_->nodes[i];
+        std::string shape = "(" + std::to_string(n.channels) + ", " +
+                            (n.length < 0 ? std::string("?") : std::to_string(n.length)) + ")";
         std::string details;
-        if (n.kind == OpKind::Conv || n.kind == OpKind::MaxPool || n.kind == OpKind::AvgPool) {
+        if (n.op == "Conv" || n.op == "MaxPool" || n.op == "AvgPool") {
             details = "k=" + std::to_string(n.kernel) + " s=" + std::to_string(n.stride) +
                       " d=" + std::to_string(n.dilation);
             if (n.group > 1) details += " groups=" + std::to_string(n.group);
         }
         if (n.is_filter_layer()) details += std::string(details.empty() ? "" : " ") + "[filter layer]";
         std::string name = n.name.size() > 36 ? "..." + n.name.substr(n.name.size() - 33) : n.name;
-        std::snprintf(line, sizeof line, "  %-4zu %-13s %-36s %10s  %s\n", i, op_kind_name(n.kind),
+        std::snprintf(line, sizeof line, "  %-4zu %-13s %-36s %10s  %s\n", i, n.op.c_str(),
                       name.c_str(), shape.c_str(), details.c_str());
         s << line;
     }

@@ -10,10 +10,16 @@
 
 namespace tsviz {
 
+// SPEC.md: the node of a^l of the filter layer at node z: its only consumer when that is an
+// elementwise activation, else z itself. Defined beside the explanation (explain.cpp); the
+// layer table (LayerInfo::activation) and the explanation both read it from there.
+int activation_node(const Graph& g, int z);
+
 struct Model::Impl {
     Graph graph;
     InputInfo input;
     std::vector<LayerInfo> layers;
+    std::vector<NodeInfo> nodes;
     int64_t n_outputs = 0;
     int64_t n_parameters = 0;
     uint64_t max_memory = 0;  // LoadOptions::max_memory

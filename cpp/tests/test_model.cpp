@@ -11,6 +11,7 @@
 using testing::windows;
 using tsviz::ArgumentError;
 using tsviz::ExplainOptions;
+using tsviz::ExplainOutput;
 using tsviz::Model;
 using tsviz::ModelError;
 using tsviz::ShapeError;
@@ -110,17 +111,17 @@ void test_errors(const testing::Args& a, const std::vector<double>& series) {
     CHECK_THROWS(fcn.predict(x.data(), 1, {1, 0}), ShapeError, "(1, 0)");
 
     // The arguments: ArgumentError.
-    CHECK_THROWS(m.explain(x.data(), 1, shape, ExplainOptions{{1}, false}), ArgumentError,
+    CHECK_THROWS(m.explain(x.data(), 1, shape, ExplainOptions{{1}, ExplainOutput::Logit}), ArgumentError,
                  "target 1 is out of range for a model with 1 output");
-    CHECK_THROWS(m.explain(x.data(), 1, shape, ExplainOptions{{-1}, false}), ArgumentError, "target -1");
-    CHECK_THROWS(m.explain(x.data(), 2, shape, ExplainOptions{{0, 0, 0}, false}), ArgumentError,
+    CHECK_THROWS(m.explain(x.data(), 1, shape, ExplainOptions{{-1}, ExplainOutput::Logit}), ArgumentError, "target -1");
+    CHECK_THROWS(m.explain(x.data(), 2, shape, ExplainOptions{{0, 0, 0}, ExplainOutput::Logit}), ArgumentError,
                  "target has 3 entries for 2 samples");
-    CHECK_THROWS(m.explain(x.data(), 1, shape, ExplainOptions{{}, true}), ArgumentError, "Softmax");
+    CHECK_THROWS(m.explain(x.data(), 1, shape, ExplainOptions{{}, ExplainOutput::Prob}), ArgumentError, "Softmax");
     CHECK_THROWS(m.explain(x.data(), 0, shape), ArgumentError, "at least one sample");
     CHECK_THROWS(m.predict(x.data(), -1, shape), ArgumentError, "batch size");
     std::vector<int64_t> fshape;
     const std::vector<float> fx = windows(fcn, series, 1, 0, 0, fshape, 150);
-    CHECK_THROWS(fcn.explain(fx.data(), 1, fshape, ExplainOptions{{2}, true}), ArgumentError,
+    CHECK_THROWS(fcn.explain(fx.data(), 1, fshape, ExplainOptions{{2}, ExplainOutput::Prob}), ArgumentError,
                  "target 2 is out of range for a model with 2 outputs");
     const tsviz::Explanation ex = m.explain(x.data(), 2, shape);
     CHECK_THROWS(ex.importance("nope"), ArgumentError, "no filter layer named 'nope'; the model has '/features");

@@ -126,18 +126,20 @@ void bind_explain(py::module_& m) {
 void bind_model_explain(py::class_<Model>& cls) {
     cls.def(
         "explain",
-        [](const Model& m, py::array_t<float, py::array::c_style> x, std::vector<int64_t> target, bool probability,
-           bool allow_nonfinite) {
+        [](const Model& m, py::array_t<float, py::array::c_style> x, std::vector<int64_t> target,
+           const std::string& output, bool allow_nonfinite) {
             if (x.ndim() < 2) throw ArgumentError("explain expects a batch array (N, ...)");
+            if (output != "logit" && output != "prob")
+                throw ArgumentError("output must be 'logit' or 'prob', got '" + output + "'");
             std::vector<int64_t> sample(x.shape() + 1, x.shape() + x.ndim());
             ExplainOptions options;
             options.target = std::move(target);
-            options.probability = probability;
+            options.output = output == "prob" ? ExplainOutput::Prob : ExplainOutput::Logit;
             options.allow_nonfinite = allow_nonfinite;
             py::gil_scoped_release release;
             return m.explain(x.data(), x.shape(0), sample, options);
         },
-        py::arg("x"), py::arg("target"), py::arg("probability"), py::arg("allow_nonfinite") = false);
+        py::arg("x"), py::arg("target"), py::arg("output"), py::arg("allow_nonfinite") = false);
 }
 
 }  // namespace tsviz::python

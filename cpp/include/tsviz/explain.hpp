@@ -14,13 +14,17 @@ namespace tsviz {
 
 class Model;
 
+// What the target unit a^L is for a model that ends in Softmax (docs/definitions.md): its
+// input, the logit (the default), or the probability itself. Python: output="logit" / "prob".
+enum class ExplainOutput { Logit, Prob };
+
 struct ExplainOptions {
     // Target unit a^L: empty for the default (argmax for a classifier, 0 for K == 1), one
     // value for every sample, or one value per sample.
     std::vector<int64_t> target;
-    // Explain the Softmax probability instead of the logit (the Softmax input). Only for
-    // models that end in Softmax.
-    bool probability = false;
+    // Prob explains the Softmax probability instead of the logit (the Softmax input); only
+    // for models that end in Softmax, else an ArgumentError.
+    ExplainOutput output = ExplainOutput::Logit;
     // Let NaN and infinity in the input through (IEEE semantics) instead of refusing them
     // with an ArgumentError, as PredictOptions::allow_nonfinite.
     bool allow_nonfinite = false;
