@@ -152,3 +152,36 @@ def test_viewer_blocks_come_from_the_nodes() -> None:
     want = [n for n in model.nodes if n.op in ("Conv", "Dense") or n.op.endswith("Pool")]
     assert [(b.op, b.tensor) for b in info.blocks] == [(n.op, n.name) for n in want]
     assert info.overview[0].startswith("model keras_paper_net_op17.onnx")
+
+
+def test_one_lookup_of_a_layer_for_every_front_end() -> None:
+    """Model.layer, the explanation's methods, the viewer's state and the engine itself name
+    layers by one lookup (tsviz::find_layer), with one message."""
+    from tsviz_native.viewer.state import ViewerState
+
+    model = tsv.load(model_path("paper_net_op17"))
+    second = model.layers[1]
+    assert second.label == "conv 2 · k=5 · 32 filters"  # the engine's label
+    ex = model.explain(real_windows((2, 50), "NCT", 1))
+    for key in (1, "1", -3, "001", second.name, second.label, "conv 2", " CONV   2 ", second):
+        assert model.layer(key) is second
+        assert ex.layer(key) is second
+    np.testing.assert_array_equal(ex.saliency("conv 2"), ex.saliency(second.name))
+    messages = set()
+    for lookup in (model.layer, ex.layer, lambda k: ex.keep(k, 50), lambda k: ex.trace(k, 0, 0),
+                   lambda k: ex._native.importance(k)):  # the last one: the engine, not Python
+        with pytest.raises(tsv.ArgumentError) as info:
+            lookup("conv 9")
+        messages.add(str(info.value))
+    assert len(messages) == 1
+    (message,) = messages
+    assert message.startswith("no filter layer named 'conv 9'; give a number 0..3, a label or a tensor name: "
+                              f"0 = 'conv 1 · k=5 · 16 filters' ('{model.layers[0].name}'); ")
+    with pytest.raises(tsv.ArgumentError, match="no filter layer with index 4; give a number 0..3"):
+        model.layer(4)
+    state = ViewerState(n_samples=2, layers=tuple(l.name for l in model.layers))
+    state.set(layer=2)  # an index names the layer, as everywhere
+    assert state.layer == model.layers[2].name
+    with pytest.raises(tsv.ArgumentError, match="no filter layer named 'conv 9'; give a number 0..3"):
+        state.set(layer="conv 9")
+    assert state.layer == model.layers[2].name

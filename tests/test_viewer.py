@@ -44,7 +44,8 @@ def test_state_emits_one_event_per_change_and_validates():
     with pytest.raises(tsv.ArgumentError, match=r"level must be one of \(1, 2, 3, 4\), got 5"):
         st.set(level=5)
     assert st.level == 3  # a refused change leaves the state as it was
-    with pytest.raises(tsv.ArgumentError, match="no filter layer 'c'; the model has a, b"):
+    with pytest.raises(tsv.ArgumentError, match="no filter layer named 'c'; give a number 0..1, a label or a "
+                                               r"tensor name: 0 = 'a' \('a'\); 1 = 'b' \('b'\)"):
         st.set(layer="c")
     with pytest.raises(tsv.ArgumentError, match="ViewerState has no field zoom"):
         st.set(zoom=2)

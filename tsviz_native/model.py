@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
@@ -89,29 +88,11 @@ class Node:
                    d["group"], d["layer"])
 
 
-def _labelled(layers: list[Layer]) -> tuple[Layer, ...]:
-    """The layers with their display labels: kind, number within the kind (from 1), kernel
-    and filter count for a convolution, unit count for a dense layer."""
-    out, seen = [], {"conv": 0, "dense": 0}
-    for layer in layers:
-        seen[layer.op] = seen.get(layer.op, 0) + 1
-        n = seen[layer.op]
-        if layer.op == "conv":
-            label = f"conv {n} · k={layer.kernel} · {layer.n_filters} filters"
-        else:
-            label = f"{layer.op} {n} · {layer.n_filters} unit{'s' if layer.n_filters != 1 else ''}"
-        out.append(replace(layer, label=label))
-    return tuple(out)
-
-
-def _normal(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def resolve_layer(layers: Sequence[Layer], key: object) -> Layer:
     """The filter layer that ``key`` names: its index (an int, or a string of digits; negative
     counts from the end), its ONNX tensor name, its display label or the label's first part
-    (``"conv 2"``, case and spacing ignored), or the :class:`Layer` itself.
+    (``"conv 2"``, case and spacing ignored), or the :class:`Layer` itself. The engine's one
+    lookup (``tsviz::find_layer``) decides, for Python and C++ alike.
 
     Raises
     ------
@@ -120,27 +101,13 @@ def resolve_layer(layers: Sequence[Layer], key: object) -> Layer:
     """
     if isinstance(key, Layer):
         key = key.name
-    n = len(layers)
-    index: int | None = None
+    for layer in layers:  # the common case, without building the engine's list
+        if layer.name == key:
+            return layer
     if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
-        index = int(key)
-    elif isinstance(key, str):
-        for layer in layers:
-            if layer.name == key:
-                return layer
-        wanted = _normal(key)
-        for layer in layers:
-            if wanted in (_normal(layer.label), _normal(layer.short_label)):
-                return layer
-        if re.fullmatch(r"-?\d+", key.strip()):
-            index = int(key)
-    if index is not None and -n <= index < n:
-        return layers[index]
-    listing = "; ".join(f"{i} = {l.label!r} ({l.name!r})" for i, l in enumerate(layers))
-    what = f"with index {index}" if index is not None else f"named {key!r}"
-    raise ArgumentError(
-        f"no filter layer {what}; give a number 0..{n - 1}, a label or a tensor name: {listing}"
-    )
+        key = str(int(key))
+    index = _native.find_layer([(l.name, l.label) for l in layers], key if isinstance(key, str) else repr(key))
+    return layers[index]
 
 
 def _shape_text(dims: tuple[int, ...] | list[int]) -> str:
@@ -163,7 +130,7 @@ class Model:
         #: :func:`load`), so that code that calls them without it (analyze_dataset, reports)
         #: follows the caller's choice.
         self.allow_nonfinite = bool(allow_nonfinite)
-        self.layers: tuple[Layer, ...] = _labelled([Layer(**d) for d in native.layers])
+        self.layers: tuple[Layer, ...] = tuple(Layer(**d) for d in native.layers)
         #: The engine's graph (:class:`Node`), input first, in topological order: what
         #: :meth:`summary` prints.
         self.nodes: tuple[Node, ...] = tuple(Node._from_native(d) for d in native.nodes)

@@ -66,19 +66,9 @@ struct Explanation::Impl {
 
     const Graph& graph() const { return model->graph; }
     ~Impl() { model->give_arena(std::move(act.arena)); }
-    size_t layer_index(const std::string& name) const {
-        for (size_t i = 0; i < layers.size(); ++i)
-            if (layers[i].name == name) return i;
-        layer(name);  // throws, naming the filter layers
-        return 0;
-    }
-    const Layer& layer(const std::string& name) const {
-        for (const Layer& l : layers)
-            if (l.name == name) return l;
-        std::string valid;
-        for (const Layer& l : layers) valid += (valid.empty() ? "'" : ", '") + l.name + "'";
-        throw ArgumentError("no filter layer named '" + name + "'; the model has " + valid);
-    }
+    // The model's lookup (find_layer): its layers are these, in the same order.
+    size_t layer_index(const std::string& name) const { return find_layer(model->layers, name); }
+    const Layer& layer(const std::string& name) const { return layers[layer_index(name)]; }
     int64_t size(int node) const { return act.geo[node].out.size(); }
 };
 
@@ -438,7 +428,7 @@ std::map<std::string, TraceMask> Explanation::trace(const std::string& name, int
         if (l.name == name) start = l.a;
     for (size_t i = 0; start < 0 && i < g.nodes.size(); ++i)
         if (g.nodes[i].name == name) start = static_cast<int>(i);
-    if (start < 0) ex.layer(name);  // throws, naming the filter layers
+    if (start < 0) start = ex.layer(name).a;  // a label or an index; throws, naming the filter layers
     if (sample < 0 || sample >= ex.act.n)
         throw ArgumentError("sample " + std::to_string(sample) + " is out of range for " +
                             std::to_string(ex.act.n) + " samples");

@@ -3,6 +3,7 @@
 #include "tsviz/model.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -36,6 +37,26 @@ std::string bytes_text(double bytes) {
     else if (bytes >= double(1 << 20)) std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / double(1 << 20));
     else std::snprintf(buf, sizeof buf, "%.0f bytes", bytes);
     return buf;
+}
+
+// The separator of a layer's label, a middle dot (UTF-8).
+constexpr const char* kLabelDot = " \xc2\xb7 ";
+
+// Lower case, runs of white space as one space, none at either end: how a label is matched.
+std::string normal(const std::string& text) {
+    std::string out;
+    bool space = false;
+    for (char ch : text) {
+        const unsigned char c = static_cast<unsigned char>(ch);
+        if (std::isspace(c)) {
+            space = !out.empty();
+            continue;
+        }
+        if (space) out += ' ';
+        space = false;
+        out += static_cast<char>(std::tolower(c));
+    }
+    return out;
 }
 
 // Bytes of the arena (and argmax cache) that m samples need at the geometry `geo`, in double
@@ -118,6 +139,13 @@ std::shared_ptr<Model::Impl> build(Graph graph, const LoadOptions& options) {
         info.node = static_cast<int64_t>(i);
         info.activation_node = activation_node(g, static_cast<int>(i));
         info.activation = g.nodes[info.activation_node].name;
+        const int64_t number = 1 + std::count_if(impl->layers.begin(), impl->layers.end(),
+                                                 [&](const LayerInfo& l) { return l.op == info.op; });
+        info.label = info.op + " " + std::to_string(number) + kLabelDot;
+        if (info.op == "conv")
+            info.label += "k=" + std::to_string(info.kernel) + kLabelDot + std::to_string(info.n_filters) + " filters";
+        else
+            info.label += std::to_string(info.n_filters) + (info.n_filters == 1 ? " unit" : " units");
         impl->layers.push_back(info);
     }
     return impl;
@@ -141,6 +169,38 @@ std::string base_name(const std::string& path) {
 }
 
 }  // namespace
+
+size_t find_layer(const std::vector<LayerInfo>& layers, const std::string& key) {
+    for (size_t i = 0; i < layers.size(); ++i)
+        if (layers[i].name == key) return i;
+    const std::string wanted = normal(key);
+    for (size_t i = 0; i < layers.size(); ++i) {
+        const std::string& label = layers[i].label;
+        if (wanted == normal(label) || wanted == normal(label.substr(0, label.find(kLabelDot)))) return i;
+    }
+    const int64_t n = static_cast<int64_t>(layers.size());
+    std::string what = "named '" + key + "'";
+    const std::string digits = normal(key);
+    const size_t first = !digits.empty() && digits[0] == '-' ? 1 : 0;
+    if (digits.size() > first && digits.find_first_not_of("0123456789", first) == std::string::npos) {
+        // more digits than an int64 holds: out of range whatever the model
+        const size_t lead = std::min(digits.find_first_not_of('0', first), digits.size() - 1);
+        const std::string magnitude = digits.substr(lead);
+        if (magnitude.size() <= 18) {
+            int64_t index = std::stoll(magnitude);
+            if (first) index = -index;
+            if (-n <= index && index < n) return static_cast<size_t>(index < 0 ? index + n : index);
+            what = "with index " + std::to_string(index);
+        } else {
+            what = "with index " + std::string(first && magnitude != "0" ? "-" : "") + magnitude;
+        }
+    }
+    std::string listing;
+    for (size_t i = 0; i < layers.size(); ++i)
+        listing += (i ? "; " : "") + std::to_string(i) + " = '" + layers[i].label + "' ('" + layers[i].name + "')";
+    throw ArgumentError("no filter layer " + what + "; give a number 0.." + std::to_string(n - 1) +
+                        ", a label or a tensor name: " + listing);
+}
 
 Model Model::load(const std::string& path, const LoadOptions& options) {
     namespace fs = std::filesystem;
@@ -174,6 +234,7 @@ const InputInfo& Model::input() const { return impl_->input; }
 const std::string& Model::output_name() const { return impl_->graph.output_name; }
 int64_t Model::n_outputs() const { return impl_->n_outputs; }
 const std::vector<LayerInfo>& Model::layers() const { return impl_->layers; }
+const LayerInfo& Model::layer(const std::string& key) const { return impl_->layers[find_layer(impl_->layers, key)]; }
 int64_t Model::opset() const { return impl_->graph.opset; }
 const std::string& Model::producer() const { return impl_->graph.producer; }
 const std::string& Model::source() const { return impl_->graph.source; }

@@ -55,6 +55,33 @@ void test_paper_net(const testing::Args& a) {
     std::vector<float> x(2 * 50, 0.25f);
     const tsviz::Explanation ex = m.explain(x.data(), 1, {2, 50});
     for (const LayerInfo& l : layers) CHECK(ex.activation_name(l.name) == l.activation);
+
+    // labels, and the one lookup of a layer by tensor name, label, its first part or index
+    const std::string dot = " \xc2\xb7 ";
+    CHECK(layers[0].label == "conv 1" + dot + "k=5" + dot + "16 filters");
+    CHECK(layers[1].label == "conv 2" + dot + "k=5" + dot + "32 filters");
+    CHECK(layers[2].label == "conv 3" + dot + "k=3" + dot + "32 filters");
+    CHECK(layers[3].label == "dense 1" + dot + "1 unit");
+    for (const std::string& key : {layers[1].name, layers[1].label, std::string("conv 2"), std::string(" CONV   2 "),
+                                   std::string("1"), std::string("-3"), std::string("001")})
+        CHECK(m.layer(key).name == layers[1].name);
+    CHECK(m.layer("-1").name == "y" && m.layer("dense 1").name == "y");
+    CHECK(tsviz::find_layer(layers, layers[2].name) == 2);
+    const std::string listing = "give a number 0..3, a label or a tensor name: 0 = '" + layers[0].label + "' ('" +
+                                layers[0].name + "'); 1 = '";
+    CHECK_THROWS(m.layer("conv 9"), tsviz::ArgumentError, "no filter layer named 'conv 9'; " + listing);
+    CHECK_THROWS(m.layer("4"), tsviz::ArgumentError, "no filter layer with index 4; " + listing);
+    CHECK_THROWS(m.layer("-5"), tsviz::ArgumentError, "no filter layer with index -5; ");
+    CHECK_THROWS(m.layer("99999999999999999999"), tsviz::ArgumentError,
+                 "no filter layer with index 99999999999999999999; ");
+    CHECK_THROWS(tsviz::find_layer({}, "x"), tsviz::ArgumentError, "no filter layer named 'x'; give a number 0..-1");
+    // the explanation takes the same keys
+    CHECK(ex.importance("conv 2") == ex.importance(layers[1].name));
+    CHECK(ex.activation_name("0") == layers[0].activation);
+    CHECK(ex.trace("conv 3", 1, 2).at(layers[2].activation).mask ==
+          ex.trace(layers[2].name, 1, 2).at(layers[2].activation).mask);
+    CHECK_THROWS(ex.saliency("conv 9"), tsviz::ArgumentError, "no filter layer named 'conv 9'; give a number");
+    CHECK_THROWS(ex.trace("nope", 0, 0), tsviz::ArgumentError, "no filter layer named 'nope'; give a number");
 }
 
 // Residual blocks: an Add reads two nodes; a convolution whose only consumer is the Add has

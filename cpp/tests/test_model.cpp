@@ -124,7 +124,9 @@ void test_errors(const testing::Args& a, const std::vector<double>& series) {
     CHECK_THROWS(fcn.explain(fx.data(), 1, fshape, ExplainOptions{{2}, ExplainOutput::Prob}), ArgumentError,
                  "target 2 is out of range for a model with 2 outputs");
     const tsviz::Explanation ex = m.explain(x.data(), 2, shape);
-    CHECK_THROWS(ex.importance("nope"), ArgumentError, "no filter layer named 'nope'; the model has '/features");
+    CHECK_THROWS(ex.importance("nope"), ArgumentError,
+                 "no filter layer named 'nope'; give a number 0..3, a label or a tensor name: "
+                 "0 = 'conv 1 \xc2\xb7 k=5 \xc2\xb7 16 filters' ('/features");
     CHECK_THROWS(ex.saliency("y", {1}), ArgumentError, "filter 1 is out of range for layer 'y' with 1 filters");
     CHECK_THROWS(ex.keep("y", 101), ArgumentError, "percentile");
     CHECK_THROWS(ex.trace("y", 0, 0, 2), ArgumentError, "sample 2");

@@ -19,6 +19,7 @@ namespace {
 py::dict layer_dict(const LayerInfo& l) {
     py::dict d;
     d["name"] = l.name;
+    d["label"] = l.label;
     d["op"] = l.op;
     d["onnx_node"] = l.onnx_node;
     d["onnx_op"] = l.onnx_op;
@@ -113,13 +114,25 @@ void bind_model(py::module_& m) {
                 return out;
             },
             py::arg("x"), py::arg("allow_nonfinite") = false);
-    bind_model_graph(cls);
+    bind_model_graph(m, cls);
     bind_model_explain(cls);
 }
 
 // The structured description of the lowered graph (tsviz::NodeInfo), which the Python
-// summary, the CLI and the viewer read.
-void bind_model_graph(py::class_<Model>& cls) {
+// summary, the CLI and the viewer read, and the one lookup of a filter layer by name.
+void bind_model_graph(py::module_& m, py::class_<Model>& cls) {
+    m.def(
+        "find_layer",
+        [](const std::vector<std::pair<std::string, std::string>>& layers, const std::string& key) {
+            std::vector<LayerInfo> infos(layers.size());
+            for (size_t i = 0; i < layers.size(); ++i) {
+                infos[i].name = layers[i].first;
+                infos[i].label = layers[i].second;
+            }
+            return find_layer(infos, key);
+        },
+        py::arg("layers"), py::arg("key"),
+        "The index of the filter layer `key` names among (tensor name, label) pairs (tsviz::find_layer).");
     cls.def_property_readonly("nodes", [](const Model& m) {
         py::list out;
         for (const auto& n : m.nodes()) out.append(node_dict(n));

@@ -19,6 +19,11 @@ namespace tsviz {
 // or per-channel affine after a convolution makes the folded op's output the layer's name).
 struct LayerInfo {
     std::string name;
+    // A short display name, unique within the model: the kind, its number within the kind
+    // (from 1), the kernel and filter count of a convolution ("conv 2 · k=5 · 32 filters") or
+    // the unit count of a dense layer ("dense 1 · 2 units"). Tensor names can be long and, in
+    // models exported from Keras, alike.
+    std::string label;
     std::string op;          // "conv" or "dense"
     std::string onnx_node;   // the ONNX node (Conv, Gemm, MatMul) the layer came from
     std::string onnx_op;
@@ -53,6 +58,12 @@ struct NodeInfo {
     int64_t layer = -1;               // index in Model::layers() of a filter layer, else -1
     bool is_filter_layer() const { return layer >= 0; }
 };
+
+// The index in `layers` of the filter layer that `key` names: its tensor name, its label, the
+// label's first part ("conv 2"; case and spacing ignored) or its index as digits ("1"; a
+// negative one counts from the end). The one lookup of a layer by name, for every front end.
+// Throws ArgumentError listing every layer with its index, label and tensor name.
+size_t find_layer(const std::vector<LayerInfo>& layers, const std::string& key);
 
 // Limits applied while loading a model and while running it. Model files are untrusted input:
 // nothing is allocated for them before it is checked against these.
@@ -91,6 +102,8 @@ public:
     const std::string& output_name() const;
     int64_t n_outputs() const;                 // K
     const std::vector<LayerInfo>& layers() const;
+    // The filter layer `key` names (find_layer); ArgumentError listing the layers otherwise.
+    const LayerInfo& layer(const std::string& key) const;
     // The lowered graph in topological order: what summary() prints, for any front end.
     const std::vector<NodeInfo>& nodes() const;
     int64_t opset() const;
