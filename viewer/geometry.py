@@ -19,6 +19,7 @@ import numpy as np
 
 from .palette import FRAME_COLOR, HIGHLIGHT_CORE, HIGHLIGHT_GLOW, TEXT_COLOR
 
+
 @dataclass(frozen=True)
 class Plot:
     """One line plot: its points are ``a[index, 0..length-1]`` of ``tensor`` (a trace key)."""
