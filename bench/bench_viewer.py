@@ -65,7 +65,7 @@ def main() -> None:
     name = backend.use(headless=True)
     from vispy import gloo
 
-    from tsviz_native.viewer import scene as geo
+    from tsviz_native.viewer import geometry, palette
     from tsviz_native.viewer.app import Viewer
 
     rows = []
@@ -92,14 +92,14 @@ def main() -> None:
         rows.append((f"FCN, level {level}", n, frame, sw, ex))
 
     # 1000 plots of 200 points through the viewer's geometry path (level-3 style grid)
-    b = geo._Builder()
+    b = geometry.Builder()
     rng = np.random.default_rng(0)
     for k in range(1000):
         r, c = divmod(k, 40)
         b.frame(c * 1.1, r * 1.1, 1.0, 1.0)
-        b.plot(np.cumsum(rng.normal(size=200)), c * 1.1, r * 1.1, 1.0, 0.8, 0.0, geo.FILTER_COLOR,
+        b.plot(np.cumsum(rng.normal(size=200)), c * 1.1, r * 1.1, 1.0, 0.8, 0.0, palette.FILTER_COLOR,
                "filter", "t", "t", k)
-        b.quad(c * 1.1, r * 1.1 + 0.85, c * 1.1 + 0.5, r * 1.1 + 0.95, 0.0, geo.bar_color(k / 999))
+        b.quad(c * 1.1, r * 1.1 + 0.85, c * 1.1 + 0.5, r * 1.1 + 0.95, 0.0, palette.bar_color(k / 999))
         b.label(str(k), c * 1.1 + 0.75, r * 1.1 + 0.9, detail=True)
     g = b.geometry(3, False, {}, {}, None, [])
     v.state.set(level=3)

@@ -12,7 +12,10 @@ import pytest
 import tsviz_native as tsv
 from viewer_conftest import SAMPLE, components, forecaster, gl_viewer, need, project, red_mask, unavailable  # noqa: F401
 
+from tsviz_native.viewer import geometry, palette
 from tsviz_native.viewer import scene as geo
+from tsviz_native.viewer.frame import Frame, ModelInfo
+from tsviz_native.viewer.panels import selected_filter
 from tsviz_native.viewer.state import SHORTCUTS, Highlight, ViewerState
 
 
@@ -41,7 +44,8 @@ def test_state_emits_one_event_per_change_and_validates():
     with pytest.raises(tsv.ArgumentError, match=r"level must be one of \(1, 2, 3, 4\), got 5"):
         st.set(level=5)
     assert st.level == 3  # a refused change leaves the state as it was
-    with pytest.raises(tsv.ArgumentError, match="no filter layer 'c'; the model has a, b"):
+    with pytest.raises(tsv.ArgumentError, match="no filter layer named 'c'; give a number 0..1, a label or a "
+                                               r"tensor name: 0 = 'a' \('a'\); 1 = 'b' \('b'\)"):
         st.set(layer="c")
     with pytest.raises(tsv.ArgumentError, match="ViewerState has no field zoom"):
         st.set(zoom=2)
@@ -52,8 +56,8 @@ def test_state_emits_one_event_per_change_and_validates():
 @pytest.fixture(scope="module")
 def frame(forecaster):
     model, X, y = forecaster
-    info = geo.ModelInfo.from_model(model)
-    return model, info, geo.Frame.compute(model, info, X, SAMPLE, y[SAMPLE], info.layer_names[:3])
+    info = ModelInfo.from_model(model)
+    return model, info, Frame.compute(model, info, X, SAMPLE, y[SAMPLE], info.layer_names[:3])
 
 
 def _state(info, **kw):
@@ -121,14 +125,14 @@ def test_level4_colours_each_filter_by_its_cluster(frame):
     labels = np.asarray(fr.ex.clusters(name, sample=0).labels[0])
     assert {b.filter: int(b.value) for b in g.cluster_bars} == dict(enumerate(labels.tolist()))
     for b in g.cluster_bars:
-        assert b.color == geo.cluster_color(labels[b.filter])
+        assert b.color == palette.cluster_color(labels[b.filter])
     assert len(g.legend) == labels.max() + 1
     imp = fr.importance(name)
     for c, text in enumerate(g.legend):
         members = labels == c
         assert f"{members.sum()} filters" in text
         assert f"{imp[members].mean():.2f}" in text
-    colours = {geo.cluster_color(c) for c in range(40)}
+    colours = {palette.cluster_color(c) for c in range(40)}
     assert len(colours) == 40 and all(not (r > 0.8 and g_ < 0.2 and b_ < 0.2) for r, g_, b_, _ in colours)
 
 
@@ -164,9 +168,9 @@ def test_pick_maps_a_click_to_a_plot_point(frame):
     screen = g.line_pos[:, :2] * 100.0  # any projection: picking runs on mapped vertices
     p = next(p for p in g.plots if p.kind == "filter")
     x, y = screen[p.start + 7]
-    hit = geo.pick(g, screen, (x + 0.5, y - 0.5), radius=3)
+    hit = geometry.pick(g, screen, (x + 0.5, y - 0.5), radius=3)
     assert hit is not None and hit[0] == p and hit[1] == 7
-    assert geo.pick(g, screen, (-1e6, -1e6)) is None
+    assert geometry.pick(g, screen, (-1e6, -1e6)) is None
 
 
 def test_shortcuts_cover_the_keys():
@@ -198,7 +202,7 @@ def _bar_red(v, img, bar):
 def test_every_level_renders(gl_viewer, level):
     img = _render(gl_viewer, level=level)
     assert img.shape == (1000, 1800, 4)
-    bg = np.round(np.array(geo.BACKGROUND[:3]) * 255)
+    bg = np.round(np.array(palette.BACKGROUND[:3]) * 255)
     drawn = np.abs(img[..., :3].astype(int) - bg).max(axis=2) > 30
     assert drawn.mean() > 0.01
     if level in (2, 3, 4):
@@ -243,7 +247,7 @@ def test_level4_shows_one_colour_per_cluster(gl_viewer):
     assert len(seen) == k
     # every palette colour in use appears in the image, and no other cluster colour does
     for c in range(k + 3):
-        want = np.round(np.array(geo.cluster_color(c)[:3]) * 255)
+        want = np.round(np.array(palette.cluster_color(c)[:3]) * 255)
         count = (np.abs(img[..., :3].astype(int) - want).max(axis=2) <= 3).sum()
         assert (count > 50) == (c < k), (c, count)
 
@@ -267,7 +271,7 @@ def test_highlight_changes_exactly_the_traced_input_pixels(gl_viewer):
     v = gl_viewer
     name = v.info.layer_names[1]
     before = _render(v, level=3, layer=name)
-    f = geo.selected_filter(v._frame, v.state, v.info, name)  # keeps the saliency strip as is
+    f = selected_filter(v._frame, v.state, v.info, name)  # keeps the saliency strip as is
     pos = int(np.argmax(v._frame.activations(name)[f]))
     v.state.set(filter=f)
     before = v.render()
@@ -284,7 +288,7 @@ def test_highlight_changes_exactly_the_traced_input_pixels(gl_viewer):
     changed = np.abs(after[y0:y1, x0:x1, :3].astype(int) - before[y0:y1, x0:x1, :3]).max(axis=2) > 8
     yy, xx = np.nonzero(changed)
     cx, cy = xx + x0, yy + y0
-    r = geo.GLOW_SIZE / 2 + 1.5
+    r = geometry.GLOW_SIZE / 2 + 1.5
     t = pts[traced]
     d_traced = np.sqrt((cx[:, None] - t[None, :, 0]) ** 2 + (cy[:, None] - t[None, :, 1]) ** 2).min(axis=1)
     assert np.all(d_traced <= r), "a pixel changed away from every traced input point"
@@ -335,19 +339,19 @@ def test_many_plots_draw_their_envelope_and_no_per_plot_labels():
     rng = np.random.default_rng(0)
 
     def build(n):
-        b = geo._Builder()
+        b = geometry.Builder()
         for k in range(n):
-            b.plot(np.cumsum(rng.normal(size=200)), k * 1.1, 0.0, 1.0, 0.8, 0.0, geo.FILTER_COLOR,
+            b.plot(np.cumsum(rng.normal(size=200)), k * 1.1, 0.0, 1.0, 0.8, 0.0, palette.FILTER_COLOR,
                    "filter", "t", "t", k)
             b.label(str(k), k * 1.1, 0.9, detail=True)
         b.label("title", 0.0, 2.0)
         return b.geometry(3, False, {}, {}, None, [])
 
-    few = build(geo.LOD_PLOTS)
-    assert geo.draw_connect(few) is few.line_connect
-    assert len(geo.draw_text(few)) == geo.LOD_PLOTS + 1
-    many = build(geo.LOD_PLOTS + 1)
-    conn = geo.draw_connect(many)
+    few = build(geometry.LOD_PLOTS)
+    assert geometry.draw_connect(few) is few.line_connect
+    assert len(geometry.draw_text(few)) == geometry.LOD_PLOTS + 1
+    many = build(geometry.LOD_PLOTS + 1)
+    conn = geometry.draw_connect(many)
     assert len(conn) < len(many.line_connect) / 2
     for p in many.plots:
         used = np.unique(conn[(conn[:, 0] >= p.start) & (conn[:, 0] < p.start + p.length)])
@@ -355,7 +359,7 @@ def test_many_plots_draw_their_envelope_and_no_per_plot_labels():
         drawn = many.line_pos[used, 1]
         assert drawn.min() == y.min() and drawn.max() == y.max()
         assert {p.start, p.start + p.length - 1} <= set(used.tolist())
-    assert [many.text[i] for i in geo.draw_text(many)] == ["title"]
+    assert [many.text[i] for i in geometry.draw_text(many)] == ["title"]
 
 
 # ----------------------------------------------------------------------------- the issue-13 fixes
@@ -365,8 +369,8 @@ def gunpoint_frame():
 
     model = tsv.load(models.path("fcn-gunpoint"))
     X, y = models.gunpoint("test")
-    info = geo.ModelInfo.from_model(model)
-    return model, info, geo.Frame.compute(model, info, X, 3, y[3])
+    info = ModelInfo.from_model(model)
+    return model, info, Frame.compute(model, info, X, 3, y[3])
 
 
 def test_classifier_output_is_one_numbered_bar_per_class_with_the_target_marked(gunpoint_frame):
@@ -383,8 +387,8 @@ def test_classifier_output_is_one_numbered_bar_per_class_with_the_target_marked(
     assert (tops[0] > tops[1]) == (y[0] > y[1])
     assert "0" in g.text and "1" in g.text
     assert any(t.startswith(f"explained: class {target}") for t in g.text)
-    bright = np.all(np.isclose(g.mesh_color, geo.OUTPUT_COLOR), axis=1).sum()
-    dim = np.all(np.isclose(g.mesh_color, geo.OUTPUT_DIM_COLOR), axis=1).sum()
+    bright = np.all(np.isclose(g.mesh_color, palette.OUTPUT_COLOR), axis=1).sum()
+    dim = np.all(np.isclose(g.mesh_color, palette.OUTPUT_DIM_COLOR), axis=1).sum()
     assert bright == 4 and dim == 4  # one quad (4 vertices) each
 
 
@@ -393,8 +397,8 @@ def test_forecast_is_drawn_as_the_next_point_after_the_input(forecaster):
 
     model, X, y = forecaster
     scaling = {k: models.info("forecaster")["scaling"][k] for k in ("mean", "std")}
-    info = geo.ModelInfo.from_model(model, scaling)
-    fr = geo.Frame.compute(model, info, X, SAMPLE, y[SAMPLE])
+    info = ModelInfo.from_model(model, scaling)
+    fr = Frame.compute(model, info, X, SAMPLE, y[SAMPLE])
     for level in (1, 2, 3):
         g = geo.build(fr, info, ViewerState(n_samples=SAMPLE + 1, layers=info.layer_names, level=level))
         signal = next(p for p in g.plots if p.kind == "input" and p.index == 0)
@@ -407,7 +411,7 @@ def test_forecast_is_drawn_as_the_next_point_after_the_input(forecaster):
         x0 = fr.x[0]
         slope = (pts[-1, 1] - pts[0, 1]) / (x0[-1] - x0[0])
         assert g.line_pos[out.start, 1] == pytest.approx(pts[0, 1] + slope * (fr.prediction[0] - x0[0]), abs=1e-4)
-        truth_quads = np.all(np.isclose(g.mesh_color, geo.TRUTH_COLOR), axis=1).sum()
+        truth_quads = np.all(np.isclose(g.mesh_color, palette.TRUTH_COLOR), axis=1).sum()
         assert truth_quads == 4
         pred = fr.prediction[0] * scaling["std"] + scaling["mean"]
         assert f"forecast {pred:.1f} (green)" in g.text and "next value, original scale:" in g.text
@@ -465,7 +469,7 @@ def test_every_visual_lies_inside_the_canvas_on_every_level(which):
             e = v.extents()
             assert len(e) and e[:, :2].min() >= 0 and e[:, 2].max() <= w and e[:, 3].max() <= h - HUD_HEIGHT + 1, \
                 (which, level, e[:, :2].min(axis=0), e[:, 2:].max(axis=0))
-            bg = np.round(np.array(geo.BACKGROUND[:3]) * 255)
+            bg = np.round(np.array(palette.BACKGROUND[:3]) * 255)
             drawn = np.abs(img[..., :3].astype(int) - bg).max(axis=2) > 30
             # nothing touches the left, right or top edge: nothing is cut off there
             assert not drawn[:, :3].any() and not drawn[:, -3:].any() and not drawn[:3].any(), (which, level)
@@ -487,10 +491,10 @@ def _assert_output_pixels(v, img, which):
     outs = [p for p in g.plots if p.kind == "output"]
     if which == "forecaster":
         (out,) = outs
-        want = np.round(np.array(geo.OUTPUT_COLOR[:3]) * 255)
+        want = np.round(np.array(palette.OUTPUT_COLOR[:3]) * 255)
         assert (np.abs(_colour_at(v, img, g.line_pos[out.start : out.start + 2].mean(axis=0)[None]) - want).max(axis=1) <= 3).any()
-        truth = np.all(np.isclose(g.mesh_color, geo.TRUTH_COLOR), axis=1)
-        want = np.round(np.array(geo.TRUTH_COLOR[:3]) * 255)
+        truth = np.all(np.isclose(g.mesh_color, palette.TRUTH_COLOR), axis=1)
+        want = np.round(np.array(palette.TRUTH_COLOR[:3]) * 255)
         assert (np.abs(_colour_at(v, img, g.mesh_pos[truth].mean(axis=0)[None]) - want).max(axis=1) <= 3).any()
         return
     target = int(v._frame.ex.target[0])
@@ -498,7 +502,7 @@ def _assert_output_pixels(v, img, which):
     for p in outs:
         top = g.line_pos[p.start]
         inside = (top + [0, -0.01, 0])[None]  # just below the top of the bar
-        colour = geo.OUTPUT_COLOR if p.index == target else geo.OUTPUT_DIM_COLOR
+        colour = palette.OUTPUT_COLOR if p.index == target else palette.OUTPUT_DIM_COLOR
         want = np.round(np.array(colour[:3]) * 255)
         if v._frame.prediction[p.index] > 0.05:  # a bar tall enough to hit
             assert (np.abs(_colour_at(v, img, inside) - want).max(axis=1) <= 3).any(), (which, p.index)
@@ -530,7 +534,7 @@ def test_help_overlay_has_a_background_and_the_status_line_counts_by_index(gl_vi
     helped = v.render()
     v.state.set(show_help=False)
     want = np.round(np.array(HELP_BACKGROUND[:3]) * HELP_BACKGROUND[3] * 255
-                    + np.array(geo.BACKGROUND[:3]) * (1 - HELP_BACKGROUND[3]) * 255)
+                    + np.array(palette.BACKGROUND[:3]) * (1 - HELP_BACKGROUND[3]) * 255)
     box = v.help_bg.mesh_data.get_vertices()
     x0, y0 = box.min(axis=0).astype(int) + 2
     x1, y1 = box.max(axis=0).astype(int) - 2

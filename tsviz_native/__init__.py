@@ -28,7 +28,7 @@ from tsviz_native import datasets
 from tsviz_native._native import ArgumentError, ModelError, ShapeError, TSVizError
 from tsviz_native.analysis.statistics import DatasetStats, LayerStats, analyze_dataset
 from tsviz_native.explain import Explanation
-from tsviz_native.model import Layer, Model, load
+from tsviz_native.model import Layer, Model, Node, load
 
 __all__ = [
     "ArgumentError",
@@ -43,6 +43,7 @@ __all__ = [
     "Layer",
     "Model",
     "ModelError",
+    "Node",
     "ShapeError",
     "TSVizError",
     "datasets",

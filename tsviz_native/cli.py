@@ -14,6 +14,7 @@ import numpy as np
 
 import tsviz_native as tsv
 from tsviz_native.analysis.metrics import compare as _compare
+from tsviz_native import io
 
 
 SHIPPED = ("forecaster", "fcn-gunpoint")
@@ -52,65 +53,6 @@ def scaling_of(record: dict | None) -> dict[str, float] | None:
     return None
 
 
-def _read_array(path: str) -> Any:
-    p = Path(path)
-    if not p.is_file():
-        raise tsv.ArgumentError(f"{path}: no such file")
-    try:
-        if p.suffix == ".npy":
-            return np.load(p, allow_pickle=False)
-        if p.suffix == ".npz":
-            return dict(np.load(p, allow_pickle=False))
-        if p.suffix == ".csv":
-            return np.loadtxt(p, delimiter=",", ndmin=2, dtype=np.float64)
-    except (ValueError, OSError) as e:
-        raise tsv.ArgumentError(f"{path}: not a readable {p.suffix} file ({e})") from None
-    raise tsv.ArgumentError(f"{path}: expected a .npy, .npz or .csv file")
-
-
-def _row_layout(model: tsv.Model) -> str:
-    """How one flattened window is laid out, in words (CSV rows, ``(N, values)`` arrays)."""
-    shape = model.sample_shape
-    if model.layout == "NT":
-        return f"{'T' if shape[0] < 0 else shape[0]} time steps"
-    c = shape[0] if model.layout == "NCT" else shape[1]
-    t = shape[1] if model.layout == "NCT" else shape[0]
-    steps = "T" if t < 0 else str(t)
-    if model.layout == "NCT":
-        how = (f"channel-major: the {steps} values of channel 0, then those of channel 1, ..."
-               if c > 1 else "the time steps in order")
-    else:
-        how = (f"time-major (the model is channels-last): the {c} channel values of step 0, "
-               "then those of step 1, ..." if c > 1 else "the time steps in order")
-    total = "" if t < 0 else f" = {c * t} values"
-    return f"{c} channel{'s' if c > 1 else ''} x {steps} steps{total}, {how}"
-
-
-def _windows(model: tsv.Model, data: Any, path: str) -> np.ndarray:
-    """Windows in the model's layout from an array. A 2-D array (a CSV file: one window per
-    row) holds each window flattened in the model's layout; see :func:`_row_layout`."""
-    x = data["X"] if isinstance(data, dict) and "X" in data else data
-    if isinstance(x, dict):
-        raise tsv.ArgumentError(f"{path}: an .npz file needs an array named 'X'")
-    x = np.asarray(x)
-    shape = model.sample_shape
-    if x.ndim == 2 and len(shape) == 2:
-        c = shape[0] if model.layout == "NCT" else shape[1]
-        fixed = int(np.prod(shape)) if min(shape) > 0 else None
-        if (fixed is not None and x.shape[1] != fixed) or x.shape[1] % c:
-            raise tsv.ShapeError(
-                f"{path}: a row has {x.shape[1]} values; each row must hold one window of "
-                f"{_row_layout(model)}")
-        t = x.shape[1] // c
-        x = x.reshape(len(x), c, t) if model.layout == "NCT" else x.reshape(len(x), t, c)
-    if x.ndim != len(shape) + 1:
-        from tsviz_native.model import _shape_text
-
-        raise tsv.ShapeError(f"{path}: windows of shape {_shape_text(x.shape[1:])}; the model expects "
-                             f"{_shape_text(shape)} per window" + (" (T: any length)" if min(shape) < 0 else ""))
-    return x.astype(np.float32)
-
-
 def _check_index(index: int, n: int, option: str = "--index") -> None:
     if not 0 <= index < n:
         raise tsv.ArgumentError(f"{option} {index}: the data has windows 0..{n - 1}")
@@ -141,7 +83,8 @@ def _summary(args: argparse.Namespace) -> None:
 
 def _predict(args: argparse.Namespace) -> None:
     model = load_model(args.model, allow_nonfinite=args.allow_nonfinite)
-    y = model.predict(_windows(model, _read_array(args.data), args.data))
+    X, _ = io.read_windows(model, args.data)
+    y = model.predict(X)
     np.savetxt(sys.stdout, y, fmt="%.7g", delimiter=",")
 
 
@@ -221,7 +164,7 @@ def _viewer_pictures(args: argparse.Namespace) -> tuple[list[str], str | None]:
 
 def _analyze(args: argparse.Namespace) -> None:
     model = load_model(args.model, allow_nonfinite=args.allow_nonfinite)
-    X = _windows(model, _read_array(args.data), args.data)
+    X, _ = io.read_windows(model, args.data)
     _check_index(args.index, len(X))
     _check_target(args.target, model)
     _check_out_dir(args.out)
@@ -231,7 +174,7 @@ def _analyze(args: argparse.Namespace) -> None:
     if args.wrt == "loss":
         if args.target is not None:
             raise tsv.ArgumentError("--target names an output unit; --wrt loss explains the loss of every unit")
-        y = _targets(args, model, _read_array(args.data), len(X))
+        y = _targets(args, model, io.read_array(args.data), len(X))
         if y is None:
             raise tsv.ArgumentError("--wrt loss needs the targets: an .npz DATA with an array y, or --targets FILE")
         extra = {"wrt": "loss", "y_true": y, "loss": args.loss}
@@ -245,7 +188,7 @@ def _targets(args: argparse.Namespace, model: tsv.Model, data: Any, n: int) -> n
     """The targets of the windows: ``--targets FILE`` or the array ``y`` of an .npz DATA; class
     indices of a classifier are checked. None when there are none."""
     if getattr(args, "targets", None):
-        y = np.asarray(_read_array(args.targets))
+        y = np.asarray(io.read_array(args.targets))
     elif isinstance(data, dict) and "y" in data:
         y = np.asarray(data["y"])
     else:
@@ -273,8 +216,8 @@ def _data_and_targets(args: argparse.Namespace, model: tsv.Model) -> tuple[np.nd
             X, labels = models.gunpoint("test")
             return X, labels, ["series"]
         raise tsv.ArgumentError("give DATA: only the shipped models (forecaster, fcn-gunpoint) have their test data")
-    data = _read_array(args.data)
-    X = _windows(model, data, args.data)
+    data = io.read_array(args.data)
+    X = io.windows(model, data, args.data)
     return X, _targets(args, model, data, len(X)), None
 
 
@@ -428,14 +371,9 @@ def _prune(args: argparse.Namespace) -> None:
                                                                  "--keep-top": "an int >= 1", "--holdout": "0 < H < 1"}[name])
     _onnx()  # the prune extra, before any work
     model = load_model(args.model)
-    data = _read_array(args.data)
-    X = _windows(model, data, args.data)
+    X, y = io.read_windows(model, args.data)
     if args.targets:
-        y = np.asarray(_read_array(args.targets)).reshape(-1)
-    elif isinstance(data, dict) and "y" in data:
-        y = np.asarray(data["y"]).reshape(-1)
-    else:
-        y = None
+        y = np.asarray(io.read_array(args.targets)).reshape(-1)
     if y is not None and len(y) != len(X):
         raise tsv.ShapeError(f"{len(y)} targets for {len(X)} windows")
     classifier = model.n_outputs > 1

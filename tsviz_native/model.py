@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
@@ -33,7 +32,9 @@ class Layer:
     """A filter layer: a convolution or a dense node, named by its ONNX output tensor.
 
     ``out_length`` is the number of positions per filter at the model's declared input
-    length (-1 when the model leaves the length free). ``label`` is a short display name,
+    length (-1 when the model leaves the length free). ``activation`` is the tensor of the
+    layer's a^l: the elementwise activation that follows it, or the layer itself when none
+    does (docs/definitions.md). ``label`` is a short display name,
     unique within the model, such as ``"conv 2 · k=5 · 128 filters"`` or
     ``"dense 1 · 2 units"``: tensor names can be long and, in models exported from Keras,
     alike (``.../batchnorm/add_1:0``). Wherever a layer is named, its tensor name, its label,
@@ -51,6 +52,7 @@ class Layer:
     in_channels: int
     onnx_node: str
     onnx_op: str
+    activation: str = ""
     label: str = ""
 
     @property
@@ -59,29 +61,48 @@ class Layer:
         return self.label.split(" · ")[0]
 
 
-def _labelled(layers: list[Layer]) -> tuple[Layer, ...]:
-    """The layers with their display labels: kind, number within the kind (from 1), kernel
-    and filter count for a convolution, unit count for a dense layer."""
-    out, seen = [], {"conv": 0, "dense": 0}
-    for layer in layers:
-        seen[layer.op] = seen.get(layer.op, 0) + 1
-        n = seen[layer.op]
-        if layer.op == "conv":
-            label = f"conv {n} · k={layer.kernel} · {layer.n_filters} filters"
-        else:
-            label = f"{layer.op} {n} · {layer.n_filters} unit{'s' if layer.n_filters != 1 else ''}"
-        out.append(replace(layer, label=label))
-    return tuple(out)
+@dataclass(frozen=True)
+class Node:
+    """One node of the engine's graph, after loading lowered and folded the ONNX graph
+    (docs/engine.md): the tensor it outputs and the op that computes it. The first node is the
+    model input; nodes come in topological order.
 
+    ``op`` is the engine's op (``"Conv"``, ``"Relu"``, ``"MaxPool"``, ...);
+    ``inputs`` the indices of the nodes it reads; ``shape`` the per-sample shape ``(channels,
+    length)`` of its tensor, channels-first, at the model's declared input length (length -1
+    when the model leaves it free); ``layer`` the index in :attr:`Model.layers` of a filter
+    layer, else -1. ``kernel``, ``stride``, ``dilation`` and ``group`` describe a convolution
+    or a windowed pooling (1 elsewhere).
+    """
 
-def _normal(text: str) -> str:
-    return " ".join(text.lower().split())
+    name: str
+    op: str
+    inputs: tuple[int, ...]
+    onnx_node: str
+    onnx_op: str
+    shape: tuple[int, int]
+    kernel: int
+    stride: int
+    dilation: int
+    group: int
+    layer: int
+
+    @property
+    def is_filter_layer(self) -> bool:
+        return self.layer >= 0
+
+    @classmethod
+    def _from_native(cls, d: dict) -> Node:
+        return cls(d["name"], d["op"], tuple(d["inputs"]), d["onnx_node"], d["onnx_op"],
+                   (int(d["channels"]), int(d["length"])), d["kernel"], d["stride"], d["dilation"],
+                   d["group"], d["layer"])
 
 
 def resolve_layer(layers: Sequence[Layer], key: object) -> Layer:
     """The filter layer that ``key`` names: its index (an int, or a string of digits; negative
     counts from the end), its ONNX tensor name, its display label or the label's first part
-    (``"conv 2"``, case and spacing ignored), or the :class:`Layer` itself.
+    (``"conv 2"``, case and spacing ignored), or the :class:`Layer` itself. The engine's one
+    lookup (``tsviz::find_layer``) decides, for Python and C++ alike.
 
     Raises
     ------
@@ -90,27 +111,13 @@ def resolve_layer(layers: Sequence[Layer], key: object) -> Layer:
     """
     if isinstance(key, Layer):
         key = key.name
-    n = len(layers)
-    index: int | None = None
+    for layer in layers:  # the common case, without building the engine's list
+        if layer.name == key:
+            return layer
     if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
-        index = int(key)
-    elif isinstance(key, str):
-        for layer in layers:
-            if layer.name == key:
-                return layer
-        wanted = _normal(key)
-        for layer in layers:
-            if wanted in (_normal(layer.label), _normal(layer.short_label)):
-                return layer
-        if re.fullmatch(r"-?\d+", key.strip()):
-            index = int(key)
-    if index is not None and -n <= index < n:
-        return layers[index]
-    listing = "; ".join(f"{i} = {l.label!r} ({l.name!r})" for i, l in enumerate(layers))
-    what = f"with index {index}" if index is not None else f"named {key!r}"
-    raise ArgumentError(
-        f"no filter layer {what}; give a number 0..{n - 1}, a label or a tensor name: {listing}"
-    )
+        key = str(int(key))
+    index = _native.find_layer([(l.name, l.label) for l in layers], key if isinstance(key, str) else repr(key))
+    return layers[index]
 
 
 def _shape_text(dims: tuple[int, ...] | list[int]) -> str:
@@ -133,7 +140,10 @@ class Model:
         #: :func:`load`), so that code that calls them without it (analyze_dataset, reports)
         #: follows the caller's choice.
         self.allow_nonfinite = bool(allow_nonfinite)
-        self.layers: tuple[Layer, ...] = _labelled([Layer(**d) for d in native.layers])
+        self.layers: tuple[Layer, ...] = tuple(Layer(**d) for d in native.layers)
+        #: The engine's graph (:class:`Node`), input first, in topological order: what
+        #: :meth:`summary` prints.
+        self.nodes: tuple[Node, ...] = tuple(Node._from_native(d) for d in native.nodes)
 
     def to_bytes(self) -> bytes:
         """The ONNX bytes the model was loaded from (read again from its file, if a path)."""
@@ -194,8 +204,9 @@ class Model:
 
     @property
     def graph_ops(self) -> tuple[str, ...]:
-        """The ops of the engine's lowered graph, in order (after folding), for inspection."""
-        return tuple(self._native.graph_ops)
+        """The ops of the engine's lowered graph, in order (after folding), without the input:
+        the ``op`` of every :attr:`nodes` entry but the first."""
+        return tuple(n.op for n in self.nodes[1:])
 
     def layer(self, key: str | int | Layer) -> Layer:
         """The filter layer named by ``key``: its index, tensor name or display label (see
@@ -370,7 +381,7 @@ class Model:
             raise ArgumentError("y_true and loss are for wrt='loss'; pass wrt='loss' to explain the loss")
         return Explanation._from_native(
             self._native.explain(
-                batch, target_list(target, len(batch)), output == "prob", self._nonfinite(allow_nonfinite), **extra
+                batch, target_list(target, len(batch)), output, self._nonfinite(allow_nonfinite), **extra
             ),
             self.layers,
         )
@@ -460,7 +471,7 @@ class Model:
         if of != "output" and (target is not None or output != "logit"):
             raise ArgumentError("target and output are for of='output'")
         value, grad, out = self._native.input_gradient(
-            batch, of, target_list(target, len(batch)), output == "prob", name, y, layer_name, f,
+            batch, of, target_list(target, len(batch)), output, name, y, layer_name, f,
             self._nonfinite(allow_nonfinite),
         )
         return InputGradient(value=value, gradient=grad[0] if single else grad, output=out)

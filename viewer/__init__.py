@@ -1,9 +1,11 @@
 """The TSViz viewer (vispy): the paper's four levels of abstraction.
 
-``tsviz view`` opens it, ``tsviz render`` renders one view to a PNG. The state
-(:mod:`.state`) and the geometry (:mod:`.scene`) are plain Python and numpy; only
-:mod:`.app` imports vispy, after :func:`.backend.use` chose a backend. Importing this package
-imports no vispy.
+``tsviz view`` opens it, ``tsviz render`` renders one view to a PNG. Plain Python and numpy:
+the state (:mod:`.state`), the explanation of one sample (:mod:`.frame`), the geometry
+(:mod:`.geometry`, built by :mod:`.scene` with one module per level: :mod:`.level1`,
+:mod:`.level2`, :mod:`.level3`; shared panels in :mod:`.panels`, colours in :mod:`.palette`).
+Only :mod:`.app` imports vispy, after :func:`.backend.use` chose a backend. Importing this
+package imports no vispy.
 """
 
 from .state import SHORTCUTS, Highlight, ViewerState

@@ -1,7 +1,9 @@
 """The vispy layer: one canvas, one camera per level, a few batched visuals, a worker thread.
 
 Import this module only after :func:`tsviz_native.viewer.backend.use` chose a backend.
-All the geometry comes from :mod:`.scene` (numpy); this module uploads it and handles events.
+All the geometry comes from :mod:`.scene` (numpy, one module per level); this module uploads it
+and handles events. The explanation of a sample (:class:`.frame.Frame`) is computed off the GUI
+thread.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from vispy import app as vapp
 from vispy import scene
 from vispy.scene import visuals
 
-from . import scene as geo
+from .frame import Frame, ModelInfo
+from .geometry import Geometry, draw_connect, draw_text, pick
+from .palette import BACKGROUND, TEXT_COLOR
+from .panels import fmt, selected_filter
+from .scene import build
 from .state import SHORTCUTS, Highlight, ViewerState
 
 LEVEL_NAMES = {1: "network", 2: "filters", 3: "layer", 4: "clusters"}
@@ -93,13 +99,13 @@ class Viewer:
                  show: bool = True, threaded: bool = True, title: str | None = None,
                  scaling: dict[str, float] | None = None) -> None:
         self.model = model
-        self.info = geo.ModelInfo.from_model(model, scaling)
+        self.info = ModelInfo.from_model(model, scaling)
         self.X = X
         self.truth = truth
         names = self.info.layer_names
         self.state = ViewerState(n_samples=len(X), layers=names, sample=sample, level=level,
                                  layer=layer or names[0], percentile=percentile, sort=sort)
-        self.canvas = scene.SceneCanvas(size=size, show=False, bgcolor=geo.BACKGROUND,
+        self.canvas = scene.SceneCanvas(size=size, show=False, bgcolor=BACKGROUND,
                                         keys=None, vsync=False,
                                         title=title or f"TSViz: {self.info.name}")
         self.view = self.canvas.central_widget.add_view()
@@ -117,20 +123,20 @@ class Viewer:
         self.markers.visible = False
         self.markers.set_gl_state("translucent", depth_test=False)
         self.markers.order = 10
-        self.text = visuals.Text("", color=geo.TEXT_COLOR, font_size=LABEL_FONT, parent=self.view.scene)
+        self.text = visuals.Text("", color=TEXT_COLOR, font_size=LABEL_FONT, parent=self.view.scene)
         self.text.order = 11
         self.help_bg = visuals.Mesh(parent=self.canvas.scene)  # behind the help text
         self.help_bg.visible = False
         self.help_bg.order = 1
-        self.hud = visuals.Text("", color=geo.TEXT_COLOR, font_size=HUD_FONT, anchor_x="left",
+        self.hud = visuals.Text("", color=TEXT_COLOR, font_size=HUD_FONT, anchor_x="left",
                                 anchor_y="bottom", parent=self.canvas.scene)
         self.hud.order = 2
         self.slider = visuals.Line(method="gl", width=3, color=(0.4, 0.4, 0.45, 1.0),
                                    parent=self.canvas.scene)
         self.handle = visuals.Markers(parent=self.canvas.scene)
-        self.geometry: geo.Geometry | None = None
-        self._frames: dict[int, geo.Frame] = {}
-        self._frame: geo.Frame | None = None
+        self.geometry: Geometry | None = None
+        self._frames: dict[int, Frame] = {}
+        self._frame: Frame | None = None
         self._pending = False
         self._error: str | None = None
         self._press: tuple[float, float] | None = None
@@ -156,12 +162,12 @@ class Viewer:
             self.canvas.show()
 
     # ------------------------------------------------------------------ computing
-    def _compute(self, sample: int, cluster_layers: tuple[str, ...]) -> geo.Frame:
+    def _compute(self, sample: int, cluster_layers: tuple[str, ...]) -> Frame:
         """Runs in the worker (or at once when not threaded): explain, then cluster if asked."""
         frame = self._frames.get(sample)
         if frame is None:
             truth = None if self.truth is None else self.truth[sample]
-            frame = geo.Frame.compute(self.model, self.info, self.X, sample, truth, cluster_layers)
+            frame = Frame.compute(self.model, self.info, self.X, sample, truth, cluster_layers)
         else:
             frame.add_clusters(cluster_layers)
         return frame
@@ -217,7 +223,7 @@ class Viewer:
             if not self._poll():
                 time.sleep(0.002)
 
-    def _swap(self, frame: geo.Frame) -> None:
+    def _swap(self, frame: Frame) -> None:
         if len(self._frames) > 64:
             for k in list(self._frames)[:32]:
                 if k != frame.sample:
@@ -238,18 +244,18 @@ class Viewer:
             st_view = ViewerState(**{k: getattr(st, k) for k in (
                 "n_samples", "layers", "sample", "layer", "percentile", "sort", "filter",
                 "highlight", "active_only", "scroll")}, level=3)
-            g = geo.build(self._frame, self.info, st_view)
+            g = build(self._frame, self.info, st_view)
         else:
-            g = geo.build(self._frame, self.info, st)
+            g = build(self._frame, self.info, st)
         self.upload(g)
 
-    def upload(self, g: geo.Geometry) -> None:
+    def upload(self, g: Geometry) -> None:
         """Puts a geometry into the visuals: one Line, one Mesh, one Markers, one Text."""
         self.geometry = g
         self._screen = None
         perm = [0, 2, 1] if g.three_d else [0, 1, 2]
         if len(g.line_pos):
-            self.line.set_data(pos=g.line_pos[:, perm], connect=geo.draw_connect(g), color=g.line_color)
+            self.line.set_data(pos=g.line_pos[:, perm], connect=draw_connect(g), color=g.line_color)
             self.line.visible = True
         else:
             self.line.visible = False
@@ -265,7 +271,7 @@ class Viewer:
             self.markers.visible = True
         else:
             self.markers.visible = False
-        shown = geo.draw_text(g)
+        shown = draw_text(g)
         if shown:
             self.text.text = [g.text[i] for i in shown]
             self.text.pos = g.text_pos[shown][:, perm]
@@ -320,7 +326,7 @@ class Viewer:
 
         points = px(np.concatenate([g.line_pos, g.mesh_pos, g.marker_pos]))
         boxes = [np.hstack([points, points])]
-        shown = geo.draw_text(g)
+        shown = draw_text(g)
         if shown:
             c = px(g.text_pos[shown])
             half = np.array([len(g.text[i]) for i in shown]) * self.char_px(LABEL_FONT) / 2
@@ -375,21 +381,21 @@ class Viewer:
         if f is not None and f.sample == st.sample:
             pred = f.prediction
             if len(pred) > 1:
-                parts.append(f"prediction class {int(np.argmax(pred))} ({geo._fmt(pred.max())})")
+                parts.append(f"prediction class {int(np.argmax(pred))} ({fmt(pred.max())})")
                 if f.truth is not None:
-                    parts.append(f"truth class {geo._fmt(f.truth)}")
+                    parts.append(f"truth class {fmt(f.truth)}")
             elif info.scaling is not None:
                 parts.append(f"forecast {info.original(pred[0]):.1f}")
                 if f.truth is not None:
                     parts.append(f"truth {info.original(float(f.truth)):.1f} (original scale)")
             else:
-                parts.append(f"prediction {geo._fmt(pred[0])}")
+                parts.append(f"prediction {fmt(pred[0])}")
                 if f.truth is not None:
-                    parts.append(f"truth {geo._fmt(f.truth)}")
+                    parts.append(f"truth {fmt(f.truth)}")
         parts.append(f"level {st.level} ({LEVEL_NAMES[st.level]})")
         parts.append(f"layer {info.label(st.layer)} ({st.layer})")
         if f is not None:
-            parts.append(f"filter {geo.selected_filter(f, st, self.info, st.layer)}")
+            parts.append(f"filter {selected_filter(f, st, self.info, st.layer)}")
         parts.append(f"percentile >= {st.percentile:g}")
         parts.append(f"sort {st.sort}")
         parts.append(f"active_only {'on' if st.active_only else 'off'}")
@@ -526,7 +532,7 @@ class Viewer:
             return
         if self.geometry is None:
             return
-        hit = geo.pick(self.geometry, self.screen_points(), (x, y))
+        hit = pick(self.geometry, self.screen_points(), (x, y))
         if hit is None:
             return
         plot, pos = hit

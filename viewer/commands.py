@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-SHIPPED = ("forecaster", "fcn-gunpoint")
-
-
 def add_commands(sub: Any) -> None:
     """Adds the viewer's subcommands to the ``tsviz`` parser."""
     p = sub.add_parser(
@@ -74,10 +71,8 @@ def _size(text: str | None) -> tuple[int, int]:
 
 def load_inputs(model_arg: str, data_arg: str | None) -> tuple[Any, Any, Any]:
     """The model, its windows and their truth (or None) from the command line's arguments."""
-    import numpy as np
-
     import tsviz_native as tsv
-    from tsviz_native import cli, models
+    from tsviz_native import cli, io, models
 
     model = cli.load_model(model_arg)
     if data_arg is None:
@@ -88,9 +83,7 @@ def load_inputs(model_arg: str, data_arg: str | None) -> tuple[Any, Any, Any]:
             X, y = models.gunpoint("test")
             return model, X, y
         raise tsv.ArgumentError(f"{model_arg}: give DATA (windows for this model)")
-    raw = cli._read_array(data_arg)
-    X = cli._windows(model, raw, data_arg)
-    truth = np.asarray(raw["y"]).reshape(-1) if isinstance(raw, dict) and "y" in raw else None
+    X, truth = io.read_windows(model, data_arg)
     if truth is not None and len(truth) != len(X):
         truth = None
     return model, X, truth

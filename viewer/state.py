@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from tsviz_native import _native
 from tsviz_native._native import ArgumentError
 
 LEVELS = (1, 2, 3, 4)
@@ -46,7 +47,16 @@ class ViewerState:
     def __post_init__(self) -> None:
         if not self.layer and self.layers:
             self.layer = self.layers[0]
+        self.layer = self._layer_name(self.layer)
         self._check()
+
+    def _layer_name(self, key: Any) -> Any:
+        """The layer's name in :attr:`layers` that ``key`` gives (the name, or an index), by the
+        engine's one lookup of a filter layer; ArgumentError listing the layers otherwise."""
+        if not self.layers or key in self.layers:
+            return key
+        pairs = [(name, name) for name in self.layers]
+        return self.layers[_native.find_layer(pairs, key if isinstance(key, str) else str(key))]
 
     def _check(self) -> None:
         """Raises :class:`tsviz_native.ArgumentError` (a ValueError) naming the bad field."""
@@ -58,8 +68,6 @@ class ViewerState:
             raise ArgumentError(f"percentile must be in 0..100, got {self.percentile!r}")
         if not 0 <= self.sample < max(self.n_samples, 1):
             raise ArgumentError(f"sample must be in 0..{self.n_samples - 1}, got {self.sample!r}")
-        if self.layers and self.layer not in self.layers:
-            raise ArgumentError(f"no filter layer {self.layer!r}; the model has {', '.join(self.layers)}")
 
     def connect(self, callback: Callable[[str, Any, Any], None]) -> None:
         self._listeners.append(callback)
@@ -71,6 +79,8 @@ class ViewerState:
         if unknown:
             raise ArgumentError(f"ViewerState has no field {', '.join(sorted(unknown))}; "
                                 f"the fields are {', '.join(sorted(names))}")
+        if "layer" in changes:
+            changes["layer"] = self._layer_name(changes["layer"])
         old = {k: getattr(self, k) for k in changes}
         for k, v in changes.items():
             object.__setattr__(self, k, v)

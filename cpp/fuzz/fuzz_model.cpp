@@ -53,9 +53,35 @@ void exercise_nonfinite(const tsviz::Model& model, int64_t t) {
     if (!ex.layer_names().empty()) (void)ex.trace(ex.layer_names().back(), 0, 0, 0, true);
 }
 
+// The graph description holds together: nodes in topological order, each filter layer a
+// node, found again by its tensor name, its label and its index.
+void check_description(const tsviz::Model& model) {
+    const std::vector<tsviz::NodeInfo>& nodes = model.nodes();
+    if (nodes.empty() || nodes[0].op != "Input") finding("nodes", "the first node is not the input");
+    for (size_t i = 0; i < nodes.size(); ++i)
+        for (int64_t p : nodes[i].inputs)
+            if (p < 0 || p >= static_cast<int64_t>(i)) finding("nodes", "an input index out of order");
+    const std::vector<tsviz::LayerInfo>& layers = model.layers();
+    for (size_t l = 0; l < layers.size(); ++l) {
+        const tsviz::LayerInfo& info = layers[l];
+        if (info.node < 0 || info.node >= static_cast<int64_t>(nodes.size()) ||
+            nodes[info.node].layer != static_cast<int64_t>(l) || info.activation_node < info.node ||
+            info.activation_node >= static_cast<int64_t>(nodes.size()))
+            finding("layers", "a filter layer that is not its node");
+        if (tsviz::find_layer(layers, info.label) != l || &model.layer(std::to_string(l)) != &info)
+            finding("layers", "a layer not found by its label or index");
+    }
+    try {
+        (void)model.layer("-" + std::string(40, '9'));
+        finding("layers", "a huge index accepted");
+    } catch (const tsviz::ArgumentError&) {
+    }
+}
+
 void exercise(const tsviz::Model& model) {
     const tsviz::InputInfo& in = model.input();
     if (in.channels < 1) finding("load", "a model without input channels accepted");
+    check_description(model);
     // A free length is tried at a few sizes; a model whose graph fits none of them is fine.
     std::vector<int64_t> lengths = in.length > 0 ? std::vector<int64_t>{in.length} : std::vector<int64_t>{16, 64};
     for (int64_t t : lengths) {

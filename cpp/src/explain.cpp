@@ -150,19 +150,9 @@ struct Explanation::Impl {
 
     const Graph& graph() const { return model->graph; }
     ~Impl() { model->give_arena(std::move(act.arena)); }
-    size_t layer_index(const std::string& name) const {
-        for (size_t i = 0; i < layers.size(); ++i)
-            if (layers[i].name == name) return i;
-        layer(name);  // throws, naming the filter layers
-        return 0;
-    }
-    const Layer& layer(const std::string& name) const {
-        for (const Layer& l : layers)
-            if (l.name == name) return l;
-        std::string valid;
-        for (const Layer& l : layers) valid += (valid.empty() ? "'" : ", '") + l.name + "'";
-        throw ArgumentError("no filter layer named '" + name + "'; the model has " + valid);
-    }
+    // The model's lookup (find_layer): its layers are these, in the same order.
+    size_t layer_index(const std::string& name) const { return find_layer(model->layers, name); }
+    const Layer& layer(const std::string& name) const { return layers[layer_index(name)]; }
     int64_t size(int node) const { return act.geo[node].out.size(); }
 };
 
@@ -188,7 +178,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     if (forward_first) forward(g, ex->act);
     const float* y = ex->act.arena.data() + ex->act.offset[g.output];
 
-    Seeding how = {wrt_loss, options.loss.value_or(Loss::Mse), options.probability, options.target};
+    Seeding how = {wrt_loss, options.loss.value_or(Loss::Mse), options.output == ExplainOutput::Prob, options.target};
     check_seeding(g, ex->act.geo, k, n, how, options.y_true);
     ex->target_node = target_node(g, how);
     if (wrt_loss) {
@@ -206,13 +196,12 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     // activation that is its only consumer).
     std::vector<bool> keep(g.nodes.size(), false);
     keep[0] = true;
-    for (size_t i = 0; i < g.nodes.size(); ++i) {
-        if (!g.nodes[i].is_filter_layer()) continue;
+    for (const LayerInfo& info : impl_->layers) {
         Explanation::Impl::Layer l;
-        l.name = g.nodes[i].name;
-        l.z = static_cast<int>(i);
-        l.a = activation_node(g, l.z);
-        keep[i] = true;
+        l.name = info.name;
+        l.z = static_cast<int>(info.node);
+        l.a = static_cast<int>(info.activation_node);
+        keep[l.z] = true;
         ex->names.push_back(l.name);
         ex->layers.push_back(std::move(l));
     }
@@ -523,7 +512,7 @@ std::map<std::string, TraceMask> Explanation::trace(const std::string& name, int
         if (l.name == name) start = l.a;
     for (size_t i = 0; start < 0 && i < g.nodes.size(); ++i)
         if (g.nodes[i].name == name) start = static_cast<int>(i);
-    if (start < 0) ex.layer(name);  // throws, naming the filter layers
+    if (start < 0) start = ex.layer(name).a;  // a label or an index; throws, naming the filter layers
     if (sample < 0 || sample >= ex.act.n)
         throw ArgumentError("sample " + std::to_string(sample) + " is out of range for " +
                             std::to_string(ex.act.n) + " samples");
@@ -565,7 +554,7 @@ InputGradient Model::input_gradient(const float* x, int64_t n, const std::vector
     const int64_t k = impl_->n_outputs, c = impl_->input.channels, in_size = c * t;
     const std::vector<ops::Resolved> geo = resolve(g, t);
     const bool of_loss = options.of == GradientOf::Loss, of_filter = options.of == GradientOf::Filter;
-    const Seeding how{of_loss, options.loss, options.probability, options.target};
+    const Seeding how{of_loss, options.loss, options.output == ExplainOutput::Prob, options.target};
     int start = 0;
     if (of_filter) {
         int z = -1;

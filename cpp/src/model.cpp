@@ -3,6 +3,7 @@
 #include "tsviz/model.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -36,6 +37,26 @@ std::string bytes_text(double bytes) {
     else if (bytes >= double(1 << 20)) std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / double(1 << 20));
     else std::snprintf(buf, sizeof buf, "%.0f bytes", bytes);
     return buf;
+}
+
+// The separator of a layer's label, a middle dot (UTF-8).
+constexpr const char* kLabelDot = " \xc2\xb7 ";
+
+// Lower case, runs of white space as one space, none at either end: how a label is matched.
+std::string normal(const std::string& text) {
+    std::string out;
+    bool space = false;
+    for (char ch : text) {
+        const unsigned char c = static_cast<unsigned char>(ch);
+        if (std::isspace(c)) {
+            space = !out.empty();
+            continue;
+        }
+        if (space) out += ' ';
+        space = false;
+        out += static_cast<char>(std::tolower(c));
+    }
+    return out;
 }
 
 // Bytes of the arena (and argmax cache) that m samples need at the geometry `geo`, in double
@@ -86,6 +107,20 @@ std::shared_ptr<Model::Impl> build(Graph graph, const LoadOptions& options) {
     for (size_t i = 0; i < g.nodes.size(); ++i) {
         const Node& n = g.nodes[i];
         impl->n_parameters += static_cast<int64_t>(n.weight.size() + n.bias.size() + n.scale.size() + n.shift.size());
+        NodeInfo node;
+        node.name = n.name;
+        node.op = op_kind_name(n.kind);
+        node.inputs.assign(n.inputs.begin(), n.inputs.end());
+        node.onnx_node = n.onnx_node;
+        node.onnx_op = n.onnx_op;
+        node.channels = shapes.empty() ? n.channels : shapes[i].c;
+        node.length = shapes.empty() ? -1 : shapes[i].l;
+        node.kernel = n.kernel;
+        node.stride = n.stride;
+        node.dilation = n.dilation;
+        node.group = n.group;
+        if (n.is_filter_layer()) node.layer = static_cast<int64_t>(impl->layers.size());
+        impl->nodes.push_back(std::move(node));
         if (!n.is_filter_layer()) continue;
         LayerInfo info;
         info.name = n.name;
@@ -102,6 +137,15 @@ std::shared_ptr<Model::Impl> build(Graph graph, const LoadOptions& options) {
         info.dilation = n.dilation;
         info.group = n.group;
         info.node = static_cast<int64_t>(i);
+        info.activation_node = activation_node(g, static_cast<int>(i));
+        info.activation = g.nodes[info.activation_node].name;
+        const int64_t number = 1 + std::count_if(impl->layers.begin(), impl->layers.end(),
+                                                 [&](const LayerInfo& l) { return l.op == info.op; });
+        info.label = info.op + " " + std::to_string(number) + kLabelDot;
+        if (info.op == "conv")
+            info.label += "k=" + std::to_string(info.kernel) + kLabelDot + std::to_string(info.n_filters) + " filters";
+        else
+            info.label += std::to_string(info.n_filters) + (info.n_filters == 1 ? " unit" : " units");
         impl->layers.push_back(info);
     }
     return impl;
@@ -125,6 +169,38 @@ std::string base_name(const std::string& path) {
 }
 
 }  // namespace
+
+size_t find_layer(const std::vector<LayerInfo>& layers, const std::string& key) {
+    for (size_t i = 0; i < layers.size(); ++i)
+        if (layers[i].name == key) return i;
+    const std::string wanted = normal(key);
+    for (size_t i = 0; i < layers.size(); ++i) {
+        const std::string& label = layers[i].label;
+        if (wanted == normal(label) || wanted == normal(label.substr(0, label.find(kLabelDot)))) return i;
+    }
+    const int64_t n = static_cast<int64_t>(layers.size());
+    std::string what = "named '" + key + "'";
+    const std::string digits = normal(key);
+    const size_t first = !digits.empty() && digits[0] == '-' ? 1 : 0;
+    if (digits.size() > first && digits.find_first_not_of("0123456789", first) == std::string::npos) {
+        // more digits than an int64 holds: out of range whatever the model
+        const size_t lead = std::min(digits.find_first_not_of('0', first), digits.size() - 1);
+        const std::string magnitude = digits.substr(lead);
+        if (magnitude.size() <= 18) {
+            int64_t index = std::stoll(magnitude);
+            if (first) index = -index;
+            if (-n <= index && index < n) return static_cast<size_t>(index < 0 ? index + n : index);
+            what = "with index " + std::to_string(index);
+        } else {
+            what = "with index " + std::string(first && magnitude != "0" ? "-" : "") + magnitude;
+        }
+    }
+    std::string listing;
+    for (size_t i = 0; i < layers.size(); ++i)
+        listing += (i ? "; " : "") + std::to_string(i) + " = '" + layers[i].label + "' ('" + layers[i].name + "')";
+    throw ArgumentError("no filter layer " + what + "; give a number 0.." + std::to_string(n - 1) +
+                        ", a label or a tensor name: " + listing);
+}
 
 Model Model::load(const std::string& path, const LoadOptions& options) {
     namespace fs = std::filesystem;
@@ -158,23 +234,22 @@ const InputInfo& Model::input() const { return impl_->input; }
 const std::string& Model::output_name() const { return impl_->graph.output_name; }
 int64_t Model::n_outputs() const { return impl_->n_outputs; }
 const std::vector<LayerInfo>& Model::layers() const { return impl_->layers; }
+const LayerInfo& Model::layer(const std::string& key) const { return impl_->layers[find_layer(impl_->layers, key)]; }
 int64_t Model::opset() const { return impl_->graph.opset; }
 const std::string& Model::producer() const { return impl_->graph.producer; }
 const std::string& Model::source() const { return impl_->graph.source; }
 int64_t Model::n_parameters() const { return impl_->n_parameters; }
-const Graph& Model::graph() const { return impl_->graph; }
+const std::vector<NodeInfo>& Model::nodes() const { return impl_->nodes; }
 
 std::string Model::summary() const {
     const Graph& g = impl_->graph;
     const InputInfo& in = impl_->input;
     std::ostringstream s;
     int conv = 0, pool = 0, dense = 0;
-    for (const Node& n : g.nodes) {
-        if (n.kind == OpKind::Conv) ++conv;
-        if (n.kind == OpKind::Dense) ++dense;
-        if (n.kind == OpKind::MaxPool || n.kind == OpKind::AvgPool ||
-            n.kind == OpKind::GlobalAvgPool || n.kind == OpKind::GlobalMaxPool)
-            ++pool;
+    for (const NodeInfo& n : impl_->nodes) {
+        if (n.op == "Conv") ++conv;
+        if (n.op == "Dense") ++dense;
+        if (n.op == "MaxPool" || n.op == "AvgPool" || n.op == "GlobalAvgPool" || n.op == "GlobalMaxPool") ++pool;
     }
     s << "model   " << g.source << " (opset " << g.opset;
     if (!g.producer.empty()) s << ", from " << g.producer;
@@ -187,25 +262,22 @@ std::string Model::summary() const {
     s << "output  '" << g.output_name << "' (N, " << impl_->n_outputs << ")\n";
     s << "layers  " << conv << " convolution, " << pool << " pooling, " << dense << " dense; "
       << n_parameters() << " parameters\n\n";
-    std::vector<Shape> shapes;
-    if (in.length > 0) shapes = g.infer_shapes(in.length);
     char line[256];
     std::snprintf(line, sizeof line, "  %-4s %-13s %-36s %10s  %s\n", "#", "op", "output tensor", "shape", "details");
     s << line;
-    for (size_t i = 1; i < g.nodes.size(); ++i) {
-        const Node& n = g.nodes[i];
-        std::string shape = shapes.empty()
-            ? "(" + std::to_string(n.channels) + ", ?)"
-            : "(" + std::to_string(shapes[i].c) + ", " + std::to_string(shapes[i].l) + ")";
+    for (size_t i = 1; i < impl_->nodes.size(); ++i) {
+        const NodeInfo& n = impl_->nodes[i];
+        std::string shape = "(" + std::to_string(n.channels) + ", " +
+                            (n.length < 0 ? std::string("?") : std::to_string(n.length)) + ")";
         std::string details;
-        if (n.kind == OpKind::Conv || n.kind == OpKind::MaxPool || n.kind == OpKind::AvgPool) {
+        if (n.op == "Conv" || n.op == "MaxPool" || n.op == "AvgPool") {
             details = "k=" + std::to_string(n.kernel) + " s=" + std::to_string(n.stride) +
                       " d=" + std::to_string(n.dilation);
             if (n.group > 1) details += " groups=" + std::to_string(n.group);
         }
         if (n.is_filter_layer()) details += std::string(details.empty() ? "" : " ") + "[filter layer]";
         std::string name = n.name.size() > 36 ? "..." + n.name.substr(n.name.size() - 33) : n.name;
-        std::snprintf(line, sizeof line, "  %-4zu %-13s %-36s %10s  %s\n", i, op_kind_name(n.kind),
+        std::snprintf(line, sizeof line, "  %-4zu %-13s %-36s %10s  %s\n", i, n.op.c_str(),
                       name.c_str(), shape.c_str(), details.c_str());
         s << line;
     }

@@ -14,6 +14,7 @@ struct Model::Impl {
     Graph graph;
     InputInfo input;
     std::vector<LayerInfo> layers;
+    std::vector<NodeInfo> nodes;
     int64_t n_outputs = 0;
     int64_t n_parameters = 0;
     uint64_t max_memory = 0;  // LoadOptions::max_memory

@@ -140,7 +140,7 @@ void check_errors(const Model& m, const std::vector<float>& x, const std::vector
     eo.target = {0};
     CHECK_THROWS(m.explain(x.data(), 2, shape, eo), tsviz::ArgumentError, "does not apply to the loss");
     eo.target.clear();
-    eo.probability = true;
+    eo.output = tsviz::ExplainOutput::Prob;
     CHECK_THROWS(m.explain(x.data(), 2, shape, eo), tsviz::ArgumentError, "output='prob' does not apply");
     GradientOptions g;
     g.of = GradientOf::Filter;

@@ -11,6 +11,7 @@
 using testing::windows;
 using tsviz::ArgumentError;
 using tsviz::ExplainOptions;
+using tsviz::ExplainOutput;
 using tsviz::Model;
 using tsviz::ModelError;
 using tsviz::ShapeError;
@@ -110,26 +111,28 @@ void test_errors(const testing::Args& a, const std::vector<double>& series) {
     CHECK_THROWS(fcn.predict(x.data(), 1, {1, 0}), ShapeError, "(1, 0)");
 
     // The arguments: ArgumentError.
-    auto explain_options = [](std::vector<int64_t> target, bool probability) {
+    auto explain_options = [](std::vector<int64_t> target, ExplainOutput output) {
         ExplainOptions o;
         o.target = std::move(target);
-        o.probability = probability;
+        o.output = output;
         return o;
     };
-    CHECK_THROWS(m.explain(x.data(), 1, shape, explain_options({1}, false)), ArgumentError,
+    CHECK_THROWS(m.explain(x.data(), 1, shape, explain_options({1}, ExplainOutput::Logit)), ArgumentError,
                  "target 1 is out of range for a model with 1 output");
-    CHECK_THROWS(m.explain(x.data(), 1, shape, explain_options({-1}, false)), ArgumentError, "target -1");
-    CHECK_THROWS(m.explain(x.data(), 2, shape, explain_options({0, 0, 0}, false)), ArgumentError,
+    CHECK_THROWS(m.explain(x.data(), 1, shape, explain_options({-1}, ExplainOutput::Logit)), ArgumentError, "target -1");
+    CHECK_THROWS(m.explain(x.data(), 2, shape, explain_options({0, 0, 0}, ExplainOutput::Logit)), ArgumentError,
                  "target has 3 entries for 2 samples");
-    CHECK_THROWS(m.explain(x.data(), 1, shape, explain_options({}, true)), ArgumentError, "Softmax");
+    CHECK_THROWS(m.explain(x.data(), 1, shape, explain_options({}, ExplainOutput::Prob)), ArgumentError, "Softmax");
     CHECK_THROWS(m.explain(x.data(), 0, shape), ArgumentError, "at least one sample");
     CHECK_THROWS(m.predict(x.data(), -1, shape), ArgumentError, "batch size");
     std::vector<int64_t> fshape;
     const std::vector<float> fx = windows(fcn, series, 1, 0, 0, fshape, 150);
-    CHECK_THROWS(fcn.explain(fx.data(), 1, fshape, explain_options({2}, true)), ArgumentError,
+    CHECK_THROWS(fcn.explain(fx.data(), 1, fshape, explain_options({2}, ExplainOutput::Prob)), ArgumentError,
                  "target 2 is out of range for a model with 2 outputs");
     const tsviz::Explanation ex = m.explain(x.data(), 2, shape);
-    CHECK_THROWS(ex.importance("nope"), ArgumentError, "no filter layer named 'nope'; the model has '/features");
+    CHECK_THROWS(ex.importance("nope"), ArgumentError,
+                 "no filter layer named 'nope'; give a number 0..3, a label or a tensor name: "
+                 "0 = 'conv 1 \xc2\xb7 k=5 \xc2\xb7 16 filters' ('/features");
     CHECK_THROWS(ex.saliency("y", {1}), ArgumentError, "filter 1 is out of range for layer 'y' with 1 filters");
     CHECK_THROWS(ex.keep("y", 101), ArgumentError, "percentile");
     CHECK_THROWS(ex.trace("y", 0, 0, 2), ArgumentError, "sample 2");

@@ -139,25 +139,28 @@ void bind_explain(py::module_& m) {
 void bind_model_explain(py::class_<Model>& cls) {
     cls.def(
         "explain",
-        [](const Model& m, py::array_t<float, py::array::c_style> x, std::vector<int64_t> target, bool probability,
-           bool allow_nonfinite, std::optional<std::string> loss, std::vector<float> y_true) {
+        [](const Model& m, py::array_t<float, py::array::c_style> x, std::vector<int64_t> target,
+           const std::string& output, bool allow_nonfinite, std::optional<std::string> loss,
+           std::vector<float> y_true) {
             if (x.ndim() < 2) throw ArgumentError("explain expects a batch array (N, ...)");
+            if (output != "logit" && output != "prob")
+                throw ArgumentError("output must be 'logit' or 'prob', got '" + output + "'");
             std::vector<int64_t> sample(x.shape() + 1, x.shape() + x.ndim());
             ExplainOptions options;
             options.target = std::move(target);
-            options.probability = probability;
+            options.output = output == "prob" ? ExplainOutput::Prob : ExplainOutput::Logit;
             options.allow_nonfinite = allow_nonfinite;
             if (loss) options.loss = parse_loss(*loss);
             options.y_true = std::move(y_true);
             py::gil_scoped_release release;
             return m.explain(x.data(), x.shape(0), sample, options);
         },
-        py::arg("x"), py::arg("target"), py::arg("probability"), py::arg("allow_nonfinite") = false,
+        py::arg("x"), py::arg("target"), py::arg("output"), py::arg("allow_nonfinite") = false,
         py::arg("loss") = py::none(), py::arg("y_true") = std::vector<float>{});
     cls.def(
         "input_gradient",
         [](const Model& m, py::array_t<float, py::array::c_style> x, const std::string& of,
-           std::vector<int64_t> target, bool probability, const std::string& loss, std::vector<float> y_true,
+           std::vector<int64_t> target, const std::string& output, const std::string& loss, std::vector<float> y_true,
            const std::string& layer, int64_t filter, bool allow_nonfinite) {
             if (x.ndim() < 2) throw ArgumentError("input_gradient expects a batch array (N, ...)");
             std::vector<int64_t> sample(x.shape() + 1, x.shape() + x.ndim());
@@ -172,7 +175,9 @@ void bind_model_explain(py::class_<Model>& cls) {
                 throw ArgumentError("of must be 'output', 'loss' or 'filter', got '" + of + "'");
             }
             options.target = std::move(target);
-            options.probability = probability;
+            if (output != "logit" && output != "prob")
+                throw ArgumentError("output must be 'logit' or 'prob', got '" + output + "'");
+            options.output = output == "prob" ? ExplainOutput::Prob : ExplainOutput::Logit;
             options.loss = parse_loss(loss);
             options.y_true = std::move(y_true);
             options.layer = layer;
@@ -188,7 +193,7 @@ void bind_model_explain(py::class_<Model>& cls) {
             return py::make_tuple(owned(std::move(g.value), {n}), owned(std::move(g.gradient), shape),
                                   owned(std::move(g.output), {n, static_cast<py::ssize_t>(m.n_outputs())}));
         },
-        py::arg("x"), py::arg("of"), py::arg("target"), py::arg("probability"), py::arg("loss"), py::arg("y_true"),
+        py::arg("x"), py::arg("of"), py::arg("target"), py::arg("output"), py::arg("loss"), py::arg("y_true"),
         py::arg("layer"), py::arg("filter"), py::arg("allow_nonfinite") = false,
         "(value (N,), signed d value / d x in x's layout, output (N, K)) of tsviz::Model::input_gradient");
     cls.def(

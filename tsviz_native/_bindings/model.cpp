@@ -7,9 +7,8 @@
 #include <string>
 
 #include "bindings.hpp"
-#include "graph.hpp"
-#include "ops/op.hpp"
 #include "tsviz/model.hpp"
+#include "tsviz/ops.hpp"
 
 namespace py = pybind11;
 
@@ -20,6 +19,7 @@ namespace {
 py::dict layer_dict(const LayerInfo& l) {
     py::dict d;
     d["name"] = l.name;
+    d["label"] = l.label;
     d["op"] = l.op;
     d["onnx_node"] = l.onnx_node;
     d["onnx_op"] = l.onnx_op;
@@ -30,18 +30,32 @@ py::dict layer_dict(const LayerInfo& l) {
     d["stride"] = l.stride;
     d["dilation"] = l.dilation;
     d["group"] = l.group;
+    d["activation"] = l.activation;
+    return d;
+}
+
+py::dict node_dict(const NodeInfo& n) {
+    py::dict d;
+    d["name"] = n.name;
+    d["op"] = n.op;
+    d["inputs"] = n.inputs;
+    d["onnx_node"] = n.onnx_node;
+    d["onnx_op"] = n.onnx_op;
+    d["channels"] = n.channels;
+    d["length"] = n.length;
+    d["kernel"] = n.kernel;
+    d["stride"] = n.stride;
+    d["dilation"] = n.dilation;
+    d["group"] = n.group;
+    d["layer"] = n.layer;
     return d;
 }
 
 }  // namespace
 
 void bind_model(py::module_& m) {
-    m.def("registered_ops", [] {
-        std::vector<std::string> names;
-        for (const auto& r : ops::all_rules())
-            if (r.kind != OpKind::Input) names.push_back(r.name);
-        return names;
-    }, "The IR ops of the engine's registry, each with forward, backward and trace rules.");
+    m.def("registered_ops", &registered_ops,
+          "The IR ops of the engine's registry, each with forward, backward and trace rules.");
     py::class_<Model> cls(m, "Model");
     cls
         .def_static(
@@ -81,13 +95,6 @@ void bind_model(py::module_& m) {
                                    return out;
                                })
         .def("summary", &Model::summary)
-        .def_property_readonly("graph_ops",
-                               [](const Model& m) {
-                                   std::vector<std::string> ops;
-                                   for (size_t i = 1; i < m.graph().nodes.size(); ++i)
-                                       ops.push_back(op_kind_name(m.graph().nodes[i].kind));
-                                   return ops;
-                               })
         .def(
             "predict",
             [](const Model& m, py::array_t<float, py::array::c_style> x, bool allow_nonfinite) {
@@ -107,7 +114,30 @@ void bind_model(py::module_& m) {
                 return out;
             },
             py::arg("x"), py::arg("allow_nonfinite") = false);
+    bind_model_graph(m, cls);
     bind_model_explain(cls);
+}
+
+// The structured description of the lowered graph (tsviz::NodeInfo), which the Python
+// summary, the CLI and the viewer read, and the one lookup of a filter layer by name.
+void bind_model_graph(py::module_& m, py::class_<Model>& cls) {
+    m.def(
+        "find_layer",
+        [](const std::vector<std::pair<std::string, std::string>>& layers, const std::string& key) {
+            std::vector<LayerInfo> infos(layers.size());
+            for (size_t i = 0; i < layers.size(); ++i) {
+                infos[i].name = layers[i].first;
+                infos[i].label = layers[i].second;
+            }
+            return find_layer(infos, key);
+        },
+        py::arg("layers"), py::arg("key"),
+        "The index of the filter layer `key` names among (tensor name, label) pairs (tsviz::find_layer).");
+    cls.def_property_readonly("nodes", [](const Model& m) {
+        py::list out;
+        for (const auto& n : m.nodes()) out.append(node_dict(n));
+        return out;
+    });
 }
 
 }  // namespace tsviz::python

@@ -17,13 +17,17 @@ namespace tsviz {
 
 class Model;
 
+// What the target unit a^L is for a model that ends in Softmax (docs/definitions.md): its
+// input, the logit (the default), or the probability itself. Python: output="logit" / "prob".
+enum class ExplainOutput { Logit, Prob };
+
 struct ExplainOptions {
     // Target unit a^L: empty for the default (argmax for a classifier, 0 for K == 1), one
     // value for every sample, or one value per sample.
     std::vector<int64_t> target;
-    // Explain the Softmax probability instead of the logit (the Softmax input). Only for
-    // models that end in Softmax.
-    bool probability = false;
+    // Prob explains the Softmax probability instead of the logit (the Softmax input); only
+    // for models that end in Softmax, else an ArgumentError.
+    ExplainOutput output = ExplainOutput::Logit;
     // Let NaN and infinity in the input through (IEEE semantics) instead of refusing them
     // with an ArgumentError, as PredictOptions::allow_nonfinite.
     bool allow_nonfinite = false;
@@ -31,13 +35,13 @@ struct ExplainOptions {
     // loss"): the backward pass starts from d loss_i / d v_i (tsviz/loss.hpp) at v, the output
     // for mse, the logits (the Softmax input when the model ends in Softmax) for cross_entropy.
     // y_true holds loss_target_columns(loss, K) values per sample, row-major. Excludes target
-    // and probability.
+    // and output.
     std::optional<Loss> loss;
     std::vector<float> y_true;
 };
 
 // What Model::input_gradient differentiates, per sample:
-//   Output: the target unit a^L, chosen as ExplainOptions::target / probability choose it;
+//   Output: the target unit a^L, chosen as ExplainOptions::target / output choose it;
 //   Loss:   loss_i against y_true (as ExplainOptions::loss);
 //   Filter: sum_i a^l[filter, i] of the filter layer `layer`.
 enum class GradientOf { Output, Loss, Filter };
@@ -45,7 +49,7 @@ enum class GradientOf { Output, Loss, Filter };
 struct GradientOptions {
     GradientOf of = GradientOf::Output;
     std::vector<int64_t> target;  // Output
-    bool probability = false;     // Output
+    ExplainOutput output = ExplainOutput::Logit;  // Output
     Loss loss = Loss::Mse;        // Loss
     std::vector<float> y_true;    // Loss
     std::string layer;            // Filter

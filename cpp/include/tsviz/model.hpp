@@ -14,13 +14,16 @@
 
 namespace tsviz {
 
-struct Graph;
-
 // A filter layer (docs/definitions.md): a convolution or a dense node; its filters are its output
 // channels. Named by the ONNX name of its output tensor, after folding (a BatchNormalization
 // or per-channel affine after a convolution makes the folded op's output the layer's name).
 struct LayerInfo {
     std::string name;
+    // A short display name, unique within the model: the kind, its number within the kind
+    // (from 1), the kernel and filter count of a convolution ("conv 2 · k=5 · 32 filters") or
+    // the unit count of a dense layer ("dense 1 · 2 units"). Tensor names can be long and, in
+    // models exported from Keras, alike.
+    std::string label;
     std::string op;          // "conv" or "dense"
     std::string onnx_node;   // the ONNX node (Conv, Gemm, MatMul) the layer came from
     std::string onnx_op;
@@ -31,8 +34,36 @@ struct LayerInfo {
     int64_t stride = 1;
     int64_t dilation = 1;
     int64_t group = 1;
-    int64_t node = 0;        // index in the engine graph
+    int64_t node = 0;        // index in Model::nodes()
+    // a^l (docs/definitions.md): the tensor of the elementwise activation that is the layer's
+    // only consumer, or the layer's own tensor when none follows; and its index in nodes().
+    std::string activation;
+    int64_t activation_node = 0;
 };
+
+// One node of the engine's graph, as loading lowered and folded it (docs/engine.md): the
+// tensor it outputs and the op that computes it. Node 0 is the model input.
+struct NodeInfo {
+    std::string name;                 // the ONNX name of the tensor it outputs
+    std::string op;                   // the engine op (registered_ops()): "Conv", "Relu", "MaxPool", ...
+    std::vector<int64_t> inputs;      // indices in Model::nodes() of the nodes it reads
+    std::string onnx_node;            // the ONNX node it came from (the input: its own name)
+    std::string onnx_op;
+    int64_t channels = 0;             // per-sample shape (channels, length) of its tensor,
+    int64_t length = -1;              // channels-first, at the declared input length; -1 if free
+    int64_t kernel = 1;               // Conv and windowed pooling; 1 elsewhere
+    int64_t stride = 1;
+    int64_t dilation = 1;
+    int64_t group = 1;
+    int64_t layer = -1;               // index in Model::layers() of a filter layer, else -1
+    bool is_filter_layer() const { return layer >= 0; }
+};
+
+// The index in `layers` of the filter layer that `key` names: its tensor name, its label, the
+// label's first part ("conv 2"; case and spacing ignored) or its index as digits ("1"; a
+// negative one counts from the end). The one lookup of a layer by name, for every front end.
+// Throws ArgumentError listing every layer with its index, label and tensor name.
+size_t find_layer(const std::vector<LayerInfo>& layers, const std::string& key);
 
 // Limits applied while loading a model and while running it. Model files are untrusted input:
 // nothing is allocated for them before it is checked against these.
@@ -74,6 +105,10 @@ public:
     const std::string& output_name() const;
     int64_t n_outputs() const;                 // K
     const std::vector<LayerInfo>& layers() const;
+    // The filter layer `key` names (find_layer); ArgumentError listing the layers otherwise.
+    const LayerInfo& layer(const std::string& key) const;
+    // The lowered graph in topological order: what summary() prints, for any front end.
+    const std::vector<NodeInfo>& nodes() const;
     int64_t opset() const;
     const std::string& producer() const;
     const std::string& source() const;
@@ -97,9 +132,6 @@ public:
     // one backward pass per chunk of samples, nothing else kept. Throws as explain does.
     InputGradient input_gradient(const float* x, int64_t n, const std::vector<int64_t>& sample_shape,
                                  const GradientOptions& options = {}) const;
-
-    // The lowered graph, for the explanation engine and tests.
-    const Graph& graph() const;
 
     struct Impl;  // opaque
 

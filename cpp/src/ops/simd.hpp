@@ -1,0 +1,13 @@
+// Function multiversioning for the elementwise and pooling loops. The library is built for
+// the baseline (SSE2 on x86-64) so that it runs anywhere; a function marked TSVIZ_SIMD is
+// also compiled for AVX2 and AVX-512, and the loader picks the best copy for the processor
+// once (GNU ifunc). The matrix products choose their kernels at run time themselves
+// (ops/gemm.cpp).
+#pragma once
+
+#if defined(__x86_64__) && defined(__ELF__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(TSVIZ_NO_MULTIVERSION)
+#define TSVIZ_SIMD __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define TSVIZ_SIMD
+#endif

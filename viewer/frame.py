@@ -1,0 +1,131 @@
+"""What the viewer computes: the model as it shows it (:class:`ModelInfo`, read once from the
+model's public API and its graph description) and the explanation of one sample (:class:`Frame`),
+which the worker thread makes and the GUI thread swaps in. No vispy, no geometry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Block:
+    """One layer of the level-1 overview: a convolution, pooling or dense node of the model's
+    graph (:attr:`tsviz_native.Model.nodes`)."""
+
+    kind: str  # conv, pool, dense
+    op: str
+    tensor: str
+
+
+def block_kind(op: str) -> str | None:
+    """The level-1 kind of an engine op (``Node.op``): conv, pool or dense; None for the ops
+    level 1 leaves out (activations, affine, flatten, ...)."""
+    if op == "Conv":
+        return "conv"
+    if op.endswith("Pool"):
+        return "pool"
+    return "dense" if op == "Dense" else None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the viewer shows of a model, read from its public API once."""
+
+    name: str
+    input_name: str
+    output_name: str
+    layers: tuple[Any, ...]  # tsviz_native.Layer
+    blocks: tuple[Block, ...]
+    overview: tuple[str, ...]
+    layout: str
+    n_outputs: int
+    scaling: dict[str, float] | None = None  # the model record's {mean, std}: y * std + mean
+
+    @classmethod
+    def from_model(cls, model: Any, scaling: dict[str, float] | None = None) -> ModelInfo:
+        blocks = tuple(Block(kind, node.op, node.name) for node in model.nodes
+                       if (kind := block_kind(node.op)) is not None)
+        # the summary's header lines (model, input, output, layer counts), shown as they are
+        overview = tuple(" ".join(line.split()) for line in model.summary().splitlines()[:4])
+        name = str(model.source).replace("\\", "/").rsplit("/", 1)[-1]
+        return cls(name, model.input_name, model.output_name, tuple(model.layers),
+                   blocks, overview, model.layout, int(model.n_outputs), scaling)
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return tuple(l.name for l in self.layers)
+
+    def label(self, tensor: str) -> str:
+        """A layer's display label (``"conv 2 · k=5 · 32 filters"``); the output is ``"output"``."""
+        for layer in self.layers:
+            if layer.name == tensor:
+                return layer.label
+        return "output" if tensor == self.output_name else tensor
+
+    @property
+    def forecasts_input(self) -> bool:
+        """A forecaster whose model record gives the scaling: its output is the next value of
+        input channel 0, on the same (scaled) axis, so it is drawn right after that channel."""
+        return self.n_outputs == 1 and self.scaling is not None
+
+    def original(self, value: float) -> float:
+        """An output (or channel-0) value on the original scale, ``y * std + mean``."""
+        sc = self.scaling or {"mean": 0.0, "std": 1.0}
+        return float(value) * sc["std"] + sc["mean"]
+
+    def channels_first(self, x: np.ndarray) -> np.ndarray:
+        """One sample in the model's layout as ``(C, T)``."""
+        x = np.asarray(x, dtype=np.float32)
+        if self.layout == "NTC":
+            return x.T
+        if self.layout == "NT":
+            return x[np.newaxis]
+        return x
+
+
+@dataclass
+class Frame:
+    """One explained sample: what the worker computes and the GUI swaps in."""
+
+    sample: int
+    x: np.ndarray  # (C, T) channels-first
+    ex: Any  # tsviz_native.Explanation of this one sample
+    truth: Any = None
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # tensor -> (C, L)
+    clusters: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> labels (F,)
+    _saliency: dict[tuple[str, int], np.ndarray] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def compute(cls, model: Any, info: ModelInfo, X: np.ndarray, sample: int, truth: Any = None,
+                cluster_layers: tuple[str, ...] = ()) -> Frame:
+        ex = model.explain(X[sample : sample + 1])
+        shapes = {k: v.shape for k, v in ex.trace(info.output_name, 0, 0).items()}
+        frame = cls(sample, info.channels_first(X[sample]), ex, truth, shapes)
+        frame.add_clusters(cluster_layers)
+        return frame
+
+    def add_clusters(self, layers: tuple[str, ...] | list[str]) -> None:
+        for name in layers:
+            if name not in self.clusters and self.ex.activations[name].shape[2] > 1:
+                self.clusters[name] = np.asarray(self.ex.clusters(name, sample=0).labels[0])
+
+    def saliency(self, layer: str, filt: int) -> np.ndarray:
+        """Input saliency ``(C, T)`` of one filter (computed on first use, then cached)."""
+        key = (layer, int(filt))
+        if key not in self._saliency:
+            self._saliency[key] = np.asarray(self.ex.saliency(layer, int(filt))[0])
+        return self._saliency[key]
+
+    @property
+    def prediction(self) -> np.ndarray:
+        return np.asarray(self.ex.output[0])
+
+    def importance(self, layer: str) -> np.ndarray:
+        return np.asarray(self.ex.importance[layer][0])
+
+    def activations(self, layer: str) -> np.ndarray:
+        return np.asarray(self.ex.activations[layer][0])

@@ -1,0 +1,289 @@
+"""The geometry of one view as plain numpy arrays (no vispy, no GL), and the builder the levels
+draw with.
+
+A :class:`Geometry` holds every plot of the level in one line array with a ``connect`` array,
+every bar, box and strip in one triangle mesh, every highlighted point in one marker array, every
+label in one list of strings. The vispy layer (:mod:`tsviz_native.viewer.app`) only uploads these
+arrays, into one visual each, and picks clicks from :attr:`Geometry.plots` without asking GL.
+
+Coordinates are ``(x, y, depth)``: ``y`` up; ``depth`` grows away from the viewer (level 2 stacks
+filters in depth). Levels 1 and 2 are 3-D, levels 3 and 4 are flat (depth 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .palette import FRAME_COLOR, HIGHLIGHT_CORE, HIGHLIGHT_GLOW, TEXT_COLOR
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One line plot: its points are ``a[index, 0..length-1]`` of ``tensor`` (a trace key)."""
+
+    kind: str  # "input", "filter", "output"
+    tensor: str
+    layer: str | None
+    index: int
+    start: int  # first vertex in Geometry.line_pos
+    length: int
+
+
+@dataclass(frozen=True)
+class Bar:
+    """An importance (or cluster) bar as drawn: for tests and picking."""
+
+    layer: str
+    filter: int
+    value: float  # importance, or the cluster number
+    center: tuple[float, float, float]
+    color: tuple[float, float, float, float]
+
+
+@dataclass
+class Geometry:
+    level: int
+    three_d: bool
+    line_pos: np.ndarray
+    line_connect: np.ndarray
+    line_color: np.ndarray
+    mesh_pos: np.ndarray
+    mesh_faces: np.ndarray
+    mesh_color: np.ndarray
+    marker_pos: np.ndarray
+    marker_color: np.ndarray
+    marker_size: np.ndarray
+    text: list[str]
+    text_pos: np.ndarray
+    text_color: np.ndarray
+    text_detail: np.ndarray  # (len(text),) bool: a per-plot label, left out when plots are many
+    plots: list[Plot]
+    bars: list[Bar]
+    cluster_bars: list[Bar]
+    drawn: dict[str, list[int]]  # layer -> filters drawn, in drawing order (front/first first)
+    columns: dict[str, tuple[float, float]]  # layer -> x range of its column (level 2 scrolling)
+    bounds: tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
+    highlighted: dict[str, np.ndarray]  # tensor -> (C, L) mask that was drawn
+    legend: list[str]
+
+    @property
+    def n_plots(self) -> int:
+        return len(self.plots)
+
+    def plot_points(self, plot: Plot) -> np.ndarray:
+        return self.line_pos[plot.start : plot.start + plot.length]
+
+
+#: Above this many plots a level draws each plot's min/max envelope instead of every point.
+LOD_PLOTS = 250
+#: Buckets of the envelope: at most 2 * LOD_BUCKETS + 2 points per plot.
+LOD_BUCKETS = 32
+
+
+def draw_text(g: Geometry) -> list[int]:
+    """Indices of the labels to draw: per-plot labels only while the plots are few enough to
+    read them (a thousand labels also cost more than the plots on software GL)."""
+    if len(g.plots) <= LOD_PLOTS:
+        return list(range(len(g.text)))
+    return [i for i in range(len(g.text)) if not g.text_detail[i]]
+
+
+def draw_connect(g: Geometry) -> np.ndarray:
+    """The line segments to draw. With many plots on screen each plot is a few pixels wide, so
+    its min/max envelope over LOD_BUCKETS buckets looks the same and costs a fraction of the
+    rasterisation on software GL; the vertices stay as they are (picking and highlighting use
+    every point), only the connect array skips the points between."""
+    if len(g.plots) <= LOD_PLOTS:
+        return g.line_connect
+    inside = np.zeros(len(g.line_pos), dtype=bool)
+    # Plots of one length are done together: one argmin and one argmax per bucket for all of
+    # them (a Python loop per plot cost more than the drawing on a sample switch).
+    by_length: dict[int, list[int]] = {}
+    for p in g.plots:
+        if p.length > 2 * LOD_BUCKETS + 2:
+            by_length.setdefault(p.length, []).append(p.start)
+    parts = []
+    for length, first in by_length.items():
+        starts = np.asarray(first, dtype=np.int64)[:, None]
+        rows = starts + np.arange(length)
+        inside[rows[:, :-1].ravel()] = True
+        y = g.line_pos[rows, 1]
+        edges = np.linspace(0, length, LOD_BUCKETS + 1).astype(np.int64)
+        cols = [np.zeros(len(rows), np.int64), np.full(len(rows), length - 1, np.int64)]
+        for a, b in zip(edges[:-1], edges[1:]):
+            if b > a:
+                cols.append(a + np.argmin(y[:, a:b], axis=1))
+                cols.append(a + np.argmax(y[:, a:b], axis=1))
+        keep = np.sort(np.stack(cols, axis=1), axis=1)
+        nxt = keep[:, 1:] > keep[:, :-1]  # repeated points join nothing
+        parts.append(np.stack([(starts + keep[:, :-1])[nxt], (starts + keep[:, 1:])[nxt]], axis=1))
+    others = g.line_connect[~inside[g.line_connect[:, 0]]]
+    return np.concatenate([others] + parts).astype(np.uint32) if parts else g.line_connect
+
+
+class Builder:
+    """Collects the plots, quads, boxes and labels of one view into :class:`Geometry` arrays."""
+
+    def __init__(self) -> None:
+        self.pos: list[np.ndarray] = []
+        self.conn: list[np.ndarray] = []
+        self.col: list[np.ndarray] = []
+        self.nv = 0
+        self.mpos: list[np.ndarray] = []
+        self.mfaces: list[np.ndarray] = []
+        self.mcol: list[np.ndarray] = []
+        self.nm = 0
+        self.text: list[str] = []
+        self.tdetail: list[bool] = []
+        self.tpos: list[tuple[float, float, float]] = []
+        self.tcol: list[tuple[float, ...]] = []
+        self.plots: list[Plot] = []
+        self.bars: list[Bar] = []
+        self.cluster_bars: list[Bar] = []
+        self.text_extent = 0.0  # half-width of the widest label, in scene units (for bounds)
+
+    def polyline(self, pts: np.ndarray, color: Any, connect: bool = True) -> int:
+        """Adds vertices, joined by segments unless ``connect`` is False (points that are
+        only picked and highlighted, such as the tops of the output bars)."""
+        n = len(pts)
+        start = self.nv
+        self.pos.append(np.asarray(pts, dtype=np.float32))
+        idx = np.arange(start, start + n - 1, dtype=np.uint32)
+        self.conn.append(np.stack([idx, idx + 1], axis=1) if connect else np.zeros((0, 2), np.uint32))
+        c = np.asarray(color, dtype=np.float32)
+        self.col.append(np.broadcast_to(c, (n, 4)) if c.ndim == 1 else c)
+        self.nv += n
+        return start
+
+    def plot(self, values: np.ndarray, x0: float, y0: float, w: float, h: float, d: float,
+             color: Any, kind: str, tensor: str, layer: str | None, index: int,
+             lo: float | None = None, hi: float | None = None, connect: bool = True) -> Plot:
+        v = np.asarray(values, dtype=np.float64)
+        length = len(v)
+        lo = float(v.min()) if lo is None else lo
+        hi = float(v.max()) if hi is None else hi
+        span = hi - lo
+        ys = (v - lo) / span if span > 0 else np.full(length, 0.5)
+        if length == 1:  # one position (a dense unit): a short flat segment, both at position 0
+            xs = np.array([x0 + 0.3 * w, x0 + 0.7 * w])
+            ys = np.repeat(ys, 2)
+        else:
+            xs = x0 + w * np.arange(length) / (length - 1)
+        pts = np.stack([xs, y0 + h * ys, np.full(len(xs), d)], axis=1)
+        start = self.polyline(pts, color, connect)
+        p = Plot(kind, tensor, layer, int(index), start, length)
+        self.plots.append(p)
+        return p
+
+    def frame(self, x0: float, y0: float, w: float, h: float, d: float = 0.0) -> None:
+        self.polyline(np.array([[x0, y0, d], [x0 + w, y0, d], [x0 + w, y0 + h, d],
+                                [x0, y0 + h, d], [x0, y0, d]]), FRAME_COLOR)
+
+    def quad(self, x0: float, y0: float, x1: float, y1: float, d: float, color: Any) -> None:
+        self.mpos.append(np.array([[x0, y0, d], [x1, y0, d], [x1, y1, d], [x0, y1, d]], np.float32))
+        self.mfaces.append(np.array([[0, 1, 2], [0, 2, 3]], np.uint32) + self.nm)
+        self.mcol.append(np.tile(np.asarray(color, np.float32), (4, 1)))
+        self.nm += 4
+
+    def box(self, cx: float, cy: float, cd: float, w: float, h: float, depth: float,
+            color: Any) -> None:
+        """A cuboid; each face a little darker than the last so that its edges read in 3-D."""
+        x0, x1, y0, y1 = cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2
+        d0, d1 = cd - depth / 2, cd + depth / 2
+        faces = [  # front, top, right, left, bottom, back
+            ([x0, y0, d0], [x1, y0, d0], [x1, y1, d0], [x0, y1, d0], 1.0),
+            ([x0, y1, d0], [x1, y1, d0], [x1, y1, d1], [x0, y1, d1], 0.8),
+            ([x1, y0, d0], [x1, y0, d1], [x1, y1, d1], [x1, y1, d0], 0.65),
+            ([x0, y0, d0], [x0, y0, d1], [x0, y1, d1], [x0, y1, d0], 0.65),
+            ([x0, y0, d0], [x1, y0, d0], [x1, y0, d1], [x0, y0, d1], 0.5),
+            ([x0, y0, d1], [x1, y0, d1], [x1, y1, d1], [x0, y1, d1], 0.5),
+        ]
+        c = np.asarray(color, np.float32)
+        for *corners, shade in faces:
+            self.mpos.append(np.array(corners, np.float32))
+            self.mfaces.append(np.array([[0, 1, 2], [0, 2, 3]], np.uint32) + self.nm)
+            self.mcol.append(np.tile(np.r_[c[:3] * shade, c[3]], (4, 1)).astype(np.float32))
+            self.nm += 4
+
+    def label(self, s: str, x: float, y: float, d: float = 0.0, color: Any = TEXT_COLOR,
+              detail: bool = False) -> None:
+        self.text.append(s)
+        self.tpos.append((x, y, d))
+        self.tcol.append(tuple(color))
+        self.tdetail.append(detail)
+
+    def geometry(self, level: int, three_d: bool, drawn: dict[str, list[int]],
+                 columns: dict[str, tuple[float, float]], masks: dict[str, np.ndarray] | None,
+                 legend: list[str]) -> Geometry:
+        pos = np.concatenate(self.pos) if self.pos else np.zeros((0, 3), np.float32)
+        conn = np.concatenate(self.conn) if self.conn else np.zeros((0, 2), np.uint32)
+        col = np.concatenate(self.col).astype(np.float32) if self.col else np.zeros((0, 4), np.float32)
+        mp = np.concatenate(self.mpos) if self.mpos else np.zeros((0, 3), np.float32)
+        mf = np.concatenate(self.mfaces) if self.mfaces else np.zeros((0, 3), np.uint32)
+        mc = np.concatenate(self.mcol) if self.mcol else np.zeros((0, 4), np.float32)
+        mk_pos, mk_col, mk_size, shown = _markers(pos, self.plots, masks)
+        allp = np.concatenate([pos, mp]) if len(mp) else pos
+        if self.text_extent and self.tpos:
+            tp = np.asarray(self.tpos, np.float32)
+            allp = np.concatenate([allp, tp + [self.text_extent, 0, 0], tp - [self.text_extent, 0, 0]])
+        if len(allp):
+            lo, hi = allp.min(axis=0), allp.max(axis=0)
+        else:
+            lo, hi = np.zeros(3), np.ones(3)
+        bounds = tuple((float(a), float(b)) for a, b in zip(lo, hi))
+        return Geometry(level, three_d, pos, conn, col, mp, mf, mc, mk_pos, mk_col, mk_size,
+                        self.text, np.asarray(self.tpos, np.float32).reshape(-1, 3),
+                        np.asarray(self.tcol, np.float32).reshape(-1, 4),
+                        np.asarray(self.tdetail, dtype=bool), self.plots, self.bars,
+                        self.cluster_bars, drawn, columns, bounds, shown, legend)
+
+
+MARKER_SIZE = 9.0
+GLOW_SIZE = 17.0
+
+
+def _markers(pos: np.ndarray, plots: list[Plot], masks: dict[str, np.ndarray] | None):
+    """Two markers per traced point that is drawn: a wide translucent glow, a bright core."""
+    shown: dict[str, np.ndarray] = {}
+    pts = []
+    for p in plots:
+        if not masks or p.tensor not in masks:
+            continue
+        m = masks[p.tensor]
+        if p.index >= m.shape[0] or m.shape[1] != p.length:
+            continue
+        sel = np.flatnonzero(m[p.index])
+        if p.tensor not in shown:
+            shown[p.tensor] = np.zeros_like(m, dtype=bool)
+        shown[p.tensor][p.index, sel] = True
+        pts.append(pos[p.start + sel])
+    if not pts:
+        z = np.zeros((0, 3), np.float32)
+        return z, np.zeros((0, 4), np.float32), np.zeros(0, np.float32), shown
+    core = np.concatenate(pts)
+    n = len(core)
+    mpos = np.concatenate([core, core]).astype(np.float32)
+    mcol = np.concatenate([np.tile(HIGHLIGHT_GLOW, (n, 1)), np.tile(HIGHLIGHT_CORE, (n, 1))])
+    msize = np.r_[np.full(n, GLOW_SIZE), np.full(n, MARKER_SIZE)]
+    return mpos, mcol.astype(np.float32), msize.astype(np.float32), shown
+
+
+def pick(geom: Geometry, screen: np.ndarray, xy: tuple[float, float],
+         radius: float = 12.0) -> tuple[Plot, int] | None:
+    """The plot point nearest to a click: ``screen`` is ``line_pos`` mapped to canvas pixels."""
+    if not len(geom.plots) or not len(screen):
+        return None
+    d2 = (screen[:, 0] - xy[0]) ** 2 + (screen[:, 1] - xy[1]) ** 2
+    starts = np.array([p.start for p in geom.plots])
+    owner = np.full(len(screen), -1)
+    for i, p in enumerate(geom.plots):
+        owner[p.start : p.start + max(p.length, 2 if p.length == 1 else p.length)] = i
+    d2[owner < 0] = np.inf
+    v = int(np.argmin(d2))
+    if not np.isfinite(d2[v]) or d2[v] > radius**2:
+        return None
+    p = geom.plots[owner[v]]
+    return p, min(v - starts[owner[v]], p.length - 1)
