@@ -1,0 +1,228 @@
+"""Weight gradients, fine-tuning and writing the trained weights back (docs/definitions.md,
+"Fine-tuning"). Oracles: PyTorch autograd on the PyTorch equivalents of the test models
+(bench/torch_peers.py, weights read from the ONNX files), finite differences of ONNX Runtime's
+forward on the written ONNX, and a hand computation of Adam."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+import tsviz_native as tsv
+from conftest import MANIFEST, ROOT, model_path, ort_run, real_windows
+from tsviz_native import _native, models
+from tsviz_native.analysis.finetune import Adam, finetune, write_parameters
+
+onnx = pytest.importorskip("onnx")
+
+
+def _loss_for(model: tsv.Model) -> str:
+    return "cross_entropy" if model.n_outputs > 1 else "mse"
+
+
+def _data(model: tsv.Model, name: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    shape = tuple(d if d > 0 else 64 for d in MANIFEST[name]["input_shape"])
+    x = real_windows(shape, MANIFEST[name]["layout"], n, seed)
+    rng = np.random.default_rng(seed)
+    if model.n_outputs > 1:
+        y = rng.integers(0, model.n_outputs, size=(n, 1)).astype(np.float32)
+    else:
+        y = rng.standard_normal((n, 1)).astype(np.float32)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def peers():
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import torch_peers
+    finally:
+        sys.path.pop(0)
+    return torch_peers
+
+
+@pytest.mark.parametrize("key", ["paper_net", "fcn", "resnet", "channels_last", "keras_paper_net", "keras_fcn"])
+def test_weight_gradients_equal_pytorch_autograd(peers, key: str) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    net = peers.NETS[key]()
+    name = net.path.stem
+    model = tsv.load(net.path)
+    x, y = _data(model, name, 6, seed=3)
+    loss = _loss_for(model)
+    trainer = _native.Trainer(model._native, loss)
+    value, per, grad = trainer.gradient(x, y, True)
+
+    params = []
+    for spec in net.L:
+        spec.w.requires_grad_(True)
+        spec.b.requires_grad_(True)
+        params += [spec.w, spec.b]
+    logits = net.forward(torch.from_numpy(x))[0]
+    if loss == "cross_entropy":
+        ref = F.cross_entropy(logits, torch.from_numpy(y.reshape(-1).astype(np.int64)))
+    else:
+        ref = ((logits - torch.from_numpy(y)) ** 2).mean()
+    ref.backward()
+    assert value == pytest.approx(float(ref.detach()), rel=1e-5)
+    info = trainer.parameters
+    assert [p["layer"] for p in info] == net.layer_names()
+    for p, spec in zip(info, net.L):
+        gw = grad[p["weight_offset"]:p["weight_offset"] + int(np.prod(p["weight_shape"]))]
+        gb = grad[p["bias_offset"]:p["bias_offset"] + p["n_filters"]]
+        tw = spec.w.grad.detach().numpy().reshape(-1)
+        tb = spec.b.grad.detach().numpy().reshape(-1)
+        scale = max(np.abs(tw).max(), np.abs(tb).max(), 1e-12)
+        assert np.abs(gw - tw).max() <= 1e-4 * scale, p["layer"]
+        assert np.abs(gb - tb).max() <= 1e-4 * scale, p["layer"]
+
+
+def _ort_loss(data: bytes, x: np.ndarray, y: np.ndarray, loss: str, softmax: bool) -> float:
+    out = ort_run(data, x).astype(np.float64).reshape(len(x), -1)
+    if loss == "mse":
+        return float(np.mean((out - y) ** 2))
+    logp = np.log(out) if softmax else out - np.log(np.exp(out - out.max(1, keepdims=True)).sum(1, keepdims=True)) - out.max(1, keepdims=True)
+    return float(-np.mean(logp[np.arange(len(x)), y.reshape(-1).astype(int)]))
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_gradient_agrees_with_onnx_runtime_finite_differences(name: str) -> None:
+    """The directional derivative of the loss along random directions in parameter space, by
+    central differences of ONNX Runtime's forward on the written ONNX (so the writer is
+    checked too), equals the engine's gradient projected on them."""
+    model = tsv.load(model_path(name))
+    loss = _loss_for(model)
+    x, y = _data(model, name, 8, seed=1)
+    trainer = _native.Trainer(model._native, loss)
+    p = trainer.get().astype(np.float64)
+    _, _, grad = trainer.gradient(x, y, True)
+    softmax = model.graph_ops[-1] == "Softmax"
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        # Half along the gradient, so the derivative stands well above float32 rounding in
+        # ONNX Runtime's loss, half a random direction scaled like the parameters.
+        r = rng.standard_normal(p.size) * (np.abs(p) + 1e-3)
+        d = r / np.linalg.norm(r) + grad / np.linalg.norm(grad)
+        d /= np.linalg.norm(d)
+        h = 1e-3
+        up = _ort_loss(write_parameters(model, p + h * d, loss), x, y, loss, softmax)
+        down = _ort_loss(write_parameters(model, p - h * d, loss), x, y, loss, softmax)
+        fd = (up - down) / (2 * h)
+        exact = float(grad.astype(np.float64) @ d)
+        assert abs(fd - exact) <= 1e-2 * abs(exact), (fd, exact)
+
+
+def test_adam_step_equals_a_hand_computation() -> None:
+    opt = Adam(3, lr=0.1, betas=(0.9, 0.99), eps=1e-8)
+    p = np.array([1.0, -2.0, 0.5], dtype=np.float32)
+    g1 = np.array([0.5, -1.0, 0.0], dtype=np.float32)
+    p1 = opt.step(p, g1)
+    # Step 1: m = 0.1 g, v = 0.01 g^2; m_hat = g, v_hat = g^2: p - lr * g / (|g| + eps).
+    np.testing.assert_allclose(p1, [1.0 - 0.1, -2.0 + 0.1, 0.5], rtol=1e-6)
+    g2 = np.array([0.25, 1.0, 2.0], dtype=np.float32)
+    p2 = opt.step(p1, g2)
+    m = 0.9 * 0.1 * g1 + 0.1 * g2
+    v = 0.99 * 0.01 * g1**2 + 0.01 * g2**2
+    want = p1 - 0.1 * (m / (1 - 0.9**2)) / (np.sqrt(v / (1 - 0.99**2)) + 1e-8)
+    np.testing.assert_allclose(p2, want, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def forecaster() -> tsv.Model:
+    return tsv.load(models.path("forecaster"))
+
+
+@pytest.fixture(scope="module")
+def b5m() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    X, y, _ = models.forecaster_windows("train")
+    Xv, yv, _ = models.forecaster_windows("validation")
+    return X[-600:], y[-600:], Xv[:300], yv[:300]
+
+
+def _pruned_forecaster(forecaster: tsv.Model) -> tsv.Model:
+    rng = np.random.default_rng(0)
+    scores = {l.name: rng.random(l.n_filters) for l in forecaster.layers}
+    return tsv.prune(forecaster, scores=scores, fraction=0.5).model
+
+
+def test_finetuning_reduces_the_training_loss_of_a_pruned_forecaster(forecaster, b5m) -> None:
+    X, y, Xv, yv = b5m
+    pruned = _pruned_forecaster(forecaster)
+    before = float(np.mean((pruned.predict(X)[:, 0] - y) ** 2))
+    result = finetune(pruned, X, y, epochs=3, lr=1e-3, batch_size=16, seed=0, progress=False)
+    after = float(np.mean((result.model.predict(X)[:, 0] - y) ** 2))
+    assert len(result.history["loss"]) == 3
+    assert after < 0.5 * before, (before, after)
+    # The written model runs in ONNX Runtime with the engine's outputs.
+    out = ort_run(result.onnx_bytes, X[:50])
+    np.testing.assert_allclose(result.model.predict(X[:50]), out, rtol=1e-5, atol=1e-5)
+    assert result.model.n_parameters == pruned.n_parameters
+
+
+def test_finetuning_a_classifier_with_cross_entropy() -> None:
+    model = tsv.load(models.path("fcn-gunpoint"))
+    X, y = models.gunpoint("train")
+    pruned = tsv.prune(model, scores={l.name: np.arange(l.n_filters, dtype=float) for l in model.layers},
+                       fraction=0.6).model
+    trainer = _native.Trainer(pruned._native, "cross_entropy")
+    before = trainer.gradient(X, y.astype(np.float32).reshape(-1, 1), False)[0]
+    result = finetune(pruned, X, y, loss="cross_entropy", epochs=2, lr=1e-3, batch_size=10, seed=1, progress=False)
+    assert result.history["loss"][-1] < before
+    np.testing.assert_allclose(result.model.predict(X[:20]), ort_run(result.onnx_bytes, X[:20]), atol=1e-5)
+
+
+def test_finetuning_is_deterministic_for_a_seed(forecaster, b5m) -> None:
+    X, y, _, _ = b5m
+    a = finetune(forecaster, X[:200], y[:200], epochs=1, batch_size=16, seed=4, progress=False)
+    b = finetune(forecaster, X[:200], y[:200], epochs=1, batch_size=16, seed=4, progress=False)
+    c = finetune(forecaster, X[:200], y[:200], epochs=1, batch_size=16, seed=5, progress=False)
+    assert a.onnx_bytes == b.onnx_bytes
+    assert a.history == b.history
+    assert c.onnx_bytes != a.onnx_bytes
+
+
+def test_early_stopping_keeps_the_best_epoch(forecaster, b5m) -> None:
+    X, y, Xv, yv = b5m
+    pruned = _pruned_forecaster(forecaster)
+    result = finetune(pruned, X, y, epochs=6, lr=3e-3, batch_size=8, validation=(Xv, yv), patience=2,
+                      seed=0, progress=False)
+    val = [result.history["initial_val_loss"], *result.history["val_loss"]]
+    assert result.best_epoch == int(np.argmin(val))
+    assert len(result.history["val_loss"]) == result.epochs_run
+    if result.epochs_run < 6:
+        assert result.epochs_run - result.best_epoch == 2
+    kept = float(np.mean((result.model.predict(Xv)[:, 0] - yv) ** 2))
+    assert kept == pytest.approx(min(val), rel=1e-4)
+
+
+def test_unpruned_model_with_folded_batchnorm_writes_an_identity_batchnorm() -> None:
+    model = tsv.load(model_path("fcn_op13"))
+    x, y = _data(model, "fcn_op13", 16)
+    result = finetune(model, x, y.reshape(-1), loss="cross_entropy", epochs=1, batch_size=8, progress=False)
+    proto = onnx.load_from_string(result.onnx_bytes)
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}
+    bns = [n for n in proto.graph.node if n.op_type == "BatchNormalization"]
+    assert bns and [n.op_type for n in proto.graph.node] == [
+        n.op_type for n in onnx.load(str(model_path("fcn_op13"))).graph.node]
+    for n in bns:
+        np.testing.assert_array_equal(inits[n.input[1]], 1)
+        np.testing.assert_array_equal(inits[n.input[3]], 0)
+    np.testing.assert_allclose(result.model.predict(x), ort_run(result.onnx_bytes, x), atol=1e-5)
+
+
+def test_finetune_errors_name_what_is_wrong(forecaster, b5m) -> None:
+    X, y, _, _ = b5m
+    with pytest.raises(tsv.ArgumentError, match="loss must be"):
+        finetune(forecaster, X, y, loss="hinge")
+    with pytest.raises(tsv.ArgumentError, match="10 targets for 600 samples"):
+        finetune(forecaster, X, y[:10])
+    with pytest.raises(tsv.ArgumentError, match="patience needs a validation set"):
+        finetune(forecaster, X, y, patience=3)
+    with pytest.raises(tsv.ArgumentError, match="class indices"):
+        finetune(tsv.load(models.path("fcn-gunpoint")), *models.gunpoint("train")[:1], np.full(50, 7),
+                 loss="cross_entropy")
