@@ -226,3 +226,36 @@ def test_finetune_errors_name_what_is_wrong(forecaster, b5m) -> None:
     with pytest.raises(tsv.ArgumentError, match="class indices"):
         finetune(tsv.load(models.path("fcn-gunpoint")), *models.gunpoint("train")[:1], np.full(50, 7),
                  loss="cross_entropy")
+
+
+def test_prune_then_finetune_one_shot_and_iterative(forecaster, b5m) -> None:
+    X, y, Xv, yv = b5m
+    rng = np.random.default_rng(2)
+    fixed = {l.name: rng.random(l.n_filters) for l in forecaster.layers}
+    plain = tsv.prune(forecaster, scores=fixed, fraction=0.5)
+    tuned = tsv.prune(forecaster, scores=fixed, fraction=0.5,
+                      finetune=dict(X=X, y=y, epochs=2, batch_size=16, progress=False))
+    assert tuned.removed == plain.removed and tuned.n_parameters_after == plain.n_parameters_after
+    assert len(tuned.history) == 1 and len(tuned.history[0]["loss"]) == 2
+    mse = [float(np.mean((r.model.predict(Xv)[:, 0] - yv) ** 2)) for r in (plain, tuned)]
+    assert mse[1] < mse[0]
+    calls = []
+
+    def l1(model: tsv.Model) -> dict:
+        calls.append(model.n_parameters)
+        trainer = _native.Trainer(model._native, "mse")
+        p = trainer.get()
+        return {q["layer"]: np.abs(p[q["weight_offset"]:q["weight_offset"] + int(np.prod(q["weight_shape"]))]
+                                   .reshape(q["n_filters"], -1)).sum(1) for q in trainer.parameters}
+
+    steps = tsv.prune(forecaster, scores=l1, fraction=0.5,
+                      finetune=dict(X=X, y=y, epochs=1, batch_size=16, steps=2, progress=False))
+    assert len(calls) == 2 and calls[1] < calls[0] and len(steps.history) == 2
+    # 1 - (1 - 0.5) ** (1 / 2) = 29.3% per step, rounded per layer: 16 -> 11 -> 8 filters.
+    assert [l.n_filters for l in steps.model.layers] == [8, 16, 16, 1]
+    assert all(len(set(v)) == len(v) for v in steps.removed.values())
+    assert len(steps.removed[forecaster.layers[0].name]) == 8
+    with pytest.raises(tsv.ArgumentError, match="ranks the filters anew"):
+        tsv.prune(forecaster, scores=fixed, fraction=0.5, finetune=dict(X=X, y=y, steps=2))
+    with pytest.raises(tsv.ArgumentError, match="needs the training data"):
+        tsv.prune(forecaster, scores=fixed, fraction=0.5, finetune=dict(epochs=2))

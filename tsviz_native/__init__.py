@@ -42,6 +42,7 @@ __all__ = [
     "ShapeError",
     "TSVizError",
     "datasets",
+    "finetune",
     "load",
     "prune",
 ]
@@ -54,3 +55,11 @@ def prune(model, stats=None, **kwargs):  # type: ignore[no-untyped-def]
     from tsviz_native.analysis.pruning import prune as _prune
 
     return _prune(model, stats, **kwargs)
+
+
+def finetune(model, X, y, **kwargs):  # type: ignore[no-untyped-def]
+    """Train a model's weights and biases with Adam in the engine and write the tuned ONNX: see
+    :func:`tsviz_native.analysis.finetune.finetune` (needs the ``prune`` extra, the onnx package)."""
+    from tsviz_native.analysis.finetune import finetune as _finetune
+
+    return _finetune(model, X, y, **kwargs)
