@@ -259,3 +259,65 @@ def test_prune_then_finetune_one_shot_and_iterative(forecaster, b5m) -> None:
         tsv.prune(forecaster, scores=fixed, fraction=0.5, finetune=dict(X=X, y=y, steps=2))
     with pytest.raises(tsv.ArgumentError, match="needs the training data"):
         tsv.prune(forecaster, scores=fixed, fraction=0.5, finetune=dict(epochs=2))
+
+
+def _small_graph(mul: float, gemm: bool = False) -> bytes:
+    """x (N, 3, 20) -> Conv (no bias) -> Mul by a constant -> Relu -> Flatten -> MatMul (no bias)
+    or Gemm (transB = 0, alpha 2, beta 0.5, a scalar C)."""
+    from onnx import helper
+
+    from onnx_builder import build, const, weights
+
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1]),
+             helper.make_node("Mul", ["c", "m"], ["cm"]),
+             helper.make_node("Relu", ["cm"], ["r"]),
+             helper.make_node("Flatten", ["r"], ["f"])]
+    inits = [const("w", weights(rng, 4, 3, 3)), const("m", np.full((1, 4, 1), mul)),
+             const("d", weights(rng, 80, 2))]
+    if gemm:
+        nodes.append(helper.make_node("Gemm", ["f", "d", "c0"], ["y"], alpha=2.0, beta=0.5))
+        inits.append(const("c0", [0.25]))
+    else:
+        nodes.append(helper.make_node("MatMul", ["f", "d"], ["y"]))
+    return build(nodes, inits, input_shape=("N", 3, 20))
+
+
+@pytest.mark.parametrize("gemm", [False, True])
+def test_writing_back_conv_without_bias_scaled_constant_and_dense_variants(gemm: bool) -> None:
+    model = tsv.load(_small_graph(0.5, gemm))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((32, 3, 20)).astype(np.float32)
+    y = rng.standard_normal((32, 2)).astype(np.float32)
+    result = finetune(model, x, y, epochs=3, lr=1e-2, batch_size=8, progress=False)
+    tuned = result.model
+    np.testing.assert_allclose(tuned.predict(x), ort_run(result.onnx_bytes, x), rtol=1e-5, atol=1e-6)
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    trainer = _native.Trainer(tuned._native, "mse")
+    dense = trainer.parameters[-1]
+    bias = trainer.get()[dense["bias_offset"]:dense["bias_offset"] + 2]
+    conv = trainer.parameters[0]
+    proto = onnx.load_from_string(result.onnx_bytes)
+    conv_node = next(n for n in proto.graph.node if n.op_type == "Conv")
+    assert len(conv_node.input) == 3  # the Conv gained a bias, which trained
+    assert np.abs(trainer.get()[conv["bias_offset"]:conv["bias_offset"] + 4]).max() > 0
+    if gemm:
+        assert np.abs(bias - 0.125).max() > 1e-4  # beta * C trained away from 0.5 * 0.25
+    else:
+        np.testing.assert_array_equal(bias, 0)  # a MatMul without an Add has no bias to train
+
+
+def test_a_folded_constant_of_zero_cannot_be_written_back() -> None:
+    model = tsv.load(_small_graph(0.0))
+    x = np.zeros((4, 3, 20), np.float32)
+    with pytest.raises(tsv.ArgumentError, match="scales some filters by 0"):
+        finetune(model, x, np.zeros((4, 2)), progress=False)
+
+
+def test_progress_off_a_terminal_is_one_line_with_the_losses(capsys: pytest.CaptureFixture[str]) -> None:
+    model = tsv.load(_small_graph(0.5))
+    x = np.random.default_rng(0).standard_normal((20, 3, 20)).astype(np.float32)
+    finetune(model, x, np.zeros((20, 2)), epochs=2, batch_size=8, validation=(x, np.zeros((20, 2))))
+    err = capsys.readouterr().err
+    assert "fine-tuned 6 of 6 batches in" in err and "(epoch 2: loss " in err and ", val " in err
+    assert "\r" not in err and err.count("\n") == 1

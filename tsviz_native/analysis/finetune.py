@@ -213,6 +213,13 @@ class _Writer:
         self.original = _self_contained_bytes(self.onnx, model)
         self.params = parameters
         proto = self.onnx.load_from_string(self.original)
+        # The written model is checked as strictly as the original passes: a file the ONNX
+        # checker already refuses (e.g. an output declared without a shape) is written as is.
+        try:
+            self.onnx.checker.check_model(proto)
+            self.checkable = True
+        except self.onnx.checker.ValidationError:
+            self.checkable = False
         self.nodes = {n.name or n.output[0]: n for n in proto.graph.node}
         self.bias_home: dict[str, str | None] = {}
         for p in parameters:
@@ -320,7 +327,8 @@ class _Writer:
         del proto.graph.initializer[:]
         proto.graph.initializer.extend(kept)
         try:
-            onnx.checker.check_model(proto)
+            if self.checkable:
+                onnx.checker.check_model(proto)
         except onnx.checker.ValidationError as e:  # pragma: no cover - a bug if reached
             raise ModelError(f"writing the trained weights produced an invalid ONNX model: {e}") from None
         return proto.SerializeToString()
