@@ -45,15 +45,59 @@ def peers():
     return torch_peers
 
 
-@pytest.mark.parametrize("key", ["paper_net", "fcn", "resnet", "channels_last", "keras_paper_net", "keras_fcn"])
-def test_weight_gradients_equal_pytorch_autograd(peers, key: str) -> None:
+def _extra_nets(peers):  # type: ignore[no-untyped-def]
+    """PyTorch equivalents of the two test models bench/torch_peers.py has none for (the
+    architectures of tests/models/make_models.py); padding the engine folds from a Pad node
+    into the convolution is written out where the file has it as a node."""
     import torch
     import torch.nn.functional as F
 
-    net = peers.NETS[key]()
-    name = net.path.stem
+    class OpsZoo(peers.TorchNet):
+        def forward(self, x):
+            dw, c2, cb, c4, fc = self.L
+            z1 = dw.conv(F.pad(x, (2, 1)) if dw.pad == (0, 0) else x)  # a Pad node, or the Conv's pads
+            z2 = c2.conv(F.elu(z1))
+            m = F.max_pool1d(torch.sigmoid(z2), 3, 2, 1, dilation=2, ceil_mode=True)
+            p = F.avg_pool1d(m, 3, 2, 1, ceil_mode=True, count_include_pad=False)
+            z4 = c4.conv(torch.cat([p, cb.conv(m)], dim=1))
+            return fc.dense(z4.amax(dim=2)), [], [], []
+
+    class KerasStrided(peers.TorchNet):
+        layout = "NTC"
+
+        def forward(self, x):
+            c1, c2, c3, fc = self.L
+            z1 = c1.conv(x.transpose(1, 2))
+            a2 = F.relu(c2.conv(F.pad(z1, (4, 0))))
+            a3 = torch.tanh(c3.conv(F.pad(F.avg_pool1d(a2, 2), (2, 0))))
+            return fc.dense(a3.transpose(1, 2).flatten(1)), [], [], []
+
+    return {"ops_zoo": OpsZoo, "keras_strided": KerasStrided}
+
+
+def _family(name: str) -> str:
+    for suffix in ("_op11", "_op13", "_op17_bn", "_op17", "_dynamo"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_weight_gradients_equal_pytorch_autograd(peers, name: str) -> None:
+    """Every committed test model: the PyTorch equivalent of its family, with the weights of
+    this very file (folded as the engine folds them), gives the same loss and gradients."""
+    import torch
+    import torch.nn.functional as F
+
+    family = _family(name)
+    cls = {**peers.NETS, **_extra_nets(peers)}[family]
+    net = type(cls.__name__, (cls,), {"onnx_file": str(model_path(name).relative_to(ROOT))})()
     model = tsv.load(net.path)
     x, y = _data(model, name, 6, seed=3)
+    with torch.no_grad():
+        out = net.forward(torch.from_numpy(x))[0]
+        out = torch.softmax(out, dim=1) if model.graph_ops[-1] == "Softmax" else out
+        np.testing.assert_allclose(out.numpy(), model.predict(x), rtol=1e-4, atol=1e-5)
     loss = _loss_for(model)
     trainer = _native.Trainer(model._native, loss)
     value, per, grad = trainer.gradient(x, y, True)
