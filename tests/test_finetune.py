@@ -365,3 +365,19 @@ def test_progress_off_a_terminal_is_one_line_with_the_losses(capsys: pytest.Capt
     err = capsys.readouterr().err
     assert "fine-tuned 6 of 6 batches in" in err and "(epoch 2: loss " in err and ", val " in err
     assert "\r" not in err and err.count("\n") == 1
+
+
+def test_weights_computed_in_the_graph_are_refused_before_training() -> None:
+    from onnx import helper
+
+    from onnx_builder import build, const, weights
+
+    rng = np.random.default_rng(0)
+    data = build([helper.make_node("Transpose", ["wt"], ["w"], perm=[2, 1, 0]),
+                  helper.make_node("Conv", ["x", "w"], ["c"]),
+                  helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+                  helper.make_node("Flatten", ["g"], ["y"])],
+                 [const("wt", weights(rng, 3, 3, 4))], input_shape=("N", 3, 20))
+    model = tsv.load(data)
+    with pytest.raises(tsv.ArgumentError, match="its weights 'w' are computed by other nodes"):
+        finetune(model, np.zeros((4, 3, 20)), np.zeros((4, 4)), progress=False)

@@ -221,11 +221,18 @@ class _Writer:
         except self.onnx.checker.ValidationError:
             self.checkable = False
         self.nodes = {n.name or n.output[0]: n for n in proto.graph.node}
+        from tsviz_native.analysis.pruning import _Surgery
+
+        surgery = _Surgery(self.onnx, proto)
         self.bias_home: dict[str, str | None] = {}
         for p in parameters:
             where = f"layer {p['layer']!r} (node '{p['onnx_node']}', {p['onnx_op']})"
             if p["onnx_node"] not in self.nodes:
                 raise ModelError(f"{where}: its ONNX node is not in the graph")
+            for source, what in ((p["weight_source"], "weights"), (p["bias_source"], "bias")):
+                if source and surgery.const(source) is None:
+                    raise ArgumentError(f"{where}: its {what} '{source}' are computed by other nodes of the "
+                                        "graph, not stored as a tensor, so trained values cannot be written back")
             scale = np.ones(p["n_filters"])
             for f in p["folded"]:
                 if f["onnx_op"] != "BatchNormalization":
@@ -237,7 +244,8 @@ class _Writer:
                 raise ArgumentError(f"{where}: alpha is 0, so trained weights cannot be written back")
             if p["onnx_op"] in ("Conv", "Gemm") and p["bias_scale"] != 0:
                 home = "node"
-            elif p["onnx_op"] == "MatMul" and p["folded"] and p["folded"][0]["onnx_op"] == "Add":
+            elif (p["onnx_op"] == "MatMul" and p["folded"] and p["folded"][0]["onnx_op"] == "Add"
+                  and any(surgery.const(i) is not None for i in self.nodes[p["folded"][0]["onnx_node"]].input)):
                 home = "add"
             else:
                 home = None
