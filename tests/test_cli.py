@@ -225,3 +225,22 @@ def test_layers_are_named_by_label_index_or_tensor(capsys: pytest.CaptureFixture
     code, out, _ = run(capsys, "summary", str(model_path("keras_fcn_op17")))
     assert code == 0 and "from tf2onnx 1.17.0)" in out and "None" not in out
     assert f"[1] conv 2 · k=5 · 256 filters  {second.name}" in out
+
+
+def test_prune_with_finetuning_recovers_the_forecaster(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tsviz_native import models
+
+    X, y, _ = models.forecaster_windows("train")
+    data = tmp_path / "b5m.npz"
+    np.savez(data, X=X[-1000:], y=y[-1000:])
+    args = ["prune", "forecaster", str(data), "--fraction", "0.5", "--holdout", "0.3", "--quiet"]
+    code, plain, err = run(capsys, *args, "--out", str(tmp_path / "p.onnx"))
+    assert code == 0, err
+    code, tuned, err = run(capsys, *args, "--out", str(tmp_path / "t.onnx"), "--finetune", "3", "--steps", "2")
+    assert code == 0, err
+    assert "fine-tuning step 1: " in tuned and "fine-tuning step 2: " in tuned
+    mape = [float(next(l for l in o.splitlines() if l.startswith("MAPE %")).split()[3]) for o in (plain, tuned)]
+    assert mape[1] < mape[0]
+    assert [l.n_filters for l in tsv.load(tmp_path / "t.onnx").layers] == [8, 16, 16, 1]
+    code, _, err = run(capsys, *args, "--out", str(tmp_path / "s.onnx"), "--steps", "2")
+    assert code == 2 and "--steps needs --finetune" in err

@@ -47,6 +47,7 @@ __all__ = [
     "ShapeError",
     "TSVizError",
     "datasets",
+    "finetune",
     "load",
     "prune",
 ]
@@ -90,3 +91,9 @@ def faithfulness(model, X, y=None, **kwargs):  # type: ignore[no-untyped-def]
     from tsviz_native.analysis.faithfulness import faithfulness as _faithfulness
 
     return _faithfulness(model, X, y, **kwargs)
+def finetune(model, X, y, **kwargs):  # type: ignore[no-untyped-def]
+    """Train a model's weights and biases with Adam in the engine and write the tuned ONNX: see
+    :func:`tsviz_native.analysis.finetune.finetune` (needs the ``prune`` extra, the onnx package)."""
+    from tsviz_native.analysis.finetune import finetune as _finetune
+
+    return _finetune(model, X, y, **kwargs)

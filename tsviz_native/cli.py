@@ -387,7 +387,21 @@ def _prune(args: argparse.Namespace) -> None:
     stats = tsv.analyze_dataset(model, X[:split], progress=not args.quiet)
     rule = {"fraction": args.fraction, "percentile": args.percentile, "keep_top": args.keep_top}
     rule = {k: v for k, v in rule.items() if v is not None} or {"fraction": 0.3}
-    result = prune(model, stats, **rule)
+    finetune = None
+    if args.finetune:
+        # Fine-tuning on the ranking part: its last 20% is held for early stopping; without
+        # targets the pruned model learns the original model's outputs.
+        Xf = X[:split]
+        yf = y[:split] if y is not None else (model.predict(Xf).argmax(axis=1) if classifier else model.predict(Xf))
+        cut = max(1, int(round(len(Xf) * 0.8)))
+        if cut >= len(Xf):
+            raise tsv.ArgumentError(f"--finetune needs more than {len(Xf)} windows before the held-out part")
+        finetune = {"X": Xf[:cut], "y": yf[:cut], "validation": (Xf[cut:], yf[cut:]), "patience": 5,
+                    "loss": "cross_entropy" if classifier else "mse", "epochs": args.finetune, "lr": args.lr,
+                    "batch_size": args.batch_size, "steps": args.steps, "seed": 0, "progress": not args.quiet}
+    elif args.steps != 1:
+        raise tsv.ArgumentError("--steps needs --finetune EPOCHS")
+    result = prune(model, stats, **rule, finetune=finetune)
     result.save(args.out)
     pruned = result.model
     held = X[split:]
@@ -400,6 +414,11 @@ def _prune(args: argparse.Namespace) -> None:
     else:
         scale = "; errors on the scale of the model's outputs (no scaling in a model record)"
     print(f"filters ranked by mean importance over {split} windows; compared on the other {len(held)}{scale}")
+    for step, h in enumerate(result.history, 1):
+        val = h.get("val_loss", ())
+        print(f"fine-tuning{f' step {step}' if len(result.history) > 1 else ''}: {len(h['loss'])} epochs, "
+              f"training loss {h['loss'][0]:.5g} -> {h['loss'][-1]:.5g}"
+              + (f", best validation loss {min(val):.5g}" if val else ""))
     if y is None:
         print("no targets given: the pruned model is compared with the original's outputs")
         after = _compare(out_after, out_before, classifier, scaling, ref_is_model=True)
@@ -491,6 +510,13 @@ def build_parser() -> argparse.ArgumentParser:
     rule.add_argument("--keep-top", type=int, help="keep this many filters per layer")
     p.add_argument("--holdout", type=float, default=0.5, help="share of DATA held out for the metric (default 0.5)")
     p.add_argument("--out", required=True, help="path of the pruned .onnx file")
+    p.add_argument("--finetune", type=int, default=0, metavar="EPOCHS",
+                   help="then fine-tune for up to EPOCHS epochs with Adam on the ranking part (its last 20%% "
+                        "for early stopping; the original's outputs as targets when none are given)")
+    p.add_argument("--steps", type=int, default=1,
+                   help="with --finetune: prune and fine-tune in this many steps (iterative pruning)")
+    p.add_argument("--lr", type=float, default=1e-3, help="with --finetune: Adam's learning rate (default 0.001)")
+    p.add_argument("--batch-size", type=int, default=32, help="with --finetune: samples per step (default 32)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_prune)
 

@@ -39,6 +39,15 @@ const char* op_kind_name(OpKind kind);
 
 enum class AutoPad { NotSet, Valid, SameUpper, SameLower };
 
+// A per-channel affine (BatchNormalization, constant Mul/Add/Sub/Div) that the importer folded
+// into the filter layer before it, in the order applied: y = x * scale[c] + shift[c].
+struct FoldedAffine {
+    std::string onnx_node;
+    std::string onnx_op;
+    std::vector<float> scale;
+    std::vector<float> shift;
+};
+
 struct Node {
     OpKind kind = OpKind::Input;
     std::string name;       // the ONNX name of the tensor this node outputs
@@ -70,6 +79,17 @@ struct Node {
     // Conv: (F, C / group, K); Dense: (F, X)
     std::vector<float> weight;
     std::vector<float> bias;    // (F), zeros when the model has none
+    // Conv, Dense: where weight and bias come from in the ONNX file, for writing trained
+    // values back. weight = weight_scale * op(operand weight_source), op the identity or, when
+    // weight_transposed, the transpose of an (X, F) operand (Gemm transB = 0, MatMul);
+    // bias = bias_scale * bias_source (Gemm beta; "" when the node has none); then every
+    // affine in `folded` applied in turn.
+    std::string weight_source;
+    std::string bias_source;
+    bool weight_transposed = false;
+    float weight_scale = 1.f;
+    float bias_scale = 1.f;
+    std::vector<FoldedAffine> folded;
     // Affine
     std::vector<float> scale;   // (C)
     std::vector<float> shift;   // (C)

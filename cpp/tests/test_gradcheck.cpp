@@ -2,7 +2,10 @@
 // its tangent rule (forward mode on bands, the saliency of every output channel) and central
 // finite differences in double precision on its forward. One small graph per op on random
 // inputs kept away from kinks; the test walks the registry and fails for an op it has no case
-// for, so a new op cannot land without its gradients checked. test_gradcheck
+// for, so a new op cannot land without its gradients checked. Ops with parameters to train
+// (weight_backward) have their weight and bias gradients checked the same way, over strides,
+// dilations, groups and every padding mode, and the fast rule against the plain reference on
+// random shapes. test_gradcheck
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -191,9 +194,173 @@ void check(OpKind kind) {
     CHECK(close(forward_mode, reverse, 1e-5, "tangent rule vs backward", name));
 }
 
+
+// --- weight gradients ------------------------------------------------------------------------
+
+struct ConvCase {
+    int in_c, filters, kernel, stride, dilation, group, pad_begin, pad_end;
+    AutoPad auto_pad;
+    int length;
+};
+
+// A graph input -> node (Conv, or Flatten -> Dense) with random parameters.
+Graph weight_case(OpKind kind, const ConvCase& k, std::mt19937& gen) {
+    Graph g;
+    g.input_channels = k.in_c;
+    g.nodes.push_back(make(OpKind::Input, {}, k.in_c));
+    std::normal_distribution<float> d(0.f, 0.5f);
+    Node n = make(kind, {0}, k.filters);
+    if (kind == OpKind::Conv) {
+        n.kernel = k.kernel;
+        n.stride = k.stride;
+        n.dilation = k.dilation;
+        n.group = k.group;
+        n.pad_begin = k.pad_begin;
+        n.pad_end = k.pad_end;
+        n.auto_pad = k.auto_pad;
+        n.weight.resize(static_cast<size_t>(k.filters * k.in_c / k.group * k.kernel));
+    } else {
+        g.nodes.push_back(make(OpKind::Flatten, {0}, k.in_c * k.length));
+        n.inputs = {1};
+        n.weight.resize(static_cast<size_t>(k.filters * k.in_c * k.length));
+    }
+    for (float& w : n.weight) w = d(gen);
+    n.bias.resize(static_cast<size_t>(k.filters));
+    for (float& b : n.bias) b = d(gen);
+    g.nodes.push_back(n);
+    g.output = static_cast<int>(g.nodes.size()) - 1;
+    ops::prepare(g);
+    return g;
+}
+
+// sum(r * y) for the forward of x.
+double weighted_output(const Graph& g, const std::vector<float>& x, int64_t n, int64_t t, const std::vector<float>& r) {
+    Activations act = allocate(g, n, t);
+    std::copy(x.begin(), x.end(), act.arena.begin() + act.offset[0]);
+    forward(g, act);
+    const ops::ConstView y = act.view(g.output);
+    double s = 0;
+    for (int64_t i = 0; i < y.n * y.c * y.l; ++i) s += static_cast<double>(r[i]) * y.data[i];
+    return s;
+}
+
+void check_weights(OpKind kind, const ConvCase& k, const char* label) {
+    std::mt19937 gen(11);
+    Graph g = weight_case(kind, k, gen);
+    const int64_t n = 2, t = k.length;
+    std::normal_distribution<float> d(0.f, 1.f);
+    std::vector<float> x(static_cast<size_t>(n * k.in_c * t));
+    for (float& v : x) v = d(gen);
+    Activations act = allocate(g, n, t);
+    std::copy(x.begin(), x.end(), act.arena.begin() + act.offset[0]);
+    forward(g, act);
+    const int node = g.output;
+    const ops::ConstView y = act.view(node);
+    std::vector<float> r(static_cast<size_t>(y.n * y.c * y.l));
+    for (float& v : r) v = d(gen);
+    Node& layer = g.nodes[node];
+    std::vector<float> gw(layer.weight.size(), 0.f), gb(layer.bias.size(), 0.f);
+    std::vector<float> rw(gw.size(), 0.f), rb(gb.size(), 0.f);
+    const ops::ConstView in = act.view(layer.inputs[0]);
+    const ops::ConstView gy(ops::View{r.data(), y.n, y.c, y.l});
+    const ops::OpRules& rules = ops::rules(kind);
+    CHECK(rules.weight_backward != nullptr);
+    rules.weight_backward({layer, act.geo[node], in, gy, gw.data(), gb.data()});
+    ops::weight_backward_reference({layer, act.geo[node], in, gy, rw.data(), rb.data()});
+    // Finite differences of sum(r * y) in each parameter; the op is linear in them, so the
+    // only error is rounding.
+    std::vector<double> fw(gw.size()), fb(gb.size());
+    const float h = 1e-2f;
+    auto fd = [&](std::vector<float>& params, size_t i) {
+        const float keep = params[i];
+        params[i] = keep + h;
+        ops::prepare(g);
+        const double up = weighted_output(g, x, n, t, r);
+        params[i] = keep - h;
+        ops::prepare(g);
+        const double down = weighted_output(g, x, n, t, r);
+        params[i] = keep;
+        ops::prepare(g);
+        return (up - down) / (2.0 * static_cast<double>(h));
+    };
+    for (size_t i = 0; i < gw.size(); ++i) fw[i] = fd(layer.weight, i);
+    for (size_t i = 0; i < gb.size(); ++i) fb[i] = fd(layer.bias, i);
+    const std::vector<double> w(gw.begin(), gw.end()), b(gb.begin(), gb.end());
+    const std::vector<double> ref_w(rw.begin(), rw.end()), ref_b(rb.begin(), rb.end());
+    CHECK(close(w, fw, 2e-3, "weight gradient vs finite differences", label));
+    CHECK(close(b, fb, 2e-3, "bias gradient vs finite differences", label));
+    CHECK(close(w, ref_w, 1e-5, "weight gradient vs the plain reference", label));
+    CHECK(close(b, ref_b, 1e-5, "bias gradient vs the plain reference", label));
+}
+
+// The fast weight gradient against the plain loops on random shapes, large enough to take
+// the packed kernels' full panels and edges.
+void check_weights_random(std::mt19937& gen) {
+    std::uniform_int_distribution<int> pick(0, 1 << 20);
+    for (int trial = 0; trial < 40; ++trial) {
+        ConvCase k{};
+        k.group = 1 + pick(gen) % 3;
+        k.in_c = k.group * (1 + pick(gen) % 5);
+        k.filters = k.group * (1 + pick(gen) % 11);
+        k.kernel = 1 + pick(gen) % 6;
+        k.stride = 1 + pick(gen) % 3;
+        k.dilation = 1 + pick(gen) % 3;
+        k.pad_begin = pick(gen) % 4;
+        k.pad_end = pick(gen) % 4;
+        k.auto_pad = AutoPad::NotSet;
+        k.length = (k.kernel - 1) * k.dilation + 1 + pick(gen) % 60;
+        const OpKind kind = trial % 4 == 3 ? OpKind::Dense : OpKind::Conv;
+        Graph g = weight_case(kind, k, gen);
+        const int64_t n = 1 + pick(gen) % 5;
+        Activations act = allocate(g, n, k.length);
+        std::normal_distribution<float> d(0.f, 1.f);
+        for (int64_t i = 0; i < n * k.in_c * k.length; ++i) act.arena[act.offset[0] + i] = d(gen);
+        forward(g, act);
+        const int node = g.output;
+        const ops::ConstView y = act.view(node);
+        std::vector<float> r(static_cast<size_t>(y.n * y.c * y.l));
+        for (float& v : r) v = d(gen);
+        const Node& layer = g.nodes[node];
+        std::vector<float> gw(layer.weight.size(), 0.5f), gb(layer.bias.size(), 0.5f), rw = gw, rb = gb;
+        const ops::ConstView gy(ops::View{r.data(), y.n, y.c, y.l});
+        const ops::WeightGradArgs fast{layer, act.geo[node], act.view(layer.inputs[0]), gy, gw.data(), gb.data()};
+        ops::rules(kind).weight_backward(fast);
+        ops::weight_backward_reference({layer, act.geo[node], act.view(layer.inputs[0]), gy, rw.data(), rb.data()});
+        const std::string label = std::string(kind == OpKind::Conv ? "conv" : "dense") + " random trial " +
+                                  std::to_string(trial);
+        CHECK(close(std::vector<double>(gw.begin(), gw.end()), std::vector<double>(rw.begin(), rw.end()), 1e-4,
+                    "accumulated weight gradient vs reference", label.c_str()));
+        CHECK(close(std::vector<double>(gb.begin(), gb.end()), std::vector<double>(rb.begin(), rb.end()), 1e-4,
+                    "accumulated bias gradient vs reference", label.c_str()));
+    }
+}
+
 }  // namespace
 
 int main() {
+    int weighted = 0;
+    for (const ops::OpRules& r : ops::all_rules()) {
+        if (!r.weight_backward) continue;
+        ++weighted;
+        if (r.kind == OpKind::Conv) {
+            const AutoPad none = AutoPad::NotSet;
+            check_weights(r.kind, {3, 4, 3, 1, 1, 1, 0, 0, none, 12}, "conv plain");
+            check_weights(r.kind, {3, 4, 3, 2, 1, 1, 1, 2, none, 13}, "conv stride 2, pads 1+2");
+            check_weights(r.kind, {3, 5, 3, 1, 2, 1, 2, 1, none, 12}, "conv dilation 2, pads 2+1");
+            check_weights(r.kind, {4, 6, 3, 3, 2, 2, 1, 0, none, 17}, "conv groups 2, stride 3, dilation 2");
+            check_weights(r.kind, {4, 4, 5, 1, 1, 4, 0, 0, AutoPad::SameUpper, 12}, "conv depthwise, SAME_UPPER");
+            check_weights(r.kind, {3, 2, 4, 2, 1, 1, 0, 0, AutoPad::SameLower, 11}, "conv SAME_LOWER, stride 2");
+            check_weights(r.kind, {3, 2, 3, 1, 1, 1, 0, 0, AutoPad::Valid, 9}, "conv VALID");
+        } else if (r.kind == OpKind::Dense) {
+            check_weights(r.kind, {3, 5, 1, 1, 1, 1, 0, 0, AutoPad::NotSet, 4}, "dense");
+        } else {
+            std::fprintf(stderr, "  %s has weight gradients but no case here\n", r.name);
+            CHECK(false);
+        }
+    }
+    CHECK(weighted == 2);
+    std::mt19937 gen(5);
+    check_weights_random(gen);
     int checked = 0;
     for (const ops::OpRules& r : ops::all_rules()) {
         if (r.kind == OpKind::Input) continue;

@@ -11,6 +11,7 @@ void bind_model(pybind11::module_& m);
 void bind_explain(pybind11::module_& m);
 void bind_loss(pybind11::module_& m);
 void bind_model_graph(pybind11::module_& m, pybind11::class_<Model>& cls);
+void bind_train(pybind11::module_& m);
 void bind_model_explain(pybind11::class_<Model>& cls);
 
 }  // namespace tsviz::python

@@ -68,4 +68,5 @@ PYBIND11_MODULE(_native, m) {
     tsviz::python::bind_explain(m);
     tsviz::python::bind_model(m);
     tsviz::python::bind_loss(m);
+    tsviz::python::bind_train(m);
 }

@@ -13,7 +13,7 @@ columns). The result is a smaller, valid ONNX model. Edits are made on the ONNX 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,8 @@ class PruneResult:
         match ``tsviz summary``.
     skipped : layer name -> why it was left whole (only when the layers were not named).
     labels : layer name -> its display label (``"conv 2 · k=5 · 32 filters"``).
+    history : with fine-tuning, each step's :attr:`FinetuneResult.history
+        <tsviz_native.analysis.finetune.FinetuneResult>` (one per pruning step).
 
     ``print(result)`` shows :meth:`summary`; the bytes are left out of ``repr``.
     """
@@ -52,6 +54,7 @@ class PruneResult:
     n_parameters_after: int
     skipped: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict, repr=False)
+    history: tuple[Mapping[str, Any], ...] = ()
 
     def summary(self) -> str:
         """What was removed and kept, per layer, and the parameter counts before and after."""
@@ -131,7 +134,8 @@ def prune(
     per_cluster: bool = False,
     clusters: Mapping[str, np.ndarray] | None = None,
     layers: Sequence[str] | None = None,
-    scores: Mapping[str, np.ndarray] | None = None,
+    scores: Mapping[str, np.ndarray] | Callable[[Any], Mapping[str, np.ndarray]] | None = None,
+    finetune: Mapping[str, Any] | None = None,
 ) -> PruneResult:
     """Remove the least important filters of each chosen layer and write a smaller ONNX model.
 
@@ -147,7 +151,15 @@ def prune(
         :meth:`tsviz_native.Model.layer`). Default: every layer that can be pruned on its own; the
         others are listed in ``PruneResult.skipped`` with the reason.
     scores : rank by these per-layer scores instead of the statistics (e.g. random, or the
-        L1 norm of the weights, to compare strategies).
+        L1 norm of the weights, to compare strategies); or a function of the model that
+        returns them, called at each step of iterative pruning.
+    finetune : fine-tune after pruning (:func:`~tsviz_native.finetune`): a dict with the
+        training data ``X``, ``y`` and any of its keyword arguments (``loss``, ``epochs``,
+        ``lr``, ``batch_size``, ``validation``, ``patience``, ``seed``, ``progress``), plus
+        ``steps`` (default 1). With ``steps`` > 1 pruning is iterative: each step removes the
+        share ``1 - (1 - fraction) ** (1 / steps)`` of each layer's remaining filters, ranked
+        anew on the fine-tuned model (by ``scores`` when it is a function, else by the
+        importance over ``X``), then fine-tunes; the steps together remove about ``fraction``.
 
     Returns
     -------
@@ -159,6 +171,12 @@ def prune(
         A layer whose channels cannot be removed consistently (its output feeds an ``Add`` of
         two tensors, a residual connection, or a ``Concat``), with the reason.
     """
+    if finetune is not None:
+        return _prune_and_finetune(model, stats, percentile=percentile, fraction=fraction, keep_top=keep_top,
+                                   per_cluster=per_cluster, clusters=clusters, layers=layers, scores=scores,
+                                   finetune=finetune)
+    if callable(scores):
+        scores = scores(model)
     onnx = _onnx()
     names = [l.name for l in model.layers]
     output_layer = _output_layer(model)
@@ -211,6 +229,51 @@ def prune(
 
     after = load(data).n_parameters
     return PruneResult(data, removed, model.n_parameters, after, skipped, labels)
+
+
+def _prune_and_finetune(model: Any, stats: Any, *, finetune: Mapping[str, Any], **rule: Any) -> PruneResult:
+    """prune(..., finetune=...): one shot, or `steps` rounds of pruning and fine-tuning."""
+    from tsviz_native.analysis.finetune import finetune as run_finetune
+    from tsviz_native.analysis.statistics import analyze_dataset
+
+    options = dict(finetune)
+    if "X" not in options or "y" not in options:
+        raise ArgumentError("finetune needs the training data: finetune=dict(X=..., y=..., epochs=...)")
+    X, y = options.pop("X"), options.pop("y")
+    steps = options.pop("steps", 1)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ArgumentError(f"finetune 'steps' must be an int >= 1, got {steps!r}")
+    unknown = set(options) - {"loss", "epochs", "lr", "batch_size", "validation", "patience", "seed", "progress"}
+    if unknown:
+        raise ArgumentError(f"finetune has no option(s) {sorted(unknown)}")
+    if steps > 1:
+        if rule["fraction"] is None or rule["per_cluster"]:
+            raise ArgumentError("iterative pruning (finetune steps > 1) takes the fraction rule")
+        if rule["scores"] is not None and not callable(rule["scores"]):
+            raise ArgumentError("iterative pruning ranks the filters anew at each step: give scores as a "
+                                "function of the model, or the statistics")
+        rule["fraction"] = 1.0 - (1.0 - rule["fraction"]) ** (1.0 / steps)
+    current, original = model, model
+    alive = {l.name: np.arange(l.n_filters) for l in model.layers}
+    removed: dict[str, list[int]] = {}
+    skipped: dict[str, str] = {}
+    histories = []
+    data = b""
+    for step in range(steps):
+        step_stats = stats
+        if step > 0 and rule["scores"] is None:
+            step_stats = analyze_dataset(current, X, progress=bool(options.get("progress", True)))
+        result = prune(current, step_stats, **rule)
+        skipped.update(result.skipped)
+        for name, idx in result.removed.items():
+            removed.setdefault(name, []).extend(int(alive[name][i]) for i in idx)
+            alive[name] = np.delete(alive[name], list(idx))
+        tuned = run_finetune(result.model, X, y, **options)
+        histories.append(tuned.history)
+        data = tuned.onnx_bytes
+        current = tuned.model
+    return PruneResult(data, {n: tuple(sorted(v)) for n, v in removed.items()}, original.n_parameters,
+                       current.n_parameters, skipped, {l.name: l.label for l in original.layers}, tuple(histories))
 
 
 def _self_contained_bytes(onnx: Any, model: Any) -> bytes:

@@ -306,6 +306,9 @@ class _NoBar:
     def update(self, n: int) -> None:
         pass
 
+    def set_postfix_str(self, text: str) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -314,26 +317,32 @@ class _LineBar:
     """Progress where stderr is not a terminal (a log file, a pipe): one line when done,
     instead of a bar redrawn with carriage returns that would run into the next line."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, done_text: str = "explained {done} of {total} windows") -> None:
         import time
 
         self.total, self.done, self.start = total, 0, time.perf_counter()
+        self.text, self.postfix = done_text, ""
 
     def update(self, n: int) -> None:
         self.done += n
 
+    def set_postfix_str(self, text: str) -> None:
+        self.postfix = text
+
     def close(self) -> None:
         import time
 
-        print(f"explained {self.done} of {self.total} windows in {time.perf_counter() - self.start:.1f} s",
+        print(self.text.format(done=self.done, total=self.total)
+              + f" in {time.perf_counter() - self.start:.1f} s" + (f" ({self.postfix})" if self.postfix else ""),
               file=sys.stderr)
 
 
-def _progress(total: int, enabled: bool) -> Any:
+def _progress(total: int, enabled: bool, desc: str = "explaining", unit: str = "win",
+              done_text: str = "explained {done} of {total} windows") -> Any:
     if not enabled:
         return _NoBar()
     if not sys.stderr.isatty():
-        return _LineBar(total)
+        return _LineBar(total, done_text)
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="win", desc="explaining", file=sys.stderr, leave=False)
+    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, leave=False)

@@ -136,6 +136,7 @@ public:
     struct Impl;  // opaque
 
 private:
+    friend class Trainer;  // tsviz/train.hpp: trains a copy of the graph
     std::shared_ptr<const Impl> impl_;
 };
 

@@ -771,11 +771,13 @@ void Importer::conv() {
     n.group = static_cast<int>(group);
     n.channels = static_cast<int>(filters);
     n.weight = floats(w);
+    n.weight_source = cur_->input[1];
     n.bias.assign(static_cast<size_t>(filters), 0.f);
     if (has_input(2)) {
         const Const& b = float_input(2, "the bias");
         if (b.count() != filters) fail_node("bias has shape " + join(b.dims) + "; expected (" + std::to_string(filters) + ",)");
         n.bias = floats(b);
+        n.bias_source = cur_->input[2];
     }
     Tensor out;
     out.axes = x.axes;
@@ -1021,10 +1023,15 @@ void Importer::gemm() {
         for (int64_t j = 0; j < x; ++j)
             n.weight[i * x + j] = to_f32(static_cast<double>(alpha) * (trans_b ? b.v[i * x + j] : b.v[j * f + i]));
     n.bias.assign(static_cast<size_t>(f), 0.f);
+    n.weight_source = cur_->input[1];
+    n.weight_transposed = !trans_b;
+    n.weight_scale = alpha;
+    n.bias_scale = beta;
     if (has_input(2)) {
         const Const& c = float_input(2, "C");
         if (c.count() != f && c.count() != 1) fail_node("C has shape " + join(c.dims) + "; expected (" + std::to_string(f) + ",)");
         for (int64_t i = 0; i < f; ++i) n.bias[i] = to_f32(static_cast<double>(beta) * c.v[c.count() == 1 ? 0 : i]);
+        n.bias_source = cur_->input[2];
     }
     Tensor out;
     out.node = add_node(std::move(n));
@@ -1047,6 +1054,8 @@ void Importer::matmul() {
         for (int64_t i = 0; i < f; ++i)
             for (int64_t j = 0; j < x; ++j) n.weight[i * x + j] = to_f32(b.v[j * f + i]);
         n.bias.assign(static_cast<size_t>(f), 0.f);
+        n.weight_source = cur_->input[1];
+        n.weight_transposed = true;
         Tensor out;
         out.node = add_node(std::move(n));
         out.axes = {Ax::N, Ax::C};
@@ -1066,6 +1075,8 @@ void Importer::matmul() {
         for (int64_t i = 0; i < f; ++i)
             for (int64_t j = 0; j < x; ++j) n.weight[i * x + j] = to_f32(b.v[j * f + i]);
         n.bias.assign(static_cast<size_t>(f), 0.f);
+        n.weight_source = cur_->input[1];
+        n.weight_transposed = true;
         Tensor out = a;
         for (auto& ax : out.axes) ax = kind(ax);
         out.node = add_node(std::move(n));
@@ -1664,6 +1675,7 @@ void Importer::fold_affines() {
             for (size_t j = 0; j < per; ++j) p.weight[c * per + j] *= n.scale[c];
             p.bias[c] = p.bias[c] * n.scale[c] + n.shift[c];
         }
+        p.folded.push_back({n.onnx_node, n.onnx_op, n.scale, n.shift});
         p.name = n.name;
         forward[i] = n.inputs[0];
         consumers[n.inputs[0]] = consumers[i];

@@ -116,6 +116,78 @@ void backward_conv(const BackwardArgs& a) {
     }
 }
 
+// Weight gradient: dW[f, c, k] += sum over samples n and positions t of dz[n, f, t] x[n, c, i]
+// with i = t * s - pad + k * d (padding taps read 0), and db[f] += sum dz[n, f, t]. Per sample
+// and group this is a matrix product (filters x positions) * (positions x channels * taps) whose
+// B is the input read with the roles of stride and dilation swapped: column k of channel c at
+// depth t reads x[c, k * d + t * s - pad], the forward tap rule with kernel = positions,
+// stride = d and dilation = s. One segment per input channel writes dW[:, c, :].
+void weight_backward_conv(const WeightGradArgs& a) {
+    const Node& node = a.node;
+    const ConstView& x = a.in;
+    const ConstView& gy = a.grad_out;
+    const int64_t groups = node.group, per_group = x.c / groups, filters_per_group = gy.c / groups;
+    const int64_t depth = per_group * node.kernel;
+    if (a.grad_bias)
+        for (int64_t n = 0; n < gy.n; ++n)
+            for (int64_t f = 0; f < gy.c; ++f) {
+                const float* row = gy.sample(n) + f * gy.l;
+                float sum = 0.f;
+                for (int64_t t = 0; t < gy.l; ++t) sum += row[t];
+                a.grad_bias[f] += sum;
+            }
+    if (!a.grad_weight) return;
+    std::vector<Segment> segs(static_cast<size_t>(per_group));
+    for (int64_t n = 0; n < gy.n; ++n)
+        for (int64_t g = 0; g < groups; ++g) {
+            const PackedMatrix dz =
+                pack_matrix(filters_per_group, gy.l, gy.sample(n) + g * filters_per_group * gy.l, gy.l, 1);
+            float* dw = a.grad_weight + g * filters_per_group * depth;
+            for (int64_t c = 0; c < per_group; ++c)
+                segs[c] = {x.sample(n) + (g * per_group + c) * x.l, x.l, node.kernel, -a.geo.pad_begin,
+                           dw + c * node.kernel};
+            TapProduct p;
+            p.a = &dz;
+            p.channels = 1;
+            p.kernel = gy.l;
+            p.stride = node.dilation;
+            p.dilation = node.stride;
+            p.ldd = depth;
+            p.accumulate = true;
+            tap_product(p, segs.data(), per_group);
+        }
+}
+
+void weight_backward_reference(const WeightGradArgs& a) {
+    const Node& node = a.node;
+    const ConstView& x = a.in;
+    const ConstView& gy = a.grad_out;
+    const bool conv = node.kind == OpKind::Conv;
+    const int64_t groups = conv ? node.group : 1, kernel = conv ? node.kernel : 1;
+    const int64_t per_group = conv ? x.c / groups : x.c * x.l, filters_per_group = gy.c / groups;
+    const int64_t out_len = conv ? gy.l : 1, in_len = conv ? x.l : 1;
+    for (int64_t f = 0; f < gy.c; ++f) {
+        const int64_t g = f / filters_per_group;
+        double bias = 0;
+        for (int64_t n = 0; n < gy.n; ++n)
+            for (int64_t t = 0; t < out_len; ++t) bias += gy.sample(n)[f * out_len + t];
+        if (a.grad_bias) a.grad_bias[f] += static_cast<float>(bias);
+        if (!a.grad_weight) continue;
+        for (int64_t c = 0; c < per_group; ++c)
+            for (int64_t k = 0; k < kernel; ++k) {
+                double acc = 0;
+                for (int64_t n = 0; n < gy.n; ++n)
+                    for (int64_t t = 0; t < out_len; ++t) {
+                        const int64_t i = conv ? t * node.stride - a.geo.pad_begin + k * node.dilation : 0;
+                        if (i < 0 || i >= in_len) continue;
+                        acc += static_cast<double>(gy.sample(n)[f * out_len + t]) *
+                               x.sample(n)[(g * per_group + c) * in_len + i];
+                    }
+                a.grad_weight[(f * per_group + c) * kernel + k] += static_cast<float>(acc);
+            }
+    }
+}
+
 // The receptive window of each marked output: every input channel of its group, every tap,
 // with stride, padding and dilation; taps in the padding are dropped. With active_only, taps
 // whose weight is exactly 0 contribute nothing and are dropped too. An input point (c, i) is

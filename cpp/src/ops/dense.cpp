@@ -75,6 +75,29 @@ void backward_dense(const BackwardArgs& a) {
                   a.grad_out.n);
 }
 
+// Weight gradient: dW += dz^T x over the samples, a matrix product (units x samples) *
+// (samples x features) whose B is the inputs read as one row: depth n, column j reads x[n * X + j]
+// (the forward tap rule with kernel = samples, dilation = X); db += sum over samples of dz.
+void weight_backward_dense(const WeightGradArgs& a) {
+    const ConstView& x = a.in;
+    const ConstView& gy = a.grad_out;
+    const int64_t units = gy.c, features = x.c * x.l;
+    if (a.grad_bias)
+        for (int64_t n = 0; n < gy.n; ++n)
+            for (int64_t f = 0; f < units; ++f) a.grad_bias[f] += gy.data[n * units + f];
+    if (!a.grad_weight) return;
+    const PackedMatrix dz = pack_matrix(units, gy.n, gy.data, 1, units);
+    Segment seg{x.data, gy.n * features, features, 0, a.grad_weight};
+    TapProduct p;
+    p.a = &dz;
+    p.channels = 1;
+    p.kernel = gy.n;
+    p.dilation = features;
+    p.ldd = features;
+    p.accumulate = true;
+    tap_product(p, &seg, 1);
+}
+
 // Every input of a marked unit; with active_only, only those with a non-zero weight.
 void trace_dense(const TraceArgs& a) {
     const int64_t features = a.in[0].c * a.in[0].l, units = a.out.c;

@@ -102,6 +102,18 @@ struct BandArgs {
     std::vector<Band> in_band;  // per input
 };
 
+// Gradients with respect to a filter layer's own parameters, for training: from the cotangent of
+// its output (one row per forward sample) and its forward input, accumulated (+=) into
+// grad_weight (the layout of Node::weight) and grad_bias (F).
+struct WeightGradArgs {
+    const Node& node;
+    const Resolved& geo;
+    ConstView in;        // forward input, n samples
+    ConstView grad_out;  // n rows x (c, l)
+    float* grad_weight = nullptr;
+    float* grad_bias = nullptr;
+};
+
 struct OpRules {
     OpKind kind;
     const char* name;
@@ -114,6 +126,8 @@ struct OpRules {
     void (*tangent)(const TangentArgs& args);
     // Work done once when the model is built (packing weights); null when there is none.
     void (*prepare)(Node& node) = nullptr;
+    // Gradients of the op's weights and bias; null for ops without parameters to train.
+    void (*weight_backward)(const WeightGradArgs& args) = nullptr;
 };
 
 const OpRules& rules(OpKind kind);
@@ -147,6 +161,10 @@ TSVIZ_OP_RULES(flatten)
 #undef TSVIZ_OP_RULES
 void prepare_conv(Node&);
 void prepare_dense(Node&);
+void weight_backward_conv(const WeightGradArgs&);
+void weight_backward_dense(const WeightGradArgs&);
+// The same gradients by plain loops in double, for tests and as the definition.
+void weight_backward_reference(const WeightGradArgs&);
 Resolved infer_conv(const Node&, const std::vector<Shape>&);
 Resolved infer_dense(const Node&, const std::vector<Shape>&);
 Resolved infer_max_pool(const Node&, const std::vector<Shape>&);

@@ -17,7 +17,8 @@ void tangent_input(const TangentArgs&) {}
 #define TSVIZ_OP(kind, name, infer, op) \
     {OpKind::kind, name, infer, forward_##op, backward_##op, trace_##op, band_##op, tangent_##op, nullptr}
 #define TSVIZ_WEIGHTED_OP(kind, name, infer, op) \
-    {OpKind::kind, name, infer, forward_##op, backward_##op, trace_##op, band_##op, tangent_##op, prepare_##op}
+    {OpKind::kind, name, infer, forward_##op, backward_##op, trace_##op, band_##op, tangent_##op, prepare_##op, \
+     weight_backward_##op}
 
 const std::vector<OpRules> kTable = {
     TSVIZ_OP(Input, "Input", infer_input, input),
