@@ -242,3 +242,18 @@ def test_op_matches_onnxruntime(case: str) -> None:
     else:
         x = real_windows((shape[1], shape[2]), "NCT", 6)
     np.testing.assert_allclose(model.predict(x), ort_run(data, x), rtol=1e-5, atol=1e-5)
+
+
+def test_readme_lists_every_onnx_op_the_engine_lowers() -> None:
+    """The supported-ops table of the README names each ONNX op the engine's registry claims."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = text[text.index("| ONNX op | supported |") :].split("\n\n")[0]
+    listed: set[str] = set()
+    for row in table.splitlines()[2:]:
+        for name in row.split("|")[1].split(","):
+            listed.add(name.split("(")[0].strip())
+    missing = set(tsv._native.onnx_ops()) - listed
+    assert not missing, f"ONNX ops missing from the README's table: {sorted(missing)}"
+

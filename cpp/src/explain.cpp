@@ -11,16 +11,15 @@
 
 #include "engine.hpp"
 #include "model_impl.hpp"
+#include "ops/op.hpp"
 #include "tsviz/error.hpp"
 
 namespace tsviz {
 
 namespace {
 
-bool is_elementwise_activation(OpKind k) {
-    return k == OpKind::Relu || k == OpKind::LeakyRelu || k == OpKind::Elu || k == OpKind::Sigmoid ||
-           k == OpKind::Tanh;
-}
+// SPEC.md: an activation after a filter layer gives that layer's a^l (the registry's fact).
+bool is_elementwise_activation(OpKind k) { return ops::rules(k).activation; }
 
 // Floats of cotangents one chunk of a backward pass works on: small enough to stay in cache.
 constexpr int64_t kChunkFloats = int64_t{1} << 20;

@@ -9,30 +9,19 @@
 #include <string>
 #include <vector>
 
+#include "ops/op_list.hpp"
+
 namespace tsviz {
 
 namespace ops {
 struct PackedWeights;  // ops/gemm.hpp: weights packed once for the matrix-product kernel
 }
 
+// One kind per entry of the op list (ops/op_list.hpp).
 enum class OpKind {
-    Input,
-    Conv,         // filter layer: (F, C/group, K) weights, bias, stride, dilation, pads
-    Dense,        // filter layer: (F, X) weights, bias; input (X, 1)
-    Affine,       // per-channel y = x * scale[c] + shift[c] (BatchNorm, constant Mul/Add/Sub/Div)
-    Relu,
-    LeakyRelu,
-    Elu,
-    Sigmoid,
-    Tanh,
-    Softmax,      // over channels (axis 0) or positions (axis 1)
-    MaxPool,
-    AvgPool,
-    GlobalAvgPool,
-    GlobalMaxPool,
-    Add,          // elementwise sum of two tensors of one shape (residual connections)
-    Concat,       // along channels
-    Flatten,      // (C, L) -> (C * L, 1), channel-major or position-major (channels-last models)
+#define TSVIZ_OP_KIND(kind, family) kind,
+    TSVIZ_OP_LIST(TSVIZ_OP_KIND)
+#undef TSVIZ_OP_KIND
 };
 
 const char* op_kind_name(OpKind kind);

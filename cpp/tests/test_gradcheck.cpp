@@ -14,6 +14,7 @@
 
 #include "engine.hpp"
 #include "graph.hpp"
+#include "onnx/import.hpp"
 #include "ops/op.hpp"
 #include "testing.hpp"
 
@@ -191,9 +192,36 @@ void check(OpKind kind) {
     CHECK(close(forward_mode, reverse, 1e-5, "tangent rule vs backward", name));
 }
 
+// The registry's own invariants: each op's entry sits at its kind, has every rule, and lowers
+// from at least one ONNX op; each ONNX op type is claimed by one rule only.
+void check_registry() {
+    const auto& table = ops::all_rules();
+    for (size_t i = 0; i < table.size(); ++i) {
+        const ops::OpRules& r = table[i];
+        CHECK(static_cast<size_t>(r.kind) == i);
+        CHECK(r.infer && r.forward && r.backward && r.trace && r.band && r.tangent);
+        if (r.kind != OpKind::Input && r.onnx.empty())
+            std::fprintf(stderr, "  %s: lowers from no ONNX op\n", r.name);
+        CHECK(r.kind == OpKind::Input || !r.onnx.empty());
+        for (const ops::OnnxForm& f : r.onnx) {
+            CHECK(f.lower != nullptr);
+            // An activation is elementwise, so it keeps channels.
+            CHECK(!r.activation || f.keeps_channels);
+        }
+    }
+    std::map<std::string, int> claimed;
+    for (const onnx::OnnxOp& o : onnx::supported_ops()) ++claimed[o.op];
+    for (const auto& [op, n] : claimed) {
+        if (n != 1) std::fprintf(stderr, "  ONNX op %s is claimed %d times\n", op.c_str(), n);
+        CHECK(n == 1);
+    }
+    CHECK(claimed.count("Conv") && claimed.count("Reshape") && claimed.count("Shape"));
+}
+
 }  // namespace
 
 int main() {
+    check_registry();
     int checked = 0;
     for (const ops::OpRules& r : ops::all_rules()) {
         if (r.kind == OpKind::Input) continue;

@@ -8,6 +8,7 @@
 
 #include "bindings.hpp"
 #include "graph.hpp"
+#include "onnx/import.hpp"
 #include "ops/op.hpp"
 #include "tsviz/model.hpp"
 
@@ -33,9 +34,27 @@ py::dict layer_dict(const LayerInfo& l) {
     return d;
 }
 
+// The facts the engine keeps per ONNX op it lowers, for Python code that works on ONNX graphs
+// (pruning) and must agree with the engine.
+void bind_onnx_ops(py::module_& m) {
+    m.def("onnx_ops", [] {
+        py::dict out;
+        for (const onnx::OnnxOp& o : onnx::supported_ops()) {
+            py::dict d;
+            d["ir_op"] = o.ir_op;
+            d["keeps_channels"] = o.keeps_channels;
+            d["activation"] = o.activation;
+            d["since_opset"] = o.since_opset;
+            out[py::str(o.op)] = d;
+        }
+        return out;
+    }, "ONNX op type -> {'ir_op', 'keeps_channels', 'activation', 'since_opset'} for every op the importer lowers.");
+}
+
 }  // namespace
 
 void bind_model(py::module_& m) {
+    bind_onnx_ops(m);
     m.def("registered_ops", [] {
         std::vector<std::string> names;
         for (const auto& r : ops::all_rules())

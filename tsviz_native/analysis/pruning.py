@@ -19,13 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from tsviz_native import _native
 from tsviz_native._native import ArgumentError, ModelError
 
-#: Ops that carry a channel through unchanged (same axis).
-_PASS = {
-    "Relu", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "Dropout", "Identity", "Cast",
-    "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Pad",
-}
+#: Ops that carry a channel through unchanged (same axis): the engine's fact about each op.
+_PASS = frozenset(op for op, facts in _native.onnx_ops().items() if facts["keeps_channels"])
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "ops/fast_math.hpp"
+#include "onnx/lowering.hpp"
 #include "ops/op.hpp"
 
 namespace tsviz::ops {
@@ -279,6 +280,83 @@ void tangent_softmax(const TangentArgs& a) {
             }
         }
     }
+}
+
+// --- ONNX lowering and registry entries ------------------------------------------------------
+
+namespace {
+
+using namespace ::tsviz::onnx;
+
+// An elementwise op on one tensor; `attrs` reads the node's attributes into the IR node.
+template <class F>
+void lower_unary(Lowering& im, OpKind k, F attrs) {
+    Tensor x = im.tensor_input(0);
+    Node n = im.make(k, x);
+    attrs(n);
+    x.node = im.add_node(std::move(n));
+    im.set_tensor(x);
+}
+
+void lower_no_attributes(Lowering& im) {
+    for (const OpRules& r : all_rules())
+        for (const OnnxForm& f : r.onnx)
+            if (r.activation && f.op == im.cur_->op_type) return lower_unary(im, r.kind, [](Node&) {});
+}
+
+void lower_softmax(Lowering& im) {
+    Tensor x = im.tensor_input(0);
+    const int64_t rank = static_cast<int64_t>(x.axes.size());
+    const int64_t axis = im.norm_axis(im.attr_int("axis", im.opset_ < 13 ? 1 : -1), rank);
+    // Before opset 13 Softmax normalises over all axes from `axis` on, flattened.
+    const int64_t last = im.opset_ < 13 ? rank - 1 : axis;
+    int which = -1;
+    for (int64_t i = axis; i <= last; ++i) {
+        const Ax k = im.kind(x.axes[i]);
+        if (k == Ax::One) continue;
+        if (k == Ax::N) im.fail_node("normalises over the batch axis");
+        if (which >= 0) im.fail_node("normalises over channels and time together; not supported");
+        which = static_cast<int>(i);
+    }
+    if (which < 0) im.fail_node("normalises over an axis of size 1");
+    if (x.axes[which] == Ax::In1 || x.axes[which] == Ax::In2) im.decide_default();
+    Node n = im.make(OpKind::Softmax, x);
+    n.axis = im.kind(x.axes[which]) == Ax::C ? 0 : 1;
+    x.node = im.add_node(std::move(n));
+    im.set_tensor(x);
+}
+
+}  // namespace
+
+namespace {
+
+// An elementwise activation, lowered from the ONNX op of its own name; it keeps channels.
+OpRules activation(OpRules r, void (*lower)(Lowering&) = lower_no_attributes) {
+    r.onnx = {{r.name, lower, true}};
+    r.activation = true;
+    return r;
+}
+
+}  // namespace
+
+OpRules relu_rules() { return activation(TSVIZ_RULES(Relu, relu, infer_same)); }
+OpRules leaky_relu_rules() {
+    return activation(TSVIZ_RULES(LeakyRelu, leaky_relu, infer_same), [](Lowering& im) {
+        lower_unary(im, OpKind::LeakyRelu, [&](Node& n) { n.alpha = im.attr_float("alpha", 0.01f); });
+    });
+}
+OpRules elu_rules() {
+    return activation(TSVIZ_RULES(Elu, elu, infer_same), [](Lowering& im) {
+        lower_unary(im, OpKind::Elu, [&](Node& n) { n.alpha = im.attr_float("alpha", 1.0f); });
+    });
+}
+OpRules sigmoid_rules() { return activation(TSVIZ_RULES(Sigmoid, sigmoid, infer_same)); }
+OpRules tanh_rules() { return activation(TSVIZ_RULES(Tanh, tanh, infer_same)); }
+
+OpRules softmax_rules() {
+    OpRules r = TSVIZ_RULES(Softmax, softmax, infer_same);
+    r.onnx = {{"Softmax", lower_softmax}};
+    return r;
 }
 
 }  // namespace tsviz::ops

@@ -2,6 +2,7 @@
 // ONNX Flatten/Reshape writes it, or position-major after a channels-last Transpose (Keras).
 #include <string>
 
+#include "onnx/lowering.hpp"
 #include "ops/op.hpp"
 #include "tsviz/error.hpp"
 
@@ -133,6 +134,144 @@ void tangent_flatten(const TangentArgs& a) {
             for (int64_t r = 0; r < w_in && s + r < length; ++r)
                 a.t_out[t * size + flat_index(a.node, c, s + r, channels, length)] = a.t_in[0][(t * channels + c) * w_in + r];
     }
+}
+
+// --- ONNX lowering and registry entries ------------------------------------------------------
+
+namespace {
+
+using namespace ::tsviz::onnx;
+
+void lower_concat(Lowering& im) {
+    const int64_t axis_attr = im.attr_int("axis", 0);
+    bool all_const = true, any_const = false;
+    for (size_t i = 0; i < im.cur_->input.size(); ++i) {
+        const bool c = im.input(i).is_const;
+        all_const &= c;
+        any_const |= c;
+    }
+    if (all_const) {
+        Const out = im.input(0).k;
+        const int64_t r = static_cast<int64_t>(out.dims.size());
+        const int64_t axis = im.norm_axis(axis_attr, r);
+        // Outer blocks along `axis`: copy each input's slab in turn.
+        int64_t outer = 1;
+        for (int64_t i = 0; i < axis; ++i) outer *= out.dims[i];
+        Const res;
+        res.type = out.type;
+        res.dims = out.dims;
+        res.dims[axis] = 0;
+        bool symbolic = false;
+        for (size_t j = 0; j < im.cur_->input.size(); ++j) {
+            const Const& k = im.input(j).k;
+            if (static_cast<int64_t>(k.dims.size()) != r) im.fail_node("concatenates constants of different ranks");
+            for (int64_t d = 0; d < r; ++d)
+                if (d != axis && k.dims[d] != out.dims[d])
+                    im.fail_node("concatenates constants of shapes " + join(out.dims) + " and " + join(k.dims) +
+                              ", which differ off the axis " + std::to_string(axis));
+            res.dims[axis] += k.dims[axis];
+            symbolic |= !k.sym.empty();
+        }
+        for (int64_t o = 0; o < outer; ++o)
+            for (size_t j = 0; j < im.cur_->input.size(); ++j) {
+                const Const& k = im.input(j).k;
+                const int64_t slab = outer ? k.count() / outer : 0;
+                for (int64_t i = 0; i < slab; ++i) {
+                    res.v.push_back(k.v[o * slab + i]);
+                    if (symbolic) res.sym.push_back(k.sym.empty() ? static_cast<uint8_t>(kKnown) : k.sym[o * slab + i]);
+                }
+            }
+        im.set_const(res);
+        return;
+    }
+    if (any_const) im.fail_node("concatenates constants with tensors computed from the input; not supported");
+    Tensor first = im.tensor_input(0);
+    const int64_t axis = im.norm_axis(axis_attr, static_cast<int64_t>(first.axes.size()));
+    im.bind(first.axes[axis], true);
+    if (im.layout_ == Layout::Undecided) im.decide_default();
+    Node n = im.make(OpKind::Concat, first);
+    n.channels = 0;
+    for (size_t i = 0; i < im.cur_->input.size(); ++i) {
+        Tensor t = im.tensor_input(i);
+        if (t.axes.size() != first.axes.size()) im.fail_node("concatenates tensors of different ranks");
+        const Ax k = im.kind(t.axes[axis]);
+        if (!(k == Ax::C || (k == Ax::One && im.channels_of(t) == 1)))
+            im.fail_node("concatenates along an axis that is not the channel axis; only channel concatenation is supported");
+        if (i) n.inputs.push_back(t.node);
+        n.channels += im.channels_of(t);
+    }
+    first.node = im.add_node(std::move(n));
+    for (auto& a : first.axes) a = im.kind(a);
+    first.axes[axis] = Ax::C;
+    im.set_tensor(first);
+}
+
+void lower_reshape(Lowering& im) {
+    const Value& d = im.input(0);
+    const Const& shape = im.const_input(1, "the target shape");
+    if (d.is_const) {
+        Const k = d.k;
+        std::vector<int64_t> target = im.const_ints(shape, "the target shape");
+        int infer = -1;
+        int64_t prod = 1;
+        for (size_t i = 0; i < target.size(); ++i) {
+            if (target[i] == 0 && !im.attr_int("allowzero", 0)) target[i] = i < k.dims.size() ? k.dims[i] : 1;
+            if (target[i] < -1) im.fail_node("target shape " + join(target) + " has a negative entry");
+            if (target[i] == -1) {
+                if (infer >= 0) im.fail_node("target shape " + join(target) + " has more than one -1");
+                infer = static_cast<int>(i);
+            } else {
+                prod = im.checked_mul(prod, target[i], "target shape " + join(target));
+            }
+        }
+        if (infer >= 0) target[infer] = prod ? k.count() / prod : 0;
+        int64_t total = 1;
+        for (int64_t d : target) total = im.checked_mul(total, d, "target shape " + join(target));
+        if (total != k.count())
+            im.fail_node("reshapes a constant of shape " + join(k.dims) + " (" + std::to_string(k.count()) +
+                      " values) to " + join(target) + "; the dims do not multiply out");
+        k.dims = target;
+        im.set_const(k);
+        return;
+    }
+    std::vector<int64_t> raw;
+    for (double v : shape.v) raw.push_back(im.to_int(v, "the target shape"));
+    im.reshape_to(im.tensor_input(0, true), raw, shape.sym);
+}
+
+void lower_flatten(Lowering& im) {
+    const Value& d = im.input(0);
+    const int64_t axis_attr = im.attr_int("axis", 1);
+    if (d.is_const) {
+        Const k = d.k;
+        const int64_t r = static_cast<int64_t>(k.dims.size());
+        const int64_t axis = axis_attr < 0 ? axis_attr + r : axis_attr;
+        int64_t outer = 1;
+        for (int64_t i = 0; i < axis && i < r; ++i) outer *= k.dims[i];
+        k.dims = {outer, outer ? k.count() / outer : 0};
+        im.set_const(k);
+        return;
+    }
+    Tensor t = im.tensor_input(0);
+    const int64_t axis = im.norm_axis(axis_attr, static_cast<int64_t>(t.axes.size()) + 1);
+    if (axis != 1) im.fail_node("attribute 'axis': expected 1 (flatten each sample), got " + std::to_string(axis_attr));
+    im.reshape_to(t, {0, -1}, {});
+}
+
+}  // namespace
+
+OpRules concat_rules() {
+    OpRules r = TSVIZ_RULES(Concat, concat, infer_concat);
+    r.onnx = {{"Concat", lower_concat}};
+    return r;
+}
+
+// Reshape and Flatten emit a Flatten only when they really flatten; otherwise they change the
+// view (onnx/views.cpp).
+OpRules flatten_rules() {
+    OpRules r = TSVIZ_RULES(Flatten, flatten, infer_flatten);
+    r.onnx = {{"Flatten", lower_flatten}, {"Reshape", lower_reshape}};
+    return r;
 }
 
 }  // namespace tsviz::ops
