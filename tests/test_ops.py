@@ -214,6 +214,108 @@ CASES: dict[str, tuple] = {
         ("N", 20, 3),
         13,
     ),
+    "gelu_opset20_erf_and_tanh": (
+        [conv("x", "c"), N("Gelu", ["c"], ["g"]), N("Gelu", ["g"], ["y"], approximate="tanh")],
+        WB,
+        ("N", 3, 20),
+        20,
+    ),
+    "gelu_erf_pattern_opset13": (
+        [
+            conv("x", "c"),
+            N("Div", ["c", "sqrt2"], ["d"]),
+            N("Erf", ["d"], ["e"]),
+            N("Add", ["e", "one"], ["a"]),
+            N("Mul", ["c", "a"], ["m"]),
+            N("Mul", ["m", "half"], ["y"]),
+        ],
+        WB + [const("sqrt2", 1.4142135381698608), const("one", 1.0), const("half", 0.5)],
+        ("N", 3, 20),
+        13,
+    ),
+    "erf": ([conv("x", "c"), N("Erf", ["c"], ["y"])], WB),
+    "silu_hardswish_mish_patterns_opset13": (
+        [
+            conv("x", "c"),
+            N("Sigmoid", ["c"], ["s"]),
+            N("Mul", ["c", "s"], ["a"]),
+            N("HardSigmoid", ["a"], ["h"], alpha=1 / 6),
+            N("Mul", ["a", "h"], ["hs"]),
+            N("Softplus", ["hs"], ["sp"]),
+            N("Tanh", ["sp"], ["t"]),
+            N("Mul", ["hs", "t"], ["y"]),
+        ],
+        WB,
+        ("N", 3, 20),
+        13,
+    ),
+    "hardswish_mish_ops_opset18": (
+        [conv("x", "c"), N("HardSwish", ["c"], ["h"]), N("Mish", ["h"], ["y"])],
+        WB,
+        ("N", 3, 20),
+        18,
+    ),
+    "softplus_selu_hardsigmoid": (
+        [
+            conv("x", "c"),
+            N("Softplus", ["c"], ["s"]),
+            N("Selu", ["c"], ["e"], alpha=1.5, gamma=1.2),
+            N("Add", ["s", "e"], ["a"]),
+            N("HardSigmoid", ["a"], ["y"], alpha=0.25, beta=0.4),
+        ],
+        WB,
+    ),
+    "clip_relu6_inputs_opset13": (
+        [conv("x", "c"), N("Clip", ["c", "zero", "six"], ["r"]), N("Clip", ["r", "", "top"], ["y"])],
+        WB + [const("zero", 0.0), const("six", 6.0), const("top", 2.5)],
+        ("N", 3, 20),
+        13,
+    ),
+    "clip_attributes_opset7": ([conv("x", "c"), N("Clip", ["c"], ["y"], min=-0.5, max=1.0)], WB, ("N", 3, 20), 7),
+    "prelu_per_channel_and_scalar": (
+        [conv("x", "c"), N("PRelu", ["c", "slope"], ["p"]), N("PRelu", ["p", "one_slope"], ["y"])],
+        WB + [const("slope", weights(rng, 5, 1)), const("one_slope", [0.3])],
+    ),
+    "mul_sub_div_of_tensors": (
+        [
+            conv("x", "c1"),
+            conv("x", "c2", w="w2", b=None),
+            N("Sigmoid", ["c2"], ["g"]),
+            N("Mul", ["c1", "g"], ["m"]),
+            N("Sub", ["m", "c2"], ["s"]),
+            N("Softplus", ["c1"], ["sp"]),
+            N("Add", ["sp", "one"], ["den"]),
+            N("Div", ["s", "den"], ["y"]),
+        ],
+        WB + [const("w2", weights(rng, 5, 3, 4)), const("one", 1.0)],
+    ),
+    "tcn_chomp_residual_last_step": (
+        [
+            conv("x", "c", pads=[6, 6], dilations=[2], w="wd"),
+            N("Slice", ["c", "st", "en", "ax"], ["chomp"]),
+            N("Relu", ["chomp"], ["r"]),
+            conv("x", "down", w="w1", b=None),
+            N("Add", ["r", "down"], ["a"]),
+            N("Gather", ["a", "last"], ["y"], axis=2),
+        ],
+        [
+            const("wd", weights(rng, 5, 3, 4)),
+            const("b", B5),
+            const("w1", weights(rng, 5, 3, 1)),
+            const("st", [0], np.int64),
+            const("en", [-6], np.int64),
+            const("ax", [2], np.int64),
+            const("last", -1, np.int64),
+        ],
+        ("N", 3, 20),
+        13,
+    ),
+    "slice_window_keeps_axis": (
+        [conv("x", "c"), N("Slice", ["c", "st", "en", "ax"], ["y"])],
+        WB + [const("st", [3], np.int64), const("en", [9223372036854775807], np.int64), const("ax", [-1], np.int64)],
+        ("N", 3, 20),
+        13,
+    ),
     "squeeze_opset11_attr": (
         [
             N("Unsqueeze", ["x"], ["u"], axes=[2]),
@@ -256,4 +358,20 @@ def test_readme_lists_every_onnx_op_the_engine_lowers() -> None:
             listed.add(name.split("(")[0].strip())
     missing = set(tsv._native.onnx_ops()) - listed
     assert not missing, f"ONNX ops missing from the README's table: {sorted(missing)}"
+
+
+def test_exported_activation_patterns_are_fused_into_one_activation() -> None:
+    """Gelu's Erf form and x * f(x) become one activation each, which after a convolution is
+    its a^l (SPEC.md)."""
+    for case, fused in [
+        ("gelu_erf_pattern_opset13", ["Gelu"]),
+        ("silu_hardswish_mish_patterns_opset13", ["Silu", "HardSwish", "Mish"]),
+    ]:
+        nodes, inits, shape, opset = CASES[case]
+        flat = helper.make_node("Flatten", ["y"], ["out"], name="flatten_out")
+        model = tsv.load(build(nodes + [flat], inits, input_shape=shape, opset=opset, outputs=("out",)))
+        ops = [op for op in model.graph_ops if op not in ("Input", "Flatten")]
+        assert ops == ["Conv"] + fused, (case, model.graph_ops)
+        ex = model.explain(real_windows(shape[1:], "NCT", 1))
+        assert ex.activation_name(ex.layer_names[0]) != ex.layer_names[0]
 

@@ -48,8 +48,15 @@ struct Node {
     bool ceil_mode = false;
     bool count_include_pad = false;
 
-    // LeakyRelu, Elu
+    // LeakyRelu, Elu, Selu, HardSigmoid: alpha; Selu: gamma in beta; HardSigmoid: beta;
+    // Clip: the bounds [alpha, beta]
     float alpha = 0.f;
+    float beta = 0.f;
+    // Gelu: the tanh approximation instead of erf
+    bool approximate = false;
+    // Slice: positions [start, end) of the time axis, negative counting from the end (ONNX)
+    int64_t start = 0;
+    int64_t end = 0;
     // Softmax: 0 = over channels, 1 = over positions
     int axis = 0;
     // Flatten: true when positions are the outer index (out[l * C + c]), as after a
@@ -59,7 +66,7 @@ struct Node {
     // Conv: (F, C / group, K); Dense: (F, X)
     std::vector<float> weight;
     std::vector<float> bias;    // (F), zeros when the model has none
-    // Affine
+    // Affine; PRelu: the slope of each channel
     std::vector<float> scale;   // (C)
     std::vector<float> shift;   // (C)
     // Conv, Dense: the weights packed per group for the forward and the input gradient,

@@ -77,6 +77,25 @@ Graph case_for(OpKind kind) {
         case OpKind::Elu:
             n.alpha = 0.7f;
             break;
+        case OpKind::Selu:
+            n.alpha = 1.6f;
+            n.beta = 1.1f;
+            break;
+        case OpKind::HardSigmoid:
+            n.alpha = 0.3f;
+            n.beta = 0.4f;
+            break;
+        case OpKind::Clip:
+            n.alpha = -0.5f;
+            n.beta = 0.8f;
+            break;
+        case OpKind::PRelu:
+            n.scale = random_vector(kChannels);
+            break;
+        case OpKind::Slice:
+            n.start = 2;
+            n.end = -3;
+            break;
         case OpKind::Softmax:
             n.axis = 1;  // over time: mixes positions (axis 0 is covered by the Add/Concat cases' inputs)
             break;
@@ -93,6 +112,9 @@ Graph case_for(OpKind kind) {
             n.pad_end = 1;
             break;
         case OpKind::Add:
+        case OpKind::Mul:
+        case OpKind::Sub:
+        case OpKind::Div:
         case OpKind::Concat: {
             Node a = make(OpKind::Tanh, {0}, kChannels);
             Node b = make(OpKind::Softmax, {0}, kChannels);
@@ -100,7 +122,7 @@ Graph case_for(OpKind kind) {
             g.nodes.push_back(a);
             g.nodes.push_back(b);
             n.inputs = {1, 2};
-            n.channels = kind == OpKind::Add ? kChannels : 2 * kChannels;
+            n.channels = kind == OpKind::Concat ? 2 * kChannels : kChannels;
             break;
         }
         case OpKind::Flatten:
@@ -200,9 +222,9 @@ void check_registry() {
         const ops::OpRules& r = table[i];
         CHECK(static_cast<size_t>(r.kind) == i);
         CHECK(r.infer && r.forward && r.backward && r.trace && r.band && r.tangent);
-        if (r.kind != OpKind::Input && r.onnx.empty())
+        if (r.kind != OpKind::Input && r.onnx.empty() && !r.fused_from)
             std::fprintf(stderr, "  %s: lowers from no ONNX op\n", r.name);
-        CHECK(r.kind == OpKind::Input || !r.onnx.empty());
+        CHECK(r.kind == OpKind::Input || !r.onnx.empty() || r.fused_from);
         for (const ops::OnnxForm& f : r.onnx) {
             CHECK(f.lower != nullptr);
             // An activation is elementwise, so it keeps channels.

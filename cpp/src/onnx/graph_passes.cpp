@@ -2,6 +2,9 @@
 // them, and removing what the output does not depend on.
 #include "onnx/graph_passes.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 namespace tsviz::onnx {
 
 // A Conv or Dense followed by a per-channel affine, when nothing else reads the layer's raw
@@ -56,6 +59,93 @@ void prune_unused(Graph& g, std::vector<int64_t>& lengths) {
     g.output = index[g.output];
     g.nodes = std::move(kept);
     lengths = std::move(lens);
+}
+
+namespace {
+
+// Every channel's scale is `s` and shift is `b` (to float rounding of the exporter's constant).
+bool uniform_affine(const Node& n, float s, float b) {
+    if (n.kind != OpKind::Affine) return false;
+    for (size_t c = 0; c < n.scale.size(); ++c)
+        if (std::fabs(n.scale[c] - s) > 1e-6f * std::fabs(s) || std::fabs(n.shift[c] - b) > 1e-6f * std::max(1.f, std::fabs(b)))
+            return false;
+    return true;
+}
+
+}  // namespace
+
+void fuse_activations(Graph& g) {
+    const size_t count = g.nodes.size();
+    std::vector<int> consumers(count, 0);
+    auto recount = [&] {
+        std::fill(consumers.begin(), consumers.end(), 0);
+        for (const Node& n : g.nodes)
+            for (int i : n.inputs) ++consumers[static_cast<size_t>(i)];
+        ++consumers[static_cast<size_t>(g.output)];
+    };
+    recount();
+    // Node j, read only by the node being fused, is of kind k.
+    auto only = [&](int j, OpKind k) { return g.nodes[j].kind == k && consumers[j] == 1; };
+    auto kill = [&](int j) {
+        g.nodes[j].kind = OpKind::Input;  // marks it dead; prune_unused removes it
+        g.nodes[j].inputs.clear();
+    };
+    auto fuse = [&](size_t at, OpKind kind, int x) {
+        Node& n = g.nodes[at];
+        n.kind = kind;
+        n.inputs = {x};
+        n.scale.clear();
+        n.shift.clear();
+        recount();
+    };
+    constexpr float kInvSqrt2 = 0.70710678118654752f;
+    for (size_t i = 0; i < count; ++i) {
+        const Node& m = g.nodes[i];
+        // x * f(x): Silu (Sigmoid), HardSwish (HardSigmoid 1/6, 1/2), Mish (Tanh of Softplus).
+        if (m.kind == OpKind::Mul) {
+            for (int side = 0; side < 2; ++side) {
+                const int x = m.inputs[side], f = m.inputs[1 - side];
+                const Node& fn = g.nodes[f];
+                if (consumers[f] != 1 || fn.inputs.empty()) continue;
+                if (fn.kind == OpKind::Sigmoid && fn.inputs[0] == x) {
+                    kill(f);
+                    fuse(i, OpKind::Silu, x);
+                    break;
+                }
+                if (fn.kind == OpKind::HardSigmoid && fn.inputs[0] == x && std::fabs(fn.alpha - 1.f / 6.f) < 1e-6f &&
+                    std::fabs(fn.beta - 0.5f) < 1e-6f) {
+                    kill(f);
+                    fuse(i, OpKind::HardSwish, x);
+                    break;
+                }
+                if (fn.kind == OpKind::Tanh && only(fn.inputs[0], OpKind::Softplus) &&
+                    g.nodes[fn.inputs[0]].inputs[0] == x) {
+                    kill(fn.inputs[0]);
+                    kill(f);
+                    fuse(i, OpKind::Mish, x);
+                    break;
+                }
+            }
+            continue;
+        }
+        // Gelu as PyTorch writes it before opset 20: (x * (erf(x / sqrt 2) + 1)) * 0.5.
+        if (uniform_affine(m, 0.5f, 0.f) && only(m.inputs[0], OpKind::Mul)) {
+            const int mul = m.inputs[0];
+            for (int side = 0; side < 2; ++side) {
+                const int x = g.nodes[mul].inputs[side], plus = g.nodes[mul].inputs[1 - side];
+                if (consumers[plus] != 1 || !uniform_affine(g.nodes[plus], 1.f, 1.f)) continue;
+                const int erf = g.nodes[plus].inputs[0];
+                if (!only(erf, OpKind::Erf)) continue;
+                const int scaled = g.nodes[erf].inputs[0];
+                if (consumers[scaled] != 1 || !uniform_affine(g.nodes[scaled], kInvSqrt2, 0.f) ||
+                    g.nodes[scaled].inputs[0] != x)
+                    continue;
+                for (int j : {mul, plus, erf, scaled}) kill(j);
+                fuse(i, OpKind::Gelu, x);
+                break;
+            }
+        }
+    }
 }
 
 }  // namespace tsviz::onnx

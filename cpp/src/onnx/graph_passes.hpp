@@ -8,6 +8,11 @@
 
 namespace tsviz::onnx {
 
+// Fuses the node patterns exporters write for one activation (each rule's fused_from: Gelu's
+// Erf form, x * Sigmoid(x), x * HardSigmoid(x), x * Tanh(Softplus(x))) into that activation,
+// so that after a filter layer it is the layer's a^l (SPEC.md). Intermediate results that
+// anything else reads keep the pattern unfused, which computes the same values.
+void fuse_activations(Graph& g);
 // Folds each Affine (BatchNorm, per-channel constant Mul/Add/Sub/Div) into the Conv or Dense
 // before it when nothing else reads that layer's raw output.
 void fold_affines(Graph& g);

@@ -29,8 +29,6 @@ const std::vector<ops::OnnxForm>& importer_forms() {
         {"Dropout", [](Lowering& im) { im.pass_through(); }, true},
         {"Cast", [](Lowering& im) { im.cast(); }, true},
         {"Shape", [](Lowering& im) { im.shape_of(); }},
-        {"Gather", [](Lowering& im) { im.gather(); }},
-        {"Slice", [](Lowering& im) { im.slice(); }},
         {"Constant", [](Lowering& im) { im.constant(); }},
         {"ConstantOfShape", [](Lowering& im) { im.constant_of_shape(); }},
     };
@@ -223,6 +221,7 @@ Graph Importer::run() {
         g_.nodes[flat].onnx_node = g_.output_name;
         g_.output = flat;
     }
+    fuse_activations(g_);
     fold_affines(g_);
     prune_unused(g_, len_);
     return g_;

@@ -134,12 +134,15 @@ struct OpRules {
     // Applied elementwise with a derivative of its own: after a filter layer it makes that
     // layer's a^l (SPEC.md), and importance and saliency go through its exact derivative.
     bool activation = false;
+    // The ONNX pattern a graph pass fuses into this op (onnx/graph_passes.cpp), for ops that
+    // exporters write as several nodes; an op with no ONNX op of its own must have one.
+    const char* fused_from = nullptr;
 };
 
 // The mandatory rules of an op, in the order of OpRules: a family whose op lacks one of
 // forward_op, backward_op, trace_op, band_op, tangent_op does not compile.
 #define TSVIZ_RULES(kind, op, infer) \
-    OpRules { OpKind::kind, #kind, infer, forward_##op, backward_##op, trace_##op, band_##op, tangent_##op, nullptr, {}, false }
+    OpRules { OpKind::kind, #kind, infer, forward_##op, backward_##op, trace_##op, band_##op, tangent_##op, nullptr, {}, false, nullptr }
 
 
 const OpRules& rules(OpKind kind);
@@ -158,6 +161,10 @@ Resolved infer_avg_pool(const Node&, const std::vector<Shape>&);
 Resolved infer_global_pool(const Node&, const std::vector<Shape>&);
 Resolved infer_same(const Node&, const std::vector<Shape>&);
 Resolved infer_add(const Node&, const std::vector<Shape>&);
+Resolved infer_mul(const Node&, const std::vector<Shape>&);
+Resolved infer_sub(const Node&, const std::vector<Shape>&);
+Resolved infer_div(const Node&, const std::vector<Shape>&);
+Resolved infer_slice(const Node&, const std::vector<Shape>&);
 Resolved infer_concat(const Node&, const std::vector<Shape>&);
 Resolved infer_flatten(const Node&, const std::vector<Shape>&);
 

@@ -13,11 +13,25 @@
     X(Elu, elu)                                                                                      \
     X(Sigmoid, sigmoid)                                                                              \
     X(Tanh, tanh)                                                                                    \
+    X(Gelu, gelu)                                                                                    \
+    X(Erf, erf)                                                                                      \
+    X(Silu, silu)                   /* x * sigmoid(x), fused from its ONNX pattern */              \
+    X(Softplus, softplus)                                                                            \
+    X(Mish, mish)                                                                                    \
+    X(Selu, selu)                                                                                    \
+    X(HardSigmoid, hard_sigmoid)                                                                     \
+    X(HardSwish, hard_swish)                                                                         \
+    X(Clip, clip)                   /* clamp to [alpha, beta]: ReLU6 */                            \
+    X(PRelu, prelu)                 /* slope per channel in scale */                               \
     X(Softmax, softmax)             /* over channels (axis 0) or positions (axis 1) */             \
     X(MaxPool, max_pool)                                                                             \
     X(AvgPool, avg_pool)                                                                             \
     X(GlobalAvgPool, global_avg_pool)                                                                \
     X(GlobalMaxPool, global_max_pool)                                                                \
     X(Add, add)                     /* elementwise sum of two tensors of one shape (residuals) */  \
+    X(Mul, mul)                     /* elementwise product of two tensors of one shape (gating) */ \
+    X(Sub, sub)                                                                                      \
+    X(Div, div)                                                                                      \
     X(Concat, concat)               /* along channels */                                           \
-    X(Flatten, flatten)             /* (C, L) -> (C * L, 1), channel- or position-major */
+    X(Flatten, flatten)             /* (C, L) -> (C * L, 1), channel- or position-major */        \
+    X(Slice, slice)                 /* positions [start, end) of the time axis */
