@@ -316,6 +316,17 @@ CASES: dict[str, tuple] = {
         ("N", 3, 20),
         13,
     ),
+    "softplus_threshold_where_dynamo_style": (
+        [
+            conv("x", "c"),
+            N("Softplus", ["c"], ["s"]),
+            N("Greater", ["c", "twenty"], ["g"]),
+            N("Where", ["g", "c", "s"], ["y"]),
+        ],
+        WB + [const("twenty", 20.0)],
+        ("N", 3, 20),
+        18,
+    ),
     "squeeze_opset11_attr": (
         [
             N("Unsqueeze", ["x"], ["u"], axes=[2]),

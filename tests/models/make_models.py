@@ -490,6 +490,7 @@ def torch_part():
         ("activations_zoo_op13", "activations_zoo", "torchscript", 13, {}, ""),
         ("activations_zoo_op17", "activations_zoo", "torchscript", 17, {}, ""),
         ("activations_zoo_op20", "activations_zoo", "torchscript", 20, {}, ""),
+        ("activations_zoo_dynamo", "activations_zoo", "dynamo", None, {}, ""),
         ("inception_op17", "inception", "torchscript", 17, {}, ""),
         ("tcn_op13", "tcn", "torchscript", 13, {}, ""),
         ("tcn_op17", "tcn", "torchscript", 17, {}, ""),

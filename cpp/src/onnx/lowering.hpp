@@ -57,6 +57,10 @@ struct Value {
     bool is_const = false;
     Const k;
     Tensor t;
+    // A comparison t > threshold (ONNX Greater of a tensor and a constant), which only a Where
+    // may read (PyTorch's Softplus threshold, ops/activation.cpp).
+    bool is_greater = false;
+    double threshold = 0;
 };
 
 enum class Layout { Undecided, NCT, NTC };
@@ -170,6 +174,8 @@ public:
     Tensor tensor_input(size_t i, bool allow_pad = false) const {
         const Value& v = input(i);
         if (v.is_const) fail_node("input '" + cur_->input[i] + "' is a constant; expected a tensor computed from the model input");
+        if (v.is_greater)
+            fail_node("input '" + cur_->input[i] + "' is a comparison (Greater); only Where(Greater(x, c), x, Softplus(x)) is supported");
         if (!allow_pad && (v.t.pad_begin || v.t.pad_end))
             fail(v.t.pad_node + ": zero padding is supported only directly before a Conv; it feeds " +
                  where());

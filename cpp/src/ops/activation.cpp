@@ -548,7 +548,41 @@ OpRules silu_rules() {
     r.fused_from = "Mul(x, Sigmoid(x))";
     return r;
 }
-OpRules softplus_rules() { return activation(TSVIZ_RULES(Softplus, softplus, infer_same)); }
+// PyTorch's softplus is x above a threshold (20); the dynamo exporter writes that as
+// Where(Greater(x, 20), x, Softplus(x)). Above 17, softplus(x) rounds to x in float, so that
+// Where is Softplus itself; these two forms lower only that pattern.
+void lower_greater(Lowering& im) {
+    const Value& a = im.input(0);
+    const Value& b = im.input(1);
+    if (a.is_const || a.is_greater || !b.is_const || b.k.count() != 1 || !b.k.all_known())
+        im.fail_node("compares values; only Where(Greater(x, c), x, Softplus(x)), PyTorch's Softplus threshold, is supported");
+    Value v;
+    v.t = im.tensor_input(0);
+    v.is_greater = true;
+    v.threshold = b.k.v[0];
+    im.set_output(0, std::move(v));
+}
+
+void lower_where(Lowering& im) {
+    const Value& cond = im.input(0);
+    const Value& x = im.input(1);
+    const Value& s = im.input(2);
+    const auto& nodes = im.g_.nodes;
+    const bool pattern = cond.is_greater && !x.is_const && !x.is_greater && x.t.node == cond.t.node && !s.is_const &&
+                         !s.is_greater && nodes[static_cast<size_t>(s.t.node)].kind == OpKind::Softplus &&
+                         nodes[static_cast<size_t>(s.t.node)].inputs.at(0) == cond.t.node && cond.threshold >= 17;
+    if (!pattern)
+        im.fail_node("selects between tensors; only Where(Greater(x, c), x, Softplus(x)) with c >= 17, PyTorch's "
+                     "Softplus threshold, is supported");
+    im.set_tensor(im.tensor_input(2));
+}
+
+OpRules softplus_rules() {
+    OpRules r = activation(TSVIZ_RULES(Softplus, softplus, infer_same));
+    r.onnx.push_back({"Greater", lower_greater, false, 9});
+    r.onnx.push_back({"Where", lower_where, false, 9});
+    return r;
+}
 OpRules mish_rules() {
     OpRules r = activation(TSVIZ_RULES(Mish, mish, infer_same));
     r.onnx[0].since_opset = 18;
