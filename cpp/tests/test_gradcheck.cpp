@@ -226,8 +226,9 @@ void check_registry() {
             std::fprintf(stderr, "  %s: lowers from no ONNX op\n", r.name);
         CHECK(r.kind == OpKind::Input || !r.onnx.empty() || r.fused_from);
         for (const ops::OnnxForm& f : r.onnx) CHECK(f.lower != nullptr);
-        // An activation is elementwise, so its own ONNX op keeps channels.
-        CHECK(!r.activation || r.onnx.empty() || r.onnx[0].keeps_channels);
+        // An activation is elementwise, so its own ONNX op keeps channels (PRelu's per-channel
+        // slope is pruned with them, tsviz_native/analysis/pruning.py).
+        CHECK(!r.activation || r.onnx.empty() || r.onnx[0].keeps_channels || r.kind == OpKind::PRelu);
     }
     std::map<std::string, int> claimed;
     for (const onnx::OnnxOp& o : onnx::supported_ops()) ++claimed[o.op];

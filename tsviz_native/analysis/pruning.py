@@ -365,7 +365,7 @@ class _Surgery:
                     self.refuse(node, "whose parameters are not constants")
                 self.replace_input(node, j, p[keep])
             return self.follow(node.output[0], axis, keep)
-        if op in ("Add", "Sub", "Mul", "Div"):
+        if op in ("Add", "Sub", "Mul", "Div") or (op == "PRelu" and index == 0):
             other = node.input[1 - index]
             c = self.const(other)
             if c is None:

@@ -634,8 +634,9 @@ OpRules clip_rules() {
     });
 }
 // The slope is a constant: one value, or one per channel (PyTorch writes (C, 1) for 1-D nets).
+// Pruning prunes a per-channel slope with the channels, so it does not simply pass through.
 OpRules prelu_rules() {
-    return activation(TSVIZ_RULES(PRelu, prelu, infer_same), [](Lowering& im) {
+    OpRules r = activation(TSVIZ_RULES(PRelu, prelu, infer_same), [](Lowering& im) {
         Tensor x = im.tensor_input(0);
         const Const& k = im.float_input(1, "the slope");
         const size_t rank = x.axes.size();
@@ -657,6 +658,8 @@ OpRules prelu_rules() {
         x.node = im.add_node(std::move(n));
         im.set_tensor(x);
     });
+    r.onnx[0].keeps_channels = false;
+    return r;
 }
 
 OpRules softmax_rules() {
