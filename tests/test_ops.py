@@ -265,6 +265,7 @@ CASES: dict[str, tuple] = {
         ],
         WB,
     ),
+    "softsign": ([conv("x", "c"), N("Softsign", ["c"], ["y"])], WB),
     "clip_relu6_inputs_opset13": (
         [conv("x", "c"), N("Clip", ["c", "zero", "six"], ["r"]), N("Clip", ["r", "", "top"], ["y"])],
         WB + [const("zero", 0.0), const("six", 6.0), const("top", 2.5)],

@@ -286,7 +286,7 @@ void tangent_softmax(const TangentArgs& a) {
 
 // --- Smooth and piecewise-linear activations of recent nets ----------------------------------
 // ONNX Gelu (opset 20; `approximate` "none" or "tanh"), Erf (opset 9), Softplus, Selu (alpha,
-// gamma), HardSigmoid (alpha, beta), HardSwish (opset 14), Mish (opset 18), Clip (bounds as
+// gamma), HardSigmoid (alpha, beta), HardSwish (opset 14), Mish (opset 18), Softsign, Clip (bounds as
 // attributes before opset 11, as constant inputs from 11), PRelu (a constant slope per channel
 // or one for all). Silu has no ONNX op: x * Sigmoid(x) is fused into it, as are the
 // decompositions of Gelu, HardSwish and Mish that exporters write (onnx/graph_passes.cpp), so
@@ -375,6 +375,15 @@ struct HardSwish {
     float operator()(float x, float) const { return x < -3.f ? 0.f : x <= 3.f ? x * (1.f / 3.f) + 0.5f : 1.f; }
 };
 
+struct Softsign {
+    explicit Softsign(const Node&) {}
+    float operator()(float x) const { return x / (1.f + std::fabs(x)); }
+    float operator()(float x, float) const {
+        const float d = 1.f + std::fabs(x);
+        return 1.f / (d * d);
+    }
+};
+
 struct Clip {
     float lo, hi;
     explicit Clip(const Node& n) : lo(n.alpha), hi(n.beta) {}
@@ -401,6 +410,7 @@ TSVIZ_ELEMENTWISE_RULES(selu, Selu)
 TSVIZ_ELEMENTWISE_RULES(hard_sigmoid, HardSigmoid)
 TSVIZ_ELEMENTWISE_RULES(hard_swish, HardSwish)
 TSVIZ_ELEMENTWISE_RULES(clip, Clip)
+TSVIZ_ELEMENTWISE_RULES(softsign, Softsign)
 #undef TSVIZ_ELEMENTWISE_RULES
 
 // PRelu: slope[c] below 0 on channel c; the gradient is 1 for x > 0, slope[c] for x <= 0 (as
@@ -611,6 +621,7 @@ OpRules hard_swish_rules() {
     r.fused_from = "Mul(x, HardSigmoid(x, alpha 1/6, beta 1/2))";
     return r;
 }
+OpRules softsign_rules() { return activation(TSVIZ_RULES(Softsign, softsign, infer_same)); }
 // ReLU6 and other clamps: bounds are attributes before opset 11, optional constant inputs from 11.
 OpRules clip_rules() {
     return activation(TSVIZ_RULES(Clip, clip, infer_same), [](Lowering& im) {

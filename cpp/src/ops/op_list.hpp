@@ -21,6 +21,7 @@
     X(Selu, selu)                                                                                    \
     X(HardSigmoid, hard_sigmoid)                                                                     \
     X(HardSwish, hard_swish)                                                                         \
+    X(Softsign, softsign)                                                                            \
     X(Clip, clip)                   /* clamp to [alpha, beta]: ReLU6 */                            \
     X(PRelu, prelu)                 /* slope per channel in scale */                               \
     X(Softmax, softmax)             /* over channels (axis 0) or positions (axis 1) */             \
