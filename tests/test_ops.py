@@ -233,6 +233,23 @@ CASES: dict[str, tuple] = {
         ("N", 3, 20),
         13,
     ),
+    "gelu_tanh_pattern_opset13": (
+        [
+            conv("x", "c"),
+            N("Mul", ["c", "c"], ["sq"]),
+            N("Mul", ["c", "sq"], ["cu"]),
+            N("Mul", ["k1", "cu"], ["kcu"]),
+            N("Add", ["c", "kcu"], ["s"]),
+            N("Mul", ["k2", "s"], ["u"]),
+            N("Tanh", ["u"], ["t"]),
+            N("Add", ["one", "t"], ["a"]),
+            N("Mul", ["c", "a"], ["m"]),
+            N("Mul", ["half", "m"], ["y"]),
+        ],
+        WB + [const("k1", 0.044714998453855515), const("k2", 0.7978845834732056), const("one", 1.0), const("half", 0.5)],
+        ("N", 3, 20),
+        13,
+    ),
     "erf": ([conv("x", "c"), N("Erf", ["c"], ["y"])], WB),
     "silu_hardswish_mish_patterns_opset13": (
         [
@@ -377,6 +394,7 @@ def test_exported_activation_patterns_are_fused_into_one_activation() -> None:
     its a^l (SPEC.md)."""
     for case, fused in [
         ("gelu_erf_pattern_opset13", ["Gelu"]),
+        ("gelu_tanh_pattern_opset13", ["Gelu"]),
         ("silu_hardswish_mish_patterns_opset13", ["Silu", "HardSwish", "Mish"]),
     ]:
         nodes, inits, shape, opset = CASES[case]

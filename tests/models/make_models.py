@@ -329,7 +329,7 @@ def torch_models():
             s = F.hardsigmoid(self.c_hsig(h))
             gated = self.c_value(h) * torch.sigmoid(self.c_gate(h))   # gating: a Mul of two tensors
             h = (gated - s) / (s + 1.0)                                # Sub and Div of two tensors
-            h = F.gelu(self.c_mix(h))
+            h = F.gelu(self.c_mix(h), approximate="tanh")
             return self.fc(h.mean(dim=2))
 
     class InceptionModule(nn.Module):
@@ -444,7 +444,7 @@ def torch_models():
         "activations_zoo": ((3, 40), "NCT", False, 3,
                             "activations of recent nets, each after a Conv1d(.,4,3,p1): GELU, SiLU, Hardswish, Mish, "
                             "ReLU6(3z), Softplus, SELU, PReLU(4); then HardSigmoid s, gating value*sigmoid(gate), "
-                            "(gated - s) / (s + 1), Conv1d(4,4,1)-GELU, mean over T, Linear(4,3)"),
+                            "(gated - s) / (s + 1), Conv1d(4,4,1)-GELU(tanh), mean over T, Linear(4,3)"),
         "inception": ((2, 48), "NCT", True, 3,
                       "InceptionTime: 2 modules [bottleneck 1x1, Conv1d k 9/5/3 'same', MaxPool1d(3,s1,p1)-1x1; "
                       "concat, BN, ReLU] + 1x1-BN residual shortcut, ReLU, mean over T, Linear(16,3); T dynamic"),
@@ -1098,7 +1098,7 @@ def torch_ref_forward():
             z9 = m.c_value(a7)
             z10 = m.c_gate(a7); a10 = torch.sigmoid(z10)
             h = (z9 * a10 - a8) / (a8 + 1.0)
-            z11 = m.c_mix(h); a11 = F.gelu(z11)
+            z11 = m.c_mix(h); a11 = F.gelu(z11, approximate="tanh")
             z12 = m.fc(a11.mean(dim=2))
             relu_in += [z2 + 3, z2 - 3, z4, z4 - 6, z7, z8 + 3, z8 - 3]
             L += [("c_gelu", "conv", z0, a0), ("c_silu", "conv", z1, a1), ("c_hswish", "conv", z2, a2),

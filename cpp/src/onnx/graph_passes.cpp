@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace tsviz::onnx {
 
@@ -72,6 +73,27 @@ bool uniform_affine(const Node& n, float s, float b) {
     return true;
 }
 
+
+// The nodes of sqrt(2 / pi) * (x + 0.044715 * x * (x * x)) ending at `scaled`, each read once,
+// or nothing when `scaled` is not that of x.
+std::vector<int> tanh_gelu_chain(const Graph& g, const std::vector<int>& consumers, int scaled, int x) {
+    auto once = [&](int j, OpKind k) { return g.nodes[j].kind == k && consumers[j] == 1; };
+    auto operands = [&](int j, int a, int& other) {  // a Mul or Add of a and `other`, either order
+        const std::vector<int>& in = g.nodes[j].inputs;
+        if (in.size() != 2 || (in[0] != a && in[1] != a)) return false;
+        other = in[0] == a ? in[1] : in[0];
+        return true;
+    };
+    if (consumers[scaled] != 1 || !uniform_affine(g.nodes[scaled], 0.7978845608f, 0.f)) return {};
+    const int sum = g.nodes[scaled].inputs[0];
+    int cubic = -1, cube = -1, square = -1, again = -1;
+    if (!once(sum, OpKind::Add) || !operands(sum, x, cubic)) return {};
+    if (consumers[cubic] != 1 || !uniform_affine(g.nodes[cubic], 0.044715f, 0.f)) return {};
+    cube = g.nodes[cubic].inputs[0];
+    if (!once(cube, OpKind::Mul) || !operands(cube, x, square)) return {};
+    if (!once(square, OpKind::Mul) || !operands(square, x, again) || again != x) return {};
+    return {scaled, sum, cubic, cube, square};
+}
 }  // namespace
 
 void fuse_activations(Graph& g) {
@@ -128,20 +150,30 @@ void fuse_activations(Graph& g) {
             }
             continue;
         }
-        // Gelu as PyTorch writes it before opset 20: (x * (erf(x / sqrt 2) + 1)) * 0.5.
+        // Gelu as PyTorch writes it before opset 20: (x * (erf(x / sqrt 2) + 1)) * 0.5, or with
+        // approximate="tanh" (x * (tanh(sqrt(2 / pi) * (x + 0.044715 * x * (x * x))) + 1)) * 0.5.
         if (uniform_affine(m, 0.5f, 0.f) && only(m.inputs[0], OpKind::Mul)) {
             const int mul = m.inputs[0];
             for (int side = 0; side < 2; ++side) {
                 const int x = g.nodes[mul].inputs[side], plus = g.nodes[mul].inputs[1 - side];
                 if (consumers[plus] != 1 || !uniform_affine(g.nodes[plus], 1.f, 1.f)) continue;
-                const int erf = g.nodes[plus].inputs[0];
-                if (!only(erf, OpKind::Erf)) continue;
-                const int scaled = g.nodes[erf].inputs[0];
-                if (consumers[scaled] != 1 || !uniform_affine(g.nodes[scaled], kInvSqrt2, 0.f) ||
-                    g.nodes[scaled].inputs[0] != x)
-                    continue;
-                for (int j : {mul, plus, erf, scaled}) kill(j);
+                const int inner = g.nodes[plus].inputs[0];
+                if (only(inner, OpKind::Erf)) {
+                    const int scaled = g.nodes[inner].inputs[0];
+                    if (consumers[scaled] != 1 || !uniform_affine(g.nodes[scaled], kInvSqrt2, 0.f) ||
+                        g.nodes[scaled].inputs[0] != x)
+                        continue;
+                    for (int j : {mul, plus, inner, scaled}) kill(j);
+                    fuse(i, OpKind::Gelu, x);
+                    break;
+                }
+                if (!only(inner, OpKind::Tanh)) continue;
+                const std::vector<int> chain = tanh_gelu_chain(g, consumers, g.nodes[inner].inputs[0], x);
+                if (chain.empty()) continue;
+                for (int j : chain) kill(j);
+                for (int j : {mul, plus, inner}) kill(j);
                 fuse(i, OpKind::Gelu, x);
+                g.nodes[i].approximate = true;
                 break;
             }
         }

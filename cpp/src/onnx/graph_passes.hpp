@@ -9,7 +9,7 @@
 namespace tsviz::onnx {
 
 // Fuses the node patterns exporters write for one activation (each rule's fused_from: Gelu's
-// Erf form, x * Sigmoid(x), x * HardSigmoid(x), x * Tanh(Softplus(x))) into that activation,
+// Erf and tanh forms, x * Sigmoid(x), x * HardSigmoid(x), x * Tanh(Softplus(x))) into that activation,
 // so that after a filter layer it is the layer's a^l (SPEC.md). Intermediate results that
 // anything else reads keep the pattern unfused, which computes the same values.
 void fuse_activations(Graph& g);

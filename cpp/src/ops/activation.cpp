@@ -544,7 +544,7 @@ OpRules gelu_rules() {
         });
     });
     r.onnx[0].since_opset = 20;
-    r.fused_from = "Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5)";
+    r.fused_from = "Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5), and its tanh approximation";
     return r;
 }
 OpRules erf_rules() {
