@@ -79,6 +79,11 @@ def test_unsupported_ops_are_listed_at_once() -> None:
     refused(data, re.escape("unsupported ops: node 'lstm1' (LSTM, opset 17); node 'floor1' (Floor, opset 17)"))
 
 
+def test_a_comparison_as_the_output_is_refused() -> None:
+    data = build([N("Conv", ["x", "w", "b"], ["c"]), N("Greater", ["c", "k"], ["y"])], WB + [const("k", 20.0)])
+    refused(data, re.escape("output 'y' is a comparison (Greater); TSViz explains float outputs"))
+
+
 def test_op_before_the_opset_that_defines_it_is_unsupported() -> None:
     """Gelu is an ONNX op from opset 20; at 17 a node of that name is no standard op."""
     data = build([N("Gelu", ["x"], ["y"], name="g1")], [], opset=17)

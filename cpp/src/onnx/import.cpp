@@ -201,6 +201,7 @@ Graph Importer::run() {
     auto it = values_.find(g_.output_name);
     if (it == values_.end()) fail("output '" + g_.output_name + "' is not produced by any node");
     if (it->second.is_const) fail("output '" + g_.output_name + "' does not depend on the input");
+    if (it->second.is_greater) fail("output '" + g_.output_name + "' is a comparison (Greater); TSViz explains float outputs");
     const Tensor& out = it->second.t;
     if (out.pad_begin || out.pad_end) fail(out.pad_node + ": zero padding is supported only directly before a Conv");
     if (layout_ == Layout::Undecided) {
