@@ -405,3 +405,17 @@ def test_exported_activation_patterns_are_fused_into_one_activation() -> None:
         ex = model.explain(real_windows(shape[1:], "NCT", 1))
         assert ex.activation_name(ex.layer_names[0]) != ex.layer_names[0]
 
+
+def test_engine_facts_per_onnx_op_drive_pruning() -> None:
+    """Pruning passes through exactly the ONNX ops the engine says keep channels one-to-one."""
+    from tsviz_native.analysis.pruning import _PASS
+
+    facts = tsv._native.onnx_ops()
+    assert facts["Relu"] == {"ir_op": "Relu", "keeps_channels": True, "activation": True, "since_opset": 1}
+    assert facts["Gelu"]["since_opset"] == 20 and facts["Gelu"]["activation"]
+    assert facts["Reshape"]["ir_op"] == "Flatten" and facts["Shape"]["ir_op"] == ""
+    assert not facts["Softmax"]["keeps_channels"] and not facts["PRelu"]["keeps_channels"]
+    assert _PASS == {op for op, f in facts.items() if f["keeps_channels"]}
+    assert {"Relu", "Sigmoid", "MaxPool", "Pad", "Dropout", "Gelu", "Clip", "Slice"} <= _PASS
+    assert not {"Gather", "ReduceMean", "Concat", "Add", "Mul", "BatchNormalization"} & _PASS
+
