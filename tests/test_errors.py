@@ -79,6 +79,17 @@ def test_unsupported_ops_are_listed_at_once() -> None:
     refused(data, re.escape("unsupported ops: node 'lstm1' (LSTM, opset 17); node 'floor1' (Floor, opset 17)"))
 
 
+def test_a_comparison_as_the_output_is_refused() -> None:
+    data = build([N("Conv", ["x", "w", "b"], ["c"]), N("Greater", ["c", "k"], ["y"])], WB + [const("k", 20.0)])
+    refused(data, re.escape("output 'y' is a comparison (Greater); TSViz explains float outputs"))
+
+
+def test_op_before_the_opset_that_defines_it_is_unsupported() -> None:
+    """Gelu is an ONNX op from opset 20; at 17 a node of that name is no standard op."""
+    data = build([N("Gelu", ["x"], ["y"], name="g1")], [], opset=17)
+    refused(data, re.escape("unsupported op: node 'g1' (Gelu, opset 17)"))
+
+
 def test_custom_domain_op() -> None:
     node = N("FusedConv", ["x", "w"], ["y"], name="fused", domain="com.microsoft")
     graph = helper.make_graph(
@@ -115,9 +126,14 @@ def test_custom_domain_op() -> None:
             r"node 'fc' \(Gemm\): attribute 'transA': expected 0, got 1",
         ),
         (
-            [N("Conv", ["x", "w"], ["c"]), N("Mul", ["c", "c"], ["y"], name="square")],
+            [N("Conv", ["x", "w"], ["c"]), N("Mul", ["c", "x"], ["y"], name="gate")],
             WB,
-            r"node 'square' \(Mul\): Mul of two tensors computed from the input is not supported",
+            r"node 'gate' \(Mul\): multiplies tensors of shapes \(5, 17\) and \(3, 20\)",
+        ),
+        (
+            [N("Conv", ["x", "w"], ["c"]), N("Greater", ["c", "k"], ["g"]), N("Where", ["g", "c", "c"], ["y"], name="pick")],
+            WB + [const("k", 20.0)],
+            r"node 'pick' \(Where\): selects between tensors; only Where\(Greater\(x, c\), x, Softplus\(x\)\) with c >= 17",
         ),
         (
             [N("Pad", ["x", "p"], ["xp"], name="pad1"), N("MaxPool", ["xp"], ["y"], name="pool1", kernel_shape=[2])],
@@ -178,7 +194,7 @@ def test_custom_domain_op() -> None:
         ),
     ],
     ids=[
-        "storage_order", "pad_mode", "auto_pad", "transA", "mul_two_tensors", "pad_before_pool",
+        "storage_order", "pad_mode", "auto_pad", "transA", "mul_shapes", "where_not_softplus", "pad_before_pool",
         "pad_channels", "unflatten", "const_along_time", "conv_channels", "bn_training",
         "softmax_batch", "reduce_channels", "transpose_batch", "reshape_fixed_batch", "float16",
     ],

@@ -214,6 +214,137 @@ CASES: dict[str, tuple] = {
         ("N", 20, 3),
         13,
     ),
+    "gelu_opset20_erf_and_tanh": (
+        [conv("x", "c"), N("Gelu", ["c"], ["g"]), N("Gelu", ["g"], ["y"], approximate="tanh")],
+        WB,
+        ("N", 3, 20),
+        20,
+    ),
+    "gelu_erf_pattern_opset13": (
+        [
+            conv("x", "c"),
+            N("Div", ["c", "sqrt2"], ["d"]),
+            N("Erf", ["d"], ["e"]),
+            N("Add", ["e", "one"], ["a"]),
+            N("Mul", ["c", "a"], ["m"]),
+            N("Mul", ["m", "half"], ["y"]),
+        ],
+        WB + [const("sqrt2", 1.4142135381698608), const("one", 1.0), const("half", 0.5)],
+        ("N", 3, 20),
+        13,
+    ),
+    "gelu_tanh_pattern_opset13": (
+        [
+            conv("x", "c"),
+            N("Mul", ["c", "c"], ["sq"]),
+            N("Mul", ["c", "sq"], ["cu"]),
+            N("Mul", ["k1", "cu"], ["kcu"]),
+            N("Add", ["c", "kcu"], ["s"]),
+            N("Mul", ["k2", "s"], ["u"]),
+            N("Tanh", ["u"], ["t"]),
+            N("Add", ["one", "t"], ["a"]),
+            N("Mul", ["c", "a"], ["m"]),
+            N("Mul", ["half", "m"], ["y"]),
+        ],
+        WB + [const("k1", 0.044714998453855515), const("k2", 0.7978845834732056), const("one", 1.0), const("half", 0.5)],
+        ("N", 3, 20),
+        13,
+    ),
+    "erf": ([conv("x", "c"), N("Erf", ["c"], ["y"])], WB),
+    "silu_hardswish_mish_patterns_opset13": (
+        [
+            conv("x", "c"),
+            N("Sigmoid", ["c"], ["s"]),
+            N("Mul", ["c", "s"], ["a"]),
+            N("HardSigmoid", ["a"], ["h"], alpha=1 / 6),
+            N("Mul", ["a", "h"], ["hs"]),
+            N("Softplus", ["hs"], ["sp"]),
+            N("Tanh", ["sp"], ["t"]),
+            N("Mul", ["hs", "t"], ["y"]),
+        ],
+        WB,
+        ("N", 3, 20),
+        13,
+    ),
+    "hardswish_mish_ops_opset18": (
+        [conv("x", "c"), N("HardSwish", ["c"], ["h"]), N("Mish", ["h"], ["y"])],
+        WB,
+        ("N", 3, 20),
+        18,
+    ),
+    "softplus_selu_hardsigmoid": (
+        [
+            conv("x", "c"),
+            N("Softplus", ["c"], ["s"]),
+            N("Selu", ["c"], ["e"], alpha=1.5, gamma=1.2),
+            N("Add", ["s", "e"], ["a"]),
+            N("HardSigmoid", ["a"], ["y"], alpha=0.25, beta=0.4),
+        ],
+        WB,
+    ),
+    "softsign": ([conv("x", "c"), N("Softsign", ["c"], ["y"])], WB),
+    "clip_relu6_inputs_opset13": (
+        [conv("x", "c"), N("Clip", ["c", "zero", "six"], ["r"]), N("Clip", ["r", "", "top"], ["y"])],
+        WB + [const("zero", 0.0), const("six", 6.0), const("top", 2.5)],
+        ("N", 3, 20),
+        13,
+    ),
+    "clip_attributes_opset7": ([conv("x", "c"), N("Clip", ["c"], ["y"], min=-0.5, max=1.0)], WB, ("N", 3, 20), 7),
+    "prelu_per_channel_and_scalar": (
+        [conv("x", "c"), N("PRelu", ["c", "slope"], ["p"]), N("PRelu", ["p", "one_slope"], ["y"])],
+        WB + [const("slope", weights(rng, 5, 1)), const("one_slope", [0.3])],
+    ),
+    "mul_sub_div_of_tensors": (
+        [
+            conv("x", "c1"),
+            conv("x", "c2", w="w2", b=None),
+            N("Sigmoid", ["c2"], ["g"]),
+            N("Mul", ["c1", "g"], ["m"]),
+            N("Sub", ["m", "c2"], ["s"]),
+            N("Softplus", ["c1"], ["sp"]),
+            N("Add", ["sp", "one"], ["den"]),
+            N("Div", ["s", "den"], ["y"]),
+        ],
+        WB + [const("w2", weights(rng, 5, 3, 4)), const("one", 1.0)],
+    ),
+    "tcn_chomp_residual_last_step": (
+        [
+            conv("x", "c", pads=[6, 6], dilations=[2], w="wd"),
+            N("Slice", ["c", "st", "en", "ax"], ["chomp"]),
+            N("Relu", ["chomp"], ["r"]),
+            conv("x", "down", w="w1", b=None),
+            N("Add", ["r", "down"], ["a"]),
+            N("Gather", ["a", "last"], ["y"], axis=2),
+        ],
+        [
+            const("wd", weights(rng, 5, 3, 4)),
+            const("b", B5),
+            const("w1", weights(rng, 5, 3, 1)),
+            const("st", [0], np.int64),
+            const("en", [-6], np.int64),
+            const("ax", [2], np.int64),
+            const("last", -1, np.int64),
+        ],
+        ("N", 3, 20),
+        13,
+    ),
+    "slice_window_keeps_axis": (
+        [conv("x", "c"), N("Slice", ["c", "st", "en", "ax"], ["y"])],
+        WB + [const("st", [3], np.int64), const("en", [9223372036854775807], np.int64), const("ax", [-1], np.int64)],
+        ("N", 3, 20),
+        13,
+    ),
+    "softplus_threshold_where_dynamo_style": (
+        [
+            conv("x", "c"),
+            N("Softplus", ["c"], ["s"]),
+            N("Greater", ["c", "twenty"], ["g"]),
+            N("Where", ["g", "c", "s"], ["y"]),
+        ],
+        WB + [const("twenty", 20.0)],
+        ("N", 3, 20),
+        18,
+    ),
     "squeeze_opset11_attr": (
         [
             N("Unsqueeze", ["x"], ["u"], axes=[2]),
@@ -242,3 +373,49 @@ def test_op_matches_onnxruntime(case: str) -> None:
     else:
         x = real_windows((shape[1], shape[2]), "NCT", 6)
     np.testing.assert_allclose(model.predict(x), ort_run(data, x), rtol=1e-5, atol=1e-5)
+
+
+def test_readme_lists_every_onnx_op_the_engine_lowers() -> None:
+    """The supported-ops table of the README names each ONNX op the engine's registry claims."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = text[text.index("| ONNX op | supported |") :].split("\n\n")[0]
+    listed: set[str] = set()
+    for row in table.splitlines()[2:]:
+        for name in row.split("|")[1].split(","):
+            listed.add(name.split("(")[0].strip())
+    missing = set(tsv._native.onnx_ops()) - listed
+    assert not missing, f"ONNX ops missing from the README's table: {sorted(missing)}"
+
+
+def test_exported_activation_patterns_are_fused_into_one_activation() -> None:
+    """Gelu's Erf form and x * f(x) become one activation each, which after a convolution is
+    its a^l (SPEC.md)."""
+    for case, fused in [
+        ("gelu_erf_pattern_opset13", ["Gelu"]),
+        ("gelu_tanh_pattern_opset13", ["Gelu"]),
+        ("silu_hardswish_mish_patterns_opset13", ["Silu", "HardSwish", "Mish"]),
+    ]:
+        nodes, inits, shape, opset = CASES[case]
+        flat = helper.make_node("Flatten", ["y"], ["out"], name="flatten_out")
+        model = tsv.load(build(nodes + [flat], inits, input_shape=shape, opset=opset, outputs=("out",)))
+        ops = [op for op in model.graph_ops if op not in ("Input", "Flatten")]
+        assert ops == ["Conv"] + fused, (case, model.graph_ops)
+        ex = model.explain(real_windows(shape[1:], "NCT", 1))
+        assert ex.activation_name(ex.layer_names[0]) != ex.layer_names[0]
+
+
+def test_engine_facts_per_onnx_op_drive_pruning() -> None:
+    """Pruning passes through exactly the ONNX ops the engine says keep channels one-to-one."""
+    from tsviz_native.analysis.pruning import _PASS
+
+    facts = tsv._native.onnx_ops()
+    assert facts["Relu"] == {"ir_op": "Relu", "keeps_channels": True, "activation": True, "since_opset": 1}
+    assert facts["Gelu"]["since_opset"] == 20 and facts["Gelu"]["activation"]
+    assert facts["Reshape"]["ir_op"] == "Flatten" and facts["Shape"]["ir_op"] == ""
+    assert not facts["Softmax"]["keeps_channels"] and not facts["PRelu"]["keeps_channels"]
+    assert _PASS == {op for op, f in facts.items() if f["keeps_channels"]}
+    assert {"Relu", "Sigmoid", "MaxPool", "Pad", "Dropout", "Gelu", "Clip", "Slice"} <= _PASS
+    assert not {"Gather", "ReduceMean", "Concat", "Add", "Mul", "BatchNormalization"} & _PASS
+

@@ -193,3 +193,25 @@ def test_a_flatten_of_a_free_length_is_refused_for_the_true_reason() -> None:
                                    "each channel after it are not known")
     fixed = tsv.load(build_typed(("N", 3, 20)))
     assert prune(fixed, scores=scores, fraction=0.5).removed == {"z": (0, 1)}
+
+
+def test_pruning_before_a_prelu_prunes_its_slope_and_equals_zeroing_the_filters() -> None:
+    """The PReLU's per-channel slope loses the removed channels; oracle: the original with the
+    removed filters' weights and bias zeroed (PReLU(0) = 0), run by ONNX Runtime."""
+    name = "activations_zoo_op17"
+    model = tsv.load(model_path(name))
+    X = data(name, seed=2)
+    layer = next(l for l in model.layers if l.onnx_node == "/c_prelu/Conv")
+    result = prune(model, tsv.analyze_dataset(model, X, progress=False), fraction=0.5, layers=[layer.name])
+    remove = list(result.removed[layer.name])
+    assert len(remove) == 2 and result.model.layer(layer.name).n_filters == 2
+    proto = onnx.load(model_path(name))
+    inits = {t.name: t for t in proto.graph.initializer}
+    node = next(n for n in proto.graph.node if n.name == "/c_prelu/Conv")
+    for i in (1, 2):
+        arr = numpy_helper.to_array(inits[node.input[i]]).copy()
+        arr[remove] = 0
+        inits[node.input[i]].CopyFrom(numpy_helper.from_array(arr, node.input[i]))
+    np.testing.assert_allclose(result.model.predict(X), ort_run(proto.SerializeToString(), X).reshape(len(X), -1),
+                               rtol=1e-5, atol=1e-6)
+

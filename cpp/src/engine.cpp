@@ -69,11 +69,6 @@ void forward_samples(const Graph& g, Activations& act, int64_t first, int64_t la
     }
 }
 
-static bool is_elementwise_activation(OpKind k) {
-    return k == OpKind::Relu || k == OpKind::LeakyRelu || k == OpKind::Elu || k == OpKind::Sigmoid ||
-           k == OpKind::Tanh;
-}
-
 int activation_node(const Graph& g, int z) {
     int consumers = 0, consumer = -1;
     for (size_t i = 0; i < g.nodes.size(); ++i)
@@ -82,7 +77,8 @@ int activation_node(const Graph& g, int z) {
                 ++consumers;
                 consumer = static_cast<int>(i);
             }
-    return consumers == 1 && is_elementwise_activation(g.nodes[consumer].kind) ? consumer : z;
+    // SPEC.md: an activation (the registry's fact) after a filter layer gives its a^l.
+    return consumers == 1 && ops::rules(g.nodes[consumer].kind).activation ? consumer : z;
 }
 
 std::vector<ChannelZeroing> zeroing(const Graph& g, const std::vector<ops::Resolved>& geo,

@@ -12,6 +12,7 @@
 
 #include "engine.hpp"
 #include "model_impl.hpp"
+#include "ops/op.hpp"
 #include "tsviz/error.hpp"
 
 namespace tsviz {

@@ -9,30 +9,19 @@
 #include <string>
 #include <vector>
 
+#include "ops/op_list.hpp"
+
 namespace tsviz {
 
 namespace ops {
 struct PackedWeights;  // ops/gemm.hpp: weights packed once for the matrix-product kernel
 }
 
+// One kind per entry of the op list (ops/op_list.hpp).
 enum class OpKind {
-    Input,
-    Conv,         // filter layer: (F, C/group, K) weights, bias, stride, dilation, pads
-    Dense,        // filter layer: (F, X) weights, bias; input (X, 1)
-    Affine,       // per-channel y = x * scale[c] + shift[c] (BatchNorm, constant Mul/Add/Sub/Div)
-    Relu,
-    LeakyRelu,
-    Elu,
-    Sigmoid,
-    Tanh,
-    Softmax,      // over channels (axis 0) or positions (axis 1)
-    MaxPool,
-    AvgPool,
-    GlobalAvgPool,
-    GlobalMaxPool,
-    Add,          // elementwise sum of two tensors of one shape (residual connections)
-    Concat,       // along channels
-    Flatten,      // (C, L) -> (C * L, 1), channel-major or position-major (channels-last models)
+#define TSVIZ_OP_KIND(kind, family) kind,
+    TSVIZ_OP_LIST(TSVIZ_OP_KIND)
+#undef TSVIZ_OP_KIND
 };
 
 const char* op_kind_name(OpKind kind);
@@ -68,8 +57,15 @@ struct Node {
     bool ceil_mode = false;
     bool count_include_pad = false;
 
-    // LeakyRelu, Elu
+    // LeakyRelu, Elu, Selu, HardSigmoid: alpha; Selu: gamma in beta; HardSigmoid: beta;
+    // Clip: the bounds [alpha, beta]
     float alpha = 0.f;
+    float beta = 0.f;
+    // Gelu: the tanh approximation instead of erf
+    bool approximate = false;
+    // Slice: positions [start, end) of the time axis, negative counting from the end (ONNX)
+    int64_t start = 0;
+    int64_t end = 0;
     // Softmax: 0 = over channels, 1 = over positions
     int axis = 0;
     // Flatten: true when positions are the outer index (out[l * C + c]), as after a
@@ -90,7 +86,7 @@ struct Node {
     float weight_scale = 1.f;
     float bias_scale = 1.f;
     std::vector<FoldedAffine> folded;
-    // Affine
+    // Affine; PRelu: the slope of each channel
     std::vector<float> scale;   // (C)
     std::vector<float> shift;   // (C)
     // Conv, Dense: the weights packed per group for the forward and the input gradient,

@@ -17,6 +17,7 @@
 
 #include "engine.hpp"
 #include "graph.hpp"
+#include "onnx/import.hpp"
 #include "ops/op.hpp"
 #include "testing.hpp"
 
@@ -79,6 +80,25 @@ Graph case_for(OpKind kind) {
         case OpKind::Elu:
             n.alpha = 0.7f;
             break;
+        case OpKind::Selu:
+            n.alpha = 1.6f;
+            n.beta = 1.1f;
+            break;
+        case OpKind::HardSigmoid:
+            n.alpha = 0.3f;
+            n.beta = 0.4f;
+            break;
+        case OpKind::Clip:
+            n.alpha = -0.5f;
+            n.beta = 0.8f;
+            break;
+        case OpKind::PRelu:
+            n.scale = random_vector(kChannels);
+            break;
+        case OpKind::Slice:
+            n.start = 2;
+            n.end = -3;
+            break;
         case OpKind::Softmax:
             n.axis = 1;  // over time: mixes positions (axis 0 is covered by the Add/Concat cases' inputs)
             break;
@@ -95,6 +115,9 @@ Graph case_for(OpKind kind) {
             n.pad_end = 1;
             break;
         case OpKind::Add:
+        case OpKind::Mul:
+        case OpKind::Sub:
+        case OpKind::Div:
         case OpKind::Concat: {
             Node a = make(OpKind::Tanh, {0}, kChannels);
             Node b = make(OpKind::Softmax, {0}, kChannels);
@@ -102,7 +125,7 @@ Graph case_for(OpKind kind) {
             g.nodes.push_back(a);
             g.nodes.push_back(b);
             n.inputs = {1, 2};
-            n.channels = kind == OpKind::Add ? kChannels : 2 * kChannels;
+            n.channels = kind == OpKind::Concat ? 2 * kChannels : kChannels;
             break;
         }
         case OpKind::Flatten:
@@ -335,6 +358,31 @@ void check_weights_random(std::mt19937& gen) {
     }
 }
 
+// The registry's own invariants: each op's entry sits at its kind, has every rule, and lowers
+// from at least one ONNX op; each ONNX op type is claimed by one rule only.
+void check_registry() {
+    const auto& table = ops::all_rules();
+    for (size_t i = 0; i < table.size(); ++i) {
+        const ops::OpRules& r = table[i];
+        CHECK(static_cast<size_t>(r.kind) == i);
+        CHECK(r.infer && r.forward && r.backward && r.trace && r.band && r.tangent);
+        if (r.kind != OpKind::Input && r.onnx.empty() && !r.fused_from)
+            std::fprintf(stderr, "  %s: lowers from no ONNX op\n", r.name);
+        CHECK(r.kind == OpKind::Input || !r.onnx.empty() || r.fused_from);
+        for (const ops::OnnxForm& f : r.onnx) CHECK(f.lower != nullptr);
+        // An activation is elementwise, so its own ONNX op keeps channels (PRelu's per-channel
+        // slope is pruned with them, tsviz_native/analysis/pruning.py).
+        CHECK(!r.activation || r.onnx.empty() || r.onnx[0].keeps_channels || r.kind == OpKind::PRelu);
+    }
+    std::map<std::string, int> claimed;
+    for (const onnx::OnnxOp& o : onnx::supported_ops()) ++claimed[o.op];
+    for (const auto& [op, n] : claimed) {
+        if (n != 1) std::fprintf(stderr, "  ONNX op %s is claimed %d times\n", op.c_str(), n);
+        CHECK(n == 1);
+    }
+    CHECK(claimed.count("Conv") && claimed.count("Reshape") && claimed.count("Shape"));
+}
+
 }  // namespace
 
 int main() {
@@ -361,6 +409,7 @@ int main() {
     CHECK(weighted == 2);
     std::mt19937 gen(5);
     check_weights_random(gen);
+    check_registry();
     int checked = 0;
     for (const ops::OpRules& r : ops::all_rules()) {
         if (r.kind == OpKind::Input) continue;

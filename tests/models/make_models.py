@@ -295,6 +295,115 @@ def torch_models():
             h = self.gmp(h).flatten(1)
             return self.fc(self.drop(h))
 
+    class ActivationsZoo(nn.Module):
+        """Each activation of recent nets after its own convolution, gating and branch arithmetic."""
+
+        def __init__(self, g):
+            super().__init__()
+            self.c_gelu = nn.Conv1d(3, 4, 3, padding=1)
+            self.c_silu = nn.Conv1d(4, 4, 3, padding=1)
+            self.c_hswish = nn.Conv1d(4, 4, 3, padding=1)
+            self.c_mish = nn.Conv1d(4, 4, 3, padding=1)
+            self.c_relu6 = nn.Conv1d(4, 4, 3, padding=1)
+            self.c_softplus = nn.Conv1d(4, 4, 3, padding=1)
+            self.c_selu = nn.Conv1d(4, 4, 3, padding=1)
+            self.c_prelu = nn.Conv1d(4, 4, 3, padding=1)
+            self.prelu = nn.PReLU(4)
+            with torch.no_grad():
+                self.prelu.weight.copy_(torch.rand(4, generator=g) * 0.5)
+            self.c_hsig = nn.Conv1d(4, 4, 3, padding=1)
+            self.c_value = nn.Conv1d(4, 4, 3, padding=1)
+            self.c_gate = nn.Conv1d(4, 4, 3, padding=1)
+            self.c_mix = nn.Conv1d(4, 4, 1)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            h = F.gelu(self.c_gelu(x))
+            h = F.silu(self.c_silu(h))
+            h = F.hardswish(self.c_hswish(h))
+            h = F.mish(self.c_mish(h))
+            h = F.relu6(self.c_relu6(h) * 3.0)
+            h = F.softplus(self.c_softplus(h))
+            h = F.selu(self.c_selu(h))
+            h = self.prelu(self.c_prelu(h))
+            s = F.hardsigmoid(self.c_hsig(h))
+            gated = self.c_value(h) * torch.sigmoid(self.c_gate(h))   # gating: a Mul of two tensors
+            h = (gated - s) / (s + 1.0)                                # Sub and Div of two tensors
+            h = F.gelu(self.c_mix(h), approximate="tanh")
+            return self.fc(h.mean(dim=2))
+
+    class InceptionModule(nn.Module):
+        def __init__(self, cin, nf, kernels=(9, 5, 3)):
+            super().__init__()
+            self.bottleneck = nn.Conv1d(cin, nf, 1, bias=False) if cin > 1 else nn.Identity()
+            bc = nf if cin > 1 else cin
+            self.convs = nn.ModuleList([nn.Conv1d(bc, nf, k, padding=k // 2, bias=False) for k in kernels])
+            self.pool = nn.MaxPool1d(3, stride=1, padding=1)
+            self.pool_conv = nn.Conv1d(cin, nf, 1, bias=False)
+            self.bn = nn.BatchNorm1d(nf * (len(kernels) + 1))
+
+        def forward(self, x):
+            b = self.bottleneck(x)
+            h = torch.cat([c(b) for c in self.convs] + [self.pool_conv(self.pool(x))], dim=1)
+            return F.relu(self.bn(h))
+
+    class Inception(nn.Module):
+        """InceptionTime (Fawaz et al. 2020), two modules and a residual shortcut, small."""
+
+        def __init__(self):
+            super().__init__()
+            self.m1 = InceptionModule(2, 4)
+            self.m2 = InceptionModule(16, 4)
+            self.short = nn.Conv1d(2, 16, 1, bias=False)
+            self.short_bn = nn.BatchNorm1d(16)
+            self.fc = nn.Linear(16, 3)
+
+        def forward(self, x):
+            h = self.m2(self.m1(x))
+            h = F.relu(h + self.short_bn(self.short(x)))
+            return self.fc(h.mean(dim=2))
+
+    class TCN(nn.Module):
+        """Temporal convolutional network (Bai et al. 2018): causal dilated convolutions, one block
+        written with a wider Conv padding and a chomping Slice, one with a left Pad; residual Adds;
+        a head on the last time step."""
+
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv1d(2, 6, 3, dilation=1, padding=2)
+            self.c2 = nn.Conv1d(6, 6, 3, dilation=2, padding=4)
+            self.down = nn.Conv1d(2, 6, 1)
+            self.c3 = nn.Conv1d(6, 6, 3, dilation=4)
+            self.c4 = nn.Conv1d(6, 6, 3, dilation=8)
+            self.fc = nn.Linear(6, 2)
+
+        def forward(self, x):
+            h = F.relu(self.c1(x)[:, :, :-2])
+            h = F.relu(self.c2(h)[:, :, :-4])
+            r = F.relu(h + self.down(x))
+            h = F.relu(self.c3(F.pad(r, (8, 0))))
+            h = F.relu(self.c4(F.pad(h, (16, 0))))
+            h = F.relu(h + r)
+            return self.fc(h[:, :, -1])
+
+    class Depthwise(nn.Module):
+        """Depthwise-separable convolutions (XceptionTime-style): groups = channels, then 1x1."""
+
+        def __init__(self):
+            super().__init__()
+            self.dw1 = nn.Conv1d(3, 3, 7, padding=3, groups=3)
+            self.pw1 = nn.Conv1d(3, 8, 1)
+            self.bn1 = nn.BatchNorm1d(8)
+            self.dw2 = nn.Conv1d(8, 16, 5, padding=2, groups=8)
+            self.pw2 = nn.Conv1d(16, 8, 1)
+            self.bn2 = nn.BatchNorm1d(8)
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x):
+            h = F.relu(self.bn1(self.pw1(self.dw1(x))))
+            h = F.relu(self.bn2(self.pw2(self.dw2(h))))
+            return self.fc(h.mean(dim=2))
+
     def build(name):
         torch.manual_seed(0)
         g = torch.Generator().manual_seed(12345)
@@ -304,6 +413,10 @@ def torch_models():
             "resnet": lambda: ResNet(),
             "channels_last": lambda: ChannelsLast(g),
             "ops_zoo": lambda: OpsZoo(g),
+            "activations_zoo": lambda: ActivationsZoo(g),
+            "inception": lambda: Inception(),
+            "tcn": lambda: TCN(),
+            "depthwise": lambda: Depthwise(),
         }[name]()
         randomize_bn(m, g)
         m.eval()
@@ -328,6 +441,19 @@ def torch_models():
                     "-> Sigmoid -> MaxPool1d(3,s2,p1,d2,ceil) -> cat[AvgPool1d(3,s2,p1,excl-pad,ceil), "
                     "Conv1d(8,8,3,s2,p2)] -> Conv1d(16,12,1) -> (y-mu)/sd -> AdaptiveMaxPool1d(1) -> Dropout -> "
                     "Linear(12,5)"),
+        "activations_zoo": ((3, 40), "NCT", False, 3,
+                            "activations of recent nets, each after a Conv1d(.,4,3,p1): GELU, SiLU, Hardswish, Mish, "
+                            "ReLU6(3z), Softplus, SELU, PReLU(4); then HardSigmoid s, gating value*sigmoid(gate), "
+                            "(gated - s) / (s + 1), Conv1d(4,4,1)-GELU(tanh), mean over T, Linear(4,3)"),
+        "inception": ((2, 48), "NCT", True, 3,
+                      "InceptionTime: 2 modules [bottleneck 1x1, Conv1d k 9/5/3 'same', MaxPool1d(3,s1,p1)-1x1; "
+                      "concat, BN, ReLU] + 1x1-BN residual shortcut, ReLU, mean over T, Linear(16,3); T dynamic"),
+        "tcn": ((2, 40), "NCT", True, 2,
+                "TCN: causal dilated Conv1d(k3, d1/2) with wide padding chomped by a Slice, residual 1x1; "
+                "Conv1d(k3, d4/8) after a left F.pad; residual Add; Linear on the last time step; T dynamic"),
+        "depthwise": ((3, 50), "NCT", False, 2,
+                      "depthwise-separable: Conv1d(3,3,7,g3)-1x1(3,8)-BN-ReLU, Conv1d(8,16,5,g8)-1x1(16,8)-BN-ReLU, "
+                      "mean over T, Linear(8,2)"),
     }
 
     return build, specs
@@ -361,6 +487,16 @@ def torch_part():
         ("ops_zoo_op13", "ops_zoo", "torchscript", 13, {}, ""),
         ("ops_zoo_op17", "ops_zoo", "torchscript", 17, {}, ""),
         ("ops_zoo_dynamo", "ops_zoo", "dynamo", None, {}, ""),
+        ("activations_zoo_op13", "activations_zoo", "torchscript", 13, {}, ""),
+        ("activations_zoo_op17", "activations_zoo", "torchscript", 17, {}, ""),
+        ("activations_zoo_op20", "activations_zoo", "torchscript", 20, {}, ""),
+        ("activations_zoo_dynamo", "activations_zoo", "dynamo", None, {}, ""),
+        ("inception_op17", "inception", "torchscript", 17, {}, ""),
+        ("tcn_op13", "tcn", "torchscript", 13, {}, ""),
+        ("tcn_op17", "tcn", "torchscript", 17, {}, ""),
+        ("tcn_dynamo", "tcn", "dynamo", None, {}, ""),
+        ("depthwise_op17", "depthwise", "torchscript", 17, {}, ""),
+        ("depthwise_dynamo", "depthwise", "dynamo", None, {}, ""),
     ]
     only = set(sys.argv[2:])
 
@@ -629,6 +765,8 @@ TIE_EPS = 1e-5       # a max-pool window whose two largest values differ by less
 REF_MODELS = {       # underlying model -> (framework, how x is built)
     "paper_net": ("torch", "paper"), "fcn": ("torch", "gunpoint"), "resnet": ("torch", "mixed"),
     "channels_last": ("torch", "mixed"), "ops_zoo": ("torch", "mixed"),
+    "activations_zoo": ("torch", "mixed"), "inception": ("torch", "mixed"), "tcn": ("torch", "mixed"),
+    "depthwise": ("torch", "mixed"),
     "keras_paper_net": ("keras", "paper"), "keras_fcn": ("keras", "gunpoint"),
     "keras_strided": ("keras", "mixed"),
 }
@@ -944,6 +1082,89 @@ def torch_ref_forward():
             z4 = m.fc(m.drop(m.gmp(z3).flatten(1)))
             L += [("dw", "conv", z0, a0), ("conv*scale+shift", "conv", z1, a1), ("conv_b", "conv", z2, z2),
                   ("(mix-mu)/sd", "conv", z3, z3), ("fc", "dense", z4, z4)]
+            logits = out = z4
+        elif name == "activations_zoo":
+            # a^l is the activation applied directly to z^l; x * f(x) patterns count as one.
+            z0 = m.c_gelu(x); a0 = F.gelu(z0)
+            z1 = m.c_silu(a0); a1 = F.silu(z1)
+            z2 = m.c_hswish(a1); a2 = F.hardswish(z2)
+            z3 = m.c_mish(a2); a3 = F.mish(z3)
+            # relu6(z * 3): the constant Mul is folded into the convolution's z^l
+            z4 = m.c_relu6(a3) * 3.0; a4 = F.relu6(z4)
+            z5 = m.c_softplus(a4); a5 = F.softplus(z5)
+            z6 = m.c_selu(a5); a6 = F.selu(z6)
+            z7 = m.c_prelu(a6); a7 = m.prelu(z7)
+            z8 = m.c_hsig(a7); a8 = F.hardsigmoid(z8)
+            z9 = m.c_value(a7)
+            z10 = m.c_gate(a7); a10 = torch.sigmoid(z10)
+            h = (z9 * a10 - a8) / (a8 + 1.0)
+            z11 = m.c_mix(h); a11 = F.gelu(z11, approximate="tanh")
+            z12 = m.fc(a11.mean(dim=2))
+            relu_in += [z2 + 3, z2 - 3, z4, z4 - 6, z7, z8 + 3, z8 - 3]
+            L += [("c_gelu", "conv", z0, a0), ("c_silu", "conv", z1, a1), ("c_hswish", "conv", z2, a2),
+                  ("c_mish", "conv", z3, a3), ("c_relu6*3", "conv", z4, a4), ("c_softplus", "conv", z5, a5),
+                  ("c_selu", "conv", z6, a6), ("c_prelu", "conv", z7, a7), ("c_hsig", "conv", z8, a8),
+                  ("c_value", "conv", z9, z9), ("c_gate", "conv", z10, a10),
+                  ("c_mix", "conv", z11, a11), ("fc", "dense", z12, z12)]
+            logits = out = z12
+        elif name == "inception":
+            def module(mod, h, prefix):
+                b = mod.bottleneck(h)
+                zs = [(f"{prefix}.convs.{i}", c(b)) for i, c in enumerate(mod.convs)]
+                # Not checked for near-ties: a stride-1 pool repeats the maximum of neighbouring
+                # windows, and a 1x1 convolution of repeated columns gives exactly equal values,
+                # so exact ties abound; PyTorch and the engine both take the first maximum (the
+                # comparison with autograd below shows they agree).
+                pooled = mod.pool(h)
+                zs.append((f"{prefix}.pool_conv", mod.pool_conv(pooled)))
+                pre = mod.bn(torch.cat([z for _, z in zs], dim=1))
+                relu_in.append(pre)
+                if not isinstance(mod.bottleneck, torch.nn.Identity):
+                    L.append((f"{prefix}.bottleneck", "conv", b, b))
+                L.extend((n, "conv", z, z) for n, z in zs)
+                return F.relu(pre)
+
+            h = module(m.m1, x, "m1")
+            h = module(m.m2, h, "m2")
+            zs = m.short_bn(m.short(x))
+            L.append(("short+short_bn", "conv", zs, zs))
+            pre = h + zs
+            relu_in.append(pre)
+            z = m.fc(F.relu(pre).mean(dim=2))
+            L.append(("fc", "dense", z, z))
+            logits = out = z
+        elif name == "tcn":
+            # z^l of c1 and c2 is the whole convolution output; the chomping Slice follows it
+            y1 = m.c1(x)
+            z1 = y1[:, :, :-2]
+            a1 = F.relu(z1)
+            y2 = m.c2(a1)
+            z2 = y2[:, :, :-4]
+            a2 = F.relu(z2)
+            zd = m.down(x)
+            r = F.relu(a2 + zd)
+            z3 = m.c3(F.pad(r, (8, 0)))
+            a3 = F.relu(z3)
+            z4 = m.c4(F.pad(a3, (16, 0)))
+            a4 = F.relu(z4)
+            h = F.relu(a4 + r)
+            z5 = m.fc(h[:, :, -1])
+            # a4 + r is exactly 0 where both ReLUs are dead: the gradient is 0 there in both
+            # PyTorch and the engine (SPEC: x > 0), so exact zeros are no kink hits.
+            pre = a4 + r
+            relu_in += [z1, z2, a2 + zd, z3, z4, torch.where(pre == 0, torch.ones_like(pre), pre)]
+            L += [("c1", "conv", y1, y1), ("c2", "conv", y2, y2), ("down", "conv", zd, zd),
+                  ("c3", "conv", z3, a3), ("c4", "conv", z4, a4), ("fc", "dense", z5, z5)]
+            logits = out = z5
+        elif name == "depthwise":
+            z0 = m.dw1(x)
+            z1 = m.bn1(m.pw1(z0)); a1 = F.relu(z1)
+            z2 = m.dw2(a1)
+            z3 = m.bn2(m.pw2(z2)); a3 = F.relu(z3)
+            z4 = m.fc(a3.mean(dim=2))
+            relu_in += [z1, z3]
+            L += [("dw1", "conv", z0, z0), ("pw1+bn1", "conv", z1, a1), ("dw2", "conv", z2, z2),
+                  ("pw2+bn2", "conv", z3, a3), ("fc", "dense", z4, z4)]
             logits = out = z4
         else:
             raise KeyError(name)

@@ -51,11 +51,31 @@ py::dict node_dict(const NodeInfo& n) {
     return d;
 }
 
+// The facts the engine keeps per ONNX op it lowers, for Python code that works on ONNX graphs
+// (pruning) and must agree with the engine.
+void bind_onnx_ops(py::module_& m) {
+    m.def("onnx_ops", [] {
+        py::dict out;
+        for (const OnnxOpInfo& o : onnx_ops()) {
+            py::dict d;
+            d["ir_op"] = o.ir_op;
+            d["keeps_channels"] = o.keeps_channels;
+            d["activation"] = o.activation;
+            d["since_opset"] = o.since_opset;
+            out[py::str(o.op)] = d;
+        }
+        return out;
+    }, "ONNX op type -> {'ir_op', 'keeps_channels', 'activation', 'since_opset'} for every op the importer lowers.");
+}
+
 }  // namespace
 
 void bind_model(py::module_& m) {
+    bind_onnx_ops(m);
     m.def("registered_ops", &registered_ops,
           "The IR ops of the engine's registry, each with forward, backward and trace rules.");
+    m.def("activation_ops", &activation_ops,
+          "The registry's activations: after a filter layer one gives that layer's a^l.");
     py::class_<Model> cls(m, "Model");
     cls
         .def_static(

@@ -19,13 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from tsviz_native import _native
 from tsviz_native._native import ArgumentError, ModelError
 
-#: Ops that carry a channel through unchanged (same axis).
-_PASS = {
-    "Relu", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "Dropout", "Identity", "Cast",
-    "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Pad",
-}
+#: Ops that carry a channel through unchanged (same axis): the engine's fact about each op.
+_PASS = frozenset(op for op, facts in _native.onnx_ops().items() if facts["keeps_channels"])
 
 
 @dataclass(frozen=True)
@@ -430,7 +428,7 @@ class _Surgery:
                     self.refuse(node, "whose parameters are not constants")
                 self.replace_input(node, j, p[keep])
             return self.follow(node.output[0], axis, keep)
-        if op in ("Add", "Sub", "Mul", "Div"):
+        if op in ("Add", "Sub", "Mul", "Div") or (op == "PRelu" and index == 0):
             other = node.input[1 - index]
             c = self.const(other)
             if c is None:

@@ -4,8 +4,11 @@
 // SPEC.md: the gradient of ReLU at exactly 0 is 0 (eq. 8).
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <string>
 
 #include "ops/fast_math.hpp"
+#include "onnx/lowering.hpp"
 #include "ops/op.hpp"
 
 namespace tsviz::ops {
@@ -279,6 +282,401 @@ void tangent_softmax(const TangentArgs& a) {
             }
         }
     }
+}
+
+// --- Smooth and piecewise-linear activations of recent nets ----------------------------------
+// ONNX Gelu (opset 20; `approximate` "none" or "tanh"), Erf (opset 9), Softplus, Selu (alpha,
+// gamma), HardSigmoid (alpha, beta), HardSwish (opset 14), Mish (opset 18), Softsign, Clip (bounds as
+// attributes before opset 11, as constant inputs from 11), PRelu (a constant slope per channel
+// or one for all). Silu has no ONNX op: x * Sigmoid(x) is fused into it, as are the
+// decompositions of Gelu, HardSwish and Mish that exporters write (onnx/graph_passes.cpp), so
+// that after a filter layer each is that layer's a^l (SPEC.md).
+// Each op is its value f(x) and its exact derivative d(x, y), the latter shared by backward,
+// tangent and trace. Piecewise-linear ops follow PyTorch at the kinks: Clip and HardSigmoid
+// pass the gradient strictly inside the bounds, HardSwish has slope x / 3 + 1/2 on [-3, 3].
+
+namespace {
+
+constexpr float kSqrtHalf = 0.70710678118654752f;       // 1 / sqrt(2)
+constexpr float kInvSqrt2Pi = 0.39894228040143268f;     // 1 / sqrt(2 pi)
+constexpr float kTwoInvSqrtPi = 1.12837916709551257f;   // 2 / sqrt(pi)
+constexpr float kSqrt2OverPi = 0.79788456080286536f;    // sqrt(2 / pi)
+constexpr float kGeluCubic = 0.044715f;
+
+float softplus(float x) { return x > 0.f ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+float clamp01(float v) { return v < 0.f ? 0.f : v > 1.f ? 1.f : v; }
+
+struct Gelu {
+    bool tanh_form;
+    explicit Gelu(const Node& n) : tanh_form(n.approximate) {}
+    float operator()(float x) const {
+        if (tanh_form) return 0.5f * x * (1.f + std::tanh(kSqrt2OverPi * (x + kGeluCubic * x * x * x)));
+        return 0.5f * x * (1.f + std::erf(x * kSqrtHalf));
+    }
+    float operator()(float x, float) const {
+        if (tanh_form) {
+            const float t = std::tanh(kSqrt2OverPi * (x + kGeluCubic * x * x * x));
+            return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * kSqrt2OverPi * (1.f + 3.f * kGeluCubic * x * x);
+        }
+        return 0.5f * (1.f + std::erf(x * kSqrtHalf)) + x * std::exp(-0.5f * x * x) * kInvSqrt2Pi;
+    }
+};
+
+struct Erf {
+    explicit Erf(const Node&) {}
+    float operator()(float x) const { return std::erf(x); }
+    float operator()(float x, float) const { return kTwoInvSqrtPi * std::exp(-x * x); }
+};
+
+struct Silu {
+    explicit Silu(const Node&) {}
+    float operator()(float x) const { return x * fast_sigmoid(x); }
+    float operator()(float x, float) const {
+        const float s = fast_sigmoid(x);
+        return s * (1.f + x * (1.f - s));
+    }
+};
+
+struct Softplus {
+    explicit Softplus(const Node&) {}
+    float operator()(float x) const { return softplus(x); }
+    float operator()(float x, float) const { return fast_sigmoid(x); }
+};
+
+struct Mish {
+    explicit Mish(const Node&) {}
+    float operator()(float x) const { return x * std::tanh(softplus(x)); }
+    float operator()(float x, float) const {
+        const float t = std::tanh(softplus(x));
+        return t + x * (1.f - t * t) * fast_sigmoid(x);
+    }
+};
+
+struct Selu {
+    float alpha, gamma;
+    explicit Selu(const Node& n) : alpha(n.alpha), gamma(n.beta) {}
+    float operator()(float x) const { return x > 0.f ? gamma * x : gamma * alpha * std::expm1(x); }
+    float operator()(float x, float y) const { return x > 0.f ? gamma : y + gamma * alpha; }
+};
+
+struct HardSigmoid {
+    float alpha, beta;
+    explicit HardSigmoid(const Node& n) : alpha(n.alpha), beta(n.beta) {}
+    float operator()(float x) const { return clamp01(alpha * x + beta); }
+    float operator()(float x, float) const {
+        const float v = alpha * x + beta;
+        return v > 0.f && v < 1.f ? alpha : 0.f;
+    }
+};
+
+struct HardSwish {
+    explicit HardSwish(const Node&) {}
+    float operator()(float x) const { return x * clamp01(x * (1.f / 6.f) + 0.5f); }
+    float operator()(float x, float) const { return x < -3.f ? 0.f : x <= 3.f ? x * (1.f / 3.f) + 0.5f : 1.f; }
+};
+
+struct Softsign {
+    explicit Softsign(const Node&) {}
+    float operator()(float x) const { return x / (1.f + std::fabs(x)); }
+    float operator()(float x, float) const {
+        const float d = 1.f + std::fabs(x);
+        return 1.f / (d * d);
+    }
+};
+
+struct Clip {
+    float lo, hi;
+    explicit Clip(const Node& n) : lo(n.alpha), hi(n.beta) {}
+    // NaN passes through, as in ONNX Runtime.
+    float operator()(float x) const { return x < lo ? lo : x > hi ? hi : x; }
+    float operator()(float x, float) const { return x > lo && x < hi ? 1.f : 0.f; }
+};
+
+}  // namespace
+
+// Every rule of an elementwise activation F (value and derivative), side by side.
+#define TSVIZ_ELEMENTWISE_RULES(op, F)                                                                 \
+    void forward_##op(const ForwardArgs& a) { map(a, F(a.node)); }                                      \
+    void backward_##op(const BackwardArgs& a) { elementwise_backward(a, F(a.node)); }                   \
+    void trace_##op(const TraceArgs& a) { elementwise_trace(a, F(a.node)); }                            \
+    Band band_##op(const BandArgs& a) { return band_same(a); }                                         \
+    void tangent_##op(const TangentArgs& a) { elementwise_tangent(a, F(a.node)); }
+TSVIZ_ELEMENTWISE_RULES(gelu, Gelu)
+TSVIZ_ELEMENTWISE_RULES(erf, Erf)
+TSVIZ_ELEMENTWISE_RULES(silu, Silu)
+TSVIZ_ELEMENTWISE_RULES(softplus, Softplus)
+TSVIZ_ELEMENTWISE_RULES(mish, Mish)
+TSVIZ_ELEMENTWISE_RULES(selu, Selu)
+TSVIZ_ELEMENTWISE_RULES(hard_sigmoid, HardSigmoid)
+TSVIZ_ELEMENTWISE_RULES(hard_swish, HardSwish)
+TSVIZ_ELEMENTWISE_RULES(clip, Clip)
+TSVIZ_ELEMENTWISE_RULES(softsign, Softsign)
+#undef TSVIZ_ELEMENTWISE_RULES
+
+// PRelu: slope[c] below 0 on channel c; the gradient is 1 for x > 0, slope[c] for x <= 0 (as
+// PyTorch).
+void forward_prelu(const ForwardArgs& a) {
+    const ConstView& x = a.in[0];
+    for (int64_t n = 0; n < x.n; ++n)
+        for (int64_t c = 0; c < x.c; ++c) {
+            const float s = a.node.scale[c];
+            const float* xc = x.sample(n) + c * x.l;
+            float* yc = a.out.sample(n) + c * x.l;
+            for (int64_t i = 0; i < x.l; ++i) yc[i] = xc[i] < 0.f ? s * xc[i] : xc[i];
+        }
+}
+
+void backward_prelu(const BackwardArgs& a) {
+    const View& gx = a.grad_in[0];
+    if (!gx.data) return;
+    for (int64_t r = 0; r < gx.n; ++r)
+        for (int64_t c = 0; c < gx.c; ++c) {
+            const float s = a.node.scale[c];
+            const float* x = a.in[0].sample(r / a.rep) + c * gx.l;
+            const float* g = a.grad_out.sample(r) + c * gx.l;
+            float* dst = gx.sample(r) + c * gx.l;
+            for (int64_t i = 0; i < gx.l; ++i) dst[i] += x[i] > 0.f ? g[i] : s * g[i];
+        }
+}
+
+void trace_prelu(const TraceArgs& a) {
+    const int64_t len = a.out.l;
+    const float* x = a.in[0].sample(a.sample);
+    for (int64_t c = 0; c < a.out.c; ++c)
+        for (int64_t i = 0; i < len; ++i) {
+            const int64_t k = c * len + i;
+            if (a.mask_out[k] && (!a.active_only || x[k] > 0.f || a.node.scale[c] != 0.f)) a.mask_in[0][k] = 1;
+        }
+}
+
+Band band_prelu(const BandArgs& a) { return band_same(a); }
+
+void tangent_prelu(const TangentArgs& a) {
+    const int64_t c_n = a.out.c, len = a.out.l, w = a.w_out;
+    for (int64_t t = 0; t < a.count; ++t)
+        for (int64_t c = 0; c < c_n; ++c) {
+            const float s = a.node.scale[c];
+            const float* src = a.t_in[0] + (t * c_n + c) * w;
+            float* dst = a.t_out + (t * c_n + c) * w;
+            const float* xc = a.in[0].data + c * len + a.start_out[t];
+            for (int64_t j = 0; j < w; ++j) dst[j] = xc[j] > 0.f ? src[j] : s * src[j];
+        }
+}
+
+
+// --- ONNX lowering and registry entries ------------------------------------------------------
+
+namespace {
+
+using namespace ::tsviz::onnx;
+
+// An elementwise op on one tensor; `attrs` reads the node's attributes into the IR node.
+template <class F>
+void lower_unary(Lowering& im, OpKind k, F attrs) {
+    Tensor x = im.tensor_input(0);
+    Node n = im.make(k, x);
+    attrs(n);
+    x.node = im.add_node(std::move(n));
+    im.set_tensor(x);
+}
+
+void lower_no_attributes(Lowering& im) {
+    for (const OpRules& r : all_rules())
+        for (const OnnxForm& f : r.onnx)
+            if (r.activation && f.op == im.cur_->op_type) return lower_unary(im, r.kind, [](Node&) {});
+}
+
+void lower_softmax(Lowering& im) {
+    Tensor x = im.tensor_input(0);
+    const int64_t rank = static_cast<int64_t>(x.axes.size());
+    const int64_t axis = im.norm_axis(im.attr_int("axis", im.opset_ < 13 ? 1 : -1), rank);
+    // Before opset 13 Softmax normalises over all axes from `axis` on, flattened.
+    const int64_t last = im.opset_ < 13 ? rank - 1 : axis;
+    int which = -1;
+    for (int64_t i = axis; i <= last; ++i) {
+        const Ax k = im.kind(x.axes[i]);
+        if (k == Ax::One) continue;
+        if (k == Ax::N) im.fail_node("normalises over the batch axis");
+        if (which >= 0) im.fail_node("normalises over channels and time together; not supported");
+        which = static_cast<int>(i);
+    }
+    if (which < 0) im.fail_node("normalises over an axis of size 1");
+    if (x.axes[which] == Ax::In1 || x.axes[which] == Ax::In2) im.decide_default();
+    Node n = im.make(OpKind::Softmax, x);
+    n.axis = im.kind(x.axes[which]) == Ax::C ? 0 : 1;
+    x.node = im.add_node(std::move(n));
+    im.set_tensor(x);
+}
+
+}  // namespace
+
+namespace {
+
+// An elementwise activation, lowered from the ONNX op of its own name; it keeps channels.
+OpRules activation(OpRules r, void (*lower)(Lowering&) = lower_no_attributes) {
+    r.onnx = {{r.name, lower, true}};
+    r.activation = true;
+    return r;
+}
+
+}  // namespace
+
+OpRules relu_rules() { return activation(TSVIZ_RULES(Relu, relu, infer_same)); }
+OpRules leaky_relu_rules() {
+    return activation(TSVIZ_RULES(LeakyRelu, leaky_relu, infer_same), [](Lowering& im) {
+        lower_unary(im, OpKind::LeakyRelu, [&](Node& n) { n.alpha = im.attr_float("alpha", 0.01f); });
+    });
+}
+OpRules elu_rules() {
+    return activation(TSVIZ_RULES(Elu, elu, infer_same), [](Lowering& im) {
+        lower_unary(im, OpKind::Elu, [&](Node& n) { n.alpha = im.attr_float("alpha", 1.0f); });
+    });
+}
+OpRules sigmoid_rules() { return activation(TSVIZ_RULES(Sigmoid, sigmoid, infer_same)); }
+OpRules tanh_rules() { return activation(TSVIZ_RULES(Tanh, tanh, infer_same)); }
+OpRules gelu_rules() {
+    OpRules r = activation(TSVIZ_RULES(Gelu, gelu, infer_same), [](Lowering& im) {
+        lower_unary(im, OpKind::Gelu, [&](Node& n) {
+            const std::string form = im.attr_string("approximate", "none");
+            if (form != "none" && form != "tanh")
+                im.fail_node("attribute 'approximate': expected 'none' or 'tanh', got '" + form + "'");
+            n.approximate = form == "tanh";
+        });
+    });
+    r.onnx[0].since_opset = 20;
+    r.fused_from = "Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5), and its tanh approximation";
+    return r;
+}
+OpRules erf_rules() {
+    OpRules r = activation(TSVIZ_RULES(Erf, erf, infer_same));
+    r.onnx[0].since_opset = 9;
+    return r;
+}
+OpRules silu_rules() {
+    OpRules r = activation(TSVIZ_RULES(Silu, silu, infer_same));
+    r.onnx.clear();  // no ONNX op of its own
+    r.fused_from = "Mul(x, Sigmoid(x))";
+    return r;
+}
+// PyTorch's softplus is x above a threshold (20); the dynamo exporter writes that as
+// Where(Greater(x, 20), x, Softplus(x)). Above 17, softplus(x) rounds to x in float, so that
+// Where is Softplus itself; these two forms lower only that pattern.
+void lower_greater(Lowering& im) {
+    const Value& a = im.input(0);
+    const Value& b = im.input(1);
+    if (a.is_const || a.is_greater || !b.is_const || b.k.count() != 1 || !b.k.all_known())
+        im.fail_node("compares values; only Where(Greater(x, c), x, Softplus(x)), PyTorch's Softplus threshold, is supported");
+    Value v;
+    v.t = im.tensor_input(0);
+    v.is_greater = true;
+    v.threshold = b.k.v[0];
+    im.set_output(0, std::move(v));
+}
+
+void lower_where(Lowering& im) {
+    const Value& cond = im.input(0);
+    const Value& x = im.input(1);
+    const Value& s = im.input(2);
+    const auto& nodes = im.g_.nodes;
+    const bool pattern = cond.is_greater && !x.is_const && !x.is_greater && x.t.node == cond.t.node && !s.is_const &&
+                         !s.is_greater && nodes[static_cast<size_t>(s.t.node)].kind == OpKind::Softplus &&
+                         nodes[static_cast<size_t>(s.t.node)].inputs.at(0) == cond.t.node && cond.threshold >= 17;
+    if (!pattern)
+        im.fail_node("selects between tensors; only Where(Greater(x, c), x, Softplus(x)) with c >= 17, PyTorch's "
+                     "Softplus threshold, is supported");
+    im.set_tensor(im.tensor_input(2));
+}
+
+OpRules softplus_rules() {
+    OpRules r = activation(TSVIZ_RULES(Softplus, softplus, infer_same));
+    r.onnx.push_back({"Greater", lower_greater, false, 9});
+    r.onnx.push_back({"Where", lower_where, false, 9});
+    return r;
+}
+OpRules mish_rules() {
+    OpRules r = activation(TSVIZ_RULES(Mish, mish, infer_same));
+    r.onnx[0].since_opset = 18;
+    r.fused_from = "Mul(x, Tanh(Softplus(x)))";
+    return r;
+}
+OpRules selu_rules() {
+    return activation(TSVIZ_RULES(Selu, selu, infer_same), [](Lowering& im) {
+        lower_unary(im, OpKind::Selu, [&](Node& n) {
+            n.alpha = im.attr_float("alpha", 1.67326319217681884765625f);
+            n.beta = im.attr_float("gamma", 1.05070102214813232421875f);
+        });
+    });
+}
+OpRules hard_sigmoid_rules() {
+    return activation(TSVIZ_RULES(HardSigmoid, hard_sigmoid, infer_same), [](Lowering& im) {
+        lower_unary(im, OpKind::HardSigmoid, [&](Node& n) {
+            n.alpha = im.attr_float("alpha", 0.2f);
+            n.beta = im.attr_float("beta", 0.5f);
+        });
+    });
+}
+OpRules hard_swish_rules() {
+    OpRules r = activation(TSVIZ_RULES(HardSwish, hard_swish, infer_same));
+    r.onnx[0].since_opset = 14;
+    r.fused_from = "Mul(x, HardSigmoid(x, alpha 1/6, beta 1/2))";
+    return r;
+}
+OpRules softsign_rules() { return activation(TSVIZ_RULES(Softsign, softsign, infer_same)); }
+// ReLU6 and other clamps: bounds are attributes before opset 11, optional constant inputs from 11.
+OpRules clip_rules() {
+    return activation(TSVIZ_RULES(Clip, clip, infer_same), [](Lowering& im) {
+        lower_unary(im, OpKind::Clip, [&](Node& n) {
+            float bound[2] = {std::numeric_limits<float>::lowest(), std::numeric_limits<float>::max()};
+            const char* names[2] = {"min", "max"};
+            for (size_t i = 0; i < 2; ++i) {
+                if (im.opset_ < 11) {
+                    bound[i] = im.attr_float(names[i], bound[i]);
+                } else if (im.has_input(i + 1)) {
+                    const Const& k = im.float_input(i + 1, names[i]);
+                    if (k.count() != 1) im.fail_node(std::string("'") + names[i] + "' has shape " + join(k.dims) + "; expected one value");
+                    bound[i] = to_f32(k.v[0]);
+                }
+            }
+            if (!(bound[0] <= bound[1]))
+                im.fail_node("clips to [" + std::to_string(bound[0]) + ", " + std::to_string(bound[1]) + "], which is empty");
+            n.alpha = bound[0];
+            n.beta = bound[1];
+        });
+    });
+}
+// The slope is a constant: one value, or one per channel (PyTorch writes (C, 1) for 1-D nets).
+// Pruning prunes a per-channel slope with the channels, so it does not simply pass through.
+OpRules prelu_rules() {
+    OpRules r = activation(TSVIZ_RULES(PRelu, prelu, infer_same), [](Lowering& im) {
+        Tensor x = im.tensor_input(0);
+        const Const& k = im.float_input(1, "the slope");
+        const size_t rank = x.axes.size();
+        if (k.dims.size() > rank || k.count() < 1)
+            im.fail_node("slope of shape " + join(k.dims) + " does not fit an input of rank " + std::to_string(rank));
+        int varying = -1;
+        for (size_t j = 0; j < k.dims.size(); ++j)
+            if (k.dims[j] != 1) {
+                if (varying >= 0) im.fail_node("slope of shape " + join(k.dims) + " varies along more than one axis; only per-channel or scalar slopes are supported");
+                varying = static_cast<int>(rank - k.dims.size() + j);
+            }
+        if (varying >= 0) im.bind(x.axes[static_cast<size_t>(varying)], true);
+        Node n = im.make(OpKind::PRelu, x);
+        const int64_t channels = n.channels;
+        if (varying >= 0 && (im.kind(x.axes[static_cast<size_t>(varying)]) != Ax::C || k.count() != channels))
+            im.fail_node("slope of shape " + join(k.dims) + " is not one value per channel of the input's " +
+                         std::to_string(channels) + " channels; only per-channel or scalar slopes are supported");
+        for (int64_t c = 0; c < channels; ++c) n.scale.push_back(to_f32(k.v[varying >= 0 ? c : 0]));
+        x.node = im.add_node(std::move(n));
+        im.set_tensor(x);
+    });
+    r.onnx[0].keeps_channels = false;
+    return r;
+}
+
+OpRules softmax_rules() {
+    OpRules r = TSVIZ_RULES(Softmax, softmax, infer_same);
+    r.onnx = {{"Softmax", lower_softmax}};
+    return r;
 }
 
 }  // namespace tsviz::ops

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ops/gemm.hpp"
+#include "onnx/lowering.hpp"
 #include "ops/op.hpp"
 #include "tsviz/error.hpp"
 
@@ -246,6 +247,70 @@ void tangent_conv(const TangentArgs& a) {
                        a.t_out + (t * out_c + g * filters_per_group) * w_out};
         tap_product(conv_taps(node, &node.packed->forward[g], per_group, false, w_out), segs.data(), a.count);
     }
+}
+
+// --- ONNX lowering and registry entries ------------------------------------------------------
+
+namespace {
+
+using namespace ::tsviz::onnx;
+
+void lower_conv(Lowering& im) {
+    Tensor x = im.tensor_input(0, true);
+    const Const& w = im.float_input(1, "the weight");
+    const size_t rank = x.axes.size();
+    if (w.dims.size() != rank)
+        im.fail_node("weight has shape " + join(w.dims) + "; expected rank " + std::to_string(rank));
+    for (int64_t d : w.dims)
+        if (d < 1) im.fail_node("weight has shape " + join(w.dims) + "; every dim must be >= 1 (filters, channels, kernel)");
+    std::vector<int64_t> kernel(w.dims.begin() + 2, w.dims.end());
+    std::vector<int64_t> ks;
+    if (im.attr_ints("kernel_shape", ks) && ks != kernel)
+        im.fail_node("attribute 'kernel_shape' " + join(ks) + " does not match the weight shape " + join(w.dims));
+    const size_t time_axis = im.bind_spatial(x, kernel);
+    Node n = im.make(OpKind::Conv, x);
+    im.window_attrs(n, kernel, time_axis, rank, true);
+    const int64_t group = im.attr_int("group", 1);
+    const int64_t in_c = im.channels_of(x), filters = w.dims[0];
+    if (group < 1 || in_c % group != 0 || filters % group != 0 || w.dims[1] * group != in_c)
+        im.fail_node("weight shape " + join(w.dims) + " with group " + std::to_string(group) +
+                  " does not fit an input of " + std::to_string(in_c) + " channels");
+    if (x.pad_begin || x.pad_end) {
+        if (n.auto_pad != AutoPad::NotSet)
+            im.fail(x.pad_node + ": zero padding before a Conv with auto_pad is not supported");
+        if (x.pad_begin > kMaxExtent || x.pad_end > kMaxExtent)
+            im.fail(x.pad_node + ": padding larger than " + std::to_string(kMaxExtent) + " is not supported");
+        n.pad_begin += static_cast<int>(x.pad_begin);
+        n.pad_end += static_cast<int>(x.pad_end);
+    }
+    n.group = static_cast<int>(group);
+    n.channels = static_cast<int>(filters);
+    n.weight = im.floats(w);
+    n.weight_source = im.cur_->input[1];
+    n.bias.assign(static_cast<size_t>(filters), 0.f);
+    if (im.has_input(2)) {
+        const Const& b = im.float_input(2, "the bias");
+        if (b.count() != filters) im.fail_node("bias has shape " + join(b.dims) + "; expected (" + std::to_string(filters) + ",)");
+        n.bias = im.floats(b);
+        n.bias_source = im.cur_->input[2];
+    }
+    Tensor out;
+    out.axes = x.axes;
+    out.node = im.add_node(std::move(n));
+    for (auto& a : out.axes) a = im.kind(a);
+    out.axes[1] = Ax::C;
+    out.axes[time_axis] = Ax::L;
+    im.set_tensor(out);
+}
+
+}  // namespace
+
+OpRules conv_rules() {
+    OpRules r = TSVIZ_RULES(Conv, conv, infer_conv);
+    r.prepare = prepare_conv;
+    r.weight_backward = weight_backward_conv;
+    r.onnx = {{"Conv", lower_conv}};
+    return r;
 }
 
 }  // namespace tsviz::ops

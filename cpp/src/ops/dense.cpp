@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ops/gemm.hpp"
+#include "onnx/lowering.hpp"
 #include "ops/op.hpp"
 #include "tsviz/error.hpp"
 
@@ -118,6 +119,103 @@ void tangent_dense(const TangentArgs& a) {
     const PackedWeights& w = *a.node.packed;
     dense_product(w.forward[0], w.transposed[0], features, nullptr, false, a.t_in[0], features, a.t_out, a.out.c,
                   a.count);
+}
+
+// --- ONNX lowering and registry entries ------------------------------------------------------
+
+namespace {
+
+using namespace ::tsviz::onnx;
+
+void lower_gemm(Lowering& im) {
+    Tensor a = im.tensor_input(0);
+    const Const& b = im.float_input(1, "B");
+    if (im.attr_int("transA", 0) != 0) im.fail_node("attribute 'transA': expected 0, got 1");
+    const bool trans_b = im.attr_int("transB", 0) != 0;
+    const float alpha = im.attr_float("alpha", 1.f), beta = im.attr_float("beta", 1.f);
+    if (a.axes.size() != 2) im.fail_node("expects a 2-D input, got rank " + std::to_string(a.axes.size()));
+    if (b.dims.size() != 2) im.fail_node("B has shape " + join(b.dims) + "; expected 2-D");
+    const int64_t f = trans_b ? b.dims[0] : b.dims[1], x = trans_b ? b.dims[1] : b.dims[0];
+    if (f < 1 || x < 1) im.fail_node("B has shape " + join(b.dims) + "; both dims must be >= 1");
+    if (a.node == 0) im.decide_default();
+    Node n = im.make(OpKind::Dense, a);
+    n.channels = static_cast<int>(f);
+    n.weight.resize(static_cast<size_t>(f * x));
+    for (int64_t i = 0; i < f; ++i)
+        for (int64_t j = 0; j < x; ++j)
+            n.weight[i * x + j] = to_f32(static_cast<double>(alpha) * (trans_b ? b.v[i * x + j] : b.v[j * f + i]));
+    n.bias.assign(static_cast<size_t>(f), 0.f);
+    n.weight_source = im.cur_->input[1];
+    n.weight_transposed = !trans_b;
+    n.weight_scale = alpha;
+    n.bias_scale = beta;
+    if (im.has_input(2)) {
+        const Const& c = im.float_input(2, "C");
+        if (c.count() != f && c.count() != 1) im.fail_node("C has shape " + join(c.dims) + "; expected (" + std::to_string(f) + ",)");
+        for (int64_t i = 0; i < f; ++i) n.bias[i] = to_f32(static_cast<double>(beta) * c.v[c.count() == 1 ? 0 : i]);
+        n.bias_source = im.cur_->input[2];
+    }
+    Tensor out;
+    out.node = im.add_node(std::move(n));
+    out.axes = {Ax::N, Ax::C};
+    im.set_tensor(out);
+}
+
+void lower_matmul(Lowering& im) {
+    Tensor a = im.tensor_input(0);
+    const Const& b = im.float_input(1, "the second operand");
+    if (b.dims.size() != 2) im.fail_node("second operand has shape " + join(b.dims) + "; expected 2-D");
+    const int64_t x = b.dims[0], f = b.dims[1];
+    if (f < 1 || x < 1) im.fail_node("second operand has shape " + join(b.dims) + "; both dims must be >= 1");
+    const size_t rank = a.axes.size();
+    if (rank == 2) {
+        if (a.node == 0) im.decide_default();
+        Node n = im.make(OpKind::Dense, a);
+        n.channels = static_cast<int>(f);
+        n.weight.resize(static_cast<size_t>(f * x));
+        for (int64_t i = 0; i < f; ++i)
+            for (int64_t j = 0; j < x; ++j) n.weight[i * x + j] = to_f32(b.v[j * f + i]);
+        n.bias.assign(static_cast<size_t>(f), 0.f);
+        n.weight_source = im.cur_->input[1];
+        n.weight_transposed = true;
+        Tensor out;
+        out.node = im.add_node(std::move(n));
+        out.axes = {Ax::N, Ax::C};
+        im.set_tensor(out);
+        return;
+    }
+    if (rank == 3) {
+        // (N, T, C) @ (C, F): the same dense map at every time step, a 1 x 1 convolution.
+        im.bind(a.axes[2], true);
+        if (im.layout_ == Layout::Undecided) im.decide_default();
+        if (im.kind(a.axes[0]) != Ax::N || im.kind(a.axes[2]) != Ax::C)
+            im.fail_node("multiplies along an axis that is not the channel axis");
+        if (im.channels_of(a) != x) im.fail_node("second operand has shape " + join(b.dims) + " for " + std::to_string(im.channels_of(a)) + " channels");
+        Node n = im.make(OpKind::Conv, a);
+        n.channels = static_cast<int>(f);
+        n.weight.resize(static_cast<size_t>(f * x));
+        for (int64_t i = 0; i < f; ++i)
+            for (int64_t j = 0; j < x; ++j) n.weight[i * x + j] = to_f32(b.v[j * f + i]);
+        n.bias.assign(static_cast<size_t>(f), 0.f);
+        n.weight_source = im.cur_->input[1];
+        n.weight_transposed = true;
+        Tensor out = a;
+        for (auto& ax : out.axes) ax = im.kind(ax);
+        out.node = im.add_node(std::move(n));
+        im.set_tensor(out);
+        return;
+    }
+    im.fail_node("expects a 2-D or 3-D first operand, got rank " + std::to_string(rank));
+}
+
+}  // namespace
+
+OpRules dense_rules() {
+    OpRules r = TSVIZ_RULES(Dense, dense, infer_dense);
+    r.prepare = prepare_dense;
+    r.weight_backward = weight_backward_dense;
+    r.onnx = {{"Gemm", lower_gemm}, {"MatMul", lower_matmul}};
+    return r;
 }
 
 }  // namespace tsviz::ops

@@ -4,6 +4,7 @@
 // one shape (ONNX Add of two activations: residual connections).
 #include <string>
 
+#include "onnx/lowering.hpp"
 #include "ops/op.hpp"
 #include "tsviz/error.hpp"
 
@@ -112,6 +113,271 @@ void tangent_add(const TangentArgs& a) {
             }
         }
     }
+}
+
+// --- Products, differences and quotients of two tensors -----------------------------------
+// ONNX Mul, Sub, Div of two tensors of one shape, as exporters write them for gating
+// (x * sigmoid(g)), differences of branches and normalisations. Each input's partial
+// derivative at a position is d_p (for input 0) and d_q (input 1), from the forward values.
+
+namespace {
+
+Resolved infer_pair(const Node& node, const std::vector<Shape>& in, const char* verb) {
+    const Shape& p = in.at(0);
+    const Shape& q = in.at(1);
+    if (p.c != q.c || p.l != q.l)
+        throw ShapeError("node '" + node.onnx_node + "' (" + node.onnx_op + "): " + verb + " tensors of shapes (" +
+                         std::to_string(p.c) + ", " + std::to_string(p.l) + ") and (" + std::to_string(q.c) +
+                         ", " + std::to_string(q.l) + ")");
+    Resolved r;
+    r.out = p;
+    return r;
+}
+
+// y = f(p, q); partials d(k, p, q, y) for input k.
+struct MulOp {
+    static float f(float p, float q) { return p * q; }
+    static float d(int k, float p, float q, float) { return k == 0 ? q : p; }
+};
+struct SubOp {
+    static float f(float p, float q) { return p - q; }
+    static float d(int k, float, float, float) { return k == 0 ? 1.f : -1.f; }
+};
+struct DivOp {
+    static float f(float p, float q) { return p / q; }
+    static float d(int k, float, float q, float y) { return k == 0 ? 1.f / q : -y / q; }
+};
+
+template <class Op>
+void pair_forward(const ForwardArgs& a) {
+    const int64_t total = a.out.n * a.out.c * a.out.l;
+    const float* p = a.in[0].data;
+    const float* q = a.in[1].data;
+    for (int64_t i = 0; i < total; ++i) a.out.data[i] = Op::f(p[i], q[i]);
+}
+
+template <class Op>
+void pair_backward(const BackwardArgs& a) {
+    const int64_t size = a.grad_out.c * a.grad_out.l;
+    for (int k = 0; k < 2; ++k) {
+        const View& gx = a.grad_in[static_cast<size_t>(k)];
+        if (!gx.data) continue;
+        for (int64_t r = 0; r < gx.n; ++r) {
+            const float* p = a.in[0].sample(r / a.rep);
+            const float* q = a.in[1].sample(r / a.rep);
+            const float* y = a.out.sample(r / a.rep);
+            const float* g = a.grad_out.sample(r);
+            float* dst = gx.sample(r);
+            for (int64_t i = 0; i < size; ++i) dst[i] += g[i] * Op::d(k, p[i], q[i], y[i]);
+        }
+    }
+}
+
+// SPEC.md: elementwise ops mark the same position on every input; with active_only, only
+// an input whose partial derivative there is not exactly 0.
+template <class Op>
+void pair_trace(const TraceArgs& a) {
+    const int64_t size = a.out.c * a.out.l;
+    const float* p = a.in[0].sample(a.sample);
+    const float* q = a.in[1].sample(a.sample);
+    const float* y = a.out.sample(a.sample);
+    for (int k = 0; k < 2; ++k)
+        for (int64_t i = 0; i < size; ++i)
+            if (a.mask_out[i] && (!a.active_only || Op::d(k, p[i], q[i], y[i]) != 0.f))
+                a.mask_in[static_cast<size_t>(k)][i] = 1;
+}
+
+// Each input's band lies inside the output's (the hull), at its own offset.
+template <class Op>
+void pair_tangent(const TangentArgs& a) {
+    const int64_t c_n = a.out.c, len = a.out.l, w_out = a.w_out;
+    for (int k = 0; k < 2; ++k) {
+        if (!a.t_in[static_cast<size_t>(k)]) continue;
+        const int64_t w_in = a.w_in[static_cast<size_t>(k)];
+        for (int64_t t = 0; t < a.count; ++t) {
+            const int64_t s_in = a.start_in[static_cast<size_t>(k)][t];
+            const int64_t shift = s_in - a.start_out[t];
+            for (int64_t c = 0; c < c_n; ++c) {
+                const float* src = a.t_in[static_cast<size_t>(k)] + (t * c_n + c) * w_in;
+                float* dst = a.t_out + (t * c_n + c) * w_out;
+                const float* p = a.in[0].data + c * len + s_in;
+                const float* q = a.in[1].data + c * len + s_in;
+                const float* y = a.out.data + c * len + s_in;
+                for (int64_t r = 0; r < w_in; ++r) {
+                    const int64_t j = r + shift;
+                    if (j >= 0 && j < w_out) dst[j] += src[r] * Op::d(k, p[r], q[r], y[r]);
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+Resolved infer_mul(const Node& node, const std::vector<Shape>& in) { return infer_pair(node, in, "multiplies"); }
+Resolved infer_sub(const Node& node, const std::vector<Shape>& in) { return infer_pair(node, in, "subtracts"); }
+Resolved infer_div(const Node& node, const std::vector<Shape>& in) { return infer_pair(node, in, "divides"); }
+
+#define TSVIZ_PAIR_RULES(op, Op)                                                        \
+    void forward_##op(const ForwardArgs& a) { pair_forward<Op>(a); }                     \
+    void backward_##op(const BackwardArgs& a) { pair_backward<Op>(a); }                  \
+    void trace_##op(const TraceArgs& a) { pair_trace<Op>(a); }                           \
+    Band band_##op(const BandArgs& a) { return band_hull(a); }                           \
+    void tangent_##op(const TangentArgs& a) { pair_tangent<Op>(a); }
+TSVIZ_PAIR_RULES(mul, MulOp)
+TSVIZ_PAIR_RULES(sub, SubOp)
+TSVIZ_PAIR_RULES(div, DivOp)
+#undef TSVIZ_PAIR_RULES
+
+
+// --- ONNX lowering and registry entries ------------------------------------------------------
+
+namespace {
+
+using namespace ::tsviz::onnx;
+
+void lower_batch_norm(Lowering& im) {
+    Tensor x = im.tensor_input(0);
+    if (im.attr_int("training_mode", 0) != 0) im.fail_node("attribute 'training_mode': expected 0, got 1");
+    if (im.opset_ < 9) im.expect_attr("spatial", 1, 1);
+    im.refuse_extra_outputs(1);
+    const float eps = im.attr_float("epsilon", 1e-5f);
+    if (x.axes.size() < 2) im.fail_node("expects an input of rank >= 2");
+    im.bind(x.axes[1], true);
+    if (im.layout_ == Layout::Undecided) im.decide_default();
+    const Ax ck = im.kind(x.axes[1]);
+    if (!(ck == Ax::C || (ck == Ax::One && im.channels_of(x) == 1)))
+        im.fail_node("axis 1 of its input is not the channel axis");
+    const int64_t c = im.channels_of(x);
+    const char* names[] = {"scale", "bias", "mean", "var"};
+    std::vector<const Const*> p;
+    for (int i = 0; i < 4; ++i) {
+        p.push_back(&im.float_input(i + 1, names[i]));
+        if (p.back()->count() != c)
+            im.fail_node(std::string("'") + names[i] + "' has shape " + join(p.back()->dims) +
+                      "; expected (" + std::to_string(c) + ",)");
+    }
+    Node n = im.make(OpKind::Affine, x);
+    for (int64_t i = 0; i < c; ++i) {
+        const double s = p[0]->v[i] / std::sqrt(p[3]->v[i] + static_cast<double>(eps));
+        n.scale.push_back(to_f32(s));
+        n.shift.push_back(to_f32(p[1]->v[i] - p[2]->v[i] * s));
+    }
+    x.node = im.add_node(std::move(n));
+    im.set_tensor(x);
+}
+
+void affine_with_const(Lowering& im, const Tensor& t, const Const& k, const std::string& op, bool const_first) {
+    if (!k.all_known()) im.fail_node("a constant operand depends on the batch size");
+    if (k.type != kFloat)
+        im.fail_node("constant operand ('" + im.cur_->input[const_first ? 0 : 1] + "') has type " + type_name(k.type) +
+                  "; " + op + " with a FLOAT tensor takes a FLOAT constant");
+    const size_t rank = t.axes.size();
+    if (k.dims.size() > rank)
+        im.fail_node("constant of shape " + join(k.dims) + " has a higher rank than the tensor (" + std::to_string(rank) + ")");
+    bool varies = false;
+    size_t varying_axis = 0;
+    for (size_t j = 0; j < k.dims.size(); ++j) {
+        if (k.dims[j] == 1) continue;
+        const size_t i = rank - k.dims.size() + j;
+        if (varies) im.fail_node("constant of shape " + join(k.dims) + " varies along more than one axis; only per-channel constants are supported");
+        varies = true;
+        varying_axis = i;
+    }
+    if (varies) im.bind(t.axes[varying_axis], true);
+    if (im.layout_ == Layout::Undecided) im.decide_default();
+    const int64_t channels = im.channels_of(t);
+    std::vector<double> per(static_cast<size_t>(channels), 0.0);
+    if (varies) {
+        const Ax kk = im.kind(t.axes[varying_axis]);
+        if (kk != Ax::C)
+            im.fail_node("constant of shape " + join(k.dims) + " varies along the " +
+                      std::string(kk == Ax::L ? "time" : "batch") + " axis; only per-channel constants are supported");
+        if (k.count() != channels)
+            im.fail_node("constant has " + std::to_string(k.count()) + " values for " + std::to_string(channels) + " channels");
+        per = k.v;
+    } else {
+        std::fill(per.begin(), per.end(), k.v.empty() ? 0.0 : k.v[0]);
+        if (k.v.empty()) im.fail_node("constant operand is empty");
+    }
+    Node n = im.make(OpKind::Affine, t);
+    n.scale.assign(static_cast<size_t>(channels), 1.f);
+    n.shift.assign(static_cast<size_t>(channels), 0.f);
+    for (int64_t c = 0; c < channels; ++c) {
+        const double v = per[c];
+        if (op == "Add") n.shift[c] = to_f32(v);
+        else if (op == "Mul") n.scale[c] = to_f32(v);
+        else if (op == "Sub") {
+            if (const_first) { n.scale[c] = -1.f; n.shift[c] = to_f32(v); }
+            else n.shift[c] = to_f32(-v);
+        } else {
+            if (const_first) im.fail_node("divides a constant by a tensor; not supported");
+            n.scale[c] = to_f32(1.0 / v);
+        }
+    }
+    Tensor out = t;
+    out.node = im.add_node(std::move(n));
+    im.set_tensor(out);
+}
+
+void lower_binary(Lowering& im) {
+    const std::string& op = im.cur_->op_type;
+    const Value& a = im.input(0);
+    const Value& b = im.input(1);
+    if (a.is_const && b.is_const) {
+        im.set_const(im.fold_binary(a.k, b.k, op));
+        return;
+    }
+    if (!a.is_const && !b.is_const) {
+        const OpKind kind = op == "Add" ? OpKind::Add : op == "Mul" ? OpKind::Mul : op == "Sub" ? OpKind::Sub : OpKind::Div;
+        const std::string verb = op == "Add" ? "adds" : op == "Mul" ? "multiplies" : op == "Sub" ? "subtracts" : "divides";
+        Tensor p = im.tensor_input(0), q = im.tensor_input(1);
+        if (p.axes.size() != q.axes.size()) im.fail_node(verb + " tensors of different ranks");
+        for (size_t i = 0; i < p.axes.size(); ++i)
+            if (im.kind(p.axes[i]) != im.kind(q.axes[i]) && im.size_of(p, i) != 1 && im.size_of(q, i) != 1)
+                im.fail_node(verb + " tensors whose axes do not line up");
+        if (p.node == 0 || q.node == 0) im.decide_default();
+        Node n = im.make(kind, p);
+        n.inputs.push_back(q.node);
+        p.node = im.add_node(std::move(n));
+        im.set_tensor(p);
+        return;
+    }
+    const bool const_first = a.is_const;
+    affine_with_const(im, im.tensor_input(const_first ? 1 : 0), const_first ? a.k : b.k, op, const_first);
+}
+
+}  // namespace
+
+// Affine comes from BatchNormalization here and from a Mul/Add/Sub/Div with a constant in the
+// Add entry's lowering. Pruning handles BatchNormalization itself (its parameters are pruned).
+OpRules affine_rules() {
+    OpRules r = TSVIZ_RULES(Affine, affine, infer_same);
+    r.onnx = {{"BatchNormalization", lower_batch_norm}};
+    return r;
+}
+
+// Add, Sub, Mul, Div: folded when both operands are constants, an Affine when one is, the op
+// of two tensors of one shape otherwise.
+OpRules add_rules() {
+    OpRules r = TSVIZ_RULES(Add, add, infer_add);
+    r.onnx = {{"Add", lower_binary}};
+    return r;
+}
+OpRules mul_rules() {
+    OpRules r = TSVIZ_RULES(Mul, mul, infer_mul);
+    r.onnx = {{"Mul", lower_binary}};
+    return r;
+}
+OpRules sub_rules() {
+    OpRules r = TSVIZ_RULES(Sub, sub, infer_sub);
+    r.onnx = {{"Sub", lower_binary}};
+    return r;
+}
+OpRules div_rules() {
+    OpRules r = TSVIZ_RULES(Div, div, infer_div);
+    r.onnx = {{"Div", lower_binary}};
+    return r;
 }
 
 }  // namespace tsviz::ops

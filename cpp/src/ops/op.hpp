@@ -1,12 +1,17 @@
 // The contract every op family implements, and the registry (ops/registry.cpp) that maps an
-// IR op kind to its rules. One table, one line per op; adding an op touches its family file
-// and that line.
+// IR op kind to its rules. Each family file defines, for each of its ops, every rule side by
+// side and gathers them in `OpRules <family>_rules()`; ops/op_list.hpp has one line per op.
+// Adding an op touches its family file and that line.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "graph.hpp"
+
+namespace tsviz::onnx {
+class Lowering;  // onnx/lowering.hpp: the importer's state while it walks the ONNX nodes
+}
 
 namespace tsviz::ops {
 
@@ -114,6 +119,17 @@ struct WeightGradArgs {
     float* grad_bias = nullptr;
 };
 
+// An ONNX op an IR op lowers from. The importer dispatches each ONNX node to the one form that
+// claims its op type (at the model's opset); a node no form claims is reported, never dropped.
+struct OnnxForm {
+    const char* op;                  // ONNX op type, default domain
+    void (*lower)(onnx::Lowering&);  // reads the current node's attributes and inputs, emits IR
+    // Channel c of the output reads only channel c of input 0, on the same axis: pruning a
+    // filter of the layer before passes through this op (tsviz_native/analysis/pruning.py).
+    bool keeps_channels = false;
+    int64_t since_opset = 1;         // the first opset that defines the op
+};
+
 struct OpRules {
     OpKind kind;
     const char* name;
@@ -126,44 +142,36 @@ struct OpRules {
     void (*tangent)(const TangentArgs& args);
     // Work done once when the model is built (packing weights); null when there is none.
     void (*prepare)(Node& node) = nullptr;
+    std::vector<OnnxForm> onnx;  // the ONNX ops it lowers from; empty only for the input
+    // Applied elementwise with a derivative of its own: after a filter layer it makes that
+    // layer's a^l (SPEC.md), and importance and saliency go through its exact derivative.
+    bool activation = false;
+    // The ONNX pattern a graph pass fuses into this op (onnx/graph_passes.cpp), for ops that
+    // exporters write as several nodes; an op with no ONNX op of its own must have one.
+    const char* fused_from = nullptr;
     // Gradients of the op's weights and bias; null for ops without parameters to train.
     void (*weight_backward)(const WeightGradArgs& args) = nullptr;
 };
+
+// The mandatory rules of an op, in the order of OpRules: a family whose op lacks one of
+// forward_op, backward_op, trace_op, band_op, tangent_op does not compile.
+#define TSVIZ_RULES(kind, op, infer) \
+    OpRules { OpKind::kind, #kind, infer, forward_##op, backward_##op, trace_##op, band_##op, tangent_##op, nullptr, {}, false, nullptr, nullptr }
+
 
 const OpRules& rules(OpKind kind);
 // Runs every node's prepare rule; a model's graph is prepared once, before its first run.
 void prepare(Graph& graph);
 const std::vector<OpRules>& all_rules();
 
-// Family entry points, referenced by the registry table.
-#define TSVIZ_OP_RULES(op)                        \
-    void forward_##op(const ForwardArgs&);        \
-    void backward_##op(const BackwardArgs&);      \
-    void trace_##op(const TraceArgs&);            \
-    Band band_##op(const BandArgs&);              \
-    void tangent_##op(const TangentArgs&);
-TSVIZ_OP_RULES(conv)
-TSVIZ_OP_RULES(dense)
-TSVIZ_OP_RULES(max_pool)
-TSVIZ_OP_RULES(avg_pool)
-TSVIZ_OP_RULES(global_avg_pool)
-TSVIZ_OP_RULES(global_max_pool)
-TSVIZ_OP_RULES(relu)
-TSVIZ_OP_RULES(leaky_relu)
-TSVIZ_OP_RULES(elu)
-TSVIZ_OP_RULES(sigmoid)
-TSVIZ_OP_RULES(tanh)
-TSVIZ_OP_RULES(softmax)
-TSVIZ_OP_RULES(affine)
-TSVIZ_OP_RULES(add)
-TSVIZ_OP_RULES(concat)
-TSVIZ_OP_RULES(flatten)
-#undef TSVIZ_OP_RULES
-void prepare_conv(Node&);
-void prepare_dense(Node&);
+// Each family's rules, gathered by the registry from ops/op_list.hpp.
+#define TSVIZ_DECLARE_RULES(kind, family) OpRules family##_rules();
+TSVIZ_OP_LIST(TSVIZ_DECLARE_RULES)
+#undef TSVIZ_DECLARE_RULES
+// Weight gradients of the filter layers (conv.cpp, dense.cpp), and the same by plain loops in
+// double, for tests and as the definition.
 void weight_backward_conv(const WeightGradArgs&);
 void weight_backward_dense(const WeightGradArgs&);
-// The same gradients by plain loops in double, for tests and as the definition.
 void weight_backward_reference(const WeightGradArgs&);
 Resolved infer_conv(const Node&, const std::vector<Shape>&);
 Resolved infer_dense(const Node&, const std::vector<Shape>&);
@@ -172,6 +180,10 @@ Resolved infer_avg_pool(const Node&, const std::vector<Shape>&);
 Resolved infer_global_pool(const Node&, const std::vector<Shape>&);
 Resolved infer_same(const Node&, const std::vector<Shape>&);
 Resolved infer_add(const Node&, const std::vector<Shape>&);
+Resolved infer_mul(const Node&, const std::vector<Shape>&);
+Resolved infer_sub(const Node&, const std::vector<Shape>&);
+Resolved infer_div(const Node&, const std::vector<Shape>&);
+Resolved infer_slice(const Node&, const std::vector<Shape>&);
 Resolved infer_concat(const Node&, const std::vector<Shape>&);
 Resolved infer_flatten(const Node&, const std::vector<Shape>&);
 

@@ -10,6 +10,7 @@
 #include <limits>
 #include <string>
 
+#include "onnx/lowering.hpp"
 #include "ops/op.hpp"
 #include "tsviz/error.hpp"
 
@@ -354,6 +355,118 @@ void tangent_global_max_pool(const TangentArgs& a) {
             const int64_t r = a.aux[c] - a.start_in[0][t];
             if (r >= 0 && r < w_in) a.t_out[t * c_n + c] = a.t_in[0][(t * c_n + c) * w_in + r];
         }
+}
+
+// --- ONNX lowering and registry entries ------------------------------------------------------
+
+namespace {
+
+using namespace ::tsviz::onnx;
+
+void lower_pool(Lowering& im, bool is_max) {
+    Tensor x = im.tensor_input(0);
+    std::vector<int64_t> kernel;
+    if (!im.attr_ints("kernel_shape", kernel)) im.fail_node("attribute 'kernel_shape' is missing");
+    const size_t rank = x.axes.size();
+    const size_t time_axis = im.bind_spatial(x, kernel);
+    Node n = im.make(is_max ? OpKind::MaxPool : OpKind::AvgPool, x);
+    const bool dilations = is_max ? im.opset_ >= 10 : im.opset_ >= 19;
+    im.window_attrs(n, kernel, time_axis, rank, dilations);
+    n.ceil_mode = im.attr_int("ceil_mode", 0) != 0;
+    if (is_max) {
+        im.expect_attr("storage_order", 0, 0);
+        im.refuse_extra_outputs(1);
+    } else {
+        n.count_include_pad = im.attr_int("count_include_pad", 0) != 0;
+    }
+    x.node = im.add_node(std::move(n));
+    for (auto& a : x.axes) a = im.kind(a);
+    im.set_tensor(x);
+}
+
+void lower_global_pool(Lowering& im, bool is_max) {
+    Tensor x = im.tensor_input(0);
+    std::vector<int64_t> ones(x.axes.size() >= 2 ? x.axes.size() - 2 : 0, 1);
+    im.bind_spatial(x, ones);
+    Node n = im.make(is_max ? OpKind::GlobalMaxPool : OpKind::GlobalAvgPool, x);
+    x.node = im.add_node(std::move(n));
+    for (size_t i = 2; i < x.axes.size(); ++i) x.axes[i] = Ax::One;
+    x.axes[1] = Ax::C;
+    im.set_tensor(x);
+}
+
+void lower_reduce(Lowering& im, bool is_max) {
+    const Value& v = im.input(0);
+    if (v.is_const) im.fail_node("reducing a constant is not supported");
+    Tensor x = im.tensor_input(0);
+    const int64_t rank = static_cast<int64_t>(x.axes.size());
+    std::vector<int64_t> axes;
+    const bool have_axes = im.axes_arg(1, axes);
+    const bool keep = im.attr_int("keepdims", 1) != 0;
+    if (!have_axes || axes.empty()) {
+        if (im.attr_int("noop_with_empty_axes", 0)) { im.set_tensor(x); return; }
+        im.fail_node("reduces over every axis, the batch too; TSViz needs one output per sample");
+    }
+    std::vector<bool> reduced(static_cast<size_t>(rank), false);
+    int time_axis = -1;
+    for (int64_t a : axes) {
+        const int64_t i = im.norm_axis(a, rank);
+        reduced[i] = true;
+        const Ax k = im.kind(x.axes[i]);
+        if (k == Ax::N || k == Ax::C) im.fail_node("reduces over the " + std::string(k == Ax::N ? "batch" : "channel") + " axis; only reductions over time are supported");
+        if (k != Ax::One) {
+            if (time_axis >= 0) im.fail_node("reduces over two axes that are not of size 1");
+            time_axis = static_cast<int>(i);
+        }
+    }
+    Tensor out;
+    if (time_axis < 0) {
+        out = x;  // only size-1 axes: a view change
+    } else {
+        im.bind(x.axes[time_axis], false);
+        if (im.kind(x.axes[time_axis]) != Ax::L) im.fail_node("reduces over the channel axis; only reductions over time are supported");
+        Node n = im.make(is_max ? OpKind::GlobalMaxPool : OpKind::GlobalAvgPool, x);
+        out.node = im.add_node(std::move(n));
+        out.axes = x.axes;
+        for (auto& a : out.axes) a = im.kind(a);
+    }
+    std::vector<Ax> axes_out;
+    for (int64_t i = 0; i < rank; ++i) {
+        if (!reduced[i]) axes_out.push_back(out.axes[i]);
+        else if (keep) axes_out.push_back(Ax::One);
+    }
+    out.axes = axes_out;
+    im.set_tensor(out);
+}
+
+}  // namespace
+
+OpRules max_pool_rules() {
+    OpRules r = TSVIZ_RULES(MaxPool, max_pool, infer_max_pool);
+    r.onnx = {{"MaxPool", [](Lowering& im) { lower_pool(im, true); }, true}};
+    return r;
+}
+
+OpRules avg_pool_rules() {
+    OpRules r = TSVIZ_RULES(AvgPool, avg_pool, infer_avg_pool);
+    r.onnx = {{"AveragePool", [](Lowering& im) { lower_pool(im, false); }, true}};
+    return r;
+}
+
+// ReduceMean and ReduceMax over time are global poolings too; they may drop the reduced axis,
+// so pruning does not pass through them.
+OpRules global_avg_pool_rules() {
+    OpRules r = TSVIZ_RULES(GlobalAvgPool, global_avg_pool, infer_global_pool);
+    r.onnx = {{"GlobalAveragePool", [](Lowering& im) { lower_global_pool(im, false); }, true},
+              {"ReduceMean", [](Lowering& im) { lower_reduce(im, false); }}};
+    return r;
+}
+
+OpRules global_max_pool_rules() {
+    OpRules r = TSVIZ_RULES(GlobalMaxPool, global_max_pool, infer_global_pool);
+    r.onnx = {{"GlobalMaxPool", [](Lowering& im) { lower_global_pool(im, true); }, true},
+              {"ReduceMax", [](Lowering& im) { lower_reduce(im, true); }}};
+    return r;
 }
 
 }  // namespace tsviz::ops

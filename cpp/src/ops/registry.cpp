@@ -1,4 +1,5 @@
-// The op table: one line per IR op kind.
+// The op table, made from the op list (ops/op_list.hpp): one entry per IR op kind, in the
+// order of OpKind, each gathered from its family file.
 #include <stdexcept>
 
 #include "ops/op.hpp"
@@ -14,38 +15,26 @@ void trace_input(const TraceArgs&) {}
 Band band_input(const BandArgs&) { return {}; }
 void tangent_input(const TangentArgs&) {}
 
-#define TSVIZ_OP(kind, name, infer, op) \
-    {OpKind::kind, name, infer, forward_##op, backward_##op, trace_##op, band_##op, tangent_##op, nullptr}
-#define TSVIZ_WEIGHTED_OP(kind, name, infer, op) \
-    {OpKind::kind, name, infer, forward_##op, backward_##op, trace_##op, band_##op, tangent_##op, prepare_##op, \
-     weight_backward_##op}
-
-const std::vector<OpRules> kTable = {
-    TSVIZ_OP(Input, "Input", infer_input, input),
-    TSVIZ_WEIGHTED_OP(Conv, "Conv", infer_conv, conv),
-    TSVIZ_WEIGHTED_OP(Dense, "Dense", infer_dense, dense),
-    TSVIZ_OP(Affine, "Affine", infer_same, affine),
-    TSVIZ_OP(Relu, "Relu", infer_same, relu),
-    TSVIZ_OP(LeakyRelu, "LeakyRelu", infer_same, leaky_relu),
-    TSVIZ_OP(Elu, "Elu", infer_same, elu),
-    TSVIZ_OP(Sigmoid, "Sigmoid", infer_same, sigmoid),
-    TSVIZ_OP(Tanh, "Tanh", infer_same, tanh),
-    TSVIZ_OP(Softmax, "Softmax", infer_same, softmax),
-    TSVIZ_OP(MaxPool, "MaxPool", infer_max_pool, max_pool),
-    TSVIZ_OP(AvgPool, "AvgPool", infer_avg_pool, avg_pool),
-    TSVIZ_OP(GlobalAvgPool, "GlobalAvgPool", infer_global_pool, global_avg_pool),
-    TSVIZ_OP(GlobalMaxPool, "GlobalMaxPool", infer_global_pool, global_max_pool),
-    TSVIZ_OP(Add, "Add", infer_add, add),
-    TSVIZ_OP(Concat, "Concat", infer_concat, concat),
-    TSVIZ_OP(Flatten, "Flatten", infer_flatten, flatten),
-};
-
-#undef TSVIZ_OP
-#undef TSVIZ_WEIGHTED_OP
+std::vector<OpRules> make_table() {
+    std::vector<OpRules> table = {
+#define TSVIZ_TABLE_ENTRY(kind, family) family##_rules(),
+        TSVIZ_OP_LIST(TSVIZ_TABLE_ENTRY)
+#undef TSVIZ_TABLE_ENTRY
+    };
+    // A family that returns another op's rules would make rules(kind) answer wrongly.
+    for (size_t i = 0; i < table.size(); ++i)
+        if (static_cast<size_t>(table[i].kind) != i) throw std::logic_error("op table out of order");
+    return table;
+}
 
 }  // namespace
 
-const std::vector<OpRules>& all_rules() { return kTable; }
+OpRules input_rules() { return TSVIZ_RULES(Input, input, infer_input); }
+
+const std::vector<OpRules>& all_rules() {
+    static const std::vector<OpRules> table = make_table();
+    return table;
+}
 
 void prepare(Graph& graph) {
     for (Node& node : graph.nodes)
@@ -53,9 +42,10 @@ void prepare(Graph& graph) {
 }
 
 const OpRules& rules(OpKind kind) {
-    for (const auto& r : kTable)
-        if (r.kind == kind) return r;
-    throw std::logic_error("op kind missing from the registry");
+    const auto& table = all_rules();
+    const size_t i = static_cast<size_t>(kind);
+    if (i >= table.size()) throw std::logic_error("op kind missing from the registry");
+    return table[i];
 }
 
 }  // namespace tsviz::ops
