@@ -84,9 +84,9 @@ done
     echo
     echo "- load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
-    echo "Cells: GFLOP/s (2 M K N per call over the median time per call); in brackets library / engine"
-    echo "(above 1: the library is faster). The engine gathers B from the tensors by its tap rule while"
-    echo "packing; the libraries get B already im2col'ed, which favours them."
+    echo "Cells: GFLOP/s (2 M K N per call over the median time per call); in brackets candidate / engine"
+    echo "(above 1: the candidate is faster). The engine gathers B from the tensors by its tap rule while"
+    echo "packing; \"engine, B given\" and the libraries get B already im2col'ed, which favours them."
 } >> "$tmp"
 mkdir -p "$(dirname "$out")"
 cp "$tmp" "$out"
