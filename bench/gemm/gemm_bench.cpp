@@ -4,12 +4,14 @@
 //
 // Each shape is C (M x N) = A (M x K) * B (K x N), K = channels * kernel, N = segments * cols:
 // the engine gathers B from the source tensors by its tap rule as it packs (that gather is in
-// its time); the libraries get B already im2col'ed (row-major, contiguous), which favours them.
-// Every library's C is checked against the engine's before it is timed.
+// its time); the libraries get B already im2col'ed (row-major, contiguous), which favours them,
+// and so does "engine, B given", the engine's kernel reading that B (its time without the
+// gather). Every candidate's C is checked against the engine's before it is timed.
 //
-// Timing: rounds of interleaved blocks (engine, lib 1, lib 2, ..., the order rotated each
-// round); a block is one untimed warm-up call then n timed calls (n sized once to ~budget ms);
-// the per-call time of a candidate is the median of its blocks.
+// Timing: rounds of interleaved blocks (engine, candidate 1, candidate 2, ..., the order rotated
+// each round); a block is one untimed warm-up call then n timed calls (n sized once to ~budget
+// ms); the per-call time of a candidate is the median of its blocks. A candidate that has spent
+// over --cap-s seconds on a shape sits out its remaining rounds (the table says how many it ran).
 #include <dlfcn.h>
 
 #include <algorithm>
