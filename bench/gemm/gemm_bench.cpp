@@ -477,8 +477,8 @@ int main(int argc, char** argv) {
     auto means = [&](const std::string& label, const std::vector<double>& logs, const std::vector<int>& counts) {
         std::string line = "| geometric mean of candidate / engine, " + label + " | | | |";
         for (size_t l = 0; l < nl; ++l) {
-            char buf[32];
-            std::snprintf(buf, sizeof buf, " %.2f |", counts[l] ? std::exp(logs[l] / counts[l]) : 0.0);
+            char buf[32] = " - |";  // no shape of that kind was run
+            if (counts[l]) std::snprintf(buf, sizeof buf, " %.2f |", std::exp(logs[l] / counts[l]));
             line += buf;
         }
         std::printf("%s\n", line.c_str());
