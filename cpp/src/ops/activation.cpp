@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ops/fast_math.hpp"
+#include "ops/simd.hpp"
 #include "onnx/lowering.hpp"
 #include "ops/op.hpp"
 
@@ -31,12 +32,12 @@ void map(const ForwardArgs& a, F f) {
 
 }  // namespace
 
-void forward_relu(const ForwardArgs& a) {
+TSVIZ_SIMD void forward_relu(const ForwardArgs& a) {
     // NaN passes through, as in ONNX Runtime (an input NaN must not become a plausible 0).
     map(a, [](float v) { return v > 0.f || v != v ? v : 0.f; });
 }
 
-void forward_leaky_relu(const ForwardArgs& a) {
+TSVIZ_SIMD void forward_leaky_relu(const ForwardArgs& a) {
     const float alpha = a.node.alpha;
     const int64_t total = a.out.n * a.out.c * a.out.l;
     const float* __restrict x = a.in[0].data;
@@ -52,14 +53,14 @@ void forward_elu(const ForwardArgs& a) {
     map(a, [alpha](float v) { return v >= 0.f ? v : alpha * std::expm1(v); });
 }
 
-void forward_sigmoid(const ForwardArgs& a) {
+TSVIZ_SIMD void forward_sigmoid(const ForwardArgs& a) {
     const int64_t total = a.out.n * a.out.c * a.out.l;
     const float* __restrict x = a.in[0].data;
     float* __restrict y = a.out.data;
     for (int64_t i = 0; i < total; ++i) y[i] = fast_sigmoid(x[i]);
 }
 
-void forward_tanh(const ForwardArgs& a) {
+TSVIZ_SIMD void forward_tanh(const ForwardArgs& a) {
     const int64_t total = a.out.n * a.out.c * a.out.l;
     const float* __restrict x = a.in[0].data;
     float* __restrict y = a.out.data;
@@ -143,7 +144,7 @@ auto d_elu(float alpha) {
 
 // The gradient of ReLU (slope 0 below) and LeakyRelu (slope alpha below): as
 // elementwise_backward with d_relu or d_leaky_relu, written as a select so that it vectorises.
-static void gated_backward(const BackwardArgs& a, float alpha) {
+TSVIZ_SIMD static void gated_backward(const BackwardArgs& a, float alpha) {
     const View& gx = a.grad_in[0];
     if (!gx.data) return;
     const int64_t size = gx.c * gx.l;
@@ -166,9 +167,9 @@ void trace_leaky_relu(const TraceArgs& a) { elementwise_trace(a, d_leaky_relu(a.
 void backward_elu(const BackwardArgs& a) { elementwise_backward(a, d_elu(a.node.alpha)); }
 void trace_elu(const TraceArgs& a) { elementwise_trace(a, d_elu(a.node.alpha)); }
 
-void backward_sigmoid(const BackwardArgs& a) { elementwise_backward(a, d_sigmoid); }
+TSVIZ_SIMD void backward_sigmoid(const BackwardArgs& a) { elementwise_backward(a, d_sigmoid); }
 void trace_sigmoid(const TraceArgs& a) { elementwise_trace(a, d_sigmoid); }
-void backward_tanh(const BackwardArgs& a) { elementwise_backward(a, d_tanh); }
+TSVIZ_SIMD void backward_tanh(const BackwardArgs& a) { elementwise_backward(a, d_tanh); }
 void trace_tanh(const TraceArgs& a) { elementwise_trace(a, d_tanh); }
 
 void backward_softmax(const BackwardArgs& a) {
@@ -396,8 +397,8 @@ struct Clip {
 
 // Every rule of an elementwise activation F (value and derivative), side by side.
 #define TSVIZ_ELEMENTWISE_RULES(op, F)                                                                 \
-    void forward_##op(const ForwardArgs& a) { map(a, F(a.node)); }                                      \
-    void backward_##op(const BackwardArgs& a) { elementwise_backward(a, F(a.node)); }                   \
+    TSVIZ_SIMD void forward_##op(const ForwardArgs& a) { map(a, F(a.node)); }                           \
+    TSVIZ_SIMD void backward_##op(const BackwardArgs& a) { elementwise_backward(a, F(a.node)); }        \
     void trace_##op(const TraceArgs& a) { elementwise_trace(a, F(a.node)); }                            \
     Band band_##op(const BandArgs& a) { return band_same(a); }                                         \
     void tangent_##op(const TangentArgs& a) { elementwise_tangent(a, F(a.node)); }
