@@ -234,7 +234,7 @@ def test_dims_that_do_not_multiply_out() -> None:
 def test_memory_limit_for_the_weights() -> None:
     data = model_path("fcn_op17").read_bytes()
     with pytest.raises(tsv.ModelError, match=r"^fcn_op17\.onnx: the weights need more than the memory limit of 1 MiB "
-                                             r"\(LoadOptions::max_memory\); tensor '[^']+' alone holds \d+ values"):
+                                             r"\(max_memory\); tensor '[^']+' alone holds \d+ values"):
         tsv.load(model_path("fcn_op17"), max_memory=1 << 20)
     assert tsv.load(data, max_memory=64 << 20).n_parameters > 0
 
@@ -244,14 +244,14 @@ def test_memory_limit_for_the_activations() -> None:
     long = build([N("Conv", ["x", "w"], ["c"]), N("GlobalAveragePool", ["c"], ["g"]), N("Flatten", ["g"], ["y"])], [W],
                  input_shape=("N", 3, 100000))
     with pytest.raises(tsv.ModelError, match=r"^<bytes>: the activations of one sample of length 100000 need 2.7 MiB, more "
-                                             r"than the memory limit of 1.0 MiB \(LoadOptions::max_memory\)"):
+                                             r"than the memory limit of 1.0 MiB \(max_memory\)"):
         tsv.load(long, max_memory=1 << 20)
     assert tsv.load(long, max_memory=4 << 20).sample_shape == (3, 100000)
     model = tsv.load(model_path("fcn_op17"), max_memory=16 << 20)
     x = real_windows((1, 150), "NCT", 40)
     assert model.predict(x).shape == (40, 2)  # predict runs in chunks within the limit
     with pytest.raises(tsv.ArgumentError, match=r"^40 samples of length 150 need [\d.]+ MiB of activations, more than "
-                                                r"the memory limit of 16.0 MiB \(LoadOptions::max_memory\); pass fewer samples at once"):
+                                                r"the memory limit of 16.0 MiB \(max_memory\); pass fewer samples at once"):
         model.explain(x)
     with pytest.raises(tsv.ArgumentError, match=r"^1 sample of length 100000 need"):
         model.predict(np.sin(np.arange(100000, dtype=np.float32) / 7.0).reshape(1, 1, -1))

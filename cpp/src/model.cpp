@@ -101,7 +101,7 @@ std::shared_ptr<Model::Impl> build(Graph graph, const LoadOptions& options) {
             throw ModelError(g.source + ": the activations of one sample of length " +
                              std::to_string(g.input_length) + " need " + bytes_text(one) +
                              ", more than the memory limit of " +
-                             bytes_text(static_cast<double>(options.max_memory)) + " (LoadOptions::max_memory)");
+                             bytes_text(static_cast<double>(options.max_memory)) + " (max_memory)");
     }
     impl->n_outputs = g.nodes[g.output].channels;
     for (size_t i = 0; i < g.nodes.size(); ++i) {
@@ -349,7 +349,7 @@ void Model::Impl::check_memory(int64_t m, int64_t t) const {
                             std::to_string(t) + " need " + bytes_text(need) +
                             " of activations, more than the memory limit of " +
                             bytes_text(static_cast<double>(max_memory)) +
-                            " (LoadOptions::max_memory); pass fewer samples at once");
+                            " (max_memory); pass fewer samples at once");
 }
 
 void Model::Impl::fill_input(Activations& act, const float* x, int64_t start, int64_t m, int64_t t) const {

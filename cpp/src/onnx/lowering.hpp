@@ -231,7 +231,7 @@ public:
         if (count > std::numeric_limits<int32_t>::max() ||
             static_cast<double>(const_values_) * sizeof(double) > static_cast<double>(max_memory_))
             fail_node("folding constants would take more than the memory limit of " +
-                      std::to_string(max_memory_ >> 20) + " MiB (LoadOptions::max_memory)");
+                      std::to_string(max_memory_ >> 20) + " MiB (max_memory)");
     }
     // Weights and other constant operands of a float op must be FLOAT, as the op's input is:
     // ONNX types X and W alike, and no dequantisation (DequantizeLinear) is implemented.

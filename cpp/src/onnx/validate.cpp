@@ -160,7 +160,7 @@ private:
         weight_bytes_ += static_cast<double>(count) * sizeof(double);
         if (weight_bytes_ > static_cast<double>(max_memory_))
             fail("the weights need more than the memory limit of " + std::to_string(max_memory_ >> 20) +
-                 " MiB (LoadOptions::max_memory); " + what + " alone holds " + std::to_string(count) + " values");
+                 " MiB (max_memory); " + what + " alone holds " + std::to_string(count) + " values");
     }
 
     void check_tensors() {
