@@ -673,12 +673,14 @@ def test_attack_key_shows_the_pgd_attacked_window_and_o_restores_the_original(gl
     assert f"window {SAMPLE}, {note} · explaining output 0" in v.geometry.text and note in v.status()
     attacked = v.render()
     assert _modified_pixels(attacked) > 30  # the title says so, in its own colour
+    assert v.canvas.title == f"TSViz: {v.info.name} (window {SAMPLE}, modified)"
     # the input plot follows the attacked window
     sig = next(p for p in v.geometry.plots if p.kind == "input" and p.index == 1)
     ys = v.geometry.plot_points(sig)[:, 1]
     assert np.corrcoef(ys, r.x_adv[0][1])[0, 1] > 0.999
     _press(v, "O")
     assert v.state.variant is None and np.array_equal(v.frame.x, x)
+    assert v.canvas.title == f"TSViz: {v.info.name}"
     assert np.array_equal(v.render(), before)
     _press(v, "A")
     _press(v, "A")  # again: the original
@@ -731,3 +733,10 @@ def test_attack_key_is_refused_on_a_forecaster_without_targets(forecaster):
         assert v.state.variant is None and "A refused: attacking a forecaster needs the windows' targets" in v.status()
     finally:
         v.close()
+
+
+def test_readme_key_table_is_the_help_overlay():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("| key | what it does |", 1)[1].split("\n\n", 1)[0]
+    rows = [tuple(c.strip() for c in line.strip("|").split("|")) for line in table.strip().splitlines()[1:]]
+    assert rows == list(SHORTCUTS)

@@ -109,9 +109,9 @@ class Viewer:
         self.state = ViewerState(n_samples=len(X), layers=names, sample=sample, level=level,
                                  layer=layer or names[0], percentile=percentile, sort=sort,
                                  has_targets=truth is not None)
+        self._title = title or f"TSViz: {self.info.name}"
         self.canvas = scene.SceneCanvas(size=size, show=False, bgcolor=BACKGROUND,
-                                        keys=None, vsync=False,
-                                        title=title or f"TSViz: {self.info.name}")
+                                        keys=None, vsync=False, title=self._title)
         self.view = self.canvas.central_widget.add_view()
         self.view.border_width = 0
         self.cameras = {
@@ -250,6 +250,10 @@ class Viewer:
                     del self._frames[k]
         self._frames[frame.key] = frame
         self._frame = frame
+        # the window's title too marks an attacked or optimised input
+        title = self._title + (f" (window {frame.sample}, modified)" if frame.variant is not None else "")
+        if self.canvas.title != title:
+            self.canvas.title = title
         self.refresh()
 
     # ------------------------------------------------------------------ drawing
