@@ -740,3 +740,22 @@ def test_readme_key_table_is_the_help_overlay():
     table = readme.split("| key | what it does |", 1)[1].split("\n\n", 1)[0]
     rows = [tuple(c.strip() for c in line.strip("|").split("|")) for line in table.strip().splitlines()[1:]]
     assert rows == list(SHORTCUTS)
+
+
+def test_render_command_explains_the_loss_of_an_attacked_window(tmp_path):
+    need("vispy")
+    out = tmp_path / "loss.png"
+    cmd = [sys.executable, "-m", "tsviz_native.cli", "render", "fcn-gunpoint", "--level", "3", "--index", "12",
+           "--size", "640x400", "--wrt", "loss", "--input", "attack", "--out", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent)
+    if res.returncode and "no vispy backend" in res.stderr:
+        unavailable(res.stderr)
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "modified: PGD-attacked, eps 0.0602" in res.stdout and "explaining the loss (cross_entropy) = " in res.stdout
+    data = tmp_path / "x.npy"
+    np.save(data, np.zeros((2, 1, 150), np.float32))
+    bad = subprocess.run([sys.executable, "-m", "tsviz_native.cli", "render", "fcn-gunpoint", str(data),
+                          "--wrt", "loss", "--out", str(out)], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).parent)
+    assert bad.returncode == 2 and "--wrt loss --input original: explaining the loss needs the windows' targets" in bad.stderr

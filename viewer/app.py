@@ -28,6 +28,8 @@ from .scene import build
 from .state import SHORTCUTS, Highlight, Variant, ViewerState
 
 LEVEL_NAMES = {1: "network", 2: "filters", 3: "layer", 4: "clusters"}
+#: The keys that change what is explained or the input shown, and the Viewer's method of each.
+ACTIONS = {"L": "toggle_wrt", "A": "attack", "I": "inverse", "O": "original"}
 LABEL_FONT = 8  # points: scene labels
 HUD_FONT = 9  # points: status line and help
 #: Width of one character, in ems, an upper estimate for the labels' font (DejaVu Sans averages
@@ -522,14 +524,13 @@ class Viewer:
             st.set(active_only=not st.active_only)
         elif text == "c":
             st.set(highlight=None, filter=None)
-        elif text == "L":
-            self.toggle_wrt()
-        elif text == "A":
-            self.attack()
-        elif text == "I":
-            self.inverse()
-        elif text == "O":
-            self.original()
+        elif text in ACTIONS:
+            try:
+                getattr(self, ACTIONS[text])()
+            except ArgumentError as e:  # refused: said on the status line until the next key
+                self._message = f"{text} refused: {e}"
+                self._update_hud()
+                self.canvas.update()
         elif text == "r":
             self._set_camera(reset=True)
             self.canvas.update()
@@ -539,30 +540,21 @@ class Viewer:
             self.close()
 
     # ------------------------------------------------------------------ what is shown
-    def _refuse(self, why: str) -> None:
-        self._message = why
-        self._update_hud()
-        self.canvas.update()
-
     def toggle_wrt(self) -> None:
         """Key ``L``: explain the loss against the window's target instead of the output, or
-        back; refused, with a message on the status line, when the windows have no targets."""
-        try:
-            self.state.toggle_wrt()
-        except ArgumentError as e:
-            self._refuse(f"L refused: {e}")
+        back; ArgumentError when the windows have no targets."""
+        self.state.toggle_wrt()
 
     def _show(self, variant: Variant) -> None:
         """Shows ``variant`` of the current window, or the original when it is already shown."""
-        self.state.set(variant=None if self.state.variant == variant else variant, highlight=None)
+        self.state.set(variant=None if self.state.variant == variant else variant)
 
     def attack(self) -> None:
         """Key ``A``: the current window replaced by its PGD attack (:func:`tsviz_native.attack`
         against its target; a classifier's own prediction without targets); again: the original."""
         if self.truth is None and self.info.n_outputs == 1:
-            self._refuse("A refused: attacking a forecaster needs the windows' targets "
-                         "(the y of an .npz file); these windows have none")
-            return
+            raise ArgumentError("attacking a forecaster needs the windows' targets "
+                                "(the y of an .npz file); these windows have none")
         self._show(Variant("attack"))
 
     def inverse(self) -> None:
@@ -574,7 +566,7 @@ class Viewer:
 
     def original(self) -> None:
         """Key ``O``: the window itself again."""
-        self.state.set(variant=None, highlight=None)
+        self.state.set(variant=None)
 
     @property
     def frame(self) -> Frame | None:
