@@ -643,6 +643,11 @@ def test_loss_key_is_refused_without_targets(gunpoint_viewer):
         assert "L refused: explaining the loss needs the windows' targets" in v.status()
         _press(v, "s")  # the next key clears the message
         assert "refused" not in v.status()
+        # targets the engine refuses (class 5 of 2): refused when computed, the view unchanged
+        v.truth = np.array([5, 5, 5])
+        v.state.set(has_targets=True)
+        _press(v, "L")
+        assert v.state.wrt == "output" and v.frame.wrt == "output" and "L refused: " in v.status()
     finally:
         v.close()
 

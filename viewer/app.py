@@ -18,7 +18,7 @@ from vispy import app as vapp
 from vispy import scene
 from vispy.scene import visuals
 
-from tsviz_native._native import ArgumentError
+from tsviz_native._native import ArgumentError, TSVizError
 
 from .frame import Frame, ModelInfo, modified_input
 from .geometry import Geometry, draw_connect, draw_text, pick
@@ -525,9 +525,11 @@ class Viewer:
         elif text == "c":
             st.set(highlight=None, filter=None)
         elif text in ACTIONS:
+            before = {"wrt": st.wrt, "variant": st.variant}
             try:
                 getattr(self, ACTIONS[text])()
-            except ArgumentError as e:  # refused: said on the status line until the next key
+            except TSVizError as e:  # refused: said on the status line until the next key
+                st.set(**before)  # the view stays as it was (targets the engine refused, say)
                 self._message = f"{text} refused: {e}"
                 self._update_hud()
                 self.canvas.update()

@@ -143,7 +143,7 @@ def _viewer(args: argparse.Namespace, show: bool) -> Any:
             v.toggle_wrt()
         if args.input != "original":
             getattr(v, args.input)()
-    except tsv.ArgumentError as e:
+    except tsv.TSVizError as e:
         v.close()
         raise tsv.ArgumentError(f"--wrt {args.wrt} --input {args.input}: {e}") from None
     return v
