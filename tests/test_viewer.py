@@ -15,7 +15,7 @@ from viewer_conftest import SAMPLE, components, forecaster, gl_viewer, need, pro
 from tsviz_native.viewer import geometry, palette
 from tsviz_native.viewer import scene as geo
 from tsviz_native.viewer.frame import Frame, ModelInfo
-from tsviz_native.viewer.panels import selected_filter
+from tsviz_native.viewer.panels import filter_order, selected_filter
 from tsviz_native.viewer.state import SHORTCUTS, Highlight, ViewerState
 
 
@@ -175,14 +175,14 @@ def test_pick_maps_a_click_to_a_plot_point(frame):
 
 def test_shortcuts_cover_the_keys():
     keys = " ".join(k for k, _ in SHORTCUTS)
-    for k in ("1 2 3 4", "Left", "Up", "s", "a", "h", "wheel"):
+    for k in ("1 2 3 4", "Left", "Up", "s", "a", "h", "wheel", "L (Shift+l)", "A (Shift+a)", "I (Shift+i)", "O (Shift+o)"):
         assert k in keys
 
 
 # ----------------------------------------------------------------------------- pixels (OSMesa)
 def _render(v, **state):
     base = dict(level=1, percentile=0.0, sort="descending", highlight=None, filter=None,
-                active_only=False, scroll={}, layer=v.info.layer_names[0])
+                active_only=False, scroll={}, layer=v.info.layer_names[0], wrt="output", variant=None)
     base.update(state)
     v.state.set(**base)
     return v.render()
@@ -548,3 +548,219 @@ def test_help_overlay_has_a_background_and_the_status_line_counts_by_index(gl_vi
     assert f"window {v.state.sample} of 0..{n - 1}" in status and "/" not in status.split(" | ")[1]
     layer = v.info.layers[1]
     assert f"layer {layer.label} ({layer.name})" in status
+
+
+# ----------------------------------------------------------------------------- issue 15: loss, attack, inverse
+def _press(v, text):
+    """A key press as vispy delivers it: the key's name and the text it types."""
+    from types import SimpleNamespace
+
+    shift = text.isupper()
+    v._on_key(SimpleNamespace(key=SimpleNamespace(name=text.upper()), text=text,
+                              modifiers=("Shift",) if shift else ()))
+
+
+def _modified_pixels(img):
+    """Pixels of the modified-input colour (the title of an attacked or optimised input),
+    antialiased over the background: red high, green about 0.8 of it, blue low."""
+    r, g, b = (img[..., i].astype(float) for i in range(3))
+    return ((r > 120) & (g > 0.65 * r) & (g < 0.92 * r) & (b < 0.5 * r)).sum()
+
+
+def test_state_toggles_wrt_only_with_targets_and_a_new_sample_drops_the_variant():
+    from tsviz_native.viewer.state import Variant
+
+    st = ViewerState(n_samples=5, layers=("a",))
+    with pytest.raises(tsv.ArgumentError, match="explaining the loss needs the windows' targets"):
+        st.toggle_wrt()
+    assert st.wrt == "output"
+    st = ViewerState(n_samples=5, layers=("a",), has_targets=True)
+    seen = []
+    st.connect(lambda name, old, new: seen.append(name))
+    st.toggle_wrt()
+    st.set(variant=Variant("attack"))
+    st.step_sample(1)
+    assert st.wrt == "loss" and st.variant is None and seen == ["wrt", "variant", "sample", "variant"]
+    with pytest.raises(tsv.ArgumentError, match="variant must be None or a Variant"):
+        st.set(variant=Variant("blur"))
+    with pytest.raises(tsv.ArgumentError, match="wrt must be one of"):
+        st.set(wrt="input")
+
+
+@pytest.fixture(scope="module")
+def gunpoint_viewer():
+    from viewer_conftest import _backend
+
+    _backend()
+    from tsviz_native import models
+    from tsviz_native.viewer.app import Viewer
+
+    model = tsv.load(models.path("fcn-gunpoint"))
+    X, y = models.gunpoint("test")
+    v = Viewer(model, X[:20], y[:20], sample=12, level=3, size=(1400, 850), show=False, threaded=False)
+    yield v, model, X[:20], y[:20]
+    v.close()
+
+
+def test_loss_key_shows_the_importance_of_the_loss(gunpoint_viewer):
+    v, model, X, y = gunpoint_viewer
+    layer = v.info.layer_names[2]  # conv 3: its ranking differs for the loss on window 12
+    _render(v, level=3, layer=layer, sample=12)
+    out = model.explain(X[12:13])
+    loss = model.explain(X[12:13], wrt="loss", y_true=y[12:13])
+    assert np.allclose(v.frame.importance(layer), out.importance[layer][0])
+    before = v.render()
+    _press(v, "L")
+    assert v.state.wrt == "loss" and v.frame.wrt == "loss"
+    for name in v.info.layer_names:
+        assert np.allclose(v.frame.importance(name), loss.importance[name][0], atol=1e-6)
+    imp = loss.importance[layer][0]
+    assert np.abs(imp - out.importance[layer][0]).max() > 0.2  # the toggle can be seen
+    title = f"window 12 · explaining the loss (cross_entropy) = {float(loss.loss[0]):.4g}"
+    assert title in v.geometry.text and "explaining the loss (cross_entropy)" in v.status()
+    after = v.render()
+    # the bars as drawn: sorted by the loss's importance, their red follows it
+    assert [b.filter for b in v.geometry.bars] == filter_order(imp, np.ones(len(imp), bool), "descending")
+    f = int(np.argmax(np.abs(imp - out.importance[layer][0])))
+    bar = next(b for b in v.geometry.bars if b.filter == f)
+    red = _bar_red(v, after, bar)
+    assert abs(red - 255 * palette.bar_color(imp[f])[0]) < 12
+    assert abs(red - 255 * palette.bar_color(out.importance[layer][0][f])[0]) > 40
+    assert np.abs(after.astype(int) - before).max(axis=2).astype(bool).sum() > 1000
+    _press(v, "L")
+    assert v.state.wrt == "output" and "window 12 · explaining class 1" in v.geometry.text
+    assert np.array_equal(v.render(), before)
+
+
+def test_loss_key_is_refused_without_targets(gunpoint_viewer):
+    from tsviz_native.viewer.app import Viewer
+
+    _, model, X, _ = gunpoint_viewer
+    v = Viewer(model, X[:3], None, size=(500, 300), show=False, threaded=False)
+    try:
+        _press(v, "L")
+        assert v.state.wrt == "output" and v.frame.wrt == "output"
+        assert "L refused: explaining the loss needs the windows' targets" in v.status()
+        _press(v, "s")  # the next key clears the message
+        assert "refused" not in v.status()
+        # targets the engine refuses (class 5 of 2): refused when computed, the view unchanged
+        v.truth = np.array([5, 5, 5])
+        v.state.set(has_targets=True)
+        _press(v, "L")
+        assert v.state.wrt == "output" and v.frame.wrt == "output" and "L refused: " in v.status()
+    finally:
+        v.close()
+
+
+def test_attack_key_shows_the_pgd_attacked_window_and_o_restores_the_original(gl_viewer, forecaster):
+    from tsviz_native.viewer.frame import ATTACK_SHARE, ATTACK_STEPS
+
+    v = gl_viewer
+    model, X, y = forecaster
+    layer = v.info.layer_names[1]
+    before = _render(v, level=3, layer=layer, sample=SAMPLE)
+    assert _modified_pixels(before) == 0
+    x = X[SAMPLE]
+    eps = ATTACK_SHARE * float(x.max() - x.min())
+    r = tsv.attack(model, x, y[SAMPLE : SAMPLE + 1], method="pgd", eps=eps, steps=ATTACK_STEPS, seed=0)
+    assert r.loss_after[0] > r.loss_before[0]
+    _press(v, "A")
+    fr = v.frame
+    assert v.state.variant is not None and fr.variant == v.state.variant
+    assert np.allclose(fr.x, r.x_adv[0], atol=1e-6) and np.abs(fr.x - x).max() > 0.5 * eps
+    assert np.allclose(fr.ex.output_saliency[0], r.saliency_after[0], rtol=1e-5, atol=1e-7)
+    adv = model.explain(r.x_adv)
+    f = selected_filter(fr, v.state, v.info, layer)
+    assert np.allclose(fr.saliency(layer, f), adv.saliency(layer, f)[0], rtol=1e-5, atol=1e-7)
+    assert np.allclose(fr.importance(layer), adv.importance[layer][0], atol=1e-6)
+    assert fr.prediction[0] == pytest.approx(float(r.output_after[0, 0]), abs=1e-5)
+    note = f"modified: PGD-attacked, eps {eps:.3g} = 2% of its range"
+    assert f"window {SAMPLE}, {note} · explaining output 0" in v.geometry.text and note in v.status()
+    attacked = v.render()
+    assert _modified_pixels(attacked) > 30  # the title says so, in its own colour
+    assert v.canvas.title == f"TSViz: {v.info.name} (window {SAMPLE}, modified)"
+    # the input plot follows the attacked window
+    sig = next(p for p in v.geometry.plots if p.kind == "input" and p.index == 1)
+    ys = v.geometry.plot_points(sig)[:, 1]
+    assert np.corrcoef(ys, r.x_adv[0][1])[0, 1] > 0.999
+    _press(v, "O")
+    assert v.state.variant is None and np.array_equal(v.frame.x, x)
+    assert v.canvas.title == f"TSViz: {v.info.name}"
+    assert np.array_equal(v.render(), before)
+    _press(v, "A")
+    _press(v, "A")  # again: the original
+    assert v.state.variant is None and np.array_equal(v.render(), before)
+
+
+def test_inverse_key_optimises_the_selected_filter_or_the_output(gl_viewer, forecaster):
+    from tsviz_native.viewer.frame import INVERSE_BOUND_SHARE, INVERSE_LR_SHARE, INVERSE_STEPS
+
+    v = gl_viewer
+    model, X, y = forecaster
+    layer = v.info.layer_names[2]
+    before = _render(v, level=3, layer=layer, sample=SAMPLE)
+    v.state.set(filter=17)
+    x = X[SAMPLE]
+    span = float(x.max() - x.min())
+    kw = dict(goal="max", steps=INVERSE_STEPS, lr=INVERSE_LR_SHARE * span, max_change=INVERSE_BOUND_SHARE * span)
+    r = tsv.inverse(model, x, layer=layer, filter=17, **kw)
+    _press(v, "I")
+    fr = v.frame
+    assert np.allclose(fr.x, r.x, atol=1e-6)
+    ref = model.explain(r.x[np.newaxis])
+    assert np.allclose(fr.ex.output_saliency[0], ref.output_saliency[0], rtol=1e-5, atol=1e-7)
+    assert np.allclose(fr.saliency(layer, 17), ref.saliency(layer, 17)[0], rtol=1e-5, atol=1e-7)
+    assert fr.activations(layer)[17].sum() == pytest.approx(float(r.value[-1, 0]), rel=1e-4)
+    assert r.value[-1, 0] > r.value[0, 0] + 0.5  # the filter responds more
+    assert any(t.startswith(f"window {SAMPLE}, modified: optimised to max sum_i a[17, i] of conv 3")
+               for t in v.geometry.text)
+    assert _modified_pixels(v.render()) > 30
+    v.state.set(filter=None)
+    _press(v, "I")  # no filter selected: the explained output
+    out = tsv.inverse(model, x, **kw)
+    assert np.allclose(v.frame.x, out.x, atol=1e-6) and not np.allclose(out.x, r.x)
+    assert v.frame.prediction[0] == pytest.approx(float(out.value[-1, 0]), rel=1e-4)
+    assert "modified: optimised to max output unit 0" in v.status()
+    _press(v, "I")  # again: the original
+    assert v.state.variant is None and np.array_equal(v.render(), before)
+
+
+def test_attack_key_is_refused_on_a_forecaster_without_targets(forecaster):
+    from viewer_conftest import _backend
+
+    _backend()
+    from tsviz_native.viewer.app import Viewer
+
+    model, X, _ = forecaster
+    v = Viewer(model, X[:3], None, size=(500, 300), show=False, threaded=False)
+    try:
+        _press(v, "A")
+        assert v.state.variant is None and "A refused: attacking a forecaster needs the windows' targets" in v.status()
+    finally:
+        v.close()
+
+
+def test_readme_key_table_is_the_help_overlay():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("| key | what it does |", 1)[1].split("\n\n", 1)[0]
+    rows = [tuple(c.strip() for c in line.strip("|").split("|")) for line in table.strip().splitlines()[1:]]
+    assert rows == list(SHORTCUTS)
+
+
+def test_render_command_explains_the_loss_of_an_attacked_window(tmp_path):
+    need("vispy")
+    out = tmp_path / "loss.png"
+    cmd = [sys.executable, "-m", "tsviz_native.cli", "render", "fcn-gunpoint", "--level", "3", "--index", "12",
+           "--size", "640x400", "--wrt", "loss", "--input", "attack", "--out", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent)
+    if res.returncode and "no vispy backend" in res.stderr:
+        unavailable(res.stderr)
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "modified: PGD-attacked, eps 0.0602" in res.stdout and "explaining the loss (cross_entropy) = " in res.stdout
+    data = tmp_path / "x.npy"
+    np.save(data, np.zeros((2, 1, 150), np.float32))
+    bad = subprocess.run([sys.executable, "-m", "tsviz_native.cli", "render", "fcn-gunpoint", str(data),
+                          "--wrt", "loss", "--out", str(out)], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).parent)
+    assert bad.returncode == 2 and "--wrt loss --input original: explaining the loss needs the windows' targets" in bad.stderr

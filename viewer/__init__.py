@@ -8,9 +8,9 @@ Only :mod:`.app` imports vispy, after :func:`.backend.use` chose a backend. Impo
 package imports no vispy.
 """
 
-from .state import SHORTCUTS, Highlight, ViewerState
+from .state import SHORTCUTS, Highlight, Variant, ViewerState
 
-__all__ = ["SHORTCUTS", "Highlight", "ViewerState", "open_viewer"]
+__all__ = ["SHORTCUTS", "Highlight", "Variant", "ViewerState", "open_viewer"]
 
 
 def open_viewer(model, X, truth=None, *, headless: bool = False, **kw):

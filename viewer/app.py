@@ -18,14 +18,18 @@ from vispy import app as vapp
 from vispy import scene
 from vispy.scene import visuals
 
-from .frame import Frame, ModelInfo
+from tsviz_native._native import ArgumentError, TSVizError
+
+from .frame import Frame, ModelInfo, modified_input
 from .geometry import Geometry, draw_connect, draw_text, pick
 from .palette import BACKGROUND, TEXT_COLOR
 from .panels import fmt, selected_filter
 from .scene import build
-from .state import SHORTCUTS, Highlight, ViewerState
+from .state import SHORTCUTS, Highlight, Variant, ViewerState
 
 LEVEL_NAMES = {1: "network", 2: "filters", 3: "layer", 4: "clusters"}
+#: The keys that change what is explained or the input shown, and the Viewer's method of each.
+ACTIONS = {"L": "toggle_wrt", "A": "attack", "I": "inverse", "O": "original"}
 LABEL_FONT = 8  # points: scene labels
 HUD_FONT = 9  # points: status line and help
 #: Width of one character, in ems, an upper estimate for the labels' font (DejaVu Sans averages
@@ -84,7 +88,8 @@ class Viewer:
     ----------
     model : tsviz_native.Model
     X : windows ``(N, ...)`` in the model's layout.
-    truth : optional ``(N,)`` targets, shown on the status line.
+    truth : optional ``(N,)`` targets, shown on the status line; with them the loss can be
+        explained instead of the output (key ``L``).
     sample, level, layer, percentile, sort : the initial :class:`ViewerState`.
     size : canvas size in pixels. show : open a window (False renders offscreen).
     scaling : the model record's output scaling ``{"mean", "std"}`` (a forecaster): its
@@ -104,10 +109,11 @@ class Viewer:
         self.truth = truth
         names = self.info.layer_names
         self.state = ViewerState(n_samples=len(X), layers=names, sample=sample, level=level,
-                                 layer=layer or names[0], percentile=percentile, sort=sort)
+                                 layer=layer or names[0], percentile=percentile, sort=sort,
+                                 has_targets=truth is not None)
+        self._title = title or f"TSViz: {self.info.name}"
         self.canvas = scene.SceneCanvas(size=size, show=False, bgcolor=BACKGROUND,
-                                        keys=None, vsync=False,
-                                        title=title or f"TSViz: {self.info.name}")
+                                        keys=None, vsync=False, title=self._title)
         self.view = self.canvas.central_widget.add_view()
         self.view.border_width = 0
         self.cameras = {
@@ -135,10 +141,12 @@ class Viewer:
                                    parent=self.canvas.scene)
         self.handle = visuals.Markers(parent=self.canvas.scene)
         self.geometry: Geometry | None = None
-        self._frames: dict[int, Frame] = {}
+        self._frames: dict[tuple, Frame] = {}  # by Frame.key: sample, wrt, variant
+        self._inputs: dict[tuple, tuple[np.ndarray, str]] = {}  # (sample, variant) -> input, note
         self._frame: Frame | None = None
         self._pending = False
         self._error: str | None = None
+        self._message: str | None = None  # a refused key, on the status line until the next key
         self._press: tuple[float, float] | None = None
         self._camera_level: int | None = None
         self._screen: np.ndarray | None = None
@@ -162,12 +170,25 @@ class Viewer:
             self.canvas.show()
 
     # ------------------------------------------------------------------ computing
-    def _compute(self, sample: int, cluster_layers: tuple[str, ...]) -> Frame:
-        """Runs in the worker (or at once when not threaded): explain, then cluster if asked."""
-        frame = self._frames.get(sample)
+    def _key(self) -> tuple:
+        """What the state asks to be shown: (sample, wrt, variant), as :attr:`Frame.key`."""
+        st = self.state
+        return (st.sample, st.wrt, st.variant)
+
+    def _compute(self, key: tuple, cluster_layers: tuple[str, ...]) -> Frame:
+        """Runs in the worker (or at once when not threaded): the attacked or optimised input
+        if asked, explain, then cluster if asked."""
+        frame = self._frames.get(key)
         if frame is None:
+            sample, wrt, variant = key
             truth = None if self.truth is None else self.truth[sample]
-            frame = Frame.compute(self.model, self.info, self.X, sample, truth, cluster_layers)
+            x, note = None, ""
+            if variant is not None:
+                if (sample, variant) not in self._inputs:
+                    self._inputs[(sample, variant)] = modified_input(self.model, self.X[sample], truth, variant)
+                x, note = self._inputs[(sample, variant)]
+            frame = Frame.compute(self.model, self.info, self.X, sample, truth, cluster_layers,
+                                  wrt=wrt, x=x, variant=variant, note=note)
         else:
             frame.add_clusters(cluster_layers)
         return frame
@@ -180,16 +201,16 @@ class Viewer:
         return (layer,) if L.op != "dense" else ()
 
     def _request(self) -> None:
-        s, cl = self.state.sample, self._needs_clusters()
-        frame = self._frames.get(s)
+        key, cl = self._key(), self._needs_clusters()
+        frame = self._frames.get(key)
         if frame is not None and all(c in frame.clusters for c in cl):
             self._swap(frame)
             return
         if self._worker is None:
-            self._swap(self._compute(s, cl))
+            self._swap(self._compute(key, cl))
         else:
             self._pending = True
-            self._worker.submit(s, cl)
+            self._worker.submit(key, cl)
             self._update_hud()
 
     def _poll(self, event: Any = None) -> bool:
@@ -208,9 +229,10 @@ class Viewer:
                 self._pending = False
                 self._update_hud()
                 continue
-            self._frames[result.sample] = result
-            if job[0] == self.state.sample:
+            self._frames[result.key] = result
+            if job[0] == self._key():
                 self._pending = False
+                self._error = None
                 self._swap(result)
         if self._worker.requests.empty() and self._worker.results.empty() and not self._pending:
             self._worker.busy.clear()
@@ -226,10 +248,14 @@ class Viewer:
     def _swap(self, frame: Frame) -> None:
         if len(self._frames) > 64:
             for k in list(self._frames)[:32]:
-                if k != frame.sample:
+                if k != frame.key:
                     del self._frames[k]
-        self._frames[frame.sample] = frame
+        self._frames[frame.key] = frame
         self._frame = frame
+        # the window's title too marks an attacked or optimised input
+        title = self._title + (f" (window {frame.sample}, modified)" if frame.variant is not None else "")
+        if self.canvas.title != title:
+            self.canvas.title = title
         self.refresh()
 
     # ------------------------------------------------------------------ drawing
@@ -243,7 +269,7 @@ class Viewer:
         if st.level == 4 and not layer_ok:  # clusters still computing: level 3 meanwhile
             st_view = ViewerState(**{k: getattr(st, k) for k in (
                 "n_samples", "layers", "sample", "layer", "percentile", "sort", "filter",
-                "highlight", "active_only", "scroll")}, level=3)
+                "highlight", "active_only", "scroll", "has_targets", "wrt", "variant")}, level=3)
             g = build(self._frame, self.info, st_view)
         else:
             g = build(self._frame, self.info, st)
@@ -378,7 +404,9 @@ class Viewer:
         # windows by index, as --index and `tsviz analyze` count them
         parts = [self.info.name, f"window {st.sample} of 0..{st.n_samples - 1}"]
         info = self.info
-        if f is not None and f.sample == st.sample:
+        if f is not None and f.key == self._key():
+            if f.note:
+                parts.append(f.note)
             pred = f.prediction
             if len(pred) > 1:
                 parts.append(f"prediction class {int(np.argmax(pred))} ({fmt(pred.max())})")
@@ -392,6 +420,7 @@ class Viewer:
                 parts.append(f"prediction {fmt(pred[0])}")
                 if f.truth is not None:
                     parts.append(f"truth {fmt(f.truth)}")
+            parts.append(f.explained())
         parts.append(f"level {st.level} ({LEVEL_NAMES[st.level]})")
         parts.append(f"layer {info.label(st.layer)} ({st.layer})")
         if f is not None:
@@ -406,6 +435,8 @@ class Viewer:
             parts.append("computing...")
         if self._error:
             parts.append(f"error: {self._error}")
+        if self._message:
+            parts.append(self._message)
         return " | ".join(parts)
 
     def _update_hud(self) -> None:
@@ -439,7 +470,7 @@ class Viewer:
 
     # ------------------------------------------------------------------ events
     def _on_state(self, name: str, old: Any, new: Any) -> None:
-        if name == "sample":
+        if name in ("sample", "wrt", "variant"):
             self._request()
         elif name in ("level", "layer") and self._needs_clusters():
             self._request()  # refreshes at once when the clusters are known
@@ -456,6 +487,9 @@ class Viewer:
         key = event.key.name if event.key is not None else ""
         text = event.text or ""
         shift = any(getattr(m, "name", m) == "Shift" for m in (event.modifiers or ()))
+        if self._message:
+            self._message = None
+            self._update_hud()
         if text in ("1", "2", "3", "4"):
             st.set(level=int(text))
         elif key == "Right":
@@ -490,6 +524,15 @@ class Viewer:
             st.set(active_only=not st.active_only)
         elif text == "c":
             st.set(highlight=None, filter=None)
+        elif text in ACTIONS:
+            before = {"wrt": st.wrt, "variant": st.variant}
+            try:
+                getattr(self, ACTIONS[text])()
+            except TSVizError as e:  # refused: said on the status line until the next key
+                st.set(**before)  # the view stays as it was (targets the engine refused, say)
+                self._message = f"{text} refused: {e}"
+                self._update_hud()
+                self.canvas.update()
         elif text == "r":
             self._set_camera(reset=True)
             self.canvas.update()
@@ -497,6 +540,40 @@ class Viewer:
             st.set(show_help=not st.show_help)
         elif text == "q" or key == "Escape":
             self.close()
+
+    # ------------------------------------------------------------------ what is shown
+    def toggle_wrt(self) -> None:
+        """Key ``L``: explain the loss against the window's target instead of the output, or
+        back; ArgumentError when the windows have no targets."""
+        self.state.toggle_wrt()
+
+    def _show(self, variant: Variant) -> None:
+        """Shows ``variant`` of the current window, or the original when it is already shown."""
+        self.state.set(variant=None if self.state.variant == variant else variant)
+
+    def attack(self) -> None:
+        """Key ``A``: the current window replaced by its PGD attack (:func:`tsviz_native.attack`
+        against its target; a classifier's own prediction without targets); again: the original."""
+        if self.truth is None and self.info.n_outputs == 1:
+            raise ArgumentError("attacking a forecaster needs the windows' targets "
+                                "(the y of an .npz file); these windows have none")
+        self._show(Variant("attack"))
+
+    def inverse(self) -> None:
+        """Key ``I``: the current window replaced by its inverse optimisation
+        (:func:`tsviz_native.inverse`) towards the largest summed activation of the selected
+        filter, or of the explained output when no filter is selected; again: the original."""
+        st = self.state
+        self._show(Variant("inverse") if st.filter is None else Variant("inverse", st.layer, int(st.filter)))
+
+    def original(self) -> None:
+        """Key ``O``: the window itself again."""
+        self.state.set(variant=None)
+
+    @property
+    def frame(self) -> Frame | None:
+        """The explained sample on screen."""
+        return self._frame
 
     def screen_points(self) -> np.ndarray:
         """The line vertices in canvas pixels (for picking), cached until the next draw."""
@@ -528,7 +605,8 @@ class Viewer:
         w, h = self.canvas.size
         if y >= h - 22:
             frac = min(max((x - 10) / max(w - 20, 1), 0.0), 1.0)
-            self.state.set(sample=int(round(frac * (self.state.n_samples - 1))), highlight=None)
+            self.state.set(sample=int(round(frac * (self.state.n_samples - 1))), highlight=None,
+                           variant=None)
             return
         if self.geometry is None:
             return

@@ -53,6 +53,11 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="highlighting drops points whose contribution is exactly 0")
     p.add_argument("--size", default=None, metavar="WxH",
                    help="canvas size in pixels (default 1400x850)")
+    p.add_argument("--wrt", choices=["output", "loss"], default="output",
+                   help="explain the output (default) or the loss against the windows' targets (key L)")
+    p.add_argument("--input", choices=["original", "attack", "inverse"], default="original",
+                   help="show the window itself (default), its PGD attack (key A) or its inverse "
+                        "optimisation towards the --highlight filter, else the output (key I)")
 
 
 def _size(text: str | None) -> tuple[int, int]:
@@ -133,6 +138,14 @@ def _viewer(args: argparse.Namespace, show: bool) -> Any:
     if highlight is not None:
         v.state.set(highlight=highlight, **({"layer": highlight.tensor, "filter": highlight.filter}
                                             if highlight.tensor in v.info.layer_names else {}))
+    try:
+        if args.wrt == "loss":
+            v.toggle_wrt()
+        if args.input != "original":
+            getattr(v, args.input)()
+    except tsv.TSVizError as e:
+        v.close()
+        raise tsv.ArgumentError(f"--wrt {args.wrt} --input {args.input}: {e}") from None
     return v
 
 

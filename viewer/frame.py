@@ -10,6 +10,16 @@ from typing import Any
 
 import numpy as np
 
+#: The attack key's PGD: eps is this share of the window's value range (max - min over all its
+#: channels), in ATTACK_STEPS steps.
+ATTACK_SHARE = 0.02
+ATTACK_STEPS = 20
+#: The inverse key's optimisation: INVERSE_STEPS steps that each move the input by at most
+#: INVERSE_LR_SHARE of the window's value range, within INVERSE_BOUND_SHARE of it from the start.
+INVERSE_STEPS = 100
+INVERSE_LR_SHARE = 0.005
+INVERSE_BOUND_SHARE = 0.25
+
 
 @dataclass(frozen=True)
 class Block:
@@ -87,9 +97,37 @@ class ModelInfo:
         return x
 
 
+def _value_range(x: np.ndarray) -> float:
+    span = float(np.max(x) - np.min(x))
+    return span if span > 0 else 1.0
+
+
+def modified_input(model: Any, x: np.ndarray, truth: Any, variant: Any) -> tuple[np.ndarray, str]:
+    """The input that replaces window ``x`` (model's layout) for a :class:`~.state.Variant`,
+    and a short note saying what it is: :func:`tsviz_native.attack` (PGD, eps ATTACK_SHARE of
+    the window's value range, against ``truth``; a classifier without it against its own
+    prediction) or :func:`tsviz_native.inverse` (goal "max")."""
+    import tsviz_native as tsv
+
+    span = _value_range(x)
+    if variant.kind == "attack":
+        eps = ATTACK_SHARE * span
+        y = None if truth is None else np.asarray(truth)[np.newaxis]
+        r = tsv.attack(model, x, y, method="pgd", eps=eps, steps=ATTACK_STEPS, seed=0, saliency=False)
+        return r.x_adv[0], f"modified: PGD-attacked, eps {eps:.3g} = {ATTACK_SHARE:.0%} of its range"
+    kw = {} if variant.layer is None else {"layer": variant.layer, "filter": int(variant.filter)}
+    bound = INVERSE_BOUND_SHARE * span
+    r = tsv.inverse(model, x, goal="max", steps=INVERSE_STEPS, lr=INVERSE_LR_SHARE * span,
+                    max_change=bound, **kw)
+    return r.x, f"modified: optimised to max {r.what.split(' · ')[0]}, |x - x0| <= {bound:.3g}"
+
+
 @dataclass
 class Frame:
-    """One explained sample: what the worker computes and the GUI swaps in."""
+    """One explained sample: what the worker computes and the GUI swaps in. ``wrt`` says
+    what is explained (the output, or the loss against ``truth``); ``variant`` (a
+    :class:`~.state.Variant`, None for the window itself) what replaced the input, ``note``
+    in words."""
 
     sample: int
     x: np.ndarray  # (C, T) channels-first
@@ -97,16 +135,49 @@ class Frame:
     truth: Any = None
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # tensor -> (C, L)
     clusters: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> labels (F,)
+    wrt: str = "output"
+    loss_name: str | None = None
+    variant: Any = None
+    note: str = ""
     _saliency: dict[tuple[str, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def compute(cls, model: Any, info: ModelInfo, X: np.ndarray, sample: int, truth: Any = None,
-                cluster_layers: tuple[str, ...] = ()) -> Frame:
-        ex = model.explain(X[sample : sample + 1])
+                cluster_layers: tuple[str, ...] = (), *, wrt: str = "output",
+                x: np.ndarray | None = None, variant: Any = None, note: str = "") -> Frame:
+        """Explains window ``sample`` of ``X`` (or ``x`` in its place, one window in the model's
+        layout): its output, or with ``wrt="loss"`` its loss against ``truth``."""
+        window = np.asarray(X[sample] if x is None else x, dtype=np.float32)
+        loss_name = None
+        if wrt == "loss":
+            y = np.asarray(truth)[np.newaxis]
+            loss_name, _ = model.loss_targets(y, 1)
+            ex = model.explain(window[np.newaxis], wrt="loss", y_true=y, loss=loss_name)
+        else:
+            ex = model.explain(window[np.newaxis])
         shapes = {k: v.shape for k, v in ex.trace(info.output_name, 0, 0).items()}
-        frame = cls(sample, info.channels_first(X[sample]), ex, truth, shapes)
+        frame = cls(sample, info.channels_first(window), ex, truth, shapes, wrt=wrt,
+                    loss_name=loss_name, variant=variant, note=note)
         frame.add_clusters(cluster_layers)
         return frame
+
+    @property
+    def key(self) -> tuple[int, str, Any]:
+        """What the frame explains: sample, wrt, variant (the viewer's cache key)."""
+        return (self.sample, self.wrt, self.variant)
+
+    def explained(self) -> str:
+        """What the importances are of, in words: ``explaining the loss (mse) = 0.0123``,
+        ``explaining class 1``, ``explaining output 0``."""
+        if self.ex.wrt == "loss":
+            return f"explaining the loss ({self.loss_name}) = {float(self.ex.loss[0]):.4g}"
+        kind = "class" if len(self.prediction) > 1 else "output"
+        return f"explaining {kind} {int(self.ex.target[0])}"
+
+    def title(self) -> str:
+        """The levels' title: the window, whether its input was replaced, what is explained."""
+        what = f"window {self.sample}" + (f", {self.note}" if self.note else "")
+        return f"{what} · {self.explained()}"
 
     def add_clusters(self, layers: tuple[str, ...] | list[str]) -> None:
         for name in layers:

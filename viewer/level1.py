@@ -8,7 +8,7 @@ import math
 from .frame import Frame, ModelInfo
 from .geometry import Builder, Geometry
 from .palette import KIND_COLORS, KIND_NAMES
-from .panels import input_panel, output_panel, trace_masks
+from .panels import input_panel, output_panel, title, trace_masks
 from .state import ViewerState
 
 
@@ -37,6 +37,7 @@ def build(frame: Frame, info: ModelInfo, state: ViewerState) -> Geometry:
         b.label("drawn after the input", x + 0.3, 0.7)
     counted = ", ".join(f"{n} {KIND_NAMES[k]}" for k, n in counts.items())
     b.label(f"{info.name}: {counted}", (x + 1.3) / 2, 2.45)
+    title(b, frame, (x + 1.3) / 2, 2.75)
     for i, line in enumerate(info.overview[1:3]):
         b.label(line, (x + 1.3) / 2, 2.2 - 0.22 * i, color=(0.7, 0.7, 0.75, 1.0))
     legend = [f"{KIND_NAMES[k]}: {n}" for k, n in counts.items()]

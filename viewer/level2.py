@@ -6,7 +6,7 @@ from __future__ import annotations
 from .frame import Frame, ModelInfo
 from .geometry import Bar, Builder, Geometry
 from .palette import FILTER_COLOR, SELECTED_COLOR, TEXT_COLOR, bar_color
-from .panels import filter_order, input_panel, output_panel, selected_filter, trace_masks
+from .panels import filter_order, input_panel, output_panel, selected_filter, title, trace_masks
 from .state import ViewerState
 
 STACK_W = 1.6
@@ -57,4 +57,5 @@ def build(frame: Frame, info: ModelInfo, state: ViewerState) -> Geometry:
                 (0.7, 0.7, 0.75, 1.0))
         x += STACK_W + shear + 0.35
     output_panel(b, frame, info, x, 0.3, 1.0, 1.2)
+    title(b, frame, (x + 1.0) / 2, 2.95)
     return b.geometry(2, True, drawn, columns, trace_masks(frame, state), [])

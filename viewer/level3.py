@@ -10,7 +10,7 @@ import numpy as np
 from .frame import Frame, ModelInfo
 from .geometry import Bar, Builder, Geometry
 from .palette import FILTER_COLOR, SELECTED_COLOR, bar_color, cluster_color
-from .panels import filter_order, input_panel, output_panel, selected_filter, trace_masks
+from .panels import filter_order, input_panel, output_panel, selected_filter, title, trace_masks
 from .state import ViewerState
 
 LEGEND_HALF_WIDTH = 1.3
@@ -61,6 +61,7 @@ def build(frame: Frame, info: ModelInfo, state: ViewerState, clusters: bool = Fa
     input_panel(b, frame, info, 0.0, 1.6, 1.6, 2.0, saliency=frame.saliency(layer, chosen),
                  caption=f"input, saliency of filter {chosen}")
     output_panel(b, frame, info, 0.2, 0.2, 1.2, 0.8)
+    title(b, frame, (gx0 + gw) / 2, gh + 0.48)
     legend: list[str] = []
     if labels is not None:
         lx = gx0 + gw + 0.3

@@ -14,6 +14,7 @@ TRUTH_COLOR = (1.00, 0.55, 0.85, 1.0)
 FRAME_COLOR = (0.28, 0.28, 0.33, 1.0)
 TEXT_COLOR = (0.92, 0.92, 0.92, 1.0)
 SALIENCY_COLOR = (0.85, 0.20, 0.95, 1.0)
+MODIFIED_COLOR = (1.00, 0.80, 0.30, 1.0)  # the title of an attacked or optimised input
 HIGHLIGHT_CORE = (1.00, 0.95, 0.20, 1.0)
 HIGHLIGHT_GLOW = (1.00, 0.75, 0.10, 0.35)
 KIND_COLORS = {

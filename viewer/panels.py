@@ -10,8 +10,8 @@ import numpy as np
 
 from .frame import Frame, ModelInfo
 from .geometry import Builder
-from .palette import (BACKGROUND, INPUT_COLOR, OUTPUT_COLOR, OUTPUT_DIM_COLOR, SALIENCY_COLOR,
-                      TEXT_COLOR, TRUTH_COLOR)
+from .palette import (BACKGROUND, INPUT_COLOR, MODIFIED_COLOR, OUTPUT_COLOR, OUTPUT_DIM_COLOR,
+                      SALIENCY_COLOR, TEXT_COLOR, TRUTH_COLOR)
 from .state import ViewerState
 
 
@@ -130,6 +130,12 @@ def output_panel(b: Builder, frame: Frame, info: ModelInfo, x0: float, y0: float
     b.label(f"explained: {kind} {target} ({fmt(y[target])})", x0 + w / 2, y0 + h + 0.08, d)
     if frame.truth is not None:
         b.label(f"truth: {fmt(frame.truth)}", x0 + w / 2, y0 - 0.12, d)
+
+
+def title(b: Builder, frame: Frame, x: float, y: float, d: float = 0.0) -> None:
+    """Every level's title: the window, whether its input was replaced (an attacked or
+    optimised input, in its own colour) and what is explained (:meth:`Frame.title`)."""
+    b.label(frame.title(), x, y, d, MODIFIED_COLOR if frame.variant is not None else TEXT_COLOR)
 
 
 def fmt(v: Any) -> str:

@@ -15,6 +15,8 @@ from tsviz_native._native import ArgumentError
 
 LEVELS = (1, 2, 3, 4)
 SORTS = ("descending", "ascending")
+WRTS = ("output", "loss")
+VARIANTS = ("attack", "inverse")
 
 
 @dataclass(frozen=True)
@@ -26,9 +28,22 @@ class Highlight:
     position: int
 
 
+@dataclass(frozen=True)
+class Variant:
+    """What replaces the current sample's input: its PGD attack (``kind="attack"``) or its
+    inverse optimisation (``kind="inverse"``) towards the largest summed activation of
+    ``filter`` of ``layer``, or of the explained output when ``layer`` is None."""
+
+    kind: str
+    layer: str | None = None
+    filter: int | None = None
+
+
 @dataclass
 class ViewerState:
-    """What the user chose: sample, level, layer, percentile, sort order, selection, highlight."""
+    """What the user chose: sample, level, layer, percentile, sort order, selection, highlight,
+    what is explained (``wrt``: the output, or the loss against the data's targets when
+    ``has_targets``) and the input shown (``variant``: None for the sample itself)."""
 
     n_samples: int = 1
     layers: tuple[str, ...] = ()
@@ -42,6 +57,9 @@ class ViewerState:
     active_only: bool = False
     scroll: dict[str, int] = field(default_factory=dict)
     show_help: bool = False
+    has_targets: bool = False
+    wrt: str = "output"
+    variant: Variant | None = None
     _listeners: list[Callable[[str, Any, Any], None]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -68,6 +86,15 @@ class ViewerState:
             raise ArgumentError(f"percentile must be in 0..100, got {self.percentile!r}")
         if not 0 <= self.sample < max(self.n_samples, 1):
             raise ArgumentError(f"sample must be in 0..{self.n_samples - 1}, got {self.sample!r}")
+        if self.wrt not in WRTS:
+            raise ArgumentError(f"wrt must be one of {WRTS}, got {self.wrt!r}")
+        if self.wrt == "loss" and not self.has_targets:
+            raise ArgumentError("explaining the loss needs the windows' targets (the y of an .npz file); "
+                                "these windows have none")
+        if self.variant is not None and (not isinstance(self.variant, Variant)
+                                         or self.variant.kind not in VARIANTS):
+            raise ArgumentError(f"variant must be None or a Variant of kind {' or '.join(VARIANTS)}, "
+                                f"got {self.variant!r}")
 
     def connect(self, callback: Callable[[str, Any, Any], None]) -> None:
         self._listeners.append(callback)
@@ -97,7 +124,13 @@ class ViewerState:
 
     # The user's actions, as the keys and the mouse trigger them.
     def step_sample(self, delta: int) -> None:
-        self.set(sample=min(max(self.sample + delta, 0), self.n_samples - 1), highlight=None)
+        """Another sample, shown as it is (an attacked or optimised input stays with its own)."""
+        self.set(sample=min(max(self.sample + delta, 0), self.n_samples - 1), highlight=None,
+                 variant=None)
+
+    def toggle_wrt(self) -> None:
+        """Explain the loss instead of the output, or back; ArgumentError without targets."""
+        self.set(wrt="loss" if self.wrt == "output" else "output")
 
     def step_percentile(self, delta: float) -> None:
         self.set(percentile=float(min(max(self.percentile + delta, 0.0), 100.0)))
@@ -132,6 +165,10 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("click the slider", "go to a sample"),
     ("a", "highlighting: toggle active_only (drop points whose contribution is 0)"),
     ("c", "clear the highlight and the selected filter"),
+    ("L (Shift+l)", "explain the loss against the window's target / the output (needs targets)"),
+    ("A (Shift+a)", "show the window PGD-attacked (eps: 2% of its value range); again: the original"),
+    ("I (Shift+i)", "show the window optimised towards the selected filter (else the output); again: the original"),
+    ("O (Shift+o)", "show the original window again"),
     ("r", "reset the camera"),
     ("h", "show / hide this help"),
     ("q / Escape", "quit"),
