@@ -50,6 +50,20 @@ def real_windows(shape: tuple[int, ...], layout: str, n: int, seed: int = 0) -> 
     return out if layout == "NCT" else np.ascontiguousarray(out.transpose(0, 2, 1))
 
 
+def projection_directions(n: int, k: int) -> np.ndarray:
+    """``k`` fixed unit vectors of length ``n`` (entries +-1/sqrt(n)), for comparing a long
+    gradient with a reference through a few projections (tests/models/refs/train_*.npz).
+
+    The signs are the top bits of splitmix64 of the counter 1, 2, ..., so they do not depend
+    on NumPy's random generators, whose streams may change between versions.
+    """
+    z = np.arange(1, k * n + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return np.where(z >> np.uint64(63), 1.0, -1.0).reshape(k, n) / np.sqrt(n)
+
+
 def ort_run(path: Path | bytes, x: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 

@@ -1,18 +1,22 @@
 """Explanations of the loss and signed input gradients (docs/definitions.md, "Influence on the
-loss", "Signed input gradient") on the shipped models, against finite differences, PyTorch and
-the engine's own saliencies; filters zeroed by the engine."""
+loss", "Signed input gradient") on the shipped models, against finite differences, PyTorch
+(reference gradients committed in tests/models/refs/) and the engine's own saliencies; filters
+zeroed by the engine."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import numpy_helper
 
 import tsviz_native as tsv
 from tsviz_native import models
 from tsviz_native._native import batch_loss
+
+REFS = Path(__file__).parent / "models" / "refs"
 
 
 @pytest.fixture(scope="module")
@@ -25,48 +29,6 @@ def forecaster():
 def fcn():
     X, labels = models.gunpoint("test")
     return tsv.load(models.path("fcn-gunpoint")), X[:8].astype(np.float32), labels[:8].astype(np.int64)
-
-
-def torch_net(path):
-    """A PyTorch function of x (N, C, T) that runs the shipped model's ONNX nodes (a chain of
-    Conv, Relu, MaxPool, Flatten, ReduceMean, Gemm, Softmax), weights read from the file; it
-    returns (logits, output): the Softmax input and the output."""
-    g = onnx.load(str(path)).graph
-    w = {i.name: torch.tensor(numpy_helper.to_array(i).astype(np.float64)) for i in g.initializer}
-
-    def attrs(node):
-        return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-
-    def run(x):
-        h, logits = x, None
-        for node in g.node:
-            a = attrs(node)
-            if node.op_type == "Conv":
-                pads = a.get("pads", [0, 0])
-                if a.get("auto_pad", b"NOTSET") == b"SAME_UPPER":  # stride 1: k - 1 in all, the extra one at the end
-                    total = a.get("dilations", [1])[0] * (a["kernel_shape"][0] - 1)
-                    pads = [total // 2, total - total // 2]
-                h = torch.nn.functional.pad(h, (pads[0], pads[1]))
-                h = torch.nn.functional.conv1d(h, w[node.input[1]], w[node.input[2]],
-                                               stride=a.get("strides", [1])[0], dilation=a.get("dilations", [1])[0])
-            elif node.op_type == "Relu":
-                h = torch.relu(h)
-            elif node.op_type == "MaxPool":
-                h = torch.nn.functional.max_pool1d(h, a["kernel_shape"][0], a.get("strides", a["kernel_shape"])[0])
-            elif node.op_type == "Flatten":
-                h = h.reshape(h.shape[0], -1)
-            elif node.op_type == "ReduceMean":
-                h = h.mean(dim=-1)
-            elif node.op_type == "Gemm":
-                wt = w[node.input[1]]
-                h = h @ (wt.T if a.get("transB", 0) else wt) + w[node.input[2]]
-            elif node.op_type == "Softmax":
-                logits, h = h, torch.softmax(h, dim=-1)
-            else:
-                raise AssertionError(f"no PyTorch rule for {node.op_type}")
-        return (h if logits is None else logits), h
-
-    return run
 
 
 def fd_gradient(model, x, y, loss, coords, h=1e-3):
@@ -83,19 +45,17 @@ def fd_gradient(model, x, y, loss, coords, h=1e-3):
 
 
 def test_loss_gradient_matches_pytorch_and_finite_differences(forecaster, fcn) -> None:
-    for (model, X, y), loss in ((forecaster, "mse"), (fcn, "cross_entropy")):
+    """PyTorch autograd of the per-sample loss, in float64, on a PyTorch function that runs
+    the shipped model's ONNX nodes: committed as refs/loss_<model>.npz (whole gradients) by
+    tests/models/make_train_refs.py."""
+    for (model, X, y), name in ((forecaster, "forecaster"), (fcn, "fcn-gunpoint")):
+        ref = np.load(REFS / f"loss_{name}.npz")
+        np.testing.assert_array_equal(ref["x"], X)
+        np.testing.assert_array_equal(ref["y"], y)
+        loss = "mse" if name == "forecaster" else "cross_entropy"
         g = model.input_gradient(X, "loss", y_true=y)
-        net = torch_net(models.path("forecaster" if loss == "mse" else "fcn-gunpoint"))
-        x = torch.tensor(X.astype(np.float64), requires_grad=True)
-        logits, out = net(x)
-        if loss == "mse":
-            per = ((out - torch.tensor(y.astype(np.float64)).reshape(-1, 1)) ** 2).mean(dim=1)
-        else:
-            per = torch.nn.functional.cross_entropy(logits, torch.tensor(y), reduction="none")
-        per.sum().backward()
-        np.testing.assert_allclose(g.value, per.detach().numpy(), rtol=1e-4, atol=1e-6)
-        ref = x.grad.numpy()
-        assert np.abs(g.gradient - ref).max() <= 1e-4 * np.abs(ref).max()
+        np.testing.assert_allclose(g.value, ref["loss"], rtol=1e-4, atol=1e-6)
+        assert np.abs(g.gradient - ref["gradient"]).max() <= 1e-4 * np.abs(ref["gradient"]).max()
         # Finite differences at the points of largest gradient. A ReLU or max-pooling kink inside
         # the step makes a difference quotient meaningless: points where two steps disagree are
         # left out, and most points must remain.

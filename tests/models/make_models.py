@@ -57,6 +57,9 @@ the model equals the framework output (1e-5), a final dense layer's saliency for
 equals output_saliency, and the top-two output margin exceeds 1e-4.  The files are
 byte-reproducible.
 
+Reference loss gradients (refs/train_<model>.npz, refs/loss_<shipped model>.npz) are written by
+the sibling script make_train_refs.py (see its header).
+
 Known: with Keras 3, tf2onnx 1.17's convert.from_keras fails (KeyError 'keras_tensor_N');
 the script then converts a tf.function wrapper with convert.from_function.  Outputs are
 byte-reproducible (tf2onnx's drifting generated names are canonicalised).
