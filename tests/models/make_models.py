@@ -562,12 +562,21 @@ def torch_part():
 # Keras part
 # --------------------------------------------------------------------------
 
+# keras_activations: the activation after each convolution, in order (exact gelu is not here:
+# TensorFlow 2.21 writes it with Erfc, which tf2onnx 1.17 cannot convert)
+KERAS_ACTIVATIONS = ["gelu_tanh", "silu", "swish", "hard_sigmoid", "hard_silu", "relu6", "softplus", "selu", "mish"]
+
+
 def keras_models():
     """(build, specs): the Keras test models, rebuilt from fixed seeds (used by `keras` and `refs-keras`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # bitwise-stabler reference outputs
     import keras
     from keras import layers
+
+    ACTS = KERAS_ACTIVATIONS
+    KERAS_ACTS = {a: keras.activations.get(a) for a in ACTS if a != "gelu_tanh"}
+    KERAS_ACTS["gelu_tanh"] = lambda z: keras.activations.gelu(z, approximate=True)
 
     def build(name):
         keras.utils.set_random_seed(0)
@@ -610,8 +619,35 @@ def keras_models():
                 layers.Dropout(0.5),
                 layers.Dense(3),
             ], name=name)
+        elif name == "keras_activations":
+            m = keras_activations_model()
+        elif name == "keras_separable":
+            m = keras.Sequential([
+                keras.Input((50, 3), name="x"),
+                layers.SeparableConv1D(8, 7, padding="same", name="sep1"),
+                layers.BatchNormalization(name="bn1"),
+                layers.Activation("relu", name="relu1"),
+                layers.DepthwiseConv1D(5, padding="same", depth_multiplier=2, name="dw2"),
+                layers.BatchNormalization(name="bn2"),
+                layers.Activation("relu", name="relu2"),
+                layers.SeparableConv1D(8, 3, padding="valid", dilation_rate=2, activation="relu", name="sep3"),
+                layers.GlobalAveragePooling1D(name="gap"),
+                layers.Dense(2, name="fc"),
+            ], name=name)
         else:
             raise KeyError(name)
+        rng = np.random.default_rng(4321)
+        if name in ("keras_separable",):
+            for lyr in m.layers:
+                if isinstance(lyr, layers.BatchNormalization):
+                    c = lyr.get_weights()[0].shape[0]
+                    lyr.set_weights([(rng.random(c) + 0.5).astype(np.float32),
+                                     (rng.standard_normal(c) * 0.2).astype(np.float32),
+                                     (rng.standard_normal(c) * 0.5).astype(np.float32),
+                                     (rng.random(c) * 1.5 + 0.5).astype(np.float32)])
+                elif isinstance(lyr, layers.DepthwiseConv1D) and lyr.use_bias:
+                    w, b = lyr.get_weights()
+                    lyr.set_weights([w, (rng.standard_normal(b.shape) * 0.1).astype(np.float32)])
         # Keras initialises biases to zero and tf2onnx then drops them; make every bias
         # non-zero so the exported graphs really carry Conv/Dense biases.
         rng = np.random.default_rng(99)
@@ -619,7 +655,34 @@ def keras_models():
             if isinstance(lyr, (layers.Conv1D, layers.Dense)) and lyr.use_bias:
                 w, b = lyr.get_weights()
                 lyr.set_weights([w, (rng.standard_normal(b.shape) * 0.1).astype(np.float32)])
+            elif isinstance(lyr, layers.SeparableConv1D) and lyr.use_bias:
+                dw, pw, b = lyr.get_weights()
+                lyr.set_weights([dw, pw, (rng.standard_normal(b.shape) * 0.1).astype(np.float32)])
+            elif isinstance(lyr, layers.PReLU):
+                (a,) = lyr.get_weights()
+                lyr.set_weights([(rng.random(a.shape) * 0.5).astype(np.float32)])
         return m
+
+    def keras_activations_model():
+        """Functional: each modern activation after its own Conv1D(4, 3, same), as Keras 3 writes it."""
+        x = keras.Input((40, 3), name="x")
+        h = x
+        for act in ACTS:
+            h = layers.Conv1D(4, 3, padding="same", name="c_" + act)(h)
+            h = layers.Activation(KERAS_ACTS[act], name=act)(h)
+        h = layers.Conv1D(4, 3, padding="same", name="c_prelu")(h)
+        h = layers.PReLU(shared_axes=[1], name="prelu")(h)             # a slope per channel
+        h = layers.Conv1D(4, 3, padding="same", name="c_prelu1")(h)
+        h = layers.PReLU(shared_axes=[1, 2], name="prelu1")(h)         # one slope
+        s = layers.Conv1D(4, 3, padding="same", activation="hard_sigmoid", name="c_hsig")(h)
+        value = layers.Conv1D(4, 3, padding="same", name="c_value")(h)
+        gate = layers.Conv1D(4, 3, padding="same", activation="sigmoid", name="c_gate")(h)
+        gated = layers.Multiply(name="gating")([value, gate])               # a Mul of two tensors
+        d = layers.Subtract(name="sub")([gated, s])                         # a Sub of two tensors
+        h = layers.Lambda(lambda t: t[0] / (t[1] + 1.0), name="div")([d, s])  # a Div of two tensors
+        h = layers.Conv1D(4, 1, activation="tanh", name="c_mix")(h)
+        h = layers.GlobalAveragePooling1D(name="gap")(h)
+        return keras.Model(x, layers.Dense(3, name="fc")(h), name="keras_activations")
 
     specs = {
         "keras_paper_net": ((50, 2), 1,
@@ -631,6 +694,14 @@ def keras_models():
         "keras_strided": ((64, 3), 3,
                           "Keras strided/causal: Conv1D(8,5,s2,valid)-Conv1D(8,3,d2,causal,relu)-AvgPool1D(2)-"
                           "Conv1D(4,3,causal,tanh)-Flatten-Dropout(0.5)-Dense(3)"),
+        "keras_activations": ((40, 3), 3,
+                              "Keras 3 activations, each after a Conv1D(4,3,same): gelu(approximate), silu, "
+                              "swish, hard_sigmoid, hard_silu, relu6, softplus, selu, mish; PReLU(shared_axes=[1]), "
+                              "PReLU(shared_axes=[1,2]); then hard_sigmoid s, Multiply(value, sigmoid gate), "
+                              "Subtract s, Lambda d / (s + 1), Conv1D(4,1,tanh), GlobalAveragePooling1D, Dense(3)"),
+        "keras_separable": ((50, 3), 2,
+                            "Keras separable: SeparableConv1D(8,7,same)-BN-ReLU, DepthwiseConv1D(5,same,x2)-BN-ReLU, "
+                            "SeparableConv1D(8,3,valid,d2,relu), GlobalAveragePooling1D, Dense(2); random BN stats"),
     }
     return build, specs
 
@@ -768,7 +839,8 @@ REF_MODELS = {       # underlying model -> (framework, how x is built)
     "activations_zoo": ("torch", "mixed"), "inception": ("torch", "mixed"), "tcn": ("torch", "mixed"),
     "depthwise": ("torch", "mixed"),
     "keras_paper_net": ("keras", "paper"), "keras_fcn": ("keras", "gunpoint"),
-    "keras_strided": ("keras", "mixed"),
+    "keras_strided": ("keras", "mixed"), "keras_activations": ("keras", "mixed"),
+    "keras_separable": ("keras", "mixed"),
 }
 
 
@@ -1218,18 +1290,69 @@ def keras_ref_forward():
 
     linear = keras.activations.get("linear")
 
+    def pre_activation(ly, h):
+        act = ly.activation
+        ly.activation = linear
+        try:
+            return ly(h)
+        finally:
+            ly.activation = act
+
+    def separable(ly, h):
+        """SeparableConv1D as the exported graph runs it: the depthwise convolution (no bias), then
+        the pointwise one with the bias, before the activation."""
+        dw = keras.ops.depthwise_conv(h, ly.depthwise_kernel, ly.strides, ly.padding, ly.data_format,
+                                      ly.dilation_rate)
+        z = keras.ops.conv(dw, ly.pointwise_kernel, 1, "valid", ly.data_format)
+        return dw, z + ly.bias if ly.use_bias else z
+
+    def activations_model(m, x):
+        """keras_activations, layer by layer in the order of the exported graph."""
+        L, relu_in = [], []
+        ly = {l.name: l for l in m.layers}
+        h = x
+        for act in KERAS_ACTIVATIONS:
+            z = pre_activation(ly["c_" + act], h)
+            h = ly[act](z)
+            L.append(("c_" + act, "conv", z, h))
+            if act in ("hard_sigmoid", "hard_silu"):
+                relu_in += [z + 3, z - 3]
+            elif act == "relu6":
+                relu_in += [z, z - 6]
+        for name in ("prelu", "prelu1"):
+            z = pre_activation(ly["c_" + name], h)
+            h = ly[name](z)
+            L.append(("c_" + name, "conv", z, h))
+            relu_in.append(z)
+        zv = pre_activation(ly["c_value"], h)
+        zs = pre_activation(ly["c_hsig"], h)
+        s = keras.activations.hard_sigmoid(zs)
+        zg = pre_activation(ly["c_gate"], h)
+        gate = keras.activations.sigmoid(zg)
+        relu_in += [zs + 3, zs - 3]
+        L += [("c_value", "conv", zv, zv), ("c_hsig", "conv", zs, s), ("c_gate", "conv", zg, gate)]
+        h = ly["div"]([ly["sub"]([ly["gating"]([zv, gate]), s]), s])
+        z = pre_activation(ly["c_mix"], h)
+        a = keras.activations.tanh(z)
+        L.append(("c_mix", "conv", z, a))
+        logits = ly["fc"](ly["gap"](a))
+        L.append(("fc", "dense", logits, logits))
+        return L, logits, logits, relu_in, []
+
     def instrumented(m, x):
+        if m.name == "keras_activations":
+            return activations_model(m, x)
         L, relu_in, pools = [], [], []
         lyrs, i, h, logits, out = m.layers, 0, x, None, None
         while i < len(lyrs):
             ly = lyrs[i]
-            if isinstance(ly, (layers.Conv1D, layers.Dense)):
+            if isinstance(ly, (layers.Conv1D, layers.Dense, layers.SeparableConv1D, layers.DepthwiseConv1D)):
                 act = ly.activation
-                ly.activation = linear
-                try:
-                    z = ly(h)
-                finally:
-                    ly.activation = act
+                if isinstance(ly, layers.SeparableConv1D):
+                    dw, z = separable(ly, h)
+                    L.append((f"layers[{i}]:SeparableConv1D(depthwise)", "conv", dw, dw))
+                else:
+                    z = pre_activation(ly, h)
                 mod = f"layers[{i}]:{type(ly).__name__}"    # Keras' own names depend on build order
                 if i + 1 < len(lyrs) and isinstance(lyrs[i + 1], layers.BatchNormalization):
                     i += 1
@@ -1251,7 +1374,7 @@ def keras_ref_forward():
                     a = h = z
                 if an == "relu":
                     relu_in.append(z)
-                L.append((mod, "conv" if isinstance(ly, layers.Conv1D) else "dense", z, a))
+                L.append((mod, "dense" if isinstance(ly, layers.Dense) else "conv", z, a))
                 if logits is None and i == len(lyrs) - 1:
                     logits = z
             elif isinstance(ly, layers.MaxPooling1D):
