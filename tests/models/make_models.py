@@ -625,6 +625,8 @@ def keras_models():
             ], name=name)
         elif name == "keras_activations":
             m = keras_activations_model()
+        elif name == "keras_tcn":
+            m = keras_tcn_model()
         elif name == "keras_separable":
             m = keras.Sequential([
                 keras.Input((50, 3), name="x"),
@@ -641,7 +643,7 @@ def keras_models():
         else:
             raise KeyError(name)
         rng = np.random.default_rng(4321)
-        if name in ("keras_separable",):
+        if name in ("keras_separable", "keras_tcn"):
             for lyr in m.layers:
                 if isinstance(lyr, layers.BatchNormalization):
                     c = lyr.get_weights()[0].shape[0]
@@ -666,6 +668,22 @@ def keras_models():
                 (a,) = lyr.get_weights()
                 lyr.set_weights([(rng.random(a.shape) * 0.5).astype(np.float32)])
         return m
+
+    def keras_tcn_model():
+        """Functional: a TCN block (causal dilated Conv1D, residual 1x1, Add) and an InceptionTime
+        module (Conv1D k 5/3 same, MaxPooling1D(3, s1, same)-1x1, Concatenate, BatchNormalization)."""
+        x = keras.Input((40, 2), name="x")
+        h = layers.Conv1D(6, 3, padding="causal", activation="relu", name="t1")(x)
+        h = layers.Conv1D(6, 3, padding="causal", dilation_rate=2, activation="relu", name="t2")(h)
+        r = layers.Conv1D(6, 1, name="down")(x)
+        h = layers.Activation("relu", name="res_relu")(layers.Add(name="res")([h, r]))
+        b = [layers.Conv1D(4, k, padding="same", use_bias=False, name=f"i{k}")(h) for k in (5, 3)]
+        p = layers.MaxPooling1D(3, strides=1, padding="same", name="pool")(h)
+        b.append(layers.Conv1D(4, 1, use_bias=False, name="pool_conv")(p))
+        h = layers.BatchNormalization(name="bn")(layers.Concatenate(name="cat")(b))
+        h = layers.Activation("relu", name="cat_relu")(h)
+        h = layers.GlobalAveragePooling1D(name="gap")(h)
+        return keras.Model(x, layers.Dense(2, name="fc")(h), name="keras_tcn")
 
     def keras_activations_model():
         """Functional: each modern activation after its own Conv1D(4, 3, same), as Keras 3 writes it."""
@@ -703,6 +721,10 @@ def keras_models():
                               "swish, hard_sigmoid, hard_silu, relu6, softplus, selu, mish; PReLU(shared_axes=[1]), "
                               "PReLU(shared_axes=[1,2]); then hard_sigmoid s, Multiply(value, sigmoid gate), "
                               "Subtract s, Lambda d / (s + 1), Conv1D(4,1,tanh), GlobalAveragePooling1D, Dense(3)"),
+        "keras_tcn": ((40, 2), 2,
+                      "Keras TCN + InceptionTime: Conv1D(6,3,causal,relu)-Conv1D(6,3,causal,d2,relu) + Conv1D(6,1) "
+                      "residual Add-ReLU; Conv1D(4,k,same) k 5/3 and MaxPooling1D(3,s1,same)-Conv1D(4,1) "
+                      "Concatenate-BatchNormalization (random stats)-ReLU, GlobalAveragePooling1D, Dense(2)"),
         "keras_separable": ((50, 3), 2,
                             "Keras separable: SeparableConv1D(8,7,same)-BN-ReLU, DepthwiseConv1D(5,same,x2)-BN-ReLU, "
                             "SeparableConv1D(8,3,valid,d2,relu), GlobalAveragePooling1D, Dense(2); random BN stats"),
@@ -754,6 +776,22 @@ def keras_part():
             scopes = ["/".join(r.name.split("/")[:2]) for r in rs]
             if len(set(scopes)) > 1 and scope in scopes:
                 n.name = scopes[0] + n.name[len(scope):]
+        # tf2onnx orders parallel branches differently at different opsets; put the nodes in one
+        # topological order, a ready node with the smallest name first, so that every opset's
+        # file has its layers in the same order (the refs list them in that order).
+        producer = {o: i for i, n in enumerate(g.node) for o in n.output}
+        deps = [{producer[v] for v in n.input if v in producer} for n in g.node]
+        key = [(pat.sub("", n.name), i) for i, n in enumerate(g.node)]
+        done, order_n = set(), []
+        while len(order_n) < len(g.node):
+            i = min((i for i in range(len(g.node)) if i not in done and deps[i] <= done), key=lambda i: key[i])
+            done.add(i)
+            order_n.append(g.node[i])
+        nodes = [onnx.NodeProto() for _ in order_n]
+        for dst, src in zip(nodes, order_n):
+            dst.CopyFrom(src)
+        del g.node[:]
+        g.node.extend(nodes)
         vmap, used = {}, set()
         for n in g.node:
             base = pat.sub("", n.name) or n.op_type
@@ -856,7 +894,7 @@ REF_MODELS = {       # underlying model -> (framework, how x is built)
     "depthwise": ("torch", "mixed"),
     "keras_paper_net": ("keras", "paper"), "keras_fcn": ("keras", "gunpoint"),
     "keras_strided": ("keras", "mixed"), "keras_activations": ("keras", "mixed"),
-    "keras_separable": ("keras", "mixed"),
+    "keras_separable": ("keras", "mixed"), "keras_tcn": ("keras", "mixed"),
 }
 
 
@@ -1323,7 +1361,8 @@ def keras_ref_forward():
         return dw, z + ly.bias if ly.use_bias else z
 
     def activations_model(m, x):
-        """keras_activations, layer by layer in the order of the exported graph."""
+        """keras_activations, layer by layer in the order of the exported graph (parallel
+        branches by name: see tidy_names)."""
         L, relu_in = [], []
         ly = {l.name: l for l in m.layers}
         h = x
@@ -1346,7 +1385,7 @@ def keras_ref_forward():
         zg = pre_activation(ly["c_gate"], h)
         gate = keras.activations.sigmoid(zg)
         relu_in += [zs + 3, zs - 3]
-        L += [("c_value", "conv", zv, zv), ("c_hsig", "conv", zs, s), ("c_gate", "conv", zg, gate)]
+        L += [("c_gate", "conv", zg, gate), ("c_hsig", "conv", zs, s), ("c_value", "conv", zv, zv)]
         h = ly["div"]([ly["sub"]([ly["gating"]([zv, gate]), s]), s])
         z = pre_activation(ly["c_mix"], h)
         a = keras.activations.tanh(z)
@@ -1355,9 +1394,32 @@ def keras_ref_forward():
         L.append(("fc", "dense", logits, logits))
         return L, logits, logits, relu_in, []
 
+    def tcn_model(m, x):
+        """keras_tcn, layer by layer."""
+        ly = {l.name: l for l in m.layers}
+        z1 = pre_activation(ly["t1"], x)
+        a1 = keras.activations.relu(z1)
+        z2 = pre_activation(ly["t2"], a1)
+        a2 = keras.activations.relu(z2)
+        zd = ly["down"](x)
+        pre = a2 + zd
+        h = ly["res_relu"](pre)
+        z5, z3 = ly["i5"](h), ly["i3"](h)
+        p = ly["pool"](h)
+        zp = ly["pool_conv"](p)
+        c = ly["bn"](ly["cat"]([z5, z3, zp]), training=False)
+        logits = ly["fc"](ly["gap"](ly["cat_relu"](c)))
+        # parallel branches in the order of the exported graph (by name: see tidy_names)
+        L = [("down", "conv", zd, zd), ("t1", "conv", z1, a1), ("t2", "conv", z2, a2),
+             ("i3", "conv", z3, z3), ("i5", "conv", z5, z5), ("pool_conv", "conv", zp, zp),
+             ("fc", "dense", logits, logits)]
+        return L, logits, logits, [z1, z2, pre, c], [(h, (3, 1, 1, 1, False))]
+
     def instrumented(m, x):
         if m.name == "keras_activations":
             return activations_model(m, x)
+        if m.name == "keras_tcn":
+            return tcn_model(m, x)
         L, relu_in, pools = [], [], []
         lyrs, i, h, logits, out = m.layers, 0, x, None, None
         while i < len(lyrs):
