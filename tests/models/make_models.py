@@ -27,7 +27,8 @@ Reference explanations (refs/, committed; the engine's tests compare against the
 
 rebuild each underlying model from the same seeds (nothing is re-exported) and write
 refs/<model>.npz for paper_net, fcn, resnet, channels_last, ops_zoo (PyTorch autograd) and
-keras_paper_net, keras_fcn, keras_strided, keras_activations, keras_separable (tf.GradientTape), plus refs/index.json mapping every
+keras_paper_net, keras_fcn, keras_strided, keras_activations, keras_separable, keras_tcn
+(tf.GradientTape), plus refs/index.json mapping every
 manifest key (e.g. paper_net_op11, resnet_op17_bn) to its refs file name in refs/ (every export
 variant of a model shares one file: folding BatchNorm does not change z^l).  All in float32, as
 the model runs.  Each .npz (np.savez_compressed) holds, for N = 4 inputs of real data:
@@ -59,8 +60,9 @@ byte-reproducible.
 
 Known: with Keras 3, tf2onnx 1.17's convert.from_keras fails (KeyError 'keras_tensor_N');
 the script then converts a tf.function wrapper with convert.from_function.  Outputs are
-byte-reproducible (tf2onnx's drifting generated names are canonicalised). keras_activations
-(a functional model) converts with from_keras. Keras 3's exact gelu is not exported: TensorFlow
+byte-reproducible (tf2onnx's drifting generated names, the names of nodes it merges across
+parallel branches and its opset-dependent order of those branches are canonicalised).
+keras_activations and keras_tcn (functional models) convert with from_keras. Keras 3's exact gelu is not exported: TensorFlow
 2.21 writes it with Erfc, which tf2onnx 1.17 cannot convert. A Keras SeparableConv1D is two
 filter layers in the graph (and in its refs): the depthwise convolution, then the pointwise one
 with the bias.
@@ -765,16 +767,22 @@ def keras_part():
         pat = re.compile(r"__\d+")
         keep = {v.name for v in g.input} | {v.name for v in g.output}
         # tf2onnx merges identical nodes of parallel branches (the ExpandDims of convolutions
-        # reading one tensor) and keeps the name of any one of them; name it after its first reader.
+        # reading one tensor) and keeps the name of any one of them: name such a node after the
+        # reader whose layer comes first by name, and a step of a reader's op that carries another
+        # layer's name (ExpandDims -> Transpose -> the Convs) after that reader. Readers first.
         readers = {}
         for n in g.node:
             for v in n.input:
                 readers.setdefault(v, []).append(n)
-        for n in g.node:
+        for n in reversed(g.node):
             rs = [r for o in n.output for r in readers.get(o, [])]
             scope = "/".join(n.name.split("/")[:2])
             scopes = ["/".join(r.name.split("/")[:2]) for r in rs]
             if len(set(scopes)) > 1 and scope in scopes:
+                n.name = min(scopes) + n.name[len(scope):]
+            elif (len(rs) == 1 and scopes[0] != scope and scope.count("/") == scopes[0].count("/") == 1 and
+                  scope.split("/")[0] == scopes[0].split("/")[0] and len(rs[0].name) > len(scopes[0]) and
+                  pat.sub("", n.name[len(scope):]).startswith(pat.sub("", rs[0].name[len(scopes[0]):]) + "/")):
                 n.name = scopes[0] + n.name[len(scope):]
         # tf2onnx orders parallel branches differently at different opsets; put the nodes in one
         # topological order, a ready node with the smallest name first, so that every opset's
