@@ -251,6 +251,68 @@ CASES: dict[str, tuple] = {
         13,
     ),
     "erf": ([conv("x", "c"), N("Erf", ["c"], ["y"])], WB),
+    # Keras 3 through tf2onnx: gelu(approximate=True) with Pow(x, 3) and 0.5 * x first,
+    # hard_sigmoid as relu6(x + 3) / 6, hard_silu as x * that, PReLU as Relu(x) - a * Relu(-x).
+    "keras_gelu_tanh_pattern_opset13": (
+        [
+            conv("x", "c"),
+            N("Mul", ["half", "c"], ["h"]),
+            N("Pow", ["c", "three"], ["cu"]),
+            N("Mul", ["k1", "cu"], ["kcu"]),
+            N("Add", ["c", "kcu"], ["s"]),
+            N("Mul", ["k2", "s"], ["u"]),
+            N("Tanh", ["u"], ["t"]),
+            N("Add", ["one", "t"], ["a"]),
+            N("Mul", ["h", "a"], ["y"]),
+        ],
+        WB + [const("k1", 0.044714998453855515), const("k2", 0.7978845834732056), const("one", 1.0),
+              const("half", 0.5), const("three", 3.0)],
+        ("N", 3, 20),
+        13,
+    ),
+    "keras_hard_silu_hard_sigmoid_patterns_opset13": (
+        [
+            conv("x", "c"),
+            N("Add", ["c", "three"], ["a"]),
+            N("Clip", ["a", "zero", "six"], ["r"]),
+            N("Mul", ["r", "sixth"], ["hs"]),
+            N("Mul", ["c", "hs"], ["sw"]),
+            N("Add", ["sw", "three"], ["a2"]),
+            N("Clip", ["a2", "zero", "six"], ["r2"]),
+            N("Mul", ["r2", "sixth"], ["y"]),
+        ],
+        WB + [const("three", [[[3.0]]]), const("zero", 0.0), const("six", 6.0), const("sixth", 1 / 6)],
+        ("N", 3, 20),
+        13,
+    ),
+    "keras_prelu_patterns_opset13": (
+        [
+            conv("x", "c"),
+            N("Relu", ["c"], ["p"]),
+            N("Neg", ["c"], ["n"]),
+            N("Relu", ["n"], ["rn"]),
+            N("Mul", ["rn", "neg_slope"], ["m"]),
+            N("Add", ["p", "m"], ["q"]),
+            N("Relu", ["q"], ["p2"]),
+            N("Neg", ["q"], ["n2"]),
+            N("Relu", ["n2"], ["rn2"]),
+            N("Mul", ["rn2", "neg_one_slope"], ["m2"]),
+            N("Add", ["m2", "p2"], ["y"]),
+        ],
+        WB + [const("neg_slope", -np.abs(weights(rng, 1, 5, 1))), const("neg_one_slope", [[[-0.3]]])],
+        ("N", 3, 20),
+        13,
+    ),
+    "pow_square_and_cube_neg": (
+        [
+            conv("x", "c"),
+            N("Pow", ["c", "two"], ["sq"]),
+            N("Pow", ["c", "three"], ["cu"]),
+            N("Neg", ["cu"], ["ncu"]),
+            N("Add", ["sq", "ncu"], ["y"]),
+        ],
+        WB + [const("two", 2.0), const("three", 3.0)],
+    ),
     "silu_hardswish_mish_patterns_opset13": (
         [
             conv("x", "c"),
@@ -396,6 +458,9 @@ def test_exported_activation_patterns_are_fused_into_one_activation() -> None:
         ("gelu_erf_pattern_opset13", ["Gelu"]),
         ("gelu_tanh_pattern_opset13", ["Gelu"]),
         ("silu_hardswish_mish_patterns_opset13", ["Silu", "HardSwish", "Mish"]),
+        ("keras_gelu_tanh_pattern_opset13", ["Gelu"]),
+        ("keras_hard_silu_hard_sigmoid_patterns_opset13", ["HardSwish", "HardSigmoid"]),
+        ("keras_prelu_patterns_opset13", ["PRelu", "PRelu"]),
     ]:
         nodes, inits, shape, opset = CASES[case]
         flat = helper.make_node("Flatten", ["y"], ["out"], name="flatten_out")
@@ -419,3 +484,26 @@ def test_engine_facts_per_onnx_op_drive_pruning() -> None:
     assert {"Relu", "Sigmoid", "MaxPool", "Pad", "Dropout", "Gelu", "Clip", "Slice"} <= _PASS
     assert not {"Gather", "ReduceMean", "Concat", "Add", "Mul", "BatchNormalization"} & _PASS
 
+
+
+def test_pow_other_than_square_or_cube_is_refused() -> None:
+    nodes = [conv("x", "c"), N("Pow", ["c", "e"], ["y"]), helper.make_node("Flatten", ["y"], ["out"])]
+    data = build(nodes, WB + [const("e", 0.5)], outputs=("out",))
+    with pytest.raises(tsv.ModelError, match=r"node 'c?.*\(Pow.*power 0\.5.*only the constant exponents 2 and 3"):
+        tsv.load(data)
+
+
+def test_keras_prelu_with_a_slope_per_time_step_is_refused() -> None:
+    """Keras' PReLU without shared_axes has a slope per (time step, channel): not per channel."""
+    nodes = [
+        conv("x", "c"),
+        N("Relu", ["c"], ["p"]),
+        N("Neg", ["c"], ["n"]),
+        N("Relu", ["n"], ["rn"]),
+        N("Mul", ["rn", "neg_slope"], ["m"], name="prelu/mul"),
+        N("Add", ["p", "m"], ["y"]),
+        helper.make_node("Flatten", ["y"], ["out"]),
+    ]
+    data = build(nodes, WB + [const("neg_slope", -np.abs(weights(rng, 1, 5, 20)))], outputs=("out",))
+    with pytest.raises(tsv.ModelError, match=r"node 'prelu/mul' \(Mul.*varies along more than one axis"):
+        tsv.load(data)

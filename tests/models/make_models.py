@@ -27,7 +27,8 @@ Reference explanations (refs/, committed; the engine's tests compare against the
 
 rebuild each underlying model from the same seeds (nothing is re-exported) and write
 refs/<model>.npz for paper_net, fcn, resnet, channels_last, ops_zoo (PyTorch autograd) and
-keras_paper_net, keras_fcn, keras_strided (tf.GradientTape), plus refs/index.json mapping every
+keras_paper_net, keras_fcn, keras_strided, keras_activations, keras_separable, keras_tcn
+(tf.GradientTape), plus refs/index.json mapping every
 manifest key (e.g. paper_net_op11, resnet_op17_bn) to its refs file name in refs/ (every export
 variant of a model shares one file: folding BatchNorm does not change z^l).  All in float32, as
 the model runs.  Each .npz (np.savez_compressed) holds, for N = 4 inputs of real data:
@@ -62,7 +63,12 @@ the sibling script make_train_refs.py (see its header).
 
 Known: with Keras 3, tf2onnx 1.17's convert.from_keras fails (KeyError 'keras_tensor_N');
 the script then converts a tf.function wrapper with convert.from_function.  Outputs are
-byte-reproducible (tf2onnx's drifting generated names are canonicalised).
+byte-reproducible (tf2onnx's drifting generated names, the names of nodes it merges across
+parallel branches and its opset-dependent order of those branches are canonicalised).
+keras_activations and keras_tcn (functional models) convert with from_keras. Keras 3's exact gelu is not exported: TensorFlow
+2.21 writes it with Erfc, which tf2onnx 1.17 cannot convert. A Keras SeparableConv1D is two
+filter layers in the graph (and in its refs): the depthwise convolution, then the pointwise one
+with the bias.
 Last run with torch 2.13.0+cpu, onnxscript 0.7.2, tensorflow-cpu 2.21.0, keras 3.15.1,
 tf2onnx 1.17.0, onnx 1.23.2, onnxruntime 1.32.0, numpy 2.4.6, Python 3.11.
 """
@@ -565,12 +571,21 @@ def torch_part():
 # Keras part
 # --------------------------------------------------------------------------
 
+# keras_activations: the activation after each convolution, in order (exact gelu is not here:
+# TensorFlow 2.21 writes it with Erfc, which tf2onnx 1.17 cannot convert)
+KERAS_ACTIVATIONS = ["gelu_tanh", "silu", "swish", "hard_sigmoid", "hard_silu", "relu6", "softplus", "selu", "mish"]
+
+
 def keras_models():
     """(build, specs): the Keras test models, rebuilt from fixed seeds (used by `keras` and `refs-keras`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # bitwise-stabler reference outputs
     import keras
     from keras import layers
+
+    ACTS = KERAS_ACTIVATIONS
+    KERAS_ACTS = {a: keras.activations.get(a) for a in ACTS if a != "gelu_tanh"}
+    KERAS_ACTS["gelu_tanh"] = lambda z: keras.activations.gelu(z, approximate=True)
 
     def build(name):
         keras.utils.set_random_seed(0)
@@ -613,8 +628,37 @@ def keras_models():
                 layers.Dropout(0.5),
                 layers.Dense(3),
             ], name=name)
+        elif name == "keras_activations":
+            m = keras_activations_model()
+        elif name == "keras_tcn":
+            m = keras_tcn_model()
+        elif name == "keras_separable":
+            m = keras.Sequential([
+                keras.Input((50, 3), name="x"),
+                layers.SeparableConv1D(8, 7, padding="same", name="sep1"),
+                layers.BatchNormalization(name="bn1"),
+                layers.Activation("relu", name="relu1"),
+                layers.DepthwiseConv1D(5, padding="same", depth_multiplier=2, name="dw2"),
+                layers.BatchNormalization(name="bn2"),
+                layers.Activation("relu", name="relu2"),
+                layers.SeparableConv1D(8, 3, padding="valid", dilation_rate=2, activation="relu", name="sep3"),
+                layers.GlobalAveragePooling1D(name="gap"),
+                layers.Dense(2, name="fc"),
+            ], name=name)
         else:
             raise KeyError(name)
+        rng = np.random.default_rng(4321)
+        if name in ("keras_separable", "keras_tcn"):
+            for lyr in m.layers:
+                if isinstance(lyr, layers.BatchNormalization):
+                    c = lyr.get_weights()[0].shape[0]
+                    lyr.set_weights([(rng.random(c) + 0.5).astype(np.float32),
+                                     (rng.standard_normal(c) * 0.2).astype(np.float32),
+                                     (rng.standard_normal(c) * 0.5).astype(np.float32),
+                                     (rng.random(c) * 1.5 + 0.5).astype(np.float32)])
+                elif isinstance(lyr, layers.DepthwiseConv1D) and lyr.use_bias:
+                    w, b = lyr.get_weights()
+                    lyr.set_weights([w, (rng.standard_normal(b.shape) * 0.1).astype(np.float32)])
         # Keras initialises biases to zero and tf2onnx then drops them; make every bias
         # non-zero so the exported graphs really carry Conv/Dense biases.
         rng = np.random.default_rng(99)
@@ -622,7 +666,50 @@ def keras_models():
             if isinstance(lyr, (layers.Conv1D, layers.Dense)) and lyr.use_bias:
                 w, b = lyr.get_weights()
                 lyr.set_weights([w, (rng.standard_normal(b.shape) * 0.1).astype(np.float32)])
+            elif isinstance(lyr, layers.SeparableConv1D) and lyr.use_bias:
+                dw, pw, b = lyr.get_weights()
+                lyr.set_weights([dw, pw, (rng.standard_normal(b.shape) * 0.1).astype(np.float32)])
+            elif isinstance(lyr, layers.PReLU):
+                (a,) = lyr.get_weights()
+                lyr.set_weights([(rng.random(a.shape) * 0.5).astype(np.float32)])
         return m
+
+    def keras_tcn_model():
+        """Functional: a TCN block (causal dilated Conv1D, residual 1x1, Add) and an InceptionTime
+        module (Conv1D k 5/3 same, MaxPooling1D(3, s1, same)-1x1, Concatenate, BatchNormalization)."""
+        x = keras.Input((40, 2), name="x")
+        h = layers.Conv1D(6, 3, padding="causal", activation="relu", name="t1")(x)
+        h = layers.Conv1D(6, 3, padding="causal", dilation_rate=2, activation="relu", name="t2")(h)
+        r = layers.Conv1D(6, 1, name="down")(x)
+        h = layers.Activation("relu", name="res_relu")(layers.Add(name="res")([h, r]))
+        b = [layers.Conv1D(4, k, padding="same", use_bias=False, name=f"i{k}")(h) for k in (5, 3)]
+        p = layers.MaxPooling1D(3, strides=1, padding="same", name="pool")(h)
+        b.append(layers.Conv1D(4, 1, use_bias=False, name="pool_conv")(p))
+        h = layers.BatchNormalization(name="bn")(layers.Concatenate(name="cat")(b))
+        h = layers.Activation("relu", name="cat_relu")(h)
+        h = layers.GlobalAveragePooling1D(name="gap")(h)
+        return keras.Model(x, layers.Dense(2, name="fc")(h), name="keras_tcn")
+
+    def keras_activations_model():
+        """Functional: each modern activation after its own Conv1D(4, 3, same), as Keras 3 writes it."""
+        x = keras.Input((40, 3), name="x")
+        h = x
+        for act in ACTS:
+            h = layers.Conv1D(4, 3, padding="same", name="c_" + act)(h)
+            h = layers.Activation(KERAS_ACTS[act], name=act)(h)
+        h = layers.Conv1D(4, 3, padding="same", name="c_prelu")(h)
+        h = layers.PReLU(shared_axes=[1], name="prelu")(h)             # a slope per channel
+        h = layers.Conv1D(4, 3, padding="same", name="c_prelu1")(h)
+        h = layers.PReLU(shared_axes=[1, 2], name="prelu1")(h)         # one slope
+        s = layers.Conv1D(4, 3, padding="same", activation="hard_sigmoid", name="c_hsig")(h)
+        value = layers.Conv1D(4, 3, padding="same", name="c_value")(h)
+        gate = layers.Conv1D(4, 3, padding="same", activation="sigmoid", name="c_gate")(h)
+        gated = layers.Multiply(name="gating")([value, gate])               # a Mul of two tensors
+        d = layers.Subtract(name="sub")([gated, s])                         # a Sub of two tensors
+        h = layers.Lambda(lambda t: t[0] / (t[1] + 1.0), name="div")([d, s])  # a Div of two tensors
+        h = layers.Conv1D(4, 1, activation="tanh", name="c_mix")(h)
+        h = layers.GlobalAveragePooling1D(name="gap")(h)
+        return keras.Model(x, layers.Dense(3, name="fc")(h), name="keras_activations")
 
     specs = {
         "keras_paper_net": ((50, 2), 1,
@@ -634,6 +721,18 @@ def keras_models():
         "keras_strided": ((64, 3), 3,
                           "Keras strided/causal: Conv1D(8,5,s2,valid)-Conv1D(8,3,d2,causal,relu)-AvgPool1D(2)-"
                           "Conv1D(4,3,causal,tanh)-Flatten-Dropout(0.5)-Dense(3)"),
+        "keras_activations": ((40, 3), 3,
+                              "Keras 3 activations, each after a Conv1D(4,3,same): gelu(approximate), silu, "
+                              "swish, hard_sigmoid, hard_silu, relu6, softplus, selu, mish; PReLU(shared_axes=[1]), "
+                              "PReLU(shared_axes=[1,2]); then hard_sigmoid s, Multiply(value, sigmoid gate), "
+                              "Subtract s, Lambda d / (s + 1), Conv1D(4,1,tanh), GlobalAveragePooling1D, Dense(3)"),
+        "keras_tcn": ((40, 2), 2,
+                      "Keras TCN + InceptionTime: Conv1D(6,3,causal,relu)-Conv1D(6,3,causal,d2,relu) + Conv1D(6,1) "
+                      "residual Add-ReLU; Conv1D(4,k,same) k 5/3 and MaxPooling1D(3,s1,same)-Conv1D(4,1) "
+                      "Concatenate-BatchNormalization (random stats)-ReLU, GlobalAveragePooling1D, Dense(2)"),
+        "keras_separable": ((50, 3), 2,
+                            "Keras separable: SeparableConv1D(8,7,same)-BN-ReLU, DepthwiseConv1D(5,same,x2)-BN-ReLU, "
+                            "SeparableConv1D(8,3,valid,d2,relu), GlobalAveragePooling1D, Dense(2); random BN stats"),
     }
     return build, specs
 
@@ -670,6 +769,40 @@ def keras_part():
         import re
         pat = re.compile(r"__\d+")
         keep = {v.name for v in g.input} | {v.name for v in g.output}
+        # tf2onnx merges identical nodes of parallel branches (the ExpandDims of convolutions
+        # reading one tensor) and keeps the name of any one of them: name such a node after the
+        # reader whose layer comes first by name, and a step of a reader's op that carries another
+        # layer's name (ExpandDims -> Transpose -> the Convs) after that reader. Readers first.
+        readers = {}
+        for n in g.node:
+            for v in n.input:
+                readers.setdefault(v, []).append(n)
+        for n in reversed(g.node):
+            rs = [r for o in n.output for r in readers.get(o, [])]
+            scope = "/".join(n.name.split("/")[:2])
+            scopes = ["/".join(r.name.split("/")[:2]) for r in rs]
+            if len(set(scopes)) > 1 and scope in scopes:
+                n.name = min(scopes) + n.name[len(scope):]
+            elif (len(rs) == 1 and scopes[0] != scope and scope.count("/") == scopes[0].count("/") == 1 and
+                  scope.split("/")[0] == scopes[0].split("/")[0] and len(rs[0].name) > len(scopes[0]) and
+                  pat.sub("", n.name[len(scope):]).startswith(pat.sub("", rs[0].name[len(scopes[0]):]) + "/")):
+                n.name = scopes[0] + n.name[len(scope):]
+        # tf2onnx orders parallel branches differently at different opsets; put the nodes in one
+        # topological order, a ready node with the smallest name first, so that every opset's
+        # file has its layers in the same order (the refs list them in that order).
+        producer = {o: i for i, n in enumerate(g.node) for o in n.output}
+        deps = [{producer[v] for v in n.input if v in producer} for n in g.node]
+        key = [(pat.sub("", n.name), i) for i, n in enumerate(g.node)]
+        done, order_n = set(), []
+        while len(order_n) < len(g.node):
+            i = min((i for i in range(len(g.node)) if i not in done and deps[i] <= done), key=lambda i: key[i])
+            done.add(i)
+            order_n.append(g.node[i])
+        nodes = [onnx.NodeProto() for _ in order_n]
+        for dst, src in zip(nodes, order_n):
+            dst.CopyFrom(src)
+        del g.node[:]
+        g.node.extend(nodes)
         vmap, used = {}, set()
         for n in g.node:
             base = pat.sub("", n.name) or n.op_type
@@ -771,7 +904,8 @@ REF_MODELS = {       # underlying model -> (framework, how x is built)
     "activations_zoo": ("torch", "mixed"), "inception": ("torch", "mixed"), "tcn": ("torch", "mixed"),
     "depthwise": ("torch", "mixed"),
     "keras_paper_net": ("keras", "paper"), "keras_fcn": ("keras", "gunpoint"),
-    "keras_strided": ("keras", "mixed"),
+    "keras_strided": ("keras", "mixed"), "keras_activations": ("keras", "mixed"),
+    "keras_separable": ("keras", "mixed"), "keras_tcn": ("keras", "mixed"),
 }
 
 
@@ -1221,18 +1355,93 @@ def keras_ref_forward():
 
     linear = keras.activations.get("linear")
 
+    def pre_activation(ly, h):
+        act = ly.activation
+        ly.activation = linear
+        try:
+            return ly(h)
+        finally:
+            ly.activation = act
+
+    def separable(ly, h):
+        """SeparableConv1D as the exported graph runs it: the depthwise convolution (no bias), then
+        the pointwise one with the bias, before the activation."""
+        dw = keras.ops.depthwise_conv(h, ly.depthwise_kernel, ly.strides, ly.padding, ly.data_format,
+                                      ly.dilation_rate)
+        z = keras.ops.conv(dw, ly.pointwise_kernel, 1, "valid", ly.data_format)
+        return dw, z + ly.bias if ly.use_bias else z
+
+    def activations_model(m, x):
+        """keras_activations, layer by layer in the order of the exported graph (parallel
+        branches by name: see tidy_names)."""
+        L, relu_in = [], []
+        ly = {l.name: l for l in m.layers}
+        h = x
+        for act in KERAS_ACTIVATIONS:
+            z = pre_activation(ly["c_" + act], h)
+            h = ly[act](z)
+            L.append(("c_" + act, "conv", z, h))
+            if act in ("hard_sigmoid", "hard_silu"):
+                relu_in += [z + 3, z - 3]
+            elif act == "relu6":
+                relu_in += [z, z - 6]
+        for name in ("prelu", "prelu1"):
+            z = pre_activation(ly["c_" + name], h)
+            h = ly[name](z)
+            L.append(("c_" + name, "conv", z, h))
+            relu_in.append(z)
+        zv = pre_activation(ly["c_value"], h)
+        zs = pre_activation(ly["c_hsig"], h)
+        s = keras.activations.hard_sigmoid(zs)
+        zg = pre_activation(ly["c_gate"], h)
+        gate = keras.activations.sigmoid(zg)
+        relu_in += [zs + 3, zs - 3]
+        L += [("c_gate", "conv", zg, gate), ("c_hsig", "conv", zs, s), ("c_value", "conv", zv, zv)]
+        h = ly["div"]([ly["sub"]([ly["gating"]([zv, gate]), s]), s])
+        z = pre_activation(ly["c_mix"], h)
+        a = keras.activations.tanh(z)
+        L.append(("c_mix", "conv", z, a))
+        logits = ly["fc"](ly["gap"](a))
+        L.append(("fc", "dense", logits, logits))
+        return L, logits, logits, relu_in, []
+
+    def tcn_model(m, x):
+        """keras_tcn, layer by layer."""
+        ly = {l.name: l for l in m.layers}
+        z1 = pre_activation(ly["t1"], x)
+        a1 = keras.activations.relu(z1)
+        z2 = pre_activation(ly["t2"], a1)
+        a2 = keras.activations.relu(z2)
+        zd = ly["down"](x)
+        pre = a2 + zd
+        h = ly["res_relu"](pre)
+        z5, z3 = ly["i5"](h), ly["i3"](h)
+        p = ly["pool"](h)
+        zp = ly["pool_conv"](p)
+        c = ly["bn"](ly["cat"]([z5, z3, zp]), training=False)
+        logits = ly["fc"](ly["gap"](ly["cat_relu"](c)))
+        # parallel branches in the order of the exported graph (by name: see tidy_names)
+        L = [("down", "conv", zd, zd), ("t1", "conv", z1, a1), ("t2", "conv", z2, a2),
+             ("i3", "conv", z3, z3), ("i5", "conv", z5, z5), ("pool_conv", "conv", zp, zp),
+             ("fc", "dense", logits, logits)]
+        return L, logits, logits, [z1, z2, pre, c], [(h, (3, 1, 1, 1, False))]
+
     def instrumented(m, x):
+        if m.name == "keras_activations":
+            return activations_model(m, x)
+        if m.name == "keras_tcn":
+            return tcn_model(m, x)
         L, relu_in, pools = [], [], []
         lyrs, i, h, logits, out = m.layers, 0, x, None, None
         while i < len(lyrs):
             ly = lyrs[i]
-            if isinstance(ly, (layers.Conv1D, layers.Dense)):
+            if isinstance(ly, (layers.Conv1D, layers.Dense, layers.SeparableConv1D, layers.DepthwiseConv1D)):
                 act = ly.activation
-                ly.activation = linear
-                try:
-                    z = ly(h)
-                finally:
-                    ly.activation = act
+                if isinstance(ly, layers.SeparableConv1D):
+                    dw, z = separable(ly, h)
+                    L.append((f"layers[{i}]:SeparableConv1D(depthwise)", "conv", dw, dw))
+                else:
+                    z = pre_activation(ly, h)
                 mod = f"layers[{i}]:{type(ly).__name__}"    # Keras' own names depend on build order
                 if i + 1 < len(lyrs) and isinstance(lyrs[i + 1], layers.BatchNormalization):
                     i += 1
@@ -1254,7 +1463,7 @@ def keras_ref_forward():
                     a = h = z
                 if an == "relu":
                     relu_in.append(z)
-                L.append((mod, "conv" if isinstance(ly, layers.Conv1D) else "dense", z, a))
+                L.append((mod, "dense" if isinstance(ly, layers.Dense) else "conv", z, a))
                 if logits is None and i == len(lyrs) - 1:
                     logits = z
             elif isinstance(ly, layers.MaxPooling1D):

@@ -124,8 +124,71 @@ void fuse_activations(Graph& g) {
     constexpr float kInvSqrt2 = 0.70710678118654752f;
     for (size_t i = 0; i < count; ++i) {
         const Node& m = g.nodes[i];
-        // x * f(x): Silu (Sigmoid), HardSwish (HardSigmoid 1/6, 1/2), Mish (Tanh of Softplus).
+        // HardSigmoid as Keras writes it (tf2onnx): Mul(Clip(Add(x, b), 0, 1 / a), a), i.e.
+        // clip(a * x + a * b, 0, 1): Keras 3's hard_sigmoid is relu6(x + 3) / 6. Fused before the
+        // Mul that reads it, so x * hard_sigmoid(x) (Keras' hard_silu) becomes HardSwish below.
+        if (m.kind == OpKind::Affine && !m.scale.empty() && only(m.inputs[0], OpKind::Clip)) {
+            const float a = m.scale[0];
+            const Node& clip = g.nodes[m.inputs[0]];
+            const int add = clip.inputs[0];
+            if (a > 0.f && uniform_affine(m, a, 0.f) && clip.alpha == 0.f &&
+                std::fabs(clip.beta * a - 1.f) < 1e-6f && consumers[add] == 1 &&
+                g.nodes[add].kind == OpKind::Affine && !g.nodes[add].shift.empty() &&
+                uniform_affine(g.nodes[add], 1.f, g.nodes[add].shift[0])) {
+                const int x = g.nodes[add].inputs[0];
+                const float b = g.nodes[add].shift[0];
+                kill(add);
+                kill(m.inputs[0]);
+                fuse(i, OpKind::HardSigmoid, x);
+                g.nodes[i].alpha = a;
+                g.nodes[i].beta = a * b;
+                continue;
+            }
+        }
+        // PRelu as Keras writes it (tf2onnx): Add(Relu(x), Mul(Relu(Neg(x)), -slope)), the slope
+        // one value or one per channel.
+        if (m.kind == OpKind::Add) {
+            for (int side = 0; side < 2; ++side) {
+                const int pos = m.inputs[side], neg = m.inputs[1 - side];
+                if (!only(pos, OpKind::Relu) || consumers[neg] != 1 || g.nodes[neg].kind != OpKind::Affine) continue;
+                const int x = g.nodes[pos].inputs[0];
+                const Node& scaled = g.nodes[neg];
+                if (!only(scaled.inputs[0], OpKind::Relu)) continue;
+                const int flip = g.nodes[scaled.inputs[0]].inputs[0];
+                if (consumers[flip] != 1 || !uniform_affine(g.nodes[flip], -1.f, 0.f) || g.nodes[flip].inputs[0] != x)
+                    continue;
+                bool no_shift = true;
+                for (float v : scaled.shift) no_shift = no_shift && v == 0.f;
+                if (!no_shift) continue;
+                std::vector<float> slope(scaled.scale.size());
+                for (size_t c = 0; c < slope.size(); ++c) slope[c] = -scaled.scale[c];
+                for (int j : {pos, neg, scaled.inputs[0], flip}) kill(j);
+                fuse(i, OpKind::PRelu, x);
+                g.nodes[i].scale = slope;
+                break;
+            }
+            continue;
+        }
+        // x * f(x): Silu (Sigmoid), HardSwish (HardSigmoid 1/6, 1/2), Mish (Tanh of Softplus);
+        // and Gelu with its tanh approximation as Keras writes it (tf2onnx):
+        // Mul(Mul(x, 0.5), Add(Tanh(sqrt(2 / pi) * (x + 0.044715 * Pow(x, 3))), 1)).
         if (m.kind == OpKind::Mul) {
+            bool fused = false;
+            for (int side = 0; side < 2 && !fused; ++side) {
+                const int half = m.inputs[side], plus = m.inputs[1 - side];
+                if (consumers[half] != 1 || !uniform_affine(g.nodes[half], 0.5f, 0.f) || consumers[plus] != 1 ||
+                    !uniform_affine(g.nodes[plus], 1.f, 1.f) || !only(g.nodes[plus].inputs[0], OpKind::Tanh))
+                    continue;
+                const int x = g.nodes[half].inputs[0], inner = g.nodes[plus].inputs[0];
+                const std::vector<int> chain = tanh_gelu_chain(g, consumers, g.nodes[inner].inputs[0], x);
+                if (chain.empty()) continue;
+                for (int j : chain) kill(j);
+                for (int j : {half, plus, inner}) kill(j);
+                fuse(i, OpKind::Gelu, x);
+                g.nodes[i].approximate = true;
+                fused = true;
+            }
+            if (fused) continue;
             for (int side = 0; side < 2; ++side) {
                 const int x = m.inputs[side], f = m.inputs[1 - side];
                 const Node& fn = g.nodes[f];

@@ -68,6 +68,8 @@ const std::map<std::string, std::vector<AttrSpec>>& attribute_table() {
         {"Sub", {}},
         {"Mul", {}},
         {"Div", {}},
+        {"Neg", {}},
+        {"Pow", {}},
         {"Concat", {{"axis", 1, kAny}}},
         {"Dropout", {{"ratio", 1, 11}, {"seed", 12, kAny}}},
         {"Identity", {}},

@@ -347,18 +347,47 @@ void lower_binary(Lowering& im) {
     affine_with_const(im, im.tensor_input(const_first ? 1 : 0), const_first ? a.k : b.k, op, const_first);
 }
 
+// Neg(x) is x * -1 + 0 (tf2onnx writes Keras' PReLU as Relu(x) - alpha * Relu(Neg(x))).
+void lower_neg(Lowering& im) {
+    Tensor x = im.tensor_input(0);
+    if (im.layout_ == Layout::Undecided) im.decide_default();
+    Node n = im.make(OpKind::Affine, x);
+    n.scale.assign(static_cast<size_t>(n.channels), -1.f);
+    n.shift.assign(static_cast<size_t>(n.channels), 0.f);
+    x.node = im.add_node(std::move(n));
+    im.set_tensor(x);
+}
+
+// Pow(x, 2) and Pow(x, 3) (tf2onnx writes x^3 of the tanh Gelu so) are products of x with
+// itself: Mul(x, x), then Mul(Mul(x, x), x); other exponents are refused.
+void lower_pow(Lowering& im) {
+    Tensor x = im.tensor_input(0);
+    const Const& e = im.const_input(1, "the exponent");
+    if (e.count() != 1 || !e.all_known() || !(e.v[0] == 2.0 || e.v[0] == 3.0))
+        im.fail_node("raises to the power " + (e.count() == 1 && e.all_known() ? std::to_string(e.v[0]) : "of shape " + join(e.dims)) +
+                     "; only the constant exponents 2 and 3 (x * x, x * x * x) are supported");
+    if (im.layout_ == Layout::Undecided) im.decide_default();
+    Tensor y = x;
+    for (int k = 1; k < static_cast<int>(e.v[0]); ++k) {
+        Node n = im.make(OpKind::Mul, y);
+        n.inputs.push_back(x.node);
+        y.node = im.add_node(std::move(n));
+    }
+    im.set_tensor(y);
+}
+
 }  // namespace
 
-// Affine comes from BatchNormalization here and from a Mul/Add/Sub/Div with a constant in the
-// Add entry's lowering. Pruning handles BatchNormalization itself (its parameters are pruned).
+// Affine comes from BatchNormalization and Neg here and from a Mul/Add/Sub/Div with a constant
+// in the Add entry's lowering. Pruning handles BatchNormalization itself (its parameters are pruned).
 OpRules affine_rules() {
     OpRules r = TSVIZ_RULES(Affine, affine, infer_same);
-    r.onnx = {{"BatchNormalization", lower_batch_norm}};
+    r.onnx = {{"BatchNormalization", lower_batch_norm}, {"Neg", lower_neg, true}};
     return r;
 }
 
 // Add, Sub, Mul, Div: folded when both operands are constants, an Affine when one is, the op
-// of two tensors of one shape otherwise.
+// of two tensors of one shape otherwise. Pow with exponent 2 or 3 becomes Muls.
 OpRules add_rules() {
     OpRules r = TSVIZ_RULES(Add, add, infer_add);
     r.onnx = {{"Add", lower_binary}};
@@ -366,7 +395,7 @@ OpRules add_rules() {
 }
 OpRules mul_rules() {
     OpRules r = TSVIZ_RULES(Mul, mul, infer_mul);
-    r.onnx = {{"Mul", lower_binary}};
+    r.onnx = {{"Mul", lower_binary}, {"Pow", lower_pow}};
     return r;
 }
 OpRules sub_rules() {
