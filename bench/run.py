@@ -167,8 +167,11 @@ def windows(model, n, seed=0):
     (1, 150) or free length with 1 channel: GunPoint series (test set first, then train;
     cycled beyond 200); (1, 24): ItalyPowerDemand; (2, 50): the paper's B5M windows (the
     standardised series and its first difference); any other (C, T): B5M windows, channel c the
-    standardised series (c even) or its standardised first difference (c odd), 97 steps apart."""
+    standardised series (c even) or its standardised first difference (c odd), 97 steps apart;
+    128 steps when the length is free."""
     c, t = channels_first_shape(model)
+    if t == -1 and c != 1:
+        t = 128  # a free length: B5M windows of 128 steps
     if c == 1 and t in (150, -1):
         x = _ucr("GunPoint")
         x = x[np.arange(n) % len(x)]

@@ -11,7 +11,9 @@
 #include <string>
 
 #include "onnx/lowering.hpp"
+#include "ops/fast_math.hpp"
 #include "ops/op.hpp"
+#include "ops/simd.hpp"
 #include "tsviz/error.hpp"
 
 namespace tsviz::ops {
@@ -104,17 +106,18 @@ void inner_max_pool(const float* __restrict base, float* __restrict y, int32_t* 
         const float* __restrict bk = base + k * d;
         const auto off = static_cast<int32_t>(k * d - pb);
         for (int64_t o = lo; o < hi; ++o) {
-            const float v = bk[o * s];
-            const bool better = v > y[o];
-            arg[o] = better ? static_cast<int32_t>(o) * s32 + off : arg[o];
-            y[o] = better ? v : y[o];
+            // Masks, not conditionals: GCC keeps these selects as a branch on the data.
+            const float v = bk[o * s], cur = y[o];
+            const int32_t better = -static_cast<int32_t>(v > cur);
+            arg[o] = ((static_cast<int32_t>(o) * s32 + off) & better) | (arg[o] & ~better);
+            y[o] = select(v > cur, v, cur);
         }
     }
 }
 
 }  // namespace
 
-void forward_max_pool(const ForwardArgs& a) {
+TSVIZ_SIMD void forward_max_pool(const ForwardArgs& a) {
     const Node& node = a.node;
     const ConstView& x = a.in[0];
     const View& y = a.out;
