@@ -250,8 +250,17 @@ void check_fast_math() {
     CHECK(std::isnan(ops::fast_sigmoid(nan)));
     CHECK(ops::fast_tanh(0.f) == 0.f && ops::fast_tanh(30.f) == 1.f && ops::fast_tanh(-30.f) == -1.f);
     CHECK(ops::fast_sigmoid(-200.f) >= 0.f && ops::fast_sigmoid(200.f) == 1.f);
-    std::printf("fast math: worst relative error exp %.2g, tanh %.2g, logistic %.2g\n", worst_exp, worst_tanh,
-                worst_sigmoid);
+    // expm1 on x <= 0.
+    double worst_expm1 = 0;
+    for (int i = 0; i <= 2000000; ++i) {
+        const float x = -static_cast<float>(i) * 4.3e-5f;  // [-86, 0]
+        const double e = std::expm1(static_cast<double>(x));
+        worst_expm1 = std::max(worst_expm1, std::fabs(ops::fast_expm1_neg(x) - e) / std::max(1e-2, std::fabs(e)));
+    }
+    CHECK(worst_expm1 <= 4e-7);
+    CHECK(std::isnan(ops::fast_expm1_neg(nan)) && ops::fast_expm1_neg(0.f) == 0.f);
+    std::printf("fast math: worst relative error exp %.2g, tanh %.2g, logistic %.2g, expm1 %.2g\n", worst_exp,
+                worst_tanh, worst_sigmoid, worst_expm1);
 }
 
 }  // namespace

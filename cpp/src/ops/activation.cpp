@@ -48,9 +48,10 @@ TSVIZ_SIMD void forward_leaky_relu(const ForwardArgs& a) {
     }
 }
 
-void forward_elu(const ForwardArgs& a) {
+TSVIZ_SIMD void forward_elu(const ForwardArgs& a) {
     const float alpha = a.node.alpha;
-    map(a, [alpha](float v) { return v >= 0.f ? v : alpha * std::expm1(v); });
+    // The negative side only: e^x - 1 of a large x would overflow, for nothing.
+    map(a, [alpha](float v) { return v >= 0.f ? v : alpha * fast_expm1_neg(v > 0.f ? 0.f : v); });
 }
 
 TSVIZ_SIMD void forward_sigmoid(const ForwardArgs& a) {
@@ -356,7 +357,7 @@ struct Mish {
 struct Selu {
     float alpha, gamma;
     explicit Selu(const Node& n) : alpha(n.alpha), gamma(n.beta) {}
-    float operator()(float x) const { return x > 0.f ? gamma * x : gamma * alpha * std::expm1(x); }
+    float operator()(float x) const { return x > 0.f ? gamma * x : gamma * alpha * fast_expm1_neg(x > 0.f ? 0.f : x); }
     float operator()(float x, float y) const { return x > 0.f ? gamma : y + gamma * alpha; }
 };
 

@@ -67,4 +67,19 @@ inline float fast_sigmoid(float v) {
     return select(v != v, v, s);
 }
 
+// e^x - 1 for x <= 0 (the negative side of ELU and SELU): a Taylor polynomial near 0, where
+// e^x - 1 would lose the digits, else fast_exp(x) - 1. Within 2e-7 of the value relative to
+// max(1e-2, |value|) (test_kernels); NaN in, NaN out.
+inline float fast_expm1_neg(float x) {
+    float p = 1.f / 40320.f;
+    p = p * x + 1.f / 5040.f;
+    p = p * x + 1.f / 720.f;
+    p = p * x + 1.f / 120.f;
+    p = p * x + 1.f / 24.f;
+    p = p * x + 1.f / 6.f;
+    p = p * x + 0.5f;
+    const float near = x + x * x * p;
+    return select(x != x, x, select(x > -0.5f, near, fast_exp(x) - 1.f));
+}
+
 }  // namespace tsviz::ops
