@@ -83,7 +83,7 @@ namespace {
 // Max-pooling of windows [lo, hi) that lie inside the input (base = input - pad_begin): strict
 // '>' as selects, so that the first maximum wins (SPEC.md), in loops over positions that
 // vectorise; the common kernel of 2 in one pass.
-void inner_max_pool(const float* __restrict base, float* __restrict y, int32_t* __restrict arg, int64_t lo,
+__attribute__((always_inline)) inline void inner_max_pool(const float* __restrict base, float* __restrict y, int32_t* __restrict arg, int64_t lo,
                     int64_t hi, int64_t s, int64_t d, int64_t kernel, int64_t pb) {
     const auto pb32 = static_cast<int32_t>(pb), s32 = static_cast<int32_t>(s);
     if (kernel == 2) {
