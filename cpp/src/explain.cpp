@@ -584,62 +584,49 @@ InputGradient Model::input_gradient(const float* x, int64_t n, const std::vector
     int64_t per_sample = 0;
     for (const auto& r : geo) per_sample += r.out.size();
     const int64_t chunk = std::clamp<int64_t>(kChunkFloats / std::max<int64_t>(per_sample, 1), 1, n);
-    const int64_t chunks = (n + chunk - 1) / chunk;
-    const int64_t parts = std::min<int64_t>(engine_threads(), chunks);
     std::vector<bool> keep(g.nodes.size(), false);
     keep[0] = true;
     const int64_t size = geo[start].out.size(), len = geo[start].out.l;
-    parallel_for(parts, [&](int64_t part) {
-        thread_local FloatArena kept;
-        thread_local Cotangents ct;
-        Activations act = allocate(g, chunk, t, std::move(kept));
-        struct GiveBack {
-            Activations& act;
-            ~GiveBack() { kept = std::move(act.arena); }
-        } give_back{act};
+    impl_->for_each_chunk(x, n, t, chunk, [&](Activations& act, int64_t first, int64_t m) {
+        thread_local Cotangents ct;  // buffers kept between calls
         ct.grad.resize(g.nodes.size());
-        std::vector<int64_t> target(static_cast<size_t>(chunk));
-        for (int64_t ci = part; ci < chunks; ci += parts) {
-            const int64_t first = ci * chunk, m = std::min(chunk, n - first);
-            act.n = m;
-            impl_->fill_input(act, x, first, m, t);
-            forward_samples(g, act, 0, m);
-            const float* y = act.arena.data() + act.offset[g.output];
-            std::copy(y, y + m * k, out.output.begin() + first * k);
-            const float* v = act.arena.data() + act.offset[start];
-            std::vector<float>& seed = ct.grad[start];
-            if (of_filter) {
-                seed.assign(static_cast<size_t>(m * size), 0.f);
-                for (int64_t i = 0; i < m; ++i) {
-                    std::fill_n(seed.data() + i * size + options.filter * len, len, 1.f);
-                    double sum = 0;
-                    for (int64_t p = 0; p < len; ++p) sum += v[i * size + options.filter * len + p];
-                    out.value[first + i] = static_cast<float>(sum);
-                }
-            } else {
-                for (int64_t i = 0; i < m; ++i) {
-                    if (!options.target.empty())
-                        target[i] = options.target.size() == 1 ? options.target[0] : options.target[first + i];
-                    else
-                        target[i] = k == 1 ? 0 : std::max_element(y + i * k, y + (i + 1) * k) - (y + i * k);
-                }
-                seed_rows(act, start, 0, m, how, target.data(), of_loss ? options.y_true.data() + first * cols : nullptr,
-                          seed, of_loss ? out.value.data() + first : nullptr);
-                if (!of_loss)
-                    for (int64_t i = 0; i < m; ++i) out.value[first + i] = v[i * size + target[i]];
+        std::vector<int64_t> target(static_cast<size_t>(m));
+        forward_samples(g, act, 0, m);
+        const float* y = act.arena.data() + act.offset[g.output];
+        std::copy(y, y + m * k, out.output.begin() + first * k);
+        const float* v = act.arena.data() + act.offset[start];
+        std::vector<float>& seed = ct.grad[start];
+        if (of_filter) {
+            seed.assign(static_cast<size_t>(m * size), 0.f);
+            for (int64_t i = 0; i < m; ++i) {
+                std::fill_n(seed.data() + i * size + options.filter * len, len, 1.f);
+                double sum = 0;
+                for (int64_t p = 0; p < len; ++p) sum += v[i * size + options.filter * len + p];
+                out.value[first + i] = static_cast<float>(sum);
             }
-            backward(g, act, 0, m, start, 1, keep, ct);
-            const std::vector<float>& gx = ct.grad[0];
-            float* dst = out.gradient.data() + first * in_size;
-            if (gx.empty()) {
-                std::fill_n(dst, m * in_size, 0.f);
-            } else if (impl_->input.layout == "NTC") {
-                for (int64_t i = 0; i < m; ++i)
-                    for (int64_t ch = 0; ch < c; ++ch)
-                        for (int64_t p = 0; p < t; ++p) dst[(i * t + p) * c + ch] = gx[(i * c + ch) * t + p];
-            } else {
-                std::copy(gx.begin(), gx.begin() + m * in_size, dst);
+        } else {
+            for (int64_t i = 0; i < m; ++i) {
+                if (!options.target.empty())
+                    target[i] = options.target.size() == 1 ? options.target[0] : options.target[first + i];
+                else
+                    target[i] = k == 1 ? 0 : std::max_element(y + i * k, y + (i + 1) * k) - (y + i * k);
             }
+            seed_rows(act, start, 0, m, how, target.data(), of_loss ? options.y_true.data() + first * cols : nullptr,
+                      seed, of_loss ? out.value.data() + first : nullptr);
+            if (!of_loss)
+                for (int64_t i = 0; i < m; ++i) out.value[first + i] = v[i * size + target[i]];
+        }
+        backward(g, act, 0, m, start, 1, keep, ct);
+        const std::vector<float>& gx = ct.grad[0];
+        float* dst = out.gradient.data() + first * in_size;
+        if (gx.empty()) {
+            std::fill_n(dst, m * in_size, 0.f);
+        } else if (impl_->input.layout == "NTC") {
+            for (int64_t i = 0; i < m; ++i)
+                for (int64_t ch = 0; ch < c; ++ch)
+                    for (int64_t p = 0; p < t; ++p) dst[(i * t + p) * c + ch] = gx[(i * c + ch) * t + p];
+        } else {
+            std::copy(gx.begin(), gx.begin() + m * in_size, dst);
         }
     });
     return out;

@@ -400,26 +400,11 @@ std::vector<float> Model::predict(const float* x, int64_t n, const std::vector<i
     const double per_sample = std::max(arena_bytes(resolve(g, t), 1), 1.0);
     const double budget = std::min(static_cast<double>(int64_t{4} << 20), static_cast<double>(impl_->max_memory));
     const int64_t chunk = std::clamp<int64_t>(static_cast<int64_t>(budget / per_sample), 1, n);
-    const int64_t chunks = (n + chunk - 1) / chunk;
-    const int64_t parts = std::min<int64_t>(engine_threads(), chunks);
     const std::vector<ChannelZeroing> zero = zeroing(g, resolve(g, t), options.zero_filters, n);
-    parallel_for(parts, [&](int64_t part) {
-        // Each thread keeps its arena between calls: a call on a small batch then allocates
-        // nothing for its tensors.
-        thread_local FloatArena kept;
-        Activations act = allocate(g, chunk, t, std::move(kept));
-        struct GiveBack {
-            Activations& act;
-            ~GiveBack() { kept = std::move(act.arena); }
-        } give_back{act};
-        for (int64_t i = part; i < chunks; i += parts) {
-            const int64_t start = i * chunk, m = std::min(chunk, n - start);
-            act.n = m;  // a short last chunk uses the front of each slot
-            impl_->fill_input(act, x, start, m, t);
-            forward_samples(g, act, 0, m, zero.empty() ? nullptr : &zero, start);
-            const float* out = act.arena.data() + act.offset[g.output];
-            std::copy(out, out + m * k, y.begin() + start * k);
-        }
+    impl_->for_each_chunk(x, n, t, chunk, [&](Activations& act, int64_t start, int64_t m) {
+        forward_samples(g, act, 0, m, zero.empty() ? nullptr : &zero, start);
+        const float* out = act.arena.data() + act.offset[g.output];
+        std::copy(out, out + m * k, y.begin() + start * k);
     });
     return y;
 }

@@ -1,11 +1,13 @@
 // What a loaded Model holds, shared by model.cpp and explain.cpp.
 #pragma once
 
+#include <algorithm>
 #include <mutex>
 #include <vector>
 
 #include "engine.hpp"
 #include "graph.hpp"
+#include "parallel.hpp"
 #include "tsviz/model.hpp"
 
 namespace tsviz {
@@ -39,6 +41,30 @@ struct Model::Impl {
     void fill_input(Activations& act, const float* x, int64_t start, int64_t m, int64_t t) const;
     // Throws ArgumentError when m samples of length t need more activations than max_memory.
     void check_memory(int64_t m, int64_t t) const;
+
+    // Runs body(act, first, m) on samples [first, first + m) of the n samples of x, copied into
+    // act, in chunks of `chunk` spread over the engine's threads. Each thread keeps its arena
+    // between calls (one per kind of body), so a call on a small batch allocates nothing for its
+    // tensors; a short last chunk uses the front of each slot.
+    template <class F>
+    void for_each_chunk(const float* x, int64_t n, int64_t t, int64_t chunk, F&& body) const {
+        const int64_t chunks = (n + chunk - 1) / chunk;
+        const int64_t parts = std::min<int64_t>(engine_threads(), chunks);
+        parallel_for(parts, [&](int64_t part) {
+            thread_local FloatArena kept;
+            Activations act = allocate(graph, chunk, t, std::move(kept));
+            struct GiveBack {
+                Activations& act;
+                ~GiveBack() { kept = std::move(act.arena); }
+            } give_back{act};
+            for (int64_t i = part; i < chunks; i += parts) {
+                const int64_t first = i * chunk, m = std::min(chunk, n - first);
+                act.n = m;
+                fill_input(act, x, first, m, t);
+                body(act, first, m);
+            }
+        });
+    }
 };
 
 }  // namespace tsviz
