@@ -161,6 +161,21 @@ void lower_gemm(Lowering& im) {
     im.set_tensor(out);
 }
 
+// The filter layer of a MatMul by a constant (X, F): its weight is the operand transposed, its
+// bias 0, and the operand is recorded for writing trained weights back.
+Node matmul_node(Lowering& im, OpKind kind, const Tensor& a, const Const& b) {
+    const int64_t x = b.dims[0], f = b.dims[1];
+    Node n = im.make(kind, a);
+    n.channels = static_cast<int>(f);
+    n.weight.resize(static_cast<size_t>(f * x));
+    for (int64_t i = 0; i < f; ++i)
+        for (int64_t j = 0; j < x; ++j) n.weight[i * x + j] = to_f32(b.v[j * f + i]);
+    n.bias.assign(static_cast<size_t>(f), 0.f);
+    n.weight_source = im.cur_->input[1];
+    n.weight_transposed = true;
+    return n;
+}
+
 void lower_matmul(Lowering& im) {
     Tensor a = im.tensor_input(0);
     const Const& b = im.float_input(1, "the second operand");
@@ -170,14 +185,7 @@ void lower_matmul(Lowering& im) {
     const size_t rank = a.axes.size();
     if (rank == 2) {
         if (a.node == 0) im.decide_default();
-        Node n = im.make(OpKind::Dense, a);
-        n.channels = static_cast<int>(f);
-        n.weight.resize(static_cast<size_t>(f * x));
-        for (int64_t i = 0; i < f; ++i)
-            for (int64_t j = 0; j < x; ++j) n.weight[i * x + j] = to_f32(b.v[j * f + i]);
-        n.bias.assign(static_cast<size_t>(f), 0.f);
-        n.weight_source = im.cur_->input[1];
-        n.weight_transposed = true;
+        Node n = matmul_node(im, OpKind::Dense, a, b);
         Tensor out;
         out.node = im.add_node(std::move(n));
         out.axes = {Ax::N, Ax::C};
@@ -191,14 +199,7 @@ void lower_matmul(Lowering& im) {
         if (im.kind(a.axes[0]) != Ax::N || im.kind(a.axes[2]) != Ax::C)
             im.fail_node("multiplies along an axis that is not the channel axis");
         if (im.channels_of(a) != x) im.fail_node("second operand has shape " + join(b.dims) + " for " + std::to_string(im.channels_of(a)) + " channels");
-        Node n = im.make(OpKind::Conv, a);
-        n.channels = static_cast<int>(f);
-        n.weight.resize(static_cast<size_t>(f * x));
-        for (int64_t i = 0; i < f; ++i)
-            for (int64_t j = 0; j < x; ++j) n.weight[i * x + j] = to_f32(b.v[j * f + i]);
-        n.bias.assign(static_cast<size_t>(f), 0.f);
-        n.weight_source = im.cur_->input[1];
-        n.weight_transposed = true;
+        Node n = matmul_node(im, OpKind::Conv, a, b);
         Tensor out = a;
         for (auto& ax : out.axes) ax = im.kind(ax);
         out.node = im.add_node(std::move(n));
