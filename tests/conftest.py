@@ -50,6 +50,35 @@ def real_windows(shape: tuple[int, ...], layout: str, n: int, seed: int = 0) -> 
     return out if layout == "NCT" else np.ascontiguousarray(out.transpose(0, 2, 1))
 
 
+def model_family(name: str) -> str:
+    """The family of a committed test model: its name without the exporter suffix."""
+    for suffix in ("_op11", "_op13", "_op17_bn", "_op17", "_dynamo"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+# The families with a PyTorch equivalent that reads its weights from the ONNX file
+# (bench/torch_peers.py and tests/models/make_train_refs.py): their models have PyTorch
+# references of the training gradients (tests/models/refs/train_*.npz).
+TORCH_FAMILIES = {"paper_net", "fcn", "resnet", "channels_last", "keras_paper_net", "keras_fcn", "ops_zoo",
+                  "keras_strided"}
+TRAIN_MODELS = [n for n in sorted(MANIFEST) if model_family(n) in TORCH_FAMILIES]
+
+
+def training_data(name: str, n_outputs: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` real windows for a committed model (a free length taken as 64) and random targets:
+    class indices of a classifier or standard-normal values, (n, 1) float32."""
+    shape = tuple(d if d > 0 else 64 for d in MANIFEST[name]["input_shape"])
+    x = real_windows(shape, MANIFEST[name]["layout"], n, seed)
+    rng = np.random.default_rng(seed)
+    if n_outputs > 1:
+        y = rng.integers(0, n_outputs, size=(n, 1)).astype(np.float32)
+    else:
+        y = rng.standard_normal((n, 1)).astype(np.float32)
+    return x, y
+
+
 def projection_directions(n: int, k: int) -> np.ndarray:
     """``k`` fixed unit vectors of length ``n`` (entries +-1/sqrt(n)), for comparing a long
     gradient with a reference through a few projections (tests/models/refs/train_*.npz).

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tsviz_native as tsv
-from conftest import MANIFEST, MODELS, model_path, ort_run, projection_directions, real_windows
+from conftest import MANIFEST, MODELS, TRAIN_MODELS, model_path, ort_run, projection_directions, training_data
 from tsviz_native import _native, models
 from tsviz_native.analysis.finetune import Adam, finetune, write_parameters
 
@@ -22,32 +22,13 @@ def _loss_for(model: tsv.Model) -> str:
 
 
 def _data(model: tsv.Model, name: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    shape = tuple(d if d > 0 else 64 for d in MANIFEST[name]["input_shape"])
-    x = real_windows(shape, MANIFEST[name]["layout"], n, seed)
-    rng = np.random.default_rng(seed)
-    if model.n_outputs > 1:
-        y = rng.integers(0, model.n_outputs, size=(n, 1)).astype(np.float32)
-    else:
-        y = rng.standard_normal((n, 1)).astype(np.float32)
-    return x, y
+    return training_data(name, model.n_outputs, n, seed)
 
 
-def _family(name: str) -> str:
-    for suffix in ("_op11", "_op13", "_op17_bn", "_op17", "_dynamo"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-# The families with a PyTorch equivalent that reads its weights from the ONNX file
-# (bench/torch_peers.py and tests/models/make_train_refs.py). The families of recent
-# activations, Inception, TCN and depthwise blocks are checked against ONNX Runtime's finite
-# differences below.
-_TORCH_FAMILIES = {"paper_net", "fcn", "resnet", "channels_last", "keras_paper_net", "keras_fcn", "ops_zoo",
-                   "keras_strided"}
-
-
-@pytest.mark.parametrize("name", [n for n in sorted(MANIFEST) if _family(n) in _TORCH_FAMILIES])
+# The models of the families with a PyTorch equivalent (conftest.TORCH_FAMILIES); the families
+# of recent activations, Inception, TCN and depthwise blocks are checked against ONNX Runtime's
+# finite differences below.
+@pytest.mark.parametrize("name", TRAIN_MODELS)
 def test_weight_gradients_equal_pytorch_autograd(name: str) -> None:
     """Every committed test model of a family with a PyTorch equivalent: that network, with the
     weights of this very file (folded as the engine folds them), gives the same output, loss and

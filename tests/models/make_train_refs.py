@@ -56,19 +56,8 @@ N_PROJ = 4
 
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-from conftest import MANIFEST, model_path, projection_directions, real_windows  # noqa: E402
-
-
-def family(name: str) -> str:
-    for suffix in ("_op11", "_op13", "_op17_bn", "_op17", "_dynamo"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-TORCH_FAMILIES = {"paper_net", "fcn", "resnet", "channels_last", "keras_paper_net", "keras_fcn", "ops_zoo",
-                  "keras_strided"}
-TRAIN_MODELS = [n for n in sorted(MANIFEST) if family(n) in TORCH_FAMILIES]
+from conftest import (  # noqa: E402
+    MANIFEST, TRAIN_MODELS, model_family, model_path, projection_directions, training_data)
 
 
 def save(path: Path, arrays: dict) -> None:
@@ -125,19 +114,12 @@ def train_refs(name: str) -> dict:
     import torch_peers
 
     torch.set_num_threads(1)
-    cls = {**torch_peers.NETS, **extra_nets(torch_peers)}[family(name)]
+    cls = {**torch_peers.NETS, **extra_nets(torch_peers)}[model_family(name)]
     net = type(cls.__name__, (cls,), {"onnx_file": str(model_path(name).relative_to(ROOT))})()
     graph = onnx.load(str(net.path)).graph
     softmax = graph.node[-1].op_type == "Softmax"
-    shape = tuple(d if d > 0 else 64 for d in MANIFEST[name]["input_shape"])
-    x = real_windows(shape, MANIFEST[name]["layout"], N_TRAIN, SEED)
-    with torch.no_grad():
-        k = net.forward(torch.from_numpy(x))[0].shape[1]
-    rng = np.random.default_rng(SEED)
-    if k > 1:
-        y = rng.integers(0, k, size=(N_TRAIN, 1)).astype(np.float32)
-    else:
-        y = rng.standard_normal((N_TRAIN, 1)).astype(np.float32)
+    k = MANIFEST[name]["n_outputs"]
+    x, y = training_data(name, k, N_TRAIN, SEED)
     params = []
     for spec in net.L:
         spec.w.requires_grad_(True)
