@@ -181,7 +181,10 @@ def main(argv=None):
     stem = args.out or RESULTS / (started.strftime("%Y-%m-%d_%H%M") + "_attack" + ("-quick" if args.quick else ""))
     stem.parent.mkdir(parents=True, exist_ok=True)
     Path(f"{stem}.md").write_text(text)
-    Path(f"{stem}.json").write_text(json.dumps({"results": results, "versions": v, "args": vars(args) | {"out": str(stem)}},
+    # The results name their stem relative to the repository, not one machine's folders.
+    out = Path(stem).resolve()
+    out = out.relative_to(ROOT) if out.is_relative_to(ROOT) else Path(stem)
+    Path(f"{stem}.json").write_text(json.dumps({"results": results, "versions": v, "args": vars(args) | {"out": str(out)}},
                                                indent=1, default=str))
     print(f"written {stem}.md, {stem}.json")
 
