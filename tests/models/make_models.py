@@ -4,15 +4,15 @@
 The .onnx files and manifest.json in this folder are committed, so the tests
 need neither PyTorch nor TensorFlow.  Regenerate them with:
 
-    python3 -m venv /work/venvs/torch
-    /work/venvs/torch/bin/pip install torch==2.13.0 onnx onnxruntime onnxscript numpy
-    python3 -m venv /work/venvs/tf
-    /work/venvs/tf/bin/pip install tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnxruntime
+    python3 -m venv .venvs/torch
+    .venvs/torch/bin/pip install torch==2.13.0 onnx onnxruntime onnxscript numpy
+    python3 -m venv .venvs/tf
+    .venvs/tf/bin/pip install tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnxruntime
 
-    /work/venvs/torch/bin/python tests/models/make_models.py torch
-    /work/venvs/tf/bin/python    tests/models/make_models.py keras
+    .venvs/torch/bin/python tests/models/make_models.py torch
+    .venvs/tf/bin/python    tests/models/make_models.py keras
     # either python (needs only onnx):
-    /work/venvs/torch/bin/python tests/models/make_models.py describe
+    .venvs/torch/bin/python tests/models/make_models.py describe
 
 Each part writes its own .onnx files and merges its entries into
 manifest.json (sorted by name); the other part's entries are kept.
@@ -22,8 +22,8 @@ Extra arguments restrict a part to some models/files, e.g. `... torch fcn resnet
 
 Reference explanations (refs/, committed; the engine's tests compare against them):
 
-    /work/venvs/torch/bin/python tests/models/make_models.py refs-torch
-    /work/venvs/tf/bin/python    tests/models/make_models.py refs-keras
+    .venvs/torch/bin/python tests/models/make_models.py refs-torch
+    .venvs/tf/bin/python    tests/models/make_models.py refs-keras
 
 rebuild each underlying model from the same seeds (nothing is re-exported) and write
 refs/<model>.npz for paper_net, fcn, resnet, channels_last, ops_zoo (PyTorch autograd) and
@@ -173,11 +173,16 @@ def entry(name, model, framework, exporter, sample_shape, layout, free_length,
 
 
 def strip_doc_strings(model):
-    """Drop doc_strings (TorchScript puts Python stack traces there) to keep files small/stable."""
+    """Drop doc_strings (TorchScript puts Python stack traces there) and the dynamo exporter's
+    stack traces in node metadata, to keep files small and stable, and free of the exporting
+    machine's paths."""
     model.doc_string = ""
     model.graph.doc_string = ""
     for n in model.graph.node:
         n.doc_string = ""
+        kept = [p for p in n.metadata_props if p.key != "pkg.torch.onnx.stack_trace"]
+        del n.metadata_props[:]
+        n.metadata_props.extend(kept)
 
 
 # --------------------------------------------------------------------------
