@@ -397,10 +397,11 @@ std::vector<float> Model::predict(const float* x, int64_t n, const std::vector<i
     // memory limit; one sample over it is refused), every thread reusing one arena for its
     // chunks; each sample's arithmetic is the same whatever the split.
     impl_->check_memory(1, t);
-    const double per_sample = std::max(arena_bytes(resolve(g, t), 1), 1.0);
+    const std::vector<ops::Resolved> geo = resolve(g, t);
+    const double per_sample = std::max(arena_bytes(geo, 1), 1.0);
     const double budget = std::min(static_cast<double>(int64_t{4} << 20), static_cast<double>(impl_->max_memory));
     const int64_t chunk = std::clamp<int64_t>(static_cast<int64_t>(budget / per_sample), 1, n);
-    const std::vector<ChannelZeroing> zero = zeroing(g, resolve(g, t), options.zero_filters, n);
+    const std::vector<ChannelZeroing> zero = zeroing(g, geo, options.zero_filters, n);
     impl_->for_each_chunk(x, n, t, chunk, [&](Activations& act, int64_t start, int64_t m) {
         forward_samples(g, act, 0, m, zero.empty() ? nullptr : &zero, start);
         const float* out = act.arena.data() + act.offset[g.output];
