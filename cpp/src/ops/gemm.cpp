@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "parallel.hpp"
 
@@ -261,6 +262,126 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
 }
 
 
+// --- Narrow segments ------------------------------------------------------------------------
+// When segments are narrower than a panel (tangent bands a few positions wide, the cotangent
+// rows of a short layer, the samples of a small net) a 32-column panel straddles several
+// segments, and packing it is a gather of short runs that costs as much as the arithmetic. The
+// other orientation needs no packing of B: the micro-kernel holds R x 16 rows of C (R packed
+// 16-row panels of A, one vector each) by up to kNarrowCols columns of one segment, and reads
+// each B element straight from the source as a broadcast, at src[c, o * step + k * tap] of a
+// source row whose out-of-range positions are zero (a padded copy of the segment's source when
+// the taps reach outside it). AVX-512 machines only (32 vector registers, the 16-row panels).
+
+constexpr int64_t kNarrowCols = 12;
+
+// Whether the narrow kernel serves this product: 16-row panels packed, a tap rule with a
+// constant column step (every forward rule; transposed only at stride 1), and segments narrower
+// than two of the blocked kernel's panels on average, down to a depth of 10 (below it the
+// transposing store of its tiles costs more than their arithmetic; a segment of a few columns
+// still gains). Products of one or two rows (few_rows) and dense products of a few columns
+// (few_dense_columns) keep their own loops.
+inline bool narrow_fits(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t total) {
+    if (g.a->wide.empty() || (g.transposed && g.stride != 1) || (g.a->rows <= 2 && g.stride == 1)) return false;
+    if (total < 8 && is_dense_form(g, segs, n_segs)) return false;
+    return total < 24 * n_segs || (total < 64 * n_segs && g.a->depth >= 10);
+}
+
+// out[r][j] = rows [16 * (panel + r), + 16) of column j, for N columns read from `src`.
+template <int64_t R, int64_t N>
+__attribute__((always_inline)) inline void narrow_block(const TapProduct& g, const float* a, const float* src,
+                                                        int64_t row_len, int64_t tap, float* out) {
+    const int64_t depth = g.a->depth, k_n = g.kernel, step = g.transposed ? 1 : g.stride;
+    v16 acc[R][N];
+    for (int64_t r = 0; r < R; ++r)
+        for (int64_t j = 0; j < N; ++j) acc[r][j] = v16{};
+    for (int64_t c = 0; c < g.channels; ++c) {
+        const float* sc = src + c * row_len;
+        for (int64_t k = 0; k < k_n; ++k, a += 16) {
+            v16 av[R];
+            for (int64_t r = 0; r < R; ++r) std::memcpy(&av[r], a + r * depth * 16, sizeof(v16));
+            const float* b = sc + k * tap;
+            for (int64_t j = 0; j < N; ++j) {
+                const float bj = b[j * step];
+                for (int64_t r = 0; r < R; ++r) acc[r][j] += av[r] * bj;
+            }
+        }
+    }
+    std::memcpy(out, acc, sizeof(acc));
+}
+
+// Rows [16 * panel, 16 * (panel + R)) of columns [o0, o0 + N) of one segment: `src` points at
+// the source element of column o0, tap 0, channel 0.
+template <int64_t R, int64_t N>
+inline void narrow_tile(const TapProduct& g, int64_t panel, const float* src, int64_t row_len, int64_t tap,
+                        const Segment& s, int64_t o0) {
+    float out[R][N][16];
+    narrow_block<R, N>(g, g.a->wide.data() + panel * g.a->depth * 16, src, row_len, tap, &out[0][0][0]);
+    const int64_t rows = g.a->rows;
+    for (int64_t r = 0; r < R; ++r)
+        for (int64_t i = 0; i < 16; ++i) {
+            const int64_t row = (panel + r) * 16 + i;
+            if (row >= rows) return;
+            float* dst = s.dst + row * g.ldd + o0;
+            const float base = g.bias ? g.bias[row] : 0.f;
+            if (g.accumulate)
+                for (int64_t j = 0; j < N; ++j) dst[j] += out[r][j][i];
+            else
+                for (int64_t j = 0; j < N; ++j) dst[j] = base + out[r][j][i];
+        }
+}
+
+template <int64_t N>
+inline void narrow_columns_of(const TapProduct& g, const float* src, int64_t row_len, int64_t tap, const Segment& s,
+                              int64_t o0) {
+    const int64_t panels = (g.a->rows + 15) / 16;
+    int64_t ip = 0;
+    for (; ip + 2 <= panels; ip += 2) narrow_tile<2, N>(g, ip, src, row_len, tap, s, o0);
+    if (ip < panels) narrow_tile<1, N>(g, ip, src, row_len, tap, s, o0);
+}
+
+template <int64_t... Ns>
+inline void narrow_dispatch(int64_t n, const TapProduct& g, const float* src, int64_t row_len, int64_t tap,
+                            const Segment& s, int64_t o0, std::integer_sequence<int64_t, Ns...>) {
+    ((n == Ns + 1 ? narrow_columns_of<Ns + 1>(g, src, row_len, tap, s, o0) : void()), ...);
+}
+
+void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
+    thread_local std::vector<float> padded;
+    const int64_t k_n = g.kernel, step = g.transposed ? 1 : g.stride;
+    const int64_t tap = g.transposed ? -g.dilation : g.dilation;
+    int64_t base = 0;
+    for (int64_t si = 0; si < n_segs; base += segs[si++].cols) {
+        const Segment& s = segs[si];
+        const int64_t oa = std::max<int64_t>(c0 - base, 0), ob = std::min<int64_t>(c1 - base, s.cols);
+        if (oa >= ob) continue;
+        // Source positions the columns [oa, ob) read: i = o * step + shift + k * tap.
+        const int64_t shift = g.transposed ? -s.delta : s.delta;
+        const int64_t lo = oa * step + shift + std::min<int64_t>(0, (k_n - 1) * tap);
+        const int64_t hi = (ob - 1) * step + shift + std::max<int64_t>(0, (k_n - 1) * tap);
+        const float* src = s.src;
+        int64_t row_len = s.src_len, origin = 0;
+        if (lo < 0 || hi >= s.src_len) {
+            // Zero-padded copy of positions [lo, hi] of every channel.
+            row_len = hi - lo + 1;
+            padded.assign(static_cast<size_t>(g.channels * row_len), 0.f);
+            const int64_t from = std::max<int64_t>(lo, 0), to = std::min<int64_t>(hi + 1, s.src_len);
+            for (int64_t c = 0; c < g.channels && from < to; ++c)
+                std::memcpy(padded.data() + c * row_len + (from - lo), s.src + c * s.src_len + from,
+                            static_cast<size_t>(to - from) * sizeof(float));
+            src = padded.data();
+            origin = -lo;
+        }
+        // Tiles of at most kNarrowCols columns, as even as possible.
+        const int64_t tiles = (ob - oa + kNarrowCols - 1) / kNarrowCols;
+        for (int64_t t = 0, o = oa; t < tiles; ++t) {
+            const int64_t n = (ob - o) / (tiles - t);
+            narrow_dispatch(n, g, src + origin + o * step + shift, row_len, tap, s, o,
+                            std::make_integer_sequence<int64_t, kNarrowCols>{});
+            o += n;
+        }
+    }
+}
+
 // y = x * W^T for dense layers with few units or few features (docs in gemm.hpp): the dot
 // form, with four units sharing each load of x, when the depth is the longer side; the
 // axpy form, a row of W^T added per input value, when the output row is.
@@ -365,6 +486,10 @@ __attribute__((target("avx2,fma"), flatten)) void run_avx2(const TapProduct& g, 
                                                               int64_t c0, int64_t c1) {
     run_columns<v8, 6>(g, s, n, c0, c1);
 }
+__attribute__((target("avx512f"), flatten)) void narrow_avx512(const TapProduct& g, const Segment* s,
+                                                                           int64_t n, int64_t c0, int64_t c1) {
+    narrow_columns(g, s, n, c0, c1);
+}
 #endif
 void run_plain(const TapProduct& g, const Segment* s, int64_t n, int64_t c0, int64_t c1) {
     run_columns<v4, 4>(g, s, n, c0, c1);
@@ -406,6 +531,13 @@ PackedMatrix pack_matrix(int64_t rows, int64_t depth, const float* a, int64_t ro
         for (int64_t p = 0; p < depth; ++p)
             for (int64_t i = 0; i < pm.mr && ip * pm.mr + i < rows; ++i)
                 pm.data[(ip * depth + p) * pm.mr + i] = a[(ip * pm.mr + i) * row_stride + p * col_stride];
+    if (isa_level() == 2) {
+        const int64_t wide_panels = (rows + 15) / 16;
+        pm.wide.assign(static_cast<size_t>(wide_panels * depth * 16), 0.f);
+        for (int64_t i = 0; i < rows; ++i)
+            for (int64_t p = 0; p < depth; ++p)
+                pm.wide[((i / 16) * depth + p) * 16 + i % 16] = a[i * row_stride + p * col_stride];
+    }
     return pm;
 }
 
@@ -417,6 +549,7 @@ void tap_product(const TapProduct& g, const Segment* segs, int64_t n_segs) {
 #ifdef TSVIZ_X86_KERNELS
     if (isa_level() == 2) run = run_avx512;
     if (isa_level() == 1) run = run_avx2;
+    if (isa_level() == 2 && narrow_fits(g, segs, n_segs, total)) run = narrow_avx512;
 #endif
     // Column blocks are independent (every output element is computed by one of them, with
     // the same arithmetic whatever the split), so large products are split over threads.

@@ -25,6 +25,7 @@ struct PackedMatrix {
     int64_t mr = 0;
     std::vector<float> data;
     std::vector<float> plain;  // A row-major, for products of very few rows (no panels)
+    std::vector<float> wide;   // panels of 16 rows, as data, for the narrow-segment kernel (AVX-512)
     const float* panel(int64_t p) const { return data.data() + p * depth * mr; }
 };
 
