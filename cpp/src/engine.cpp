@@ -203,13 +203,26 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
         const std::vector<bool> r = ancestors(g, v);
         for (int64_t i = 0; i < nodes; ++i) reach[i] = reach[i] || r[i];
     }
-    // Consumers among the reached nodes, to free a tangent once nothing reads it.
+    // Readers of each node among the reached ones: a fused ReLU must be its convolution's only one.
     std::vector<int> readers(g.nodes.size(), 0);
     for (int v = 1; v <= last; ++v)
         if (reach[v])
             for (int q : g.nodes[v].inputs) ++readers[q];
     std::vector<int> target_slot(g.nodes.size(), -1);
     for (size_t k = 0; k < targets.size(); ++k) target_slot[targets[k]] = static_cast<int>(k);
+    // A ReLU over a convolution that nothing else reads is fused into the convolution's
+    // tangent (its product keeps each value where the forward output is positive, as the
+    // ReLU's rule would), and the ReLU's tangent is then the convolution's buffer.
+    std::vector<bool> gated(g.nodes.size(), false), fused(g.nodes.size(), false);
+    for (int v = 1; v <= last; ++v) {
+        if (!reach[v] || g.nodes[v].kind != OpKind::Relu) continue;
+        const int q = g.nodes[v].inputs[0];
+        if (g.nodes[q].kind == OpKind::Conv && readers[q] == 1 && target_slot[q] < 0 &&
+            plan.width[q] == plan.width[v] && plan.start[q] == plan.start[v])
+            gated[q] = fused[v] = true;
+    }
+    // Ops whose tangent rule writes every element of its output; the others get zeros first.
+    auto writes_all = [&](int v) { return g.nodes[v].kind == OpKind::Conv || g.nodes[v].kind == OpKind::Relu; };
 
     const int64_t c_in = act.geo[0].out.c, t_len = act.geo[0].out.l, tangents = c_in * t_len;
     int64_t per_tangent = 0;
@@ -229,7 +242,6 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
       thread_local std::vector<std::vector<int64_t>> starts;
       tan.resize(g.nodes.size());
       starts.resize(g.nodes.size());
-      for (auto& v : tan) v.clear();
       for (int64_t item = item_begin; item < item_end; ++item) {
         const int64_t n = item / chunks, t0 = (item % chunks) * chunk, count = std::min(chunk, tangents - t0);
         auto sample_view = [&](int v) {
@@ -237,7 +249,6 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
             return ops::ConstView(ops::View{const_cast<float*>(act.arena.data()) + act.offset[v] + n * r.out.size(), 1,
                                             r.out.c, r.out.l});
         };
-        std::vector<int> left = readers;
         auto starts_of = [&](int v) {
             std::vector<int64_t>& s = starts[v];
             s.resize(static_cast<size_t>(count));
@@ -251,23 +262,30 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
             if (!reach[v]) continue;
             const Node& node = g.nodes[v];
             const ops::Resolved& geo = act.geo[v];
-            tan[v].assign(static_cast<size_t>(count * geo.out.c * plan.width[v]), 0.f);
+            const size_t size = static_cast<size_t>(count * geo.out.c * plan.width[v]);
             starts_of(v);
-            ops::TangentArgs args{node, geo, {}, sample_view(v),
-                                  act.aux.data() + act.aux_offset[v] + n * geo.aux_per_sample,
-                                  count, {}, {}, {}, nullptr, 0, nullptr};
-            for (int q : node.inputs) {
-                args.in.push_back(sample_view(q));
-                args.t_in.push_back(tan[q].data());
-                args.w_in.push_back(plan.width[q]);
-                args.start_in.push_back(starts[q].data());
+            if (fused[v]) {
+                std::swap(tan[v], tan[node.inputs[0]]);
+            } else {
+                // Buffers keep their size between items: no fill where the rule writes it all.
+                if (!writes_all(v))
+                    tan[v].assign(size, 0.f);
+                else if (tan[v].size() < size)
+                    tan[v].resize(size);
+                ops::TangentArgs args{node, geo, {}, sample_view(v),
+                                      act.aux.data() + act.aux_offset[v] + n * geo.aux_per_sample,
+                                      count, {}, {}, {}, nullptr, 0, nullptr, gated[v]};
+                for (int q : node.inputs) {
+                    args.in.push_back(sample_view(q));
+                    args.t_in.push_back(tan[q].data());
+                    args.w_in.push_back(plan.width[q]);
+                    args.start_in.push_back(starts[q].data());
+                }
+                args.t_out = tan[v].data();
+                args.w_out = plan.width[v];
+                args.start_out = starts[v].data();
+                ops::rules(node.kind).tangent(args);
             }
-            args.t_out = tan[v].data();
-            args.w_out = plan.width[v];
-            args.start_out = starts[v].data();
-            ops::rules(node.kind).tangent(args);
-            for (int q : node.inputs)
-                if (--left[q] == 0) tan[q].clear();
             if (target_slot[v] >= 0) {
                 const int64_t f_n = geo.out.c, w = plan.width[v];
                 float* dst = out[target_slot[v]] + n * f_n * tangents;

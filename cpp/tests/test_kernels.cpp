@@ -43,43 +43,57 @@ bool close(const std::vector<float>& a, const std::vector<float>& b, double tol 
     return err <= tol * scale;
 }
 
-void check_tap_product() {
-    for (int trial = 0; trial < 300; ++trial) {
-        ops::TapProduct p;
-        const int64_t m = pick(1, 40);
-        p.channels = pick(1, 24);
-        p.kernel = pick(1, 7);
-        p.stride = pick(1, 3);
-        p.dilation = pick(1, 3);
-        p.transposed = pick(0, 1) == 1;
-        p.accumulate = pick(0, 1) == 1;
-        const int64_t depth = p.channels * p.kernel;
-        const std::vector<float> a = random_vector(m * depth);
-        const std::vector<float> bias = random_vector(m);
-        p.bias = pick(0, 1) ? bias.data() : nullptr;
-        const ops::PackedMatrix packed = ops::pack_matrix(m, depth, a.data(), depth, 1);
-        p.a = &packed;
-        // Segments of different source lengths and column counts (a multiple of every
-        // micro-kernel width, and not), offsets reaching into the padding on both sides.
-        const int64_t n_segs = pick(1, 6);
-        p.ldd = pick(1, 70);
-        std::vector<std::vector<float>> srcs;
-        std::vector<ops::Segment> segs(static_cast<size_t>(n_segs));
-        std::vector<float> fast(static_cast<size_t>(n_segs * m * p.ldd)), slow;
-        for (int64_t s = 0; s < n_segs; ++s) {
-            const int64_t len = pick(1, 80);
-            srcs.push_back(random_vector(p.channels * len));
-            segs[s] = {srcs.back().data(), len, pick(0, p.ldd), pick(-10, 10), fast.data() + s * m * p.ldd};
-        }
-        const std::vector<float> start = random_vector(static_cast<int64_t>(fast.size()));
-        fast = start;
-        slow = start;
-        std::vector<ops::Segment> slow_segs = segs;
-        for (int64_t s = 0; s < n_segs; ++s) slow_segs[s].dst = slow.data() + s * m * p.ldd;
-        ops::tap_product(p, segs.data(), n_segs);
-        ops::tap_product_reference(p, a.data(), slow_segs.data(), n_segs);
-        CHECK(close(fast, slow));
+// One random product: m rows, n_segs segments of up to max_cols columns each (sources of up to
+// max_len positions), optionally gated; the fast path against the loop definition.
+void tap_product_case(int64_t m, int64_t n_segs, int64_t max_cols, int64_t max_len, int64_t min_channels,
+                      int64_t max_channels) {
+    ops::TapProduct p;
+    p.channels = pick(min_channels, max_channels);
+    p.kernel = pick(1, 7);
+    p.stride = pick(1, 3);
+    p.dilation = pick(1, 3);
+    p.transposed = pick(0, 1) == 1;
+    p.accumulate = pick(0, 1) == 1;
+    const int64_t depth = p.channels * p.kernel;
+    const std::vector<float> a = random_vector(m * depth);
+    const std::vector<float> bias = random_vector(m);
+    p.bias = pick(0, 1) ? bias.data() : nullptr;
+    const ops::PackedMatrix packed = ops::pack_matrix(m, depth, a.data(), depth, 1);
+    p.a = &packed;
+    // Segments of different source lengths and column counts (a multiple of every
+    // micro-kernel width, and not), offsets reaching into the padding on both sides; half
+    // the products gated (a fused ReLU: kept where the gate is positive).
+    p.ldd = pick(1, max_cols);
+    const bool gated = pick(0, 1) == 1;
+    p.gate_ld = p.ldd + pick(0, 3);
+    std::vector<std::vector<float>> srcs;
+    const std::vector<float> gates = random_vector(n_segs * m * p.gate_ld);
+    std::vector<ops::Segment> segs(static_cast<size_t>(n_segs));
+    std::vector<float> fast(static_cast<size_t>(n_segs * m * p.ldd)), slow;
+    for (int64_t s = 0; s < n_segs; ++s) {
+        const int64_t len = pick(1, max_len);
+        srcs.push_back(random_vector(p.channels * len));
+        segs[s] = {srcs.back().data(), len, pick(0, p.ldd), pick(-10, 10), fast.data() + s * m * p.ldd,
+                   gated ? gates.data() + s * m * p.gate_ld : nullptr};
     }
+    const std::vector<float> start = random_vector(static_cast<int64_t>(fast.size()));
+    fast = start;
+    slow = start;
+    std::vector<ops::Segment> slow_segs = segs;
+    for (int64_t s = 0; s < n_segs; ++s) slow_segs[s].dst = slow.data() + s * m * p.ldd;
+    ops::tap_product(p, segs.data(), n_segs);
+    ops::tap_product_reference(p, a.data(), slow_segs.data(), n_segs);
+    CHECK(close(fast, slow));
+}
+
+void check_tap_product() {
+    // Few segments of any width: the blocked kernel and, on AVX-512, the narrow one.
+    for (int trial = 0; trial < 300; ++trial) tap_product_case(pick(1, 40), pick(1, 6), 70, 80, 1, 24);
+    // Many narrow segments, as forward-mode tangents and cotangent rows are.
+    for (int trial = 0; trial < 100; ++trial) tap_product_case(pick(1, 40), pick(10, 60), 14, 20, 1, 24);
+    // Products large enough (over 4 MFLOP) to be split over threads, the split cutting through
+    // segments.
+    for (int trial = 0; trial < 6; ++trial) tap_product_case(pick(48, 64), pick(60, 80), 14, 20, 48, 64);
 }
 
 struct ConvCase {

@@ -244,8 +244,11 @@ void tangent_conv(const TangentArgs& a) {
         for (int64_t t = 0; t < a.count; ++t)
             segs[t] = {a.t_in[0] + (t * in_c + g * per_group) * w_in, w_in, w_out,
                        a.start_out[t] * node.stride - a.geo.pad_begin - a.start_in[0][t],
-                       a.t_out + (t * out_c + g * filters_per_group) * w_out};
-        tap_product(conv_taps(node, &node.packed->forward[g], per_group, false, w_out), segs.data(), a.count);
+                       a.t_out + (t * out_c + g * filters_per_group) * w_out,
+                       a.relu_gate ? a.out.data + g * filters_per_group * a.out.l + a.start_out[t] : nullptr};
+        TapProduct p = conv_taps(node, &node.packed->forward[g], per_group, false, w_out);
+        p.gate_ld = a.out.l;
+        tap_product(p, segs.data(), a.count);
     }
 }
 

@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
+#ifdef __x86_64__
+#include <immintrin.h>
+#endif
 #include <utility>
 
+#include "ops/fast_math.hpp"
 #include "parallel.hpp"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -262,6 +266,7 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
 }
 
 
+#ifdef TSVIZ_X86_KERNELS
 // --- Narrow segments ------------------------------------------------------------------------
 // When segments are narrower than a panel (tangent bands a few positions wide, the cotangent
 // rows of a short layer, the samples of a small net) a 32-column panel straddles several
@@ -276,22 +281,19 @@ constexpr int64_t kNarrowCols = 12;
 
 // Whether the narrow kernel serves this product: 16-row panels packed, a tap rule with a
 // constant column step (every forward rule; transposed only at stride 1), and segments narrower
-// than two of the blocked kernel's panels on average, down to a depth of 10 (below it the
-// transposing store of its tiles costs more than their arithmetic; a segment of a few columns
-// still gains). Products of one or two rows (few_rows) and dense products of a few columns
-// (few_dense_columns) keep their own loops.
+// than two of the blocked kernel's panels on average. Products of one or two rows (few_rows)
+// and dense products of a few columns (few_dense_columns) keep their own loops.
 inline bool narrow_fits(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t total) {
     if (g.a->wide.empty() || (g.transposed && g.stride != 1) || (g.a->rows <= 2 && g.stride == 1)) return false;
     if (total < 8 && is_dense_form(g, segs, n_segs)) return false;
-    return total < 24 * n_segs || (total < 64 * n_segs && g.a->depth >= 10);
+    return total < 64 * n_segs;
 }
 
-// out[r][j] = rows [16 * (panel + r), + 16) of column j, for N columns read from `src`.
+// acc[r][j] = rows [16 * (panel + r), + 16) of column j, for N columns read from `src`.
 template <int64_t R, int64_t N>
 __attribute__((always_inline)) inline void narrow_block(const TapProduct& g, const float* a, const float* src,
-                                                        int64_t row_len, int64_t tap, float* out) {
+                                                        int64_t row_len, int64_t tap, v16 (&acc)[R][N]) {
     const int64_t depth = g.a->depth, k_n = g.kernel, step = g.transposed ? 1 : g.stride;
-    v16 acc[R][N];
     for (int64_t r = 0; r < R; ++r)
         for (int64_t j = 0; j < N; ++j) acc[r][j] = v16{};
     for (int64_t c = 0; c < g.channels; ++c) {
@@ -306,28 +308,58 @@ __attribute__((always_inline)) inline void narrow_block(const TapProduct& g, con
             }
         }
     }
-    std::memcpy(out, acc, sizeof(acc));
+}
+
+// One stage of a 16 x 16 transpose in registers: exchanges D-lane blocks between vectors p and
+// p + D. After the stages D = 8, 4, 2, 1, x[i][j] is the x[j][i] of before.
+typedef int32_t i16v __attribute__((vector_size(64)));
+template <int D>
+__attribute__((always_inline)) inline void transpose_stage(v16 (&x)[16]) {
+    i16v lo, hi;
+    for (int l = 0; l < 16; ++l) {
+        lo[l] = (l & D) ? 16 + l - D : l;
+        hi[l] = (l & D) ? 16 + l : l + D;
+    }
+    for (int p = 0; p < 16; ++p) {
+        if (p & D) continue;
+        const v16 a = x[p], b = x[p + D];
+        x[p] = __builtin_shuffle(a, b, lo);
+        x[p + D] = __builtin_shuffle(a, b, hi);
+    }
 }
 
 // Rows [16 * panel, 16 * (panel + R)) of columns [o0, o0 + N) of one segment: `src` points at
-// the source element of column o0, tap 0, channel 0.
+// the source element of column o0, tap 0, channel 0. The block is transposed in registers so
+// that each row of C is one masked vector store.
 template <int64_t R, int64_t N>
-inline void narrow_tile(const TapProduct& g, int64_t panel, const float* src, int64_t row_len, int64_t tap,
-                        const Segment& s, int64_t o0) {
-    float out[R][N][16];
-    narrow_block<R, N>(g, g.a->wide.data() + panel * g.a->depth * 16, src, row_len, tap, &out[0][0][0]);
+__attribute__((target("avx512f"))) inline void narrow_tile(const TapProduct& g, int64_t panel, const float* src,
+                                                           int64_t row_len, int64_t tap, const Segment& s,
+                                                           int64_t o0) {
+    v16 acc[R][N];
+    narrow_block<R, N>(g, g.a->wide.data() + panel * g.a->depth * 16, src, row_len, tap, acc);
     const int64_t rows = g.a->rows;
-    for (int64_t r = 0; r < R; ++r)
+    const __mmask16 cols = static_cast<__mmask16>((1u << N) - 1);
+    for (int64_t r = 0; r < R; ++r) {
+        v16 x[16];
+        for (int64_t j = 0; j < 16; ++j) x[j] = j < N ? acc[r][j] : v16{};
+        transpose_stage<8>(x);
+        transpose_stage<4>(x);
+        transpose_stage<2>(x);
+        transpose_stage<1>(x);
         for (int64_t i = 0; i < 16; ++i) {
             const int64_t row = (panel + r) * 16 + i;
             if (row >= rows) return;
             float* dst = s.dst + row * g.ldd + o0;
-            const float base = g.bias ? g.bias[row] : 0.f;
-            if (g.accumulate)
-                for (int64_t j = 0; j < N; ++j) dst[j] += out[r][j][i];
-            else
-                for (int64_t j = 0; j < N; ++j) dst[j] = base + out[r][j][i];
+            __m512 v = reinterpret_cast<__m512>(x[i]);
+            v = g.accumulate ? _mm512_add_ps(v, _mm512_maskz_loadu_ps(cols, dst))
+                             : _mm512_add_ps(v, _mm512_set1_ps(g.bias ? g.bias[row] : 0.f));
+            if (s.gate) {
+                const __m512 gate = _mm512_maskz_loadu_ps(cols, s.gate + row * g.gate_ld + o0);
+                v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(gate, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+            }
+            _mm512_mask_storeu_ps(dst, cols, v);
         }
+    }
 }
 
 template <int64_t N>
@@ -381,6 +413,8 @@ void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, in
         }
     }
 }
+
+#endif  // TSVIZ_X86_KERNELS
 
 // y = x * W^T for dense layers with few units or few features (docs in gemm.hpp): the dot
 // form, with four units sharing each load of x, when the depth is the longer side; the
@@ -499,6 +533,19 @@ void small_plain(int64_t n, int64_t u, int64_t d, const float* x, int64_t xs, co
     small_product_impl<v4>(n, u, d, x, xs, wr, wt, b, acc, y, ys);
 }
 
+// dst = gate > 0 ? dst : 0 over every segment that has a gate.
+void apply_gates(const TapProduct& g, const Segment* segs, int64_t n_segs) {
+    for (int64_t si = 0; si < n_segs; ++si) {
+        const Segment& s = segs[si];
+        if (!s.gate) continue;
+        for (int64_t r = 0; r < g.a->rows; ++r) {
+            float* dst = s.dst + r * g.ldd;
+            const float* gate = s.gate + r * g.gate_ld;
+            for (int64_t o = 0; o < s.cols; ++o) dst[o] = select(gate[o] > 0.f, dst[o], 0.f);
+        }
+    }
+}
+
 int isa_level() {
 #ifdef TSVIZ_X86_KERNELS
     static const int level = __builtin_cpu_supports("avx512f")                                   ? 2
@@ -546,10 +593,14 @@ void tap_product(const TapProduct& g, const Segment* segs, int64_t n_segs) {
     for (int64_t s = 0; s < n_segs; ++s) total += segs[s].cols;
     if (total == 0 || g.a->rows == 0) return;
     void (*run)(const TapProduct&, const Segment*, int64_t, int64_t, int64_t) = run_plain;
+    bool gated = false;  // whether the kernel applies the segments' gates itself
 #ifdef TSVIZ_X86_KERNELS
     if (isa_level() == 2) run = run_avx512;
     if (isa_level() == 1) run = run_avx2;
-    if (isa_level() == 2 && narrow_fits(g, segs, n_segs, total)) run = narrow_avx512;
+    if (isa_level() == 2 && narrow_fits(g, segs, n_segs, total)) {
+        run = narrow_avx512;
+        gated = true;
+    }
 #endif
     // Column blocks are independent (every output element is computed by one of them, with
     // the same arithmetic whatever the split), so large products are split over threads.
@@ -557,12 +608,17 @@ void tap_product(const TapProduct& g, const Segment* segs, int64_t n_segs) {
     constexpr int64_t kGrain = 64;
     const double flops = 2.0 * static_cast<double>(g.a->rows) * static_cast<double>(g.a->depth) * total;
     const int64_t parts = flops < 4e6 ? 1 : std::min<int64_t>((total + kGrain - 1) / kGrain, engine_threads());
-    if (parts <= 1) return run(g, segs, n_segs, 0, total);
-    const int64_t per = ((total + parts - 1) / parts + kGrain - 1) / kGrain * kGrain;
-    parallel_for(parts, [&](int64_t t) {
-        const int64_t c0 = t * per, c1 = std::min(total, c0 + per);
-        if (c0 < c1) run(g, segs, n_segs, c0, c1);
-    });
+    if (parts <= 1) {
+        run(g, segs, n_segs, 0, total);
+    } else {
+        const int64_t per = ((total + parts - 1) / parts + kGrain - 1) / kGrain * kGrain;
+        parallel_for(parts, [&](int64_t t) {
+            const int64_t c0 = t * per, c1 = std::min(total, c0 + per);
+            if (c0 < c1) run(g, segs, n_segs, c0, c1);
+        });
+    }
+    // The narrow kernel applies the gates as it stores; the others leave it to this pass.
+    if (!gated) apply_gates(g, segs, n_segs);
 }
 
 bool prefers_small_product(int64_t u, int64_t d) { return std::min(u, d) <= 8; }
@@ -610,6 +666,7 @@ void tap_product_reference(const TapProduct& g, const float* a, const Segment* s
                 float* dst = s.dst + r * g.ldd + o;
                 const float base = g.accumulate ? *dst : (g.bias ? g.bias[r] : 0.f);
                 *dst = base + static_cast<float>(acc);
+                if (s.gate && !(s.gate[r * g.gate_ld + o] > 0.f)) *dst = 0.f;
             }
     }
 }

@@ -47,6 +47,10 @@ struct Segment {
     int64_t cols = 0;
     int64_t delta = 0;
     float* dst = nullptr;
+    // When set, a ReLU's tangent fused into the product: each result is kept where the gate
+    // (the forward value at the same row and column, row stride TapProduct::gate_ld) is
+    // positive, and 0 elsewhere.
+    const float* gate = nullptr;
 };
 
 // B's row p = c * kernel + k at column o of a segment reads src[c, i] with
@@ -63,6 +67,7 @@ struct TapProduct {
     int64_t ldd = 0;                  // destination row stride
     const float* bias = nullptr;      // per row, added when not accumulating; may be null
     bool accumulate = false;          // dst += A * B instead of dst = A * B + bias
+    int64_t gate_ld = 0;              // row stride of the segments' gates
 };
 
 // Runs the product over all segments; splits large work over the engine's threads.
