@@ -72,6 +72,7 @@ void prepare_conv(Node& node) {
                     wt[(c * filters_per_group + f) * node.kernel + k] = w[(f * per_group + c) * node.kernel + k];
         packed->transposed.push_back(
             pack_matrix(per_group, filters_per_group * node.kernel, wt.data(), filters_per_group * node.kernel, 1));
+        if (node.stride > 1) packed->columns.push_back(pack_matrix(depth, filters_per_group, w, 1, depth));
     }
     node.packed = std::move(packed);
 }
@@ -99,7 +100,10 @@ void forward_conv(const ForwardArgs& a) {
 namespace tsviz::ops {
 
 // dx += W^T * dz with transposed taps: dx[c, i] = sum over f, k of W[f, c, k] dz[f, o] where
-// i = o * s - pad + k * d; one product per group, the cotangent rows side by side.
+// i = o * s - pad + k * d; one product per group, the cotangent rows side by side. With a
+// stride, most transposed taps fall between the inputs (a product of zeros); there the product
+// gives each tap's contribution cols[c * K + k, o] = sum over f of W[f, c, k] dz[f, o], added to
+// dx[c, o * s - pad + k * d] afterwards.
 void backward_conv(const BackwardArgs& a) {
     const Node& node = a.node;
     const View& gx = a.grad_in[0];
@@ -107,6 +111,31 @@ void backward_conv(const BackwardArgs& a) {
     const ConstView& gy = a.grad_out;
     const int64_t groups = node.group, per_group = gx.c / groups, filters_per_group = gy.c / groups;
     std::vector<Segment> segs(static_cast<size_t>(gy.n));
+    if (node.stride > 1) {
+        const int64_t k_n = node.kernel, rows = per_group * k_n, len = gy.l;
+        thread_local std::vector<float> cols;  // kept between calls
+        cols.resize(static_cast<size_t>(gy.n * rows * len));
+        for (int64_t g = 0; g < groups; ++g) {
+            for (int64_t r = 0; r < gy.n; ++r)
+                segs[r] = {gy.sample(r) + g * filters_per_group * len, len, len, 0, cols.data() + r * rows * len};
+            TapProduct p = conv_taps(node, &node.packed->columns[g], filters_per_group, false, len);
+            p.kernel = p.stride = p.dilation = 1;
+            tap_product(p, segs.data(), gy.n);
+            for (int64_t r = 0; r < gy.n; ++r)
+                for (int64_t c = 0; c < per_group; ++c) {
+                    float* dx = gx.sample(r) + (g * per_group + c) * gx.l;
+                    for (int64_t k = 0; k < k_n; ++k) {
+                        const float* col = cols.data() + (r * rows + c * k_n + k) * len;
+                        const int64_t shift = k * node.dilation - a.geo.pad_begin;
+                        // o * stride + shift inside [0, gx.l)
+                        const int64_t lo = shift >= 0 ? 0 : (-shift + node.stride - 1) / node.stride;
+                        const int64_t hi = std::min<int64_t>(len, gx.l - shift <= 0 ? 0 : (gx.l - shift + node.stride - 1) / node.stride);
+                        for (int64_t o = lo; o < hi; ++o) dx[o * node.stride + shift] += col[o];
+                    }
+                }
+        }
+        return;
+    }
     for (int64_t g = 0; g < groups; ++g) {
         for (int64_t r = 0; r < gy.n; ++r)
             segs[r] = {gy.sample(r) + g * filters_per_group * gy.l, gy.l, gx.l, -a.geo.pad_begin,

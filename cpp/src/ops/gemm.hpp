@@ -37,6 +37,10 @@ PackedMatrix pack_matrix(int64_t rows, int64_t depth, const float* a, int64_t ro
 struct PackedWeights {
     std::vector<PackedMatrix> forward;
     std::vector<PackedMatrix> transposed;
+    // Strided convolutions: (channel c * kernel + tap k, filter f) = W[f, c, k], whose product
+    // with the output gradient gives every tap's contribution, scattered into the input
+    // gradient afterwards (col2im).
+    std::vector<PackedMatrix> columns;
 };
 
 // One segment of columns: `cols` consecutive output columns o = 0 .. cols-1, read from `src`
