@@ -89,6 +89,8 @@ void tap_product_case(int64_t m, int64_t n_segs, int64_t max_cols, int64_t max_l
 void check_tap_product() {
     // Few segments of any width: the blocked kernel and, on AVX-512, the narrow one.
     for (int trial = 0; trial < 300; ++trial) tap_product_case(pick(1, 40), pick(1, 6), 70, 80, 1, 24);
+    // One or two rows, as the input gradient of a first layer over one or two channels.
+    for (int trial = 0; trial < 100; ++trial) tap_product_case(pick(1, 2), pick(1, 6), 150, 160, 1, 24);
     // Many narrow segments, as forward-mode tangents and cotangent rows are.
     for (int trial = 0; trial < 100; ++trial) tap_product_case(pick(1, 40), pick(10, 60), 14, 20, 1, 24);
     // Products large enough (over 4 MFLOP) to be split over threads, the split cutting through

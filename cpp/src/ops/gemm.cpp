@@ -195,29 +195,63 @@ inline bool is_dense_form(const TapProduct& g, const Segment* segs, int64_t n_se
 }
 
 // A product of very few rows (the input gradient of a first layer over one or two input
-// channels): packing B would cost more than the arithmetic it feeds, so with unit stride each
-// (row, channel, tap) is one multiply-add of a source stretch onto a destination stretch.
+// channels): packing B would cost more than the arithmetic it feeds. With unit stride each B
+// row is a stretch of a source row, so the columns go in vector lanes: a block of kFewVectors
+// vectors per row of C stays in registers while every (channel, tap) adds a source stretch
+// times its weight, read from a zero-padded copy of the segment's source.
+constexpr int64_t kFewVectors = 4;
+
+template <class V>
 inline void few_rows(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
+    constexpr int64_t w = static_cast<int64_t>(sizeof(V) / sizeof(float)), block = kFewVectors * w;
     const PackedMatrix& a = *g.a;
-    const int64_t k_n = g.kernel, depth = a.depth;
+    const int64_t k_n = g.kernel, depth = a.depth, rows = a.rows;
+    const int64_t tap = g.transposed ? -g.dilation : g.dilation;
+    thread_local std::vector<float> padded;
     int64_t base = 0;
     for (int64_t si = 0; si < n_segs; base += segs[si++].cols) {
         const Segment& s = segs[si];
         const int64_t oa = std::max<int64_t>(c0 - base, 0), ob = std::min<int64_t>(c1 - base, s.cols);
         if (oa >= ob) continue;
-        for (int64_t r = 0; r < a.rows; ++r) {
-            float* __restrict dst = s.dst + r * g.ldd;
-            if (!g.accumulate) std::fill(dst + oa, dst + ob, g.bias ? g.bias[r] : 0.f);
-            const float* ar = a.plain.data() + r * depth;
-            for (int64_t c = 0; c < g.channels; ++c)
-                for (int64_t k = 0; k < k_n; ++k) {
-                    const float w = ar[c * k_n + k];
-                    if (w == 0.f) continue;
-                    const int64_t shift = g.transposed ? -s.delta - k * g.dilation : s.delta + k * g.dilation;
-                    const int64_t lo = std::max(oa, -shift), hi = std::min(ob, s.src_len - shift);
-                    const float* __restrict src = s.src + c * s.src_len + shift;
-                    for (int64_t o = lo; o < hi; ++o) dst[o] += w * src[o];
+        // Source positions read: i = o + shift + k * tap for o in [oa, oa + whole blocks).
+        const int64_t shift = g.transposed ? -s.delta : s.delta;
+        const int64_t span = (ob - oa + block - 1) / block * block;
+        const int64_t lo = oa + shift + std::min<int64_t>(0, (k_n - 1) * tap);
+        const int64_t row_len = span + (k_n - 1) * g.dilation;
+        padded.assign(static_cast<size_t>(g.channels * row_len), 0.f);
+        const int64_t from = std::max<int64_t>(lo, 0), to = std::min<int64_t>(lo + row_len, s.src_len);
+        for (int64_t c = 0; c < g.channels && from < to; ++c)
+            std::memcpy(padded.data() + c * row_len + (from - lo), s.src + c * s.src_len + from,
+                        static_cast<size_t>(to - from) * sizeof(float));
+        // Column o, tap k of channel c reads padded[c * row_len + (o - oa) + k * tap + first_tap].
+        const int64_t first_tap = -std::min<int64_t>(0, (k_n - 1) * tap);
+        for (int64_t o = oa; o < ob; o += block) {
+            const int64_t n = std::min(block, ob - o);
+            for (int64_t r = 0; r < rows; ++r) {
+                V acc[kFewVectors] = {};
+                const float* ar = a.plain.data() + r * depth;
+                for (int64_t c = 0; c < g.channels; ++c) {
+                    const float* src = padded.data() + c * row_len + (o - oa) + first_tap;
+                    for (int64_t k = 0; k < k_n; ++k) {
+                        const float wt = ar[c * k_n + k];
+                        const float* b = src + k * tap;
+                        for (int64_t v = 0; v < kFewVectors; ++v) {
+                            V bv;
+                            std::memcpy(&bv, b + v * w, sizeof bv);
+                            acc[v] += wt * bv;
+                        }
+                    }
                 }
+                float out[block];
+                std::memcpy(out, acc, sizeof out);
+                float* dst = s.dst + r * g.ldd + o;
+                if (g.accumulate) {
+                    for (int64_t j = 0; j < n; ++j) dst[j] += out[j];
+                } else {
+                    const float bias = g.bias ? g.bias[r] : 0.f;
+                    for (int64_t j = 0; j < n; ++j) dst[j] = bias + out[j];
+                }
+            }
         }
     }
 }
@@ -226,7 +260,7 @@ template <class V, int64_t MR>
 void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
     constexpr int64_t w = static_cast<int64_t>(sizeof(V) / sizeof(float));
     if (c1 - c0 < w / 2 && c0 == 0 && is_dense_form(g, segs, n_segs)) return few_dense_columns<MR>(g, segs, n_segs);
-    if (g.a->rows <= 2 && g.stride == 1) return few_rows(g, segs, n_segs, c0, c1);
+    if (g.a->rows <= 2 && g.stride == 1) return few_rows<V>(g, segs, n_segs, c0, c1);
     constexpr int64_t nr = 2 * static_cast<int64_t>(sizeof(V) / sizeof(float));
     const PackedMatrix& a = *g.a;
     const int64_t depth = a.depth, m = a.rows, panels = (m + MR - 1) / MR;
