@@ -2,6 +2,7 @@
 // (inference) or a Mul/Add/Sub/Div by a per-channel or scalar constant becomes; after a
 // convolution or dense layer it is folded into the weights at import. Add sums two tensors of
 // one shape (ONNX Add of two activations: residual connections).
+#include <algorithm>
 #include <string>
 
 #include "onnx/lowering.hpp"
@@ -102,14 +103,13 @@ void tangent_add(const TangentArgs& a) {
         if (!a.t_in[k]) continue;
         const int64_t w_in = a.w_in[k];
         for (int64_t t = 0; t < a.count; ++t) {
+            // Input position r lands at output position r + shift; the overlap [r0, r1) once.
             const int64_t shift = a.start_in[k][t] - a.start_out[t];
+            const int64_t r0 = std::max<int64_t>(0, -shift), r1 = std::min<int64_t>(w_in, w_out - shift);
             for (int64_t c = 0; c < c_n; ++c) {
-                const float* src = a.t_in[k] + (t * c_n + c) * w_in;
-                float* dst = a.t_out + (t * c_n + c) * w_out;
-                for (int64_t r = 0; r < w_in; ++r) {
-                    const int64_t j = r + shift;
-                    if (j >= 0 && j < w_out) dst[j] += src[r];
-                }
+                const float* __restrict src = a.t_in[k] + (t * c_n + c) * w_in + shift;
+                float* __restrict dst = a.t_out + (t * c_n + c) * w_out;
+                for (int64_t j = r0 + shift; j < r1 + shift; ++j) dst[j] += src[j];
             }
         }
     }
