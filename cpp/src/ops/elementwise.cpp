@@ -107,7 +107,7 @@ void tangent_add(const TangentArgs& a) {
             const int64_t shift = a.start_in[k][t] - a.start_out[t];
             const int64_t r0 = std::max<int64_t>(0, -shift), r1 = std::min<int64_t>(w_in, w_out - shift);
             for (int64_t c = 0; c < c_n; ++c) {
-                const float* __restrict src = a.t_in[k] + (t * c_n + c) * w_in + shift;
+                const float* __restrict src = a.t_in[k] + (t * c_n + c) * w_in - shift;  // src[j]: position j - shift
                 float* __restrict dst = a.t_out + (t * c_n + c) * w_out;
                 for (int64_t j = r0 + shift; j < r1 + shift; ++j) dst[j] += src[j];
             }
