@@ -122,6 +122,16 @@ Graph case_for(OpKind kind) {
             Node a = make(OpKind::Tanh, {0}, kChannels);
             Node b = make(OpKind::Softmax, {0}, kChannels);
             b.axis = 0;
+            if (kind == OpKind::Add) {
+                // A residual: the convolution's band is wider than the Tanh's and starts
+                // earlier, so the two tangents are added at an offset.
+                b = make(OpKind::Conv, {0}, kChannels);
+                b.kernel = 3;
+                b.pad_begin = 2;
+                b.pad_end = 0;
+                b.weight = random_vector(kChannels * kChannels * 3, 0.5f);
+                b.bias = random_vector(kChannels);
+            }
             g.nodes.push_back(a);
             g.nodes.push_back(b);
             n.inputs = {1, 2};
