@@ -112,28 +112,48 @@ void backward_conv(const BackwardArgs& a) {
     const int64_t groups = node.group, per_group = gx.c / groups, filters_per_group = gy.c / groups;
     std::vector<Segment> segs(static_cast<size_t>(gy.n));
     if (node.stride > 1) {
-        const int64_t k_n = node.kernel, rows = per_group * k_n, len = gy.l;
-        thread_local std::vector<float> cols;  // kept between calls
-        cols.resize(static_cast<size_t>(gy.n * rows * len));
-        for (int64_t g = 0; g < groups; ++g) {
-            for (int64_t r = 0; r < gy.n; ++r)
-                segs[r] = {gy.sample(r) + g * filters_per_group * len, len, len, 0, cols.data() + r * rows * len};
-            TapProduct p = conv_taps(node, &node.packed->columns[g], filters_per_group, false, len);
-            p.kernel = p.stride = p.dilation = 1;
-            tap_product(p, segs.data(), gy.n);
-            for (int64_t r = 0; r < gy.n; ++r)
-                for (int64_t c = 0; c < per_group; ++c) {
-                    float* dx = gx.sample(r) + (g * per_group + c) * gx.l;
-                    for (int64_t k = 0; k < k_n; ++k) {
-                        const float* col = cols.data() + (r * rows + c * k_n + k) * len;
-                        const int64_t shift = k * node.dilation - a.geo.pad_begin;
-                        // o * stride + shift inside [0, gx.l)
-                        const int64_t lo = shift >= 0 ? 0 : (-shift + node.stride - 1) / node.stride;
-                        const int64_t hi = std::min<int64_t>(len, gx.l - shift <= 0 ? 0 : (gx.l - shift + node.stride - 1) / node.stride);
-                        for (int64_t o = lo; o < hi; ++o) dx[o * node.stride + shift] += col[o];
-                    }
-                }
+        // Tap k adds cols[c * K + k, o] to dx[c, o * s + shift_k] (shift_k = k * d - pad). The
+        // taps of one phase (shift_k mod s) land on the same positions i = phase + s * m: their
+        // sum over m is contiguous (o = m - delta_k), then one strided pass adds it.
+        const int64_t k_n = node.kernel, rows = per_group * k_n, len = gy.l, st = node.stride;
+        std::vector<int64_t> tap_phase(static_cast<size_t>(k_n)), tap_delta(static_cast<size_t>(k_n));
+        for (int64_t k = 0; k < k_n; ++k) {
+            const int64_t shift = k * node.dilation - a.geo.pad_begin;
+            tap_phase[k] = ((shift % st) + st) % st;
+            tap_delta[k] = (shift - tap_phase[k]) / st;  // exact
         }
+        // Blocks of cotangent rows whose columns stay in cache between the product and the scatter.
+        const int64_t block = std::clamp<int64_t>((int64_t{1} << 14) / std::max<int64_t>(1, rows * len), 1, gy.n);
+        thread_local std::vector<float> cols, phase_sum;  // kept between calls
+        cols.resize(static_cast<size_t>(block * rows * len));
+        for (int64_t g = 0; g < groups; ++g)
+            for (int64_t r0 = 0; r0 < gy.n; r0 += block) {
+                const int64_t nr = std::min(block, gy.n - r0);
+                for (int64_t r = 0; r < nr; ++r)
+                    segs[r] = {gy.sample(r0 + r) + g * filters_per_group * len, len, len, 0, cols.data() + r * rows * len};
+                TapProduct p = conv_taps(node, &node.packed->columns[g], filters_per_group, false, len);
+                p.kernel = p.stride = p.dilation = 1;
+                tap_product(p, segs.data(), nr);
+                for (int64_t r = 0; r < nr; ++r)
+                    for (int64_t c = 0; c < per_group; ++c) {
+                        float* dx = gx.sample(r0 + r) + (g * per_group + c) * gx.l;
+                        for (int64_t phase = 0; phase < st && phase < gx.l; ++phase) {
+                            const int64_t m_n = (gx.l - phase + st - 1) / st;  // phase + s * m in [0, gx.l)
+                            phase_sum.assign(static_cast<size_t>(m_n), 0.f);
+                            bool any = false;
+                            for (int64_t k = 0; k < k_n; ++k) {
+                                if (tap_phase[k] != phase) continue;
+                                any = true;
+                                const int64_t delta = tap_delta[k];
+                                const float* col = cols.data() + (r * rows + c * k_n + k) * len - delta;
+                                const int64_t m0 = std::max<int64_t>(0, delta), m1 = std::min(m_n, delta + len);
+                                for (int64_t m = m0; m < m1; ++m) phase_sum[m] += col[m];
+                            }
+                            if (any)
+                                for (int64_t m = 0; m < m_n; ++m) dx[phase + st * m] += phase_sum[m];
+                        }
+                    }
+            }
         return;
     }
     for (int64_t g = 0; g < groups; ++g) {
