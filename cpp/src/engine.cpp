@@ -124,7 +124,7 @@ std::vector<bool> ancestors(const Graph& g, int start) {
 }
 
 void backward(const Graph& g, const Activations& act, int64_t first, int64_t count, int start, int64_t rep,
-              const std::vector<bool>& keep, Cotangents& ct) {
+              const std::vector<bool>& keep, Cotangents& ct, int stop) {
     ct.rep = rep;
     ct.rows = count * rep;
     ct.grad.resize(g.nodes.size());
@@ -141,7 +141,7 @@ void backward(const Graph& g, const Activations& act, int64_t first, int64_t cou
         return ops::View{ct.grad[node].data(), ct.rows, r.out.c, r.out.l};
     };
     const std::vector<bool> reach = ancestors(g, start);
-    for (int i = start; i > 0; --i) {
+    for (int i = start; i > std::max(stop, 0); --i) {
         if (!reach[i] || ct.grad[i].empty()) continue;
         const Node& node = g.nodes[i];
         ops::BackwardArgs args{node, act.geo[i], {}, fwd(i),

@@ -101,9 +101,10 @@ struct Cotangents {
 // Batched vector-Jacobian products from node `start` back to the input, for forward samples
 // [first, first + count), rep cotangent rows each, seeded with ct.grad[start] (count * rep rows
 // of start's size). A node's cotangent is cleared once propagated unless keep[node]. Cleared
-// entries keep their capacity: a Cotangents reused over chunks allocates only once.
+// entries keep their capacity: a Cotangents reused over chunks allocates only once. With `stop`
+// > 0, only the nodes after it are propagated (ct.grad[stop] then holds its cotangent).
 void backward(const Graph& g, const Activations& act, int64_t first, int64_t count, int start, int64_t rep,
-              const std::vector<bool>& keep, Cotangents& ct);
+              const std::vector<bool>& keep, Cotangents& ct, int stop = 0);
 
 // Forward mode over banded tangents (ops/op.hpp, TangentArgs): one tangent per input point
 // (channel c, position p), tangent index p * C + c. Each tensor's tangents live on a band of

@@ -314,6 +314,42 @@ double node_cost(const Node& node, const Shape& in, const Shape& out, int64_t le
     return static_cast<double>(out.c) * static_cast<double>(len);
 }
 
+// The input gradient of convolution z for cotangent rows that are zero outside one filter each:
+// row (sample i, r) holds filter filters[r] of ct.grad[z]; ct.grad[input] is set to
+// dx[c, o * s - pad + k * d] = sum over k of W[f, c, k] dz[f, o] over f's group's channels.
+void one_hot_conv_step(const Explanation::Impl& ex, int z, int64_t count, int64_t rows,
+                       const int64_t* filters, Cotangents& ct) {
+    const Node& node = ex.graph().nodes[z];
+    const int p = node.inputs[0];
+    const Shape& in = ex.act.geo[p].out;
+    const Shape& out = ex.act.geo[z].out;
+    const int64_t k_n = node.kernel, per_group = in.c / node.group, filters_per_group = out.c / node.group;
+    const int64_t pad = ex.act.geo[z].pad_begin, st = node.stride, dil = node.dilation;
+    std::vector<float>& gx = ct.grad[p];
+    gx.assign(static_cast<size_t>(count * rows * in.size()), 0.f);
+    const std::vector<float>& gz = ct.grad[z];
+    for (int64_t row = 0; row < count * rows; ++row) {
+        const int64_t f = filters[row % rows], c0 = (f / filters_per_group) * per_group;
+        const float* dz = gz.data() + (row * out.c + f) * out.l;
+        for (int64_t c = 0; c < per_group; ++c) {
+            float* __restrict dx = gx.data() + row * in.size() + (c0 + c) * in.l;
+            const float* w = node.weight.data() + (f * per_group + c) * k_n;
+            for (int64_t k = 0; k < k_n; ++k) {
+                // o * st + shift inside [0, in.l)
+                const int64_t shift = k * dil - pad;
+                const int64_t lo = shift >= 0 ? 0 : (-shift + st - 1) / st;
+                const int64_t hi = std::min<int64_t>(out.l, in.l - shift <= 0 ? 0 : (in.l - shift + st - 1) / st);
+                const float wk = w[k];
+                if (st == 1) {
+                    for (int64_t o = lo; o < hi; ++o) dx[o + shift] += wk * dz[o];
+                } else {
+                    for (int64_t o = lo; o < hi; ++o) dx[o * st + shift] += wk * dz[o];
+                }
+            }
+        }
+    }
+}
+
 // Reverse mode: |d sum_i a^l[f, i] / d x| for the chosen filters, one batched backward pass
 // per chunk of samples, one cotangent row per (sample, filter).
 std::vector<float> reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Layer& l,
@@ -330,6 +366,13 @@ std::vector<float> reverse_saliency(const Explanation::Impl& ex, const Explanati
         if (reach[i]) per_row += ex.size(static_cast<int>(i));
     std::vector<bool> keep(g.nodes.size(), false);
     keep[0] = true;
+    // A convolution layer's own step: the cotangent of filter f's row is zero outside channel f
+    // (the activation is elementwise), so its input gradient reads filter f's weights only,
+    // 1 / F of the dense product; the rest of the pass starts from the convolution's input.
+    // With few filters per group the blocked product of the dense step is as fast.
+    const Node& conv = g.nodes[l.z];
+    const bool one_hot = conv.kind == OpKind::Conv && conv.channels / conv.group >= 8;
+    if (one_hot) keep[l.z] = true;
     // Work items: a run of samples and a block of their filters, as many rows as stay in
     // cache; several samples per item when a layer has few filters, so that the products stay
     // wide. Enough items to feed the threads.
@@ -351,7 +394,13 @@ std::vector<float> reverse_saliency(const Explanation::Impl& ex, const Explanati
                     float* row = seed.data() + ((i * rows + r) * f_n + chosen[f0 + r]) * len;
                     std::fill(row, row + len, 1.f);
                 }
-            backward(g, ex.act, first, count, l.a, rows, keep, ct);
+            if (one_hot) {
+                backward(g, ex.act, first, count, l.a, rows, keep, ct, l.z);
+                one_hot_conv_step(ex, l.z, count, rows, chosen.data() + f0, ct);
+                backward(g, ex.act, first, count, conv.inputs[0], rows, keep, ct);
+            } else {
+                backward(g, ex.act, first, count, l.a, rows, keep, ct);
+            }
             const std::vector<float>& gx = ct.grad[0];
             if (gx.empty()) continue;
             for (int64_t i = 0; i < count; ++i)
