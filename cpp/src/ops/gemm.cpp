@@ -346,19 +346,19 @@ __attribute__((always_inline)) inline void narrow_block(const TapProduct& g, con
 
 // One stage of a 16 x 16 transpose in registers: exchanges D-lane blocks between vectors p and
 // p + D. After the stages D = 8, 4, 2, 1, x[i][j] is the x[j][i] of before.
-typedef int32_t i16v __attribute__((vector_size(64)));
 template <int D>
-__attribute__((always_inline)) inline void transpose_stage(v16 (&x)[16]) {
-    i16v lo, hi;
+__attribute__((target("avx512f"), always_inline)) inline void transpose_stage(__m512 (&x)[16]) {
+    alignas(64) int32_t lo[16], hi[16];
     for (int l = 0; l < 16; ++l) {
-        lo[l] = (l & D) ? 16 + l - D : l;
+        lo[l] = (l & D) ? 16 + l - D : l;  // lane l of p: from p, or from p + D (index 16 +)
         hi[l] = (l & D) ? 16 + l : l + D;
     }
+    const __m512i lo_v = _mm512_load_si512(lo), hi_v = _mm512_load_si512(hi);
     for (int p = 0; p < 16; ++p) {
         if (p & D) continue;
-        const v16 a = x[p], b = x[p + D];
-        x[p] = __builtin_shuffle(a, b, lo);
-        x[p + D] = __builtin_shuffle(a, b, hi);
+        const __m512 a = x[p], b = x[p + D];
+        x[p] = _mm512_permutex2var_ps(a, lo_v, b);
+        x[p + D] = _mm512_permutex2var_ps(a, hi_v, b);
     }
 }
 
@@ -374,8 +374,8 @@ __attribute__((target("avx512f"))) inline void narrow_tile(const TapProduct& g, 
     const int64_t rows = g.a->rows;
     const __mmask16 cols = static_cast<__mmask16>((1u << N) - 1);
     for (int64_t r = 0; r < R; ++r) {
-        v16 x[16];
-        for (int64_t j = 0; j < 16; ++j) x[j] = j < N ? acc[r][j] : v16{};
+        __m512 x[16];
+        for (int64_t j = 0; j < 16; ++j) x[j] = j < N ? reinterpret_cast<__m512>(acc[r][j]) : _mm512_setzero_ps();
         transpose_stage<8>(x);
         transpose_stage<4>(x);
         transpose_stage<2>(x);
@@ -384,7 +384,7 @@ __attribute__((target("avx512f"))) inline void narrow_tile(const TapProduct& g, 
             const int64_t row = (panel + r) * 16 + i;
             if (row >= rows) return;
             float* dst = s.dst + row * g.ldd + o0;
-            __m512 v = reinterpret_cast<__m512>(x[i]);
+            __m512 v = x[i];
             v = g.accumulate ? _mm512_add_ps(v, _mm512_maskz_loadu_ps(cols, dst))
                              : _mm512_add_ps(v, _mm512_set1_ps(g.bias ? g.bias[row] : 0.f));
             if (s.gate) {
