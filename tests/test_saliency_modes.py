@@ -62,3 +62,37 @@ def test_saliency_method_is_checked() -> None:
     ex = model.explain(real_windows((2, 50), "NCT", 1))
     with pytest.raises(tsv.ArgumentError, match="method must be 'auto', 'reverse' or 'forward'"):
         ex.saliency(ex.layer_names[0], method="backward")
+
+
+def test_modes_agree_on_grouped_strided_and_dilated_convolutions() -> None:
+    """A graph the committed models leave out: a grouped convolution with a stride (the
+    reverse pass's per-tap scatter, its one-hot first step within a group of 8 filters) and a
+    dilated one, each under an activation (the ReLU fused into the forward-mode product)."""
+    from onnx import helper
+
+    from onnx_builder import build, const, weights
+
+    rng = np.random.default_rng(7)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["z1"], group=2, strides=[2], pads=[1, 1], kernel_shape=[3]),
+        helper.make_node("Relu", ["z1"], ["a1"]),
+        helper.make_node("Conv", ["a1", "w2", "b2"], ["z2"], dilations=[2], pads=[2, 2], kernel_shape=[3]),
+        helper.make_node("LeakyRelu", ["z2"], ["a2"], alpha=0.1),
+        helper.make_node("Flatten", ["a2"], ["f"]),
+        helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], transB=1),
+    ]
+    inits = [
+        const("w1", weights(rng, 16, 2, 3)), const("b1", weights(rng, 16)),
+        const("w2", weights(rng, 8, 16, 3)), const("b2", weights(rng, 8)),
+        const("w3", weights(rng, 3, 8 * 20)), const("b3", weights(rng, 3)),
+    ]
+    model = tsv.load(build(nodes, inits, input_shape=("N", 4, 40)))
+    x = real_windows((4, 40), "NCT", 3, seed=5)
+    modes = {m: model.explain(x) for m in ("reverse", "forward", "auto")}
+    for layer in modes["reverse"].layer_names:
+        ref = modes["reverse"].saliency(layer, method="reverse")
+        scale = float(np.abs(ref).max())
+        assert scale > 0
+        for m in ("forward", "auto"):
+            err = float(np.abs(modes[m].saliency(layer, method=m) - ref).max())
+            assert err <= 1e-5 * scale, f"{layer} {m}: max diff {err:.3g} of {scale:.3g}"
