@@ -300,18 +300,20 @@ const std::vector<float>& Explanation::loss() const { return impl_->loss; }
 namespace {
 
 // The cost of one node for one row (a cotangent, or a tangent) over `len` positions, in FLOPs
-// plus the packing of the product's B: each (source row, tap) of a segment costs about as
-// much as kPieceCost FLOPs (tens of cycles of loop and bounds work against 64 FLOPs a cycle at
-// the roof), which is what makes many narrow tangent bands dearer than their FLOPs on small
-// layers. In reverse mode the product packs the cotangent's channels, in forward mode the
-// input's.
-constexpr double kPieceCost = 1000.0;
+// plus fixed costs: each (source row, tap) of a product's segment costs about kPieceCost FLOPs
+// (the zero-padded source copy and the tile set-up of the narrow-segment kernel), and every
+// channel row of a node's output kRowCost (the loop and memory work of a pass over a short
+// row), which is what makes many narrow tangent bands dearer than their FLOPs on small layers.
+// In reverse mode the product reads the cotangent's channels, in forward mode the input's.
+// Calibrated on the committed models against the measured time of each mode.
+constexpr double kPieceCost = 100.0, kRowCost = 20.0;
 double node_cost(const Node& node, const Shape& in, const Shape& out, int64_t len, bool reverse) {
+    const double rows = kRowCost * static_cast<double>(out.c);
     if (node.kind == OpKind::Conv)
         return 2.0 * static_cast<double>(out.c) * static_cast<double>(in.c / node.group) * node.kernel * len +
-               kPieceCost * node.kernel * static_cast<double>(reverse ? out.c : in.c);
-    if (node.kind == OpKind::Dense) return 2.0 * static_cast<double>(out.c) * static_cast<double>(in.size());
-    return static_cast<double>(out.c) * static_cast<double>(len);
+               kPieceCost * node.kernel * static_cast<double>(reverse ? out.c : in.c) + rows;
+    if (node.kind == OpKind::Dense) return 2.0 * static_cast<double>(out.c) * static_cast<double>(in.size()) + rows;
+    return static_cast<double>(out.c) * static_cast<double>(len) + rows;
 }
 
 // The input gradient of convolution z for cotangent rows that are zero outside one filter each:
