@@ -39,6 +39,13 @@ std::string bytes_text(double bytes) {
     return buf;
 }
 
+// Activations (bytes, the whole batch) from which predict cuts a batch that fits one chunk into
+// kSplitChunks (about 50 us of work on the smallest models, well above a thread's wake-up); as
+// many chunks as the most threads engine_threads() gives by default. Smaller chunks cost one
+// thread nothing measurable (channels_last, keras_strided, tcn, depthwise at 256 samples).
+constexpr double kSplitBytes = 256 * 1024;
+constexpr int64_t kSplitChunks = 8;
+
 // The separator of a layer's label, a middle dot (UTF-8).
 constexpr const char* kLabelDot = " \xc2\xb7 ";
 
@@ -395,12 +402,18 @@ std::vector<float> Model::predict(const float* x, int64_t n, const std::vector<i
     if (n == 0) return y;
     // The batch runs in chunks whose tensors stay in cache (about 4 MiB each, and within the
     // memory limit; one sample over it is refused), every thread reusing one arena for its
-    // chunks; each sample's arithmetic is the same whatever the split.
+    // chunks; the chunk size depends on the batch and the model only, never on the threads.
     impl_->check_memory(1, t);
     const std::vector<ops::Resolved> geo = resolve(g, t);
     const double per_sample = std::max(arena_bytes(geo, 1), 1.0);
     const double budget = std::min(static_cast<double>(int64_t{4} << 20), static_cast<double>(impl_->max_memory));
-    const int64_t chunk = std::clamp<int64_t>(static_cast<int64_t>(budget / per_sample), 1, n);
+    int64_t chunk = std::clamp<int64_t>(static_cast<int64_t>(budget / per_sample), 1, n);
+    // A batch that fits one chunk would run on one thread (a small model's products are too
+    // small to split inside), so once its work (its tensors' size as the measure) outweighs
+    // waking other threads it is cut into kSplitChunks chunks, whatever the thread count: a
+    // sample's arithmetic may depend on where it lies in its chunk (a vectorised loop's scalar
+    // tail), never on how many threads share the chunks.
+    if (static_cast<double>(n) * per_sample >= kSplitBytes) chunk = std::min(chunk, (n + kSplitChunks - 1) / kSplitChunks);
     const std::vector<ChannelZeroing> zero = zeroing(g, geo, options.zero_filters, n);
     impl_->for_each_chunk(x, n, t, chunk, [&](Activations& act, int64_t start, int64_t m) {
         forward_samples(g, act, 0, m, zero.empty() ? nullptr : &zero, start);
