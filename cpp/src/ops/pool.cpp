@@ -86,6 +86,42 @@ namespace {
 __attribute__((always_inline)) inline void inner_max_pool(const float* __restrict base, float* __restrict y, int32_t* __restrict arg, int64_t lo,
                     int64_t hi, int64_t s, int64_t d, int64_t kernel, int64_t pb) {
     const auto pb32 = static_cast<int32_t>(pb), s32 = static_cast<int32_t>(s);
+    if (s == 1) {
+        // Unit stride (the "same" pooling of Inception-style branches): contiguous loads and
+        // int32 positions, where a run-time stride makes the vectoriser gather lane by lane.
+        const auto lo32 = static_cast<int32_t>(lo), hi32 = static_cast<int32_t>(hi);
+        const auto d32 = static_cast<int32_t>(d);
+        if (kernel == 3) {
+            // One pass, the running maximum in registers.
+            const float* __restrict b1 = base + d;
+            const float* __restrict b2 = base + 2 * d;
+            for (int32_t o = lo32; o < hi32; ++o) {
+                const float v0 = base[o], v1 = b1[o], v2 = b2[o];
+                const bool first = v1 > v0;
+                const float m = select(first, v1, v0);
+                const int32_t at = first ? o - pb32 + d32 : o - pb32;
+                const bool second = v2 > m;
+                y[o] = select(second, v2, m);
+                arg[o] = second ? o - pb32 + 2 * d32 : at;
+            }
+            return;
+        }
+        for (int32_t o = lo32; o < hi32; ++o) {
+            y[o] = base[o];
+            arg[o] = o - pb32;
+        }
+        for (int64_t k = 1; k < kernel; ++k) {
+            const float* __restrict bk = base + k * d;
+            const auto off = static_cast<int32_t>(k * d - pb);
+            for (int32_t o = lo32; o < hi32; ++o) {
+                const float v = bk[o], cur = y[o];
+                const int32_t better = -static_cast<int32_t>(v > cur);
+                arg[o] = ((o + off) & better) | (arg[o] & ~better);
+                y[o] = select(v > cur, v, cur);
+            }
+        }
+        return;
+    }
     if (kernel == 2) {
         const float* __restrict b1 = base + d;
         const auto d32 = static_cast<int32_t>(d);
