@@ -507,3 +507,13 @@ def test_keras_prelu_with_a_slope_per_time_step_is_refused() -> None:
     data = build(nodes, WB + [const("neg_slope", -np.abs(weights(rng, 1, 5, 20)))], outputs=("out",))
     with pytest.raises(tsv.ModelError, match=r"node 'prelu/mul' \(Mul.*varies along more than one axis"):
         tsv.load(data)
+
+
+def test_global_average_pool_sums_each_channel_in_order() -> None:
+    """The mean over time sums every channel's positions first to last (several channels are
+    summed side by side): bit for bit the float32 running sum, 11 channels = 8 + 3 left over."""
+    nodes = [N("GlobalAveragePool", ["x"], ["g"]), N("Flatten", ["g"], ["y"])]
+    model = tsv.load(build(nodes, [], input_shape=("N", 11, 50), outputs=("y",)))
+    x = np.random.default_rng(3).standard_normal((3, 11, 50)).astype(np.float32) * 100
+    running = np.cumsum(x, axis=2, dtype=np.float32)[:, :, -1]  # sequential in float32
+    np.testing.assert_array_equal(model.predict(x), running / np.float32(50))

@@ -219,15 +219,27 @@ Resolved infer_global_pool(const Node& node, const std::vector<Shape>& in) {
     return r;
 }
 
+// Each channel's sum runs in order, i = 0 .. L-1; eight channels at a time, so that eight
+// independent chains of adds overlap instead of one waiting on each add's latency.
 void forward_global_avg_pool(const ForwardArgs& a) {
     const ConstView& x = a.in[0];
-    for (int64_t n = 0; n < x.n; ++n)
-        for (int64_t c = 0; c < x.c; ++c) {
-            const float* xc = x.sample(n) + c * x.l;
-            float sum = 0.f;
-            for (int64_t i = 0; i < x.l; ++i) sum += xc[i];
-            a.out.sample(n)[c] = sum / static_cast<float>(x.l);
-        }
+    constexpr int64_t kLanes = 8;
+    const int64_t rows = x.n * x.c, len = x.l;
+    const float count = static_cast<float>(len);
+    int64_t r = 0;
+    for (; r + kLanes <= rows; r += kLanes) {
+        const float* xr = x.data + r * len;
+        float sum[kLanes] = {};
+        for (int64_t i = 0; i < len; ++i)
+            for (int64_t j = 0; j < kLanes; ++j) sum[j] += xr[j * len + i];
+        for (int64_t j = 0; j < kLanes; ++j) a.out.data[r + j] = sum[j] / count;
+    }
+    for (; r < rows; ++r) {
+        const float* xr = x.data + r * len;
+        float sum = 0.f;
+        for (int64_t i = 0; i < len; ++i) sum += xr[i];
+        a.out.data[r] = sum / count;
+    }
 }
 
 void forward_global_max_pool(const ForwardArgs& a) {
