@@ -200,15 +200,49 @@ TSVIZ_SIMD void forward_max_pool(const ForwardArgs& a) {
     }
 }
 
+namespace {
+
+// Average pooling of windows [lo, hi) that lie inside the input (base = input - pad_begin),
+// tap by tap over all positions, in loops that vectorise: y = 0 + x_0 / K + x_1 / K + ..., the
+// sums of the general rule (avg_taps) in its order. S: the stride when known at compile time
+// (0: read from s).
+template <int64_t S>
+void inner_avg_pool(const float* __restrict base, float* __restrict y, int64_t lo, int64_t hi, int64_t s,
+                    int64_t d, int64_t kernel) {
+    const int64_t st = S > 0 ? S : s;
+    const float inv = 1.f / static_cast<float>(kernel);
+    for (int64_t o = lo; o < hi; ++o) y[o] = 0.f + base[o * st] * inv;
+    for (int64_t k = 1; k < kernel; ++k) {
+        const float* __restrict bk = base + k * d;
+        for (int64_t o = lo; o < hi; ++o) y[o] += bk[o * st] * inv;
+    }
+}
+
+}  // namespace
+
 void forward_avg_pool(const ForwardArgs& a) {
+    const Node& node = a.node;
     const ConstView& x = a.in[0];
     const View& y = a.out;
+    const int64_t s = node.stride, d = node.dilation, pb = a.geo.pad_begin;
+    // Windows wholly inside the input have every tap counted, whatever count_include_pad says.
+    const int64_t reach = (node.kernel - 1) * d;
+    const int64_t lo = std::min(y.l, (pb + s - 1) / s);
+    const int64_t hi = x.l - 1 - reach + pb < 0 ? lo : std::max(lo, std::min(y.l - 1, (x.l - 1 - reach + pb) / s) + 1);
     for (int64_t n = 0; n < y.n; ++n)
         for (int64_t c = 0; c < y.c; ++c) {
             const float* xc = x.sample(n) + c * x.l;
             float* yc = y.sample(n) + c * y.l;
-            std::fill(yc, yc + y.l, 0.f);
-            avg_taps(a.node, a.geo, x.l, y.l, [&](int64_t o, int64_t i, float inv) { yc[o] += xc[i] * inv; });
+            // Edge windows by the general rule.
+            auto edge = [&](int64_t o) {
+                yc[o] = 0.f;
+                avg_taps_at(node, a.geo, x.l, o, [&](int64_t i, float inv) { yc[o] += xc[i] * inv; });
+            };
+            for (int64_t o = 0; o < lo; ++o) edge(o);
+            if (s == 1) inner_avg_pool<1>(xc - pb, yc, lo, hi, s, d, node.kernel);
+            else if (s == 2) inner_avg_pool<2>(xc - pb, yc, lo, hi, s, d, node.kernel);
+            else inner_avg_pool<0>(xc - pb, yc, lo, hi, s, d, node.kernel);
+            for (int64_t o = hi; o < y.l; ++o) edge(o);
         }
 }
 
