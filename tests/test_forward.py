@@ -207,3 +207,18 @@ def test_predict_does_not_depend_on_the_thread_count(tmp_path) -> None:
     for key in inputs:
         for threads in (2, 3):
             np.testing.assert_array_equal(results[threads][key], results[1][key], err_msg=f"{key}, {threads} threads")
+
+
+@pytest.mark.parametrize("channels", [2, 3, 4, 5])
+def test_channels_last_input_is_transposed_exactly(channels: int) -> None:
+    """(N, T, C) input, read as channels-first by the engine (its own loops for 2 to 4
+    channels): a model that only transposes and flattens gives back x.transpose(0, 2, 1)."""
+    from onnx import helper
+
+    from onnx_builder import build
+
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]), helper.make_node("Flatten", ["t"], ["y"])]
+    model = tsv.load(build(nodes, [], input_shape=("N", 29, channels), outputs=("y",)))
+    assert model.layout == "NTC"
+    x = np.random.default_rng(channels).standard_normal((7, 29, channels)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict(x), x.transpose(0, 2, 1).reshape(7, -1))

@@ -19,6 +19,7 @@
 #include "model_impl.hpp"
 #include "onnx/import.hpp"
 #include "onnx/proto.hpp"
+#include "ops/simd.hpp"
 
 namespace tsviz {
 
@@ -37,6 +38,17 @@ std::string bytes_text(double bytes) {
     else if (bytes >= double(1 << 20)) std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / double(1 << 20));
     else std::snprintf(buf, sizeof buf, "%.0f bytes", bytes);
     return buf;
+}
+
+// Samples (T, C) of src as (C, T) in dst, for a channel count C known at compile time.
+template <int64_t C>
+TSVIZ_SIMD void transpose_samples(const float* __restrict src, float* __restrict dst, int64_t m, int64_t t) {
+    for (int64_t i = 0; i < m; ++i) {
+        const float* __restrict from = src + i * t * C;
+        float* __restrict to = dst + i * C * t;
+        for (int64_t p = 0; p < t; ++p)
+            for (int64_t ch = 0; ch < C; ++ch) to[ch * t + p] = from[p * C + ch];
+    }
 }
 
 // Activations (bytes, the whole batch) from which predict cuts a batch that fits one chunk into
@@ -363,7 +375,15 @@ void Model::Impl::fill_input(Activations& act, const float* x, int64_t start, in
     const int64_t c = input.channels;
     float* dst = act.arena.data() + act.offset[0];
     const float* src = x + start * c * t;
-    if (input.layout == "NTC" && c > 1) {
+    if (input.layout == "NTC" && c > 1 && c <= 4) {
+        // Few channels: the channel count known to the compiler, so that a sample's rows are read
+        // once, in order, and the vectoriser deinterleaves them.
+        switch (c) {
+            case 2: transpose_samples<2>(src, dst, m, t); break;
+            case 3: transpose_samples<3>(src, dst, m, t); break;
+            default: transpose_samples<4>(src, dst, m, t); break;
+        }
+    } else if (input.layout == "NTC" && c > 1) {
         // Channel by channel, so that the writes are contiguous.
         for (int64_t i = 0; i < m; ++i)
             for (int64_t ch = 0; ch < c; ++ch) {
