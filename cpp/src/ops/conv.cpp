@@ -55,27 +55,26 @@ TapProduct conv_taps(const Node& node, const PackedMatrix* a, int64_t channels, 
     return p;
 }
 
-// Splitting one short product (few columns: one sample, or a few) over threads by its columns
-// leaves whole 64-column parts, so 150 columns split 128 + 22; by rows, every thread gets an
-// equal share. Blocks of rows for layers of at least kRowSplitRows filters per thread, none
-// with one thread or several groups.
-constexpr int64_t kRowSplitRows = 32;
-// Row blocks serve products of at most this many columns (wider ones split well by columns)
-// and at least this much work (below it the product runs on one thread anyway).
-constexpr int64_t kRowSplitColumns = 256;
-constexpr double kRowSplitFlops = 4e6;
+// A short product (one sample or a few: the FCN's 150 columns) is split over threads here, in
+// parts of whole 32-column panels (a multiple of every kernel's NR), one per thread: the
+// product's own split takes whole 64-column parts, 128 + 22 of 150 columns, leaving the second
+// thread little to do. Wider products split well by themselves; below kShortFlops a product
+// runs on one thread.
+constexpr int64_t kShortColumns = 256;
+constexpr int64_t kPartColumns = 32;
+constexpr double kShortFlops = 4e6;
 
-int64_t row_blocks(const Node& node) {
-    if (node.group != 1 || engine_threads() < 2) return 0;
-    const int64_t blocks = std::min<int64_t>(engine_threads(), node.channels / kRowSplitRows);
-    return blocks >= 2 ? blocks : 0;
-}
-
-// Rows per block: an equal share rounded up to whole panels of the kernel.
-int64_t row_block_rows(const Node& node, int64_t blocks) {
-    if (blocks == 0) return 0;
-    const int64_t mr = kernel_rows();
-    return ((node.channels + blocks - 1) / blocks + mr - 1) / mr * mr;
+// Runs p over columns [c0, c1) of the n_segs segments (forward taps), each part cut from
+// the segments it overlaps.
+void product_part(const TapProduct& p, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
+    std::vector<Segment> part;
+    int64_t base = 0;
+    for (int64_t i = 0; i < n_segs; base += segs[i++].cols) {
+        const Segment& s = segs[i];
+        const int64_t oa = std::max<int64_t>(c0 - base, 0), ob = std::min<int64_t>(c1 - base, s.cols);
+        if (oa < ob) part.push_back({s.src, s.src_len, ob - oa, s.delta + oa * p.stride, s.dst + oa});
+    }
+    tap_product(p, part.data(), static_cast<int64_t>(part.size()));
 }
 
 }  // namespace
@@ -97,14 +96,6 @@ void prepare_conv(Node& node) {
         packed->transposed.push_back(
             pack_matrix(per_group, filters_per_group * node.kernel, wt.data(), filters_per_group * node.kernel, 1));
     }
-    // A single-group layer with many filters also gets its forward A cut into one block of rows
-    // per thread (whole panels), kept after the groups' matrices: forward[1 + b] is block b.
-    const int64_t blocks = row_blocks(node);
-    const int64_t rows_per = row_block_rows(node, blocks);
-    for (int64_t r0 = 0; blocks > 0 && r0 < node.channels; r0 += rows_per) {
-        const int64_t r1 = std::min<int64_t>(node.channels, r0 + rows_per);
-        packed->forward.push_back(pack_matrix(r1 - r0, depth, node.weight.data() + r0 * depth, depth, 1));
-    }
     node.packed = std::move(packed);
 }
 
@@ -116,27 +107,22 @@ void forward_conv(const ForwardArgs& a) {
     const View& y = a.out;
     const int64_t groups = node.group, per_group = x.c / groups, filters_per_group = y.c / groups;
     std::vector<Segment> segs(static_cast<size_t>(y.n));
-    const int64_t blocks = static_cast<int64_t>(node.packed->forward.size()) - groups;
-    const double flops = 2.0 * static_cast<double>(y.c * per_group * node.kernel) * static_cast<double>(y.n * y.l);
-    if (blocks > 0 && y.n * y.l <= kRowSplitColumns && flops >= kRowSplitFlops) {
-        // One block of rows per thread; each row's arithmetic is the same as in the whole product.
-        const int64_t rows_per = row_block_rows(node, blocks);
-        parallel_for(blocks, [&](int64_t b) {
-            const int64_t r0 = b * rows_per;  // the blocks prepare_conv made
-            std::vector<Segment> part(static_cast<size_t>(y.n));
-            for (int64_t n = 0; n < y.n; ++n) part[n] = {x.sample(n), x.l, y.l, -a.geo.pad_begin, y.sample(n) + r0 * y.l};
-            TapProduct p = conv_taps(node, &node.packed->forward[groups + b], per_group, false, y.l);
-            p.bias = node.bias.empty() ? nullptr : node.bias.data() + r0;
-            tap_product(p, part.data(), y.n);
-        });
-        return;
-    }
     for (int64_t g = 0; g < groups; ++g) {
         for (int64_t n = 0; n < y.n; ++n)
             segs[n] = {x.sample(n) + g * per_group * x.l, x.l, y.l, -a.geo.pad_begin,
                        y.sample(n) + g * filters_per_group * y.l};
         TapProduct p = conv_taps(node, &node.packed->forward[g], per_group, false, y.l);
         p.bias = node.bias.data() + g * filters_per_group;
+        const int64_t total = y.n * y.l, threads = engine_threads();
+        const double flops = 2.0 * static_cast<double>(filters_per_group * per_group * node.kernel) * total;
+        const int64_t per = ((total + threads - 1) / threads + kPartColumns - 1) / kPartColumns * kPartColumns;
+        if (threads > 1 && total <= kShortColumns && flops >= kShortFlops && per < total) {
+            // Every column is computed as in the whole product, whichever part holds it.
+            parallel_for((total + per - 1) / per, [&](int64_t part) {
+                product_part(p, segs.data(), y.n, part * per, std::min(total, (part + 1) * per));
+            });
+            continue;
+        }
         tap_product(p, segs.data(), y.n);
     }
 }
