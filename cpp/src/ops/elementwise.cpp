@@ -17,9 +17,10 @@ void forward_affine(const ForwardArgs& a) {
     const std::vector<float>& shift = a.node.shift;
     for (int64_t n = 0; n < x.n; ++n)
         for (int64_t c = 0; c < x.c; ++c) {
-            const float* xc = x.sample(n) + c * x.l;
-            float* yc = a.out.sample(n) + c * x.l;
-            for (int64_t i = 0; i < x.l; ++i) yc[i] = xc[i] * scale[c] + shift[c];
+            const float* __restrict xc = x.sample(n) + c * x.l;
+            float* __restrict yc = a.out.sample(n) + c * x.l;
+            const float s = scale[c], b = shift[c];  // read once, not per position
+            for (int64_t i = 0; i < x.l; ++i) yc[i] = xc[i] * s + b;
         }
 }
 
