@@ -80,13 +80,51 @@ Resolved infer_avg_pool(const Node& node, const std::vector<Shape>& in) {
 
 namespace {
 
+// inner_max_pool (below) for a stride other than 1: S when known at compile time (the stride
+// of 2 of most nets, whose loads then vectorise as strided loads instead of lane by lane), 0:
+// read from s.
+template <int64_t S>
+__attribute__((always_inline)) inline void strided_max_pool(const float* __restrict base, float* __restrict y,
+                                                            int32_t* __restrict arg, int64_t lo, int64_t hi, int64_t s,
+                                                            int64_t d, int64_t kernel, int64_t pb) {
+    const int64_t st = S > 0 ? S : s;
+    const auto pb32 = static_cast<int32_t>(pb), s32 = static_cast<int32_t>(st);
+    if (kernel == 2) {
+        const float* __restrict b1 = base + d;
+        const auto d32 = static_cast<int32_t>(d);
+        for (int64_t o = lo; o < hi; ++o) {
+            const float v0 = base[o * st], v1 = b1[o * st];
+            const bool better = v1 > v0;
+            const int32_t at = static_cast<int32_t>(o) * s32 - pb32;
+            y[o] = better ? v1 : v0;
+            arg[o] = better ? at + d32 : at;
+        }
+        return;
+    }
+    for (int64_t o = lo; o < hi; ++o) {
+        y[o] = base[o * st];
+        arg[o] = static_cast<int32_t>(o) * s32 - pb32;
+    }
+    for (int64_t k = 1; k < kernel; ++k) {
+        const float* __restrict bk = base + k * d;
+        const auto off = static_cast<int32_t>(k * d - pb);
+        for (int64_t o = lo; o < hi; ++o) {
+            // Masks, not conditionals: GCC keeps these selects as a branch on the data.
+            const float v = bk[o * st], cur = y[o];
+            const int32_t better = -static_cast<int32_t>(v > cur);
+            arg[o] = ((static_cast<int32_t>(o) * s32 + off) & better) | (arg[o] & ~better);
+            y[o] = select(v > cur, v, cur);
+        }
+    }
+}
+
 // Max-pooling of windows [lo, hi) that lie inside the input (base = input - pad_begin): strict
 // '>' as selects, so that the first maximum wins (SPEC.md), in loops over positions that
 // vectorise; the common kernel of 2 in one pass.
 __attribute__((always_inline)) inline void inner_max_pool(const float* __restrict base, float* __restrict y, int32_t* __restrict arg, int64_t lo,
                     int64_t hi, int64_t s, int64_t d, int64_t kernel, int64_t pb) {
-    const auto pb32 = static_cast<int32_t>(pb), s32 = static_cast<int32_t>(s);
     if (s == 1) {
+        const auto pb32 = static_cast<int32_t>(pb);
         // Unit stride (the "same" pooling of Inception-style branches): contiguous loads and
         // int32 positions, where a run-time stride makes the vectoriser gather lane by lane.
         const auto lo32 = static_cast<int32_t>(lo), hi32 = static_cast<int32_t>(hi);
@@ -122,33 +160,9 @@ __attribute__((always_inline)) inline void inner_max_pool(const float* __restric
         }
         return;
     }
-    if (kernel == 2) {
-        const float* __restrict b1 = base + d;
-        const auto d32 = static_cast<int32_t>(d);
-        for (int64_t o = lo; o < hi; ++o) {
-            const float v0 = base[o * s], v1 = b1[o * s];
-            const bool better = v1 > v0;
-            const int32_t at = static_cast<int32_t>(o) * s32 - pb32;
-            y[o] = better ? v1 : v0;
-            arg[o] = better ? at + d32 : at;
-        }
-        return;
-    }
-    for (int64_t o = lo; o < hi; ++o) {
-        y[o] = base[o * s];
-        arg[o] = static_cast<int32_t>(o) * s32 - pb32;
-    }
-    for (int64_t k = 1; k < kernel; ++k) {
-        const float* __restrict bk = base + k * d;
-        const auto off = static_cast<int32_t>(k * d - pb);
-        for (int64_t o = lo; o < hi; ++o) {
-            // Masks, not conditionals: GCC keeps these selects as a branch on the data.
-            const float v = bk[o * s], cur = y[o];
-            const int32_t better = -static_cast<int32_t>(v > cur);
-            arg[o] = ((static_cast<int32_t>(o) * s32 + off) & better) | (arg[o] & ~better);
-            y[o] = select(v > cur, v, cur);
-        }
-    }
+    // (Kernel 2 is one pass either way, and measured faster with the stride read at run time.)
+    if (s == 2 && kernel != 2) return strided_max_pool<2>(base, y, arg, lo, hi, s, d, kernel, pb);
+    strided_max_pool<0>(base, y, arg, lo, hi, s, d, kernel, pb);
 }
 
 }  // namespace
