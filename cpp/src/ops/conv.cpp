@@ -116,8 +116,10 @@ void forward_conv(const ForwardArgs& a) {
         const int64_t total = y.n * y.l, threads = engine_threads();
         const double flops = 2.0 * static_cast<double>(filters_per_group * per_group * node.kernel) * total;
         const int64_t per = ((total + threads - 1) / threads + kPartColumns - 1) / kPartColumns * kPartColumns;
-        if (threads > 1 && total <= kShortColumns && flops >= kShortFlops && per < total) {
-            // Every column is computed as in the whole product, whichever part holds it.
+        if (threads > 1 && total <= kShortColumns && flops >= kShortFlops && per < total && y.l > 1) {
+            // Every column is computed as in the whole product, whichever part holds it (one
+            // position per sample is left whole: a few such columns are a matrix-vector product
+            // with arithmetic of its own).
             parallel_for((total + per - 1) / per, [&](int64_t part) {
                 product_part(p, segs.data(), y.n, part * per, std::min(total, (part + 1) * per));
             });
