@@ -216,6 +216,35 @@ def test_max_pool_ties_send_the_gradient_to_the_first_maximum() -> None:
         np.testing.assert_array_equal(mask, expected.astype(bool))
 
 
+@pytest.mark.parametrize("kernel, stride, dilation, pads", [
+    (3, 1, 1, [1, 1]), (3, 1, 2, [2, 1]), (2, 1, 1, [0, 1]), (4, 1, 1, [2, 1]), (5, 1, 3, [0, 0]),
+    (3, 2, 2, [1, 1]), (2, 2, 1, [0, 0]), (4, 2, 1, [1, 2]), (3, 3, 1, [1, 0])])
+def test_max_pool_keeps_the_first_maximum(kernel: int, stride: int, dilation: int, pads: list[int]) -> None:
+    """Strides 1 and 2 have their own vectorised loops (stride 1, kernel 3: one pass): values and
+    argmax, with many ties, against the windows scanned in numpy; edge windows read only the
+    input."""
+    length, channels = 40, 2
+    nodes = [N("MaxPool", ["x"], ["p"], kernel_shape=[kernel], strides=[stride], pads=pads, dilations=[dilation]),
+             N("Flatten", ["p"], ["y"])]
+    model = tsv.load(build(nodes, [], input_shape=("N", channels, length), outputs=("y",)))
+    rng = np.random.default_rng(kernel * 10 + dilation + 100 * stride)
+    x = rng.integers(0, 3, size=(1, channels, length)).astype(np.float32)  # ties everywhere
+    out_len = (length + sum(pads) - (kernel - 1) * dilation - 1) // stride + 1
+    expected = np.zeros((channels, out_len), np.float32)
+    first = np.zeros((channels, out_len), np.int64)
+    for c in range(channels):
+        for o in range(out_len):
+            taps = [i for i in (o * stride - pads[0] + k * dilation for k in range(kernel)) if 0 <= i < length]
+            best = max(taps, key=lambda i: (x[0, c, i], -i))  # the first of the maxima
+            expected[c, o], first[c, o] = x[0, c, best], best
+    np.testing.assert_array_equal(model.predict(x)[0], expected.reshape(-1))
+    ex = model.explain(x)
+    for c in range(channels):
+        for o in range(out_len):
+            mask = ex.trace("y", c * out_len + o, 0)["x"]  # (channels, length)
+            assert np.flatnonzero(mask).tolist() == [c * length + first[c, o]], (c, o)
+
+
 def test_relu_gradient_at_exactly_zero_is_zero() -> None:
     nodes = [N("Relu", ["x"], ["r"]), N("ReduceMean", ["r"], ["m"], axes=[2], keepdims=0),
              N("Gemm", ["m", "gw"], ["y"], transB=1)]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tsviz_native as tsv
-from conftest import MANIFEST, model_path, ort_run, real_windows
+from conftest import MANIFEST, MODELS, model_path, ort_run, real_windows
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
@@ -164,3 +164,61 @@ def test_empty_batch() -> None:
     model = tsv.load(model_path("paper_net_op17"))
     with pytest.raises(tsv.ArgumentError, match=r"the batch is empty \(0 samples\)"):
         model.predict(np.zeros((0, 2, 50), np.float32))
+
+
+# predict in a fresh process at a given TSVIZ_NUM_THREADS (read once, at the engine's first
+# run): every model of the manifest on the batches saved in inputs.npz.
+_PREDICT_AT_THREADS = """
+import sys
+import numpy as np
+import tsviz_native as tsv
+inputs = np.load(sys.argv[1])
+out = {}
+for key in inputs.files:
+    name = key.split(":")[0]
+    out[key] = tsv.load(sys.argv[2] + "/" + name).predict(inputs[key])
+np.savez(sys.argv[3], **out)
+"""
+
+
+def test_predict_does_not_depend_on_the_thread_count(tmp_path) -> None:
+    """Batches are cut into one chunk per thread and wide layers into one block of filters per
+    thread; every sample's arithmetic stays the same, so the outputs are bit-identical."""
+    import os
+    import subprocess
+    import sys
+
+    inputs = {}
+    for name in sorted(MANIFEST):
+        info = MANIFEST[name]
+        for batch in (1, 3, 256):
+            x = real_windows(tuple(info["input_shape"]), info["layout"], batch, seed=batch)
+            inputs[f"{MANIFEST[name]['file']}:{batch}"] = x
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    script = tmp_path / "predict.py"
+    script.write_text(_PREDICT_AT_THREADS)
+    results = {}
+    for threads in (1, 2, 3):
+        out = tmp_path / f"out{threads}.npz"
+        env = dict(os.environ, TSVIZ_NUM_THREADS=str(threads))
+        subprocess.run([sys.executable, str(script), str(tmp_path / "inputs.npz"), str(MODELS),
+                        str(out)], check=True, cwd=tmp_path, env=env)
+        results[threads] = np.load(out)
+    for key in inputs:
+        for threads in (2, 3):
+            np.testing.assert_array_equal(results[threads][key], results[1][key], err_msg=f"{key}, {threads} threads")
+
+
+@pytest.mark.parametrize("channels", [2, 3, 4, 5])
+def test_channels_last_input_is_transposed_exactly(channels: int) -> None:
+    """(N, T, C) input, read as channels-first by the engine (its own loops for 2 to 4
+    channels): a model that only transposes and flattens gives back x.transpose(0, 2, 1)."""
+    from onnx import helper
+
+    from onnx_builder import build
+
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]), helper.make_node("Flatten", ["t"], ["y"])]
+    model = tsv.load(build(nodes, [], input_shape=("N", 29, channels), outputs=("y",)))
+    assert model.layout == "NTC"
+    x = np.random.default_rng(channels).standard_normal((7, 29, channels)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict(x), x.transpose(0, 2, 1).reshape(7, -1))

@@ -507,3 +507,39 @@ def test_keras_prelu_with_a_slope_per_time_step_is_refused() -> None:
     data = build(nodes, WB + [const("neg_slope", -np.abs(weights(rng, 1, 5, 20)))], outputs=("out",))
     with pytest.raises(tsv.ModelError, match=r"node 'prelu/mul' \(Mul.*varies along more than one axis"):
         tsv.load(data)
+
+
+def test_global_average_pool_sums_each_channel_in_order() -> None:
+    """The mean over time sums every channel's positions first to last (several channels are
+    summed side by side): bit for bit the float32 running sum, 11 channels = 8 + 3 left over."""
+    nodes = [N("GlobalAveragePool", ["x"], ["g"]), N("Flatten", ["g"], ["y"])]
+    model = tsv.load(build(nodes, [], input_shape=("N", 11, 50), outputs=("y",)))
+    x = np.random.default_rng(3).standard_normal((3, 11, 50)).astype(np.float32) * 100
+    running = np.cumsum(x, axis=2, dtype=np.float32)[:, :, -1]  # sequential in float32
+    np.testing.assert_array_equal(model.predict(x), running / np.float32(50))
+
+
+@pytest.mark.parametrize("kernel, stride, dilation, pads, ceil, include_pad", [
+    (2, 2, 1, [0, 0], 0, 0), (3, 1, 1, [1, 1], 0, 1), (3, 2, 1, [1, 1], 1, 0), (4, 3, 2, [2, 1], 0, 1),
+    (5, 1, 1, [0, 0], 0, 0), (3, 2, 2, [0, 2], 1, 1)])
+def test_average_pool_sums_taps_in_order(kernel: int, stride: int, dilation: int, pads: list[int], ceil: int,
+                                         include_pad: int) -> None:
+    """Windows inside the input take vectorised loops (by stride 1, 2 or any), the edges the
+    general rule: bit for bit 0 + x_0 / n + x_1 / n + ... in float32, n the taps counted."""
+    channels, length = 3, 37
+    nodes = [N("AveragePool", ["x"], ["p"], kernel_shape=[kernel], strides=[stride], dilations=[dilation],
+               pads=pads, ceil_mode=ceil, count_include_pad=include_pad), N("Flatten", ["p"], ["y"])]
+    model = tsv.load(build(nodes, [], input_shape=("N", channels, length), outputs=("y",), opset=19))
+    x = np.random.default_rng(kernel + 10 * stride).standard_normal((2, channels, length)).astype(np.float32)
+    y = model.predict(x).reshape(2, channels, -1)
+    for n in range(2):
+        for c in range(channels):
+            for o in range(y.shape[2]):
+                taps = [o * stride - pads[0] + k * dilation for k in range(kernel)]
+                counted = sum(1 for i in taps if 0 <= i < length or (include_pad and i < length + pads[1]))
+                inv = np.float32(1) / np.float32(counted)
+                acc = np.float32(0)
+                for i in taps:
+                    if 0 <= i < length:
+                        acc = np.float32(acc + np.float32(x[n, c, i] * inv))
+                assert y[n, c, o] == acc, (n, c, o)

@@ -19,6 +19,7 @@
 #include "model_impl.hpp"
 #include "onnx/import.hpp"
 #include "onnx/proto.hpp"
+#include "ops/simd.hpp"
 
 namespace tsviz {
 
@@ -38,6 +39,24 @@ std::string bytes_text(double bytes) {
     else std::snprintf(buf, sizeof buf, "%.0f bytes", bytes);
     return buf;
 }
+
+// Samples (T, C) of src as (C, T) in dst, for a channel count C known at compile time.
+template <int64_t C>
+TSVIZ_SIMD void transpose_samples(const float* __restrict src, float* __restrict dst, int64_t m, int64_t t) {
+    for (int64_t i = 0; i < m; ++i) {
+        const float* __restrict from = src + i * t * C;
+        float* __restrict to = dst + i * C * t;
+        for (int64_t p = 0; p < t; ++p)
+            for (int64_t ch = 0; ch < C; ++ch) to[ch * t + p] = from[p * C + ch];
+    }
+}
+
+// Activations (bytes, the whole batch) from which predict cuts a batch that fits one chunk into
+// kSplitChunks (about 50 us of work on the smallest models, well above a thread's wake-up); as
+// many chunks as the most threads engine_threads() gives by default. Smaller chunks cost one
+// thread nothing measurable (channels_last, keras_strided, tcn, depthwise at 256 samples).
+constexpr double kSplitBytes = 256 * 1024;
+constexpr int64_t kSplitChunks = 8;
 
 // The separator of a layer's label, a middle dot (UTF-8).
 constexpr const char* kLabelDot = " \xc2\xb7 ";
@@ -356,7 +375,15 @@ void Model::Impl::fill_input(Activations& act, const float* x, int64_t start, in
     const int64_t c = input.channels;
     float* dst = act.arena.data() + act.offset[0];
     const float* src = x + start * c * t;
-    if (input.layout == "NTC" && c > 1) {
+    if (input.layout == "NTC" && c > 1 && c <= 4) {
+        // Few channels: the channel count known to the compiler, so that a sample's rows are read
+        // once, in order, and the vectoriser deinterleaves them.
+        switch (c) {
+            case 2: transpose_samples<2>(src, dst, m, t); break;
+            case 3: transpose_samples<3>(src, dst, m, t); break;
+            default: transpose_samples<4>(src, dst, m, t); break;
+        }
+    } else if (input.layout == "NTC" && c > 1) {
         // Channel by channel, so that the writes are contiguous.
         for (int64_t i = 0; i < m; ++i)
             for (int64_t ch = 0; ch < c; ++ch) {
@@ -395,12 +422,18 @@ std::vector<float> Model::predict(const float* x, int64_t n, const std::vector<i
     if (n == 0) return y;
     // The batch runs in chunks whose tensors stay in cache (about 4 MiB each, and within the
     // memory limit; one sample over it is refused), every thread reusing one arena for its
-    // chunks; each sample's arithmetic is the same whatever the split.
+    // chunks; the chunk size depends on the batch and the model only, never on the threads.
     impl_->check_memory(1, t);
     const std::vector<ops::Resolved> geo = resolve(g, t);
     const double per_sample = std::max(arena_bytes(geo, 1), 1.0);
     const double budget = std::min(static_cast<double>(int64_t{4} << 20), static_cast<double>(impl_->max_memory));
-    const int64_t chunk = std::clamp<int64_t>(static_cast<int64_t>(budget / per_sample), 1, n);
+    int64_t chunk = std::clamp<int64_t>(static_cast<int64_t>(budget / per_sample), 1, n);
+    // A batch that fits one chunk would run on one thread (a small model's products are too
+    // small to split inside), so once its work (its tensors' size as the measure) outweighs
+    // waking other threads it is cut into kSplitChunks chunks, whatever the thread count: a
+    // sample's arithmetic may depend on where it lies in its chunk (a vectorised loop's scalar
+    // tail), never on how many threads share the chunks.
+    if (static_cast<double>(n) * per_sample >= kSplitBytes) chunk = std::min(chunk, (n + kSplitChunks - 1) / kSplitChunks);
     const std::vector<ChannelZeroing> zero = zeroing(g, geo, options.zero_filters, n);
     impl_->for_each_chunk(x, n, t, chunk, [&](Activations& act, int64_t start, int64_t m) {
         forward_samples(g, act, 0, m, zero.empty() ? nullptr : &zero, start);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <vector>
 
@@ -43,21 +44,23 @@ struct Model::Impl {
     void check_memory(int64_t m, int64_t t) const;
 
     // Runs body(act, first, m) on samples [first, first + m) of the n samples of x, copied into
-    // act, in chunks of `chunk` spread over the engine's threads. Each thread keeps its arena
-    // between calls (one per kind of body), so a call on a small batch allocates nothing for its
-    // tensors; a short last chunk uses the front of each slot.
+    // act, in chunks of `chunk` spread over the engine's threads, each claiming the next chunk
+    // when it is free (a thread the system is slow to run takes fewer). Each thread keeps its
+    // arena between calls (one per kind of body), so a call on a small batch allocates nothing
+    // for its tensors; a short last chunk uses the front of each slot.
     template <class F>
     void for_each_chunk(const float* x, int64_t n, int64_t t, int64_t chunk, F&& body) const {
         const int64_t chunks = (n + chunk - 1) / chunk;
         const int64_t parts = std::min<int64_t>(engine_threads(), chunks);
-        parallel_for(parts, [&](int64_t part) {
+        std::atomic<int64_t> next{0};
+        parallel_for(parts, [&](int64_t) {
             thread_local FloatArena kept;
             Activations act = allocate(graph, chunk, t, std::move(kept));
             struct GiveBack {
                 Activations& act;
                 ~GiveBack() { kept = std::move(act.arena); }
             } give_back{act};
-            for (int64_t i = part; i < chunks; i += parts) {
+            for (int64_t i; (i = next.fetch_add(1)) < chunks;) {
                 const int64_t first = i * chunk, m = std::min(chunk, n - first);
                 act.n = m;
                 fill_input(act, x, first, m, t);

@@ -35,8 +35,7 @@ void forward_concat(const ForwardArgs& a) {
     for (int64_t n = 0; n < a.out.n; ++n) {
         float* dst = a.out.sample(n);
         for (const ConstView& x : a.in) {
-            const float* src = x.sample(n);
-            for (int64_t i = 0; i < x.c * x.l; ++i) dst[i] = src[i];
+            std::copy_n(x.sample(n), x.c * x.l, dst);
             dst += x.c * x.l;
         }
     }
@@ -50,6 +49,11 @@ Resolved infer_flatten(const Node&, const std::vector<Shape>& in) {
 
 void forward_flatten(const ForwardArgs& a) {
     const ConstView& x = a.in[0];
+    if (!a.node.position_major) {
+        // Channel-major order is the tensor's own: the batch is copied as it lies.
+        std::copy_n(x.data, x.n * x.c * x.l, a.out.data);
+        return;
+    }
     for (int64_t n = 0; n < x.n; ++n) {
         const float* src = x.sample(n);
         float* dst = a.out.sample(n);

@@ -80,17 +80,20 @@ Resolved infer_avg_pool(const Node& node, const std::vector<Shape>& in) {
 
 namespace {
 
-// Max-pooling of windows [lo, hi) that lie inside the input (base = input - pad_begin): strict
-// '>' as selects, so that the first maximum wins (SPEC.md), in loops over positions that
-// vectorise; the common kernel of 2 in one pass.
-__attribute__((always_inline)) inline void inner_max_pool(const float* __restrict base, float* __restrict y, int32_t* __restrict arg, int64_t lo,
-                    int64_t hi, int64_t s, int64_t d, int64_t kernel, int64_t pb) {
-    const auto pb32 = static_cast<int32_t>(pb), s32 = static_cast<int32_t>(s);
+// inner_max_pool (below) for a stride other than 1: S when known at compile time (the stride
+// of 2 of most nets, whose loads then vectorise as strided loads instead of lane by lane), 0:
+// read from s.
+template <int64_t S>
+__attribute__((always_inline)) inline void strided_max_pool(const float* __restrict base, float* __restrict y,
+                                                            int32_t* __restrict arg, int64_t lo, int64_t hi, int64_t s,
+                                                            int64_t d, int64_t kernel, int64_t pb) {
+    const int64_t st = S > 0 ? S : s;
+    const auto pb32 = static_cast<int32_t>(pb), s32 = static_cast<int32_t>(st);
     if (kernel == 2) {
         const float* __restrict b1 = base + d;
         const auto d32 = static_cast<int32_t>(d);
         for (int64_t o = lo; o < hi; ++o) {
-            const float v0 = base[o * s], v1 = b1[o * s];
+            const float v0 = base[o * st], v1 = b1[o * st];
             const bool better = v1 > v0;
             const int32_t at = static_cast<int32_t>(o) * s32 - pb32;
             y[o] = better ? v1 : v0;
@@ -99,7 +102,7 @@ __attribute__((always_inline)) inline void inner_max_pool(const float* __restric
         return;
     }
     for (int64_t o = lo; o < hi; ++o) {
-        y[o] = base[o * s];
+        y[o] = base[o * st];
         arg[o] = static_cast<int32_t>(o) * s32 - pb32;
     }
     for (int64_t k = 1; k < kernel; ++k) {
@@ -107,12 +110,59 @@ __attribute__((always_inline)) inline void inner_max_pool(const float* __restric
         const auto off = static_cast<int32_t>(k * d - pb);
         for (int64_t o = lo; o < hi; ++o) {
             // Masks, not conditionals: GCC keeps these selects as a branch on the data.
-            const float v = bk[o * s], cur = y[o];
+            const float v = bk[o * st], cur = y[o];
             const int32_t better = -static_cast<int32_t>(v > cur);
             arg[o] = ((static_cast<int32_t>(o) * s32 + off) & better) | (arg[o] & ~better);
             y[o] = select(v > cur, v, cur);
         }
     }
+}
+
+// Max-pooling of windows [lo, hi) that lie inside the input (base = input - pad_begin): strict
+// '>' as selects, so that the first maximum wins (SPEC.md), in loops over positions that
+// vectorise; the common kernel of 2 in one pass.
+__attribute__((always_inline)) inline void inner_max_pool(const float* __restrict base, float* __restrict y, int32_t* __restrict arg, int64_t lo,
+                    int64_t hi, int64_t s, int64_t d, int64_t kernel, int64_t pb) {
+    if (s == 1) {
+        const auto pb32 = static_cast<int32_t>(pb);
+        // Unit stride (the "same" pooling of Inception-style branches): contiguous loads and
+        // int32 positions, where a run-time stride makes the vectoriser gather lane by lane.
+        const auto lo32 = static_cast<int32_t>(lo), hi32 = static_cast<int32_t>(hi);
+        const auto d32 = static_cast<int32_t>(d);
+        if (kernel == 3) {
+            // One pass, the running maximum in registers.
+            const float* __restrict b1 = base + d;
+            const float* __restrict b2 = base + 2 * d;
+            for (int32_t o = lo32; o < hi32; ++o) {
+                const float v0 = base[o], v1 = b1[o], v2 = b2[o];
+                const bool first = v1 > v0;
+                const float m = select(first, v1, v0);
+                const int32_t at = first ? o - pb32 + d32 : o - pb32;
+                const bool second = v2 > m;
+                y[o] = select(second, v2, m);
+                arg[o] = second ? o - pb32 + 2 * d32 : at;
+            }
+            return;
+        }
+        for (int32_t o = lo32; o < hi32; ++o) {
+            y[o] = base[o];
+            arg[o] = o - pb32;
+        }
+        for (int64_t k = 1; k < kernel; ++k) {
+            const float* __restrict bk = base + k * d;
+            const auto off = static_cast<int32_t>(k * d - pb);
+            for (int32_t o = lo32; o < hi32; ++o) {
+                const float v = bk[o], cur = y[o];
+                const int32_t better = -static_cast<int32_t>(v > cur);
+                arg[o] = ((o + off) & better) | (arg[o] & ~better);
+                y[o] = select(v > cur, v, cur);
+            }
+        }
+        return;
+    }
+    // (Kernel 2 is one pass either way, and measured faster with the stride read at run time.)
+    if (s == 2 && kernel != 2) return strided_max_pool<2>(base, y, arg, lo, hi, s, d, kernel, pb);
+    strided_max_pool<0>(base, y, arg, lo, hi, s, d, kernel, pb);
 }
 
 }  // namespace
@@ -164,15 +214,49 @@ TSVIZ_SIMD void forward_max_pool(const ForwardArgs& a) {
     }
 }
 
+namespace {
+
+// Average pooling of windows [lo, hi) that lie inside the input (base = input - pad_begin),
+// tap by tap over all positions, in loops that vectorise: y = 0 + x_0 / K + x_1 / K + ..., the
+// sums of the general rule (avg_taps) in its order. S: the stride when known at compile time
+// (0: read from s).
+template <int64_t S>
+void inner_avg_pool(const float* __restrict base, float* __restrict y, int64_t lo, int64_t hi, int64_t s,
+                    int64_t d, int64_t kernel) {
+    const int64_t st = S > 0 ? S : s;
+    const float inv = 1.f / static_cast<float>(kernel);
+    for (int64_t o = lo; o < hi; ++o) y[o] = 0.f + base[o * st] * inv;
+    for (int64_t k = 1; k < kernel; ++k) {
+        const float* __restrict bk = base + k * d;
+        for (int64_t o = lo; o < hi; ++o) y[o] += bk[o * st] * inv;
+    }
+}
+
+}  // namespace
+
 void forward_avg_pool(const ForwardArgs& a) {
+    const Node& node = a.node;
     const ConstView& x = a.in[0];
     const View& y = a.out;
+    const int64_t s = node.stride, d = node.dilation, pb = a.geo.pad_begin;
+    // Windows wholly inside the input have every tap counted, whatever count_include_pad says.
+    const int64_t reach = (node.kernel - 1) * d;
+    const int64_t lo = std::min(y.l, (pb + s - 1) / s);
+    const int64_t hi = x.l - 1 - reach + pb < 0 ? lo : std::max(lo, std::min(y.l - 1, (x.l - 1 - reach + pb) / s) + 1);
     for (int64_t n = 0; n < y.n; ++n)
         for (int64_t c = 0; c < y.c; ++c) {
             const float* xc = x.sample(n) + c * x.l;
             float* yc = y.sample(n) + c * y.l;
-            std::fill(yc, yc + y.l, 0.f);
-            avg_taps(a.node, a.geo, x.l, y.l, [&](int64_t o, int64_t i, float inv) { yc[o] += xc[i] * inv; });
+            // Edge windows by the general rule.
+            auto edge = [&](int64_t o) {
+                yc[o] = 0.f;
+                avg_taps_at(node, a.geo, x.l, o, [&](int64_t i, float inv) { yc[o] += xc[i] * inv; });
+            };
+            for (int64_t o = 0; o < lo; ++o) edge(o);
+            if (s == 1) inner_avg_pool<1>(xc - pb, yc, lo, hi, s, d, node.kernel);
+            else if (s == 2) inner_avg_pool<2>(xc - pb, yc, lo, hi, s, d, node.kernel);
+            else inner_avg_pool<0>(xc - pb, yc, lo, hi, s, d, node.kernel);
+            for (int64_t o = hi; o < y.l; ++o) edge(o);
         }
 }
 
@@ -183,15 +267,27 @@ Resolved infer_global_pool(const Node& node, const std::vector<Shape>& in) {
     return r;
 }
 
+// Each channel's sum runs in order, i = 0 .. L-1; eight channels at a time, so that eight
+// independent chains of adds overlap instead of one waiting on each add's latency.
 void forward_global_avg_pool(const ForwardArgs& a) {
     const ConstView& x = a.in[0];
-    for (int64_t n = 0; n < x.n; ++n)
-        for (int64_t c = 0; c < x.c; ++c) {
-            const float* xc = x.sample(n) + c * x.l;
-            float sum = 0.f;
-            for (int64_t i = 0; i < x.l; ++i) sum += xc[i];
-            a.out.sample(n)[c] = sum / static_cast<float>(x.l);
-        }
+    constexpr int64_t kLanes = 8;
+    const int64_t rows = x.n * x.c, len = x.l;
+    const float count = static_cast<float>(len);
+    int64_t r = 0;
+    for (; r + kLanes <= rows; r += kLanes) {
+        const float* xr = x.data + r * len;
+        float sum[kLanes] = {};
+        for (int64_t i = 0; i < len; ++i)
+            for (int64_t j = 0; j < kLanes; ++j) sum[j] += xr[j * len + i];
+        for (int64_t j = 0; j < kLanes; ++j) a.out.data[r + j] = sum[j] / count;
+    }
+    for (; r < rows; ++r) {
+        const float* xr = x.data + r * len;
+        float sum = 0.f;
+        for (int64_t i = 0; i < len; ++i) sum += xr[i];
+        a.out.data[r] = sum / count;
+    }
 }
 
 void forward_global_max_pool(const ForwardArgs& a) {
