@@ -194,18 +194,70 @@ inline bool is_dense_form(const TapProduct& g, const Segment* segs, int64_t n_se
     return true;
 }
 
-// A product of very few rows (the input gradient of a first layer over one or two input
-// channels): packing B would cost more than the arithmetic it feeds. With unit stride each B
-// row is a stretch of a source row, so the columns go in vector lanes: a block of kFewVectors
-// vectors per row of C stays in registers while every (channel, tap) adds a source stretch
-// times its weight, read from a zero-padded copy of the segment's source.
-constexpr int64_t kFewVectors = 4;
+// A product of few rows (up to 8: the input gradient of a first layer over one or two input
+// channels, the narrow convolutions of a TCN or an Inception module): packing B would cost more
+// than the arithmetic it feeds, and an 8-row panel would be mostly padding. With unit stride
+// each B row is a stretch of a source row, so the columns go in vector lanes: R rows by NV
+// vectors of columns stay in registers while every (channel, tap) adds a source stretch times
+// the rows' weights, read from a zero-padded copy of the segment's source.
+constexpr int64_t kFewRows = 8;
+
+template <class V, int64_t R, int64_t NV>
+inline void few_rows_block(const TapProduct& g, const float* src, int64_t row_len, int64_t tap, float* dst,
+                           int64_t n, int64_t row0) {
+    constexpr int64_t w = static_cast<int64_t>(sizeof(V) / sizeof(float));
+    const PackedMatrix& a = *g.a;
+    const int64_t k_n = g.kernel, depth = a.depth;
+    V acc[R][NV];
+    for (int64_t r = 0; r < R; ++r)
+        for (int64_t v = 0; v < NV; ++v) acc[r][v] = V{};
+    const float* ar = a.plain.data() + row0 * depth;
+    for (int64_t c = 0; c < g.channels; ++c)
+        for (int64_t k = 0; k < k_n; ++k) {
+            const float* b = src + c * row_len + k * tap;
+            V bv[NV];
+            for (int64_t v = 0; v < NV; ++v) std::memcpy(&bv[v], b + v * w, sizeof(V));
+            for (int64_t r = 0; r < R; ++r) {
+                const float wt = ar[r * depth + c * k_n + k];
+                for (int64_t v = 0; v < NV; ++v) acc[r][v] += wt * bv[v];
+            }
+        }
+    for (int64_t r = 0; r < R; ++r) {
+        float out[NV * w];
+        std::memcpy(out, acc[r], sizeof out);
+        float* d = dst + (row0 + r) * g.ldd;
+        if (g.accumulate) {
+            for (int64_t j = 0; j < n; ++j) d[j] += out[j];
+        } else {
+            const float bias = g.bias ? g.bias[row0 + r] : 0.f;
+            for (int64_t j = 0; j < n; ++j) d[j] = bias + out[j];
+        }
+    }
+}
+
+// Rows [row0, row0 + count) (count <= kFewRows) of columns [0, n) (n <= NV vectors).
+template <class V, int64_t NV>
+inline void few_rows_dispatch(int64_t count, const TapProduct& g, const float* src, int64_t row_len, int64_t tap,
+                              float* dst, int64_t n, int64_t row0) {
+    switch (count) {
+        case 1: return few_rows_block<V, 1, NV>(g, src, row_len, tap, dst, n, row0);
+        case 2: return few_rows_block<V, 2, NV>(g, src, row_len, tap, dst, n, row0);
+        case 3: return few_rows_block<V, 3, NV>(g, src, row_len, tap, dst, n, row0);
+        case 4: return few_rows_block<V, 4, NV>(g, src, row_len, tap, dst, n, row0);
+        case 5: return few_rows_block<V, 5, NV>(g, src, row_len, tap, dst, n, row0);
+        case 6: return few_rows_block<V, 6, NV>(g, src, row_len, tap, dst, n, row0);
+        case 7: return few_rows_block<V, 7, NV>(g, src, row_len, tap, dst, n, row0);
+        default: return few_rows_block<V, 8, NV>(g, src, row_len, tap, dst, n, row0);
+    }
+}
 
 template <class V>
 inline void few_rows(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
-    constexpr int64_t w = static_cast<int64_t>(sizeof(V) / sizeof(float)), block = kFewVectors * w;
-    const PackedMatrix& a = *g.a;
-    const int64_t k_n = g.kernel, depth = a.depth, rows = a.rows;
+    constexpr int64_t w = static_cast<int64_t>(sizeof(V) / sizeof(float));
+    // Four vectors of columns for up to two rows, two for more (at most 16 accumulators).
+    const bool wide = g.a->rows <= 2;
+    const int64_t block = (wide ? 4 : 2) * w;
+    const int64_t k_n = g.kernel, rows = g.a->rows;
     const int64_t tap = g.transposed ? -g.dilation : g.dilation;
     thread_local std::vector<float> padded;
     int64_t base = 0;
@@ -227,40 +279,34 @@ inline void few_rows(const TapProduct& g, const Segment* segs, int64_t n_segs, i
         const int64_t first_tap = -std::min<int64_t>(0, (k_n - 1) * tap);
         for (int64_t o = oa; o < ob; o += block) {
             const int64_t n = std::min(block, ob - o);
-            for (int64_t r = 0; r < rows; ++r) {
-                V acc[kFewVectors] = {};
-                const float* ar = a.plain.data() + r * depth;
-                for (int64_t c = 0; c < g.channels; ++c) {
-                    const float* src = padded.data() + c * row_len + (o - oa) + first_tap;
-                    for (int64_t k = 0; k < k_n; ++k) {
-                        const float wt = ar[c * k_n + k];
-                        const float* b = src + k * tap;
-                        for (int64_t v = 0; v < kFewVectors; ++v) {
-                            V bv;
-                            std::memcpy(&bv, b + v * w, sizeof bv);
-                            acc[v] += wt * bv;
-                        }
-                    }
-                }
-                float out[block];
-                std::memcpy(out, acc, sizeof out);
-                float* dst = s.dst + r * g.ldd + o;
-                if (g.accumulate) {
-                    for (int64_t j = 0; j < n; ++j) dst[j] += out[j];
-                } else {
-                    const float bias = g.bias ? g.bias[r] : 0.f;
-                    for (int64_t j = 0; j < n; ++j) dst[j] = bias + out[j];
-                }
+            const float* src = padded.data() + (o - oa) + first_tap;
+            for (int64_t r0 = 0; r0 < rows; r0 += kFewRows) {
+                const int64_t count = std::min(kFewRows, rows - r0);
+                if (wide)
+                    few_rows_dispatch<V, 4>(count, g, src, row_len, tap, s.dst + o, n, r0);
+                else
+                    few_rows_dispatch<V, 2>(count, g, src, row_len, tap, s.dst + o, n, r0);
             }
         }
     }
+}
+
+// Whether few_rows serves the product: unit stride, and one or two rows, or (with 32 vector
+// registers, AVX-512) up to kFewRows rows over segments of 16 columns or more (narrower ones
+// waste the vector lanes; the narrow-segment kernel takes them).
+inline bool few_rows_fit(const TapProduct& g, const Segment* segs, int64_t n_segs, bool wide_registers) {
+    if (g.stride != 1 || g.a->rows > kFewRows) return false;
+    if (g.a->rows <= 2) return true;
+    int64_t total = 0;
+    for (int64_t s = 0; s < n_segs; ++s) total += segs[s].cols;
+    return wide_registers && total >= 16 * n_segs;
 }
 
 template <class V, int64_t MR>
 void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
     constexpr int64_t w = static_cast<int64_t>(sizeof(V) / sizeof(float));
     if (c1 - c0 < w / 2 && c0 == 0 && is_dense_form(g, segs, n_segs)) return few_dense_columns<MR>(g, segs, n_segs);
-    if (g.a->rows <= 2 && g.stride == 1) return few_rows<V>(g, segs, n_segs, c0, c1);
+    if (few_rows_fit(g, segs, n_segs, sizeof(V) == 64)) return few_rows<V>(g, segs, n_segs, c0, c1);
     constexpr int64_t nr = 2 * static_cast<int64_t>(sizeof(V) / sizeof(float));
     const PackedMatrix& a = *g.a;
     const int64_t depth = a.depth, m = a.rows, panels = (m + MR - 1) / MR;
@@ -315,10 +361,10 @@ constexpr int64_t kNarrowCols = 12;
 
 // Whether the narrow kernel serves this product: 16-row panels packed, a tap rule with a
 // constant column step (every forward rule; transposed only at stride 1), and segments narrower
-// than two of the blocked kernel's panels on average. Products of one or two rows (few_rows)
-// and dense products of a few columns (few_dense_columns) keep their own loops.
+// than two of the blocked kernel's panels on average. Products that few_rows serves and dense
+// products of a few columns (few_dense_columns) keep their own loops.
 inline bool narrow_fits(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t total) {
-    if (g.a->wide.empty() || (g.transposed && g.stride != 1) || (g.a->rows <= 2 && g.stride == 1)) return false;
+    if (g.a->wide.empty() || (g.transposed && g.stride != 1) || few_rows_fit(g, segs, n_segs, true)) return false;
     if (total < 8 && is_dense_form(g, segs, n_segs)) return false;
     return total < 64 * n_segs;
 }
