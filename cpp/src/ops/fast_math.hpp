@@ -119,31 +119,33 @@ TSVIZ_INLINE float fast_softplus(float x) {
     return select(x != x, x, r);
 }
 
-// erf: x P(x^2) for |x| < 0.921875; above, 1 - e^{Q(|x|)} with Q a polynomial for log erfc on
-// [0.921875, 3.9375] (|x| clamped to it: erf rounds to 1 in float from 3.9 on). Both fitted
+// erf: x P(x^2) for |x| < 1.25; above, 1 - e^{Q(|x|)} with Q a polynomial for log erfc on
+// [1.25, 3.9375] (|x| clamped to it: erf rounds to 1 in float from 3.9 on). Both fitted
 // for this file by weighted least squares (the error of Q weighted by erfc / erf, as it reaches
 // erf). NaN in, NaN out.
 TSVIZ_INLINE float fast_erf(float x) {
     const float t = x * x;
-    float p = -5.990851205e-04f;
-    p = p * t + 4.993179813e-03f;
-    p = p * t - 2.676661685e-02f;
-    p = p * t + 1.128181592e-01f;
-    p = p * t - 3.761249483e-01f;
+    float p = -7.572962204e-06f;
+    p = p * t + 1.039387644e-04f;
+    p = p * t - 8.339569904e-04f;
+    p = p * t + 5.209016148e-03f;
+    p = p * t - 2.686024830e-02f;
+    p = p * t + 1.128367484e-01f;
+    p = p * t - 3.761262894e-01f;
     p = p * t + 1.128379107e+00f;
     const float small = x * p;
     const float ax = select(x < 0.f, -x, x);
-    const float z = select(ax < 3.9375f, ax, 3.9375f) - 2.4296875f;
-    float q = 1.957220375e-04f;
-    q = q * z - 1.878453186e-04f;
-    q = q * z + 2.605144633e-03f;
-    q = q * z - 1.135986578e-02f;
-    q = q * z - 9.415367246e-01f;
-    q = q * z - 5.220124722e+00f;
-    q = q * z - 7.435120106e+00f;
+    const float z = select(ax < 3.9375f, ax, 3.9375f) - 2.59375f;
+    float q = 1.546715939e-04f;
+    q = q * z - 1.982151152e-04f;
+    q = q * z + 2.145469887e-03f;
+    q = q * z - 1.002398785e-02f;
+    q = q * z - 9.468446970e-01f;
+    q = q * z - 5.529948711e+00f;
+    q = q * z - 8.316934586e+00f;
     const float large = 1.f - fast_exp(q);
     const float signed_large = select(x < 0.f, -large, large);
-    return select(ax >= 0.921875f, signed_large, small);  // NaN takes the polynomial: NaN out
+    return select(ax >= 1.25f, signed_large, small);  // NaN takes the polynomial: NaN out
 }
 
 // tanh(softplus(x)), Mish's factor, and the logistic function of x, from one exponential
