@@ -211,7 +211,7 @@ namespace {
 // Forward mode of an elementwise op: the tangent times the local derivative, on the band
 // (an elementwise op's band is its input's, so starts and widths agree).
 template <class D>
-void elementwise_tangent(const TangentArgs& a, D d) {
+TSVIZ_INLINE void elementwise_tangent(const TangentArgs& a, D d) {
     const int64_t c_n = a.out.c, len = a.out.l, w = a.w_out;
     for (int64_t t = 0; t < a.count; ++t) {
         const int64_t s = a.start_out[t];
@@ -250,10 +250,10 @@ void tangent_relu(const TangentArgs& a) {
             }
         }
 }
-void tangent_leaky_relu(const TangentArgs& a) { elementwise_tangent(a, d_leaky_relu(a.node.alpha)); }
-void tangent_elu(const TangentArgs& a) { elementwise_tangent(a, d_elu(a.node.alpha)); }
-void tangent_sigmoid(const TangentArgs& a) { elementwise_tangent(a, d_sigmoid); }
-void tangent_tanh(const TangentArgs& a) { elementwise_tangent(a, d_tanh); }
+TSVIZ_SIMD void tangent_leaky_relu(const TangentArgs& a) { elementwise_tangent(a, d_leaky_relu(a.node.alpha)); }
+TSVIZ_SIMD void tangent_elu(const TangentArgs& a) { elementwise_tangent(a, d_elu(a.node.alpha)); }
+TSVIZ_SIMD void tangent_sigmoid(const TangentArgs& a) { elementwise_tangent(a, d_sigmoid); }
+TSVIZ_SIMD void tangent_tanh(const TangentArgs& a) { elementwise_tangent(a, d_tanh); }
 
 // y * (t - sum(y * t)) over each softmax group.
 void tangent_softmax(const TangentArgs& a) {
@@ -407,7 +407,7 @@ struct Clip {
     TSVIZ_SIMD void backward_##op(const BackwardArgs& a) { elementwise_backward(a, F(a.node)); }        \
     void trace_##op(const TraceArgs& a) { elementwise_trace(a, F(a.node)); }                            \
     Band band_##op(const BandArgs& a) { return band_same(a); }                                         \
-    void tangent_##op(const TangentArgs& a) { elementwise_tangent(a, F(a.node)); }
+    TSVIZ_SIMD void tangent_##op(const TangentArgs& a) { elementwise_tangent(a, F(a.node)); }
 TSVIZ_ELEMENTWISE_RULES(erf, Erf)
 TSVIZ_ELEMENTWISE_RULES(silu, Silu)
 TSVIZ_ELEMENTWISE_RULES(softplus, Softplus)
@@ -438,7 +438,7 @@ void trace_gelu(const TraceArgs& a) {
         elementwise_trace(a, GeluErf{});
 }
 Band band_gelu(const BandArgs& a) { return band_same(a); }
-void tangent_gelu(const TangentArgs& a) {
+TSVIZ_SIMD void tangent_gelu(const TangentArgs& a) {
     if (a.node.approximate)
         elementwise_tangent(a, GeluTanh{});
     else
