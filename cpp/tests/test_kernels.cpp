@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -279,10 +280,95 @@ void check_fast_math() {
                 worst_tanh, worst_sigmoid, worst_expm1);
 }
 
+// softplus, erf, Mish's factors and log(1 + u) on [0, 1] against the C library in double on
+// dense grids and at the extremes. Relative error wherever the value is a normal float (the
+// vectorised exp flushes below e^-87, about 1.6e-38, to 0: absolute error under 1.7e-38 there).
+void check_fast_smooth() {
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::nanf("");
+    const double tiny = 1.7e-38;
+    auto rel = [](double got, double want) { return std::fabs(got - want) / std::fabs(want); };
+    double worst_log1p = 0, worst_softplus = 0, worst_softplus_abs = 0, worst_erf = 0;
+    double worst_mish = 0, worst_mish_abs = 0, worst_mish_one_minus = 0, worst_mish_sigmoid = 0, worst_gelu = 0;
+    for (int i = 1; i <= 2000000; ++i) {
+        const float u = static_cast<float>(i) * 5e-7f;  // (0, 1]
+        worst_log1p = std::max(worst_log1p, rel(ops::fast_log1p_unit(u), std::log1p(static_cast<double>(u))));
+    }
+    for (int e = -149; e <= -1; ++e) {  // tiny u, denormals included: log(1 + u) = u
+        const float u = std::ldexp(1.f, e) * 1.3f;
+        worst_log1p = std::max(worst_log1p, rel(ops::fast_log1p_unit(u), std::log1p(static_cast<double>(u))));
+    }
+    for (int i = -3000000; i <= 3000000; ++i) {
+        const float x = static_cast<float>(i) * 3.3e-5f;  // [-99, 99]
+        const double xd = x;
+        // log(1 + e^x), in double without overflow.
+        const double sp = xd > 0 ? xd + std::log1p(std::exp(-xd)) : std::log1p(std::exp(xd));
+        const float got = ops::fast_softplus(x);
+        if (sp >= tiny)
+            worst_softplus = std::max(worst_softplus, rel(got, sp));
+        else
+            worst_softplus_abs = std::max(worst_softplus_abs, std::fabs(got - sp));
+        const double t = std::tanh(sp);
+        const ops::MishParts m = ops::fast_mish_parts(x);
+        // Below -87, where e^x is flushed, x tanh(softplus x) = x e^x is under 2e-36.
+        if (x >= -87.f)
+            worst_mish = std::max(worst_mish, rel(x * m.tanh_sp, xd * t));
+        else
+            worst_mish_abs = std::max(worst_mish_abs, std::fabs(x * m.tanh_sp - xd * t));
+        // 1 - tanh(s) = 2 / (e^{2s} + 1), without the cancellation; 2 e^{-2x} for large x, a
+        // normal float up to x = 43.
+        const double one_minus = 2.0 / (std::exp(2.0 * sp) + 1.0);
+        if (one_minus >= tiny)
+            worst_mish_one_minus = std::max(worst_mish_one_minus, rel(m.one_minus, one_minus));
+        else
+            worst_mish_abs = std::max(worst_mish_abs, std::fabs(m.one_minus - one_minus));
+        const double s = 1.0 / (1.0 + std::exp(-xd));
+        if (s >= tiny) worst_mish_sigmoid = std::max(worst_mish_sigmoid, rel(m.sigmoid, s));
+        const float v = x / 16.f;  // [-6.2, 6.2]
+        const double vd = v;
+        if (v != 0.f) worst_erf = std::max(worst_erf, rel(ops::fast_erf(v), std::erf(vd)));
+        // GELU as the engine writes it, 0.5 v (1 + erf(v / sqrt 2)): error relative to max(1, |value|),
+        // since 1 + erf cancels for negative v (in the C library's erf as well).
+        const double gelu = 0.5 * vd * std::erfc(-vd / std::sqrt(2.0));
+        const float gelu_fast = 0.5f * v * (1.f + ops::fast_erf(v * 0.70710678118654752f));
+        worst_gelu = std::max(worst_gelu, std::fabs(gelu_fast - gelu) / std::max(1.0, std::fabs(gelu)));
+    }
+    for (int e = -125; e <= -1; ++e) {  // erf(x) = 2x / sqrt(pi) for tiny x
+        const float x = std::ldexp(1.f, e) * 1.7f;
+        worst_erf = std::max(worst_erf, rel(ops::fast_erf(x), std::erf(static_cast<double>(x))));
+        worst_erf = std::max(worst_erf, rel(ops::fast_erf(-x), std::erf(-static_cast<double>(x))));
+    }
+    CHECK(worst_log1p <= 2e-7);
+    CHECK(worst_softplus <= 2e-7);
+    CHECK(worst_softplus_abs <= tiny);
+    CHECK(worst_erf <= 2.5e-7);
+    CHECK(worst_mish <= 4e-7);
+    CHECK(worst_mish_abs <= 2e-36);
+    CHECK(worst_mish_one_minus <= 4e-7);
+    CHECK(worst_mish_sigmoid <= 4e-7);
+    CHECK(worst_gelu <= 2e-7);
+    // The extremes as the C library has them; NaN in, NaN out.
+    CHECK(ops::fast_log1p_unit(0.f) == 0.f && ops::fast_log1p_unit(1.f) == static_cast<float>(std::log(2.0)));
+    CHECK(ops::fast_softplus(inf) == inf && ops::fast_softplus(-inf) == 0.f && ops::fast_softplus(1e30f) == 1e30f);
+    CHECK(ops::fast_softplus(-200.f) == 0.f && std::isnan(ops::fast_softplus(nan)));
+    CHECK(ops::fast_erf(inf) == 1.f && ops::fast_erf(-inf) == -1.f && ops::fast_erf(4.f) == 1.f);
+    CHECK(ops::fast_erf(-1e30f) == -1.f && ops::fast_erf(0.f) == 0.f && std::signbit(ops::fast_erf(-0.f)));
+    CHECK(std::isnan(ops::fast_erf(nan)));
+    CHECK(ops::fast_exp0(-inf) == 0.f && ops::fast_exp0(-88.f) == 0.f);
+    const ops::MishParts hi = ops::fast_mish_parts(inf), lo = ops::fast_mish_parts(-inf);
+    CHECK(hi.tanh_sp == 1.f && hi.one_minus == 0.f && hi.sigmoid == 1.f);
+    CHECK(lo.tanh_sp == 0.f && lo.one_minus == 1.f && lo.sigmoid == 0.f);
+    std::printf("fast math: worst relative error log1p %.2g, softplus %.2g (absolute %.2g below 1.7e-38), erf %.2g, "
+                "mish %.2g (absolute %.2g in the tails), 1 - tanh(softplus) %.2g, its logistic %.2g; gelu %.2g of "
+                "max(1, |value|)\n",
+                worst_log1p, worst_softplus, worst_softplus_abs, worst_erf, worst_mish, worst_mish_abs, worst_mish_one_minus,
+                worst_mish_sigmoid, worst_gelu);
+}
+
 }  // namespace
 
 int main() {
     check_fast_math();
+    check_fast_smooth();
     check_tap_product();
     check_conv();
     check_dense();

@@ -23,7 +23,7 @@ Resolved infer_same(const Node&, const std::vector<Shape>& in) {
 namespace {
 
 template <class F>
-void map(const ForwardArgs& a, F f) {
+TSVIZ_INLINE void map(const ForwardArgs& a, F f) {
     const int64_t total = a.out.n * a.out.c * a.out.l;
     const float* x = a.in[0].data;
     float* y = a.out.data;
@@ -51,7 +51,7 @@ TSVIZ_SIMD void forward_leaky_relu(const ForwardArgs& a) {
 TSVIZ_SIMD void forward_elu(const ForwardArgs& a) {
     const float alpha = a.node.alpha;
     // The negative side only: e^x - 1 of a large x would overflow, for nothing.
-    map(a, [alpha](float v) { return v >= 0.f ? v : alpha * fast_expm1_neg(v > 0.f ? 0.f : v); });
+    map(a, [alpha](float v) { return select(v >= 0.f, v, alpha * fast_expm1_neg(select(v > 0.f, 0.f, v))); });
 }
 
 TSVIZ_SIMD void forward_sigmoid(const ForwardArgs& a) {
@@ -102,7 +102,7 @@ namespace {
 // Elementwise backward: grad_in += grad_out * d(x, y), where x is the forward input and y
 // the output of the row's sample.
 template <class D>
-void elementwise_backward(const BackwardArgs& a, D d) {
+TSVIZ_INLINE void elementwise_backward(const BackwardArgs& a, D d) {
     const View& gx = a.grad_in[0];
     if (!gx.data) return;
     const int64_t size = gx.c * gx.l;
@@ -211,7 +211,7 @@ namespace {
 // Forward mode of an elementwise op: the tangent times the local derivative, on the band
 // (an elementwise op's band is its input's, so starts and widths agree).
 template <class D>
-void elementwise_tangent(const TangentArgs& a, D d) {
+TSVIZ_INLINE void elementwise_tangent(const TangentArgs& a, D d) {
     const int64_t c_n = a.out.c, len = a.out.l, w = a.w_out;
     for (int64_t t = 0; t < a.count; ++t) {
         const int64_t s = a.start_out[t];
@@ -250,10 +250,10 @@ void tangent_relu(const TangentArgs& a) {
             }
         }
 }
-void tangent_leaky_relu(const TangentArgs& a) { elementwise_tangent(a, d_leaky_relu(a.node.alpha)); }
-void tangent_elu(const TangentArgs& a) { elementwise_tangent(a, d_elu(a.node.alpha)); }
-void tangent_sigmoid(const TangentArgs& a) { elementwise_tangent(a, d_sigmoid); }
-void tangent_tanh(const TangentArgs& a) { elementwise_tangent(a, d_tanh); }
+TSVIZ_SIMD void tangent_leaky_relu(const TangentArgs& a) { elementwise_tangent(a, d_leaky_relu(a.node.alpha)); }
+TSVIZ_SIMD void tangent_elu(const TangentArgs& a) { elementwise_tangent(a, d_elu(a.node.alpha)); }
+TSVIZ_SIMD void tangent_sigmoid(const TangentArgs& a) { elementwise_tangent(a, d_sigmoid); }
+TSVIZ_SIMD void tangent_tanh(const TangentArgs& a) { elementwise_tangent(a, d_tanh); }
 
 // y * (t - sum(y * t)) over each softmax group.
 void tangent_softmax(const TangentArgs& a) {
@@ -305,29 +305,31 @@ constexpr float kTwoInvSqrtPi = 1.12837916709551257f;   // 2 / sqrt(pi)
 constexpr float kSqrt2OverPi = 0.79788456080286536f;    // sqrt(2 / pi)
 constexpr float kGeluCubic = 0.044715f;
 
-float softplus(float x) { return x > 0.f ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
 float clamp01(float v) { return v < 0.f ? 0.f : v > 1.f ? 1.f : v; }
 
-struct Gelu {
-    bool tanh_form;
-    explicit Gelu(const Node& n) : tanh_form(n.approximate) {}
+// Gelu's two forms as separate functions, chosen once per call (forward_gelu and the others below), so that each
+// loop is free of branches and vectorises.
+struct GeluErf {
+    float operator()(float x) const { return 0.5f * x * (1.f + fast_erf(x * kSqrtHalf)); }
+    float operator()(float x, float) const {
+        return 0.5f * (1.f + fast_erf(x * kSqrtHalf)) + x * fast_exp0(-0.5f * x * x) * kInvSqrt2Pi;
+    }
+};
+
+struct GeluTanh {
     float operator()(float x) const {
-        if (tanh_form) return 0.5f * x * (1.f + std::tanh(kSqrt2OverPi * (x + kGeluCubic * x * x * x)));
-        return 0.5f * x * (1.f + std::erf(x * kSqrtHalf));
+        return 0.5f * x * (1.f + fast_tanh(kSqrt2OverPi * (x + kGeluCubic * x * x * x)));
     }
     float operator()(float x, float) const {
-        if (tanh_form) {
-            const float t = std::tanh(kSqrt2OverPi * (x + kGeluCubic * x * x * x));
-            return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * kSqrt2OverPi * (1.f + 3.f * kGeluCubic * x * x);
-        }
-        return 0.5f * (1.f + std::erf(x * kSqrtHalf)) + x * std::exp(-0.5f * x * x) * kInvSqrt2Pi;
+        const float t = fast_tanh(kSqrt2OverPi * (x + kGeluCubic * x * x * x));
+        return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * kSqrt2OverPi * (1.f + 3.f * kGeluCubic * x * x);
     }
 };
 
 struct Erf {
     explicit Erf(const Node&) {}
-    float operator()(float x) const { return std::erf(x); }
-    float operator()(float x, float) const { return kTwoInvSqrtPi * std::exp(-x * x); }
+    float operator()(float x) const { return fast_erf(x); }
+    float operator()(float x, float) const { return kTwoInvSqrtPi * fast_exp0(-x * x); }
 };
 
 struct Silu {
@@ -341,23 +343,26 @@ struct Silu {
 
 struct Softplus {
     explicit Softplus(const Node&) {}
-    float operator()(float x) const { return softplus(x); }
+    float operator()(float x) const { return fast_softplus(x); }
     float operator()(float x, float) const { return fast_sigmoid(x); }
 };
 
 struct Mish {
     explicit Mish(const Node&) {}
-    float operator()(float x) const { return x * std::tanh(softplus(x)); }
+    float operator()(float x) const { return x * fast_mish_parts(x).tanh_sp; }
+    // 1 - t^2 as (1 - t)(1 + t), the first factor not from a difference.
     float operator()(float x, float) const {
-        const float t = std::tanh(softplus(x));
-        return t + x * (1.f - t * t) * fast_sigmoid(x);
+        const MishParts m = fast_mish_parts(x);
+        return m.tanh_sp + x * (m.one_minus * (1.f + m.tanh_sp)) * m.sigmoid;
     }
 };
 
 struct Selu {
     float alpha, gamma;
     explicit Selu(const Node& n) : alpha(n.alpha), gamma(n.beta) {}
-    float operator()(float x) const { return x > 0.f ? gamma * x : gamma * alpha * fast_expm1_neg(x > 0.f ? 0.f : x); }
+    float operator()(float x) const {
+        return select(x > 0.f, gamma * x, gamma * alpha * fast_expm1_neg(select(x > 0.f, 0.f, x)));
+    }
     float operator()(float x, float y) const { return x > 0.f ? gamma : y + gamma * alpha; }
 };
 
@@ -402,8 +407,7 @@ struct Clip {
     TSVIZ_SIMD void backward_##op(const BackwardArgs& a) { elementwise_backward(a, F(a.node)); }        \
     void trace_##op(const TraceArgs& a) { elementwise_trace(a, F(a.node)); }                            \
     Band band_##op(const BandArgs& a) { return band_same(a); }                                         \
-    void tangent_##op(const TangentArgs& a) { elementwise_tangent(a, F(a.node)); }
-TSVIZ_ELEMENTWISE_RULES(gelu, Gelu)
+    TSVIZ_SIMD void tangent_##op(const TangentArgs& a) { elementwise_tangent(a, F(a.node)); }
 TSVIZ_ELEMENTWISE_RULES(erf, Erf)
 TSVIZ_ELEMENTWISE_RULES(silu, Silu)
 TSVIZ_ELEMENTWISE_RULES(softplus, Softplus)
@@ -414,6 +418,32 @@ TSVIZ_ELEMENTWISE_RULES(hard_swish, HardSwish)
 TSVIZ_ELEMENTWISE_RULES(clip, Clip)
 TSVIZ_ELEMENTWISE_RULES(softsign, Softsign)
 #undef TSVIZ_ELEMENTWISE_RULES
+
+TSVIZ_SIMD void forward_gelu(const ForwardArgs& a) {
+    if (a.node.approximate)
+        map(a, GeluTanh{});
+    else
+        map(a, GeluErf{});
+}
+TSVIZ_SIMD void backward_gelu(const BackwardArgs& a) {
+    if (a.node.approximate)
+        elementwise_backward(a, GeluTanh{});
+    else
+        elementwise_backward(a, GeluErf{});
+}
+void trace_gelu(const TraceArgs& a) {
+    if (a.node.approximate)
+        elementwise_trace(a, GeluTanh{});
+    else
+        elementwise_trace(a, GeluErf{});
+}
+Band band_gelu(const BandArgs& a) { return band_same(a); }
+TSVIZ_SIMD void tangent_gelu(const TangentArgs& a) {
+    if (a.node.approximate)
+        elementwise_tangent(a, GeluTanh{});
+    else
+        elementwise_tangent(a, GeluErf{});
+}
 
 // PRelu: slope[c] below 0 on channel c; the gradient is 1 for x > 0, slope[c] for x <= 0 (as
 // PyTorch).

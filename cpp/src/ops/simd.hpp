@@ -11,3 +11,11 @@
 #else
 #define TSVIZ_SIMD
 #endif
+
+// For the loop templates that TSVIZ_SIMD functions call: a copy that is not inlined would be
+// compiled for the baseline only, and its loop would run unvectorised (or SSE2) in every clone.
+#if defined(__GNUC__) || defined(__clang__)
+#define TSVIZ_INLINE inline __attribute__((always_inline))
+#else
+#define TSVIZ_INLINE inline
+#endif
