@@ -238,8 +238,11 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
     parallel_ranges(act.n * chunks, [&](int64_t item_begin, int64_t item_end) {
       // Kept per thread between calls (at most a chunk's worth): fresh pages cost more than
       // the arithmetic on small models.
-      thread_local std::vector<std::vector<float>> tan;
-      thread_local std::vector<std::vector<int64_t>> starts;
+      thread_local std::vector<std::vector<float>> tan_scratch;
+      thread_local std::vector<std::vector<int64_t>> starts_scratch;
+      // Bound once: in a shared library every thread_local access is a call.
+      std::vector<std::vector<float>>& tan = tan_scratch;
+      std::vector<std::vector<int64_t>>& starts = starts_scratch;
       tan.resize(g.nodes.size());
       starts.resize(g.nodes.size());
       for (int64_t item = item_begin; item < item_end; ++item) {

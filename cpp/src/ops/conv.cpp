@@ -159,7 +159,9 @@ void backward_conv(const BackwardArgs& a) {
         }
         // Blocks of cotangent rows whose columns stay in cache between the product and the scatter.
         const int64_t block = std::clamp<int64_t>((int64_t{1} << 14) / std::max<int64_t>(1, rows * len), 1, gy.n);
-        thread_local std::vector<float> cols, phase_sum;  // kept between calls
+        thread_local std::vector<float> cols_scratch, sum_scratch;  // kept between calls
+        std::vector<float>& cols = cols_scratch;  // bound once: a thread_local access is a call
+        std::vector<float>& phase_sum = sum_scratch;  // in a shared library
         cols.resize(static_cast<size_t>(block * rows * len));
         for (int64_t g = 0; g < groups; ++g)
             for (int64_t r0 = 0; r0 < gy.n; r0 += block) {

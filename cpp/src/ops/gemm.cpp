@@ -259,7 +259,10 @@ inline void few_rows(const TapProduct& g, const Segment* segs, int64_t n_segs, i
     const int64_t block = (wide ? 4 : 2) * w;
     const int64_t k_n = g.kernel, rows = g.a->rows;
     const int64_t tap = g.transposed ? -g.dilation : g.dilation;
-    thread_local std::vector<float> padded;
+    // Per-thread scratch, kept between calls; bound once (in a shared library every access to a
+    // thread_local is a call to __tls_get_addr).
+    thread_local std::vector<float> padded_scratch;
+    std::vector<float>& padded = padded_scratch;
     int64_t base = 0;
     for (int64_t si = 0; si < n_segs; base += segs[si++].cols) {
         const Segment& s = segs[si];
@@ -311,8 +314,10 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
     const PackedMatrix& a = *g.a;
     const int64_t depth = a.depth, m = a.rows, panels = (m + MR - 1) / MR;
     // Per-thread scratch, kept between calls so that a call allocates nothing.
-    thread_local std::vector<Column> cols;
-    thread_local std::vector<float> bpack;
+    thread_local std::vector<Column> cols_scratch;
+    thread_local std::vector<float> bpack_scratch;
+    std::vector<Column>& cols = cols_scratch;  // bound once: see few_rows
+    std::vector<float>& bpack = bpack_scratch;
     cols.reserve(static_cast<size_t>(kNc));
     bpack.resize(static_cast<size_t>(kKc * (kNc + nr)));
     // The segment holding column c0.
@@ -458,7 +463,10 @@ inline void narrow_dispatch(int64_t n, const TapProduct& g, const float* src, in
 }
 
 void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
-    thread_local std::vector<float> padded;
+    // Per-thread scratch, kept between calls; bound once (in a shared library every access to a
+    // thread_local is a call to __tls_get_addr).
+    thread_local std::vector<float> padded_scratch;
+    std::vector<float>& padded = padded_scratch;
     const int64_t k_n = g.kernel, step = g.transposed ? 1 : g.stride;
     const int64_t tap = g.transposed ? -g.dilation : g.dilation;
     int64_t base = 0;
