@@ -12,7 +12,6 @@
 
 #include "ops/gemm.hpp"
 #include "onnx/lowering.hpp"
-#include "parallel.hpp"
 #include "ops/op.hpp"
 #include "tsviz/error.hpp"
 
@@ -55,28 +54,6 @@ TapProduct conv_taps(const Node& node, const PackedMatrix* a, int64_t channels, 
     return p;
 }
 
-// A short product (one sample or a few: the FCN's 150 columns) is split over threads here, in
-// parts of whole 32-column panels (a multiple of every kernel's NR), one per thread: the
-// product's own split takes whole 64-column parts, 128 + 22 of 150 columns, leaving the second
-// thread little to do. Wider products split well by themselves; below kShortFlops a product
-// runs on one thread.
-constexpr int64_t kShortColumns = 256;
-constexpr int64_t kPartColumns = 32;
-constexpr double kShortFlops = 4e6;
-
-// Runs p over columns [c0, c1) of the n_segs segments (forward taps), each part cut from
-// the segments it overlaps.
-void product_part(const TapProduct& p, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
-    std::vector<Segment> part;
-    int64_t base = 0;
-    for (int64_t i = 0; i < n_segs; base += segs[i++].cols) {
-        const Segment& s = segs[i];
-        const int64_t oa = std::max<int64_t>(c0 - base, 0), ob = std::min<int64_t>(c1 - base, s.cols);
-        if (oa < ob) part.push_back({s.src, s.src_len, ob - oa, s.delta + oa * p.stride, s.dst + oa});
-    }
-    tap_product(p, part.data(), static_cast<int64_t>(part.size()));
-}
-
 }  // namespace
 
 void prepare_conv(Node& node) {
@@ -114,18 +91,6 @@ void forward_conv(const ForwardArgs& a) {
                        y.sample(n) + g * filters_per_group * y.l};
         TapProduct p = conv_taps(node, &node.packed->forward[g], per_group, false, y.l);
         p.bias = node.bias.data() + g * filters_per_group;
-        const int64_t total = y.n * y.l, threads = engine_threads();
-        const double flops = 2.0 * static_cast<double>(filters_per_group * per_group * node.kernel) * total;
-        const int64_t per = ((total + threads - 1) / threads + kPartColumns - 1) / kPartColumns * kPartColumns;
-        if (threads > 1 && total <= kShortColumns && flops >= kShortFlops && per < total && y.l > 1) {
-            // Every column is computed as in the whole product, whichever part holds it (one
-            // position per sample is left whole: a few such columns are a matrix-vector product
-            // with arithmetic of its own).
-            parallel_for((total + per - 1) / per, [&](int64_t part) {
-                product_part(p, segs.data(), y.n, part * per, std::min(total, (part + 1) * per));
-            });
-            continue;
-        }
         tap_product(p, segs.data(), y.n);
     }
 }

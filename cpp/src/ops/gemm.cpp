@@ -691,9 +691,10 @@ void tap_product(const TapProduct& g, const Segment* segs, int64_t n_segs) {
     }
 #endif
     // Column blocks are independent (every output element is computed by one of them, with
-    // the same arithmetic whatever the split), so large products are split over threads.
-    // Parts of whole 64-column panels pairs (a multiple of every kernel's NR).
-    constexpr int64_t kGrain = 64;
+    // the same arithmetic whatever the split, and the kernel is chosen for the whole product),
+    // so large products are split over threads, in parts of whole 32-column panels (a multiple
+    // of every kernel's NR): one sample of the FCN, 150 columns, splits 96 + 54.
+    constexpr int64_t kGrain = 32;
     const double flops = 2.0 * static_cast<double>(g.a->rows) * static_cast<double>(g.a->depth) * total;
     const int64_t parts = flops < 4e6 ? 1 : std::min<int64_t>((total + kGrain - 1) / kGrain, engine_threads());
     if (parts <= 1) {
