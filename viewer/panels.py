@@ -52,10 +52,9 @@ def input_panel(b: Builder, frame: Frame, info: ModelInfo, x0: float, y0: float,
             s = saliency[c]
             s = s / s.max() if s.max() > 0 else s
             xs = x0 + (w - step) * np.arange(T + 1) / T
-            for t in range(T):
-                col = np.array(BACKGROUND) + s[t] * (np.array(SALIENCY_COLOR) - np.array(BACKGROUND))
-                col[3] = 1.0
-                b.quad(xs[t], cy + 0.04 * ch, xs[t + 1], cy + 0.04 * ch + strip, d, col)
+            col = np.array(BACKGROUND) + s[:, None] * (np.array(SALIENCY_COLOR) - np.array(BACKGROUND))
+            col[:, 3] = 1.0
+            b.quad_rows(xs[:-1], cy + 0.04 * ch, xs[1:], cy + 0.04 * ch + strip, d, col)
         b.frame(x0, cy + 0.04 * ch + strip, w, ch * 0.9 - strip, d)
         py, ph = cy + 0.08 * ch + strip, ch * 0.82 - strip
         if forecast and c == 0:
