@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 from vispy import app as vapp
 from vispy import scene
+from vispy.gloo import IndexBuffer, VertexBuffer
 from vispy.scene import visuals
+from vispy.visuals import Visual
 
 from tsviz_native._native import ArgumentError, TSVizError
 
@@ -39,6 +41,120 @@ CHAR_EM = 0.6
 #: and the slider.
 MARGIN, HUD_HEIGHT = 8, 64
 HELP_BACKGROUND = (0.12, 0.12, 0.16, 0.94)
+
+
+class _TrianglesVisual(Visual):
+    """Triangles with a colour per vertex, as vispy's Mesh draws them ('translucent', depth
+    test, no culling), whose buffers are refilled in place: Mesh builds a new colour function
+    on every set_data, so each sample switch relinked its shader, and it un-indexes the faces
+    on the CPU first."""
+
+    _VERTEX = """
+    varying vec4 v_color;
+    void main() {
+        v_color = $color;
+        gl_Position = $transform(vec4($position, 1.0));
+    }
+    """
+    _FRAGMENT = """
+    varying vec4 v_color;
+    void main() {
+        gl_FragColor = v_color;
+    }
+    """
+
+    def __init__(self) -> None:
+        super().__init__(vcode=self._VERTEX, fcode=self._FRAGMENT)
+        self.set_gl_state("translucent", depth_test=True, cull_face=False)
+        self._draw_mode = "triangles"
+        self._pos = VertexBuffer(np.zeros((3, 3), np.float32))
+        self._col = VertexBuffer(np.zeros((3, 4), np.float32))
+        self._index_buffer = IndexBuffer(np.arange(3, dtype=np.uint32))
+        self.shared_program.vert["position"] = self._pos
+        self.shared_program.vert["color"] = self._col
+        self._bounds: list[tuple[float, float]] | None = None
+        self.freeze()
+
+    def set_data(self, vertices: np.ndarray, faces: np.ndarray, vertex_colors: np.ndarray) -> None:
+        v = np.ascontiguousarray(vertices, np.float32)
+        self._pos.set_data(v)
+        self._col.set_data(np.ascontiguousarray(vertex_colors, np.float32))
+        self._index_buffer.set_data(np.ascontiguousarray(faces, np.uint32).ravel())
+        self._bounds = [(float(v[:, k].min()), float(v[:, k].max())) for k in range(3)] if len(v) else None
+        self.update()
+
+    def _prepare_transforms(self, view: Any) -> None:
+        view.view_program.vert["transform"] = view.transforms.get_transform()
+
+    def _prepare_draw(self, view: Any) -> None:
+        pass
+
+    def _compute_bounds(self, axis: int, view: Any) -> Any:
+        return None if self._bounds is None else self._bounds[axis]
+
+
+_Triangles = scene.visuals.create_visual_node(_TrianglesVisual)
+
+
+def _layout_function() -> Any:
+    """vispy's glyph layout of one string, when it has the signature this module knows
+    (vispy 0.15 and later); None otherwise, and labels are laid out as vispy does."""
+    try:
+        import inspect
+
+        from vispy.visuals.text import text as vtext
+
+        fn = vtext._text_to_vbo
+        params = list(inspect.signature(fn).parameters)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+    want = ["text", "font", "anchor_x", "anchor_y", "lowres_size", "line_height"]
+    return fn if params == want else None
+
+
+_LAYOUT = _layout_function()
+
+
+class _Labels(visuals.Text):
+    """vispy's Text, laying out each distinct string once. vispy lays out every string again
+    whenever the list changes (a few tenths of a millisecond per string: a sample switch
+    changes the title but keeps the layer labels), and makes new GL buffers each time; here
+    the layouts are kept by string and the buffers refilled in place."""
+
+    MAX_LAYOUTS = 4096
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._layouts: dict[tuple, np.ndarray] = {}
+        self._vbo: Any = None
+        self._ibo: Any = None
+        super().__init__(*args, **kwargs)
+
+    def _prepare_draw(self, view: Any) -> Any:
+        if _LAYOUT is not None and self._vertices is None and len(self.text):
+            texts = [self.text] if isinstance(self.text, str) else self.text
+            font = self._font
+            style = (id(font), self._anchors, font._lowres_size, self._line_height)
+            if len(self._layouts) > self.MAX_LAYOUTS:
+                self._layouts.clear()
+            parts = []
+            for t in texts:
+                v = self._layouts.get((t,) + style)
+                if v is None:
+                    v = self._layouts[(t,) + style] = _LAYOUT(t, font, *self._anchors,
+                                                              font._lowres_size, self._line_height)
+                parts.append(v)
+            data = np.concatenate(parts)
+            idx = (np.array([0, 1, 2, 0, 2, 3], np.uint32)
+                   + np.arange(0, len(data), 4, dtype=np.uint32)[:, np.newaxis]).ravel()
+            if self._vbo is None:
+                self._vbo, self._ibo = VertexBuffer(data), IndexBuffer(idx)
+            else:
+                self._vbo.set_data(data)
+                self._ibo.set_data(idx)
+            self._vertices_data, self._vertices, self._index_buffer = data, self._vbo, self._ibo
+            self.shared_program.bind(self._vertices)
+            self._configure_gl_state()  # a new glyph's SDF rendering changes the GL state
+        return super()._prepare_draw(view)
 
 
 class _StackCamera(scene.TurntableCamera):
@@ -122,19 +238,19 @@ class Viewer:
             3: scene.PanZoomCamera(aspect=1),
             4: scene.PanZoomCamera(aspect=1),
         }
-        self.mesh = visuals.Mesh(parent=self.view.scene)
+        self.mesh = _Triangles(parent=self.view.scene)
         self.line = visuals.Line(method="gl", width=1.5, parent=self.view.scene)
         self.markers = visuals.Markers(parent=self.view.scene)
         self.markers.set_data(np.zeros((1, 3), np.float32), size=1, edge_width=0)
         self.markers.visible = False
         self.markers.set_gl_state("translucent", depth_test=False)
         self.markers.order = 10
-        self.text = visuals.Text("", color=TEXT_COLOR, font_size=LABEL_FONT, parent=self.view.scene)
+        self.text = _Labels("", color=TEXT_COLOR, font_size=LABEL_FONT, parent=self.view.scene)
         self.text.order = 11
         self.help_bg = visuals.Mesh(parent=self.canvas.scene)  # behind the help text
         self.help_bg.visible = False
         self.help_bg.order = 1
-        self.hud = visuals.Text("", color=TEXT_COLOR, font_size=HUD_FONT, anchor_x="left",
+        self.hud = _Labels("", color=TEXT_COLOR, font_size=HUD_FONT, anchor_x="left",
                                 anchor_y="bottom", parent=self.canvas.scene)
         self.hud.order = 2
         self.slider = visuals.Line(method="gl", width=3, color=(0.4, 0.4, 0.45, 1.0),
