@@ -111,13 +111,17 @@ def draw_connect(g: Geometry) -> np.ndarray:
         rows = starts + np.arange(length)
         inside[rows[:, :-1].ravel()] = True
         y = g.line_pos[rows, 1]
+        # the buckets as rows of one index matrix, the shorter ones padded with their last
+        # index (argmin and argmax give the first extreme, so a repeat at the end changes
+        # nothing): one argmin and one argmax for all buckets
         edges = np.linspace(0, length, LOD_BUCKETS + 1).astype(np.int64)
-        cols = [np.zeros(len(rows), np.int64), np.full(len(rows), length - 1, np.int64)]
-        for a, b in zip(edges[:-1], edges[1:]):
-            if b > a:
-                cols.append(a + np.argmin(y[:, a:b], axis=1))
-                cols.append(a + np.argmax(y[:, a:b], axis=1))
-        keep = np.sort(np.stack(cols, axis=1), axis=1)
+        a, b = edges[:-1][edges[1:] > edges[:-1]], edges[1:][edges[1:] > edges[:-1]]
+        bucket = np.minimum(a[:, None] + np.arange(int((b - a).max())), (b - 1)[:, None])
+        yb = y[:, bucket]  # (plots, buckets, bucket size)
+        pick = [np.take_along_axis(bucket[None], f(yb, axis=2)[..., None], axis=2)[..., 0]
+                for f in (np.argmin, np.argmax)]
+        ends = [np.zeros((len(rows), 1), np.int64), np.full((len(rows), 1), length - 1, np.int64)]
+        keep = np.sort(np.concatenate(ends + pick, axis=1), axis=1)
         nxt = keep[:, 1:] > keep[:, :-1]  # repeated points join nothing
         parts.append(np.stack([(starts + keep[:, :-1])[nxt], (starts + keep[:, 1:])[nxt]], axis=1))
     others = g.line_connect[~inside[g.line_connect[:, 0]]]
