@@ -866,10 +866,10 @@ def test_a_sample_switch_lays_out_only_the_labels_that_changed(gl_viewer, monkey
     v.state.set(level=2, sample=SAMPLE)
     v.canvas.render()
     laid = []
-    layout = app._LAYOUT
-    if layout is None:
+    if app._LAYOUT is None:
         pytest.skip("this vispy lays out labels itself")
-    monkeypatch.setattr(app, "_LAYOUT", lambda t, *a: (laid.append(t), layout(t, *a))[1])
+    layout = app._layout
+    monkeypatch.setattr(app, "_layout", lambda t, *a: (laid.append(t), layout(t, *a))[1])
     v.state.set(sample=SAMPLE + 3)
     v.canvas.render()
     labels = [v.geometry.text[i] for i in geometry.draw_text(v.geometry)]
@@ -879,3 +879,30 @@ def test_a_sample_switch_lays_out_only_the_labels_that_changed(gl_viewer, monkey
     v.state.set(sample=SAMPLE)  # strings seen before: nothing to lay out
     v.canvas.render()
     assert len(laid) == n
+
+
+def test_label_layout_is_vispys_to_the_bit(gl_viewer):
+    """The labels' numpy layout against vispy's own (``_text_to_vbo``): the viewer's strings
+    and random ones, every anchor; line breaks and unseen glyphs go to vispy's."""
+    import random
+
+    from vispy.visuals.text import text as vtext
+
+    from tsviz_native.viewer import app
+
+    if app._LAYOUT is None:
+        pytest.skip("this vispy lays out labels itself")
+    v = gl_viewer
+    v.state.set(level=3, sample=SAMPLE)
+    v.canvas.render()
+    font = v.hud._font
+    strings = [v.status(), *v.geometry.text, "", " ", "AVAWAVAT fi", "two\nlines", "tab\there", "新"]
+    rng = random.Random(0)
+    alphabet = "".join(sorted(set("".join(v.geometry.text) + v.status()))) + "AVWTYo.,:;()[]-_0123456789"
+    strings += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 80))) for _ in range(100)]
+    for s in strings:
+        for ax in ("left", "center", "right"):
+            for ay in ("top", "center", "middle", "baseline", "bottom"):
+                want = vtext._text_to_vbo(s, font, ax, ay, font._lowres_size, 1.1)
+                got = app._layout(s, font, ax, ay, font._lowres_size, 1.1)
+                assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (s, ax, ay)
