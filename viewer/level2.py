@@ -30,14 +30,14 @@ def build(frame: Frame, info: ModelInfo, state: ViewerState) -> Geometry:
         imp = frame.importance(layer)
         acts = frame.activations(layer)
         keep = frame.ex.keep(layer, state.percentile)[0]
-        order = filter_order(imp, keep, state.sort)
-        order = order[min(state.scroll.get(layer, 0), max(len(order) - 1, 0)):]
+        kept = filter_order(imp, keep, state.sort)
+        order = kept[min(state.scroll.get(layer, 0), max(len(kept) - 1, 0)):]
         F = len(imp)
         shear = min(1.2, 0.05 * F)
         sx = shear / max(F, 1)
         dz = STACK_DEPTH / max(F, 1)
         lo, hi = float(acts.min()), float(acts.max())
-        front = selected_filter(frame, state, info, layer)
+        front = selected_filter(frame, state, info, layer, kept)
         drawn[layer] = order
         # back to front, one array per layer (rows r = len(order) - 1 .. 0)
         r = np.arange(len(order) - 1, -1, -1)
@@ -56,7 +56,7 @@ def build(frame: Frame, info: ModelInfo, state: ViewerState) -> Geometry:
         b.quad_rows(px, y0, px + bw, y0 + 0.14, pd, c)
         b.bars.extend(Bar(layer, f, v, center, tuple(cc)) for f, v, center, cc in zip(
             fs.tolist(), imp[fs].astype(np.float64).tolist(),
-            zip((px + bw / 2).tolist(), (y0 + 0.07).tolist(), pd.tolist()), c))
+            zip((px + bw / 2).tolist(), (y0 + 0.07).tolist(), pd.tolist()), c.tolist()))
         columns[layer] = (x, x + STACK_W + shear)
         b.label(info.label(layer).split(" · ")[0], x + (STACK_W + shear) / 2, -0.15, 0.0,
                 SELECTED_COLOR if layer == sel else TEXT_COLOR)

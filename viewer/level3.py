@@ -30,7 +30,7 @@ def build(frame: Frame, info: ModelInfo, state: ViewerState, clusters: bool = Fa
     acts = frame.activations(layer)
     keep = frame.ex.keep(layer, state.percentile)[0]
     order = filter_order(imp, keep, state.sort)
-    chosen = selected_filter(frame, state, info, layer)
+    chosen = selected_filter(frame, state, info, layer, order)
     gx0, gw, gh = 2.0, 6.0, 4.0
     rows, cols = _grid(len(order))
     cw, ch = gw / cols, gh / rows
@@ -54,7 +54,7 @@ def build(frame: Frame, info: ModelInfo, state: ViewerState, clusters: bool = Fa
     by0, by1 = y0 + 0.72 * ch, y0 + 0.84 * ch
     values = imp[fs].astype(np.float64).tolist()
     b.bars.extend(Bar(layer, f, v, (x, y, 0.0), tuple(cc)) for f, v, x, y, cc in zip(
-        fs.tolist(), values, (px + pw * 0.25).tolist(), ((by0 + by1) / 2).tolist(), bc))
+        fs.tolist(), values, (px + pw * 0.25).tolist(), ((by0 + by1) / 2).tolist(), bc.tolist()))
     for f, v, x, y in zip(fs.tolist(), values, (px + pw * 0.75).tolist(), ((by0 + by1) / 2).tolist()):
         b.label(f"{f}: {v:.2f}", x, y, 0.0, detail=True)
     if labels is None:

@@ -23,13 +23,16 @@ def filter_order(importance: np.ndarray, keep: np.ndarray, sort: str) -> list[in
     return [int(i) for i in idx[order]]
 
 
-def selected_filter(frame: Frame, state: ViewerState, info: ModelInfo, layer: str) -> int:
-    """The filter whose saliency the input shows: the user's choice, else the front one."""
+def selected_filter(frame: Frame, state: ViewerState, info: ModelInfo, layer: str,
+                    order: list[int] | None = None) -> int:
+    """The filter whose saliency the input shows: the user's choice, else the front one.
+    ``order``: the layer's :func:`filter_order` when the caller has it already."""
     if state.filter is not None and state.layer == layer:
         return int(state.filter)
     imp = frame.importance(layer)
-    keep = frame.ex.keep(layer, state.percentile)[0]
-    order = filter_order(imp, keep, state.sort)
+    if order is None:
+        keep = frame.ex.keep(layer, state.percentile)[0]
+        order = filter_order(imp, keep, state.sort)
     if not order:
         return int(np.argmax(imp))
     return order[min(state.scroll.get(layer, 0), len(order) - 1)]
