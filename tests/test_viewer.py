@@ -868,8 +868,8 @@ def test_a_sample_switch_lays_out_only_the_labels_that_changed(gl_viewer, monkey
     laid = []
     if app._LAYOUT is None:
         pytest.skip("this vispy lays out labels itself")
-    layout = app._layout
-    monkeypatch.setattr(app, "_layout", lambda t, *a: (laid.append(t), layout(t, *a))[1])
+    layout = app._layout_many
+    monkeypatch.setattr(app, "_layout_many", lambda ts, *a: (laid.extend(ts), layout(ts, *a))[1])
     v.state.set(sample=SAMPLE + 3)
     v.canvas.render()
     labels = [v.geometry.text[i] for i in geometry.draw_text(v.geometry)]
@@ -906,3 +906,8 @@ def test_label_layout_is_vispys_to_the_bit(gl_viewer):
                 want = vtext._text_to_vbo(s, font, ax, ay, font._lowres_size, 1.1)
                 got = app._layout(s, font, ax, ay, font._lowres_size, 1.1)
                 assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (s, ax, ay)
+            # all at once, as a sample switch lays out its new labels
+            batch = app._layout_many(strings, font, ax, "center", font._lowres_size, 1.1)
+            for s, got in zip(strings, batch):
+                want = vtext._text_to_vbo(s, font, ax, "center", font._lowres_size, 1.1)
+                assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (s, ax)
