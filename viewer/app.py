@@ -97,8 +97,9 @@ _Triangles = scene.visuals.create_visual_node(_TrianglesVisual)
 
 
 def _layout_function() -> Any:
-    """vispy's glyph layout of one string, when it has the signature this module knows
-    (vispy 0.15 and later); None otherwise, and labels are laid out as vispy does."""
+    """vispy's glyph layout of one string, when it has the signature this module knows (with
+    a line height: vispy 0.17; 0.15 has none); None otherwise, and the labels are laid out by
+    vispy's Text as it is."""
     try:
         import inspect
 
