@@ -911,3 +911,16 @@ def test_label_layout_is_vispys_to_the_bit(gl_viewer):
             for s, got in zip(strings, batch):
                 want = vtext._text_to_vbo(s, font, ax, "center", font._lowres_size, 1.1)
                 assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (s, ax)
+
+
+def test_labels_without_their_own_layout_draw_the_same(gl_viewer, monkeypatch):
+    """With a vispy whose layout function this viewer does not know, the labels are laid out
+    by vispy's Text as it is: the same image."""
+    from tsviz_native.viewer import app
+
+    v = gl_viewer
+    v.state.set(level=3, sample=SAMPLE + 4)
+    ours = v.canvas.render()
+    monkeypatch.setattr(app, "_LAYOUT", None)
+    v.text.text, v.hud.text = list(v.text.text), list(v.hud.text)  # laid out again
+    assert np.array_equal(v.canvas.render(), ours)
