@@ -5,7 +5,7 @@
 Rows:
 * ``paper net, level N``: the shipped forecaster (the paper's network, 16/32/32/1 filters) on a
   B5M test window; frame = ``canvas.render()`` of the level (draw into an FBO + readback).
-* ``FCN, level N``: ``tests/models/fcn_op17.onnx`` (128/256/128/2 filters, 512 plots at level 2)
+* ``FCN, level N``: ``tests/models/fcn_op17.onnx`` (128/256/128/2 filters, 517 plots at level 2)
   on GunPoint test series of 150 points.
 * ``1000 plots x 200 points``: the viewer's own geometry path (one batched Line, Mesh bars, Text)
   with 1000 synthetic plots, the issue's budget of 33 ms per frame.

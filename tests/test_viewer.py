@@ -362,6 +362,61 @@ def test_many_plots_draw_their_envelope_and_no_per_plot_labels():
     assert [many.text[i] for i in geometry.draw_text(many)] == ["title"]
 
 
+def test_bulk_rows_add_what_one_call_per_plot_adds():
+    """Builder.plot_rows (with and without frames) and quad_rows give the same arrays, plots
+    and order as frame(), plot() and quad() called once per row."""
+    rng = np.random.default_rng(1)
+    for length in (1, 2, 9):
+        n = 6
+        values = rng.normal(size=(n, length)).astype(np.float32)
+        x0, y0, d = rng.uniform(-2, 2, n), rng.uniform(-2, 2, n), rng.uniform(0, 1, n)
+        colors = rng.uniform(0, 1, (n, 4))
+        frames = np.stack([x0 - 0.1, y0 - 0.05, np.full(n, 1.2), np.full(n, 0.9)], axis=1)
+        qx = rng.uniform(-1, 1, (2, n))
+        for with_frames in (False, True):
+            one, bulk = geometry.Builder(), geometry.Builder()
+            for b in (one, bulk):  # something before, so that indices are offset
+                b.frame(0.0, 0.0, 1.0, 1.0)
+                b.quad(0.0, 0.0, 1.0, 1.0, 0.0, palette.FRAME_COLOR)
+            for k in range(n):
+                if with_frames:
+                    one.frame(*frames[k], d[k])
+                one.plot(values[k], x0[k], y0[k], 1.3, 0.7, d[k], colors[k], "filter", "t", "L", 10 + k,
+                         -1.5, 2.0)
+                one.quad(qx[0, k], y0[k], qx[1, k], y0[k] + 0.1, d[k], colors[k])
+            bulk.plot_rows(values, x0, y0, 1.3, 0.7, d, colors, "filter", "t", "L", 10 + np.arange(n),
+                           -1.5, 2.0, frames=frames if with_frames else None)
+            bulk.quad_rows(qx[0], y0, qx[1], y0 + 0.1, d, colors)
+            a = one.geometry(3, False, {}, {}, None, [])
+            b = bulk.geometry(3, False, {}, {}, None, [])
+            for name in ("line_pos", "line_connect", "line_color", "mesh_pos", "mesh_faces", "mesh_color"):
+                x, y = getattr(a, name), getattr(b, name)
+                assert x.dtype == y.dtype and np.array_equal(x, y), (length, with_frames, name)
+            assert a.plots == b.plots and a.bounds == b.bounds
+
+
+def test_envelope_keeps_each_buckets_first_extremes():
+    """draw_connect against a bucket-by-bucket argmin / argmax, with ties and NaN."""
+    rng = np.random.default_rng(2)
+    b = geometry.Builder()
+    for k in range(geometry.LOD_PLOTS + 1):
+        v = np.round(rng.normal(size=150), 1)  # many ties
+        if k % 50 == 7:
+            v[rng.integers(0, 150, 3)] = np.nan
+        b.plot(v, k * 1.1, 0.0, 1.0, 0.8, 0.0, palette.FILTER_COLOR, "filter", "t", "t", k, -3.0, 3.0)
+    g = b.geometry(3, False, {}, {}, None, [])
+    want = []
+    edges = np.linspace(0, 150, geometry.LOD_BUCKETS + 1).astype(np.int64)
+    for p in g.plots:
+        y = g.line_pos[p.start : p.start + p.length, 1]
+        keep = {0, p.length - 1}
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            keep |= {int(lo + np.argmin(y[lo:hi])), int(lo + np.argmax(y[lo:hi]))}
+        keep = sorted(keep)
+        want += [(p.start + i, p.start + j) for i, j in zip(keep[:-1], keep[1:])]
+    assert geometry.draw_connect(g).tolist() == [list(w) for w in want]
+
+
 # ----------------------------------------------------------------------------- the issue-13 fixes
 @pytest.fixture(scope="module")
 def gunpoint_frame():
@@ -764,3 +819,108 @@ def test_render_command_explains_the_loss_of_an_attacked_window(tmp_path):
                           "--wrt", "loss", "--out", str(out)], capture_output=True, text=True, timeout=120,
                          cwd=Path(__file__).parent)
     assert bad.returncode == 2 and "--wrt loss --input original: explaining the loss needs the windows' targets" in bad.stderr
+
+
+def test_refilled_labels_and_triangles_draw_as_vispy_text_and_mesh(gl_viewer):
+    """After sample switches (buffers refilled in place, layouts reused) the viewer's labels,
+    status line and triangles draw exactly what vispy's own Text and Mesh draw from the same
+    geometry."""
+    from vispy.scene import visuals
+
+    from tsviz_native.viewer.app import HUD_FONT, LABEL_FONT
+
+    v = gl_viewer
+    for level in (2, 3):
+        v.state.set(level=level, sample=SAMPLE + 1)
+        v.state.set(sample=SAMPLE + 2)
+        ours = v.canvas.render()
+        g = v.geometry
+        perm = [0, 2, 1] if g.three_d else [0, 1, 2]
+        shown = geometry.draw_text(g)
+        mesh = visuals.Mesh(vertices=g.mesh_pos[:, perm], faces=g.mesh_faces,
+                            vertex_colors=g.mesh_color, parent=v.view.scene)
+        mesh.order = -1  # first, as the viewer's own
+        # the same glyph atlas: another atlas places glyphs elsewhere (a pixel may differ)
+        text = visuals.Text([g.text[i] for i in shown], pos=g.text_pos[shown][:, perm],
+                            color=g.text_color[shown], font_size=LABEL_FONT,
+                            font_manager=v.text._font_manager, parent=v.view.scene)
+        text.order = v.text.order
+        hud = visuals.Text(v.hud.text, pos=v.hud.pos, color=palette.TEXT_COLOR, font_size=HUD_FONT,
+                           anchor_x="left", anchor_y="bottom", font_manager=v.hud._font_manager,
+                           parent=v.canvas.scene)
+        hud.order = v.hud.order
+        v.mesh.visible = v.text.visible = v.hud.visible = False
+        try:
+            theirs = v.canvas.render()
+        finally:
+            for vis in (mesh, text, hud):
+                vis.parent = None
+            v.mesh.visible = v.text.visible = v.hud.visible = True
+        assert np.array_equal(ours, theirs), level
+
+
+def test_a_sample_switch_lays_out_only_the_labels_that_changed(gl_viewer, monkeypatch):
+    from tsviz_native.viewer import app
+
+    v = gl_viewer
+    v.state.set(level=2, sample=SAMPLE)
+    v.canvas.render()
+    laid = []
+    if app._LAYOUT is None:
+        pytest.skip("this vispy lays out labels itself")
+    layout = app._layout_many
+    monkeypatch.setattr(app, "_layout_many", lambda ts, *a: (laid.extend(ts), layout(ts, *a))[1])
+    v.state.set(sample=SAMPLE + 3)
+    v.canvas.render()
+    labels = [v.geometry.text[i] for i in geometry.draw_text(v.geometry)]
+    assert laid and all(str(SAMPLE + 3) in t or t.startswith("explained") for t in laid), laid
+    assert len(laid) < len(labels) / 2  # the layer labels were laid out before
+    n = len(laid)
+    v.state.set(sample=SAMPLE)  # strings seen before: nothing to lay out
+    v.canvas.render()
+    assert len(laid) == n
+
+
+def test_label_layout_is_vispys_to_the_bit(gl_viewer):
+    """The labels' numpy layout against vispy's own (``_text_to_vbo``): the viewer's strings
+    and random ones, every anchor; line breaks and unseen glyphs go to vispy's."""
+    import random
+
+    from vispy.visuals.text import text as vtext
+
+    from tsviz_native.viewer import app
+
+    if app._LAYOUT is None:
+        pytest.skip("this vispy lays out labels itself")
+    v = gl_viewer
+    v.state.set(level=3, sample=SAMPLE)
+    v.canvas.render()
+    font = v.hud._font
+    strings = [v.status(), *v.geometry.text, "", " ", "AVAWAVAT fi", "two\nlines", "tab\there", "新"]
+    rng = random.Random(0)
+    alphabet = "".join(sorted(set("".join(v.geometry.text) + v.status()))) + "AVWTYo.,:;()[]-_0123456789"
+    strings += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 80))) for _ in range(100)]
+    for s in strings:
+        for ax in ("left", "center", "right"):
+            for ay in ("top", "center", "middle", "baseline", "bottom"):
+                want = vtext._text_to_vbo(s, font, ax, ay, font._lowres_size, 1.1)
+                got = app._layout(s, font, ax, ay, font._lowres_size, 1.1)
+                assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (s, ax, ay)
+            # all at once, as a sample switch lays out its new labels
+            batch = app._layout_many(strings, font, ax, "center", font._lowres_size, 1.1)
+            for s, got in zip(strings, batch):
+                want = vtext._text_to_vbo(s, font, ax, "center", font._lowres_size, 1.1)
+                assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (s, ax)
+
+
+def test_labels_without_their_own_layout_draw_the_same(gl_viewer, monkeypatch):
+    """With a vispy whose layout function this viewer does not know, the labels are laid out
+    by vispy's Text as it is: the same image."""
+    from tsviz_native.viewer import app
+
+    v = gl_viewer
+    v.state.set(level=3, sample=SAMPLE + 4)
+    ours = v.canvas.render()
+    monkeypatch.setattr(app, "_LAYOUT", None)
+    v.text.text, v.hud.text = list(v.text.text), list(v.hud.text)  # laid out again
+    assert np.array_equal(v.canvas.render(), ours)

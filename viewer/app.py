@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 from vispy import app as vapp
 from vispy import scene
+from vispy.gloo import IndexBuffer, VertexBuffer
 from vispy.scene import visuals
+from vispy.visuals import Visual
 
 from tsviz_native._native import ArgumentError, TSVizError
 
@@ -39,6 +41,219 @@ CHAR_EM = 0.6
 #: and the slider.
 MARGIN, HUD_HEIGHT = 8, 64
 HELP_BACKGROUND = (0.12, 0.12, 0.16, 0.94)
+
+
+class _TrianglesVisual(Visual):
+    """Triangles with a colour per vertex, as vispy's Mesh draws them ('translucent', depth
+    test, no culling), whose buffers are refilled in place: Mesh builds a new colour function
+    on every set_data, so each sample switch relinked its shader, and it un-indexes the faces
+    on the CPU first."""
+
+    _VERTEX = """
+    varying vec4 v_color;
+    void main() {
+        v_color = $color;
+        gl_Position = $transform(vec4($position, 1.0));
+    }
+    """
+    _FRAGMENT = """
+    varying vec4 v_color;
+    void main() {
+        gl_FragColor = v_color;
+    }
+    """
+
+    def __init__(self) -> None:
+        super().__init__(vcode=self._VERTEX, fcode=self._FRAGMENT)
+        self.set_gl_state("translucent", depth_test=True, cull_face=False)
+        self._draw_mode = "triangles"
+        self._pos = VertexBuffer(np.zeros((3, 3), np.float32))
+        self._col = VertexBuffer(np.zeros((3, 4), np.float32))
+        self._index_buffer = IndexBuffer(np.arange(3, dtype=np.uint32))
+        self.shared_program.vert["position"] = self._pos
+        self.shared_program.vert["color"] = self._col
+        self._bounds: list[tuple[float, float]] | None = None
+        self.freeze()
+
+    def set_data(self, vertices: np.ndarray, faces: np.ndarray, vertex_colors: np.ndarray) -> None:
+        v = np.ascontiguousarray(vertices, np.float32)
+        self._pos.set_data(v)
+        self._col.set_data(np.ascontiguousarray(vertex_colors, np.float32))
+        self._index_buffer.set_data(np.ascontiguousarray(faces, np.uint32).ravel())
+        self._bounds = [(float(v[:, k].min()), float(v[:, k].max())) for k in range(3)] if len(v) else None
+        self.update()
+
+    def _prepare_transforms(self, view: Any) -> None:
+        view.view_program.vert["transform"] = view.transforms.get_transform()
+
+    def _prepare_draw(self, view: Any) -> None:
+        pass
+
+    def _compute_bounds(self, axis: int, view: Any) -> Any:
+        return None if self._bounds is None else self._bounds[axis]
+
+
+_Triangles = scene.visuals.create_visual_node(_TrianglesVisual)
+
+
+def _layout_function() -> Any:
+    """vispy's glyph layout of one string, when it has the signature this module knows (with
+    a line height: vispy 0.17; 0.15 has none); None otherwise, and the labels are laid out by
+    vispy's Text as it is."""
+    try:
+        import inspect
+
+        from vispy.visuals.text import text as vtext
+
+        fn = vtext._text_to_vbo
+        params = list(inspect.signature(fn).parameters)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+    want = ["text", "font", "anchor_x", "anchor_y", "lowres_size", "line_height"]
+    return fn if params == want else None
+
+
+_LAYOUT = _layout_function()
+#: Characters vispy's layout treats as line breaks, tabs and the like.
+_ESCAPES = frozenset(chr(c) for c in (7, 8, 9, 10, 11, 12, 13))
+#: The glyphs vispy's layout measures for every string (its ascender and descender).
+_PROBE = "ÅÉÑŐjgpqy"
+_VERTEX_TYPE = np.dtype([("a_position", np.float32, 2), ("a_texcoord", np.float32, 2)])
+
+
+def _layout(text: str, font: Any, anchor_x: str, anchor_y: str, lowres_size: float,
+            line_height: float) -> np.ndarray:
+    """vispy's layout of one string (its ``_text_to_vbo``); see :func:`_layout_many`."""
+    return _layout_many([text], font, anchor_x, anchor_y, lowres_size, line_height)[0]
+
+
+def _layout_many(texts: list[str], font: Any, anchor_x: str, anchor_y: str, lowres_size: float,
+                 line_height: float) -> list[np.ndarray]:
+    """vispy's layout of each string (its ``_text_to_vbo``), with the same float operations
+    in numpy, all strings at once, instead of a Python step per character: a status line of
+    240 characters took about a millisecond, twenty short labels as much. A string with a
+    glyph not yet in the atlas, or a line break or tab, goes to vispy's own (it renders the
+    new glyph and handles the breaks)."""
+    glyphs = font._glyphs
+    out: list[Any] = [None] * len(texts)
+    fast = []
+    probe_ok = all(c in glyphs for c in _PROBE)
+    for i, t in enumerate(texts):
+        if probe_ok and not _ESCAPES.intersection(t) and all(c in glyphs for c in t):
+            fast.append(i)
+        else:
+            out[i] = _LAYOUT(t, font, anchor_x, anchor_y, lowres_size, line_height)
+    if not fast:
+        return out
+    ratio, slop = 1.0 / font.ratio, font.slop
+    ascender = descender = 0
+    for char in _PROBE:
+        glyph = glyphs[char]
+        y0 = glyph["offset"][1] * ratio + slop
+        y1 = y0 - glyph["size"][1]
+        ascender = max(ascender, y0 - slop)
+        descender = min(descender, y1 + slop)
+    ts = [texts[i] for i in fast]
+    lens = np.array([len(t) for t in ts], np.int64)
+    starts = np.r_[0, np.cumsum(lens)[:-1]].astype(np.int64)
+    n = int(lens.sum())
+    vertices = np.zeros(n * 4, dtype=_VERTEX_TYPE)
+    asc = np.full(len(ts), float(ascender))
+    desc = np.full(len(ts), float(descender))
+    width = np.zeros(len(ts))
+    if n:
+        g = [glyphs[c] for t in ts for c in t]
+        kerning = np.array([k for t in ts for k in ([0.0] + [glyphs[c]["kerning"].get(p, 0.0)
+                                                             for c, p in zip(t[1:], t)] if t else [])],
+                           np.float64) * ratio
+        off = np.array([gl["offset"] for gl in g], np.float64)
+        size = np.array([gl["size"] for gl in g], np.float64)
+        tex = np.array([gl["texcoords"] for gl in g], np.float64)
+        advance = np.array([gl["advance"] for gl in g], np.float64)
+        move = advance * ratio + kerning
+        # one row per string, summed left to right as vispy's loop adds (cumsum along a row
+        # is sequential): the pen position before each glyph, and the string's width
+        row = np.repeat(np.arange(len(ts)), lens)
+        col = np.arange(n) - starts[row]
+        pen = np.zeros((len(ts), int(lens.max()) + 1))
+        pen[:, 0] = -slop
+        pen[row, col + 1] = move
+        x_off = np.cumsum(pen, axis=1)[row, col]
+        moves = np.zeros((len(ts), int(lens.max())))
+        moves[row, col] = move
+        full = lens > 0
+        width[full] = np.cumsum(moves, axis=1)[full, lens[full] - 1]
+        x0 = x_off + off[:, 0] * ratio + kerning
+        y0 = off[:, 1] * ratio + slop
+        x1, y1 = x0 + size[:, 0], y0 - size[:, 1]
+        pos = vertices["a_position"].reshape(n, 4, 2)
+        pos[:, :, 0] = np.stack([x0, x0, x1, x1], axis=1)
+        pos[:, :, 1] = np.stack([y0, y1, y1, y0], axis=1)
+        uv = vertices["a_texcoord"].reshape(n, 4, 2)
+        uv[:, :, 0] = tex[:, [0, 0, 2, 2]]
+        uv[:, :, 1] = tex[:, [1, 3, 3, 1]]
+        asc[full] = np.maximum(asc[full], np.maximum.reduceat(y0 - slop, starts[full]))
+        desc[full] = np.minimum(desc[full], np.minimum.reduceat(y1 + slop, starts[full]))
+    dy = np.zeros(len(ts))
+    if anchor_y == "top":
+        dy = -desc
+    elif anchor_y in ("center", "middle"):
+        dy = (-desc - asc) / 2
+    elif anchor_y == "bottom":
+        dy = -asc
+    dx = np.zeros(len(ts))
+    if anchor_x == "right":
+        dx = -width
+    elif anchor_x == "center":
+        dx = -width / 2.0
+    # as vispy's ``a_position += (dx, dy)`` (float32 + float64, rounded back), then ``/=``
+    shift = np.repeat(np.stack([dx, dy], axis=1), 4 * lens, axis=0)
+    vertices["a_position"] = vertices["a_position"] + shift
+    vertices["a_position"] /= lowres_size
+    for i, a, k in zip(fast, starts.tolist(), lens.tolist()):
+        out[i] = vertices[4 * a : 4 * (a + k)]
+    return out
+
+
+class _Labels(visuals.Text):
+    """vispy's Text, laying out each distinct string once. vispy lays out every string again
+    whenever the list changes (a few tenths of a millisecond per string: a sample switch
+    changes the title but keeps the layer labels), and makes new GL buffers each time; here
+    the layouts are kept by string and the buffers refilled in place."""
+
+    MAX_LAYOUTS = 4096
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._layouts: dict[tuple, np.ndarray] = {}
+        self._vbo: Any = None
+        self._ibo: Any = None
+        super().__init__(*args, **kwargs)
+
+    def _prepare_draw(self, view: Any) -> Any:
+        if _LAYOUT is not None and self._vertices is None and len(self.text):
+            texts = [self.text] if isinstance(self.text, str) else self.text
+            font = self._font
+            style = (id(font), self._anchors, font._lowres_size, self._line_height)
+            if len(self._layouts) > self.MAX_LAYOUTS:
+                self._layouts.clear()
+            new = [t for t in dict.fromkeys(texts) if (t,) + style not in self._layouts]
+            if new:  # laid out together; kept as plain (4 n, 4) float32 (cheap to join)
+                for t, v in zip(new, _layout_many(new, font, *self._anchors, font._lowres_size,
+                                                  self._line_height)):
+                    self._layouts[(t,) + style] = v.view(np.float32).reshape(-1, 4)
+            parts = [self._layouts[(t,) + style] for t in texts]
+            data = np.concatenate(parts).view(_VERTEX_TYPE).reshape(-1)
+            idx = (np.array([0, 1, 2, 0, 2, 3], np.uint32)
+                   + np.arange(0, len(data), 4, dtype=np.uint32)[:, np.newaxis]).ravel()
+            if self._vbo is None:
+                self._vbo, self._ibo = VertexBuffer(data), IndexBuffer(idx)
+            else:
+                self._vbo.set_data(data)
+                self._ibo.set_data(idx)
+            self._vertices_data, self._vertices, self._index_buffer = data, self._vbo, self._ibo
+            self.shared_program.bind(self._vertices)
+            self._configure_gl_state()  # a new glyph's SDF rendering changes the GL state
+        return super()._prepare_draw(view)
 
 
 class _StackCamera(scene.TurntableCamera):
@@ -122,19 +337,19 @@ class Viewer:
             3: scene.PanZoomCamera(aspect=1),
             4: scene.PanZoomCamera(aspect=1),
         }
-        self.mesh = visuals.Mesh(parent=self.view.scene)
+        self.mesh = _Triangles(parent=self.view.scene)
         self.line = visuals.Line(method="gl", width=1.5, parent=self.view.scene)
         self.markers = visuals.Markers(parent=self.view.scene)
         self.markers.set_data(np.zeros((1, 3), np.float32), size=1, edge_width=0)
         self.markers.visible = False
         self.markers.set_gl_state("translucent", depth_test=False)
         self.markers.order = 10
-        self.text = visuals.Text("", color=TEXT_COLOR, font_size=LABEL_FONT, parent=self.view.scene)
+        self.text = _Labels("", color=TEXT_COLOR, font_size=LABEL_FONT, parent=self.view.scene)
         self.text.order = 11
         self.help_bg = visuals.Mesh(parent=self.canvas.scene)  # behind the help text
         self.help_bg.visible = False
         self.help_bg.order = 1
-        self.hud = visuals.Text("", color=TEXT_COLOR, font_size=HUD_FONT, anchor_x="left",
+        self.hud = _Labels("", color=TEXT_COLOR, font_size=HUD_FONT, anchor_x="left",
                                 anchor_y="bottom", parent=self.canvas.scene)
         self.hud.order = 2
         self.slider = visuals.Line(method="gl", width=3, color=(0.4, 0.4, 0.45, 1.0),

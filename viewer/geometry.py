@@ -111,13 +111,17 @@ def draw_connect(g: Geometry) -> np.ndarray:
         rows = starts + np.arange(length)
         inside[rows[:, :-1].ravel()] = True
         y = g.line_pos[rows, 1]
+        # the buckets as rows of one index matrix, the shorter ones padded with their last
+        # index (argmin and argmax give the first extreme, so a repeat at the end changes
+        # nothing): one argmin and one argmax for all buckets
         edges = np.linspace(0, length, LOD_BUCKETS + 1).astype(np.int64)
-        cols = [np.zeros(len(rows), np.int64), np.full(len(rows), length - 1, np.int64)]
-        for a, b in zip(edges[:-1], edges[1:]):
-            if b > a:
-                cols.append(a + np.argmin(y[:, a:b], axis=1))
-                cols.append(a + np.argmax(y[:, a:b], axis=1))
-        keep = np.sort(np.stack(cols, axis=1), axis=1)
+        a, b = edges[:-1][edges[1:] > edges[:-1]], edges[1:][edges[1:] > edges[:-1]]
+        bucket = np.minimum(a[:, None] + np.arange(int((b - a).max())), (b - 1)[:, None])
+        yb = y[:, bucket]  # (plots, buckets, bucket size)
+        pick = [np.take_along_axis(bucket[None], f(yb, axis=2)[..., None], axis=2)[..., 0]
+                for f in (np.argmin, np.argmax)]
+        ends = [np.zeros((len(rows), 1), np.int64), np.full((len(rows), 1), length - 1, np.int64)]
+        keep = np.sort(np.concatenate(ends + pick, axis=1), axis=1)
         nxt = keep[:, 1:] > keep[:, :-1]  # repeated points join nothing
         parts.append(np.stack([(starts + keep[:, :-1])[nxt], (starts + keep[:, 1:])[nxt]], axis=1))
     others = g.line_connect[~inside[g.line_connect[:, 0]]]
@@ -178,6 +182,75 @@ class Builder:
         self.plots.append(p)
         return p
 
+    def plot_rows(self, values: np.ndarray, x0: Any, y0: Any, w: float, h: float, d: Any,
+              color: Any, kind: str, tensor: str, layer: str | None, indices: Any,
+              lo: float, hi: float, frames: np.ndarray | None = None) -> list[Plot]:
+        """Many plots of one length at once, each as :meth:`plot` draws it: the rows of
+        ``values`` ``(n, L)`` at per-plot ``x0``, ``y0``, depth ``d`` and colour (``(n, 4)``,
+        or one colour), with one width, height and value range ``lo..hi``. With ``frames``
+        ``(n, 4)`` (x0, y0, w, h) each plot comes right after its :meth:`frame` (at the plot's
+        depth), as alternating :meth:`frame` and :meth:`plot` calls would add them. One array
+        per call instead of one per plot: a layer of hundreds of filters is built in bulk."""
+        v = np.asarray(values, dtype=np.float64)
+        n, length = v.shape
+        if n == 0:
+            return []
+        x0, y0, d = (np.broadcast_to(np.asarray(a, np.float64), (n,)) for a in (x0, y0, d))
+        span = hi - lo
+        ys = (v - lo) / span if span > 0 else np.full(v.shape, 0.5)
+        if length == 1:  # one position: a short flat segment, as plot() draws it
+            xs = x0[:, None] + np.array([0.3 * w, 0.7 * w])
+            ys = np.repeat(ys, 2, axis=1)
+        else:
+            xs = x0[:, None] + w * np.arange(length) / (length - 1)
+        nv = xs.shape[1]
+        nf = 5 if frames is not None else 0
+        block = np.empty((n, nf + nv, 3), np.float32)
+        block[:, nf:, 0] = xs
+        block[:, nf:, 1] = y0[:, None] + h * ys
+        block[:, :, 2] = d[:, None]
+        if frames is not None:
+            fx, fy, fw, fh = (np.asarray(frames, np.float64)[:, i] for i in range(4))
+            block[:, :5, 0] = np.stack([fx, fx + fw, fx + fw, fx, fx], axis=1)
+            block[:, :5, 1] = np.stack([fy, fy, fy + fh, fy + fh, fy], axis=1)
+        first = self.nv + nf + (nf + nv) * np.arange(n)
+        seg = np.arange(nv - 1)
+        conn = (first[:, None] + seg)[..., None] + np.array([0, 1])
+        if frames is not None:
+            fconn = (first[:, None] - nf + np.arange(4))[..., None] + np.array([0, 1])
+            conn = np.concatenate([fconn, conn], axis=1)
+        cols = np.empty((n, nf + nv, 4), np.float32)
+        cols[:, :nf] = FRAME_COLOR
+        cols[:, nf:] = np.asarray(color, np.float32).reshape(-1, 1, 4)
+        self.pos.append(block.reshape(-1, 3))
+        self.conn.append(conn.reshape(-1, 2).astype(np.uint32))
+        self.col.append(cols.reshape(-1, 4))
+        self.nv += n * (nf + nv)
+        idx = np.asarray(indices).tolist()
+        new = [Plot(kind, tensor, layer, int(i), s, length) for i, s in zip(idx, first.tolist())]
+        self.plots.extend(new)
+        return new
+
+    def quad_rows(self, x0: Any, y0: Any, x1: Any, y1: Any, d: Any, colors: Any) -> None:
+        """Many axis-aligned quads at once, in order, as :meth:`quad` adds each; coordinates
+        ``(n,)`` (or scalars), colours ``(n, 4)`` (or one colour)."""
+        x0, y0, x1, y1, d = np.broadcast_arrays(*(np.asarray(a, np.float64) for a in (x0, y0, x1, y1, d)))
+        n = x0.size
+        if n == 0:
+            return
+        x0, y0, x1, y1, d = (a.ravel() for a in (x0, y0, x1, y1, d))
+        p = np.empty((n, 4, 3), np.float32)
+        p[:, :, 0] = np.stack([x0, x1, x1, x0], axis=1)
+        p[:, :, 1] = np.stack([y0, y0, y1, y1], axis=1)
+        p[:, :, 2] = d[:, None]
+        c = np.empty((n, 4, 4), np.float32)
+        c[:] = np.asarray(colors, np.float32).reshape(-1, 1, 4)
+        faces = np.array([[0, 1, 2], [0, 2, 3]], np.uint32) + (self.nm + 4 * np.arange(n, dtype=np.uint32))[:, None, None]
+        self.mpos.append(p.reshape(-1, 3))
+        self.mfaces.append(faces.reshape(-1, 3))
+        self.mcol.append(c.reshape(-1, 4))
+        self.nm += 4 * n
+
     def frame(self, x0: float, y0: float, w: float, h: float, d: float = 0.0) -> None:
         self.polyline(np.array([[x0, y0, d], [x0 + w, y0, d], [x0 + w, y0 + h, d],
                                 [x0, y0 + h, d], [x0, y0, d]]), FRAME_COLOR)
@@ -229,8 +302,9 @@ class Builder:
         if self.text_extent and self.tpos:
             tp = np.asarray(self.tpos, np.float32)
             allp = np.concatenate([allp, tp + [self.text_extent, 0, 0], tp - [self.text_extent, 0, 0]])
-        if len(allp):
-            lo, hi = allp.min(axis=0), allp.max(axis=0)
+        if len(allp):  # per column: numpy's min(axis=0) over (n, 3) is 50x slower
+            lo = [allp[:, k].min() for k in range(3)]
+            hi = [allp[:, k].max() for k in range(3)]
         else:
             lo, hi = np.zeros(3), np.ones(3)
         bounds = tuple((float(a), float(b)) for a, b in zip(lo, hi))

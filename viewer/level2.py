@@ -3,6 +3,8 @@ bars; the important ones pop out, the percentile filter thins the stacks."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from .frame import Frame, ModelInfo
 from .geometry import Bar, Builder, Geometry
 from .palette import FILTER_COLOR, SELECTED_COLOR, TEXT_COLOR, bar_color
@@ -28,28 +30,33 @@ def build(frame: Frame, info: ModelInfo, state: ViewerState) -> Geometry:
         imp = frame.importance(layer)
         acts = frame.activations(layer)
         keep = frame.ex.keep(layer, state.percentile)[0]
-        order = filter_order(imp, keep, state.sort)
-        order = order[min(state.scroll.get(layer, 0), max(len(order) - 1, 0)):]
+        kept = filter_order(imp, keep, state.sort)
+        order = kept[min(state.scroll.get(layer, 0), max(len(kept) - 1, 0)):]
         F = len(imp)
         shear = min(1.2, 0.05 * F)
         sx = shear / max(F, 1)
         dz = STACK_DEPTH / max(F, 1)
         lo, hi = float(acts.min()), float(acts.max())
-        front = selected_filter(frame, state, info, layer)
+        front = selected_filter(frame, state, info, layer, kept)
         drawn[layer] = order
-        for r in reversed(range(len(order))):  # back to front
-            f = order[r]
-            px, pd, py = x + r * sx, r * dz, POP * float(imp[f])
-            color = SELECTED_COLOR if (layer == sel and f == front) else FILTER_COLOR
-            shade = 1.0 - 0.55 * r / max(len(order), 1)
-            col = (color[0] * shade, color[1] * shade, color[2] * shade, 1.0)
-            b.plot(acts[f], px, py, STACK_W, STACK_H, pd, col, "filter",
-                   frame.ex.activation_name(layer), layer, f, lo, hi)
-            bw = max(0.6 * sx, 0.02)
-            c = bar_color(imp[f])
-            y0 = py + STACK_H + 0.04
-            b.quad(px, y0, px + bw, y0 + 0.14, pd, c)
-            b.bars.append(Bar(layer, f, float(imp[f]), (px + bw / 2, y0 + 0.07, pd), tuple(c)))
+        # back to front, one array per layer (rows r = len(order) - 1 .. 0)
+        r = np.arange(len(order) - 1, -1, -1)
+        fs = np.asarray(order, dtype=np.int64)[r]
+        px, pd = x + r * sx, r * dz
+        py = POP * imp[fs].astype(np.float64)
+        shade = 1.0 - 0.55 * r / max(len(order), 1)
+        base = np.where((fs == front)[:, None] if layer == sel else np.zeros((len(r), 1), bool),
+                        np.asarray(SELECTED_COLOR), np.asarray(FILTER_COLOR))
+        cols = np.concatenate([base[:, :3] * shade[:, None], np.ones((len(r), 1))], axis=1)
+        b.plot_rows(acts[fs], px, py, STACK_W, STACK_H, pd, cols, "filter",
+                frame.ex.activation_name(layer), layer, fs, lo, hi)
+        bw = max(0.6 * sx, 0.02)
+        c = bar_color(imp[fs])
+        y0 = py + STACK_H + 0.04
+        b.quad_rows(px, y0, px + bw, y0 + 0.14, pd, c)
+        b.bars.extend(Bar(layer, f, v, center, tuple(cc)) for f, v, center, cc in zip(
+            fs.tolist(), imp[fs].astype(np.float64).tolist(),
+            zip((px + bw / 2).tolist(), (y0 + 0.07).tolist(), pd.tolist()), c.tolist()))
         columns[layer] = (x, x + STACK_W + shear)
         b.label(info.label(layer).split(" · ")[0], x + (STACK_W + shear) / 2, -0.15, 0.0,
                 SELECTED_COLOR if layer == sel else TEXT_COLOR)

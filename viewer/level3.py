@@ -30,32 +30,45 @@ def build(frame: Frame, info: ModelInfo, state: ViewerState, clusters: bool = Fa
     acts = frame.activations(layer)
     keep = frame.ex.keep(layer, state.percentile)[0]
     order = filter_order(imp, keep, state.sort)
-    chosen = selected_filter(frame, state, info, layer)
+    chosen = selected_filter(frame, state, info, layer, order)
     gx0, gw, gh = 2.0, 6.0, 4.0
     rows, cols = _grid(len(order))
     cw, ch = gw / cols, gh / rows
     lo, hi = float(acts.min()), float(acts.max())
     labels = frame.clusters.get(layer) if clusters else None
     tname = frame.ex.activation_name(layer)
-    for k, f in enumerate(order):
-        r, c = divmod(k, cols)
-        x0, y0 = gx0 + c * cw, gh - (r + 1) * ch
-        left = 0.1 * cw if labels is not None else 0.0
-        pw, ph = cw * 0.92 - left, ch * 0.62
-        px = x0 + left
-        b.frame(px, y0 + 0.06 * ch, pw, ph + 0.04 * ch)
-        col = SELECTED_COLOR if f == chosen else FILTER_COLOR
-        b.plot(acts[f], px, y0 + 0.08 * ch, pw, ph, 0.0, col, "filter", tname, layer, f, lo, hi)
-        bc = bar_color(imp[f])
-        by0, by1 = y0 + 0.72 * ch, y0 + 0.84 * ch
-        b.quad(px, by0, px + pw * 0.5, by1, 0.0, bc)
-        b.bars.append(Bar(layer, f, float(imp[f]), (px + pw * 0.25, (by0 + by1) / 2, 0.0), tuple(bc)))
-        b.label(f"{f}: {imp[f]:.2f}", px + pw * 0.75, (by0 + by1) / 2, 0.0, detail=True)
-        if labels is not None:
-            cc = cluster_color(int(labels[f]))
-            b.quad(x0, y0 + 0.06 * ch, x0 + left * 0.7, y0 + 0.84 * ch, 0.0, cc)
-            b.cluster_bars.append(Bar(layer, f, float(labels[f]),
-                                      (x0 + left * 0.35, y0 + 0.45 * ch, 0.0), cc))
+    # every filter at once, in the order of the grid (k): its frame, plot, bar, label and
+    # cluster bar, as a loop over k would add them
+    n = len(order)
+    fs = np.asarray(order, dtype=np.int64)
+    r, c = np.divmod(np.arange(n), cols)
+    x0, y0 = gx0 + c * cw, gh - (r + 1) * ch
+    left = 0.1 * cw if labels is not None else 0.0
+    pw, ph = cw * 0.92 - left, ch * 0.62
+    px = x0 + left
+    frames = np.stack([px, y0 + 0.06 * ch, np.full(n, pw), np.full(n, ph + 0.04 * ch)], axis=1)
+    colors = np.where((fs == chosen)[:, None], np.asarray(SELECTED_COLOR), np.asarray(FILTER_COLOR))
+    b.plot_rows(acts[fs], px, y0 + 0.08 * ch, pw, ph, 0.0, colors, "filter", tname, layer, fs, lo, hi,
+            frames=frames)
+    bc = bar_color(imp[fs])
+    by0, by1 = y0 + 0.72 * ch, y0 + 0.84 * ch
+    values = imp[fs].astype(np.float64).tolist()
+    b.bars.extend(Bar(layer, f, v, (x, y, 0.0), tuple(cc)) for f, v, x, y, cc in zip(
+        fs.tolist(), values, (px + pw * 0.25).tolist(), ((by0 + by1) / 2).tolist(), bc.tolist()))
+    for f, v, x, y in zip(fs.tolist(), values, (px + pw * 0.75).tolist(), ((by0 + by1) / 2).tolist()):
+        b.label(f"{f}: {v:.2f}", x, y, 0.0, detail=True)
+    if labels is None:
+        b.quad_rows(px, by0, px + pw * 0.5, by1, 0.0, bc)
+    else:
+        cl = np.asarray(labels)[fs].astype(np.int64)
+        ccs = [cluster_color(int(k)) for k in cl.tolist()]
+        # a filter's importance bar, then its cluster bar
+        b.quad_rows(np.stack([px, x0], axis=1), np.stack([by0, y0 + 0.06 * ch], axis=1),
+                np.stack([px + pw * 0.5, x0 + left * 0.7], axis=1),
+                np.stack([by1, y0 + 0.84 * ch], axis=1), 0.0,
+                np.stack([bc, np.asarray(ccs, np.float32).reshape(-1, 4)], axis=1))
+        b.cluster_bars.extend(Bar(layer, f, float(k), (x, y, 0.0), cc) for f, k, x, y, cc in zip(
+            fs.tolist(), cl.tolist(), (x0 + left * 0.35).tolist(), (y0 + 0.45 * ch).tolist(), ccs))
     b.label(f"{info.label(layer)}: {len(order)} of {len(imp)} filters shown, sorted {state.sort}",
             gx0 + gw / 2, gh + 0.18)
     input_panel(b, frame, info, 0.0, 1.6, 1.6, 2.0, saliency=frame.saliency(layer, chosen),

@@ -23,13 +23,16 @@ def filter_order(importance: np.ndarray, keep: np.ndarray, sort: str) -> list[in
     return [int(i) for i in idx[order]]
 
 
-def selected_filter(frame: Frame, state: ViewerState, info: ModelInfo, layer: str) -> int:
-    """The filter whose saliency the input shows: the user's choice, else the front one."""
+def selected_filter(frame: Frame, state: ViewerState, info: ModelInfo, layer: str,
+                    order: list[int] | None = None) -> int:
+    """The filter whose saliency the input shows: the user's choice, else the front one.
+    ``order``: the layer's :func:`filter_order` when the caller has it already."""
     if state.filter is not None and state.layer == layer:
         return int(state.filter)
     imp = frame.importance(layer)
-    keep = frame.ex.keep(layer, state.percentile)[0]
-    order = filter_order(imp, keep, state.sort)
+    if order is None:
+        keep = frame.ex.keep(layer, state.percentile)[0]
+        order = filter_order(imp, keep, state.sort)
     if not order:
         return int(np.argmax(imp))
     return order[min(state.scroll.get(layer, 0), len(order) - 1)]
@@ -52,10 +55,9 @@ def input_panel(b: Builder, frame: Frame, info: ModelInfo, x0: float, y0: float,
             s = saliency[c]
             s = s / s.max() if s.max() > 0 else s
             xs = x0 + (w - step) * np.arange(T + 1) / T
-            for t in range(T):
-                col = np.array(BACKGROUND) + s[t] * (np.array(SALIENCY_COLOR) - np.array(BACKGROUND))
-                col[3] = 1.0
-                b.quad(xs[t], cy + 0.04 * ch, xs[t + 1], cy + 0.04 * ch + strip, d, col)
+            col = np.array(BACKGROUND) + s[:, None] * (np.array(SALIENCY_COLOR) - np.array(BACKGROUND))
+            col[:, 3] = 1.0
+            b.quad_rows(xs[:-1], cy + 0.04 * ch, xs[1:], cy + 0.04 * ch + strip, d, col)
         b.frame(x0, cy + 0.04 * ch + strip, w, ch * 0.9 - strip, d)
         py, ph = cy + 0.08 * ch + strip, ch * 0.82 - strip
         if forecast and c == 0:
