@@ -42,12 +42,23 @@ std::string bytes_text(double bytes) {
 
 // Samples (T, C) of src as (C, T) in dst, for a channel count C known at compile time.
 template <int64_t C>
-TSVIZ_SIMD void transpose_samples(const float* __restrict src, float* __restrict dst, int64_t m, int64_t t) {
+TSVIZ_INLINE void transpose_samples_of(const float* __restrict src, float* __restrict dst, int64_t m, int64_t t) {
     for (int64_t i = 0; i < m; ++i) {
         const float* __restrict from = src + i * t * C;
         float* __restrict to = dst + i * C * t;
         for (int64_t p = 0; p < t; ++p)
             for (int64_t ch = 0; ch < C; ++ch) to[ch * t + p] = from[p * C + ch];
+    }
+}
+
+// The same for C = 2, 3 or 4 (more: 4), compiled per instruction set (a function template
+// cannot be multiversioned with clang).
+TSVIZ_SIMD void transpose_samples(const float* __restrict src, float* __restrict dst, int64_t m, int64_t t,
+                                  int64_t c) {
+    switch (c) {
+        case 2: return transpose_samples_of<2>(src, dst, m, t);
+        case 3: return transpose_samples_of<3>(src, dst, m, t);
+        default: return transpose_samples_of<4>(src, dst, m, t);
     }
 }
 
@@ -378,11 +389,7 @@ void Model::Impl::fill_input(Activations& act, const float* x, int64_t start, in
     if (input.layout == "NTC" && c > 1 && c <= 4) {
         // Few channels: the channel count known to the compiler, so that a sample's rows are read
         // once, in order, and the vectoriser deinterleaves them.
-        switch (c) {
-            case 2: transpose_samples<2>(src, dst, m, t); break;
-            case 3: transpose_samples<3>(src, dst, m, t); break;
-            default: transpose_samples<4>(src, dst, m, t); break;
-        }
+        transpose_samples(src, dst, m, t, c);
     } else if (input.layout == "NTC" && c > 1) {
         // Channel by channel, so that the writes are contiguous.
         for (int64_t i = 0; i < m; ++i)
