@@ -194,6 +194,19 @@ inline bool is_dense_form(const TapProduct& g, const Segment* segs, int64_t n_se
     return true;
 }
 
+// Positions [lo, lo + row_len) of every channel of a segment's source, zero outside the
+// source, into buf (channels rows of row_len): what the kernels that read B straight from the
+// source read where the taps reach past its ends.
+inline const float* padded_source(const TapProduct& g, const Segment& s, int64_t lo, int64_t row_len,
+                                  std::vector<float>& buf) {
+    buf.assign(static_cast<size_t>(g.channels * row_len), 0.f);
+    const int64_t from = std::max<int64_t>(lo, 0), to = std::min<int64_t>(lo + row_len, s.src_len);
+    for (int64_t c = 0; c < g.channels && from < to; ++c)
+        std::memcpy(buf.data() + c * row_len + (from - lo), s.src + c * s.src_len + from,
+                    static_cast<size_t>(to - from) * sizeof(float));
+    return buf.data();
+}
+
 // A product of few rows (up to 8: the input gradient of a first layer over one or two input
 // channels, the narrow convolutions of a TCN or an Inception module): packing B would cost more
 // than the arithmetic it feeds, and an 8-row panel would be mostly padding. With unit stride
@@ -273,16 +286,12 @@ inline void few_rows(const TapProduct& g, const Segment* segs, int64_t n_segs, i
         const int64_t span = (ob - oa + block - 1) / block * block;
         const int64_t lo = oa + shift + std::min<int64_t>(0, (k_n - 1) * tap);
         const int64_t row_len = span + (k_n - 1) * g.dilation;
-        padded.assign(static_cast<size_t>(g.channels * row_len), 0.f);
-        const int64_t from = std::max<int64_t>(lo, 0), to = std::min<int64_t>(lo + row_len, s.src_len);
-        for (int64_t c = 0; c < g.channels && from < to; ++c)
-            std::memcpy(padded.data() + c * row_len + (from - lo), s.src + c * s.src_len + from,
-                        static_cast<size_t>(to - from) * sizeof(float));
-        // Column o, tap k of channel c reads padded[c * row_len + (o - oa) + k * tap + first_tap].
+        const float* source = padded_source(g, s, lo, row_len, padded);
+        // Column o, tap k of channel c reads source[c * row_len + (o - oa) + k * tap + first_tap].
         const int64_t first_tap = -std::min<int64_t>(0, (k_n - 1) * tap);
         for (int64_t o = oa; o < ob; o += block) {
             const int64_t n = std::min(block, ob - o);
-            const float* src = padded.data() + (o - oa) + first_tap;
+            const float* src = source + (o - oa) + first_tap;
             for (int64_t r0 = 0; r0 < rows; r0 += kFewRows) {
                 const int64_t count = std::min(kFewRows, rows - r0);
                 if (wide)
@@ -481,14 +490,8 @@ void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, in
         const float* src = s.src;
         int64_t row_len = s.src_len, origin = 0;
         if (lo < 0 || hi >= s.src_len) {
-            // Zero-padded copy of positions [lo, hi] of every channel.
             row_len = hi - lo + 1;
-            padded.assign(static_cast<size_t>(g.channels * row_len), 0.f);
-            const int64_t from = std::max<int64_t>(lo, 0), to = std::min<int64_t>(hi + 1, s.src_len);
-            for (int64_t c = 0; c < g.channels && from < to; ++c)
-                std::memcpy(padded.data() + c * row_len + (from - lo), s.src + c * s.src_len + from,
-                            static_cast<size_t>(to - from) * sizeof(float));
-            src = padded.data();
+            src = padded_source(g, s, lo, row_len, padded);
             origin = -lo;
         }
         // Tiles of at most kNarrowCols columns, as even as possible.
