@@ -1,6 +1,7 @@
 #include "ops/gemm.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #ifdef __x86_64__
 #include <immintrin.h>
@@ -637,11 +638,19 @@ void apply_gates(const TapProduct& g, const Segment* segs, int64_t n_segs) {
     }
 }
 
+// The processor's kernels (2: AVX-512, 1: AVX2 + FMA, 0: plain), or fewer when the environment
+// variable TSVIZ_KERNELS says "avx2" or "plain": the tests run every kernel on one machine.
 int isa_level() {
 #ifdef TSVIZ_X86_KERNELS
-    static const int level = __builtin_cpu_supports("avx512f")                                   ? 2
+    static const int level = [] {
+        const int hardware = __builtin_cpu_supports("avx512f")                                   ? 2
                              : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1
                                                                                                   : 0;
+        const char* asked = std::getenv("TSVIZ_KERNELS");
+        if (asked && std::strcmp(asked, "plain") == 0) return 0;
+        if (asked && std::strcmp(asked, "avx2") == 0) return std::min(hardware, 1);
+        return hardware;
+    }();
     return level;
 #else
     return 0;
