@@ -208,6 +208,17 @@ inline const float* padded_source(const TapProduct& g, const Segment& s, int64_t
     return buf.data();
 }
 
+// Calls body(segment, oa, ob) for every segment with columns [oa, ob) inside the product's
+// columns [c0, c1) (a thread's part may cut segments).
+template <class F>
+inline void for_each_segment_part(const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1, F&& body) {
+    int64_t base = 0;
+    for (int64_t si = 0; si < n_segs; base += segs[si++].cols) {
+        const int64_t oa = std::max<int64_t>(c0 - base, 0), ob = std::min<int64_t>(c1 - base, segs[si].cols);
+        if (oa < ob) body(segs[si], oa, ob);
+    }
+}
+
 // A product of few rows (up to 8: the input gradient of a first layer over one or two input
 // channels, the narrow convolutions of a TCN or an Inception module): packing B would cost more
 // than the arithmetic it feeds, and an 8-row panel would be mostly padding. With unit stride
@@ -277,11 +288,7 @@ inline void few_rows(const TapProduct& g, const Segment* segs, int64_t n_segs, i
     // thread_local is a call to __tls_get_addr).
     thread_local std::vector<float> padded_scratch;
     std::vector<float>& padded = padded_scratch;
-    int64_t base = 0;
-    for (int64_t si = 0; si < n_segs; base += segs[si++].cols) {
-        const Segment& s = segs[si];
-        const int64_t oa = std::max<int64_t>(c0 - base, 0), ob = std::min<int64_t>(c1 - base, s.cols);
-        if (oa >= ob) continue;
+    for_each_segment_part(segs, n_segs, c0, c1, [&](const Segment& s, int64_t oa, int64_t ob) {
         // Source positions read: i = o + shift + k * tap for o in [oa, oa + whole blocks).
         const int64_t shift = g.transposed ? -s.delta : s.delta;
         const int64_t span = (ob - oa + block - 1) / block * block;
@@ -301,7 +308,7 @@ inline void few_rows(const TapProduct& g, const Segment* segs, int64_t n_segs, i
                     few_rows_dispatch<V, 2>(count, g, src, row_len, tap, s.dst + o, n, r0);
             }
         }
-    }
+    });
 }
 
 // Whether few_rows serves the product: unit stride, and one or two rows, or (with 32 vector
@@ -479,11 +486,7 @@ void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, in
     std::vector<float>& padded = padded_scratch;
     const int64_t k_n = g.kernel, step = g.transposed ? 1 : g.stride;
     const int64_t tap = g.transposed ? -g.dilation : g.dilation;
-    int64_t base = 0;
-    for (int64_t si = 0; si < n_segs; base += segs[si++].cols) {
-        const Segment& s = segs[si];
-        const int64_t oa = std::max<int64_t>(c0 - base, 0), ob = std::min<int64_t>(c1 - base, s.cols);
-        if (oa >= ob) continue;
+    for_each_segment_part(segs, n_segs, c0, c1, [&](const Segment& s, int64_t oa, int64_t ob) {
         // Source positions the columns [oa, ob) read: i = o * step + shift + k * tap.
         const int64_t shift = g.transposed ? -s.delta : s.delta;
         const int64_t lo = oa * step + shift + std::min<int64_t>(0, (k_n - 1) * tap);
@@ -503,7 +506,7 @@ void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, in
                             std::make_integer_sequence<int64_t, kNarrowCols>{});
             o += n;
         }
-    }
+    });
 }
 
 #endif  // TSVIZ_X86_KERNELS
