@@ -96,3 +96,51 @@ def test_modes_agree_on_grouped_strided_and_dilated_convolutions() -> None:
         for m in ("forward", "auto"):
             err = float(np.abs(modes[m].saliency(layer, method=m) - ref).max())
             assert err <= 1e-5 * scale, f"{layer} {m}: max diff {err:.3g} of {scale:.3g}"
+
+
+_EXPLAIN_AT_THREADS = """
+import sys
+import numpy as np
+import tsviz_native as tsv
+inputs = np.load(sys.argv[1])
+out = {}
+for key in inputs.files:
+    name = key.split(":")[0]
+    ex = tsv.load(sys.argv[2] + "/" + name + ".onnx").explain(inputs[key])
+    out[key + ":output_saliency"] = ex.output_saliency
+    for i, layer in enumerate(ex.layer_names):
+        out[key + f":importance_raw{i}"] = ex.importance_raw[layer]
+        out[key + f":saliency{i}"] = ex.saliency(layer)
+np.savez(sys.argv[3], **out)
+"""
+
+
+def test_explanations_do_not_depend_on_the_thread_count(tmp_path) -> None:
+    """Samples, tangent chunks and column parts of the products are split over the threads;
+    every product chooses its kernel for the whole product and every element's arithmetic stays
+    the same, so importance, output saliency and every filter's saliency are bit-identical on
+    1, 2 and 3 threads (forward mode on the paper net, resnet and the FCN, reverse mode on the
+    channels-last net and the TCN)."""
+    import os
+    import subprocess
+    import sys
+
+    names = ("paper_net_op17", "resnet_op17", "fcn_op17", "channels_last_op17", "tcn_op17")
+    inputs = {}
+    for name in names:
+        model = tsv.load(model_path(name))
+        for batch in (1, 5):
+            inputs[f"{name}:{batch}"] = _windows(model, batch)
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    script = tmp_path / "explain.py"
+    script.write_text(_EXPLAIN_AT_THREADS)
+    results = {}
+    for threads in (1, 2, 3):
+        out = tmp_path / f"out{threads}.npz"
+        env = dict(os.environ, TSVIZ_NUM_THREADS=str(threads))
+        subprocess.run([sys.executable, str(script), str(tmp_path / "inputs.npz"),
+                        str(model_path(names[0]).parent), str(out)], check=True, cwd=tmp_path, env=env)
+        results[threads] = np.load(out)
+    for key in results[1].files:
+        for threads in (2, 3):
+            np.testing.assert_array_equal(results[threads][key], results[1][key], err_msg=f"{key}, {threads} threads")
