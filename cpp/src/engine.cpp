@@ -81,20 +81,24 @@ int activation_node(const Graph& g, int z) {
     return consumers == 1 && ops::rules(g.nodes[consumer].kind).activation ? consumer : z;
 }
 
+int filter_layer_node(const Graph& g, const std::string& name, const std::string& context) {
+    int z = -1;
+    std::string valid;
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+        if (!g.nodes[i].is_filter_layer()) continue;
+        if (g.nodes[i].name == name) z = static_cast<int>(i);
+        valid += (valid.empty() ? "'" : ", '") + g.nodes[i].name + "'";
+    }
+    if (z < 0) throw ArgumentError(context + "no filter layer named '" + name + "'; the model has " + valid);
+    return z;
+}
+
 std::vector<ChannelZeroing> zeroing(const Graph& g, const std::vector<ops::Resolved>& geo,
                                     const std::vector<ZeroFilters>& zero, int64_t n) {
     std::vector<ChannelZeroing> out;
     for (const ZeroFilters& zf : zero) {
-        int z = -1;
-        std::string valid;
-        for (size_t i = 0; i < g.nodes.size(); ++i) {
-            if (!g.nodes[i].is_filter_layer()) continue;
-            if (g.nodes[i].name == zf.layer) z = static_cast<int>(i);
-            valid += (valid.empty() ? "'" : ", '") + g.nodes[i].name + "'";
-        }
-        if (z < 0) throw ArgumentError("zero_filters: no filter layer named '" + zf.layer + "'; the model has " + valid);
         ChannelZeroing cz;
-        cz.node = activation_node(g, z);
+        cz.node = activation_node(g, filter_layer_node(g, zf.layer, "zero_filters: "));
         cz.channels = geo[cz.node].out.c;
         const auto size = static_cast<int64_t>(zf.mask.size());
         if (size != cz.channels && size != n * cz.channels)
@@ -221,8 +225,6 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
             plan.width[q] == plan.width[v] && plan.start[q] == plan.start[v])
             gated[q] = fused[v] = true;
     }
-    // Ops whose tangent rule writes every element of its output; the others get zeros first.
-    auto writes_all = [&](int v) { return g.nodes[v].kind == OpKind::Conv || g.nodes[v].kind == OpKind::Relu; };
 
     const int64_t c_in = act.geo[0].out.c, t_len = act.geo[0].out.l, tangents = c_in * t_len;
     int64_t per_tangent = 0;
@@ -271,7 +273,7 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
                 std::swap(tan[v], tan[node.inputs[0]]);
             } else {
                 // Buffers keep their size between items: no fill where the rule writes it all.
-                if (!writes_all(v))
+                if (!ops::rules(node.kind).tangent_writes_all)
                     tan[v].assign(size, 0.f);
                 else if (tan[v].size() < size)
                     tan[v].resize(size);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -64,6 +65,22 @@ std::vector<ops::Resolved> resolve(const Graph& g, int64_t t);
 // explanation: fresh pages cost a fault each on first touch.
 Activations allocate(const Graph& g, int64_t n, int64_t t, FloatArena storage = {});
 
+// Activations whose arena this thread keeps between calls: taken from the thread's slot on
+// construction and given back on destruction, so that repeated calls on batches of one size
+// allocate nothing for their tensors. Each Kind (the caller's own type) has its own slot.
+template <class Kind>
+struct KeptActivations {
+    Activations act;
+    KeptActivations(const Graph& g, int64_t n, int64_t t) : act(allocate(g, n, t, std::move(slot()))) {}
+    ~KeptActivations() { slot() = std::move(act.arena); }
+    KeptActivations(const KeptActivations&) = delete;
+    KeptActivations& operator=(const KeptActivations&) = delete;
+    static FloatArena& slot() {
+        thread_local FloatArena kept;
+        return kept;
+    }
+};
+
 // Channels of one node's output set to zero right after the node runs (removing filters
 // without editing the model): mask holds `channels` entries for every sample alike, or one row
 // of `channels` per sample of the whole batch when per_sample.
@@ -84,6 +101,10 @@ void forward_samples(const Graph& g, Activations& act, int64_t first, int64_t la
 // The node of a^l for the filter layer whose z^l is node z: the elementwise activation that is
 // z's only consumer, else z itself (docs/definitions.md).
 int activation_node(const Graph& g, int z);
+
+// The node of the filter layer whose output tensor is named `name`; otherwise ArgumentError,
+// "<context>no filter layer named '<name>'; the model has '<a>', '<b>', ...".
+int filter_layer_node(const Graph& g, const std::string& name, const std::string& context = "");
 
 // The zeroing of PredictOptions::zero_filters for n samples: ArgumentError naming the layer
 // when no filter layer has that name or a mask has neither F nor n * F entries.

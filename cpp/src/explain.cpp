@@ -609,15 +609,7 @@ InputGradient Model::input_gradient(const float* x, int64_t n, const std::vector
     const Seeding how{of_loss, options.loss, options.output == ExplainOutput::Prob, options.target};
     int start = 0;
     if (of_filter) {
-        int z = -1;
-        std::string valid;
-        for (size_t i = 0; i < g.nodes.size(); ++i) {
-            if (!g.nodes[i].is_filter_layer()) continue;
-            if (g.nodes[i].name == options.layer) z = static_cast<int>(i);
-            valid += (valid.empty() ? "'" : ", '") + g.nodes[i].name + "'";
-        }
-        if (z < 0) throw ArgumentError("no filter layer named '" + options.layer + "'; the model has " + valid);
-        start = activation_node(g, z);
+        start = activation_node(g, filter_layer_node(g, options.layer));
         if (options.filter < 0 || options.filter >= geo[start].out.c)
             throw ArgumentError("filter " + std::to_string(options.filter) + " is out of range for layer '" +
                                 options.layer + "' with " + std::to_string(geo[start].out.c) + " filters");

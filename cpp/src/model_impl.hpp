@@ -54,12 +54,8 @@ struct Model::Impl {
         const int64_t parts = std::min<int64_t>(engine_threads(), chunks);
         std::atomic<int64_t> next{0};
         parallel_for(parts, [&](int64_t) {
-            thread_local FloatArena kept;
-            Activations act = allocate(graph, chunk, t, std::move(kept));
-            struct GiveBack {
-                Activations& act;
-                ~GiveBack() { kept = std::move(act.arena); }
-            } give_back{act};
+            KeptActivations<F> kept(graph, chunk, t);
+            Activations& act = kept.act;
             for (int64_t i; (i = next.fetch_add(1)) < chunks;) {
                 const int64_t first = i * chunk, m = std::min(chunk, n - first);
                 act.n = m;

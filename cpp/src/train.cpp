@@ -112,13 +112,9 @@ double Trainer::gradient(const float* x, const float* y, int64_t n, const std::v
         m.check_memory(count, t);
         // A training step runs many times on batches of one size: each thread keeps its arena
         // and cotangent buffers between steps, so a step allocates nothing for its tensors.
-        thread_local FloatArena kept;
         thread_local Cotangents ct;
-        Activations act = allocate(g, count, t, std::move(kept));
-        struct GiveBack {
-            Activations& act;
-            ~GiveBack() { kept = std::move(act.arena); }
-        } give_back{act};
+        KeptActivations<Trainer> kept(g, count, t);
+        Activations& act = kept.act;
         m.fill_input(act, x, first, count, t);
         forward_samples(g, act, 0, count);
         const float* values = act.arena.data() + act.offset[loss_node_];

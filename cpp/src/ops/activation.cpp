@@ -553,7 +553,11 @@ OpRules activation(OpRules r, void (*lower)(Lowering&) = lower_no_attributes) {
 
 }  // namespace
 
-OpRules relu_rules() { return activation(TSVIZ_RULES(Relu, relu, infer_same)); }
+OpRules relu_rules() {
+    OpRules r = activation(TSVIZ_RULES(Relu, relu, infer_same));
+    r.tangent_writes_all = true;
+    return r;
+}
 OpRules leaky_relu_rules() {
     return activation(TSVIZ_RULES(LeakyRelu, leaky_relu, infer_same), [](Lowering& im) {
         lower_unary(im, OpKind::LeakyRelu, [&](Node& n) { n.alpha = im.attr_float("alpha", 0.01f); });

@@ -363,6 +363,7 @@ OpRules conv_rules() {
     OpRules r = TSVIZ_RULES(Conv, conv, infer_conv);
     r.prepare = prepare_conv;
     r.weight_backward = weight_backward_conv;
+    r.tangent_writes_all = true;  // the product stores every column of every row
     r.onnx = {{"Conv", lower_conv}};
     return r;
 }

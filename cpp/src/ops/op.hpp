@@ -154,6 +154,9 @@ struct OpRules {
     const char* fused_from = nullptr;
     // Gradients of the op's weights and bias; null for ops without parameters to train.
     void (*weight_backward)(const WeightGradArgs& args) = nullptr;
+    // The tangent rule writes every element of its output band, so the engine need not zero
+    // the buffer first.
+    bool tangent_writes_all = false;
 };
 
 // The mandatory rules of an op, in the order of OpRules: a family whose op lacks one of
