@@ -102,6 +102,26 @@ def ort_run(path: Path | bytes, x: np.ndarray) -> np.ndarray:
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 
+def outputs_at_thread_counts(tmp_path: Path, script: str, inputs: dict, threads=(1, 2, 3)) -> dict:
+    """Runs ``script`` (arguments: the inputs' .npz, the models folder, the .npz to write) in a
+    fresh process per thread count, since TSVIZ_NUM_THREADS is read when the engine first runs;
+    returns {threads: the outputs it wrote}."""
+    import os
+    import subprocess
+
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    path = tmp_path / "script.py"
+    path.write_text(script)
+    results = {}
+    for n in threads:
+        out = tmp_path / f"out{n}.npz"
+        env = dict(os.environ, TSVIZ_NUM_THREADS=str(n))
+        subprocess.run([sys.executable, str(path), str(tmp_path / "inputs.npz"), str(MODELS), str(out)],
+                       check=True, cwd=tmp_path, env=env)
+        results[n] = np.load(out)
+    return results
+
+
 @pytest.fixture(scope="session")
 def manifest() -> dict:
     return MANIFEST

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tsviz_native as tsv
-from conftest import MANIFEST, MODELS, model_path, ort_run, real_windows
+from conftest import MANIFEST, model_path, ort_run, outputs_at_thread_counts, real_windows
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
@@ -184,26 +184,13 @@ np.savez(sys.argv[3], **out)
 def test_predict_does_not_depend_on_the_thread_count(tmp_path) -> None:
     """Batches are cut into one chunk per thread and wide layers into one block of filters per
     thread; every sample's arithmetic stays the same, so the outputs are bit-identical."""
-    import os
-    import subprocess
-    import sys
-
     inputs = {}
     for name in sorted(MANIFEST):
         info = MANIFEST[name]
         for batch in (1, 3, 256):
             x = real_windows(tuple(info["input_shape"]), info["layout"], batch, seed=batch)
             inputs[f"{MANIFEST[name]['file']}:{batch}"] = x
-    np.savez(tmp_path / "inputs.npz", **inputs)
-    script = tmp_path / "predict.py"
-    script.write_text(_PREDICT_AT_THREADS)
-    results = {}
-    for threads in (1, 2, 3):
-        out = tmp_path / f"out{threads}.npz"
-        env = dict(os.environ, TSVIZ_NUM_THREADS=str(threads))
-        subprocess.run([sys.executable, str(script), str(tmp_path / "inputs.npz"), str(MODELS),
-                        str(out)], check=True, cwd=tmp_path, env=env)
-        results[threads] = np.load(out)
+    results = outputs_at_thread_counts(tmp_path, _PREDICT_AT_THREADS, inputs)
     for key in inputs:
         for threads in (2, 3):
             np.testing.assert_array_equal(results[threads][key], results[1][key], err_msg=f"{key}, {threads} threads")

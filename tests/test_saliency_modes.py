@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import tsviz_native as tsv
-from conftest import MANIFEST, model_path, real_windows
+from conftest import MANIFEST, model_path, outputs_at_thread_counts, real_windows
 
 SHIPPED = Path(tsv.__file__).parent / "models"
 
@@ -121,26 +121,13 @@ def test_explanations_do_not_depend_on_the_thread_count(tmp_path) -> None:
     the same, so importance, output saliency and every filter's saliency are bit-identical on
     1, 2 and 3 threads (forward mode on the paper net, resnet and the FCN, reverse mode on the
     channels-last net and the TCN)."""
-    import os
-    import subprocess
-    import sys
-
     names = ("paper_net_op17", "resnet_op17", "fcn_op17", "channels_last_op17", "tcn_op17")
     inputs = {}
     for name in names:
         model = tsv.load(model_path(name))
         for batch in (1, 5):
             inputs[f"{name}:{batch}"] = _windows(model, batch)
-    np.savez(tmp_path / "inputs.npz", **inputs)
-    script = tmp_path / "explain.py"
-    script.write_text(_EXPLAIN_AT_THREADS)
-    results = {}
-    for threads in (1, 2, 3):
-        out = tmp_path / f"out{threads}.npz"
-        env = dict(os.environ, TSVIZ_NUM_THREADS=str(threads))
-        subprocess.run([sys.executable, str(script), str(tmp_path / "inputs.npz"),
-                        str(model_path(names[0]).parent), str(out)], check=True, cwd=tmp_path, env=env)
-        results[threads] = np.load(out)
+    results = outputs_at_thread_counts(tmp_path, _EXPLAIN_AT_THREADS, inputs)
     for key in results[1].files:
         for threads in (2, 3):
             np.testing.assert_array_equal(results[threads][key], results[1][key], err_msg=f"{key}, {threads} threads")
