@@ -36,10 +36,14 @@ def display():
     proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = dict(os.environ, DISPLAY=f":{n}")
-    for _ in range(200):  # the socket appears before the server accepts: wait until it answers
-        if Path(f"/tmp/.X11-unix/X{n}").exists() and subprocess.run(
-                ["xdotool", "getdisplaygeometry"], env=env, capture_output=True).returncode == 0:
-            break
+    # The socket appears before the server accepts: wait until it answers (up to a minute on a
+    # busy machine), and say so when it never does rather than fail later in the viewer.
+    deadline = time.monotonic() + 60
+    while not (Path(f"/tmp/.X11-unix/X{n}").exists() and subprocess.run(
+            ["xdotool", "getdisplaygeometry"], env=env, capture_output=True).returncode == 0):
+        if time.monotonic() > deadline:
+            proc.terminate()
+            raise RuntimeError(f"Xvfb :{n} did not answer within 60 s")
         time.sleep(0.05)
     yield f":{n}"
     proc.terminate()
