@@ -307,20 +307,53 @@ void forward_global_max_pool(const ForwardArgs& a) {
 
 namespace tsviz::ops {
 
+namespace {
+
+// Windows that tile the input (kernel = stride = K, no dilation) and lie inside it, o in
+// [lo, hi): each input position belongs to one window, so every tap adds a select and the
+// loop vectorises, where the scatter to the argmax would go element by element.
+template <int K>
+TSVIZ_INLINE void tiled_max_pool_backward(const int32_t* __restrict arg, const float* __restrict g,
+                                          float* __restrict dst, int64_t lo, int64_t hi, int64_t pb) {
+    float* __restrict base = dst - pb;
+    for (int64_t o = lo; o < hi; ++o) {
+        const float v = g[o];
+        // The argmax's tap in the window, as a mask per tap (a select, not a branch).
+        const int32_t tap = arg[o] - static_cast<int32_t>(o * K - pb);
+        for (int k = 0; k < K; ++k) base[o * K + k] += select(tap == k, v, 0.f);
+    }
+}
+
+}  // namespace
+
 // SPEC.md: the gradient goes to the cached argmax only (the first maximum of the window).
-void backward_max_pool(const BackwardArgs& a) {
+TSVIZ_SIMD void backward_max_pool(const BackwardArgs& a) {
     const View& gx = a.grad_in[0];
     if (!gx.data) return;
     const ConstView& gy = a.grad_out;
+    const Node& node = a.node;
+    const int64_t pb = a.geo.pad_begin, k_n = node.kernel;
+    const bool tiled = node.dilation == 1 && node.stride == k_n && (k_n == 2 || k_n == 3);
+    // The windows wholly inside the input: o * K - pb >= 0 and o * K - pb + K <= gx.l.
+    const int64_t lo = tiled ? std::min(gy.l, (pb + k_n - 1) / k_n) : 0;
+    const int64_t hi = tiled ? std::max(lo, std::min(gy.l, (gx.l + pb) / k_n)) : 0;
     for (int64_t r = 0; r < gy.n; ++r) {
         const int32_t* arg = a.aux + (r / a.rep) * gy.c * gy.l;
         const float* g = gy.sample(r);
         float* dst = gx.sample(r);
-        for (int64_t c = 0; c < gy.c; ++c)
-            for (int64_t o = 0; o < gy.l; ++o) {
-                const int32_t i = arg[c * gy.l + o];
-                if (i >= 0) dst[c * gx.l + i] += g[c * gy.l + o];
-            }
+        for (int64_t c = 0; c < gy.c; ++c) {
+            const int32_t* arg_c = arg + c * gy.l;
+            const float* g_c = g + c * gy.l;
+            float* dst_c = dst + c * gx.l;
+            auto scatter = [&](int64_t o) {
+                const int32_t i = arg_c[o];
+                if (i >= 0) dst_c[i] += g_c[o];
+            };
+            for (int64_t o = 0; o < lo; ++o) scatter(o);
+            if (k_n == 2) tiled_max_pool_backward<2>(arg_c, g_c, dst_c, lo, hi, pb);
+            else if (k_n == 3) tiled_max_pool_backward<3>(arg_c, g_c, dst_c, lo, hi, pb);
+            for (int64_t o = hi; o < gy.l; ++o) scatter(o);
+        }
     }
 }
 
