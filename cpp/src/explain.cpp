@@ -316,42 +316,6 @@ double node_cost(const Node& node, const Shape& in, const Shape& out, int64_t le
     return static_cast<double>(out.c) * static_cast<double>(len) + rows;
 }
 
-// The input gradient of convolution z for cotangent rows that are zero outside one filter each:
-// row (sample i, r) holds filter filters[r] of ct.grad[z]; ct.grad[input] is set to
-// dx[c, o * s - pad + k * d] = sum over k of W[f, c, k] dz[f, o] over f's group's channels.
-void one_hot_conv_step(const Explanation::Impl& ex, int z, int64_t count, int64_t rows,
-                       const int64_t* filters, Cotangents& ct) {
-    const Node& node = ex.graph().nodes[z];
-    const int p = node.inputs[0];
-    const Shape& in = ex.act.geo[p].out;
-    const Shape& out = ex.act.geo[z].out;
-    const int64_t k_n = node.kernel, per_group = in.c / node.group, filters_per_group = out.c / node.group;
-    const int64_t pad = ex.act.geo[z].pad_begin, st = node.stride, dil = node.dilation;
-    std::vector<float>& gx = ct.grad[p];
-    gx.assign(static_cast<size_t>(count * rows * in.size()), 0.f);
-    const std::vector<float>& gz = ct.grad[z];
-    for (int64_t row = 0; row < count * rows; ++row) {
-        const int64_t f = filters[row % rows], c0 = (f / filters_per_group) * per_group;
-        const float* dz = gz.data() + (row * out.c + f) * out.l;
-        for (int64_t c = 0; c < per_group; ++c) {
-            float* __restrict dx = gx.data() + row * in.size() + (c0 + c) * in.l;
-            const float* w = node.weight.data() + (f * per_group + c) * k_n;
-            for (int64_t k = 0; k < k_n; ++k) {
-                // o * st + shift inside [0, in.l)
-                const int64_t shift = k * dil - pad;
-                const int64_t lo = shift >= 0 ? 0 : (-shift + st - 1) / st;
-                const int64_t hi = std::min<int64_t>(out.l, in.l - shift <= 0 ? 0 : (in.l - shift + st - 1) / st);
-                const float wk = w[k];
-                if (st == 1) {
-                    for (int64_t o = lo; o < hi; ++o) dx[o + shift] += wk * dz[o];
-                } else {
-                    for (int64_t o = lo; o < hi; ++o) dx[o * st + shift] += wk * dz[o];
-                }
-            }
-        }
-    }
-}
-
 // Reverse mode: |d sum_i a^l[f, i] / d x| for the chosen filters, one batched backward pass
 // per chunk of samples, one cotangent row per (sample, filter).
 std::vector<float> reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Layer& l,
@@ -384,23 +348,41 @@ std::vector<float> reverse_saliency(const Explanation::Impl& ex, const Explanati
     span = std::min(span, std::max<int64_t>(1, n * blocks / engine_threads()));
     const int64_t spans = (n + span - 1) / span;
     parallel_ranges(spans * blocks, [&](int64_t begin, int64_t end) {
-        thread_local Cotangents ct;  // buffers kept between calls (a chunk's worth)
+        thread_local Cotangents ct_scratch;  // buffers kept between calls (a chunk's worth)
+        thread_local std::vector<ops::FilterRow> rows_scratch;
+        Cotangents& ct = ct_scratch;  // bound once: a thread_local access is a call
+        std::vector<ops::FilterRow>& filter_rows = rows_scratch;
         ct.grad.resize(g.nodes.size());
         for (int64_t item = begin; item < end; ++item) {
             const int64_t first = (item / blocks) * span, count = std::min(span, n - first);
             const int64_t f0 = (item % blocks) * block, rows = std::min(reps, f0 + block) - f0;
             std::vector<float>& seed = ct.grad[l.a];
-            seed.assign(static_cast<size_t>(count * rows * f_n * len), 0.f);
-            for (int64_t i = 0; i < count; ++i)
-                for (int64_t r = 0; r < rows; ++r) {
-                    float* row = seed.data() + ((i * rows + r) * f_n + chosen[f0 + r]) * len;
-                    std::fill(row, row + len, 1.f);
-                }
             if (one_hot) {
-                backward(g, ex.act, first, count, l.a, rows, keep, ct, l.z);
-                one_hot_conv_step(ex, l.z, count, rows, chosen.data() + f0, ct);
-                backward(g, ex.act, first, count, conv.inputs[0], rows, keep, ct);
+                // Row (i, f)'s cotangent at z is d a^l[f, :] / d z[f, :] of sample i (the
+                // activation is elementwise): one pass with a seed of ones gives every filter's.
+                seed.assign(static_cast<size_t>(count * f_n * len), 1.f);
+                if (l.a != l.z) backward(g, ex.act, first, count, l.a, 1, keep, ct, l.z);
+                const std::vector<float>& dz = ct.grad[l.z];
+                const int p = conv.inputs[0];
+                const int64_t p_size = ex.size(p);
+                std::vector<float>& gx = ct.grad[p];
+                gx.resize(static_cast<size_t>(count * rows * p_size));  // written whole below
+                std::vector<ops::FilterRow>& steps = filter_rows;
+                steps.resize(static_cast<size_t>(count * rows));
+                for (int64_t i = 0; i < count; ++i)
+                    for (int64_t r = 0; r < rows; ++r) {
+                        const int64_t f = chosen[f0 + r];
+                        steps[i * rows + r] = {f, dz.data() + (i * f_n + f) * len, gx.data() + (i * rows + r) * p_size};
+                    }
+                ops::conv_filter_input_grad(conv, ex.act.geo[l.z], ex.act.geo[p].out, steps.data(), count * rows);
+                backward(g, ex.act, first, count, p, rows, keep, ct);
             } else {
+                seed.assign(static_cast<size_t>(count * rows * f_n * len), 0.f);
+                for (int64_t i = 0; i < count; ++i)
+                    for (int64_t r = 0; r < rows; ++r) {
+                        float* row = seed.data() + ((i * rows + r) * f_n + chosen[f0 + r]) * len;
+                        std::fill(row, row + len, 1.f);
+                    }
                 backward(g, ex.act, first, count, l.a, rows, keep, ct);
             }
             const std::vector<float>& gx = ct.grad[0];

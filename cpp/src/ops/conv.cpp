@@ -73,6 +73,8 @@ void prepare_conv(Node& node) {
         packed->transposed.push_back(
             pack_matrix(per_group, filters_per_group * node.kernel, wt.data(), filters_per_group * node.kernel, 1));
         if (node.stride > 1) packed->columns.push_back(pack_matrix(depth, filters_per_group, w, 1, depth));
+        for (int64_t f = 0; f < filters_per_group; ++f)
+            packed->filters.push_back(pack_matrix(per_group, node.kernel, w + f * depth, node.kernel, 1));
     }
     node.packed = std::move(packed);
 }
@@ -165,6 +167,36 @@ void backward_conv(const BackwardArgs& a) {
         TapProduct p = conv_taps(node, &node.packed->transposed[g], filters_per_group, true, gx.l);
         p.accumulate = true;
         tap_product(p, segs.data(), gy.n);
+    }
+}
+
+// The rows of each filter f are one product of its packed (channel, tap) weights with their
+// cotangents under the transposed tap rule, as backward_conv with one filter per group.
+void conv_filter_input_grad(const Node& node, const Resolved& geo, const Shape& in, const FilterRow* rows,
+                            int64_t count) {
+    const int64_t per_group = in.c / node.group, filters_per_group = geo.out.c / node.group;
+    thread_local std::vector<Segment> segs_scratch;  // kept between calls
+    thread_local std::vector<int64_t> order_scratch;
+    std::vector<Segment>& segs = segs_scratch;  // bound once: a thread_local access is a call
+    std::vector<int64_t>& order = order_scratch;
+    order.resize(static_cast<size_t>(count));
+    for (int64_t r = 0; r < count; ++r) order[r] = r;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t p, int64_t q) { return rows[p].filter < rows[q].filter; });
+    segs.resize(static_cast<size_t>(count));
+    for (int64_t r0 = 0; r0 < count;) {
+        const int64_t f = rows[order[r0]].filter, c0 = (f / filters_per_group) * per_group;
+        int64_t r1 = r0;
+        for (; r1 < count && rows[order[r1]].filter == f; ++r1) {
+            const FilterRow& row = rows[order[r1]];
+            if (node.group > 1) {
+                std::fill(row.dx, row.dx + c0 * in.l, 0.f);
+                std::fill(row.dx + (c0 + per_group) * in.l, row.dx + in.c * in.l, 0.f);
+            }
+            segs[r1 - r0] = {row.dz, geo.out.l, in.l, -geo.pad_begin, row.dx + c0 * in.l};
+        }
+        TapProduct p = conv_taps(node, &node.packed->filters[f], 1, true, in.l);
+        tap_product(p, segs.data(), r1 - r0);
+        r0 = r1;
     }
 }
 

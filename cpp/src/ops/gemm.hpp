@@ -41,6 +41,9 @@ struct PackedWeights {
     // with the output gradient gives every tap's contribution, scattered into the input
     // gradient afterwards (col2im).
     std::vector<PackedMatrix> columns;
+    // Conv, per filter f: (channel c of f's group, tap k) = W[f, c, k], the input gradient of a
+    // cotangent that is zero outside filter f (reverse-mode saliency).
+    std::vector<PackedMatrix> filters;
 };
 
 // One segment of columns: `cols` consecutive output columns o = 0 .. cols-1, read from `src`

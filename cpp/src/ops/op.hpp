@@ -174,6 +174,17 @@ const std::vector<OpRules>& all_rules();
 #define TSVIZ_DECLARE_RULES(kind, family) OpRules family##_rules();
 TSVIZ_OP_LIST(TSVIZ_DECLARE_RULES)
 #undef TSVIZ_DECLARE_RULES
+// A convolution's input gradient for cotangent rows that are zero outside one filter each
+// (reverse-mode saliency, where filter f's row of a^l is the cotangent): dx[c, o * s - pad +
+// k * d] = sum over k of W[f, c, k] dz[o] for the channels c of f's group, 0 for the others;
+// every element of dx (input channels x input length) is written. 1 / F of the dense product.
+struct FilterRow {
+    int64_t filter;
+    const float* dz;  // the output length
+    float* dx;        // input channels x input length
+};
+void conv_filter_input_grad(const Node& node, const Resolved& geo, const Shape& in, const FilterRow* rows,
+                            int64_t count);
 // Weight gradients of the filter layers (conv.cpp, dense.cpp), and the same by plain loops in
 // double, for tests and as the definition.
 void weight_backward_conv(const WeightGradArgs&);
