@@ -151,10 +151,19 @@ void backward(const Graph& g, const Activations& act, int64_t first, int64_t cou
         ops::BackwardArgs args{node, act.geo[i], {}, fwd(i),
                                act.aux.data() + act.aux_offset[i] + first * act.geo[i].aux_per_sample,
                                ops::ConstView(grad(i)), {}, rep};
+        const bool may_overwrite = ops::rules(node.kind).backward_writes_all && node.inputs.size() == 1;
         for (int p : node.inputs) {
             args.in.push_back(fwd(p));
-            std::vector<float>& gp = ct.grad[p];
-            if (gp.empty()) gp.assign(static_cast<size_t>(ct.rows * act.geo[p].out.size()), 0.f);
+            GradBuffer& gp = ct.grad[p];
+            if (gp.empty()) {
+                const auto size = static_cast<size_t>(ct.rows * act.geo[p].out.size());
+                if (may_overwrite) {
+                    gp.resize(size);  // left uninitialised: the rule writes every element
+                    args.overwrite = true;
+                } else {
+                    gp.assign(size, 0.f);
+                }
+            }
             args.grad_in.push_back(grad(p));
         }
         ops::rules(node.kind).backward(args);

@@ -109,7 +109,7 @@ void check_seeding(const Graph& g, const std::vector<ops::Resolved>& geo, int64_
 // sample's target unit, or d loss_i / d v_i against y (m rows of the loss's target columns),
 // with loss_i written to `loss`. Samples [first, first + m) must have run forward.
 void seed_rows(const Activations& act, int tn, int64_t first, int64_t m, const Seeding& how, const int64_t* target,
-               const float* y, std::vector<float>& seed, float* loss) {
+               const float* y, GradBuffer& seed, float* loss) {
     const int64_t size = act.geo[tn].out.size();
     seed.assign(static_cast<size_t>(m * size), 0.f);
     if (how.wrt_loss) {
@@ -229,7 +229,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
             backward(g, ex->act, first, m, tn, 1, keep, ct);
             for (auto& l : ex->layers) {
                 const int64_t f_n = ex->act.geo[l.z].out.c, len = ex->act.geo[l.z].out.l;
-                const std::vector<float>& gz = ct.grad[l.z];
+                const GradBuffer& gz = ct.grad[l.z];
                 if (gz.empty()) continue;
                 const float* z = ex->act.arena.data() + ex->act.offset[l.z] + first * f_n * len;
                 for (int64_t i = 0; i < m; ++i)
@@ -242,7 +242,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
                         l.taylor[(first + i) * f_n + f] = static_cast<float>(std::fabs(first_order));
                     }
             }
-            const std::vector<float>& gx = ct.grad[0];
+            const GradBuffer& gx = ct.grad[0];
             if (!gx.empty())
                 for (int64_t i = 0; i < m * in_size; ++i) ex->output_saliency[first * in_size + i] = std::fabs(gx[i]);
         }
@@ -356,16 +356,16 @@ std::vector<float> reverse_saliency(const Explanation::Impl& ex, const Explanati
         for (int64_t item = begin; item < end; ++item) {
             const int64_t first = (item / blocks) * span, count = std::min(span, n - first);
             const int64_t f0 = (item % blocks) * block, rows = std::min(reps, f0 + block) - f0;
-            std::vector<float>& seed = ct.grad[l.a];
+            GradBuffer& seed = ct.grad[l.a];
             if (one_hot) {
                 // Row (i, f)'s cotangent at z is d a^l[f, :] / d z[f, :] of sample i (the
                 // activation is elementwise): one pass with a seed of ones gives every filter's.
                 seed.assign(static_cast<size_t>(count * f_n * len), 1.f);
                 if (l.a != l.z) backward(g, ex.act, first, count, l.a, 1, keep, ct, l.z);
-                const std::vector<float>& dz = ct.grad[l.z];
+                const GradBuffer& dz = ct.grad[l.z];
                 const int p = conv.inputs[0];
                 const int64_t p_size = ex.size(p);
-                std::vector<float>& gx = ct.grad[p];
+                GradBuffer& gx = ct.grad[p];
                 gx.resize(static_cast<size_t>(count * rows * p_size));  // written whole below
                 std::vector<ops::FilterRow>& steps = filter_rows;
                 steps.resize(static_cast<size_t>(count * rows));
@@ -385,7 +385,7 @@ std::vector<float> reverse_saliency(const Explanation::Impl& ex, const Explanati
                     }
                 backward(g, ex.act, first, count, l.a, rows, keep, ct);
             }
-            const std::vector<float>& gx = ct.grad[0];
+            const GradBuffer& gx = ct.grad[0];
             if (gx.empty()) continue;
             for (int64_t i = 0; i < count; ++i)
                 for (int64_t r = 0; r < rows; ++r) {
@@ -620,7 +620,7 @@ InputGradient Model::input_gradient(const float* x, int64_t n, const std::vector
         const float* y = act.arena.data() + act.offset[g.output];
         std::copy(y, y + m * k, out.output.begin() + first * k);
         const float* v = act.arena.data() + act.offset[start];
-        std::vector<float>& seed = ct.grad[start];
+        GradBuffer& seed = ct.grad[start];
         if (of_filter) {
             seed.assign(static_cast<size_t>(m * size), 0.f);
             for (int64_t i = 0; i < m; ++i) {
@@ -642,7 +642,7 @@ InputGradient Model::input_gradient(const float* x, int64_t n, const std::vector
                 for (int64_t i = 0; i < m; ++i) out.value[first + i] = v[i * size + target[i]];
         }
         backward(g, act, 0, m, start, 1, keep, ct);
-        const std::vector<float>& gx = ct.grad[0];
+        const GradBuffer& gx = ct.grad[0];
         float* dst = out.gradient.data() + first * in_size;
         if (gx.empty()) {
             std::fill_n(dst, m * in_size, 0.f);

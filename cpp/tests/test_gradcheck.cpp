@@ -191,7 +191,7 @@ void check(OpKind kind) {
     keep[0] = true;
     Cotangents ct;
     ct.grad.resize(g.nodes.size());
-    std::vector<float>& seed = ct.grad[g.output];
+    GradBuffer& seed = ct.grad[g.output];
     seed.assign(static_cast<size_t>(kSamples * out.c * out_size), 0.f);
     for (int64_t s = 0; s < kSamples; ++s)
         for (int64_t f = 0; f < out.c; ++f)

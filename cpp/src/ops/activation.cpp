@@ -111,7 +111,10 @@ TSVIZ_INLINE void elementwise_backward(const BackwardArgs& a, D d) {
         const float* y = a.out.sample(r / a.rep);
         const float* g = a.grad_out.sample(r);
         float* dst = gx.sample(r);
-        for (int64_t i = 0; i < size; ++i) dst[i] += g[i] * d(x[i], y[i]);
+        if (a.overwrite)
+            for (int64_t i = 0; i < size; ++i) dst[i] = g[i] * d(x[i], y[i]);
+        else
+            for (int64_t i = 0; i < size; ++i) dst[i] += g[i] * d(x[i], y[i]);
     }
 }
 
@@ -153,6 +156,13 @@ TSVIZ_SIMD static void gated_backward(const BackwardArgs& a, float alpha) {
         const float* __restrict x = a.in[0].sample(r / a.rep);
         const float* __restrict g = a.grad_out.sample(r);
         float* __restrict dst = gx.sample(r);
+        if (a.overwrite) {
+            for (int64_t i = 0; i < size; ++i) {
+                const float v = g[i], below = alpha * v;
+                dst[i] = x[i] > 0.f ? v : below;
+            }
+            continue;
+        }
         for (int64_t i = 0; i < size; ++i) {
             const float v = g[i], below = alpha * v;
             dst[i] += x[i] > 0.f ? v : below;
@@ -176,6 +186,7 @@ void trace_tanh(const TraceArgs& a) { elementwise_trace(a, d_tanh); }
 void backward_softmax(const BackwardArgs& a) {
     const View& gx = a.grad_in[0];
     if (!gx.data) return;
+    zero_if_overwrite(a);
     const bool channels = a.node.axis == 0;
     const int64_t members = channels ? gx.c : gx.l;
     const int64_t groups = channels ? gx.l : gx.c;
@@ -461,6 +472,7 @@ void forward_prelu(const ForwardArgs& a) {
 void backward_prelu(const BackwardArgs& a) {
     const View& gx = a.grad_in[0];
     if (!gx.data) return;
+    zero_if_overwrite(a);
     for (int64_t r = 0; r < gx.n; ++r)
         for (int64_t c = 0; c < gx.c; ++c) {
             const float s = a.node.scale[c];
@@ -548,6 +560,7 @@ namespace {
 OpRules activation(OpRules r, void (*lower)(Lowering&) = lower_no_attributes) {
     r.onnx = {{r.name, lower, true}};
     r.activation = true;
+    r.backward_writes_all = true;  // every activation's backward rule honours `overwrite`
     return r;
 }
 

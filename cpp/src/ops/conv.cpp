@@ -114,6 +114,7 @@ void backward_conv(const BackwardArgs& a) {
     const int64_t groups = node.group, per_group = gx.c / groups, filters_per_group = gy.c / groups;
     std::vector<Segment> segs(static_cast<size_t>(gy.n));
     if (node.stride > 1) {
+        zero_if_overwrite(a);
         // Tap k adds cols[c * K + k, o] to dx[c, o * s + shift_k] (shift_k = k * d - pad). The
         // taps of one phase (shift_k mod s) land on the same positions i = phase + s * m: their
         // sum over m is contiguous (o = m - delta_k), then one strided pass adds it.
@@ -165,7 +166,7 @@ void backward_conv(const BackwardArgs& a) {
             segs[r] = {gy.sample(r) + g * filters_per_group * gy.l, gy.l, gx.l, -a.geo.pad_begin,
                        gx.sample(r) + g * per_group * gx.l};
         TapProduct p = conv_taps(node, &node.packed->transposed[g], filters_per_group, true, gx.l);
-        p.accumulate = true;
+        p.accumulate = !a.overwrite;  // the product stores every column of every row
         tap_product(p, segs.data(), gy.n);
     }
 }
@@ -396,6 +397,7 @@ OpRules conv_rules() {
     r.prepare = prepare_conv;
     r.weight_backward = weight_backward_conv;
     r.tangent_writes_all = true;  // the product stores every column of every row
+    r.backward_writes_all = true;
     r.onnx = {{"Conv", lower_conv}};
     return r;
 }

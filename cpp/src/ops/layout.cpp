@@ -95,7 +95,10 @@ void backward_flatten(const BackwardArgs& a) {
         const float* g = a.grad_out.sample(r);
         float* dst = gx.sample(r);
         for (int64_t c = 0; c < gx.c; ++c)
-            for (int64_t l = 0; l < gx.l; ++l) dst[c * gx.l + l] += g[flat_index(a.node, c, l, gx.c, gx.l)];
+            for (int64_t l = 0; l < gx.l; ++l) {
+                const float v = g[flat_index(a.node, c, l, gx.c, gx.l)];
+                dst[c * gx.l + l] = a.overwrite ? v : dst[c * gx.l + l] + v;
+            }
     }
 }
 
@@ -418,6 +421,7 @@ OpRules concat_rules() {
 // view (onnx/views.cpp).
 OpRules flatten_rules() {
     OpRules r = TSVIZ_RULES(Flatten, flatten, infer_flatten);
+    r.backward_writes_all = true;
     r.onnx = {{"Flatten", lower_flatten}, {"Reshape", lower_reshape}};
     return r;
 }

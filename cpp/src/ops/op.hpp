@@ -58,7 +58,15 @@ struct BackwardArgs {
     ConstView grad_out;         // rows x (c, l)
     std::vector<View> grad_in;  // rows x (c, l) per input
     int64_t rep = 1;
+    // Set by the engine for rules with OpRules::backward_writes_all when grad_in holds no
+    // values yet (this node is its input's first reader to pass a gradient back): the rule
+    // sets every element (=) instead of adding to it (+=), and the engine skips zeroing it.
+    bool overwrite = false;
 };
+
+// For backward rules that add into their input's gradient in scattered places: zeroes it
+// first when the engine passes it uninitialised (BackwardArgs::overwrite).
+void zero_if_overwrite(const BackwardArgs& a);
 
 // The receptive-field rule of the trace (SPEC.md, recursive highlighting) for one sample:
 // marks in mask_in[k] (OR) the points of input k that produced the marked points of the
@@ -157,6 +165,8 @@ struct OpRules {
     // The tangent rule writes every element of its output band, so the engine need not zero
     // the buffer first.
     bool tangent_writes_all = false;
+    // The backward rule honours BackwardArgs::overwrite (ops of one input).
+    bool backward_writes_all = false;
 };
 
 // The mandatory rules of an op, in the order of OpRules: a family whose op lacks one of

@@ -312,7 +312,8 @@ namespace {
 // Windows that tile the input (kernel = stride = K, no dilation) and lie inside it, o in
 // [lo, hi): each input position belongs to one window, so every tap adds a select and the
 // loop vectorises, where the scatter to the argmax would go element by element.
-template <int K>
+// Set: the windows' positions are written (=), not added to.
+template <int K, bool Set>
 TSVIZ_INLINE void tiled_max_pool_backward(const int32_t* __restrict arg, const float* __restrict g,
                                           float* __restrict dst, int64_t lo, int64_t hi, int64_t pb) {
     float* __restrict base = dst - pb;
@@ -320,7 +321,10 @@ TSVIZ_INLINE void tiled_max_pool_backward(const int32_t* __restrict arg, const f
         const float v = g[o];
         // The argmax's tap in the window, as a mask per tap (a select, not a branch).
         const int32_t tap = arg[o] - static_cast<int32_t>(o * K - pb);
-        for (int k = 0; k < K; ++k) base[o * K + k] += select(tap == k, v, 0.f);
+        for (int k = 0; k < K; ++k) {
+            const float add = select(tap == k, v, 0.f);
+            base[o * K + k] = Set ? add : base[o * K + k] + add;
+        }
     }
 }
 
@@ -334,6 +338,9 @@ TSVIZ_SIMD void backward_max_pool(const BackwardArgs& a) {
     const Node& node = a.node;
     const int64_t pb = a.geo.pad_begin, k_n = node.kernel;
     const bool tiled = node.dilation == 1 && node.stride == k_n && (k_n == 2 || k_n == 3);
+    // Overwriting: the tiled windows set their positions, the rest of each row is zeroed.
+    const bool set = a.overwrite && tiled;
+    if (a.overwrite && !tiled) zero_if_overwrite(a);
     // The windows wholly inside the input: o * K - pb >= 0 and o * K - pb + K <= gx.l.
     const int64_t lo = tiled ? std::min(gy.l, (pb + k_n - 1) / k_n) : 0;
     const int64_t hi = tiled ? std::max(lo, std::min(gy.l, (gx.l + pb) / k_n)) : 0;
@@ -349,9 +356,19 @@ TSVIZ_SIMD void backward_max_pool(const BackwardArgs& a) {
                 const int32_t i = arg_c[o];
                 if (i >= 0) dst_c[i] += g_c[o];
             };
+            if (set) {
+                const int64_t inner_lo = std::clamp<int64_t>(lo * k_n - pb, 0, gx.l);
+                std::fill(dst_c, dst_c + inner_lo, 0.f);
+                std::fill(dst_c + std::clamp<int64_t>(hi * k_n - pb, inner_lo, gx.l), dst_c + gx.l, 0.f);
+            }
             for (int64_t o = 0; o < lo; ++o) scatter(o);
-            if (k_n == 2) tiled_max_pool_backward<2>(arg_c, g_c, dst_c, lo, hi, pb);
-            else if (k_n == 3) tiled_max_pool_backward<3>(arg_c, g_c, dst_c, lo, hi, pb);
+            if (k_n == 2) {
+                if (set) tiled_max_pool_backward<2, true>(arg_c, g_c, dst_c, lo, hi, pb);
+                else tiled_max_pool_backward<2, false>(arg_c, g_c, dst_c, lo, hi, pb);
+            } else if (k_n == 3) {
+                if (set) tiled_max_pool_backward<3, true>(arg_c, g_c, dst_c, lo, hi, pb);
+                else tiled_max_pool_backward<3, false>(arg_c, g_c, dst_c, lo, hi, pb);
+            }
             for (int64_t o = hi; o < gy.l; ++o) scatter(o);
         }
     }
@@ -575,6 +592,7 @@ void lower_reduce(Lowering& im, bool is_max) {
 
 OpRules max_pool_rules() {
     OpRules r = TSVIZ_RULES(MaxPool, max_pool, infer_max_pool);
+    r.backward_writes_all = true;
     r.onnx = {{"MaxPool", [](Lowering& im) { lower_pool(im, true); }, true}};
     return r;
 }

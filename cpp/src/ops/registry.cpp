@@ -1,5 +1,6 @@
 // The op table, made from the op list (ops/op_list.hpp): one entry per IR op kind, in the
 // order of OpKind, each gathered from its family file.
+#include <algorithm>
 #include <stdexcept>
 
 #include "ops/op.hpp"
@@ -46,6 +47,12 @@ const OpRules& rules(OpKind kind) {
     const size_t i = static_cast<size_t>(kind);
     if (i >= table.size()) throw std::logic_error("op kind missing from the registry");
     return table[i];
+}
+
+void zero_if_overwrite(const BackwardArgs& a) {
+    if (!a.overwrite) return;
+    for (const View& g : a.grad_in)
+        if (g.data) std::fill(g.data, g.data + g.n * g.c * g.l, 0.f);
 }
 
 }  // namespace tsviz::ops
