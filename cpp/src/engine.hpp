@@ -160,6 +160,14 @@ struct BandPlan {
 };
 BandPlan plan_bands(const Graph& g, const std::vector<ops::Resolved>& geo, const std::vector<bool>& reach);
 
+// How Explanation::saliency serves a model's layers at one input length: the band plan of the
+// forward sweep, and the layers (by index) that the sweep serves when every filter of every
+// layer is asked for; the others go in reverse mode.
+struct SaliencyPlan {
+    BandPlan bands;
+    std::vector<bool> forward_layers;
+};
+
 // For forward samples [0, act.n) and every node v in `targets`:
 //   out[k][((n * C_v + f) * C_in + c) * T + p] = d (sum_i y_v[f, i]) / d x[c, p]   (signed)
 // The samples and chunks of tangents are split over the engine's threads.

@@ -140,13 +140,10 @@ struct Explanation::Impl {
     std::vector<float> output_saliency;
     std::vector<float> loss;  // loss_i when explaining the loss
 
-    // Forward-mode saliency, computed on first use: the band plan, the layers that forward
-    // mode serves (a prefix in topological order, chosen by FLOP count), and the signed
-    // (N, F, C, T) sums of the layers computed so far, by layer index.
+    // Forward-mode saliency, computed on first use: the model's plan for this length, and the
+    // signed (N, F, C, T) sums of the layers computed so far, by layer index.
     mutable std::mutex forward_mutex;
-    mutable bool planned = false;
-    mutable BandPlan bands;
-    mutable std::vector<bool> forward_layers;
+    mutable std::shared_ptr<const SaliencyPlan> plan;
     mutable std::map<size_t, std::vector<float>> forward_sums;
 
     const Graph& graph() const { return model->graph; }
@@ -307,6 +304,9 @@ namespace {
 // In reverse mode the product reads the cotangent's channels, in forward mode the input's.
 // Calibrated on the committed models against the measured time of each mode.
 constexpr double kPieceCost = 100.0, kRowCost = 20.0;
+// Forward mode's tangent bands are narrow and many: per FLOP they cost about 1.5 times a
+// reverse pass's rows (measured on the paper net and the residual net, 1 and 64 samples).
+constexpr double kForwardScale = 1.5;
 double node_cost(const Node& node, const Shape& in, const Shape& out, int64_t len, bool reverse) {
     const double rows = kRowCost * static_cast<double>(out.c);
     if (node.kind == OpKind::Conv)
@@ -315,6 +315,12 @@ double node_cost(const Node& node, const Shape& in, const Shape& out, int64_t le
     if (node.kind == OpKind::Dense) return 2.0 * static_cast<double>(out.c) * static_cast<double>(in.size()) + rows;
     return static_cast<double>(out.c) * static_cast<double>(len) + rows;
 }
+
+// Whether reverse mode starts a convolution layer's pass with its one-hot step: the cotangent
+// of filter f's row is zero outside channel f (the activation is elementwise), so its input
+// gradient reads filter f's weights only, 1 / F of the dense product. With few filters per
+// group the blocked product of the dense step is as fast.
+bool one_hot_step(const Node& z) { return z.kind == OpKind::Conv && z.channels / z.group >= 8; }
 
 // Reverse mode: |d sum_i a^l[f, i] / d x| for the chosen filters, one batched backward pass
 // per chunk of samples, one cotangent row per (sample, filter).
@@ -332,12 +338,9 @@ std::vector<float> reverse_saliency(const Explanation::Impl& ex, const Explanati
         if (reach[i]) per_row += ex.size(static_cast<int>(i));
     std::vector<bool> keep(g.nodes.size(), false);
     keep[0] = true;
-    // A convolution layer's own step: the cotangent of filter f's row is zero outside channel f
-    // (the activation is elementwise), so its input gradient reads filter f's weights only,
-    // 1 / F of the dense product; the rest of the pass starts from the convolution's input.
-    // With few filters per group the blocked product of the dense step is as fast.
+    // The one-hot step of a convolution layer; the rest of the pass starts from its input.
     const Node& conv = g.nodes[l.z];
-    const bool one_hot = conv.kind == OpKind::Conv && conv.channels / conv.group >= 8;
+    const bool one_hot = one_hot_step(conv);
     if (one_hot) keep[l.z] = true;
     // Work items: a run of samples and a block of their filters, as many rows as stay in
     // cache; several samples per item when a layer has few filters, so that the products stay
@@ -423,15 +426,31 @@ std::vector<float> Explanation::saliency(const std::string& layer, const std::ve
         for (const auto& r : ex.act.geo) s.push_back(r.out);
         return s;
     }();
+    // The forward sweep's bands: the model's plan, or the one being made.
+    const BandPlan* bands = ex.plan ? &ex.plan->bands : nullptr;
     // Per-sample FLOPs of reverse mode for `rows` filters of layer k, and of a forward sweep
     // up to the layers in `set`.
     auto reverse_cost = [&](size_t k, int64_t rows) {
-        const std::vector<bool> reach = ancestors(g, ex.layers[k].a);
-        double sum = 0;
-        for (size_t v = 1; v < reach.size(); ++v)
-            if (reach[v])
-                sum += node_cost(g.nodes[v], shapes[g.nodes[v].inputs[0]], shapes[v], shapes[v].l, true);
-        return sum * static_cast<double>(rows);
+        const Impl::Layer& lk = ex.layers[k];
+        const std::vector<bool> reach = ancestors(g, lk.a);
+        const bool one_hot = one_hot_step(g.nodes[lk.z]);
+        double sum = 0, once = 0;
+        for (size_t v = 1; v < reach.size(); ++v) {
+            if (!reach[v]) continue;
+            const Node& node = g.nodes[v];
+            const Shape& in = shapes[node.inputs[0]];
+            if (one_hot && static_cast<int>(v) > lk.z) {
+                // The activation's derivative, once per sample.
+                once += node_cost(node, in, shapes[v], shapes[v].l, true);
+            } else if (one_hot && static_cast<int>(v) == lk.z) {
+                // Filter f's weights over its group's channels: one filter's product.
+                sum += 2.0 * static_cast<double>(in.c / node.group) * node.kernel * static_cast<double>(in.l) +
+                       kPieceCost * node.kernel + kRowCost * static_cast<double>(in.c);
+            } else {
+                sum += node_cost(node, in, shapes[v], shapes[v].l, true);
+            }
+        }
+        return sum * static_cast<double>(rows) + once;
     };
     auto forward_cost = [&](const std::vector<bool>& set) {
         std::vector<bool> reach(g.nodes.size(), false);
@@ -443,16 +462,17 @@ std::vector<float> Explanation::saliency(const std::string& layer, const std::ve
         double sum = 0;
         for (size_t v = 1; v < reach.size(); ++v)
             if (reach[v])
-                sum += node_cost(g.nodes[v], shapes[g.nodes[v].inputs[0]], shapes[v], ex.bands.width[v], false);
-        return sum * static_cast<double>(in_size);
+                sum += node_cost(g.nodes[v], shapes[g.nodes[v].inputs[0]], shapes[v], bands->width[v], false);
+        return kForwardScale * sum * static_cast<double>(in_size);
     };
-    if (!ex.planned) {
+    if (!ex.plan) ex.plan = ex.model->saliency_plan(ex.t, [&](SaliencyPlan& plan) {
+        bands = &plan.bands;
         std::vector<bool> all(g.nodes.size(), false);
         for (const auto& layer_k : ex.layers) {
             const std::vector<bool> r = ancestors(g, layer_k.a);
             for (size_t v = 0; v < r.size(); ++v) all[v] = all[v] || r[v];
         }
-        ex.bands = plan_bands(g, ex.act.geo, all);
+        plan.bands = plan_bands(g, ex.act.geo, all);
         // The prefix of layers (topological order of a^l) that forward mode serves best when
         // every filter of every layer is asked for.
         std::vector<size_t> order(ex.layers.size());
@@ -472,17 +492,21 @@ std::vector<float> Explanation::saliency(const std::string& layer, const std::ve
                 best_set = set;
             }
         }
-        ex.forward_layers = best_set;
-        ex.planned = true;
-    }
+        plan.forward_layers = best_set;
+    });
+    bands = &ex.plan->bands;
     auto it = ex.forward_sums.find(li);
     if (it == ex.forward_sums.end()) {
-        std::vector<bool> sweep = ex.forward_layers;
+        std::vector<bool> sweep = ex.plan->forward_layers;
         if (method == SaliencyMethod::Auto) {
-            // A few filters of a layer cost less in reverse mode than a sweep that reaches it.
+            // A few filters of a layer may cost less in reverse mode than a sweep that reaches
+            // it. Every filter of a planned layer follows the plan: that is a full analysis,
+            // whose later layers the sweep serves too (judged one call at a time, each early
+            // layer would go reverse and the sweep would still run for the deep ones).
             std::vector<bool> alone(ex.layers.size(), false);
             alone[li] = true;
-            if (!sweep[li] || reverse_cost(li, reps) <= forward_cost(alone)) return reverse_saliency(ex, l, chosen);
+            if (!sweep[li] || (reps < f_n && reverse_cost(li, reps) <= forward_cost(alone)))
+                return reverse_saliency(ex, l, chosen);
         }
         sweep[li] = true;
         for (size_t k = 0; k < sweep.size(); ++k)
@@ -496,7 +520,7 @@ std::vector<float> Explanation::saliency(const std::string& layer, const std::ve
             targets.push_back(ex.layers[k].a);
             outs.push_back(dst.data());
         }
-        tangent_sums(g, ex.act, ex.bands, targets, outs);
+        tangent_sums(g, ex.act, *bands, targets, outs);
         it = ex.forward_sums.find(li);
     }
     const std::vector<float>& sums = it->second;

@@ -413,6 +413,18 @@ void Model::Impl::give_arena(FloatArena&& arena) const {
     if (arena.capacity() > spare_arena.capacity()) spare_arena = std::move(arena);
 }
 
+std::shared_ptr<const SaliencyPlan> Model::Impl::saliency_plan(
+    int64_t t, const std::function<void(SaliencyPlan&)>& make) const {
+    std::lock_guard<std::mutex> lock(plan_mutex);
+    auto it = saliency_plans.find(t);
+    if (it != saliency_plans.end()) return it->second;
+    if (saliency_plans.size() >= 64) saliency_plans.clear();  // many lengths: keep memory bounded
+    auto plan = std::make_shared<SaliencyPlan>();
+    make(*plan);
+    saliency_plans.emplace(t, plan);
+    return plan;
+}
+
 Activations Model::Impl::load_input(const float* x, int64_t start, int64_t m, int64_t t) const {
     check_memory(m, t);
     Activations act = allocate(graph, m, t, take_arena());

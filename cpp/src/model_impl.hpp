@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -31,6 +34,14 @@ struct Model::Impl {
     // Allocates the arena for samples [start, start + m) of x and copies them in channels-first;
     // ArgumentError, before allocating, when the arena would exceed max_memory.
     Activations load_input(const float* x, int64_t start, int64_t m, int64_t t) const;
+
+    // Forward-mode saliency plans (explain.cpp), by input length: they depend on the shapes
+    // only, and planning cost more than a small net's whole reverse pass. Returns the plan for
+    // length t, made by make(plan) on first use.
+    std::shared_ptr<const SaliencyPlan> saliency_plan(int64_t t,
+                                                      const std::function<void(SaliencyPlan&)>& make) const;
+    mutable std::mutex plan_mutex;
+    mutable std::map<int64_t, std::shared_ptr<const SaliencyPlan>> saliency_plans;
 
     // The arena of the last explanation released, kept for the next one (data-set analysis
     // explains batch after batch of one size).
