@@ -641,8 +641,8 @@ void apply_gates(const TapProduct& g, const Segment* segs, int64_t n_segs) {
     }
 }
 
-// The processor's kernels (2: AVX-512, 1: AVX2 + FMA, 0: plain), or fewer when the environment
-// variable TSVIZ_KERNELS says "avx2" or "plain": the tests run every kernel on one machine.
+}  // namespace
+
 int isa_level() {
 #ifdef TSVIZ_X86_KERNELS
     static const int level = [] {
@@ -659,8 +659,6 @@ int isa_level() {
     return 0;
 #endif
 }
-
-}  // namespace
 
 int64_t kernel_rows() {
     const int level = isa_level();

@@ -97,4 +97,8 @@ bool prefers_small_product(int64_t u, int64_t d);
 // Row panel height of the micro-kernel this processor runs.
 int64_t kernel_rows();
 
+// The processor's kernels (2: AVX-512, 1: AVX2 + FMA, 0: plain), or fewer when the environment
+// variable TSVIZ_KERNELS says "avx2" or "plain": the tests run every kernel on one machine.
+int isa_level();
+
 }  // namespace tsviz::ops

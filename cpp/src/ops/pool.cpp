@@ -10,8 +10,14 @@
 #include <limits>
 #include <string>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define TSVIZ_X86_POOL 1
+#endif
+
 #include "onnx/lowering.hpp"
 #include "ops/fast_math.hpp"
+#include "ops/gemm.hpp"
 #include "ops/op.hpp"
 #include "ops/simd.hpp"
 #include "tsviz/error.hpp"
@@ -165,6 +171,68 @@ __attribute__((always_inline)) inline void inner_max_pool(const float* __restric
     strided_max_pool<0>(base, y, arg, lo, hi, s, d, kernel, pb);
 }
 
+#ifdef TSVIZ_X86_POOL
+// Windows of 2 at stride 2 (the most common pooling), o in [lo, hi), on AVX-512: 16 windows
+// per step, their 32 inputs de-interleaved in registers; rows of 12-50 windows end in masked
+// steps instead of scalar loops. The same strict '>' as the loops above.
+// Lane indices: the even and odd inputs of 32 (de-interleave), and the two halves of the
+// interleaving of two vectors.
+alignas(64) constexpr int32_t kEven[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+alignas(64) constexpr int32_t kOdd[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+alignas(64) constexpr int32_t kLow[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+alignas(64) constexpr int32_t kHigh[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
+__attribute__((target("avx512f"))) __mmask16 low_mask(int64_t n) {
+    return static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1u);
+}
+
+// Returns whether an input it read was NaN (its windows then need the first-NaN rule).
+__attribute__((target("avx512f"))) bool max_pool2_avx512(const float* base, float* y, int32_t* arg, int64_t lo,
+                                                       int64_t hi, int64_t pb) {
+    __mmask16 nan = 0;
+    const __m512i twice = _mm512_load_si512(kEven), even_at = twice, odd_at = _mm512_load_si512(kOdd);
+    for (int64_t o = lo; o < hi; o += 16) {
+        const int64_t n = std::min<int64_t>(16, hi - o);
+        const float* p = base + 2 * o;
+        const __m512 l0 = _mm512_maskz_loadu_ps(low_mask(2 * n), p);
+        const __m512 l1 = _mm512_maskz_loadu_ps(low_mask(std::max<int64_t>(0, 2 * n - 16)), p + 16);
+        const __m512 even = _mm512_permutex2var_ps(l0, even_at, l1), odd = _mm512_permutex2var_ps(l0, odd_at, l1);
+        nan |= _mm512_cmp_ps_mask(l0, l1, _CMP_UNORD_Q);  // masked-off lanes hold 0
+        const __mmask16 better = _mm512_cmp_ps_mask(odd, even, _CMP_GT_OQ);
+        const __m512i first = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
+        const __mmask16 m = low_mask(n);
+        _mm512_mask_storeu_ps(y + o, m, _mm512_mask_blend_ps(better, even, odd));
+        _mm512_mask_storeu_epi32(arg + o, m, _mm512_mask_add_epi32(first, better, first, _mm512_set1_epi32(1)));
+    }
+    return nan != 0;
+}
+
+// Its backward: each window's gradient goes to the tap of its argmax, the other tap gets 0;
+// the two taps' values are interleaved back in registers. set: store instead of add.
+__attribute__((target("avx512f"))) void max_pool2_backward_avx512(const int32_t* arg, const float* g, float* dst,
+                                                                int64_t lo, int64_t hi, int64_t pb, bool set) {
+    const __m512i twice = _mm512_load_si512(kEven), low = _mm512_load_si512(kLow), high = _mm512_load_si512(kHigh);
+    for (int64_t o = lo; o < hi; o += 16) {
+        const int64_t n = std::min<int64_t>(16, hi - o);
+        const __mmask16 m = low_mask(n);
+        const __m512 v = _mm512_maskz_loadu_ps(m, g + o);
+        const __m512i at = _mm512_maskz_loadu_epi32(m, arg + o);
+        const __m512i first = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
+        const __m512 v0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, first), v);
+        const __m512 v1 = _mm512_maskz_mov_ps(_mm512_cmpneq_epi32_mask(at, first), v);
+        __m512 d0 = _mm512_permutex2var_ps(v0, low, v1), d1 = _mm512_permutex2var_ps(v0, high, v1);
+        float* p = dst + 2 * o - pb;
+        const __mmask16 m0 = low_mask(2 * n), m1 = low_mask(std::max<int64_t>(0, 2 * n - 16));
+        if (!set) {
+            d0 = _mm512_add_ps(d0, _mm512_maskz_loadu_ps(m0, p));
+            d1 = _mm512_add_ps(d1, _mm512_maskz_loadu_ps(m1, p + 16));
+        }
+        _mm512_mask_storeu_ps(p, m0, d0);
+        _mm512_mask_storeu_ps(p + 16, m1, d1);
+    }
+}
+#endif
+
 }  // namespace
 
 TSVIZ_SIMD void forward_max_pool(const ForwardArgs& a) {
@@ -172,6 +240,9 @@ TSVIZ_SIMD void forward_max_pool(const ForwardArgs& a) {
     const ConstView& x = a.in[0];
     const View& y = a.out;
     const int64_t s = node.stride, d = node.dilation, pb = a.geo.pad_begin;
+#ifdef TSVIZ_X86_POOL
+    const bool pairs = s == 2 && node.kernel == 2 && isa_level() == 2;
+#endif
     for (int64_t n = 0; n < y.n; ++n) {
         for (int64_t c = 0; c < y.c; ++c) {
             const float* xc = x.sample(n) + c * x.l;
@@ -182,7 +253,10 @@ TSVIZ_SIMD void forward_max_pool(const ForwardArgs& a) {
             // plain strict '>' with selects, which the first-NaN rule would turn into a chain
             // through integer registers.
             int nan_seen = 0;  // an int, not a bool: an OR over ints vectorises
-            for (int64_t i = 0; i < x.l; ++i) nan_seen |= static_cast<int>(xc[i] != xc[i]);
+#ifdef TSVIZ_X86_POOL
+            if (!pairs)  // the AVX-512 kernel looks for NaN in the inputs it reads
+#endif
+                for (int64_t i = 0; i < x.l; ++i) nan_seen |= static_cast<int>(xc[i] != xc[i]);
             const bool has_nan = nan_seen != 0;
             const int64_t reach = (node.kernel - 1) * d;
             const int64_t inner_lo = has_nan ? y.l : std::min(y.l, (pb + s - 1) / s);
@@ -208,7 +282,14 @@ TSVIZ_SIMD void forward_max_pool(const ForwardArgs& a) {
             for (int64_t o = 0; o < lo; ++o) edge(o);
             // Inner windows, tap by tap over all positions: the same strict '>' as selects, in
             // loops over positions that vectorise.
-            inner_max_pool(xc - pb, yc, arg, lo, hi, s, d, node.kernel, pb);
+#ifdef TSVIZ_X86_POOL
+            if (pairs) {
+                // A window with NaN goes again by the first-NaN rule.
+                if (max_pool2_avx512(xc - pb, yc, arg, lo, hi, pb))
+                    for (int64_t o = lo; o < hi; ++o) edge(o);
+            } else
+#endif
+                inner_max_pool(xc - pb, yc, arg, lo, hi, s, d, node.kernel, pb);
             for (int64_t o = hi; o < y.l; ++o) edge(o);
         }
     }
@@ -341,6 +422,9 @@ TSVIZ_SIMD void backward_max_pool(const BackwardArgs& a) {
     // Overwriting: the tiled windows set their positions, the rest of each row is zeroed.
     const bool set = a.overwrite && tiled;
     if (a.overwrite && !tiled) zero_if_overwrite(a);
+#ifdef TSVIZ_X86_POOL
+    const bool pairs = tiled && k_n == 2 && isa_level() == 2;
+#endif
     // The windows wholly inside the input: o * K - pb >= 0 and o * K - pb + K <= gx.l.
     const int64_t lo = tiled ? std::min(gy.l, (pb + k_n - 1) / k_n) : 0;
     const int64_t hi = tiled ? std::max(lo, std::min(gy.l, (gx.l + pb) / k_n)) : 0;
@@ -362,6 +446,10 @@ TSVIZ_SIMD void backward_max_pool(const BackwardArgs& a) {
                 std::fill(dst_c + std::clamp<int64_t>(hi * k_n - pb, inner_lo, gx.l), dst_c + gx.l, 0.f);
             }
             for (int64_t o = 0; o < lo; ++o) scatter(o);
+#ifdef TSVIZ_X86_POOL
+            if (pairs) max_pool2_backward_avx512(arg_c, g_c, dst_c, lo, hi, pb, set);
+            else
+#endif
             if (k_n == 2) {
                 if (set) tiled_max_pool_backward<2, true>(arg_c, g_c, dst_c, lo, hi, pb);
                 else tiled_max_pool_backward<2, false>(arg_c, g_c, dst_c, lo, hi, pb);
