@@ -145,6 +145,12 @@ void backward(const Graph& g, const Activations& act, int64_t first, int64_t cou
         return ops::View{ct.grad[node].data(), ct.rows, r.out.c, r.out.l};
     };
     const std::vector<bool> reach = ancestors(g, start);
+    // A ReLU whose only reader in this pass is a max-pooling goes into the pooling's rule
+    // (BackwardArgs::relu_gate), and its own pass over the rows goes.
+    std::vector<int> readers(g.nodes.size(), 0);
+    for (int v = 1; v <= start; ++v)
+        if (reach[v])
+            for (int q : g.nodes[v].inputs) ++readers[q];
     for (int i = start; i > std::max(stop, 0); --i) {
         if (!reach[i] || ct.grad[i].empty()) continue;
         const Node& node = g.nodes[i];
@@ -152,8 +158,11 @@ void backward(const Graph& g, const Activations& act, int64_t first, int64_t cou
                                act.aux.data() + act.aux_offset[i] + first * act.geo[i].aux_per_sample,
                                ops::ConstView(grad(i)), {}, rep};
         const bool may_overwrite = ops::rules(node.kind).backward_writes_all && node.inputs.size() == 1;
+        const int relu = node.kind == OpKind::MaxPool ? node.inputs[0] : -1;
+        args.relu_gate = relu > stop && g.nodes[relu].kind == OpKind::Relu && readers[relu] == 1 && !keep[relu];
         for (int p : node.inputs) {
             args.in.push_back(fwd(p));
+            if (args.relu_gate) p = g.nodes[p].inputs[0];  // the gradient goes past the ReLU
             GradBuffer& gp = ct.grad[p];
             if (gp.empty()) {
                 const auto size = static_cast<size_t>(ct.rows * act.geo[p].out.size());

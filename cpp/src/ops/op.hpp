@@ -62,6 +62,10 @@ struct BackwardArgs {
     // values yet (this node is its input's first reader to pass a gradient back): the rule
     // sets every element (=) instead of adding to it (+=), and the engine skips zeroing it.
     bool overwrite = false;
+    // MaxPool only, set by the engine when the ReLU before it has no other reader: grad_in is
+    // the ReLU's input's gradient, passed where the pooled value is positive (there the
+    // argmax's input is positive), as the ReLU's rule would pass it; 0 elsewhere.
+    bool relu_gate = false;
 };
 
 // For backward rules that add into their input's gradient in scattered places: zeroes it

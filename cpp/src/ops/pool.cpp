@@ -209,12 +209,14 @@ __attribute__((target("avx512f"))) bool max_pool2_avx512(const float* base, floa
 
 // Its backward: each window's gradient goes to the tap of its argmax, the other tap gets 0;
 // the two taps' values are interleaved back in registers. set: store instead of add.
-__attribute__((target("avx512f"))) void max_pool2_backward_avx512(const int32_t* arg, const float* g, float* dst,
-                                                                int64_t lo, int64_t hi, int64_t pb, bool set) {
+__attribute__((target("avx512f"))) void max_pool2_backward_avx512(const int32_t* arg, const float* g,
+                                                                const float* gate, float* dst, int64_t lo,
+                                                                int64_t hi, int64_t pb, bool set) {
     const __m512i twice = _mm512_load_si512(kEven), low = _mm512_load_si512(kLow), high = _mm512_load_si512(kHigh);
     for (int64_t o = lo; o < hi; o += 16) {
         const int64_t n = std::min<int64_t>(16, hi - o);
-        const __mmask16 m = low_mask(n);
+        __mmask16 m = low_mask(n);
+        if (gate) m &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, gate + o), _mm512_setzero_ps(), _CMP_GT_OQ);
         const __m512 v = _mm512_maskz_loadu_ps(m, g + o);
         const __m512i at = _mm512_maskz_loadu_epi32(m, arg + o);
         const __m512i first = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
@@ -394,12 +396,14 @@ namespace {
 // [lo, hi): each input position belongs to one window, so every tap adds a select and the
 // loop vectorises, where the scatter to the argmax would go element by element.
 // Set: the windows' positions are written (=), not added to.
+// gate: the pooled values when a ReLU is fused in (BackwardArgs::relu_gate), else null.
 template <int K, bool Set>
 TSVIZ_INLINE void tiled_max_pool_backward(const int32_t* __restrict arg, const float* __restrict g,
-                                          float* __restrict dst, int64_t lo, int64_t hi, int64_t pb) {
+                                          const float* __restrict gate, float* __restrict dst, int64_t lo,
+                                          int64_t hi, int64_t pb) {
     float* __restrict base = dst - pb;
     for (int64_t o = lo; o < hi; ++o) {
-        const float v = g[o];
+        const float v = gate ? select(gate[o] > 0.f, g[o], 0.f) : g[o];
         // The argmax's tap in the window, as a mask per tap (a select, not a branch).
         const int32_t tap = arg[o] - static_cast<int32_t>(o * K - pb);
         for (int k = 0; k < K; ++k) {
@@ -431,14 +435,16 @@ TSVIZ_SIMD void backward_max_pool(const BackwardArgs& a) {
     for (int64_t r = 0; r < gy.n; ++r) {
         const int32_t* arg = a.aux + (r / a.rep) * gy.c * gy.l;
         const float* g = gy.sample(r);
+        const float* pooled = a.relu_gate ? a.out.sample(r / a.rep) : nullptr;
         float* dst = gx.sample(r);
         for (int64_t c = 0; c < gy.c; ++c) {
             const int32_t* arg_c = arg + c * gy.l;
             const float* g_c = g + c * gy.l;
+            const float* gate = pooled ? pooled + c * gy.l : nullptr;
             float* dst_c = dst + c * gx.l;
             auto scatter = [&](int64_t o) {
                 const int32_t i = arg_c[o];
-                if (i >= 0) dst_c[i] += g_c[o];
+                if (i >= 0 && (!gate || gate[o] > 0.f)) dst_c[i] += g_c[o];
             };
             if (set) {
                 const int64_t inner_lo = std::clamp<int64_t>(lo * k_n - pb, 0, gx.l);
@@ -447,15 +453,15 @@ TSVIZ_SIMD void backward_max_pool(const BackwardArgs& a) {
             }
             for (int64_t o = 0; o < lo; ++o) scatter(o);
 #ifdef TSVIZ_X86_POOL
-            if (pairs) max_pool2_backward_avx512(arg_c, g_c, dst_c, lo, hi, pb, set);
+            if (pairs) max_pool2_backward_avx512(arg_c, g_c, gate, dst_c, lo, hi, pb, set);
             else
 #endif
             if (k_n == 2) {
-                if (set) tiled_max_pool_backward<2, true>(arg_c, g_c, dst_c, lo, hi, pb);
-                else tiled_max_pool_backward<2, false>(arg_c, g_c, dst_c, lo, hi, pb);
+                if (set) tiled_max_pool_backward<2, true>(arg_c, g_c, gate, dst_c, lo, hi, pb);
+                else tiled_max_pool_backward<2, false>(arg_c, g_c, gate, dst_c, lo, hi, pb);
             } else if (k_n == 3) {
-                if (set) tiled_max_pool_backward<3, true>(arg_c, g_c, dst_c, lo, hi, pb);
-                else tiled_max_pool_backward<3, false>(arg_c, g_c, dst_c, lo, hi, pb);
+                if (set) tiled_max_pool_backward<3, true>(arg_c, g_c, gate, dst_c, lo, hi, pb);
+                else tiled_max_pool_backward<3, false>(arg_c, g_c, gate, dst_c, lo, hi, pb);
             }
             for (int64_t o = hi; o < gy.l; ++o) scatter(o);
         }
