@@ -22,7 +22,8 @@ namespace {
 template <class T>
 py::array view(const T* data, std::vector<py::ssize_t> shape, py::handle owner) {
     py::array a = py::array_t<T>(shape, data, owner);
-    a.attr("setflags")(py::arg("write") = false);
+    // Read-only, as numpy's setflags(write=False) would make it, without a Python call per view.
+    py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
     return a;
 }
 
