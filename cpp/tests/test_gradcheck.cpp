@@ -172,9 +172,7 @@ bool close(const std::vector<double>& a, const std::vector<double>& b, double to
     return a.size() == b.size() && err <= tol * scale;
 }
 
-void check(OpKind kind) {
-    const char* name = op_kind_name(kind);
-    const Graph g = case_for(kind);
+void check_graph(const Graph& g, const char* name) {
     // Inputs at least 0.05 from 0 and from each other within a row: no ReLU kink and no
     // max-pool tie is crossed by the finite-difference step.
     std::vector<float> x = random_vector(kSamples * kChannels * kLength);
@@ -225,6 +223,109 @@ void check(OpKind kind) {
         }
     CHECK(close(reverse, fd, 2e-2, "backward vs finite differences", name));
     CHECK(close(forward_mode, reverse, 1e-5, "tangent rule vs backward", name));
+}
+
+void check(OpKind kind) { check_graph(case_for(kind), op_kind_name(kind)); }
+
+// Max-pooling's special paths: windows that tile the input (kernel = stride, the vectorised
+// and AVX-512 kernels), with padding at either end, and a ReLU before it that the backward
+// fuses into the pooling (BackwardArgs::relu_gate), alone and after a convolution that nothing
+// else reads (its product then overwrites its input's gradient).
+void check_pooling() {
+    struct PoolCase {
+        int kernel, stride, pad_begin, pad_end;
+        bool relu, conv;
+        const char* label;
+    };
+    const PoolCase cases[] = {
+        {2, 2, 0, 0, false, false, "max-pool 2/2"},
+        {2, 2, 1, 1, false, false, "max-pool 2/2, pads 1+1"},
+        {3, 3, 0, 0, false, false, "max-pool 3/3"},
+        {3, 3, 2, 1, false, false, "max-pool 3/3, pads 2+1"},
+        {2, 2, 0, 0, true, false, "relu, max-pool 2/2"},
+        {2, 2, 1, 0, true, false, "relu, max-pool 2/2, pad 1+0"},
+        {3, 2, 1, 1, true, false, "relu, max-pool 3/2, pads 1+1"},
+        {2, 2, 0, 0, true, true, "conv, relu, max-pool 2/2"},
+        {3, 3, 1, 1, true, true, "conv, relu, max-pool 3/3, pads 1+1"},
+    };
+    for (const PoolCase& k : cases) {
+        Graph g;
+        g.input_channels = kChannels;
+        g.nodes.push_back(make(OpKind::Input, {}, kChannels));
+        if (k.conv) {
+            Node c = make(OpKind::Conv, {0}, kChannels);
+            c.kernel = 3;
+            c.pad_begin = c.pad_end = 1;
+            c.weight = random_vector(kChannels * kChannels * 3, 0.5f);
+            c.bias = random_vector(kChannels, 0.1f);
+            g.nodes.push_back(c);
+        }
+        if (k.relu) g.nodes.push_back(make(OpKind::Relu, {static_cast<int>(g.nodes.size()) - 1}, kChannels));
+        Node n = make(OpKind::MaxPool, {static_cast<int>(g.nodes.size()) - 1}, kChannels);
+        n.kernel = k.kernel;
+        n.stride = k.stride;
+        n.pad_begin = k.pad_begin;
+        n.pad_end = k.pad_end;
+        g.nodes.push_back(n);
+        g.output = static_cast<int>(g.nodes.size()) - 1;
+        ops::prepare(g);
+        check_graph(g, k.label);
+    }
+}
+
+// Reverse-mode saliency's one-hot step (ops::conv_filter_input_grad) against its definition
+// by plain loops in double, over strides, dilations, groups and padding.
+void check_filter_input_grad() {
+    std::mt19937 gen(3);
+    struct StepCase {
+        int in_c, filters, kernel, stride, dilation, group, pad_begin, pad_end, length;
+    };
+    const StepCase cases[] = {
+        {3, 8, 5, 1, 1, 1, 2, 2, 20}, {4, 8, 3, 2, 1, 1, 1, 0, 17}, {4, 6, 3, 1, 2, 2, 2, 2, 15},
+        {6, 6, 3, 3, 2, 3, 0, 1, 19}, {2, 4, 4, 1, 1, 1, 0, 0, 9},
+    };
+    for (const StepCase& k : cases) {
+        Graph g;
+        g.input_channels = k.in_c;
+        g.nodes.push_back(make(OpKind::Input, {}, k.in_c));
+        Node n = make(OpKind::Conv, {0}, k.filters);
+        n.kernel = k.kernel;
+        n.stride = k.stride;
+        n.dilation = k.dilation;
+        n.group = k.group;
+        n.pad_begin = k.pad_begin;
+        n.pad_end = k.pad_end;
+        n.weight = random_vector(k.filters * k.in_c / k.group * k.kernel, 0.5f);
+        n.bias = random_vector(k.filters);
+        g.nodes.push_back(n);
+        g.output = 1;
+        ops::prepare(g);
+        const Activations act = allocate(g, 1, k.length);
+        const ops::Resolved& geo = act.geo[1];
+        const Shape in = act.geo[0].out;
+        const int64_t rows = 2 * k.filters, in_size = in.c * in.l;
+        std::vector<float> dz = random_vector(rows * geo.out.l);
+        std::vector<float> dx(static_cast<size_t>(rows * in_size), 123.f);  // written whole
+        std::vector<double> want(dx.size(), 0.0);
+        std::vector<ops::FilterRow> steps;
+        const Node& conv = g.nodes[1];
+        const int64_t per_group = in.c / conv.group, filters_per_group = conv.channels / conv.group;
+        for (int64_t r = 0; r < rows; ++r) {
+            const int64_t f = (r * 5 + 1) % k.filters;  // every filter, in a shuffled order
+            steps.push_back({f, dz.data() + r * geo.out.l, dx.data() + r * in_size});
+            const int64_t c0 = (f / filters_per_group) * per_group;
+            for (int64_t c = 0; c < per_group; ++c)
+                for (int64_t kk = 0; kk < conv.kernel; ++kk)
+                    for (int64_t o = 0; o < geo.out.l; ++o) {
+                        const int64_t i = o * conv.stride - geo.pad_begin + kk * conv.dilation;
+                        if (i < 0 || i >= in.l) continue;
+                        want[r * in_size + (c0 + c) * in.l + i] +=
+                            static_cast<double>(conv.weight[(f * per_group + c) * conv.kernel + kk]) * dz[r * geo.out.l + o];
+                    }
+        }
+        ops::conv_filter_input_grad(conv, geo, in, steps.data(), rows);
+        CHECK(close(std::vector<double>(dx.begin(), dx.end()), want, 1e-5, "one-hot step vs plain loops", "Conv"));
+    }
 }
 
 
@@ -420,6 +521,8 @@ int main() {
     std::mt19937 gen(5);
     check_weights_random(gen);
     check_registry();
+    check_pooling();
+    check_filter_input_grad();
     int checked = 0;
     for (const ops::OpRules& r : ops::all_rules()) {
         if (r.kind == OpKind::Input) continue;
