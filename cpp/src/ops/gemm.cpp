@@ -596,9 +596,149 @@ void small_product_impl(int64_t n, int64_t u, int64_t d, const float* x, int64_t
 }
 
 #ifdef TSVIZ_X86_KERNELS
+// --- Few rows on AVX-512 ----------------------------------------------------------------------
+// few_rows without the zero-padded copy of each segment's source: a B vector whose positions
+// reach past the source is a masked load (lanes outside read 0, and never fault), and the
+// results go out in masked stores. The copy was 40% of the input gradient of a first layer
+// over many short cotangent rows (16 channels x 50 positions copied per 8000 multiply-adds).
+// The same sums in the same order as few_rows.
+constexpr int64_t kMaskedTaps = 64;
+
+__attribute__((target("avx512f"), always_inline)) inline __mmask16 lanes_inside(int64_t p0, int64_t len) {
+    const int64_t lo = std::clamp<int64_t>(-p0, 0, 16), hi = std::clamp<int64_t>(len - p0, 0, 16);
+    return lo >= hi ? 0 : static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+
+// Sixteen vectors by name: GCC keeps an array of vectors in memory across a loop whose trip
+// count is known at run time only (a store of every accumulator at every step), but keeps a
+// struct's fields in registers. reg<I> picks field I at compile time.
+struct Regs16 {
+    v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
+};
+template <size_t I>
+__attribute__((always_inline)) inline v16& reg(Regs16& x) {
+    static_assert(I < 16, "sixteen registers");
+    if constexpr (I == 0) return x.r0;
+    else if constexpr (I == 1) return x.r1;
+    else if constexpr (I == 2) return x.r2;
+    else if constexpr (I == 3) return x.r3;
+    else if constexpr (I == 4) return x.r4;
+    else if constexpr (I == 5) return x.r5;
+    else if constexpr (I == 6) return x.r6;
+    else if constexpr (I == 7) return x.r7;
+    else if constexpr (I == 8) return x.r8;
+    else if constexpr (I == 9) return x.r9;
+    else if constexpr (I == 10) return x.r10;
+    else if constexpr (I == 11) return x.r11;
+    else if constexpr (I == 12) return x.r12;
+    else if constexpr (I == 13) return x.r13;
+    else if constexpr (I == 14) return x.r14;
+    else return x.r15;
+}
+
+// B's NV vectors of one (channel, tap), lanes outside the source read as 0.
+template <size_t... V>
+__attribute__((target("avx512f"), always_inline)) inline void load_masked(Regs16& bv, const float* b,
+                                                                          const __mmask16* masks,
+                                                                          std::index_sequence<V...>) {
+    ((reg<V>(bv) = (v16)_mm512_maskz_loadu_ps(masks[V], b + V * 16)), ...);
+}
+// acc[r * NV + v] += A(r, p) * bv[v] for every r < R, v < NV (w = &A(0, p), rows depth apart).
+template <int64_t NV, size_t... I>
+__attribute__((target("avx512f"), always_inline)) inline void add_products(Regs16& acc, Regs16& bv, const float* w,
+                                                                           int64_t depth, std::index_sequence<I...>) {
+    ((reg<I>(acc) += w[static_cast<int64_t>(I) / NV * depth] * reg<I % NV>(bv)), ...);
+}
+// Row r, vector v of the block to dst (+= when accumulating, else + bias), columns below n.
+template <int64_t NV, size_t... I>
+__attribute__((target("avx512f"), always_inline)) inline void store_block(const TapProduct& g, Regs16& acc, float* d,
+                                                                          int64_t row0, int64_t n,
+                                                                          std::index_sequence<I...>) {
+    auto one = [&](int64_t i, const v16& x) __attribute__((target("avx512f"))) {
+        const int64_t r = i / NV, v = i % NV;
+        float* p = d + (row0 + r) * g.ldd + v * 16;
+        const __mmask16 m = lanes_inside(v * 16, n);  // columns [v * 16, +16) below n
+        const __m512 prev = g.accumulate ? _mm512_maskz_loadu_ps(m, p)
+                                         : _mm512_set1_ps(g.bias ? g.bias[row0 + r] : 0.f);
+        _mm512_mask_storeu_ps(p, m, _mm512_add_ps(prev, (__m512)x));
+    };
+    (one(static_cast<int64_t>(I), reg<I>(acc)), ...);
+}
+
+template <int64_t R, int64_t NV>
+__attribute__((target("avx512f"), noinline)) void few_rows_masked_block(
+    const TapProduct& g, const Segment& s, const __mmask16* masks, int64_t first, int64_t o, int64_t n,
+    int64_t row0) {
+    static_assert(R * NV <= 16, "sixteen accumulators");
+    const PackedMatrix& a = *g.a;
+    const int64_t k_n = g.kernel, depth = a.depth;
+    Regs16 acc{}, bv;
+    const float* ar = a.plain.data() + row0 * depth;
+    const int64_t tap = g.transposed ? -g.dilation : g.dilation;
+    // Tap by tap, so that its lane masks stay in mask registers over the channels.
+    for (int64_t k = 0; k < k_n; ++k) {
+        const float* b = s.src + first + k * tap;
+        const __mmask16* mk = masks + k * NV;
+        for (int64_t c = 0; c < g.channels; ++c, b += s.src_len) {
+            load_masked(bv, b, mk, std::make_index_sequence<NV>{});
+            add_products<NV>(acc, bv, ar + c * k_n + k, depth, std::make_index_sequence<R * NV>{});
+        }
+    }
+    store_block<NV>(g, acc, s.dst + o, row0, n, std::make_index_sequence<R * NV>{});
+}
+
+// Rows [row0, row0 + count): one or two rows by four vectors of columns (wide), or up to
+// kFewRows rows by two.
+__attribute__((target("avx512f"), always_inline)) inline void few_rows_masked_dispatch(
+    bool wide, int64_t count, const TapProduct& g, const Segment& s, const __mmask16* masks, int64_t first,
+    int64_t o, int64_t n, int64_t row0) {
+    if (wide) {
+        if (count == 1) return few_rows_masked_block<1, 4>(g, s, masks, first, o, n, row0);
+        return few_rows_masked_block<2, 4>(g, s, masks, first, o, n, row0);
+    }
+    switch (count) {
+        case 1: return few_rows_masked_block<1, 2>(g, s, masks, first, o, n, row0);
+        case 2: return few_rows_masked_block<2, 2>(g, s, masks, first, o, n, row0);
+        case 3: return few_rows_masked_block<3, 2>(g, s, masks, first, o, n, row0);
+        case 4: return few_rows_masked_block<4, 2>(g, s, masks, first, o, n, row0);
+        case 5: return few_rows_masked_block<5, 2>(g, s, masks, first, o, n, row0);
+        case 6: return few_rows_masked_block<6, 2>(g, s, masks, first, o, n, row0);
+        case 7: return few_rows_masked_block<7, 2>(g, s, masks, first, o, n, row0);
+        default: return few_rows_masked_block<8, 2>(g, s, masks, first, o, n, row0);
+    }
+}
+
+__attribute__((target("avx512f"))) void few_rows_avx512(const TapProduct& g, const Segment* segs, int64_t n_segs,
+                                                        int64_t c0, int64_t c1) {
+    const bool wide = g.a->rows <= 2;  // as few_rows: four vectors of columns for one or two rows
+    const int64_t nv = wide ? 4 : 2, block = nv * 16, k_n = g.kernel, rows = g.a->rows;
+    const int64_t tap = g.transposed ? -g.dilation : g.dilation;
+    __mmask16 masks[kMaskedTaps * 4];
+    // The segments' parts inside columns [c0, c1), as for_each_segment_part (a lambda would not
+    // be compiled for AVX-512).
+    int64_t base = 0;
+    for (int64_t si = 0; si < n_segs; base += segs[si++].cols) {
+        const Segment& s = segs[si];
+        const int64_t oa = std::max<int64_t>(c0 - base, 0), ob = std::min<int64_t>(c1 - base, s.cols);
+        const int64_t shift = g.transposed ? -s.delta : s.delta;
+        for (int64_t o = oa; o < ob; o += block) {
+            const int64_t n = std::min(block, ob - o), first = o + shift;
+            // Column o + j, tap k reads source position first + j + k * tap.
+            for (int64_t k = 0; k < k_n; ++k)
+                for (int64_t v = 0; v < nv; ++v) masks[k * nv + v] = lanes_inside(first + k * tap + v * 16, s.src_len);
+            for (int64_t r0 = 0; r0 < rows; r0 += kFewRows) {
+                const int64_t count = std::min(kFewRows, rows - r0);
+                few_rows_masked_dispatch(wide, count, g, s, masks, first, o, n, r0);
+            }
+        }
+    }
+}
+
 // flatten: the templates are compiled for each target inside these functions.
 __attribute__((target("avx512f"), flatten)) void run_avx512(const TapProduct& g, const Segment* s, int64_t n,
                                                                int64_t c0, int64_t c1) {
+    if (g.kernel <= kMaskedTaps && few_rows_fit(g, s, n, true) && !(c1 - c0 < 8 && c0 == 0 && is_dense_form(g, s, n)))
+        return few_rows_avx512(g, s, n, c0, c1);
     run_columns<v16, 8>(g, s, n, c0, c1);
 }
 __attribute__((target("avx512f"), flatten)) void small_avx512(int64_t n, int64_t u, int64_t d, const float* x,
