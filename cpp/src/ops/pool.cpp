@@ -207,30 +207,58 @@ __attribute__((target("avx512f"))) bool max_pool2_avx512(const float* base, floa
     return nan != 0;
 }
 
-// Its backward: each window's gradient goes to the tap of its argmax, the other tap gets 0;
-// the two taps' values are interleaved back in registers. set: store instead of add.
-__attribute__((target("avx512f"))) void max_pool2_backward_avx512(const int32_t* arg, const float* g,
-                                                                const float* gate, float* dst, int64_t lo,
-                                                                int64_t hi, int64_t pb, bool set) {
+// Its backward, for every row and channel: each window's gradient goes to the tap of its
+// argmax, the other tap gets 0; the two taps' values are interleaved back in registers. Windows
+// [lo, hi) lie inside the input; the others (padding) scatter one by one. pooled: the forward
+// output when a ReLU is fused in (BackwardArgs::relu_gate), else null. set: store instead of
+// add, and zero what no inner window covers.
+__attribute__((target("avx512f"))) void max_pool2_backward_avx512(const BackwardArgs& a, int64_t lo, int64_t hi,
+                                                                bool set) {
+    const View& gx = a.grad_in[0];
+    const ConstView& gy = a.grad_out;
+    const int64_t pb = a.geo.pad_begin;
     const __m512i twice = _mm512_load_si512(kEven), low = _mm512_load_si512(kLow), high = _mm512_load_si512(kHigh);
-    for (int64_t o = lo; o < hi; o += 16) {
-        const int64_t n = std::min<int64_t>(16, hi - o);
-        __mmask16 m = low_mask(n);
-        if (gate) m &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, gate + o), _mm512_setzero_ps(), _CMP_GT_OQ);
-        const __m512 v = _mm512_maskz_loadu_ps(m, g + o);
-        const __m512i at = _mm512_maskz_loadu_epi32(m, arg + o);
-        const __m512i first = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
-        const __m512 v0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, first), v);
-        const __m512 v1 = _mm512_maskz_mov_ps(_mm512_cmpneq_epi32_mask(at, first), v);
-        __m512 d0 = _mm512_permutex2var_ps(v0, low, v1), d1 = _mm512_permutex2var_ps(v0, high, v1);
-        float* p = dst + 2 * o - pb;
-        const __mmask16 m0 = low_mask(2 * n), m1 = low_mask(std::max<int64_t>(0, 2 * n - 16));
-        if (!set) {
-            d0 = _mm512_add_ps(d0, _mm512_maskz_loadu_ps(m0, p));
-            d1 = _mm512_add_ps(d1, _mm512_maskz_loadu_ps(m1, p + 16));
+    const int64_t inner_lo = std::clamp<int64_t>(2 * lo - pb, 0, gx.l);
+    const int64_t inner_hi = std::clamp<int64_t>(2 * hi - pb, inner_lo, gx.l);
+    for (int64_t r = 0; r < gy.n; ++r) {
+        const int32_t* arg_r = a.aux + (r / a.rep) * gy.c * gy.l;
+        const float* pooled = a.relu_gate ? a.out.sample(r / a.rep) : nullptr;
+        for (int64_t c = 0; c < gy.c; ++c) {
+            const int32_t* arg = arg_r + c * gy.l;
+            const float* g = gy.sample(r) + c * gy.l;
+            const float* gate = pooled ? pooled + c * gy.l : nullptr;
+            float* dst = gx.sample(r) + c * gx.l;
+            if (set) {
+                std::fill(dst, dst + inner_lo, 0.f);
+                std::fill(dst + inner_hi, dst + gx.l, 0.f);
+            }
+            for (int64_t o = lo; o < hi; o += 16) {
+                const int64_t n = std::min<int64_t>(16, hi - o);
+                __mmask16 m = low_mask(n);
+                if (gate) m &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, gate + o), _mm512_setzero_ps(), _CMP_GT_OQ);
+                const __m512 v = _mm512_maskz_loadu_ps(m, g + o);
+                const __m512i at = _mm512_maskz_loadu_epi32(m, arg + o);
+                const __m512i first = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
+                const __m512 v0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, first), v);
+                const __m512 v1 = _mm512_maskz_mov_ps(_mm512_cmpneq_epi32_mask(at, first), v);
+                __m512 d0 = _mm512_permutex2var_ps(v0, low, v1), d1 = _mm512_permutex2var_ps(v0, high, v1);
+                float* p = dst + 2 * o - pb;
+                const __mmask16 m0 = low_mask(2 * n), m1 = low_mask(std::max<int64_t>(0, 2 * n - 16));
+                if (!set) {
+                    d0 = _mm512_add_ps(d0, _mm512_maskz_loadu_ps(m0, p));
+                    d1 = _mm512_add_ps(d1, _mm512_maskz_loadu_ps(m1, p + 16));
+                }
+                _mm512_mask_storeu_ps(p, m0, d0);
+                _mm512_mask_storeu_ps(p + 16, m1, d1);
+            }
+            // Windows that reach into the padding.
+            auto scatter = [&](int64_t o) {
+                const int32_t i = arg[o];
+                if (i >= 0 && (!gate || gate[o] > 0.f)) dst[i] += g[o];
+            };
+            for (int64_t o = 0; o < lo; ++o) scatter(o);
+            for (int64_t o = hi; o < gy.l; ++o) scatter(o);
         }
-        _mm512_mask_storeu_ps(p, m0, d0);
-        _mm512_mask_storeu_ps(p + 16, m1, d1);
     }
 }
 #endif
@@ -426,12 +454,12 @@ TSVIZ_SIMD void backward_max_pool(const BackwardArgs& a) {
     // Overwriting: the tiled windows set their positions, the rest of each row is zeroed.
     const bool set = a.overwrite && tiled;
     if (a.overwrite && !tiled) zero_if_overwrite(a);
-#ifdef TSVIZ_X86_POOL
-    const bool pairs = tiled && k_n == 2 && isa_level() == 2;
-#endif
     // The windows wholly inside the input: o * K - pb >= 0 and o * K - pb + K <= gx.l.
     const int64_t lo = tiled ? std::min(gy.l, (pb + k_n - 1) / k_n) : 0;
     const int64_t hi = tiled ? std::max(lo, std::min(gy.l, (gx.l + pb) / k_n)) : 0;
+#ifdef TSVIZ_X86_POOL
+    if (tiled && k_n == 2 && isa_level() == 2) return max_pool2_backward_avx512(a, lo, hi, set);
+#endif
     for (int64_t r = 0; r < gy.n; ++r) {
         const int32_t* arg = a.aux + (r / a.rep) * gy.c * gy.l;
         const float* g = gy.sample(r);
@@ -452,10 +480,6 @@ TSVIZ_SIMD void backward_max_pool(const BackwardArgs& a) {
                 std::fill(dst_c + std::clamp<int64_t>(hi * k_n - pb, inner_lo, gx.l), dst_c + gx.l, 0.f);
             }
             for (int64_t o = 0; o < lo; ++o) scatter(o);
-#ifdef TSVIZ_X86_POOL
-            if (pairs) max_pool2_backward_avx512(arg_c, g_c, gate, dst_c, lo, hi, pb, set);
-            else
-#endif
             if (k_n == 2) {
                 if (set) tiled_max_pool_backward<2, true>(arg_c, g_c, gate, dst_c, lo, hi, pb);
                 else tiled_max_pool_backward<2, false>(arg_c, g_c, gate, dst_c, lo, hi, pb);
