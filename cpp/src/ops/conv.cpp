@@ -13,6 +13,7 @@
 #include "ops/gemm.hpp"
 #include "onnx/lowering.hpp"
 #include "ops/op.hpp"
+#include "ops/simd.hpp"
 #include "tsviz/error.hpp"
 
 namespace tsviz::ops {
@@ -173,8 +174,50 @@ void backward_conv(const BackwardArgs& a) {
 
 // The rows of each filter f are one product of its packed (channel, tap) weights with their
 // cotangents under the transposed tap rule, as backward_conv with one filter per group.
+namespace {
+
+// With a stride, most transposed taps fall between the inputs, and the product would gather B
+// column by column. Here dz is spread onto the input's positions instead (up[o * s] = dz[o],
+// zeros between, zero-padded at both ends), and every input position is one loop over taps
+// that vectorises: dx[c, t] = sum over k of W[f, c, k] up[t + pad - k * d]. The zero taps cost
+// arithmetic, not gathers.
+TSVIZ_SIMD void strided_filter_input_grad(const Node& node, const Resolved& geo, const Shape& in,
+                                          const FilterRow* rows, int64_t count) {
+    const int64_t per_group = in.c / node.group, filters_per_group = geo.out.c / node.group;
+    const int64_t k_n = node.kernel, st = node.stride, dil = node.dilation, out_l = geo.out.l, in_l = in.l;
+    const int64_t pad = geo.pad_begin, reach = (k_n - 1) * dil, off = std::max<int64_t>(0, reach - pad);
+    // up[j + off] for j in [-off, in_l + pad): every index t + pad - k * d reads.
+    const int64_t size = in_l + pad + off;
+    thread_local std::vector<float> up_scratch;  // kept between calls
+    std::vector<float>& up = up_scratch;         // bound once: a thread_local access is a call
+    up.resize(static_cast<size_t>(size));
+    for (int64_t r = 0; r < count; ++r) {
+        const FilterRow& row = rows[r];
+        const int64_t c0 = (row.filter / filters_per_group) * per_group;
+        std::fill(row.dx, row.dx + c0 * in_l, 0.f);
+        std::fill(row.dx + (c0 + per_group) * in_l, row.dx + in.c * in_l, 0.f);
+        std::fill(up.begin(), up.end(), 0.f);
+        for (int64_t o = 0; o < out_l && o * st + off < size; ++o) up[o * st + off] = row.dz[o];
+        const float* base = up.data() + pad + off;
+        const float* w = node.weight.data() + row.filter * per_group * k_n;
+        for (int64_t c = 0; c < per_group; ++c) {
+            float* __restrict dx = row.dx + (c0 + c) * in_l;
+            const float w0 = w[c * k_n];
+            for (int64_t t = 0; t < in_l; ++t) dx[t] = w0 * base[t];
+            for (int64_t k = 1; k < k_n; ++k) {
+                const float* __restrict src = base - k * dil;
+                const float wk = w[c * k_n + k];
+                for (int64_t t = 0; t < in_l; ++t) dx[t] += wk * src[t];
+            }
+        }
+    }
+}
+
+}  // namespace
+
 void conv_filter_input_grad(const Node& node, const Resolved& geo, const Shape& in, const FilterRow* rows,
                             int64_t count) {
+    if (node.stride > 1) return strided_filter_input_grad(node, geo, in, rows, count);
     const int64_t per_group = in.c / node.group, filters_per_group = geo.out.c / node.group;
     thread_local std::vector<Segment> segs_scratch;  // kept between calls
     thread_local std::vector<int64_t> order_scratch;
