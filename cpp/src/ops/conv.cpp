@@ -102,6 +102,39 @@ void forward_conv(const ForwardArgs& a) {
 
 namespace tsviz::ops {
 
+namespace {
+
+// One cotangent row of a strided convolution's input gradient, after the product: tap k of
+// channel c adds cols[c * K + k, o] to dx[c, o * s + shift_k]. The taps of one phase
+// (shift_k mod s) land on the same positions phase + s * m; their sum over m is contiguous
+// (o = m - delta_k), then one strided pass adds it.
+TSVIZ_SIMD void add_phase_sums(const float* cols, int64_t channels, int64_t k_n, int64_t len, int64_t st,
+                               const int64_t* tap_phase, const int64_t* tap_delta, float* dx, int64_t dx_l,
+                               std::vector<float>& phase_sum) {
+    phase_sum.resize(static_cast<size_t>((dx_l + st - 1) / st));
+    float* __restrict sum = phase_sum.data();
+    for (int64_t c = 0; c < channels; ++c) {
+        float* dx_c = dx + c * dx_l;
+        for (int64_t phase = 0; phase < st && phase < dx_l; ++phase) {
+            const int64_t m_n = (dx_l - phase + st - 1) / st;  // phase + s * m in [0, dx_l)
+            bool any = false;
+            for (int64_t k = 0; k < k_n; ++k) {
+                if (tap_phase[k] != phase) continue;
+                const int64_t delta = tap_delta[k];
+                const float* __restrict col = cols + (c * k_n + k) * len - delta;
+                const int64_t m0 = std::max<int64_t>(0, delta), m1 = std::min(m_n, delta + len);
+                if (!any) std::fill(sum, sum + m_n, 0.f);
+                any = true;
+                for (int64_t m = m0; m < m1; ++m) sum[m] += col[m];
+            }
+            if (any)
+                for (int64_t m = 0; m < m_n; ++m) dx_c[phase + st * m] += sum[m];
+        }
+    }
+}
+
+}  // namespace
+
 // dx += W^T * dz with transposed taps: dx[c, i] = sum over f, k of W[f, c, k] dz[f, o] where
 // i = o * s - pad + k * d; one product per group, the cotangent rows side by side. With a
 // stride, most transposed taps fall between the inputs (a product of zeros); there the product
@@ -141,24 +174,8 @@ void backward_conv(const BackwardArgs& a) {
                 p.kernel = p.stride = p.dilation = 1;
                 tap_product(p, segs.data(), nr);
                 for (int64_t r = 0; r < nr; ++r)
-                    for (int64_t c = 0; c < per_group; ++c) {
-                        float* dx = gx.sample(r0 + r) + (g * per_group + c) * gx.l;
-                        for (int64_t phase = 0; phase < st && phase < gx.l; ++phase) {
-                            const int64_t m_n = (gx.l - phase + st - 1) / st;  // phase + s * m in [0, gx.l)
-                            phase_sum.assign(static_cast<size_t>(m_n), 0.f);
-                            bool any = false;
-                            for (int64_t k = 0; k < k_n; ++k) {
-                                if (tap_phase[k] != phase) continue;
-                                any = true;
-                                const int64_t delta = tap_delta[k];
-                                const float* col = cols.data() + (r * rows + c * k_n + k) * len - delta;
-                                const int64_t m0 = std::max<int64_t>(0, delta), m1 = std::min(m_n, delta + len);
-                                for (int64_t m = m0; m < m1; ++m) phase_sum[m] += col[m];
-                            }
-                            if (any)
-                                for (int64_t m = 0; m < m_n; ++m) dx[phase + st * m] += phase_sum[m];
-                        }
-                    }
+                    add_phase_sums(cols.data() + r * rows * len, per_group, k_n, len, st, tap_phase.data(),
+                                   tap_delta.data(), gx.sample(r0 + r) + g * per_group * gx.l, gx.l, phase_sum);
             }
         return;
     }
