@@ -227,26 +227,66 @@ inline void for_each_segment_part(const Segment* segs, int64_t n_segs, int64_t c
 // the rows' weights, read from a zero-padded copy of the segment's source.
 constexpr int64_t kFewRows = 8;
 
+// Sixteen vectors by name: GCC keeps an array of vectors in memory across a loop whose trip
+// count is known at run time only (a load and a store of every accumulator at every step), but
+// keeps a struct's fields in registers (clang does either). reg<I> is field I, chosen at
+// compile time; folds over index sequences stand for the loops over them.
+template <class V>
+struct Regs {
+    V r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
+};
+template <size_t I, class V>
+__attribute__((always_inline)) inline V& reg(Regs<V>& x) {
+    static_assert(I < 16, "sixteen registers");
+    if constexpr (I == 0) return x.r0;
+    else if constexpr (I == 1) return x.r1;
+    else if constexpr (I == 2) return x.r2;
+    else if constexpr (I == 3) return x.r3;
+    else if constexpr (I == 4) return x.r4;
+    else if constexpr (I == 5) return x.r5;
+    else if constexpr (I == 6) return x.r6;
+    else if constexpr (I == 7) return x.r7;
+    else if constexpr (I == 8) return x.r8;
+    else if constexpr (I == 9) return x.r9;
+    else if constexpr (I == 10) return x.r10;
+    else if constexpr (I == 11) return x.r11;
+    else if constexpr (I == 12) return x.r12;
+    else if constexpr (I == 13) return x.r13;
+    else if constexpr (I == 14) return x.r14;
+    else return x.r15;
+}
+
+// NV vectors of B from b; acc[r * NV + v] += A(r, p) * B[v] for r < R (w = &A(0, p), rows
+// depth apart).
+template <class V, size_t... I>
+TSVIZ_INLINE void load_vectors(Regs<V>& bv, const float* b, std::index_sequence<I...>) {
+    ((std::memcpy(&reg<I>(bv), b + I * (sizeof(V) / sizeof(float)), sizeof(V))), ...);
+}
+template <int64_t NV, class V, size_t... I>
+TSVIZ_INLINE void add_products(Regs<V>& acc, Regs<V>& bv, const float* w, int64_t depth, std::index_sequence<I...>) {
+    ((reg<I>(acc) += w[static_cast<int64_t>(I) / NV * depth] * reg<I % NV>(bv)), ...);
+}
+template <int64_t NV, class V, size_t... I>
+TSVIZ_INLINE void copy_out(Regs<V>& acc, V (*out)[NV], std::index_sequence<I...>) {
+    ((out[I / NV][I % NV] = reg<I>(acc)), ...);
+}
+
 template <class V, int64_t R, int64_t NV>
 inline void few_rows_block(const TapProduct& g, const float* src, int64_t row_len, int64_t tap, float* dst,
                            int64_t n, int64_t row0) {
     constexpr int64_t w = static_cast<int64_t>(sizeof(V) / sizeof(float));
     const PackedMatrix& a = *g.a;
     const int64_t k_n = g.kernel, depth = a.depth;
-    V acc[R][NV];
-    for (int64_t r = 0; r < R; ++r)
-        for (int64_t v = 0; v < NV; ++v) acc[r][v] = V{};
+    static_assert(R * NV <= 16, "sixteen accumulators");
+    Regs<V> regs{}, bv;
     const float* ar = a.plain.data() + row0 * depth;
     for (int64_t c = 0; c < g.channels; ++c)
         for (int64_t k = 0; k < k_n; ++k) {
-            const float* b = src + c * row_len + k * tap;
-            V bv[NV];
-            for (int64_t v = 0; v < NV; ++v) std::memcpy(&bv[v], b + v * w, sizeof(V));
-            for (int64_t r = 0; r < R; ++r) {
-                const float wt = ar[r * depth + c * k_n + k];
-                for (int64_t v = 0; v < NV; ++v) acc[r][v] += wt * bv[v];
-            }
+            load_vectors(bv, src + c * row_len + k * tap, std::make_index_sequence<NV>{});
+            add_products<NV>(regs, bv, ar + c * k_n + k, depth, std::make_index_sequence<R * NV>{});
         }
+    V acc[R][NV];
+    copy_out<NV>(regs, acc, std::make_index_sequence<R * NV>{});
     for (int64_t r = 0; r < R; ++r) {
         float out[NV * w];
         std::memcpy(out, acc[r], sizeof out);
@@ -264,15 +304,20 @@ inline void few_rows_block(const TapProduct& g, const float* src, int64_t row_le
 template <class V, int64_t NV>
 inline void few_rows_dispatch(int64_t count, const TapProduct& g, const float* src, int64_t row_len, int64_t tap,
                               float* dst, int64_t n, int64_t row0) {
-    switch (count) {
-        case 1: return few_rows_block<V, 1, NV>(g, src, row_len, tap, dst, n, row0);
-        case 2: return few_rows_block<V, 2, NV>(g, src, row_len, tap, dst, n, row0);
-        case 3: return few_rows_block<V, 3, NV>(g, src, row_len, tap, dst, n, row0);
-        case 4: return few_rows_block<V, 4, NV>(g, src, row_len, tap, dst, n, row0);
-        case 5: return few_rows_block<V, 5, NV>(g, src, row_len, tap, dst, n, row0);
-        case 6: return few_rows_block<V, 6, NV>(g, src, row_len, tap, dst, n, row0);
-        case 7: return few_rows_block<V, 7, NV>(g, src, row_len, tap, dst, n, row0);
-        default: return few_rows_block<V, 8, NV>(g, src, row_len, tap, dst, n, row0);
+    if constexpr (NV > 2) {  // four vectors of columns for one or two rows only
+        if (count == 1) return few_rows_block<V, 1, NV>(g, src, row_len, tap, dst, n, row0);
+        return few_rows_block<V, 2, NV>(g, src, row_len, tap, dst, n, row0);
+    } else {
+        switch (count) {
+            case 1: return few_rows_block<V, 1, NV>(g, src, row_len, tap, dst, n, row0);
+            case 2: return few_rows_block<V, 2, NV>(g, src, row_len, tap, dst, n, row0);
+            case 3: return few_rows_block<V, 3, NV>(g, src, row_len, tap, dst, n, row0);
+            case 4: return few_rows_block<V, 4, NV>(g, src, row_len, tap, dst, n, row0);
+            case 5: return few_rows_block<V, 5, NV>(g, src, row_len, tap, dst, n, row0);
+            case 6: return few_rows_block<V, 6, NV>(g, src, row_len, tap, dst, n, row0);
+            case 7: return few_rows_block<V, 7, NV>(g, src, row_len, tap, dst, n, row0);
+            default: return few_rows_block<V, 8, NV>(g, src, row_len, tap, dst, n, row0);
+        }
     }
 }
 
@@ -609,49 +654,16 @@ __attribute__((target("avx512f"), always_inline)) inline __mmask16 lanes_inside(
     return lo >= hi ? 0 : static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
 }
 
-// Sixteen vectors by name: GCC keeps an array of vectors in memory across a loop whose trip
-// count is known at run time only (a store of every accumulator at every step), but keeps a
-// struct's fields in registers. reg<I> picks field I at compile time.
-struct Regs16 {
-    v16 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
-};
-template <size_t I>
-__attribute__((always_inline)) inline v16& reg(Regs16& x) {
-    static_assert(I < 16, "sixteen registers");
-    if constexpr (I == 0) return x.r0;
-    else if constexpr (I == 1) return x.r1;
-    else if constexpr (I == 2) return x.r2;
-    else if constexpr (I == 3) return x.r3;
-    else if constexpr (I == 4) return x.r4;
-    else if constexpr (I == 5) return x.r5;
-    else if constexpr (I == 6) return x.r6;
-    else if constexpr (I == 7) return x.r7;
-    else if constexpr (I == 8) return x.r8;
-    else if constexpr (I == 9) return x.r9;
-    else if constexpr (I == 10) return x.r10;
-    else if constexpr (I == 11) return x.r11;
-    else if constexpr (I == 12) return x.r12;
-    else if constexpr (I == 13) return x.r13;
-    else if constexpr (I == 14) return x.r14;
-    else return x.r15;
-}
-
 // B's NV vectors of one (channel, tap), lanes outside the source read as 0.
 template <size_t... V>
-__attribute__((target("avx512f"), always_inline)) inline void load_masked(Regs16& bv, const float* b,
+__attribute__((target("avx512f"), always_inline)) inline void load_masked(Regs<v16>& bv, const float* b,
                                                                           const __mmask16* masks,
                                                                           std::index_sequence<V...>) {
     ((reg<V>(bv) = (v16)_mm512_maskz_loadu_ps(masks[V], b + V * 16)), ...);
 }
-// acc[r * NV + v] += A(r, p) * bv[v] for every r < R, v < NV (w = &A(0, p), rows depth apart).
-template <int64_t NV, size_t... I>
-__attribute__((target("avx512f"), always_inline)) inline void add_products(Regs16& acc, Regs16& bv, const float* w,
-                                                                           int64_t depth, std::index_sequence<I...>) {
-    ((reg<I>(acc) += w[static_cast<int64_t>(I) / NV * depth] * reg<I % NV>(bv)), ...);
-}
 // Row r, vector v of the block to dst (+= when accumulating, else + bias), columns below n.
 template <int64_t NV, size_t... I>
-__attribute__((target("avx512f"), always_inline)) inline void store_block(const TapProduct& g, Regs16& acc, float* d,
+__attribute__((target("avx512f"), always_inline)) inline void store_block(const TapProduct& g, Regs<v16>& acc, float* d,
                                                                           int64_t row0, int64_t n,
                                                                           std::index_sequence<I...>) {
     auto one = [&](int64_t i, const v16& x) __attribute__((target("avx512f"))) {
@@ -672,7 +684,7 @@ __attribute__((target("avx512f"), noinline)) void few_rows_masked_block(
     static_assert(R * NV <= 16, "sixteen accumulators");
     const PackedMatrix& a = *g.a;
     const int64_t k_n = g.kernel, depth = a.depth;
-    Regs16 acc{}, bv;
+    Regs<v16> acc{}, bv;
     const float* ar = a.plain.data() + row0 * depth;
     const int64_t tap = g.transposed ? -g.dilation : g.dilation;
     // Tap by tap, so that its lane masks stay in mask registers over the channels.
