@@ -24,6 +24,21 @@ def test_forward_matches_onnxruntime(name: str, batch: int) -> None:
     np.testing.assert_allclose(y, expected, **TOL)
 
 
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_a_sample_s_output_does_not_depend_on_the_batch(name: str) -> None:
+    """predict and explain cut a batch into chunks their own way; elementwise ops run over a
+    chunk as one array, so a value falls in the vectorised body or the scalar tail depending on
+    its neighbours. Each sample must still get the same arithmetic: alone, in halves, in the
+    whole batch and in explain, its output is bit-identical."""
+    info = MANIFEST[name]
+    model = tsv.load(model_path(name))
+    x = real_windows(tuple(info["input_shape"]), info["layout"], 13, seed=3)
+    whole = model.predict(x)
+    np.testing.assert_array_equal(np.concatenate([model.predict(x[i : i + 1]) for i in range(13)]), whole)
+    np.testing.assert_array_equal(np.concatenate([model.predict(x[:5]), model.predict(x[5:])]), whole)
+    np.testing.assert_array_equal(model.explain(x).output, whole)
+
+
 @pytest.mark.parametrize("name", [n for n in sorted(MANIFEST) if MANIFEST[n]["free_length"]])
 @pytest.mark.parametrize("length", [97, 300])
 def test_free_length_matches_onnxruntime(name: str, length: int) -> None:
