@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -171,6 +172,33 @@ __attribute__((always_inline)) inline void inner_max_pool(const float* __restric
     strided_max_pool<0>(base, y, arg, lo, hi, s, d, kernel, pb);
 }
 
+// One window by the general rule: bounds checks and the first-NaN rule. Strict '>' keeps the
+// first maximum (SPEC.md, ties: lowest index); the first NaN of a window wins, so that NaN in
+// gives NaN out (as PyTorch). For edge windows and every window of a channel with NaN.
+inline void max_pool_window(const Node& node, int64_t pb, const float* xc, int64_t x_len, int64_t o, float* yc,
+                            int32_t* arg) {
+    float best = -std::numeric_limits<float>::infinity();
+    int64_t best_at = -1;
+    for (int64_t k = 0; k < node.kernel; ++k) {
+        const int64_t i = o * node.stride - pb + k * node.dilation;
+        if (i < 0 || i >= x_len) continue;
+        if (best_at < 0 || xc[i] > best || (std::isnan(xc[i]) && !std::isnan(best))) {
+            best = xc[i];
+            best_at = i;
+        }
+    }
+    yc[o] = best;
+    arg[o] = static_cast<int32_t>(best_at);
+}
+
+// The windows [lo, hi) that lie wholly inside an input of x_len (no bounds checks needed).
+inline std::pair<int64_t, int64_t> inner_windows(const Node& node, int64_t pb, int64_t x_len, int64_t y_len) {
+    const int64_t s = node.stride, reach = (node.kernel - 1) * node.dilation;
+    const int64_t lo = std::min(y_len, (pb + s - 1) / s);
+    const int64_t last = x_len - 1 - reach + pb < 0 ? -1 : std::min(y_len - 1, (x_len - 1 - reach + pb) / s);
+    return {lo, std::max(lo, last + 1)};
+}
+
 #ifdef TSVIZ_X86_POOL
 // Windows of 2 at stride 2 (the most common pooling), o in [lo, hi), on AVX-512: 16 windows
 // per step, their 32 inputs de-interleaved in registers; rows of 12-50 windows end in masked
@@ -187,8 +215,8 @@ __attribute__((target("avx512f"))) __mmask16 low_mask(int64_t n) {
 }
 
 // Returns whether an input it read was NaN (its windows then need the first-NaN rule).
-__attribute__((target("avx512f"))) bool max_pool2_avx512(const float* base, float* y, int32_t* arg, int64_t lo,
-                                                       int64_t hi, int64_t pb) {
+__attribute__((target("avx512f"))) inline bool max_pool2_row_avx512(const float* base, float* y, int32_t* arg,
+                                                                  int64_t lo, int64_t hi, int64_t pb) {
     __mmask16 nan = 0;
     const __m512i twice = _mm512_load_si512(kEven), even_at = twice, odd_at = _mm512_load_si512(kOdd);
     for (int64_t o = lo; o < hi; o += 16) {
@@ -205,6 +233,24 @@ __attribute__((target("avx512f"))) bool max_pool2_avx512(const float* base, floa
         _mm512_mask_storeu_epi32(arg + o, m, _mm512_mask_add_epi32(first, better, first, _mm512_set1_epi32(1)));
     }
     return nan != 0;
+}
+
+// Every row of the op: one call, not one per row of 12-50 windows.
+__attribute__((target("avx512f"))) void max_pool2_avx512(const ForwardArgs& a) {
+    const ConstView& x = a.in[0];
+    const View& y = a.out;
+    const int64_t pb = a.geo.pad_begin;
+    const auto [lo, hi] = inner_windows(a.node, pb, x.l, y.l);
+    for (int64_t r = 0; r < y.n * y.c; ++r) {
+        const float* xc = x.data + r * x.l;
+        float* yc = y.data + r * y.l;
+        int32_t* arg = a.aux + r * y.l;
+        for (int64_t o = 0; o < lo; ++o) max_pool_window(a.node, pb, xc, x.l, o, yc, arg);
+        // A window with NaN goes again by the first-NaN rule.
+        if (max_pool2_row_avx512(xc - pb, yc, arg, lo, hi, pb))
+            for (int64_t o = lo; o < hi; ++o) max_pool_window(a.node, pb, xc, x.l, o, yc, arg);
+        for (int64_t o = hi; o < y.l; ++o) max_pool_window(a.node, pb, xc, x.l, o, yc, arg);
+    }
 }
 
 // Its backward, for every row and channel: each window's gradient goes to the tap of its
@@ -271,8 +317,9 @@ TSVIZ_SIMD void forward_max_pool(const ForwardArgs& a) {
     const View& y = a.out;
     const int64_t s = node.stride, d = node.dilation, pb = a.geo.pad_begin;
 #ifdef TSVIZ_X86_POOL
-    const bool pairs = s == 2 && node.kernel == 2 && isa_level() == 2;
+    if (s == 2 && node.kernel == 2 && isa_level() == 2) return max_pool2_avx512(a);
 #endif
+    const auto [inner_lo, inner_hi] = inner_windows(node, pb, x.l, y.l);
     for (int64_t n = 0; n < y.n; ++n) {
         for (int64_t c = 0; c < y.c; ++c) {
             const float* xc = x.sample(n) + c * x.l;
@@ -283,44 +330,13 @@ TSVIZ_SIMD void forward_max_pool(const ForwardArgs& a) {
             // plain strict '>' with selects, which the first-NaN rule would turn into a chain
             // through integer registers.
             int nan_seen = 0;  // an int, not a bool: an OR over ints vectorises
-#ifdef TSVIZ_X86_POOL
-            if (!pairs)  // the AVX-512 kernel looks for NaN in the inputs it reads
-#endif
-                for (int64_t i = 0; i < x.l; ++i) nan_seen |= static_cast<int>(xc[i] != xc[i]);
-            const bool has_nan = nan_seen != 0;
-            const int64_t reach = (node.kernel - 1) * d;
-            const int64_t inner_lo = has_nan ? y.l : std::min(y.l, (pb + s - 1) / s);
-            const int64_t inner_hi = x.l - 1 - reach + pb < 0 ? -1 : std::min(y.l - 1, (x.l - 1 - reach + pb) / s);
-            // Edge windows (and every window of a channel with NaN): bounds checks and the
-            // first-NaN rule. Strict '>' keeps the first maximum (SPEC.md, ties: lowest
-            // index); the first NaN of a window wins, so that NaN in gives NaN out (as PyTorch).
-            auto edge = [&](int64_t o) {
-                float best = -std::numeric_limits<float>::infinity();
-                int64_t best_at = -1;
-                for (int64_t k = 0; k < node.kernel; ++k) {
-                    const int64_t i = o * s - pb + k * d;
-                    if (i < 0 || i >= x.l) continue;
-                    if (best_at < 0 || xc[i] > best || (std::isnan(xc[i]) && !std::isnan(best))) {
-                        best = xc[i];
-                        best_at = i;
-                    }
-                }
-                yc[o] = best;
-                arg[o] = static_cast<int32_t>(best_at);
-            };
-            const int64_t lo = inner_lo, hi = std::max(inner_lo, inner_hi + 1);
-            for (int64_t o = 0; o < lo; ++o) edge(o);
+            for (int64_t i = 0; i < x.l; ++i) nan_seen |= static_cast<int>(xc[i] != xc[i]);
+            const int64_t lo = nan_seen ? y.l : inner_lo, hi = nan_seen ? y.l : inner_hi;
+            for (int64_t o = 0; o < lo; ++o) max_pool_window(node, pb, xc, x.l, o, yc, arg);
             // Inner windows, tap by tap over all positions: the same strict '>' as selects, in
             // loops over positions that vectorise.
-#ifdef TSVIZ_X86_POOL
-            if (pairs) {
-                // A window with NaN goes again by the first-NaN rule.
-                if (max_pool2_avx512(xc - pb, yc, arg, lo, hi, pb))
-                    for (int64_t o = lo; o < hi; ++o) edge(o);
-            } else
-#endif
-                inner_max_pool(xc - pb, yc, arg, lo, hi, s, d, node.kernel, pb);
-            for (int64_t o = hi; o < y.l; ++o) edge(o);
+            inner_max_pool(xc - pb, yc, arg, lo, hi, s, d, node.kernel, pb);
+            for (int64_t o = hi; o < y.l; ++o) max_pool_window(node, pb, xc, x.l, o, yc, arg);
         }
     }
 }
