@@ -6,7 +6,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -112,28 +111,10 @@ int filter_layer_node(const Graph& g, const std::string& name, const std::string
 std::vector<ChannelZeroing> zeroing(const Graph& g, const std::vector<ops::Resolved>& geo,
                                     const std::vector<ZeroFilters>& zero, int64_t n);
 
-// A vector whose resize leaves new elements uninitialised (default-initialised floats), for
-// buffers that a rule writes whole: zeroing megabytes of cotangents that are overwritten next
-// was a tenth of a backward pass.
-template <class T>
-struct DefaultInitAllocator : std::allocator<T> {
-    template <class U>
-    struct rebind {
-        using other = DefaultInitAllocator<U>;
-    };
-    DefaultInitAllocator() = default;
-    template <class U>
-    DefaultInitAllocator(const DefaultInitAllocator<U>&) noexcept {}  // NOLINT: rebinding converts
-    template <class U>
-    void construct(U* p) noexcept(std::is_nothrow_default_constructible<U>::value) {
-        ::new (static_cast<void*>(p)) U;
-    }
-    template <class U, class... Args>
-    void construct(U* p, Args&&... args) {
-        ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-    }
-};
-using GradBuffer = std::vector<float, DefaultInitAllocator<float>>;
+// Cotangent buffers whose resize leaves new elements uninitialised, for buffers that a rule
+// writes whole (BackwardArgs::overwrite): zeroing megabytes of cotangents that are overwritten
+// next was a tenth of a backward pass.
+using GradBuffer = std::vector<float, UninitAllocator<float>>;
 
 // Cotangents of a backward pass: `rows` rows per node, row r belonging to forward sample
 // r / rep. grad[i] is empty for nodes not reached or not kept.

@@ -273,60 +273,6 @@ void check_pooling() {
     }
 }
 
-// Reverse-mode saliency's one-hot step (ops::conv_filter_input_grad) against its definition
-// by plain loops in double, over strides, dilations, groups and padding.
-void check_filter_input_grad() {
-    std::mt19937 gen(3);
-    struct StepCase {
-        int in_c, filters, kernel, stride, dilation, group, pad_begin, pad_end, length;
-    };
-    const StepCase cases[] = {
-        {3, 8, 5, 1, 1, 1, 2, 2, 20}, {4, 8, 3, 2, 1, 1, 1, 0, 17}, {4, 6, 3, 1, 2, 2, 2, 2, 15},
-        {6, 6, 3, 3, 2, 3, 0, 1, 19}, {2, 4, 4, 1, 1, 1, 0, 0, 9},
-    };
-    for (const StepCase& k : cases) {
-        Graph g;
-        g.input_channels = k.in_c;
-        g.nodes.push_back(make(OpKind::Input, {}, k.in_c));
-        Node n = make(OpKind::Conv, {0}, k.filters);
-        n.kernel = k.kernel;
-        n.stride = k.stride;
-        n.dilation = k.dilation;
-        n.group = k.group;
-        n.pad_begin = k.pad_begin;
-        n.pad_end = k.pad_end;
-        n.weight = random_vector(k.filters * k.in_c / k.group * k.kernel, 0.5f);
-        n.bias = random_vector(k.filters);
-        g.nodes.push_back(n);
-        g.output = 1;
-        ops::prepare(g);
-        const Activations act = allocate(g, 1, k.length);
-        const ops::Resolved& geo = act.geo[1];
-        const Shape in = act.geo[0].out;
-        const int64_t rows = 2 * k.filters, in_size = in.c * in.l;
-        std::vector<float> dz = random_vector(rows * geo.out.l);
-        std::vector<float> dx(static_cast<size_t>(rows * in_size), 123.f);  // written whole
-        std::vector<double> want(dx.size(), 0.0);
-        std::vector<ops::FilterRow> steps;
-        const Node& conv = g.nodes[1];
-        const int64_t per_group = in.c / conv.group, filters_per_group = conv.channels / conv.group;
-        for (int64_t r = 0; r < rows; ++r) {
-            const int64_t f = (r * 5 + 1) % k.filters;  // every filter, in a shuffled order
-            steps.push_back({f, dz.data() + r * geo.out.l, dx.data() + r * in_size});
-            const int64_t c0 = (f / filters_per_group) * per_group;
-            for (int64_t c = 0; c < per_group; ++c)
-                for (int64_t kk = 0; kk < conv.kernel; ++kk)
-                    for (int64_t o = 0; o < geo.out.l; ++o) {
-                        const int64_t i = o * conv.stride - geo.pad_begin + kk * conv.dilation;
-                        if (i < 0 || i >= in.l) continue;
-                        want[r * in_size + (c0 + c) * in.l + i] +=
-                            static_cast<double>(conv.weight[(f * per_group + c) * conv.kernel + kk]) * dz[r * geo.out.l + o];
-                    }
-        }
-        ops::conv_filter_input_grad(conv, geo, in, steps.data(), rows);
-        CHECK(close(std::vector<double>(dx.begin(), dx.end()), want, 1e-5, "one-hot step vs plain loops", "Conv"));
-    }
-}
 
 
 // --- weight gradients ------------------------------------------------------------------------
@@ -495,6 +441,45 @@ void check_registry() {
 }
 
 }  // namespace
+
+// Reverse-mode saliency's one-hot step (ops::conv_filter_input_grad) against its definition
+// by plain loops in double, over strides, dilations, groups and padding.
+void check_filter_input_grad() {
+    std::mt19937 gen(3);
+    const AutoPad none = AutoPad::NotSet;
+    const ConvCase cases[] = {
+        {3, 8, 5, 1, 1, 1, 2, 2, none, 20}, {4, 8, 3, 2, 1, 1, 1, 0, none, 17}, {4, 6, 3, 1, 2, 2, 2, 2, none, 15},
+        {6, 6, 3, 3, 2, 3, 0, 1, none, 19}, {2, 4, 4, 1, 1, 1, 0, 0, none, 9},
+    };
+    for (const ConvCase& k : cases) {
+        const Graph g = weight_case(OpKind::Conv, k, gen);
+        const Activations act = allocate(g, 1, k.length);
+        const ops::Resolved& geo = act.geo[1];
+        const Shape in = act.geo[0].out;
+        const int64_t rows = 2 * k.filters, in_size = in.c * in.l;
+        std::vector<float> dz = random_vector(rows * geo.out.l);
+        std::vector<float> dx(static_cast<size_t>(rows * in_size), 123.f);  // written whole
+        std::vector<double> want(dx.size(), 0.0);
+        std::vector<ops::FilterRow> steps;
+        const Node& conv = g.nodes[1];
+        const int64_t per_group = in.c / conv.group, filters_per_group = conv.channels / conv.group;
+        for (int64_t r = 0; r < rows; ++r) {
+            const int64_t f = (r * 5 + 1) % k.filters;  // every filter, in a shuffled order
+            steps.push_back({f, dz.data() + r * geo.out.l, dx.data() + r * in_size});
+            const int64_t c0 = (f / filters_per_group) * per_group;
+            for (int64_t c = 0; c < per_group; ++c)
+                for (int64_t kk = 0; kk < conv.kernel; ++kk)
+                    for (int64_t o = 0; o < geo.out.l; ++o) {
+                        const int64_t i = o * conv.stride - geo.pad_begin + kk * conv.dilation;
+                        if (i < 0 || i >= in.l) continue;
+                        want[r * in_size + (c0 + c) * in.l + i] +=
+                            static_cast<double>(conv.weight[(f * per_group + c) * conv.kernel + kk]) * dz[r * geo.out.l + o];
+                    }
+        }
+        ops::conv_filter_input_grad(conv, geo, in, steps.data(), rows);
+        CHECK(close(std::vector<double>(dx.begin(), dx.end()), want, 1e-5, "one-hot step vs plain loops", "Conv"));
+    }
+}
 
 int main() {
     int weighted = 0;
