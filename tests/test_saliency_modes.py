@@ -57,6 +57,20 @@ def test_forward_mode_serves_a_subset_of_filters_from_its_cache() -> None:
                                rtol=0, atol=1e-5 * float(np.abs(every).max()))
 
 
+def test_every_filter_asked_again_gives_the_same_array() -> None:
+    """A request for every filter of a layer takes the sweep's sums instead of copying them;
+    asking again computes the layer anew, to the same bits, and the arrays are the caller's."""
+    model = tsv.load(model_path("fcn_op17"))
+    ex = model.explain(real_windows((1, 150), "NCT", 2))
+    first = {name: ex.saliency(name) for name in ex.layer_names}
+    kept = {name: a.copy() for name, a in first.items()}
+    for a in first.values():
+        a[...] = -1.0  # the caller's to change
+    for name in ex.layer_names:
+        np.testing.assert_array_equal(ex.saliency(name), kept[name])
+        np.testing.assert_array_equal(ex.saliency(name, [1, 0], method="forward"), kept[name][:, [1, 0]])
+
+
 def test_saliency_method_is_checked() -> None:
     model = tsv.load(model_path("paper_net_op17"))
     ex = model.explain(real_windows((2, 50), "NCT", 1))

@@ -145,6 +145,9 @@ struct Explanation::Impl {
     mutable std::mutex forward_mutex;
     mutable std::shared_ptr<const SaliencyPlan> plan;
     mutable std::map<size_t, std::vector<float>> forward_sums;
+    // Layers whose sums were handed out whole (a request for every filter takes them instead
+    // of a copy); a later request computes that layer again, and a sweep skips it otherwise.
+    mutable std::vector<bool> forward_given;
 
     const Graph& graph() const { return model->graph; }
     ~Impl() { model->give_arena(std::move(act.arena)); }
@@ -509,8 +512,9 @@ std::vector<float> Explanation::saliency(const std::string& layer, const std::ve
                 return reverse_saliency(ex, l, chosen);
         }
         sweep[li] = true;
+        ex.forward_given.resize(ex.layers.size(), false);
         for (size_t k = 0; k < sweep.size(); ++k)
-            if (ex.forward_sums.count(k)) sweep[k] = false;
+            if (ex.forward_sums.count(k) || (ex.forward_given[k] && k != li)) sweep[k] = false;
         std::vector<int> targets;
         std::vector<float*> outs;
         for (size_t k = 0; k < sweep.size(); ++k) {
@@ -522,6 +526,17 @@ std::vector<float> Explanation::saliency(const std::string& layer, const std::ve
         }
         tangent_sums(g, ex.act, *bands, targets, outs);
         it = ex.forward_sums.find(li);
+    }
+    bool every_filter = reps == f_n;
+    for (int64_t r = 0; r < reps && every_filter; ++r) every_filter = chosen[r] == r;
+    if (every_filter) {
+        // The sums are the answer's layout: |.| in place and hand them out, rather than copy
+        // N x F x C x T floats into a new array and keep both.
+        std::vector<float> out = std::move(it->second);
+        ex.forward_sums.erase(it);
+        ex.forward_given[li] = true;
+        for (float& v : out) v = std::fabs(v);
+        return out;
     }
     const std::vector<float>& sums = it->second;
     std::vector<float> out(static_cast<size_t>(n * reps * in_size));
