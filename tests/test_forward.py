@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from onnx import helper
 
 import tsviz_native as tsv
 from conftest import MANIFEST, model_path, ort_run, outputs_at_thread_counts, real_windows
+from onnx_builder import build, const, weights
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
@@ -33,6 +35,27 @@ def test_a_sample_s_output_does_not_depend_on_the_batch(name: str) -> None:
     info = MANIFEST[name]
     model = tsv.load(model_path(name))
     x = real_windows(tuple(info["input_shape"]), info["layout"], 13, seed=3)
+    whole = model.predict(x)
+    np.testing.assert_array_equal(np.concatenate([model.predict(x[i : i + 1]) for i in range(13)]), whole)
+    np.testing.assert_array_equal(np.concatenate([model.predict(x[:5]), model.predict(x[5:])]), whole)
+    np.testing.assert_array_equal(model.explain(x).output, whole)
+
+
+def test_a_wide_dense_layer_s_output_does_not_depend_on_the_batch() -> None:
+    """Dense layers wider than a few units and features go through the matrix product with one
+    column per sample; its kernel must not change with the number of samples in a chunk (it
+    did: a matrix-vector loop under 8 columns, the narrow kernel above, with other roundings)."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "cw", "cb"], ["c"], kernel_shape=[3], pads=[1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Flatten", ["r"], ["f"]),
+             helper.make_node("Gemm", ["f", "gw", "gb"], ["h"], transB=1),
+             helper.make_node("Relu", ["h"], ["hr"]),
+             helper.make_node("Gemm", ["hr", "ow", "ob"], ["y"], transB=1)]
+    inits = [const("cw", weights(rng, 16, 3, 3)), const("cb", weights(rng, 16)), const("gw", weights(rng, 24, 320)),
+             const("gb", weights(rng, 24)), const("ow", weights(rng, 10, 24)), const("ob", weights(rng, 10))]
+    model = tsv.load(build(nodes, inits, input_shape=("N", 3, 20)))
+    x = rng.standard_normal((13, 3, 20)).astype(np.float32)
     whole = model.predict(x)
     np.testing.assert_array_equal(np.concatenate([model.predict(x[i : i + 1]) for i in range(13)]), whole)
     np.testing.assert_array_equal(np.concatenate([model.predict(x[:5]), model.predict(x[5:])]), whole)

@@ -162,9 +162,12 @@ inline void store(const TapProduct& g, bool first, V (&acc)[MR][2], int64_t row0
 }
 
 // Columns [c0, c1) of the whole column range, located through the segments.
-// A dense layer on a few columns (one sample, a few cotangent rows) is a matrix-vector
-// product: padding it to a full NR-column panel would multiply the work by up to NR. Each
-// column is the whole source (kernel 1, length 1), read straight from it.
+// A dense layer (kernel 1 over sources of length 1, one column per sample or cotangent row) is
+// a matrix-vector product per column: padding a few columns to a full NR-column panel would
+// multiply the work by up to NR. Each column is the whole source, read straight from it. On
+// the blocked kernels' machines every dense product takes this loop, whatever its number of
+// columns: a column's sums must not depend on how many samples share its chunk (predict and
+// explain cut batches differently, and explain's forward splits over the threads).
 template <int64_t MR>
 void few_dense_columns(const TapProduct& g, const Segment* segs, int64_t n_segs) {
     const PackedMatrix& a = *g.a;
@@ -369,8 +372,17 @@ inline bool few_rows_fit(const TapProduct& g, const Segment* segs, int64_t n_seg
 
 template <class V, int64_t MR>
 void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
-    constexpr int64_t w = static_cast<int64_t>(sizeof(V) / sizeof(float));
-    if (c1 - c0 < w / 2 && c0 == 0 && is_dense_form(g, segs, n_segs)) return few_dense_columns<MR>(g, segs, n_segs);
+    if (is_dense_form(g, segs, n_segs)) {
+        // A column per segment (or none): the segments whose column lies in [c0, c1).
+        int64_t base = 0, first = -1, last = 0;
+        for (int64_t si = 0; si < n_segs; base += segs[si++].cols)
+            if (segs[si].cols > 0 && base >= c0 && base < c1) {
+                if (first < 0) first = si;
+                last = si + 1;
+            }
+        if (first >= 0) few_dense_columns<MR>(g, segs + first, last - first);
+        return;
+    }
     if (few_rows_fit(g, segs, n_segs, sizeof(V) == 64)) return few_rows<V>(g, segs, n_segs, c0, c1);
     constexpr int64_t nr = 2 * static_cast<int64_t>(sizeof(V) / sizeof(float));
     const PackedMatrix& a = *g.a;
@@ -428,11 +440,11 @@ constexpr int64_t kNarrowCols = 12;
 
 // Whether the narrow kernel serves this product: 16-row panels packed, a tap rule with a
 // constant column step (every forward rule; transposed only at stride 1), and segments narrower
-// than two of the blocked kernel's panels on average. Products that few_rows serves and dense
-// products of a few columns (few_dense_columns) keep their own loops.
+// than two of the blocked kernel's panels on average. Products that few_rows serves keep their
+// own loops. Dense products take it whatever their number of columns (one column per segment,
+// each column's sums the same): see few_dense_columns.
 inline bool narrow_fits(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t total) {
     if (g.a->wide.empty() || (g.transposed && g.stride != 1) || few_rows_fit(g, segs, n_segs, true)) return false;
-    if (total < 8 && is_dense_form(g, segs, n_segs)) return false;
     return total < 64 * n_segs;
 }
 
@@ -749,7 +761,7 @@ __attribute__((target("avx512f"))) void few_rows_avx512(const TapProduct& g, con
 // flatten: the templates are compiled for each target inside these functions.
 __attribute__((target("avx512f"), flatten)) void run_avx512(const TapProduct& g, const Segment* s, int64_t n,
                                                                int64_t c0, int64_t c1) {
-    if (g.kernel <= kMaskedTaps && few_rows_fit(g, s, n, true) && !(c1 - c0 < 8 && c0 == 0 && is_dense_form(g, s, n)))
+    if (g.kernel <= kMaskedTaps && few_rows_fit(g, s, n, true) && !is_dense_form(g, s, n))
         return few_rows_avx512(g, s, n, c0, c1);
     run_columns<v16, 8>(g, s, n, c0, c1);
 }
