@@ -27,6 +27,15 @@ TSVIZ_INLINE float select(bool c, float a, float b) {
     return out;
 }
 
+// c0 x^n + c1 x^(n-1) + ... + cn by Horner's rule, p = p * x + c in that order (the same
+// operations, and roundings, as writing the steps out).
+template <class... C>
+TSVIZ_INLINE float horner(float x, float c0, C... c) {
+    float p = c0;
+    ((p = p * x + c), ...);
+    return p;
+}
+
 // e^x for x in [-87, 88] (clamped outside; NaN is clamped too, callers select it back).
 TSVIZ_INLINE float fast_exp(float x) {
     x = select(x > -87.f, x, -87.f);
@@ -54,11 +63,8 @@ TSVIZ_INLINE float fast_tanh(float x) {
     const float ax = x < 0.f ? -x : x;
     // |x| < 0.625: an odd polynomial; above, 1 - 2 / (e^{2|x|} + 1), exact to rounding there.
     const float z = x * x;
-    float p = -5.70498872745e-3f;
-    p = p * z + 2.06390887954e-2f;
-    p = p * z - 5.37397155531e-2f;
-    p = p * z + 1.33314422036e-1f;
-    p = p * z - 3.33332819422e-1f;
+    const float p =
+        horner(z, -5.70498872745e-3f, 2.06390887954e-2f, -5.37397155531e-2f, 1.33314422036e-1f, -3.33332819422e-1f);
     const float small = x + x * z * p;
     const float large = 1.f - 2.f / (fast_exp(2.f * ax) + 1.f);
     const float signed_large = select(x < 0.f, -large, large);
@@ -75,13 +81,7 @@ TSVIZ_INLINE float fast_sigmoid(float v) {
 // e^x - 1 would lose the digits, else fast_exp(x) - 1. Within 2e-7 of the value relative to
 // max(1e-2, |value|) (test_kernels); NaN in, NaN out.
 TSVIZ_INLINE float fast_expm1_neg(float x) {
-    float p = 1.f / 40320.f;
-    p = p * x + 1.f / 5040.f;
-    p = p * x + 1.f / 720.f;
-    p = p * x + 1.f / 120.f;
-    p = p * x + 1.f / 24.f;
-    p = p * x + 1.f / 6.f;
-    p = p * x + 0.5f;
+    const float p = horner(x, 1.f / 40320.f, 1.f / 5040.f, 1.f / 720.f, 1.f / 120.f, 1.f / 24.f, 1.f / 6.f, 0.5f);
     const float near = x + x * x * p;
     return select(x != x, x, select(x > -0.5f, near, fast_exp(x) - 1.f));
 }
@@ -99,15 +99,8 @@ TSVIZ_INLINE float fast_log1p_unit(float u) {
     const float f = select(high, (u - 1.f) * 0.5f, u);
     const float k = select(high, 1.f, 0.f);
     const float z = f * f;
-    float p = 7.0376836292e-2f;
-    p = p * f - 1.1514610310e-1f;
-    p = p * f + 1.1676998740e-1f;
-    p = p * f - 1.2420140846e-1f;
-    p = p * f + 1.4249322787e-1f;
-    p = p * f - 1.6668057665e-1f;
-    p = p * f + 2.0000714765e-1f;
-    p = p * f - 2.4999993993e-1f;
-    p = p * f + 3.3333331174e-1f;
+    const float p = horner(f, 7.0376836292e-2f, -1.1514610310e-1f, 1.1676998740e-1f, -1.2420140846e-1f, 1.4249322787e-1f,
+                           -1.6668057665e-1f, 2.0000714765e-1f, -2.4999993993e-1f, 3.3333331174e-1f);
     const float y = f * z * p - 0.5f * z - k * 2.12194440e-4f;
     return f + y + k * 0.693359375f;
 }
@@ -125,24 +118,13 @@ TSVIZ_INLINE float fast_softplus(float x) {
 // erf). NaN in, NaN out.
 TSVIZ_INLINE float fast_erf(float x) {
     const float t = x * x;
-    float p = -7.572962204e-06f;
-    p = p * t + 1.039387644e-04f;
-    p = p * t - 8.339569904e-04f;
-    p = p * t + 5.209016148e-03f;
-    p = p * t - 2.686024830e-02f;
-    p = p * t + 1.128367484e-01f;
-    p = p * t - 3.761262894e-01f;
-    p = p * t + 1.128379107e+00f;
+    const float p = horner(t, -7.572962204e-06f, 1.039387644e-04f, -8.339569904e-04f, 5.209016148e-03f, -2.686024830e-02f,
+                           1.128367484e-01f, -3.761262894e-01f, 1.128379107e+00f);
     const float small = x * p;
     const float ax = select(x < 0.f, -x, x);
     const float z = select(ax < 3.9375f, ax, 3.9375f) - 2.59375f;
-    float q = 1.546715939e-04f;
-    q = q * z - 1.982151152e-04f;
-    q = q * z + 2.145469887e-03f;
-    q = q * z - 1.002398785e-02f;
-    q = q * z - 9.468446970e-01f;
-    q = q * z - 5.529948711e+00f;
-    q = q * z - 8.316934586e+00f;
+    const float q = horner(z, 1.546715939e-04f, -1.982151152e-04f, 2.145469887e-03f, -1.002398785e-02f, -9.468446970e-01f,
+                           -5.529948711e+00f, -8.316934586e+00f);
     const float large = 1.f - fast_exp(q);
     const float signed_large = select(x < 0.f, -large, large);
     return select(ax >= 1.25f, signed_large, small);  // NaN takes the polynomial: NaN out
