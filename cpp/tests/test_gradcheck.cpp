@@ -176,7 +176,10 @@ void check_graph(const Graph& g, const char* name) {
     // Inputs at least 0.05 from 0 and from each other within a row: no ReLU kink and no
     // max-pool tie is crossed by the finite-difference step.
     std::vector<float> x = random_vector(kSamples * kChannels * kLength);
-    for (size_t i = 0; i < x.size(); ++i) x[i] = (x[i] < 0 ? -0.05f : 0.05f) + x[i] + 0.07f * static_cast<float>(i % 7);
+    for (size_t i = 0; i < x.size(); ++i) {
+        x[i] += 0.07f * static_cast<float>(i % 7);
+        x[i] += x[i] < 0 ? -0.05f : 0.05f;  // after the offset, which could bring it back near 0
+    }
     Activations act = allocate(g, kSamples, kLength);
     std::copy(x.begin(), x.end(), act.arena.begin() + act.offset[0]);
     forward(g, act);
@@ -236,6 +239,7 @@ void check_pooling() {
         int kernel, stride, pad_begin, pad_end;
         bool relu, conv;
         const char* label;
+        bool twice = false;  // two poolings read the input, concatenated: the second adds
     };
     const PoolCase cases[] = {
         {2, 2, 0, 0, false, false, "max-pool 2/2"},
@@ -247,6 +251,8 @@ void check_pooling() {
         {3, 2, 1, 1, true, false, "relu, max-pool 3/2, pads 1+1"},
         {2, 2, 0, 0, true, true, "conv, relu, max-pool 2/2"},
         {3, 3, 1, 1, true, true, "conv, relu, max-pool 3/3, pads 1+1"},
+        {2, 2, 1, 0, true, false, "relu, two max-pools 2/2, pad 1+0", true},
+        {3, 3, 0, 0, false, true, "conv, two max-pools 3/3", true},
     };
     for (const PoolCase& k : cases) {
         Graph g;
@@ -267,6 +273,13 @@ void check_pooling() {
         n.pad_begin = k.pad_begin;
         n.pad_end = k.pad_end;
         g.nodes.push_back(n);
+        if (k.twice) {
+            n.name = n.onnx_node = n.name + "_b";
+            g.nodes.push_back(n);
+            Node cat = make(OpKind::Concat, {static_cast<int>(g.nodes.size()) - 2, static_cast<int>(g.nodes.size()) - 1},
+                            2 * kChannels);
+            g.nodes.push_back(cat);
+        }
         g.output = static_cast<int>(g.nodes.size()) - 1;
         ops::prepare(g);
         check_graph(g, k.label);

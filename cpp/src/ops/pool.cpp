@@ -7,9 +7,11 @@
 // (an input position, -1 for a window wholly in padding) and serves the backward and the trace.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <string>
 #include <utility>
+#include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -307,6 +309,105 @@ __attribute__((target("avx512f"))) void max_pool2_backward_avx512(const Backward
         }
     }
 }
+
+// Several cotangent rows per sample (a saliency sweep: BackwardArgs::rep > 1) through windows
+// that tile the input (kernel = stride, no dilation). The rows share their sample's argmaxes
+// and ReLU gate, so which input position takes which window's gradient is worked out once per
+// sample, as a lane mask per 16 positions of the flat (channel, position) row. Each row is then
+// one permute per 16 positions, with no per-channel bookkeeping: on rows of 12-50 windows the
+// bookkeeping of the loops above cost more than moving the values.
+// Per 16 input positions (a chunk), fixed by the shapes: the first window any of them belongs
+// to (base, flat over channels), each lane's window as an offset from it (idx, 0-15), and how
+// many windows from base on exist (the load's length).
+struct TiledPlan {
+    int64_t c = -1, in_len = 0, out_len = 0, kernel = 0, pb = 0;
+    std::vector<int32_t> base;
+    std::vector<uint8_t> idx;  // 16 per chunk
+    std::vector<__mmask16> load;
+    std::vector<__mmask16> lanes;  // per chunk, for one sample: the positions that are argmaxes
+    bool ok = false;               // every chunk's windows span at most 16
+
+    void build(int64_t c_n, int64_t x_l, int64_t y_l, int64_t k, int64_t pad) {
+        c = c_n, in_len = x_l, out_len = y_l, kernel = k, pb = pad;
+        const int64_t total = c * in_len, chunks = (total + 15) / 16, windows = c * out_len;
+        base.assign(static_cast<size_t>(chunks), 0);
+        idx.assign(static_cast<size_t>(chunks * 16), 0);
+        load.assign(static_cast<size_t>(chunks), 0);
+        lanes.resize(static_cast<size_t>(chunks));
+        ok = true;
+        int64_t ch = 0, pos = 0, first = -1;  // position p = ch * in_len + pos
+        for (int64_t p = 0; p < total; ++p) {
+            const int64_t q = p / 16;
+            if (p % 16 == 0) first = -1;
+            const int64_t o = (pos + pb) / kernel;
+            if (o < out_len) {  // else no window covers the position
+                const int64_t w = ch * out_len + o;
+                if (first < 0) {
+                    first = w;
+                    base[static_cast<size_t>(q)] = static_cast<int32_t>(w);
+                    load[static_cast<size_t>(q)] = low_mask(windows - w);
+                }
+                ok = ok && w - first < 16;
+                idx[static_cast<size_t>(p)] = static_cast<uint8_t>((w - first) & 15);
+            }
+            if (++pos == in_len) pos = 0, ++ch;
+        }
+    }
+};
+
+// The plans of the last few shapes a thread met (a sweep alternates between its poolings).
+TiledPlan& tiled_plan(int64_t c, int64_t x_l, int64_t y_l, int64_t k, int64_t pb) {
+    constexpr int kPlans = 4;
+    thread_local TiledPlan plans[kPlans];
+    thread_local int next = 0;
+    for (TiledPlan& p : plans)
+        if (p.c == c && p.in_len == x_l && p.out_len == y_l && p.kernel == k && p.pb == pb) return p;
+    TiledPlan& p = plans[next];
+    next = (next + 1) % kPlans;
+    p.build(c, x_l, y_l, k, pb);
+    return p;
+}
+
+__attribute__((target("avx512f"))) void tiled_max_pool_backward_rows_avx512(const BackwardArgs& a, TiledPlan& plan,
+                                                                           bool set) {
+    const View& gx = a.grad_in[0];
+    const ConstView& gy = a.grad_out;
+    const int64_t total = gx.c * gx.l, chunks = (total + 15) / 16, windows = gy.c * gy.l;
+    const __mmask16 tail = low_mask(total - 16 * (chunks - 1));
+    const int32_t* base = plan.base.data();
+    const uint8_t* idx = plan.idx.data();
+    const __mmask16* load = plan.load.data();
+    __mmask16* lanes = plan.lanes.data();
+    for (int64_t s = 0; s * a.rep < gy.n; ++s) {
+        // The sample's argmax positions, gated by the fused ReLU (its pooled value is positive);
+        // without branches, which the gate would mispredict half the time.
+        std::fill(lanes, lanes + chunks, static_cast<__mmask16>(0));
+        const int32_t* arg = a.aux + s * windows;
+        const float* pooled = a.relu_gate ? a.out.sample(s) : nullptr;
+        for (int64_t ch = 0; ch < gy.c; ++ch)
+            for (int64_t o = 0; o < gy.l; ++o) {
+                const int64_t w = ch * gy.l + o;
+                const unsigned on = static_cast<unsigned>(arg[w] >= 0) & static_cast<unsigned>(!pooled || pooled[w] > 0.f);
+                const int64_t p = ch * gx.l + std::max(arg[w], 0);
+                lanes[p >> 4] = static_cast<__mmask16>(lanes[p >> 4] | (on << (p & 15)));
+            }
+        const int64_t last = std::min(gy.n, (s + 1) * a.rep);
+        for (int64_t r = s * a.rep; r < last; ++r) {
+            const float* g = gy.sample(r);
+            float* dst = gx.sample(r);
+            for (int64_t q = 0; q < chunks; ++q) {
+                const __m512 v = _mm512_maskz_loadu_ps(load[q], g + base[q]);
+                // maskz: GCC 12 warns that the unmasked form's source may be uninitialised.
+                const __m512i at =
+                    _mm512_maskz_cvtepu8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(idx + 16 * q)));
+                __m512 d = _mm512_maskz_permutexvar_ps(lanes[q], at, v);
+                const __mmask16 m = q + 1 < chunks ? static_cast<__mmask16>(0xFFFF) : tail;
+                if (!set) d = _mm512_add_ps(d, _mm512_maskz_loadu_ps(m, dst + 16 * q));
+                _mm512_mask_storeu_ps(dst + 16 * q, m, d);
+            }
+        }
+    }
+}
 #endif
 
 }  // namespace
@@ -474,6 +575,10 @@ TSVIZ_SIMD void backward_max_pool(const BackwardArgs& a) {
     const int64_t lo = tiled ? std::min(gy.l, (pb + k_n - 1) / k_n) : 0;
     const int64_t hi = tiled ? std::max(lo, std::min(gy.l, (gx.l + pb) / k_n)) : 0;
 #ifdef TSVIZ_X86_POOL
+    if (tiled && a.rep > 1 && isa_level() == 2) {
+        TiledPlan& plan = tiled_plan(gx.c, gx.l, gy.l, k_n, pb);
+        if (plan.ok) return tiled_max_pool_backward_rows_avx512(a, plan, set);
+    }
     if (tiled && k_n == 2 && isa_level() == 2) return max_pool2_backward_avx512(a, lo, hi, set);
 #endif
     for (int64_t r = 0; r < gy.n; ++r) {
