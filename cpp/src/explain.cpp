@@ -327,12 +327,12 @@ bool one_hot_step(const Node& z) { return z.kind == OpKind::Conv && z.channels /
 
 // Reverse mode: |d sum_i a^l[f, i] / d x| for the chosen filters, one batched backward pass
 // per chunk of samples, one cotangent row per (sample, filter).
-std::vector<float> reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Layer& l,
-                                    const std::vector<int64_t>& chosen) {
+// out: (N, F', C, T), every element written.
+void reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Layer& l, const std::vector<int64_t>& chosen,
+                      float* out) {
     const Graph& g = ex.graph();
     const int64_t f_n = ex.act.geo[l.a].out.c, len = ex.act.geo[l.a].out.l;
     const int64_t n = ex.act.n, reps = static_cast<int64_t>(chosen.size()), in_size = ex.size(0);
-    std::vector<float> out(static_cast<size_t>(n * reps * in_size), 0.f);
 
     // Rows of one chunk of samples: each sample's filters are its rows, d sum_i a^l[f, i] / d x.
     const std::vector<bool> reach = ancestors(g, l.a);
@@ -392,25 +392,58 @@ std::vector<float> reverse_saliency(const Explanation::Impl& ex, const Explanati
                 backward(g, ex.act, first, count, l.a, rows, keep, ct);
             }
             const GradBuffer& gx = ct.grad[0];
-            if (gx.empty()) continue;
             for (int64_t i = 0; i < count; ++i)
                 for (int64_t r = 0; r < rows; ++r) {
+                    float* dst = out + ((first + i) * reps + f0 + r) * in_size;
+                    if (gx.empty()) {  // the input does not reach the layer
+                        std::fill(dst, dst + in_size, 0.f);
+                        continue;
+                    }
                     const float* src = gx.data() + (i * rows + r) * in_size;
-                    float* dst = out.data() + ((first + i) * reps + f0 + r) * in_size;
                     for (int64_t q = 0; q < in_size; ++q) dst[q] = std::fabs(src[q]);
                 }
         }
     });
-    return out;
 }
 
+// Where Explanation::saliency puts its answer: a vector it may fill by moving kept sums into
+// it, or the caller's memory.
+struct SaliencySink {
+    std::vector<float>* vec = nullptr;
+    float* ptr = nullptr;
+    float* buffer(size_t size) const {
+        if (!vec) return ptr;
+        vec->resize(size);
+        return vec->data();
+    }
+};
+
+}  // namespace
+
+namespace {
+void saliency_into(const Explanation::Impl& ex, const std::string& layer, const std::vector<int64_t>& filters,
+                   SaliencyMethod method, const SaliencySink& sink);
 }  // namespace
 
 std::vector<float> Explanation::saliency(const std::string& layer, const std::vector<int64_t>& filters,
                                          SaliencyMethod method) const {
-    const Impl& ex = *impl_;
+    std::vector<float> out;
+    saliency_into(*impl_, layer, filters, method, {&out, nullptr});
+    return out;
+}
+
+void Explanation::saliency(const std::string& layer, const std::vector<int64_t>& filters, SaliencyMethod method,
+                           float* out) const {
+    if (!out) throw ArgumentError("saliency: the output pointer is null");
+    saliency_into(*impl_, layer, filters, method, {nullptr, out});
+}
+
+namespace {
+
+void saliency_into(const Explanation::Impl& ex, const std::string& layer, const std::vector<int64_t>& filters,
+                   SaliencyMethod method, const SaliencySink& sink) {
     const size_t li = ex.layer_index(layer);
-    const Impl::Layer& l = ex.layers[li];
+    const Explanation::Impl::Layer& l = ex.layers[li];
     const Graph& g = ex.graph();
     const int64_t f_n = ex.act.geo[l.a].out.c;
     std::vector<int64_t> chosen = filters;
@@ -420,10 +453,11 @@ std::vector<float> Explanation::saliency(const std::string& layer, const std::ve
         if (f < 0 || f >= f_n)
             throw ArgumentError("filter " + std::to_string(f) + " is out of range for layer '" + layer +
                                 "' with " + std::to_string(f_n) + " filters");
-    if (method == SaliencyMethod::Reverse) return reverse_saliency(ex, l, chosen);
+    const int64_t in_size = ex.size(0), reps = static_cast<int64_t>(chosen.size()), n = ex.act.n;
+    const size_t out_size = static_cast<size_t>(n * reps * in_size);
+    if (method == SaliencyMethod::Reverse) return reverse_saliency(ex, l, chosen, sink.buffer(out_size));
 
     std::lock_guard<std::mutex> lock(ex.forward_mutex);
-    const int64_t in_size = ex.size(0), reps = static_cast<int64_t>(chosen.size()), n = ex.act.n;
     const std::vector<Shape> shapes = [&] {
         std::vector<Shape> s;
         for (const auto& r : ex.act.geo) s.push_back(r.out);
@@ -434,7 +468,7 @@ std::vector<float> Explanation::saliency(const std::string& layer, const std::ve
     // Per-sample FLOPs of reverse mode for `rows` filters of layer k, and of a forward sweep
     // up to the layers in `set`.
     auto reverse_cost = [&](size_t k, int64_t rows) {
-        const Impl::Layer& lk = ex.layers[k];
+        const Explanation::Impl::Layer& lk = ex.layers[k];
         const std::vector<bool> reach = ancestors(g, lk.a);
         const bool one_hot = one_hot_step(g.nodes[lk.z]);
         double sum = 0, once = 0;
@@ -509,7 +543,7 @@ std::vector<float> Explanation::saliency(const std::string& layer, const std::ve
             std::vector<bool> alone(ex.layers.size(), false);
             alone[li] = true;
             if (!sweep[li] || (reps < f_n && reverse_cost(li, reps) <= forward_cost(alone)))
-                return reverse_saliency(ex, l, chosen);
+                return reverse_saliency(ex, l, chosen, sink.buffer(out_size));
         }
         sweep[li] = true;
         ex.forward_given.resize(ex.layers.size(), false);
@@ -529,25 +563,30 @@ std::vector<float> Explanation::saliency(const std::string& layer, const std::ve
     }
     bool every_filter = reps == f_n;
     for (int64_t r = 0; r < reps && every_filter; ++r) every_filter = chosen[r] == r;
-    if (every_filter) {
+    if (every_filter && sink.vec) {
         // The sums are the answer's layout: |.| in place and hand them out, rather than copy
         // N x F x C x T floats into a new array and keep both.
-        std::vector<float> out = std::move(it->second);
+        *sink.vec = std::move(it->second);
         ex.forward_sums.erase(it);
         ex.forward_given[li] = true;
-        for (float& v : out) v = std::fabs(v);
-        return out;
+        for (float& v : *sink.vec) v = std::fabs(v);
+        return;
     }
     const std::vector<float>& sums = it->second;
-    std::vector<float> out(static_cast<size_t>(n * reps * in_size));
+    float* out = sink.buffer(out_size);
     for (int64_t i = 0; i < n; ++i)
         for (int64_t r = 0; r < reps; ++r) {
             const float* src = sums.data() + (i * f_n + chosen[r]) * in_size;
-            float* dst = out.data() + (i * reps + r) * in_size;
+            float* dst = out + (i * reps + r) * in_size;
             for (int64_t q = 0; q < in_size; ++q) dst[q] = std::fabs(src[q]);
         }
-    return out;
+    if (every_filter) {  // given whole, as above: not kept twice
+        ex.forward_sums.erase(it);
+        ex.forward_given[li] = true;
+    }
 }
+
+}  // namespace
 
 std::vector<uint8_t> Explanation::keep(const std::string& layer, double percentile) const {
     if (!(percentile >= 0.0 && percentile <= 100.0))

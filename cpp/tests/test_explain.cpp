@@ -2,6 +2,8 @@
 // shapes, the saliency of the last dense layer against the output saliency, trace masks, the
 // percentile filter, and an explanation outliving its model. test_explain MODELS_DIR B5M.csv
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -90,6 +92,15 @@ void check_saliency(const Model& m, const Explanation& ex) {
         const std::vector<float> fwd = ex.saliency(layer, chosen, tsviz::SaliencyMethod::Forward);
         CHECK_CLOSE(rev, all, 1e-5);
         CHECK_CLOSE(fwd, all, 1e-5);
+        // Into the caller's memory (NaN before): every element written, the same bits as the
+        // returned vector, in each mode and for a subset.
+        for (auto method : {tsviz::SaliencyMethod::Auto, tsviz::SaliencyMethod::Reverse, tsviz::SaliencyMethod::Forward})
+            for (const std::vector<int64_t>& which : {chosen, std::vector<int64_t>{f, 0}}) {
+                const std::vector<float> want = ex.saliency(layer, which, method);
+                std::vector<float> into(want.size(), std::nanf(""));
+                ex.saliency(layer, which, method, into.data());
+                CHECK(std::memcmp(into.data(), want.data(), want.size() * sizeof(float)) == 0);
+            }
     }
     // The last filter layer is the dense layer whose output is the explained unit (the output,
     // or the logits before a Softmax): the saliency of the target filter is the output saliency.

@@ -117,6 +117,10 @@ public:
     // Forward mode computes every layer it covers at once and keeps them for later calls.
     std::vector<float> saliency(const std::string& layer, const std::vector<int64_t>& filters = {},
                                 SaliencyMethod method = SaliencyMethod::Auto) const;
+    // The same into the caller's memory, N * F' * C * T floats: for callers that reuse their
+    // buffers (a fresh block of megabytes costs a page fault per 4 KiB on first touch).
+    void saliency(const std::string& layer, const std::vector<int64_t>& filters, SaliencyMethod method,
+                  float* out) const;
 
     // importance >= its numpy-style linear-interpolated percentile p, per sample: (N, F).
     std::vector<uint8_t> keep(const std::string& layer, double percentile) const;
