@@ -71,6 +71,27 @@ def test_every_filter_asked_again_gives_the_same_array() -> None:
         np.testing.assert_array_equal(ex.saliency(name, [1, 0], method="forward"), kept[name][:, [1, 0]])
 
 
+def test_saliency_arrays_never_share_memory() -> None:
+    """Saliency arrays are written into blocks that dead arrays handed back: a live array is
+    never handed out again, and a reused block holds only the new values."""
+    model = tsv.load(model_path("paper_net_op17"))
+    xs = [real_windows((2, 50), "NCT", 4, seed=s) for s in (1, 2)]
+    want = [[model.explain(x).saliency(name).copy() for name in model.explain(x).layer_names] for x in xs]
+    for _ in range(3):
+        live = [model.explain(x) for x in xs]
+        got = [[ex.saliency(name) for name in ex.layer_names] for ex in live]
+        flat = [a for arrays in got for a in arrays]
+        for i, a in enumerate(flat):
+            assert a.flags.writeable and a.flags.c_contiguous
+            for b in flat[i + 1:]:
+                assert not np.shares_memory(a, b)
+        for arrays, expected in zip(got, want):
+            for a, e in zip(arrays, expected):
+                np.testing.assert_array_equal(a, e)
+        got[0][1][...] = np.nan  # the caller's to change; the next round must not see it
+        del got, flat
+
+
 def test_saliency_method_is_checked() -> None:
     model = tsv.load(model_path("paper_net_op17"))
     ex = model.explain(real_windows((2, 50), "NCT", 1))
