@@ -71,15 +71,20 @@ def test_every_filter_asked_again_gives_the_same_array() -> None:
         np.testing.assert_array_equal(ex.saliency(name, [1, 0], method="forward"), kept[name][:, [1, 0]])
 
 
-def test_saliency_arrays_never_share_memory() -> None:
-    """Saliency arrays are written into blocks that dead arrays handed back: a live array is
-    never handed out again, and a reused block holds only the new values."""
+@pytest.mark.parametrize("method", ["reverse", "forward"])
+def test_saliency_arrays_never_share_memory(method: str) -> None:
+    """Saliency arrays are written into blocks that dead arrays handed back, and forward mode's
+    sums into blocks that dead explanations handed back: a live array is never handed out
+    again, and a reused block holds only the new values."""
     model = tsv.load(model_path("paper_net_op17"))
     xs = [real_windows((2, 50), "NCT", 4, seed=s) for s in (1, 2)]
-    want = [[model.explain(x).saliency(name).copy() for name in model.explain(x).layer_names] for x in xs]
+    want = []
+    for x in xs:
+        ex = model.explain(x)
+        want.append([ex.saliency(name, method=method).copy() for name in ex.layer_names])
     for _ in range(3):
         live = [model.explain(x) for x in xs]
-        got = [[ex.saliency(name) for name in ex.layer_names] for ex in live]
+        got = [[ex.saliency(name, method=method) for name in ex.layer_names] for ex in live]
         flat = [a for arrays in got for a in arrays]
         for i, a in enumerate(flat):
             assert a.flags.writeable and a.flags.c_contiguous

@@ -150,7 +150,10 @@ struct Explanation::Impl {
     mutable std::vector<bool> forward_given;
 
     const Graph& graph() const { return model->graph; }
-    ~Impl() { model->give_arena(std::move(act.arena)); }
+    ~Impl() {
+        model->give_arena(std::move(act.arena));
+        for (auto& [k, sums] : forward_sums) model->give_block(std::move(sums));
+    }
     // The model's lookup (find_layer): its layers are these, in the same order.
     size_t layer_index(const std::string& name) const { return find_layer(model->layers, name); }
     const Layer& layer(const std::string& name) const { return layers[layer_index(name)]; }
@@ -553,8 +556,9 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
         std::vector<float*> outs;
         for (size_t k = 0; k < sweep.size(); ++k) {
             if (!sweep[k]) continue;
-            std::vector<float>& dst = ex.forward_sums[k];
-            dst.assign(static_cast<size_t>(n * shapes[ex.layers[k].a].c * in_size), 0.f);
+            const size_t size = static_cast<size_t>(n * shapes[ex.layers[k].a].c * in_size);
+            std::vector<float>& dst = ex.forward_sums[k] = ex.model->take_block(size);
+            dst.assign(size, 0.f);
             targets.push_back(ex.layers[k].a);
             outs.push_back(dst.data());
         }
@@ -581,6 +585,7 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
             for (int64_t q = 0; q < in_size; ++q) dst[q] = std::fabs(src[q]);
         }
     if (every_filter) {  // given whole, as above: not kept twice
+        ex.model->give_block(std::move(it->second));
         ex.forward_sums.erase(it);
         ex.forward_given[li] = true;
     }

@@ -413,6 +413,35 @@ void Model::Impl::give_arena(FloatArena&& arena) const {
     if (arena.capacity() > spare_arena.capacity()) spare_arena = std::move(arena);
 }
 
+std::vector<float> Model::Impl::take_block(size_t n) const {
+    std::lock_guard<std::mutex> lock(arena_mutex);
+    auto best = spare_blocks.end();
+    for (auto it = spare_blocks.begin(); it != spare_blocks.end(); ++it)
+        if (it->capacity() >= n && it->capacity() / 2 <= n &&
+            (best == spare_blocks.end() || it->capacity() < best->capacity()))
+            best = it;
+    if (best == spare_blocks.end()) return {};
+    std::vector<float> block = std::move(*best);
+    spare_blocks.erase(best);
+    return block;
+}
+
+void Model::Impl::give_block(std::vector<float>&& block) const {
+    // At most one block per filter layer of a full analysis, and no more bytes than the
+    // model's memory limit; the oldest go first.
+    constexpr size_t kSpareBlocks = 16;
+    if (block.capacity() == 0) return;
+    std::lock_guard<std::mutex> lock(arena_mutex);
+    spare_blocks.push_back(std::move(block));
+    double kept = 0;
+    for (const auto& b : spare_blocks) kept += static_cast<double>(b.capacity() * sizeof(float));
+    while (!spare_blocks.empty() &&
+           (spare_blocks.size() > kSpareBlocks || kept > static_cast<double>(max_memory))) {
+        kept -= static_cast<double>(spare_blocks.front().capacity() * sizeof(float));
+        spare_blocks.erase(spare_blocks.begin());
+    }
+}
+
 std::shared_ptr<const SaliencyPlan> Model::Impl::saliency_plan(
     int64_t t, const std::function<void(SaliencyPlan&)>& make) const {
     std::lock_guard<std::mutex> lock(plan_mutex);

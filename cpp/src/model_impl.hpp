@@ -49,6 +49,12 @@ struct Model::Impl {
     void give_arena(FloatArena&& arena) const;
     mutable std::mutex arena_mutex;
     mutable FloatArena spare_arena;
+    // Blocks of floats explanations no longer need (forward-mode sums), kept for the next
+    // explanation: a fresh block of megabytes is new pages, each faulting on first touch.
+    // take_block returns a block of capacity n to 2n, or an empty one.
+    std::vector<float> take_block(size_t n) const;
+    void give_block(std::vector<float>&& block) const;
+    mutable std::vector<std::vector<float>> spare_blocks;  // under arena_mutex
     // Copies samples [start, start + m) of x into the input slot of act, channels-first.
     void fill_input(Activations& act, const float* x, int64_t start, int64_t m, int64_t t) const;
     // Throws ArgumentError when m samples of length t need more activations than max_memory.

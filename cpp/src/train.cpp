@@ -17,7 +17,7 @@ namespace tsviz {
 
 namespace {
 
-// A Model::Impl holding its own copy of the graph (the mutex and the spare arena are not copied).
+// A Model::Impl holding its own copy of the graph (the mutexes and the spare buffers are not copied).
 std::shared_ptr<Model::Impl> copy_impl(const Model::Impl& from) {
     auto impl = std::make_shared<Model::Impl>();
     impl->graph = from.graph;
