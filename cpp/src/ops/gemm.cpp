@@ -436,7 +436,7 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
 // source row whose out-of-range positions are zero (a padded copy of the segment's source when
 // the taps reach outside it). AVX-512 machines only (32 vector registers, the 16-row panels).
 
-constexpr int64_t kNarrowCols = 12;
+constexpr int64_t kNarrowCols = 12, kNarrowColsOnePanel = 16;
 
 // Whether the narrow kernel serves this product: 16-row panels packed, a tap rule with a
 // constant column step (every forward rule; transposed only at stride 1), and segments narrower
@@ -449,10 +449,14 @@ inline bool narrow_fits(const TapProduct& g, const Segment* segs, int64_t n_segs
 }
 
 // acc[r][j] = rows [16 * (panel + r), + 16) of column j, for N columns read from `src`.
-template <int64_t R, int64_t N>
+// Unit: the column step is 1 (every transposed rule, stride 1), known to the compiler: each
+// column's broadcast is then a fixed displacement from one pointer, where a step known only at
+// run time takes a register per column, more than there are (GCC moved them through vector
+// registers and the stack inside the loop: a third of its instructions).
+template <bool Unit, int64_t R, int64_t N>
 __attribute__((always_inline)) inline void narrow_block(const TapProduct& g, const float* a, const float* src,
                                                         int64_t row_len, int64_t tap, v16 (&acc)[R][N]) {
-    const int64_t depth = g.a->depth, k_n = g.kernel, step = g.transposed ? 1 : g.stride;
+    const int64_t depth = g.a->depth, k_n = g.kernel, step = Unit ? 1 : g.transposed ? 1 : g.stride;
     for (int64_t r = 0; r < R; ++r)
         for (int64_t j = 0; j < N; ++j) acc[r][j] = v16{};
     for (int64_t c = 0; c < g.channels; ++c) {
@@ -490,12 +494,12 @@ __attribute__((target("avx512f"), always_inline)) inline void transpose_stage(__
 // Rows [16 * panel, 16 * (panel + R)) of columns [o0, o0 + N) of one segment: `src` points at
 // the source element of column o0, tap 0, channel 0. The block is transposed in registers so
 // that each row of C is one masked vector store.
-template <int64_t R, int64_t N>
+template <bool Unit, int64_t R, int64_t N>
 __attribute__((target("avx512f"))) inline void narrow_tile(const TapProduct& g, int64_t panel, const float* src,
                                                            int64_t row_len, int64_t tap, const Segment& s,
                                                            int64_t o0) {
     v16 acc[R][N];
-    narrow_block<R, N>(g, g.a->wide.data() + panel * g.a->depth * 16, src, row_len, tap, acc);
+    narrow_block<Unit, R, N>(g, g.a->wide.data() + panel * g.a->depth * 16, src, row_len, tap, acc);
     const int64_t rows = g.a->rows;
     const __mmask16 cols = static_cast<__mmask16>((1u << N) - 1);
     for (int64_t r = 0; r < R; ++r) {
@@ -521,19 +525,20 @@ __attribute__((target("avx512f"))) inline void narrow_tile(const TapProduct& g, 
     }
 }
 
-template <int64_t N>
+template <bool Unit, int64_t N>
 inline void narrow_columns_of(const TapProduct& g, const float* src, int64_t row_len, int64_t tap, const Segment& s,
                               int64_t o0) {
     const int64_t panels = (g.a->rows + 15) / 16;
     int64_t ip = 0;
-    for (; ip + 2 <= panels; ip += 2) narrow_tile<2, N>(g, ip, src, row_len, tap, s, o0);
-    if (ip < panels) narrow_tile<1, N>(g, ip, src, row_len, tap, s, o0);
+    if constexpr (N <= kNarrowCols)  // wider tiles are for one panel (narrow_columns)
+        for (; ip + 2 <= panels; ip += 2) narrow_tile<Unit, 2, N>(g, ip, src, row_len, tap, s, o0);
+    if (ip < panels) narrow_tile<Unit, 1, N>(g, ip, src, row_len, tap, s, o0);
 }
 
-template <int64_t... Ns>
+template <bool Unit, int64_t... Ns>
 inline void narrow_dispatch(int64_t n, const TapProduct& g, const float* src, int64_t row_len, int64_t tap,
                             const Segment& s, int64_t o0, std::integer_sequence<int64_t, Ns...>) {
-    ((n == Ns + 1 ? narrow_columns_of<Ns + 1>(g, src, row_len, tap, s, o0) : void()), ...);
+    ((n == Ns + 1 ? narrow_columns_of<Unit, Ns + 1>(g, src, row_len, tap, s, o0) : void()), ...);
 }
 
 void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
@@ -555,12 +560,17 @@ void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, in
             src = padded_source(g, s, lo, row_len, padded);
             origin = -lo;
         }
-        // Tiles of at most kNarrowCols columns, as even as possible.
-        const int64_t tiles = (ob - oa + kNarrowCols - 1) / kNarrowCols;
+        // Tiles of at most kNarrowCols columns, as even as possible; up to 16 for a single
+        // panel of rows (16 accumulators, more chains of multiply-adds in flight).
+        const int64_t cols = g.a->rows <= 16 ? kNarrowColsOnePanel : kNarrowCols;
+        const int64_t tiles = (ob - oa + cols - 1) / cols;
         for (int64_t t = 0, o = oa; t < tiles; ++t) {
             const int64_t n = (ob - o) / (tiles - t);
-            narrow_dispatch(n, g, src + origin + o * step + shift, row_len, tap, s, o,
-                            std::make_integer_sequence<int64_t, kNarrowCols>{});
+            const float* first = src + origin + o * step + shift;
+            if (step == 1)
+                narrow_dispatch<true>(n, g, first, row_len, tap, s, o, std::make_integer_sequence<int64_t, kNarrowColsOnePanel>{});
+            else
+                narrow_dispatch<false>(n, g, first, row_len, tap, s, o, std::make_integer_sequence<int64_t, kNarrowColsOnePanel>{});
             o += n;
         }
     });
