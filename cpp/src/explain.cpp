@@ -55,6 +55,11 @@ constexpr int64_t kChunkFloats = int64_t{1} << 20;
 // rows (every filter of a layer) per item; 4 MiB items ran 3-5% slower, and 8% after the
 // caches were flushed, as they are when other work runs between calls.
 constexpr int64_t kSweepChunkFloats = int64_t{1} << 18;
+// Explain's forward and backward, a chunk of samples at a time: 256 KiB of tensors, whose
+// cotangents then stay in L2 from one chunk to the next. Against 4 MiB chunks: 10-14% faster on
+// batches of 1024 windows (data-set analysis), 2-13% faster on 64 after the caches were
+// flushed, 1-2.5% slower on 64 with warm caches.
+constexpr int64_t kExplainChunkFloats = int64_t{1} << 16;
 
 // Where a backward pass of the output or of the loss starts, and with what.
 struct Seeding {
@@ -181,7 +186,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     const int64_t k = impl_->n_outputs;
     int64_t per_sample = 0;
     for (const auto& r : ex->act.geo) per_sample += r.out.size();
-    const int64_t chunk = std::clamp<int64_t>(kChunkFloats / std::max<int64_t>(per_sample, 1), 1, n);
+    const int64_t chunk = std::clamp<int64_t>(kExplainChunkFloats / std::max<int64_t>(per_sample, 1), 1, n);
     const bool wrt_loss = options.loss.has_value();
     const bool forward_first = options.target.empty() && k > 1 && !wrt_loss;
     if (forward_first) forward(g, ex->act);
