@@ -82,9 +82,12 @@ def test_saliency_arrays_never_share_memory(method: str) -> None:
     for x in xs:
         ex = model.explain(x)
         want.append([ex.saliency(name, method=method).copy() for name in ex.layer_names])
-    for _ in range(3):
-        live = [model.explain(x) for x in xs]
+    for round_ in range(4):
+        # Every other round the other window first: blocks move between inputs.
+        order = [0, 1] if round_ % 2 == 0 else [1, 0]
+        live = [model.explain(xs[i]) for i in order]
         got = [[ex.saliency(name, method=method) for name in ex.layer_names] for ex in live]
+        got = [got[order.index(i)] for i in (0, 1)]
         flat = [a for arrays in got for a in arrays]
         for i, a in enumerate(flat):
             assert a.flags.writeable and a.flags.c_contiguous

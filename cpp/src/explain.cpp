@@ -566,9 +566,10 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
         std::vector<float*> outs;
         for (size_t k = 0; k < sweep.size(); ++k) {
             if (!sweep[k]) continue;
+            // tangent_sums writes every element: a block of the right size is not cleared.
             const size_t size = static_cast<size_t>(n * shapes[ex.layers[k].a].c * in_size);
             std::vector<float>& dst = ex.forward_sums[k] = ex.model->take_block(size);
-            dst.assign(size, 0.f);
+            dst.resize(size);
             targets.push_back(ex.layers[k].a);
             outs.push_back(dst.data());
         }
