@@ -96,25 +96,26 @@ class Explanation:
 
     @classmethod
     def _from_native(cls, ex: _native.Explanation, layers: tuple[Layer, ...]) -> Explanation:
-        names = tuple(ex.layer_names)
+        layer_names, output, target, output_saliency, loss = ex.parts()  # one call into the module
+        names = tuple(layer_names)
 
         def per_layer(get) -> Mapping[str, np.ndarray]:
             return _LayerArrays(names, get)
 
         return cls(
-            output=ex.output(),
-            target=ex.target(),
+            output=output,
+            target=target,
             layer_names=names,
             preactivations=per_layer(ex.preactivations),
             activations=per_layer(ex.activations),
             importance_raw=per_layer(ex.importance_raw),
             importance=per_layer(ex.importance),
             taylor=per_layer(ex.taylor),
-            output_saliency=ex.output_saliency(),
+            output_saliency=output_saliency,
             layers=layers,
             _native=ex,
-            wrt="output" if ex.loss() is None else "loss",
-            loss=ex.loss(),
+            wrt="output" if loss is None else "loss",
+            loss=loss,
         )
 
     @property

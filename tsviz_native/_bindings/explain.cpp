@@ -162,6 +162,19 @@ void bind_explain(py::module_& m) {
                  if (e.loss().empty()) return py::none();
                  return view(e.loss().data(), {e.n_samples()}, self);
              })
+        // What the Python Explanation is built from, in one call: each call into the module
+        // costs microseconds when its code is out of cache, as after other work.
+        .def("parts",
+             [](py::object self) {
+                 const auto& e = self.cast<const Explanation&>();
+                 py::object loss = py::none();
+                 if (!e.loss().empty()) loss = view(e.loss().data(), {e.n_samples()}, self);
+                 return py::make_tuple(
+                     e.layer_names(), view(e.output().data(), {e.n_samples(), e.n_outputs()}, self),
+                     view(e.target().data(), {e.n_samples()}, self),
+                     view(e.output_saliency().data(), {e.n_samples(), e.input_channels(), e.input_length()}, self),
+                     loss);
+             })
         .def(
             "saliency",
             [](const Explanation& e, const std::string& layer, std::vector<int64_t> filters,
