@@ -125,6 +125,9 @@ class Explanation:
     def layer(self, key: str | int | Layer) -> Layer:
         """The filter layer named by ``key`` (index, tensor name or label; see
         :func:`~tsviz_native.model.resolve_layer`)."""
+        for layer in self.layers:  # a tensor name, the common case, without the import below
+            if layer.name == key:
+                return layer
         from tsviz_native.model import resolve_layer
 
         return resolve_layer(self.layers, key)
