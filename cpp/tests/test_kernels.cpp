@@ -38,6 +38,7 @@ bool close(const std::vector<float>& a, const std::vector<float>& b, double tol 
     if (a.size() != b.size()) return false;
     double scale = 1, err = 0;
     for (size_t i = 0; i < a.size(); ++i) {
+        if (std::isnan(a[i]) != std::isnan(b[i])) return false;  // std::max would skip a NaN
         scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
         err = std::max(err, static_cast<double>(std::fabs(a[i] - b[i])));
     }
@@ -160,13 +161,10 @@ void check_conv() {
                 }
         CHECK(close(y, want));
 
-        // Input gradient, accumulated onto what is there.
+        // Input gradient, accumulated onto what is there, and written over garbage
+        // (BackwardArgs::overwrite: every element set, positions no tap reaches to 0).
         const std::vector<float> gy = random_vector(cc.n * cc.f * out_len);
-        std::vector<float> gx = random_vector(cc.n * cc.c * cc.l), gx_want = gx;
-        ops::BackwardArgs b{node, geo, {xv}, ops::ConstView(yv), nullptr,
-                            ops::ConstView(ops::View{const_cast<float*>(gy.data()), cc.n, cc.f, out_len}),
-                            {ops::View{gx.data(), cc.n, cc.c, cc.l}}, 1};
-        ops::rules(OpKind::Conv).backward(b);
+        std::vector<float> contrib(static_cast<size_t>(cc.n * cc.c * cc.l), 0.f);
         for (int64_t n = 0; n < cc.n; ++n)
             for (int64_t f = 0; f < cc.f; ++f)
                 for (int64_t o = 0; o < out_len; ++o)
@@ -174,10 +172,21 @@ void check_conv() {
                         for (int64_t k = 0; k < cc.k; ++k) {
                             const int64_t i = o * cc.s - cc.pb + k * cc.d;
                             if (i >= 0 && i < cc.l)
-                                gx_want[(n * cc.c + (f / fg) * pg + c) * cc.l + i] +=
+                                contrib[(n * cc.c + (f / fg) * pg + c) * cc.l + i] +=
                                     node.weight[(f * pg + c) * cc.k + k] * gy[(n * cc.f + f) * out_len + o];
                         }
-        CHECK(close(gx, gx_want));
+        for (const bool overwrite : {false, true}) {
+            std::vector<float> gx = random_vector(cc.n * cc.c * cc.l), gx_want = contrib;
+            if (overwrite) std::fill(gx.begin(), gx.end(), std::nanf(""));
+            else
+                for (size_t i = 0; i < gx.size(); ++i) gx_want[i] += gx[i];
+            ops::BackwardArgs b{node, geo, {xv}, ops::ConstView(yv), nullptr,
+                                ops::ConstView(ops::View{const_cast<float*>(gy.data()), cc.n, cc.f, out_len}),
+                                {ops::View{gx.data(), cc.n, cc.c, cc.l}}, 1};
+            b.overwrite = overwrite;
+            ops::rules(OpKind::Conv).backward(b);
+            CHECK(close(gx, gx_want));
+        }
     }
 }
 

@@ -107,28 +107,49 @@ namespace {
 // One cotangent row of a strided convolution's input gradient, after the product: tap k of
 // channel c adds cols[c * K + k, o] to dx[c, o * s + shift_k]. The taps of one phase
 // (shift_k mod s) land on the same positions phase + s * m; their sum over m is contiguous
-// (o = m - delta_k), then one strided pass adds it.
+// (o = m - delta_k). set: dx is written whole (BackwardArgs::overwrite), else added to.
 TSVIZ_SIMD void add_phase_sums(const float* cols, int64_t channels, int64_t k_n, int64_t len, int64_t st,
                                const int64_t* tap_phase, const int64_t* tap_delta, float* dx, int64_t dx_l,
-                               std::vector<float>& phase_sum) {
-    phase_sum.resize(static_cast<size_t>((dx_l + st - 1) / st));
-    float* __restrict sum = phase_sum.data();
+                               std::vector<float>& phase_sum, std::vector<const float*>& phase_rows, bool set) {
+    // Every phase's sums of a channel, then one pass over dx that writes (or adds) each
+    // position once: a phase no tap lands on is 0. At stride 2 that pass interleaves two rows
+    // of sums, where a strided add per phase after zeroing dx went element by element.
+    const int64_t m_max = (dx_l + st - 1) / st;
+    phase_sum.resize(static_cast<size_t>((st + 1) * m_max));
+    float* __restrict zeros = phase_sum.data() + st * m_max;
+    std::fill(zeros, zeros + m_max, 0.f);
+    phase_rows.resize(static_cast<size_t>(st));
+    const float** rows = phase_rows.data();
     for (int64_t c = 0; c < channels; ++c) {
-        float* dx_c = dx + c * dx_l;
-        for (int64_t phase = 0; phase < st && phase < dx_l; ++phase) {
-            const int64_t m_n = (dx_l - phase + st - 1) / st;  // phase + s * m in [0, dx_l)
-            bool any = false;
+        float* __restrict dx_c = dx + c * dx_l;
+        for (int64_t phase = 0; phase < st; ++phase) {
+            float* __restrict sum = phase_sum.data() + phase * m_max;
+            const int64_t m_n = phase < dx_l ? (dx_l - phase + st - 1) / st : 0;  // phase + s * m in [0, dx_l)
+            rows[phase] = zeros;
             for (int64_t k = 0; k < k_n; ++k) {
                 if (tap_phase[k] != phase) continue;
                 const int64_t delta = tap_delta[k];
                 const float* __restrict col = cols + (c * k_n + k) * len - delta;
                 const int64_t m0 = std::max<int64_t>(0, delta), m1 = std::min(m_n, delta + len);
-                if (!any) std::fill(sum, sum + m_n, 0.f);
-                any = true;
+                if (rows[phase] == zeros) std::fill(sum, sum + m_n, 0.f);
+                rows[phase] = sum;
                 for (int64_t m = m0; m < m1; ++m) sum[m] += col[m];
             }
-            if (any)
-                for (int64_t m = 0; m < m_n; ++m) dx_c[phase + st * m] += sum[m];
+        }
+        if (st == 2) {
+            const float* __restrict r0 = rows[0];
+            const float* __restrict r1 = rows[1];
+            const int64_t pairs = dx_l / 2;
+            if (set)
+                for (int64_t m = 0; m < pairs; ++m) dx_c[2 * m] = r0[m], dx_c[2 * m + 1] = r1[m];
+            else
+                for (int64_t m = 0; m < pairs; ++m) dx_c[2 * m] += r0[m], dx_c[2 * m + 1] += r1[m];
+            if (dx_l % 2) dx_c[dx_l - 1] = (set ? 0.f : dx_c[dx_l - 1]) + r0[pairs];
+            continue;
+        }
+        for (int64_t i = 0; i < dx_l; ++i) {
+            const float v = rows[i % st][i / st];
+            dx_c[i] = set ? v : dx_c[i] + v;
         }
     }
 }
@@ -148,10 +169,10 @@ void backward_conv(const BackwardArgs& a) {
     const int64_t groups = node.group, per_group = gx.c / groups, filters_per_group = gy.c / groups;
     std::vector<Segment> segs(static_cast<size_t>(gy.n));
     if (node.stride > 1) {
-        zero_if_overwrite(a);
         // Tap k adds cols[c * K + k, o] to dx[c, o * s + shift_k] (shift_k = k * d - pad). The
         // taps of one phase (shift_k mod s) land on the same positions i = phase + s * m: their
-        // sum over m is contiguous (o = m - delta_k), then one strided pass adds it.
+        // sum over m is contiguous (o = m - delta_k), then one pass writes (or, when dx holds
+        // values already, adds) every position of dx.
         const int64_t k_n = node.kernel, rows = per_group * k_n, len = gy.l, st = node.stride;
         std::vector<int64_t> tap_phase(static_cast<size_t>(k_n)), tap_delta(static_cast<size_t>(k_n));
         for (int64_t k = 0; k < k_n; ++k) {
@@ -162,8 +183,10 @@ void backward_conv(const BackwardArgs& a) {
         // Blocks of cotangent rows whose columns stay in cache between the product and the scatter.
         const int64_t block = std::clamp<int64_t>((int64_t{1} << 14) / std::max<int64_t>(1, rows * len), 1, gy.n);
         thread_local std::vector<float> cols_scratch, sum_scratch;  // kept between calls
+        thread_local std::vector<const float*> rows_scratch;
         std::vector<float>& cols = cols_scratch;  // bound once: a thread_local access is a call
         std::vector<float>& phase_sum = sum_scratch;  // in a shared library
+        std::vector<const float*>& phase_rows = rows_scratch;
         cols.resize(static_cast<size_t>(block * rows * len));
         for (int64_t g = 0; g < groups; ++g)
             for (int64_t r0 = 0; r0 < gy.n; r0 += block) {
@@ -175,7 +198,8 @@ void backward_conv(const BackwardArgs& a) {
                 tap_product(p, segs.data(), nr);
                 for (int64_t r = 0; r < nr; ++r)
                     add_phase_sums(cols.data() + r * rows * len, per_group, k_n, len, st, tap_phase.data(),
-                                   tap_delta.data(), gx.sample(r0 + r) + g * per_group * gx.l, gx.l, phase_sum);
+                                   tap_delta.data(), gx.sample(r0 + r) + g * per_group * gx.l, gx.l, phase_sum,
+                                   phase_rows, a.overwrite);
             }
         return;
     }
