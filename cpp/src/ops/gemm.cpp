@@ -201,7 +201,9 @@ inline bool is_dense_form(const TapProduct& g, const Segment* segs, int64_t n_se
 // Positions [lo, lo + row_len) of every channel of a segment's source, zero outside the
 // source, into buf (channels rows of row_len): what the kernels that read B straight from the
 // source read where the taps reach past its ends.
-inline const float* padded_source(const TapProduct& g, const Segment& s, int64_t lo, int64_t row_len,
+// Not inlined: its memcpy calls would make the kernels that call it save their live vector
+// registers around each one (a narrow kernel spilled two per channel copied).
+__attribute__((noinline)) const float* padded_source(const TapProduct& g, const Segment& s, int64_t lo, int64_t row_len,
                                   std::vector<float>& buf) {
     buf.assign(static_cast<size_t>(g.channels * row_len), 0.f);
     const int64_t from = std::max<int64_t>(lo, 0), to = std::min<int64_t>(lo + row_len, s.src_len);
