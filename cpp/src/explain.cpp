@@ -56,9 +56,9 @@ constexpr int64_t kChunkFloats = int64_t{1} << 20;
 // caches were flushed, as they are when other work runs between calls.
 constexpr int64_t kSweepChunkFloats = int64_t{1} << 18;
 // Explain's forward and backward, a chunk of samples at a time: 256 KiB of tensors, whose
-// cotangents then stay in L2 from one chunk to the next. Against 4 MiB chunks: 10-14% faster on
-// batches of 1024 windows (data-set analysis), 2-13% faster on 64 after the caches were
-// flushed, 1-2.5% slower on 64 with warm caches.
+// cotangents then stay in L2 from one chunk to the next. Against 4 MiB chunks: 3% faster on
+// batches of 1024 windows (data-set analysis) and the same on 64 (separate builds, best of 5
+// runs); alternating call by call in one process it measured 10% and 2-13% (caches flushed).
 constexpr int64_t kExplainChunkFloats = int64_t{1} << 16;
 
 // Where a backward pass of the output or of the loss starts, and with what.
