@@ -52,8 +52,9 @@ void abs_and_dot(const float* g, const float* z, int64_t len, double& abs_sum, d
 constexpr int64_t kChunkFloats = int64_t{1} << 20;
 // The same for one work item of a reverse-mode sweep (explain's tensors are in memory
 // already): 1 MiB, half the L2 of the machines measured. The paper net then takes one sample's
-// rows (every filter of a layer) per item; 4 MiB items ran 3-5% slower, and 8% after the
-// caches were flushed, as they are when other work runs between calls.
+// rows (every filter of a layer) per item: as fast as 4 MiB items in separate builds (best of
+// 5 runs), on a quarter of the memory; alternating call by call in one process, 4 MiB items
+// measured 3-5% slower.
 constexpr int64_t kSweepChunkFloats = int64_t{1} << 18;
 // Explain's forward and backward, a chunk of samples at a time: 256 KiB of tensors, whose
 // cotangents then stay in L2 from one chunk to the next. Against 4 MiB chunks: 3% faster on
