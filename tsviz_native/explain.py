@@ -125,12 +125,7 @@ class Explanation:
     def layer(self, key: str | int | Layer) -> Layer:
         """The filter layer named by ``key`` (index, tensor name or label; see
         :func:`~tsviz_native.model.resolve_layer`)."""
-        for layer in self.layers:  # a tensor name, the common case, without the import below
-            if layer.name == key:
-                return layer
-        from tsviz_native.model import resolve_layer
-
-        return resolve_layer(self.layers, key)
+        return _model.resolve_layer(self.layers, key)
 
     def _layer(self, key: str | int | Layer) -> str:
         return self.layer(key).name
@@ -253,3 +248,8 @@ def target_list(target: object, n: int) -> list[int]:
     raise ArgumentError(
         f"target must be None, an int, or one int per sample ({n}); got {target!r}"
     )
+
+
+# Last, so that either module may be imported first (model imports this one); Explanation.layer
+# reads _model.resolve_layer at call time, not an import statement per call.
+import tsviz_native.model as _model
