@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "ops/fast_math.hpp"
+#include "ops/simd.hpp"
 #include "parallel.hpp"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -672,11 +673,6 @@ void small_product_impl(int64_t n, int64_t u, int64_t d, const float* x, int64_t
 // over many short cotangent rows (16 channels x 50 positions copied per 8000 multiply-adds).
 // The same sums in the same order as few_rows.
 constexpr int64_t kMaskedTaps = 64;
-
-__attribute__((target("avx512f"), always_inline)) inline __mmask16 lanes_inside(int64_t p0, int64_t len) {
-    const int64_t lo = std::clamp<int64_t>(-p0, 0, 16), hi = std::clamp<int64_t>(len - p0, 0, 16);
-    return lo >= hi ? 0 : static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
-}
 
 // B's NV vectors of one (channel, tap), lanes outside the source read as 0.
 template <size_t... V>

@@ -212,10 +212,6 @@ alignas(64) constexpr int32_t kOdd[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21,
 alignas(64) constexpr int32_t kLow[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
 alignas(64) constexpr int32_t kHigh[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
 
-__attribute__((target("avx512f"))) __mmask16 low_mask(int64_t n) {
-    return static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1u);
-}
-
 // Returns whether an input it read was NaN (its windows then need the first-NaN rule).
 __attribute__((target("avx512f"))) inline bool max_pool2_row_avx512(const float* base, float* y, int32_t* arg,
                                                                   int64_t lo, int64_t hi, int64_t pb) {
@@ -224,13 +220,13 @@ __attribute__((target("avx512f"))) inline bool max_pool2_row_avx512(const float*
     for (int64_t o = lo; o < hi; o += 16) {
         const int64_t n = std::min<int64_t>(16, hi - o);
         const float* p = base + 2 * o;
-        const __m512 l0 = _mm512_maskz_loadu_ps(low_mask(2 * n), p);
-        const __m512 l1 = _mm512_maskz_loadu_ps(low_mask(std::max<int64_t>(0, 2 * n - 16)), p + 16);
+        const __m512 l0 = _mm512_maskz_loadu_ps(lanes_inside(0, 2 * n), p);
+        const __m512 l1 = _mm512_maskz_loadu_ps(lanes_inside(16, 2 * n), p + 16);
         const __m512 even = _mm512_permutex2var_ps(l0, even_at, l1), odd = _mm512_permutex2var_ps(l0, odd_at, l1);
         nan |= _mm512_cmp_ps_mask(l0, l1, _CMP_UNORD_Q);  // masked-off lanes hold 0
         const __mmask16 better = _mm512_cmp_ps_mask(odd, even, _CMP_GT_OQ);
         const __m512i first = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
-        const __mmask16 m = low_mask(n);
+        const __mmask16 m = lanes_inside(0, n);
         _mm512_mask_storeu_ps(y + o, m, _mm512_mask_blend_ps(better, even, odd));
         _mm512_mask_storeu_epi32(arg + o, m, _mm512_mask_add_epi32(first, better, first, _mm512_set1_epi32(1)));
     }
@@ -282,7 +278,7 @@ __attribute__((target("avx512f"))) void max_pool2_backward_avx512(const Backward
             }
             for (int64_t o = lo; o < hi; o += 16) {
                 const int64_t n = std::min<int64_t>(16, hi - o);
-                __mmask16 m = low_mask(n);
+                __mmask16 m = lanes_inside(0, n);
                 if (gate) m &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, gate + o), _mm512_setzero_ps(), _CMP_GT_OQ);
                 const __m512 v = _mm512_maskz_loadu_ps(m, g + o);
                 const __m512i at = _mm512_maskz_loadu_epi32(m, arg + o);
@@ -291,7 +287,7 @@ __attribute__((target("avx512f"))) void max_pool2_backward_avx512(const Backward
                 const __m512 v1 = _mm512_maskz_mov_ps(_mm512_cmpneq_epi32_mask(at, first), v);
                 __m512 d0 = _mm512_permutex2var_ps(v0, low, v1), d1 = _mm512_permutex2var_ps(v0, high, v1);
                 float* p = dst + 2 * o - pb;
-                const __mmask16 m0 = low_mask(2 * n), m1 = low_mask(std::max<int64_t>(0, 2 * n - 16));
+                const __mmask16 m0 = lanes_inside(0, 2 * n), m1 = lanes_inside(16, 2 * n);
                 if (!set) {
                     d0 = _mm512_add_ps(d0, _mm512_maskz_loadu_ps(m0, p));
                     d1 = _mm512_add_ps(d1, _mm512_maskz_loadu_ps(m1, p + 16));
@@ -345,7 +341,7 @@ struct TiledPlan {
                 if (first < 0) {
                     first = w;
                     base[static_cast<size_t>(q)] = static_cast<int32_t>(w);
-                    load[static_cast<size_t>(q)] = low_mask(windows - w);
+                    load[static_cast<size_t>(q)] = lanes_inside(0, windows - w);
                 }
                 ok = ok && w - first < 16;
                 idx[static_cast<size_t>(p)] = static_cast<uint8_t>((w - first) & 15);
@@ -373,7 +369,7 @@ __attribute__((target("avx512f"))) void tiled_max_pool_backward_rows_avx512(cons
     const View& gx = a.grad_in[0];
     const ConstView& gy = a.grad_out;
     const int64_t total = gx.c * gx.l, chunks = (total + 15) / 16, windows = gy.c * gy.l;
-    const __mmask16 tail = low_mask(total - 16 * (chunks - 1));
+    const __mmask16 tail = lanes_inside(0, total - 16 * (chunks - 1));
     const int32_t* base = plan.base.data();
     const uint8_t* idx = plan.idx.data();
     const __mmask16* load = plan.load.data();

@@ -19,3 +19,20 @@
 #else
 #define TSVIZ_INLINE inline
 #endif
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace tsviz::ops {
+// The AVX-512 lane mask of the lanes of a vector starting at position p0 that lie in [0, len):
+// its masked loads read 0 outside a row and never fault, its masked stores stay inside.
+// Integer arithmetic only, so that a function of any target may call it.
+inline __mmask16 lanes_inside(int64_t p0, int64_t len) {
+    const int64_t lo = std::clamp<int64_t>(-p0, 0, 16), hi = std::clamp<int64_t>(len - p0, 0, 16);
+    return lo >= hi ? 0 : static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+}  // namespace tsviz::ops
+#endif
