@@ -433,11 +433,10 @@ void Model::Impl::give_block(std::vector<float>&& block) const {
     if (block.capacity() == 0) return;
     std::lock_guard<std::mutex> lock(arena_mutex);
     spare_blocks.push_back(std::move(block));
-    double kept = 0;
-    for (const auto& b : spare_blocks) kept += static_cast<double>(b.capacity() * sizeof(float));
-    while (!spare_blocks.empty() &&
-           (spare_blocks.size() > kSpareBlocks || kept > static_cast<double>(max_memory))) {
-        kept -= static_cast<double>(spare_blocks.front().capacity() * sizeof(float));
+    uint64_t kept = 0;
+    for (const auto& b : spare_blocks) kept += b.capacity() * sizeof(float);
+    while (!spare_blocks.empty() && (spare_blocks.size() > kSpareBlocks || kept > max_memory)) {
+        kept -= spare_blocks.front().capacity() * sizeof(float);
         spare_blocks.erase(spare_blocks.begin());
     }
 }
