@@ -10,6 +10,11 @@
 #include <string>
 #include <vector>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define TSVIZ_X86_CONV 1
+#endif
+
 #include "ops/gemm.hpp"
 #include "onnx/lowering.hpp"
 #include "ops/op.hpp"
@@ -154,6 +159,44 @@ TSVIZ_SIMD void add_phase_sums(const float* cols, int64_t channels, int64_t k_n,
     }
 }
 
+#ifdef TSVIZ_X86_CONV
+// add_phase_sums at stride 2 on AVX-512: the two phases' sums of 16 positions m are held in
+// registers, each tap's row read with a masked load (lanes outside the row read 0, as the
+// loops' bounds skip them), and interleaved into 32 positions of dx. The taps are added in
+// the same order from 0, so the sums are bit for bit those of add_phase_sums.
+__attribute__((target("avx512f"))) void add_phase_sums2_avx512(const float* cols, int64_t channels, int64_t k_n,
+                                                                int64_t len, const int64_t* tap_phase,
+                                                                const int64_t* tap_delta, float* dx, int64_t dx_l,
+                                                                bool set) {
+    const __m512i low = _mm512_load_si512(kInterleaveLow), high = _mm512_load_si512(kInterleaveHigh);
+    const int64_t m_max = (dx_l + 1) / 2;
+    for (int64_t c = 0; c < channels; ++c) {
+        float* dx_c = dx + c * dx_l;
+        const float* cols_c = cols + c * k_n * len;
+        for (int64_t m = 0; m < m_max; m += 16) {
+            __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+            for (int64_t k = 0; k < k_n; ++k) {
+                const int64_t o = m - tap_delta[k];  // position m of the phase reads column o
+                const __m512 v = _mm512_maskz_loadu_ps(lanes_inside(o, len), cols_c + k * len + o);
+                if (tap_phase[k] == 0)
+                    s0 = _mm512_add_ps(s0, v);
+                else
+                    s1 = _mm512_add_ps(s1, v);
+            }
+            const int64_t i = 2 * m;
+            const __mmask16 in_lo = lanes_inside(i, dx_l), in_hi = lanes_inside(i + 16, dx_l);
+            __m512 lo = _mm512_permutex2var_ps(s0, low, s1), hi = _mm512_permutex2var_ps(s0, high, s1);
+            if (!set) {
+                lo = _mm512_add_ps(_mm512_maskz_loadu_ps(in_lo, dx_c + i), lo);
+                hi = _mm512_add_ps(_mm512_maskz_loadu_ps(in_hi, dx_c + i + 16), hi);
+            }
+            _mm512_mask_storeu_ps(dx_c + i, in_lo, lo);
+            _mm512_mask_storeu_ps(dx_c + i + 16, in_hi, hi);
+        }
+    }
+}
+#endif
+
 }  // namespace
 
 // dx += W^T * dz with transposed taps: dx[c, i] = sum over f, k of W[f, c, k] dz[f, o] where
@@ -196,10 +239,19 @@ void backward_conv(const BackwardArgs& a) {
                 TapProduct p = conv_taps(node, &node.packed->columns[g], filters_per_group, false, len);
                 p.kernel = p.stride = p.dilation = 1;
                 tap_product(p, segs.data(), nr);
-                for (int64_t r = 0; r < nr; ++r)
-                    add_phase_sums(cols.data() + r * rows * len, per_group, k_n, len, st, tap_phase.data(),
-                                   tap_delta.data(), gx.sample(r0 + r) + g * per_group * gx.l, gx.l, phase_sum,
-                                   phase_rows, a.overwrite);
+                for (int64_t r = 0; r < nr; ++r) {
+                    const float* c_r = cols.data() + r * rows * len;
+                    float* dx = gx.sample(r0 + r) + g * per_group * gx.l;
+#ifdef TSVIZ_X86_CONV
+                    if (st == 2 && isa_level() == 2) {
+                        add_phase_sums2_avx512(c_r, per_group, k_n, len, tap_phase.data(), tap_delta.data(), dx,
+                                               gx.l, a.overwrite);
+                        continue;
+                    }
+#endif
+                    add_phase_sums(c_r, per_group, k_n, len, st, tap_phase.data(), tap_delta.data(), dx, gx.l,
+                                   phase_sum, phase_rows, a.overwrite);
+                }
             }
         return;
     }

@@ -205,18 +205,11 @@ inline std::pair<int64_t, int64_t> inner_windows(const Node& node, int64_t pb, i
 // Windows of 2 at stride 2 (the most common pooling), o in [lo, hi), on AVX-512: 16 windows
 // per step, their 32 inputs de-interleaved in registers; rows of 12-50 windows end in masked
 // steps instead of scalar loops. The same strict '>' as the loops above.
-// Lane indices: the even and odd inputs of 32 (de-interleave), and the two halves of the
-// interleaving of two vectors.
-alignas(64) constexpr int32_t kEven[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
-alignas(64) constexpr int32_t kOdd[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
-alignas(64) constexpr int32_t kLow[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
-alignas(64) constexpr int32_t kHigh[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-
 // Returns whether an input it read was NaN (its windows then need the first-NaN rule).
 __attribute__((target("avx512f"))) inline bool max_pool2_row_avx512(const float* base, float* y, int32_t* arg,
                                                                   int64_t lo, int64_t hi, int64_t pb) {
     __mmask16 nan = 0;
-    const __m512i twice = _mm512_load_si512(kEven), even_at = twice, odd_at = _mm512_load_si512(kOdd);
+    const __m512i twice = _mm512_load_si512(kEvenLanes), even_at = twice, odd_at = _mm512_load_si512(kOddLanes);
     for (int64_t o = lo; o < hi; o += 16) {
         const int64_t n = std::min<int64_t>(16, hi - o);
         const float* p = base + 2 * o;
@@ -261,7 +254,7 @@ __attribute__((target("avx512f"))) void max_pool2_backward_avx512(const Backward
     const View& gx = a.grad_in[0];
     const ConstView& gy = a.grad_out;
     const int64_t pb = a.geo.pad_begin;
-    const __m512i twice = _mm512_load_si512(kEven), low = _mm512_load_si512(kLow), high = _mm512_load_si512(kHigh);
+    const __m512i twice = _mm512_load_si512(kEvenLanes), low = _mm512_load_si512(kInterleaveLow), high = _mm512_load_si512(kInterleaveHigh);
     const int64_t inner_lo = std::clamp<int64_t>(2 * lo - pb, 0, gx.l);
     const int64_t inner_hi = std::clamp<int64_t>(2 * hi - pb, inner_lo, gx.l);
     for (int64_t r = 0; r < gy.n; ++r) {

@@ -34,5 +34,12 @@ inline __mmask16 lanes_inside(int64_t p0, int64_t len) {
     const int64_t lo = std::clamp<int64_t>(-p0, 0, 16), hi = std::clamp<int64_t>(len - p0, 0, 16);
     return lo >= hi ? 0 : static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
 }
+
+// Lane indices for _mm512_permutex2var_ps(a, idx, b): the even and odd elements of the 32 in
+// a and b (de-interleaving), and the low and high halves of a and b interleaved.
+alignas(64) inline constexpr int32_t kEvenLanes[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+alignas(64) inline constexpr int32_t kOddLanes[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+alignas(64) inline constexpr int32_t kInterleaveLow[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+alignas(64) inline constexpr int32_t kInterleaveHigh[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
 }  // namespace tsviz::ops
 #endif
