@@ -31,18 +31,18 @@ if command -v ninja >/dev/null 2>&1; then generator="-G Ninja"; fi
 
 # build NAME REV: the library of REV (empty: the working tree) and the timing program.
 build() {
-    src="$work/$1-src"
+    src="$work/$1-src" dir="$work/$1-build"
     if [ -n "$2" ]; then
         rm -rf "$src" && mkdir -p "$src"
         git -C "$root" archive "$2" | tar -x -C "$src"
     else
-        src="$root"
+        src="$root" dir="$work/$1-tree-build"  # a build folder is tied to its source folder
     fi
     # shellcheck disable=SC2086
-    cmake -S "$src" -B "$work/$1-build" $generator -DCMAKE_BUILD_TYPE=Release -DTSVIZ_BUILD_PYTHON=OFF \
+    cmake -S "$src" -B "$dir" $generator -DCMAKE_BUILD_TYPE=Release -DTSVIZ_BUILD_PYTHON=OFF \
         -DTSVIZ_BUILD_TESTS=OFF > /dev/null
-    cmake --build "$work/$1-build" --target tsviz > /dev/null
-    lib=$(find "$work/$1-build" -name libtsviz.a | head -n 1)
+    cmake --build "$dir" --target tsviz > /dev/null
+    lib=$(find "$dir" -name libtsviz.a | head -n 1)
     "${CXX:-c++}" -O2 -std=c++17 -I"$src/cpp/include" "$root/bench/engine_ab/engine_time.cpp" "$lib" -lpthread \
         -o "$work/$1-engine_time"
 }
