@@ -160,38 +160,66 @@ TSVIZ_SIMD void add_phase_sums(const float* cols, int64_t channels, int64_t k_n,
 }
 
 #ifdef TSVIZ_X86_CONV
-// add_phase_sums at stride 2 on AVX-512: the two phases' sums of 16 positions m are held in
-// registers, each tap's row read with a masked load (lanes outside the row read 0, as the
-// loops' bounds skip them), and interleaved into 32 positions of dx. The taps are added in
-// the same order from 0, so the sums are bit for bit those of add_phase_sums.
-__attribute__((target("avx512f"))) void add_phase_sums2_avx512(const float* cols, int64_t channels, int64_t k_n,
-                                                                int64_t len, const int64_t* tap_phase,
-                                                                const int64_t* tap_delta, float* dx, int64_t dx_l,
-                                                                bool set) {
-    const __m512i low = _mm512_load_si512(kInterleaveLow), high = _mm512_load_si512(kInterleaveHigh);
+// add_phase_sums at stride 2 on AVX-512, for every channel of one cotangent row: the two
+// phases' sums of 16 positions m held in registers, then interleaved into 32 positions of dx.
+// The loads are planned once per call (Stride2Plan); each is a masked load of one tap's row,
+// whose lanes outside the row read 0 as the loops' bounds skip them. Each phase adds its taps
+// in the same order from 0, so the sums are bit for bit those of add_phase_sums.
+struct Stride2Plan {
+    struct Load {
+        int64_t offset;  // into the channel's rows of cols
+        uint16_t lanes;
+    };
+    std::vector<Load> loads;                    // per block of 16 m: phase 0's taps, then phase 1's
+    std::vector<int64_t> first, split;          // per block: its first load, its first of phase 1
+    std::vector<uint16_t> store_lo, store_hi;   // per block: dx's lanes at 32 m and 32 m + 16
+};
+
+Stride2Plan plan_stride2(int64_t k_n, int64_t len, const int64_t* tap_phase, const int64_t* tap_delta, int64_t dx_l) {
+    Stride2Plan plan;
     const int64_t m_max = (dx_l + 1) / 2;
+    for (int64_t m = 0; m < m_max; m += 16) {
+        plan.first.push_back(static_cast<int64_t>(plan.loads.size()));
+        for (int64_t phase = 0; phase < 2; ++phase) {
+            if (phase == 1) plan.split.push_back(static_cast<int64_t>(plan.loads.size()));
+            for (int64_t k = 0; k < k_n; ++k) {
+                const int64_t o = m - tap_delta[k];  // position m of the phase reads column o
+                const __mmask16 lanes = lanes_inside(o, len);
+                if (tap_phase[k] == phase && lanes) plan.loads.push_back({k * len + o, lanes});
+            }
+        }
+        plan.store_lo.push_back(lanes_inside(2 * m, dx_l));
+        plan.store_hi.push_back(lanes_inside(2 * m + 16, dx_l));
+    }
+    plan.first.push_back(static_cast<int64_t>(plan.loads.size()));
+    return plan;
+}
+
+__attribute__((target("avx512f"))) void add_phase_sums2_avx512(const Stride2Plan& plan, const float* cols,
+                                                                int64_t channels, int64_t k_n, int64_t len, float* dx,
+                                                                int64_t dx_l, bool set) {
+    const __m512i low = _mm512_load_si512(kInterleaveLow), high = _mm512_load_si512(kInterleaveHigh);
+    const Stride2Plan::Load* loads = plan.loads.data();
+    const int64_t blocks = static_cast<int64_t>(plan.split.size());
     for (int64_t c = 0; c < channels; ++c) {
         float* dx_c = dx + c * dx_l;
         const float* cols_c = cols + c * k_n * len;
-        for (int64_t m = 0; m < m_max; m += 16) {
+        for (int64_t b = 0; b < blocks; ++b) {
             __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-            for (int64_t k = 0; k < k_n; ++k) {
-                const int64_t o = m - tap_delta[k];  // position m of the phase reads column o
-                const __m512 v = _mm512_maskz_loadu_ps(lanes_inside(o, len), cols_c + k * len + o);
-                if (tap_phase[k] == 0)
-                    s0 = _mm512_add_ps(s0, v);
-                else
-                    s1 = _mm512_add_ps(s1, v);
-            }
-            const int64_t i = 2 * m;
-            const __mmask16 in_lo = lanes_inside(i, dx_l), in_hi = lanes_inside(i + 16, dx_l);
+            const int64_t split = plan.split[b], end = plan.first[b + 1];
+            for (int64_t j = plan.first[b]; j < split; ++j)
+                s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(loads[j].lanes, cols_c + loads[j].offset));
+            for (int64_t j = split; j < end; ++j)
+                s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(loads[j].lanes, cols_c + loads[j].offset));
+            float* at = dx_c + 32 * b;
+            const __mmask16 in_lo = plan.store_lo[b], in_hi = plan.store_hi[b];
             __m512 lo = _mm512_permutex2var_ps(s0, low, s1), hi = _mm512_permutex2var_ps(s0, high, s1);
             if (!set) {
-                lo = _mm512_add_ps(_mm512_maskz_loadu_ps(in_lo, dx_c + i), lo);
-                hi = _mm512_add_ps(_mm512_maskz_loadu_ps(in_hi, dx_c + i + 16), hi);
+                lo = _mm512_add_ps(_mm512_maskz_loadu_ps(in_lo, at), lo);
+                hi = _mm512_add_ps(_mm512_maskz_loadu_ps(in_hi, at + 16), hi);
             }
-            _mm512_mask_storeu_ps(dx_c + i, in_lo, lo);
-            _mm512_mask_storeu_ps(dx_c + i + 16, in_hi, hi);
+            _mm512_mask_storeu_ps(at, in_lo, lo);
+            _mm512_mask_storeu_ps(at + 16, in_hi, hi);
         }
     }
 }
@@ -231,6 +259,10 @@ void backward_conv(const BackwardArgs& a) {
         std::vector<float>& phase_sum = sum_scratch;  // in a shared library
         std::vector<const float*>& phase_rows = rows_scratch;
         cols.resize(static_cast<size_t>(block * rows * len));
+#ifdef TSVIZ_X86_CONV
+        const bool stride2 = st == 2 && isa_level() == 2;
+        const Stride2Plan plan = stride2 ? plan_stride2(k_n, len, tap_phase.data(), tap_delta.data(), gx.l) : Stride2Plan{};
+#endif
         for (int64_t g = 0; g < groups; ++g)
             for (int64_t r0 = 0; r0 < gy.n; r0 += block) {
                 const int64_t nr = std::min(block, gy.n - r0);
@@ -243,9 +275,8 @@ void backward_conv(const BackwardArgs& a) {
                     const float* c_r = cols.data() + r * rows * len;
                     float* dx = gx.sample(r0 + r) + g * per_group * gx.l;
 #ifdef TSVIZ_X86_CONV
-                    if (st == 2 && isa_level() == 2) {
-                        add_phase_sums2_avx512(c_r, per_group, k_n, len, tap_phase.data(), tap_delta.data(), dx,
-                                               gx.l, a.overwrite);
+                    if (stride2) {
+                        add_phase_sums2_avx512(plan, c_r, per_group, k_n, len, dx, gx.l, a.overwrite);
                         continue;
                     }
 #endif
