@@ -463,6 +463,10 @@ void check_filter_input_grad() {
     const ConvCase cases[] = {
         {3, 8, 5, 1, 1, 1, 2, 2, none, 20}, {4, 8, 3, 2, 1, 1, 1, 0, none, 17}, {4, 6, 3, 1, 2, 2, 2, 2, none, 15},
         {6, 6, 3, 3, 2, 3, 0, 1, none, 19}, {2, 4, 4, 1, 1, 1, 0, 0, none, 9},
+        // Stride 2 over several blocks of 32 positions, odd and even lengths, taps of one
+        // phase only (dilation 2), and padding past the kernel's reach.
+        {3, 8, 5, 2, 1, 1, 2, 2, none, 64}, {2, 6, 4, 2, 1, 2, 1, 2, none, 77},
+        {4, 4, 3, 2, 2, 1, 3, 0, none, 70}, {2, 3, 2, 2, 1, 1, 5, 4, none, 33},
     };
     for (const ConvCase& k : cases) {
         const Graph g = weight_case(OpKind::Conv, k, gen);

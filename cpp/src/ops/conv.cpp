@@ -159,6 +159,19 @@ TSVIZ_SIMD void add_phase_sums(const float* cols, int64_t channels, int64_t k_n,
     }
 }
 
+// Tap k of a strided convolution adds to input positions o * s + shift_k (shift_k = k * d -
+// pad): phase shift_k mod s, positions phase + s * m with m = o + delta_k.
+void tap_phases(const Node& node, int64_t pad, std::vector<int64_t>& phase, std::vector<int64_t>& delta) {
+    const int64_t st = node.stride;
+    phase.resize(static_cast<size_t>(node.kernel));
+    delta.resize(static_cast<size_t>(node.kernel));
+    for (int64_t k = 0; k < node.kernel; ++k) {
+        const int64_t shift = k * node.dilation - pad;
+        phase[k] = ((shift % st) + st) % st;
+        delta[k] = (shift - phase[k]) / st;  // exact
+    }
+}
+
 #ifdef TSVIZ_X86_CONV
 // add_phase_sums at stride 2 on AVX-512, for every channel of one cotangent row: the two
 // phases' sums of 16 positions m held in registers, then interleaved into 32 positions of dx.
@@ -167,7 +180,7 @@ TSVIZ_SIMD void add_phase_sums(const float* cols, int64_t channels, int64_t k_n,
 // in the same order from 0, so the sums are bit for bit those of add_phase_sums.
 struct Stride2Plan {
     struct Load {
-        int64_t offset;  // into the channel's rows of cols
+        int64_t k, o;  // tap k's row (of cols, or its weight times dz), from column o
         uint16_t lanes;
     };
     std::vector<Load> loads;                    // per block of 16 m: phase 0's taps, then phase 1's
@@ -185,7 +198,7 @@ Stride2Plan plan_stride2(int64_t k_n, int64_t len, const int64_t* tap_phase, con
             for (int64_t k = 0; k < k_n; ++k) {
                 const int64_t o = m - tap_delta[k];  // position m of the phase reads column o
                 const __mmask16 lanes = lanes_inside(o, len);
-                if (tap_phase[k] == phase && lanes) plan.loads.push_back({k * len + o, lanes});
+                if (tap_phase[k] == phase && lanes) plan.loads.push_back({k, o, lanes});
             }
         }
         plan.store_lo.push_back(lanes_inside(2 * m, dx_l));
@@ -208,9 +221,9 @@ __attribute__((target("avx512f"))) void add_phase_sums2_avx512(const Stride2Plan
             __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
             const int64_t split = plan.split[b], end = plan.first[b + 1];
             for (int64_t j = plan.first[b]; j < split; ++j)
-                s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(loads[j].lanes, cols_c + loads[j].offset));
+                s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(loads[j].lanes, cols_c + loads[j].k * len + loads[j].o));
             for (int64_t j = split; j < end; ++j)
-                s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(loads[j].lanes, cols_c + loads[j].offset));
+                s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(loads[j].lanes, cols_c + loads[j].k * len + loads[j].o));
             float* at = dx_c + 32 * b;
             const __mmask16 in_lo = plan.store_lo[b], in_hi = plan.store_hi[b];
             __m512 lo = _mm512_permutex2var_ps(s0, low, s1), hi = _mm512_permutex2var_ps(s0, high, s1);
@@ -245,12 +258,8 @@ void backward_conv(const BackwardArgs& a) {
         // sum over m is contiguous (o = m - delta_k), then one pass writes (or, when dx holds
         // values already, adds) every position of dx.
         const int64_t k_n = node.kernel, rows = per_group * k_n, len = gy.l, st = node.stride;
-        std::vector<int64_t> tap_phase(static_cast<size_t>(k_n)), tap_delta(static_cast<size_t>(k_n));
-        for (int64_t k = 0; k < k_n; ++k) {
-            const int64_t shift = k * node.dilation - a.geo.pad_begin;
-            tap_phase[k] = ((shift % st) + st) % st;
-            tap_delta[k] = (shift - tap_phase[k]) / st;  // exact
-        }
+        std::vector<int64_t> tap_phase, tap_delta;
+        tap_phases(node, a.geo.pad_begin, tap_phase, tap_delta);
         // Blocks of cotangent rows whose columns stay in cache between the product and the scatter.
         const int64_t block = std::clamp<int64_t>((int64_t{1} << 14) / std::max<int64_t>(1, rows * len), 1, gy.n);
         thread_local std::vector<float> cols_scratch, sum_scratch;  // kept between calls
@@ -337,10 +346,55 @@ TSVIZ_SIMD void strided_filter_input_grad(const Node& node, const Resolved& geo,
     }
 }
 
+#ifdef TSVIZ_X86_CONV
+// The same at stride 2 on AVX-512, without the spread: each phase of dx is the sum over its
+// taps of W[f, c, k] dz[m - delta_k], 16 positions m at a time in registers (the loads planned
+// as for backward_conv), then interleaved into 32 positions of dx. Half the products of the
+// loop above, whose spread taps of every other position multiply zeros.
+__attribute__((target("avx512f"))) void strided2_filter_input_grad_avx512(const Node& node, const Resolved& geo,
+                                                                          const Shape& in, const FilterRow* rows,
+                                                                          int64_t count) {
+    const int64_t per_group = in.c / node.group, filters_per_group = geo.out.c / node.group;
+    const int64_t k_n = node.kernel, in_l = in.l;
+    std::vector<int64_t> tap_phase, tap_delta;
+    tap_phases(node, geo.pad_begin, tap_phase, tap_delta);
+    const Stride2Plan plan = plan_stride2(k_n, geo.out.l, tap_phase.data(), tap_delta.data(), in_l);
+    const Stride2Plan::Load* loads = plan.loads.data();
+    const int64_t blocks = static_cast<int64_t>(plan.split.size());
+    const __m512i low = _mm512_load_si512(kInterleaveLow), high = _mm512_load_si512(kInterleaveHigh);
+    for (int64_t r = 0; r < count; ++r) {
+        const FilterRow& row = rows[r];
+        const int64_t c0 = (row.filter / filters_per_group) * per_group;
+        std::fill(row.dx, row.dx + c0 * in_l, 0.f);
+        std::fill(row.dx + (c0 + per_group) * in_l, row.dx + in.c * in_l, 0.f);
+        const float* w = node.weight.data() + row.filter * per_group * k_n;
+        for (int64_t c = 0; c < per_group; ++c) {
+            float* dx = row.dx + (c0 + c) * in_l;
+            const float* w_c = w + c * k_n;
+            for (int64_t b = 0; b < blocks; ++b) {
+                __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+                const int64_t split = plan.split[b], end = plan.first[b + 1];
+                for (int64_t j = plan.first[b]; j < split; ++j)
+                    s0 = _mm512_fmadd_ps(_mm512_set1_ps(w_c[loads[j].k]),
+                                         _mm512_maskz_loadu_ps(loads[j].lanes, row.dz + loads[j].o), s0);
+                for (int64_t j = split; j < end; ++j)
+                    s1 = _mm512_fmadd_ps(_mm512_set1_ps(w_c[loads[j].k]),
+                                         _mm512_maskz_loadu_ps(loads[j].lanes, row.dz + loads[j].o), s1);
+                _mm512_mask_storeu_ps(dx + 32 * b, plan.store_lo[b], _mm512_permutex2var_ps(s0, low, s1));
+                _mm512_mask_storeu_ps(dx + 32 * b + 16, plan.store_hi[b], _mm512_permutex2var_ps(s0, high, s1));
+            }
+        }
+    }
+}
+#endif
+
 }  // namespace
 
 void conv_filter_input_grad(const Node& node, const Resolved& geo, const Shape& in, const FilterRow* rows,
                             int64_t count) {
+#ifdef TSVIZ_X86_CONV
+    if (node.stride == 2 && isa_level() == 2) return strided2_filter_input_grad_avx512(node, geo, in, rows, count);
+#endif
     if (node.stride > 1) return strided_filter_input_grad(node, geo, in, rows, count);
     const int64_t per_group = in.c / node.group, filters_per_group = geo.out.c / node.group;
     thread_local std::vector<Segment> segs_scratch;  // kept between calls
