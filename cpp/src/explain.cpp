@@ -277,36 +277,36 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
 #if defined(__x86_64__) && defined(__GNUC__)
     const bool wide = ops::isa_level() == 2;  // importance_rows_avx512
 #endif
-    // Chunks of samples whose cotangents stay in cache, each thread reusing its buffers.
-    parallel_ranges(n, [&](int64_t begin, int64_t end) {
+    // Chunks of samples whose cotangents stay in cache, each thread reusing its buffers. The
+    // threads claim chunks as they come free (parallel_for's parts), so a worker the system
+    // runs late (woken from sleep at the call's start) takes fewer, and none waits for it.
+    parallel_for((n + chunk - 1) / chunk, [&](int64_t part) {
         thread_local Cotangents ct;  // buffers kept between calls (a chunk's worth)
         ct.grad.resize(g.nodes.size());
-        for (int64_t first = begin; first < end; first += chunk) {
-            const int64_t m = std::min(chunk, end - first);
-            if (!forward_first) forward_samples(g, ex->act, first, first + m);
-            seed_rows(ex->act, tn, first, m, how, ex->target.data() + first,
-                      wrt_loss ? options.y_true.data() + first * loss_target_columns(how.loss, k) : nullptr,
-                      ct.grad[tn], wrt_loss ? ex->loss.data() + first : nullptr);
-            backward(g, ex->act, first, m, tn, 1, keep, ct);
-            for (auto& l : ex->layers) {
-                const int64_t f_n = ex->act.geo[l.z].out.c, len = ex->act.geo[l.z].out.l;
-                const GradBuffer& gz = ct.grad[l.z];
-                if (gz.empty()) continue;
-                const float* z = ex->act.arena.data() + ex->act.offset[l.z] + first * f_n * len;
-                float* raw = l.importance_raw.data() + first * f_n;
-                float* taylor = l.taylor.data() + first * f_n;
+        const int64_t first = part * chunk, m = std::min(chunk, n - first);
+        if (!forward_first) forward_samples(g, ex->act, first, first + m);
+        seed_rows(ex->act, tn, first, m, how, ex->target.data() + first,
+                  wrt_loss ? options.y_true.data() + first * loss_target_columns(how.loss, k) : nullptr,
+                  ct.grad[tn], wrt_loss ? ex->loss.data() + first : nullptr);
+        backward(g, ex->act, first, m, tn, 1, keep, ct);
+        for (auto& l : ex->layers) {
+            const int64_t f_n = ex->act.geo[l.z].out.c, len = ex->act.geo[l.z].out.l;
+            const GradBuffer& gz = ct.grad[l.z];
+            if (gz.empty()) continue;
+            const float* z = ex->act.arena.data() + ex->act.offset[l.z] + first * f_n * len;
+            float* raw = l.importance_raw.data() + first * f_n;
+            float* taylor = l.taylor.data() + first * f_n;
 #if defined(__x86_64__) && defined(__GNUC__)
-                if (wide) {
-                    importance_rows_avx512(gz.data(), z, m * f_n, len, raw, taylor);
-                    continue;
-                }
-#endif
-                importance_rows(gz.data(), z, m * f_n, len, raw, taylor);
+            if (wide) {
+                importance_rows_avx512(gz.data(), z, m * f_n, len, raw, taylor);
+                continue;
             }
-            const GradBuffer& gx = ct.grad[0];
-            if (!gx.empty())
-                for (int64_t i = 0; i < m * in_size; ++i) ex->output_saliency[first * in_size + i] = std::fabs(gx[i]);
+#endif
+            importance_rows(gz.data(), z, m * f_n, len, raw, taylor);
         }
+        const GradBuffer& gx = ct.grad[0];
+        if (!gx.empty())
+            for (int64_t i = 0; i < m * in_size; ++i) ex->output_saliency[first * in_size + i] = std::fabs(gx[i]);
     });
     ex->output.assign(y, y + n * k);
 
@@ -414,56 +414,55 @@ void reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Laye
     int64_t span = std::clamp<int64_t>(kSweepChunkFloats / std::max<int64_t>(1, per_row * block), 1, n);
     span = std::min(span, std::max<int64_t>(1, n * blocks / engine_threads()));
     const int64_t spans = (n + span - 1) / span;
-    parallel_ranges(spans * blocks, [&](int64_t begin, int64_t end) {
+    // Each thread claims the next item when it is free (parallel_for's parts).
+    parallel_for(spans * blocks, [&](int64_t item) {
         thread_local Cotangents ct_scratch;  // buffers kept between calls (a chunk's worth)
         thread_local std::vector<ops::FilterRow> rows_scratch;
         Cotangents& ct = ct_scratch;  // bound once: a thread_local access is a call
         std::vector<ops::FilterRow>& filter_rows = rows_scratch;
         ct.grad.resize(g.nodes.size());
-        for (int64_t item = begin; item < end; ++item) {
-            const int64_t first = (item / blocks) * span, count = std::min(span, n - first);
-            const int64_t f0 = (item % blocks) * block, rows = std::min(reps, f0 + block) - f0;
-            GradBuffer& seed = ct.grad[l.a];
-            if (one_hot) {
-                // Row (i, f)'s cotangent at z is d a^l[f, :] / d z[f, :] of sample i (the
-                // activation is elementwise): one pass with a seed of ones gives every filter's.
-                seed.assign(static_cast<size_t>(count * f_n * len), 1.f);
-                if (l.a != l.z) backward(g, ex.act, first, count, l.a, 1, keep, ct, l.z);
-                const GradBuffer& dz = ct.grad[l.z];
-                const int p = conv.inputs[0];
-                const int64_t p_size = ex.size(p);
-                GradBuffer& gx = ct.grad[p];
-                gx.resize(static_cast<size_t>(count * rows * p_size));  // written whole below
-                std::vector<ops::FilterRow>& steps = filter_rows;
-                steps.resize(static_cast<size_t>(count * rows));
-                for (int64_t i = 0; i < count; ++i)
-                    for (int64_t r = 0; r < rows; ++r) {
-                        const int64_t f = chosen[f0 + r];
-                        steps[i * rows + r] = {f, dz.data() + (i * f_n + f) * len, gx.data() + (i * rows + r) * p_size};
-                    }
-                ops::conv_filter_input_grad(conv, ex.act.geo[l.z], ex.act.geo[p].out, steps.data(), count * rows);
-                backward(g, ex.act, first, count, p, rows, keep, ct);
-            } else {
-                seed.assign(static_cast<size_t>(count * rows * f_n * len), 0.f);
-                for (int64_t i = 0; i < count; ++i)
-                    for (int64_t r = 0; r < rows; ++r) {
-                        float* row = seed.data() + ((i * rows + r) * f_n + chosen[f0 + r]) * len;
-                        std::fill(row, row + len, 1.f);
-                    }
-                backward(g, ex.act, first, count, l.a, rows, keep, ct);
-            }
-            const GradBuffer& gx = ct.grad[0];
+        const int64_t first = (item / blocks) * span, count = std::min(span, n - first);
+        const int64_t f0 = (item % blocks) * block, rows = std::min(reps, f0 + block) - f0;
+        GradBuffer& seed = ct.grad[l.a];
+        if (one_hot) {
+            // Row (i, f)'s cotangent at z is d a^l[f, :] / d z[f, :] of sample i (the
+            // activation is elementwise): one pass with a seed of ones gives every filter's.
+            seed.assign(static_cast<size_t>(count * f_n * len), 1.f);
+            if (l.a != l.z) backward(g, ex.act, first, count, l.a, 1, keep, ct, l.z);
+            const GradBuffer& dz = ct.grad[l.z];
+            const int p = conv.inputs[0];
+            const int64_t p_size = ex.size(p);
+            GradBuffer& gx = ct.grad[p];
+            gx.resize(static_cast<size_t>(count * rows * p_size));  // written whole below
+            std::vector<ops::FilterRow>& steps = filter_rows;
+            steps.resize(static_cast<size_t>(count * rows));
             for (int64_t i = 0; i < count; ++i)
                 for (int64_t r = 0; r < rows; ++r) {
-                    float* dst = out + ((first + i) * reps + f0 + r) * in_size;
-                    if (gx.empty()) {  // the input does not reach the layer
-                        std::fill(dst, dst + in_size, 0.f);
-                        continue;
-                    }
-                    const float* src = gx.data() + (i * rows + r) * in_size;
-                    for (int64_t q = 0; q < in_size; ++q) dst[q] = std::fabs(src[q]);
+                    const int64_t f = chosen[f0 + r];
+                    steps[i * rows + r] = {f, dz.data() + (i * f_n + f) * len, gx.data() + (i * rows + r) * p_size};
                 }
+            ops::conv_filter_input_grad(conv, ex.act.geo[l.z], ex.act.geo[p].out, steps.data(), count * rows);
+            backward(g, ex.act, first, count, p, rows, keep, ct);
+        } else {
+            seed.assign(static_cast<size_t>(count * rows * f_n * len), 0.f);
+            for (int64_t i = 0; i < count; ++i)
+                for (int64_t r = 0; r < rows; ++r) {
+                    float* row = seed.data() + ((i * rows + r) * f_n + chosen[f0 + r]) * len;
+                    std::fill(row, row + len, 1.f);
+                }
+            backward(g, ex.act, first, count, l.a, rows, keep, ct);
         }
+        const GradBuffer& gx = ct.grad[0];
+        for (int64_t i = 0; i < count; ++i)
+            for (int64_t r = 0; r < rows; ++r) {
+                float* dst = out + ((first + i) * reps + f0 + r) * in_size;
+                if (gx.empty()) {  // the input does not reach the layer
+                    std::fill(dst, dst + in_size, 0.f);
+                    continue;
+                }
+                const float* src = gx.data() + (i * rows + r) * in_size;
+                for (int64_t q = 0; q < in_size; ++q) dst[q] = std::fabs(src[q]);
+            }
     });
 }
 
