@@ -721,8 +721,9 @@ def main(argv=None):
         # The runs interleave engine and peer calls. By default ONNX Runtime's and PyTorch's
         # (OpenMP) worker threads spin for a while after a call, and on a 2-core machine that
         # spinning thread holds the second core through the engine's next call (the engine's
-        # threads sleep when idle): the engine then ran its 2-thread rows on one core. Unless
-        # --peer-spin, the peers wait passively too.
+        # workers poll for 200 us, yielding the core to any thread that wants it, then sleep):
+        # the engine then ran its 2-thread rows on one core. Unless --peer-spin, the peers wait
+        # passively.
         if not args.peer_spin:
             env["OMP_WAIT_POLICY"] = "PASSIVE"
         if args.peer_spin:
