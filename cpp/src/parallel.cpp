@@ -16,6 +16,8 @@ namespace tsviz {
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 // How long an idle thread keeps polling before it sleeps: a worker, for the next job; a caller,
 // for the workers' last parts. A thread blocked on a condition variable takes tens of
 // microseconds to run again once notified (on virtual machines its processor is halted and
@@ -24,10 +26,20 @@ namespace {
 // two 20 us parts took 49 us, two 50 us parts 108 us). The calls of one explanation come
 // microseconds apart, so a short spin keeps the workers there for all of them; what it costs
 // is this much processor time per idle spell, bounded; the polling pauses the core and yields it
-// to any thread waiting to run (more threads than cores).
-constexpr auto kSpin = std::chrono::microseconds(200);
-
-using Clock = std::chrono::steady_clock;
+// to any thread waiting to run (more threads than cores). TSVIZ_SPIN_US sets it (0: sleep at
+// once), for programs that want the cores back sooner.
+Clock::duration spin_time() {
+    static const Clock::duration spin = [] {
+        long us = 200;
+        if (const char* env = std::getenv("TSVIZ_SPIN_US")) {
+            char* end = nullptr;
+            const long v = std::strtol(env, &end, 10);
+            if (end != env && *end == '\0' && v >= 0) us = std::min(v, 100000L);
+        }
+        return std::chrono::duration_cast<Clock::duration>(std::chrono::microseconds(us));
+    }();
+    return spin;
+}
 
 inline void relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -35,7 +47,7 @@ inline void relax() {
 #endif
 }
 
-// Polls done() until it is true or kSpin has passed since `since`; true if it became true.
+// Polls done() until it is true or spin_time() has passed since `since`; true if it became true.
 template <class Done>
 bool spin_until(Done&& done, Clock::time_point since) {
     for (;;) {
@@ -43,7 +55,7 @@ bool spin_until(Done&& done, Clock::time_point since) {
             if (done()) return true;
             relax();
         }
-        if (Clock::now() - since >= kSpin) return done();
+        if (Clock::now() - since >= spin_time()) return done();
         std::this_thread::yield();  // a thread with work waiting for this core runs first
     }
 }
@@ -118,7 +130,7 @@ private:
                 if (stop_) return;
                 job = claimable();
                 posted = posted_.load(std::memory_order_relaxed);
-                if (!job && Clock::now() - idle_since >= kSpin) {
+                if (!job && Clock::now() - idle_since >= spin_time()) {
                     wake_.wait(lock, [&] { return stop_ || (job = claimable()) != nullptr; });
                     if (stop_) return;
                 }
@@ -128,7 +140,7 @@ private:
                 idle_since = Clock::now();
                 continue;
             }
-            // Idle for less than kSpin: poll for the next job without the lock.
+            // Idle for less than the spin time: poll for the next job without the lock.
             spin_until([&] { return posted_.load(std::memory_order_acquire) != posted; }, idle_since);
         }
     }
