@@ -503,8 +503,10 @@ __attribute__((target("avx512f"))) inline void narrow_tile(const TapProduct& g, 
                                                            int64_t o0) {
     v16 acc[R][N];
     narrow_block<Unit, R, N>(g, g.a->wide.data() + panel * g.a->depth * 16, src, row_len, tap, acc);
-    const int64_t rows = g.a->rows;
+    const int64_t rows = g.a->rows, ldd = g.ldd, gate_ld = g.gate_ld;
     const __mmask16 cols = static_cast<__mmask16>((1u << N) - 1);
+    const bool accumulate = g.accumulate;
+    const float* bias = g.bias;
     for (int64_t r = 0; r < R; ++r) {
         __m512 x[16];
         for (int64_t j = 0; j < 16; ++j) x[j] = j < N ? reinterpret_cast<__m512>(acc[r][j]) : _mm512_setzero_ps();
@@ -512,19 +514,24 @@ __attribute__((target("avx512f"))) inline void narrow_tile(const TapProduct& g, 
         transpose_stage<4>(x);
         transpose_stage<2>(x);
         transpose_stage<1>(x);
-        for (int64_t i = 0; i < 16; ++i) {
-            const int64_t row = (panel + r) * 16 + i;
-            if (row >= rows) return;
-            float* dst = s.dst + row * g.ldd + o0;
-            __m512 v = x[i];
-            v = g.accumulate ? _mm512_add_ps(v, _mm512_maskz_loadu_ps(cols, dst))
-                             : _mm512_add_ps(v, _mm512_set1_ps(g.bias ? g.bias[row] : 0.f));
-            if (s.gate) {
-                const __m512 gate = _mm512_maskz_loadu_ps(cols, s.gate + row * g.gate_ld + o0);
-                v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(gate, _mm512_setzero_ps(), _CMP_GT_OQ), v);
-            }
-            _mm512_mask_storeu_ps(dst, cols, v);
+        // Rows [row0, row0 + live) of C; the branches on what the product does are the same for
+        // every row, hoisted so that each row is a load, an add and a masked store.
+        const int64_t row0 = (panel + r) * 16, live = std::min<int64_t>(16, rows - row0);
+        float* dst = s.dst + row0 * ldd + o0;
+        const float* gate = s.gate ? s.gate + row0 * gate_ld + o0 : nullptr;
+        if (accumulate) {
+            for (int64_t i = 0; i < live; ++i) x[i] = _mm512_add_ps(x[i], _mm512_maskz_loadu_ps(cols, dst + i * ldd));
+        } else if (bias) {
+            for (int64_t i = 0; i < live; ++i) x[i] = _mm512_add_ps(x[i], _mm512_set1_ps(bias[row0 + i]));
         }
+        if (gate) {
+            for (int64_t i = 0; i < live; ++i) {
+                const __m512 gi = _mm512_maskz_loadu_ps(cols, gate + i * gate_ld);
+                x[i] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(gi, _mm512_setzero_ps(), _CMP_GT_OQ), x[i]);
+            }
+        }
+        for (int64_t i = 0; i < live; ++i) _mm512_mask_storeu_ps(dst + i * ldd, cols, x[i]);
+        if (live < 16) return;
     }
 }
 
