@@ -176,8 +176,9 @@ void tap_phases(const Node& node, int64_t pad, std::vector<int64_t>& phase, std:
 // add_phase_sums at stride 2 on AVX-512, for every channel of one cotangent row: the two
 // phases' sums of 16 positions m held in registers, then interleaved into 32 positions of dx.
 // The loads are planned once per call (Stride2Plan); each is a masked load of one tap's row,
-// whose lanes outside the row read 0 as the loops' bounds skip them. Each phase adds its taps
-// in the same order from 0, so the sums are bit for bit those of add_phase_sums.
+// whose lanes outside the row read 0 where the loops' bounds skip them. Each phase adds its
+// taps in the same order from 0, so the sums are those of add_phase_sums bit for bit, but for
+// the sign of a zero (a masked lane adds +0).
 struct Stride2Plan {
     struct Load {
         int64_t k, o;  // tap k's row (of cols, or its weight times dz), from column o
