@@ -29,14 +29,20 @@ done
 generator=""
 if command -v ninja >/dev/null 2>&1; then generator="-G Ninja"; fi
 
-# build NAME REV: the library of REV (empty: the working tree) and the timing program.
+# build NAME REV: the library of REV (empty: the working tree) and the timing program. Each
+# revision has its own source and build folders, named by its commit: git archive stamps every
+# file with the commit's time, so a folder shared between revisions kept the objects of a later
+# one when an earlier one was extracted over it (they looked newer than the sources).
 build() {
-    src="$work/$1-src" dir="$work/$1-build"
     if [ -n "$2" ]; then
-        rm -rf "$src" && mkdir -p "$src"
-        git -C "$root" archive "$2" | tar -x -C "$src"
+        sha=$(git -C "$root" rev-parse --short=12 "$2^{commit}")
+        src="$work/src-$sha" dir="$work/build-$sha"
+        if [ ! -f "$src/CMakeLists.txt" ]; then
+            rm -rf "$src" && mkdir -p "$src"
+            git -C "$root" archive "$sha" | tar -x -C "$src"
+        fi
     else
-        src="$root" dir="$work/$1-tree-build"  # a build folder is tied to its source folder
+        src="$root" dir="$work/tree-build"  # the working tree: real file times, incremental
     fi
     # shellcheck disable=SC2086
     cmake -S "$src" -B "$dir" $generator -DCMAKE_BUILD_TYPE=Release -DTSVIZ_BUILD_PYTHON=OFF \
