@@ -478,11 +478,9 @@ struct SaliencySink {
     }
 };
 
-}  // namespace
-
-namespace {
 void saliency_into(const Explanation::Impl& ex, const std::string& layer, const std::vector<int64_t>& filters,
                    SaliencyMethod method, const SaliencySink& sink);
+
 }  // namespace
 
 std::vector<float> Explanation::saliency(const std::string& layer, const std::vector<int64_t>& filters,
