@@ -318,9 +318,17 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
         l.importance.assign(l.importance_raw.size(), 0.f);
         for (int64_t i = 0; i < n; ++i) {
             const float* raw = l.importance_raw.data() + i * f_n;
-            const auto [lo, hi] = std::minmax_element(raw, raw + f_n);
-            for (int64_t f = 0; f < f_n; ++f)
-                l.importance[i * f_n + f] = *hi > *lo ? (raw[f] - *lo) / (*hi - *lo) : (*hi > 0.f ? 1.f : 0.f);
+            float* scaled = l.importance.data() + i * f_n;
+            const auto [lo_at, hi_at] = std::minmax_element(raw, raw + f_n);
+            const float lo = *lo_at, hi = *hi_at;
+            // The branch hoisted out of the loop, which then runs in vector lanes (a division
+            // per filter in scalar code was a twentieth of explaining 64 windows of the paper net).
+            if (hi > lo) {
+                const float range = hi - lo;
+                for (int64_t f = 0; f < f_n; ++f) scaled[f] = (raw[f] - lo) / range;
+            } else {
+                std::fill(scaled, scaled + f_n, hi > 0.f ? 1.f : 0.f);
+            }
         }
     }
     return Explanation(ex);
