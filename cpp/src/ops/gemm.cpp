@@ -551,6 +551,29 @@ inline void narrow_dispatch(int64_t n, const TapProduct& g, const float* src, in
     ((n == Ns + 1 ? narrow_columns_of<Unit, Ns + 1>(g, src, row_len, tap, s, o0) : void()), ...);
 }
 
+// padded_source in 16-lane steps: each step one masked load (lanes outside the source read 0,
+// and never fault) and one store, where the generic copy zero-filled the whole buffer and then
+// called memcpy once per channel (rows of 12-50 floats); those calls and the fill were a tenth
+// of explaining 64 windows of the paper net. A row's last store may run up to 15 floats past
+// it, into the next channel's row, which is written after it (and the buffer's 16 spare floats
+// after the last).
+__attribute__((target("avx512f"), noinline)) const float* padded_source_avx512(const TapProduct& g, const Segment& s,
+                                                                                int64_t lo, int64_t row_len,
+                                                                                std::vector<float>& buf) {
+    const size_t need = static_cast<size_t>(g.channels * row_len + 16);
+    if (buf.size() < need) buf.resize(need);
+    float* out = buf.data();
+    for (int64_t c = 0; c < g.channels; ++c, out += row_len) {
+        // Source position lo + p + lane of channel c, read where it lies in [0, src_len).
+        const float* row = s.src + c * s.src_len;
+        for (int64_t p = 0; p < row_len; p += 16) {
+            const int64_t at = lo + p;
+            _mm512_storeu_ps(out + p, _mm512_maskz_loadu_ps(lanes_inside(at, s.src_len), row + at));
+        }
+    }
+    return buf.data();
+}
+
 void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
     // Per-thread scratch, kept between calls; bound once (in a shared library every access to a
     // thread_local is a call to __tls_get_addr).
@@ -567,7 +590,7 @@ void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, in
         int64_t row_len = s.src_len, origin = 0;
         if (lo < 0 || hi >= s.src_len) {
             row_len = hi - lo + 1;
-            src = padded_source(g, s, lo, row_len, padded);
+            src = padded_source_avx512(g, s, lo, row_len, padded);
             origin = -lo;
         }
         // Tiles of at most kNarrowCols columns, as even as possible; up to 16 for a single
