@@ -551,25 +551,22 @@ inline void narrow_dispatch(int64_t n, const TapProduct& g, const float* src, in
     ((n == Ns + 1 ? narrow_columns_of<Unit, Ns + 1>(g, src, row_len, tap, s, o0) : void()), ...);
 }
 
-// padded_source in 16-lane steps: each step one masked load (lanes outside the source read 0,
-// and never fault) and one store, where the generic copy zero-filled the whole buffer and then
-// called memcpy once per channel (rows of 12-50 floats); those calls and the fill were a tenth
-// of explaining 64 windows of the paper net. A row's last store may run up to 15 floats past
-// it, into the next channel's row, which is written after it (and the buffer's 16 spare floats
-// after the last).
+// padded_source in 16-lane steps, each a masked load (lanes outside the source read 0, and
+// never fault) and a masked store, the masks made once per step for every channel. The generic
+// copy zero-filled the whole buffer and then called memcpy once per channel row (12-50 floats);
+// those calls and the fill were a tenth of explaining 64 windows of the paper net.
 __attribute__((target("avx512f"), noinline)) const float* padded_source_avx512(const TapProduct& g, const Segment& s,
                                                                                 int64_t lo, int64_t row_len,
                                                                                 std::vector<float>& buf) {
-    const size_t need = static_cast<size_t>(g.channels * row_len + 16);
+    const size_t need = static_cast<size_t>(g.channels * row_len);
     if (buf.size() < need) buf.resize(need);
-    float* out = buf.data();
-    for (int64_t c = 0; c < g.channels; ++c, out += row_len) {
-        // Source position lo + p + lane of channel c, read where it lies in [0, src_len).
-        const float* row = s.src + c * s.src_len;
-        for (int64_t p = 0; p < row_len; p += 16) {
-            const int64_t at = lo + p;
-            _mm512_storeu_ps(out + p, _mm512_maskz_loadu_ps(lanes_inside(at, s.src_len), row + at));
-        }
+    for (int64_t p = 0; p < row_len; p += 16) {
+        // Source position lo + p + lane, read where it lies in [0, src_len); kept below row_len.
+        const __mmask16 read = lanes_inside(lo + p, s.src_len), write = lanes_inside(p, row_len);
+        const float* from = s.src + lo + p;
+        float* to = buf.data() + p;
+        for (int64_t c = 0; c < g.channels; ++c, from += s.src_len, to += row_len)
+            _mm512_mask_storeu_ps(to, write, _mm512_maskz_loadu_ps(read, from));
     }
     return buf.data();
 }
