@@ -91,6 +91,17 @@ void trace_concat(const TraceArgs& a) {
 void backward_flatten(const BackwardArgs& a) {
     const View& gx = a.grad_in[0];
     if (!gx.data) return;
+    if (!a.node.position_major) {
+        // Channel-major order is the tensor's own, as in the forward: the rows as they lie.
+        const int64_t total = gx.n * gx.c * gx.l;
+        const float* g = a.grad_out.data;
+        if (a.overwrite) {
+            std::copy_n(g, total, gx.data);
+        } else {
+            for (int64_t i = 0; i < total; ++i) gx.data[i] += g[i];
+        }
+        return;
+    }
     for (int64_t r = 0; r < gx.n; ++r) {
         const float* g = a.grad_out.sample(r);
         float* dst = gx.sample(r);
