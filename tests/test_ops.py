@@ -41,6 +41,8 @@ CASES: dict[str, tuple] = {
         [N("MaxPool", ["x"], ["y"], kernel_shape=[3], strides=[2], pads=[1, 1], dilations=[2], ceil_mode=1)],
         [],
     ),
+    # Windows of 2 at stride 2 with their taps two apart (dilated), not adjacent.
+    "maxpool_k2_s2_dilation2": ([N("MaxPool", ["x"], ["y"], kernel_shape=[2], strides=[2], dilations=[2])], []),
     "maxpool_same_upper": ([N("MaxPool", ["x"], ["y"], kernel_shape=[4], strides=[3], auto_pad="SAME_UPPER")], []),
     "avgpool_include_pad_ceil": (
         [N("AveragePool", ["x"], ["y"], kernel_shape=[3], strides=[2], pads=[1, 2], ceil_mode=1, count_include_pad=1)],

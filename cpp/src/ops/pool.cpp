@@ -407,7 +407,7 @@ TSVIZ_SIMD void forward_max_pool(const ForwardArgs& a) {
     const View& y = a.out;
     const int64_t s = node.stride, d = node.dilation, pb = a.geo.pad_begin;
 #ifdef TSVIZ_X86_POOL
-    if (s == 2 && node.kernel == 2 && isa_level() == 2) return max_pool2_avx512(a);
+    if (s == 2 && node.kernel == 2 && d == 1 && isa_level() == 2) return max_pool2_avx512(a);
 #endif
     const auto [inner_lo, inner_hi] = inner_windows(node, pb, x.l, y.l);
     for (int64_t n = 0; n < y.n; ++n) {
