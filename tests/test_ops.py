@@ -41,8 +41,11 @@ CASES: dict[str, tuple] = {
         [N("MaxPool", ["x"], ["y"], kernel_shape=[3], strides=[2], pads=[1, 1], dilations=[2], ceil_mode=1)],
         [],
     ),
-    # Windows of 2 at stride 2 with their taps two apart (dilated), not adjacent.
+    # Windows of 2 at stride 2: dilated (taps two apart, not adjacent), on an even length
+    # (every row's windows in one pass across row ends) and on an odd one (a last input unused).
     "maxpool_k2_s2_dilation2": ([N("MaxPool", ["x"], ["y"], kernel_shape=[2], strides=[2], dilations=[2])], []),
+    "maxpool_k2_s2_even_length": ([N("MaxPool", ["x"], ["y"], kernel_shape=[2], strides=[2])], [], ("N", 3, 42)),
+    "maxpool_k2_s2_odd_length": ([N("MaxPool", ["x"], ["y"], kernel_shape=[2], strides=[2])], [], ("N", 3, 37)),
     "maxpool_same_upper": ([N("MaxPool", ["x"], ["y"], kernel_shape=[4], strides=[3], auto_pad="SAME_UPPER")], []),
     "avgpool_include_pad_ceil": (
         [N("AveragePool", ["x"], ["y"], kernel_shape=[3], strides=[2], pads=[1, 2], ceil_mode=1, count_include_pad=1)],

@@ -226,11 +226,42 @@ __attribute__((target("avx512f"))) inline bool max_pool2_row_avx512(const float*
     return nan != 0;
 }
 
+// When the rows tile the tensor (no padding, an even length: 2 * y.l inputs per row), every
+// window of every row in one pass, 16 windows per step across row ends; each lane's position
+// in its row (for the argmax) is carried from step to step. Returns whether an input was NaN
+// (the rows then go again by the first-NaN rule).
+__attribute__((target("avx512f"))) bool max_pool2_flat_avx512(const float* x, float* y, int32_t* arg, int64_t total,
+                                                              int64_t row) {
+    alignas(64) int32_t start[16];
+    for (int l = 0; l < 16; ++l) start[l] = static_cast<int32_t>(l % row);
+    __m512i pos = _mm512_load_si512(start);  // each lane's window within its row
+    const __m512i step = _mm512_set1_epi32(static_cast<int32_t>(16 % row)), len = _mm512_set1_epi32(static_cast<int32_t>(row));
+    const __m512i even_at = _mm512_load_si512(kEvenLanes), odd_at = _mm512_load_si512(kOddLanes);
+    __mmask16 nan = 0;
+    for (int64_t o = 0; o < total; o += 16) {
+        const int64_t n = std::min<int64_t>(16, total - o);
+        const float* p = x + 2 * o;
+        const __m512 l0 = _mm512_maskz_loadu_ps(lanes_inside(0, 2 * n), p);
+        const __m512 l1 = _mm512_maskz_loadu_ps(lanes_inside(16, 2 * n), p + 16);
+        const __m512 even = _mm512_permutex2var_ps(l0, even_at, l1), odd = _mm512_permutex2var_ps(l0, odd_at, l1);
+        nan |= _mm512_cmp_ps_mask(l0, l1, _CMP_UNORD_Q);
+        const __mmask16 better = _mm512_cmp_ps_mask(odd, even, _CMP_GT_OQ);
+        const __m512i first = _mm512_add_epi32(pos, pos);
+        const __mmask16 m = lanes_inside(0, n);
+        _mm512_mask_storeu_ps(y + o, m, _mm512_mask_blend_ps(better, even, odd));
+        _mm512_mask_storeu_epi32(arg + o, m, _mm512_mask_add_epi32(first, better, first, _mm512_set1_epi32(1)));
+        pos = _mm512_add_epi32(pos, step);
+        pos = _mm512_mask_sub_epi32(pos, _mm512_cmpge_epi32_mask(pos, len), pos, len);
+    }
+    return nan != 0;
+}
+
 // Every row of the op: one call, not one per row of 12-50 windows.
 __attribute__((target("avx512f"))) void max_pool2_avx512(const ForwardArgs& a) {
     const ConstView& x = a.in[0];
     const View& y = a.out;
     const int64_t pb = a.geo.pad_begin;
+    if (pb == 0 && x.l == 2 * y.l && !max_pool2_flat_avx512(x.data, y.data, a.aux, y.n * y.c * y.l, y.l)) return;
     const auto [lo, hi] = inner_windows(a.node, pb, x.l, y.l);
     for (int64_t r = 0; r < y.n * y.c; ++r) {
         const float* xc = x.data + r * x.l;
@@ -255,6 +286,31 @@ __attribute__((target("avx512f"))) void max_pool2_backward_avx512(const Backward
     const ConstView& gy = a.grad_out;
     const int64_t pb = a.geo.pad_begin;
     const __m512i twice = _mm512_load_si512(kEvenLanes), low = _mm512_load_si512(kInterleaveLow), high = _mm512_load_si512(kInterleaveHigh);
+    if (pb == 0 && gx.l == 2 * gy.l && a.rep == 1) {
+        // The rows tile the tensor (as max_pool2_flat_avx512): every window in one pass, the
+        // argmax's tap its parity.
+        const int64_t total = gy.n * gy.c * gy.l;
+        const float* gate = a.relu_gate ? a.out.data : nullptr;
+        const __m512i one = _mm512_set1_epi32(1);
+        for (int64_t o = 0; o < total; o += 16) {
+            const int64_t n = std::min<int64_t>(16, total - o);
+            __mmask16 m = lanes_inside(0, n);
+            if (gate) m &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, gate + o), _mm512_setzero_ps(), _CMP_GT_OQ);
+            const __m512 v = _mm512_maskz_loadu_ps(m, gy.data + o);
+            const __mmask16 second = _mm512_test_epi32_mask(_mm512_maskz_loadu_epi32(m, a.aux + o), one);
+            const __m512 v0 = _mm512_maskz_mov_ps(static_cast<__mmask16>(~second), v), v1 = _mm512_maskz_mov_ps(second, v);
+            __m512 d0 = _mm512_permutex2var_ps(v0, low, v1), d1 = _mm512_permutex2var_ps(v0, high, v1);
+            float* p = gx.data + 2 * o;
+            const __mmask16 m0 = lanes_inside(0, 2 * n), m1 = lanes_inside(16, 2 * n);
+            if (!set) {
+                d0 = _mm512_add_ps(d0, _mm512_maskz_loadu_ps(m0, p));
+                d1 = _mm512_add_ps(d1, _mm512_maskz_loadu_ps(m1, p + 16));
+            }
+            _mm512_mask_storeu_ps(p, m0, d0);
+            _mm512_mask_storeu_ps(p + 16, m1, d1);
+        }
+        return;
+    }
     const int64_t inner_lo = std::clamp<int64_t>(2 * lo - pb, 0, gx.l);
     const int64_t inner_hi = std::clamp<int64_t>(2 * hi - pb, inner_lo, gx.l);
     for (int64_t r = 0; r < gy.n; ++r) {
