@@ -232,14 +232,14 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
             for (int q : g.nodes[v].inputs) ++readers[q];
     std::vector<int> target_slot(g.nodes.size(), -1);
     for (size_t k = 0; k < targets.size(); ++k) target_slot[targets[k]] = static_cast<int>(k);
-    // A ReLU over a convolution that nothing else reads is fused into the convolution's
-    // tangent (its product keeps each value where the forward output is positive, as the
-    // ReLU's rule would), and the ReLU's tangent is then the convolution's buffer.
+    // A ReLU over a convolution or a sum (a residual block's) that nothing else reads is fused
+    // into that node's tangent (it keeps each value where the forward output is positive, as
+    // the ReLU's rule would), and the ReLU's tangent is then that node's buffer.
     std::vector<bool> gated(g.nodes.size(), false), fused(g.nodes.size(), false);
     for (int v = 1; v <= last; ++v) {
         if (!reach[v] || g.nodes[v].kind != OpKind::Relu) continue;
         const int q = g.nodes[v].inputs[0];
-        if (g.nodes[q].kind == OpKind::Conv && readers[q] == 1 && target_slot[q] < 0 &&
+        if ((g.nodes[q].kind == OpKind::Conv || g.nodes[q].kind == OpKind::Add) && readers[q] == 1 && target_slot[q] < 0 &&
             plan.width[q] == plan.width[v] && plan.start[q] == plan.start[v])
             gated[q] = fused[v] = true;
     }

@@ -104,7 +104,7 @@ struct TangentArgs {
     float* t_out = nullptr;                // count x (c, w_out)
     int64_t w_out = 0;
     const int64_t* start_out = nullptr;
-    // Conv only, set by the engine when the ReLU that is the node's only reader is fused in:
+    // Conv and Add, set by the engine when the ReLU that is the node's only reader is fused in:
     // the tangent is kept where the forward output is positive, and 0 elsewhere.
     bool relu_gate = false;
 };
