@@ -103,39 +103,50 @@ void tangent_affine(const TangentArgs& a) {
 // Each input's band lies inside the output's (the hull), at its own offset. Every output
 // position is written: the first input's band, zeros around it, then the others added. With
 // a fused ReLU (TangentArgs::relu_gate) the sum is kept where the forward sum is positive.
+// Tangent by tangent, so that its rows stay in cache over the inputs and the gate; an input
+// on the output's own band (the residual branch) is one stretch of c_n * w_out floats.
 void tangent_add(const TangentArgs& a) {
-    const int64_t c_n = a.out.c, w_out = a.w_out, len = a.out.l;
-    bool first = true;
-    for (size_t k = 0; k < a.t_in.size(); ++k) {
-        if (!a.t_in[k]) continue;
-        const int64_t w_in = a.w_in[k];
-        for (int64_t t = 0; t < a.count; ++t) {
+    const int64_t c_n = a.out.c, w_out = a.w_out, len = a.out.l, block = c_n * w_out;
+    for (int64_t t = 0; t < a.count; ++t) {
+        float* __restrict out = a.t_out + t * block;
+        bool first = true;
+        for (size_t k = 0; k < a.t_in.size(); ++k) {
+            if (!a.t_in[k]) continue;
+            const int64_t w_in = a.w_in[k];
+            const float* __restrict in = a.t_in[k] + t * c_n * w_in;
             // Input position r lands at output position r + shift; the overlap [r0, r1) once.
             const int64_t shift = a.start_in[k][t] - a.start_out[t];
-            const int64_t r0 = std::max<int64_t>(0, -shift), r1 = std::min<int64_t>(w_in, w_out - shift);
-            const int64_t j0 = r0 + shift, j1 = std::max(r1 + shift, j0);
-            for (int64_t c = 0; c < c_n; ++c) {
-                const float* __restrict src = a.t_in[k] + (t * c_n + c) * w_in - shift;  // src[j]: position j - shift
-                float* __restrict dst = a.t_out + (t * c_n + c) * w_out;
+            if (shift == 0 && w_in == w_out) {
                 if (first) {
-                    std::fill(dst, dst + j0, 0.f);
-                    for (int64_t j = j0; j < j1; ++j) dst[j] = src[j];
-                    std::fill(dst + j1, dst + w_out, 0.f);
+                    std::copy_n(in, block, out);
                 } else {
-                    for (int64_t j = j0; j < j1; ++j) dst[j] += src[j];
+                    for (int64_t i = 0; i < block; ++i) out[i] += in[i];
+                }
+            } else {
+                const int64_t r0 = std::max<int64_t>(0, -shift), r1 = std::min<int64_t>(w_in, w_out - shift);
+                const int64_t j0 = r0 + shift, j1 = std::max(r1 + shift, j0);
+                for (int64_t c = 0; c < c_n; ++c) {
+                    const float* __restrict src = in + c * w_in - shift;  // src[j]: position j - shift
+                    float* __restrict dst = out + c * w_out;
+                    if (first) {
+                        std::fill(dst, dst + j0, 0.f);
+                        for (int64_t j = j0; j < j1; ++j) dst[j] = src[j];
+                        std::fill(dst + j1, dst + w_out, 0.f);
+                    } else {
+                        for (int64_t j = j0; j < j1; ++j) dst[j] += src[j];
+                    }
                 }
             }
+            first = false;
         }
-        first = false;
-    }
-    if (first) std::fill(a.t_out, a.t_out + a.count * c_n * w_out, 0.f);  // no input reaches the sum
-    if (!a.relu_gate) return;
-    for (int64_t t = 0; t < a.count; ++t)
+        if (first) std::fill(out, out + block, 0.f);  // no input reaches the sum
+        if (!a.relu_gate) continue;
         for (int64_t c = 0; c < c_n; ++c) {
-            float* __restrict dst = a.t_out + (t * c_n + c) * w_out;
+            float* __restrict dst = out + c * w_out;
             const float* __restrict sum = a.out.data + c * len + a.start_out[t];
             for (int64_t j = 0; j < w_out; ++j) dst[j] = sum[j] > 0.f ? dst[j] : 0.f;
         }
+    }
 }
 
 // --- Products, differences and quotients of two tensors -----------------------------------
