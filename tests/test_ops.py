@@ -548,3 +548,35 @@ def test_average_pool_sums_taps_in_order(kernel: int, stride: int, dilation: int
                     if 0 <= i < length:
                         acc = np.float32(acc + np.float32(x[n, c, i] * inv))
                 assert y[n, c, o] == acc, (n, c, o)
+
+
+def _pooling_configs(count: int = 48) -> list[tuple]:
+    """Random windows (kernel, stride, dilation, pads, ceil_mode, count_include_pad) on random
+    lengths, seeded: the kernels' fast paths each hold for some windows only (adjacent taps,
+    rows that tile the tensor, windows inside the input), so a sweep crosses their edges."""
+    r = np.random.default_rng(11)
+    out = []
+    while len(out) < count:
+        op = str(r.choice(["MaxPool", "AveragePool"]))
+        k, s, d = int(r.integers(1, 5)), int(r.integers(1, 4)), int(r.integers(1, 4))
+        length = int(r.integers(12, 60))
+        pads = [int(r.integers(0, k)), int(r.integers(0, k))]
+        if (k - 1) * d + 1 > length - 1:  # the pooled tensor: length - 1 (the 4-tap Conv below, pads 1)
+            continue
+        out.append((op, k, s, d, pads, int(r.integers(0, 2)), int(r.integers(0, 2)), length))
+    return out
+
+
+@pytest.mark.parametrize("op, kernel, stride, dilation, pads, ceil, include_pad, length", _pooling_configs())
+def test_pooling_windows_match_onnxruntime(op: str, kernel: int, stride: int, dilation: int, pads: list[int],
+                                           ceil: int, include_pad: int, length: int) -> None:
+    """Pooling after Conv -> ReLU (ties at 0 for max-pooling's first-maximum rule) against ONNX
+    Runtime, over windows the fast paths take and windows they must leave alone."""
+    attrs = dict(kernel_shape=[kernel], strides=[stride], dilations=[dilation], pads=pads, ceil_mode=ceil)
+    if op == "AveragePool":
+        attrs["count_include_pad"] = include_pad
+    nodes = [conv("x", "c", pads=[1, 1]), N("Relu", ["c"], ["r"]), N(op, ["r"], ["y"], **attrs),
+             N("Flatten", ["y"], ["out"])]
+    data = build(nodes, WB, input_shape=("N", 3, length), opset=19, outputs=("out",))
+    x = real_windows((3, length), "NCT", 5)
+    np.testing.assert_allclose(tsv.load(data).predict(x), ort_run(data, x), rtol=1e-5, atol=1e-5)
