@@ -261,7 +261,8 @@ __attribute__((target("avx512f"))) void max_pool2_avx512(const ForwardArgs& a) {
     const ConstView& x = a.in[0];
     const View& y = a.out;
     const int64_t pb = a.geo.pad_begin;
-    if (pb == 0 && x.l == 2 * y.l && !max_pool2_flat_avx512(x.data, y.data, a.aux, y.n * y.c * y.l, y.l)) return;
+    if (pb == 0 && y.l > 0 && x.l == 2 * y.l && !max_pool2_flat_avx512(x.data, y.data, a.aux, y.n * y.c * y.l, y.l))
+        return;
     const auto [lo, hi] = inner_windows(a.node, pb, x.l, y.l);
     for (int64_t r = 0; r < y.n * y.c; ++r) {
         const float* xc = x.data + r * x.l;
