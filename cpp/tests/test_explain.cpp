@@ -211,6 +211,9 @@ int main(int argc, char** argv) {
         check_model(a, series, "keras_paper_net_op17", 50);
         check_model(a, series, "fcn_op17", 150);
         check_model(a, series, "fcn_op17", 64);
+        // Residual blocks: sums of two branches, a ReLU after each sum (fused into the sum's
+        // tangent in forward mode), a 1x1 shortcut convolution, global average pooling.
+        check_model(a, series, "resnet_op17", 96);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "unexpected exception: %s\n", e.what());
         return 1;
