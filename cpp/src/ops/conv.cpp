@@ -225,15 +225,7 @@ __attribute__((target("avx512f"))) void add_phase_sums2_avx512(const Stride2Plan
                 s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(loads[j].lanes, cols_c + loads[j].k * len + loads[j].o));
             for (int64_t j = split; j < end; ++j)
                 s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(loads[j].lanes, cols_c + loads[j].k * len + loads[j].o));
-            float* at = dx_c + 32 * b;
-            const __mmask16 in_lo = plan.store_lo[b], in_hi = plan.store_hi[b];
-            __m512 lo = _mm512_permutex2var_ps(s0, low, s1), hi = _mm512_permutex2var_ps(s0, high, s1);
-            if (!set) {
-                lo = _mm512_add_ps(_mm512_maskz_loadu_ps(in_lo, at), lo);
-                hi = _mm512_add_ps(_mm512_maskz_loadu_ps(in_hi, at + 16), hi);
-            }
-            _mm512_mask_storeu_ps(at, in_lo, lo);
-            _mm512_mask_storeu_ps(at + 16, in_hi, hi);
+            store_interleaved(dx_c + 32 * b, s0, s1, plan.store_lo[b], plan.store_hi[b], set, low, high);
         }
     }
 }
@@ -381,8 +373,7 @@ __attribute__((target("avx512f"))) void strided2_filter_input_grad_avx512(const 
                 for (int64_t j = split; j < end; ++j)
                     s1 = _mm512_fmadd_ps(_mm512_set1_ps(w_c[loads[j].k]),
                                          _mm512_maskz_loadu_ps(loads[j].lanes, row.dz + loads[j].o), s1);
-                _mm512_mask_storeu_ps(dx + 32 * b, plan.store_lo[b], _mm512_permutex2var_ps(s0, low, s1));
-                _mm512_mask_storeu_ps(dx + 32 * b + 16, plan.store_hi[b], _mm512_permutex2var_ps(s0, high, s1));
+                store_interleaved(dx + 32 * b, s0, s1, plan.store_lo[b], plan.store_hi[b], true, low, high);
             }
         }
     }
@@ -619,6 +610,7 @@ OpRules conv_rules() {
     r.prepare = prepare_conv;
     r.weight_backward = weight_backward_conv;
     r.tangent_writes_all = true;  // the product stores every column of every row
+    r.tangent_relu_gate = true;   // the product's gate (Segment::gate)
     r.backward_writes_all = true;
     r.onnx = {{"Conv", lower_conv}};
     return r;

@@ -276,20 +276,6 @@ __attribute__((target("avx512f"))) void max_pool2_avx512(const ForwardArgs& a) {
     }
 }
 
-// The gradients of n windows of 2 (v0: first tap, v1: second) interleaved back onto their 2n
-// input positions at p, stored (set) or added.
-__attribute__((target("avx512f"), always_inline)) inline void store_taps2(float* p, __m512 v0, __m512 v1, int64_t n,
-                                                                          bool set, __m512i low, __m512i high) {
-    __m512 d0 = _mm512_permutex2var_ps(v0, low, v1), d1 = _mm512_permutex2var_ps(v0, high, v1);
-    const __mmask16 m0 = lanes_inside(0, 2 * n), m1 = lanes_inside(16, 2 * n);
-    if (!set) {
-        d0 = _mm512_add_ps(d0, _mm512_maskz_loadu_ps(m0, p));
-        d1 = _mm512_add_ps(d1, _mm512_maskz_loadu_ps(m1, p + 16));
-    }
-    _mm512_mask_storeu_ps(p, m0, d0);
-    _mm512_mask_storeu_ps(p + 16, m1, d1);
-}
-
 // Its backward, for every row and channel: each window's gradient goes to the tap of its
 // argmax, the other tap gets 0; the two taps' values are interleaved back in registers. Windows
 // [lo, hi) lie inside the input; the others (padding) scatter one by one. pooled: the forward
@@ -314,7 +300,7 @@ __attribute__((target("avx512f"))) void max_pool2_backward_avx512(const Backward
             const __m512 v = _mm512_maskz_loadu_ps(m, gy.data + o);
             const __mmask16 second = _mm512_test_epi32_mask(_mm512_maskz_loadu_epi32(m, a.aux + o), one);
             const __m512 v0 = _mm512_maskz_mov_ps(static_cast<__mmask16>(~second), v), v1 = _mm512_maskz_mov_ps(second, v);
-            store_taps2(gx.data + 2 * o, v0, v1, n, set, low, high);
+            store_interleaved(gx.data + 2 * o, v0, v1, lanes_inside(0, 2 * n), lanes_inside(16, 2 * n), set, low, high);
         }
         return;
     }
@@ -341,7 +327,8 @@ __attribute__((target("avx512f"))) void max_pool2_backward_avx512(const Backward
                 const __m512i first = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
                 const __m512 v0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, first), v);
                 const __m512 v1 = _mm512_maskz_mov_ps(_mm512_cmpneq_epi32_mask(at, first), v);
-                store_taps2(dst + 2 * o - pb, v0, v1, n, set, low, high);
+                store_interleaved(dst + 2 * o - pb, v0, v1, lanes_inside(0, 2 * n), lanes_inside(16, 2 * n), set, low,
+                                  high);
             }
             // Windows that reach into the padding.
             auto scatter = [&](int64_t o) {

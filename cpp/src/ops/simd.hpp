@@ -41,5 +41,20 @@ alignas(64) inline constexpr int32_t kEvenLanes[16] = {0, 2, 4, 6, 8, 10, 12, 14
 alignas(64) inline constexpr int32_t kOddLanes[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
 alignas(64) inline constexpr int32_t kInterleaveLow[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
 alignas(64) inline constexpr int32_t kInterleaveHigh[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
+// 16 pairs (even[i], odd[i]) interleaved into the 32 floats at p: lanes `lo` of p[0, 16) and
+// `hi` of p[16, 32) are stored, or added to what p holds unless `set`. low and high are
+// kInterleaveLow and kInterleaveHigh, loaded once by the caller.
+__attribute__((target("avx512f"), always_inline)) inline void store_interleaved(float* p, __m512 even, __m512 odd,
+                                                                                __mmask16 lo, __mmask16 hi, bool set,
+                                                                                __m512i low, __m512i high) {
+    __m512 d0 = _mm512_permutex2var_ps(even, low, odd), d1 = _mm512_permutex2var_ps(even, high, odd);
+    if (!set) {
+        d0 = _mm512_add_ps(d0, _mm512_maskz_loadu_ps(lo, p));
+        d1 = _mm512_add_ps(d1, _mm512_maskz_loadu_ps(hi, p + 16));
+    }
+    _mm512_mask_storeu_ps(p, lo, d0);
+    _mm512_mask_storeu_ps(p + 16, hi, d1);
+}
 }  // namespace tsviz::ops
 #endif
