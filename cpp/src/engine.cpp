@@ -239,7 +239,7 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
     for (int v = 1; v <= last; ++v) {
         if (!reach[v] || g.nodes[v].kind != OpKind::Relu) continue;
         const int q = g.nodes[v].inputs[0];
-        if ((g.nodes[q].kind == OpKind::Conv || g.nodes[q].kind == OpKind::Add) && readers[q] == 1 && target_slot[q] < 0 &&
+        if (ops::rules(g.nodes[q].kind).tangent_relu_gate && readers[q] == 1 && target_slot[q] < 0 &&
             plan.width[q] == plan.width[v] && plan.start[q] == plan.start[v])
             gated[q] = fused[v] = true;
     }

@@ -425,6 +425,7 @@ OpRules affine_rules() {
 OpRules add_rules() {
     OpRules r = TSVIZ_RULES(Add, add, infer_add);
     r.tangent_writes_all = true;  // tangent_add writes every position of every row
+    r.tangent_relu_gate = true;
     r.onnx = {{"Add", lower_binary}};
     return r;
 }

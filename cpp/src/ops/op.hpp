@@ -104,8 +104,9 @@ struct TangentArgs {
     float* t_out = nullptr;                // count x (c, w_out)
     int64_t w_out = 0;
     const int64_t* start_out = nullptr;
-    // Conv and Add, set by the engine when the ReLU that is the node's only reader is fused in:
-    // the tangent is kept where the forward output is positive, and 0 elsewhere.
+    // Set by the engine, for ops whose rules say they honour it (OpRules::tangent_relu_gate),
+    // when the ReLU that is the node's only reader is fused in: the tangent is kept where the
+    // forward output is positive, and 0 elsewhere.
     bool relu_gate = false;
 };
 
@@ -169,6 +170,9 @@ struct OpRules {
     // The tangent rule writes every element of its output band, so the engine need not zero
     // the buffer first.
     bool tangent_writes_all = false;
+    // The tangent rule honours TangentArgs::relu_gate: a ReLU that is the node's only reader
+    // is fused into it.
+    bool tangent_relu_gate = false;
     // The backward rule honours BackwardArgs::overwrite (ops of one input).
     bool backward_writes_all = false;
 };
