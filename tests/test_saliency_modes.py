@@ -174,3 +174,52 @@ def test_explanations_do_not_depend_on_the_thread_count(tmp_path) -> None:
     for key in results[1].files:
         for threads in (2, 3):
             np.testing.assert_array_equal(results[threads][key], results[1][key], err_msg=f"{key}, {threads} threads")
+
+
+def test_filters_off_all_along_have_zero_saliency_in_every_mode() -> None:
+    """Reverse mode leaves out the rows of filters whose ReLU is off at every position of a
+    sample: their saliency is exactly 0. Biases set so that each filter of the second layer
+    is off on some windows and on on others, so that the windows of one pass keep different
+    numbers of rows (padded to the most); forward mode agrees."""
+    from onnx import helper
+
+    from onnx_builder import build, const, weights
+
+    rng = np.random.default_rng(11)
+    w1, b1, w2 = weights(rng, 8, 3, 5), weights(rng, 8), weights(rng, 16, 8, 3)
+    x = real_windows((3, 40), "NCT", 12, seed=2)
+
+    def conv(a: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
+        a = np.pad(a, ((0, 0), (0, 0), (pad, pad)))
+        k = w.shape[2]
+        cols = np.stack([a[:, :, j:j + a.shape[2] - k + 1] for j in range(k)], axis=3)  # N C T K
+        return np.einsum("nctk,fck->nft", cols, w)
+
+    peak = conv(np.maximum(conv(x, w1, 2) + b1[None, :, None], 0), w2, 1).max(axis=2)  # (N, F)
+    b2 = -np.median(peak, axis=0).astype(np.float32)  # each filter off on about half the windows
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["z1"], pads=[2, 2]),
+        helper.make_node("Relu", ["z1"], ["a1"]),
+        helper.make_node("Conv", ["a1", "w2", "b2"], ["z2"], pads=[1, 1]),
+        helper.make_node("Relu", ["z2"], ["a2"]),
+        helper.make_node("Flatten", ["a2"], ["f"]),
+        helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], transB=1),
+    ]
+    inits = [const("w1", w1), const("b1", b1), const("w2", w2), const("b2", b2),
+             const("w3", weights(rng, 2, 16 * 40)), const("b3", weights(rng, 2))]
+    model = tsv.load(build(nodes, inits, input_shape=("N", 3, 40)))
+
+    ex = model.explain(x)
+    reverse, forward = (ex.saliency("z2", method=m) for m in ("reverse", "forward"))
+    dead = reverse.reshape(12, 16, -1).max(axis=2) == 0
+    live_rows = (~dead).sum(axis=1)
+    assert dead.any() and live_rows.min() < live_rows.max(), live_rows
+    np.testing.assert_array_equal(forward.reshape(12, 16, -1)[dead], 0.0)
+    scale = float(np.abs(forward).max())
+    assert float(np.abs(reverse - forward).max()) <= 1e-5 * scale
+    # The pass over every row (allow_nonfinite turns the skip off: with a NaN the rows left
+    # out would not be 0), one window at a time, a subset of filters in another order: the
+    # same bits.
+    np.testing.assert_array_equal(model.explain(x, allow_nonfinite=True).saliency("z2", method="reverse"), reverse)
+    np.testing.assert_array_equal(model.explain(x[5]).saliency("z2", method="reverse")[0], reverse[5])
+    np.testing.assert_array_equal(ex.saliency("z2", [9, 2, 14], method="reverse"), reverse[:, [9, 2, 14]])

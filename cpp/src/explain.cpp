@@ -194,6 +194,9 @@ struct Explanation::Impl {
     std::vector<Layer> layers;
     std::vector<float> output_saliency;
     std::vector<float> loss;  // loss_i when explaining the loss
+    // The model's parameters and the input are finite (the input was checked: no
+    // allow_nonfinite).
+    bool finite = false;
 
     // Forward-mode saliency, computed on first use: the model's plan for this length, and the
     // signed (N, F, C, T) sums of the layers computed so far, by layer index.
@@ -225,6 +228,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     ex->model = impl_;
     ex->t = impl_->check_input(x, n, sample_shape, options.allow_nonfinite);
     ex->act = impl_->load_input(x, 0, n, ex->t);
+    ex->finite = impl_->finite_parameters && !options.allow_nonfinite;
     // The forward runs chunk by chunk just before each chunk's backward (below), while the
     // chunk's tensors are in cache; only a default target of a classifier (its argmax) needs
     // every output before the backward starts.
@@ -426,8 +430,10 @@ void reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Laye
     parallel_for(spans * blocks, [&](int64_t item) {
         thread_local Cotangents ct_scratch;  // buffers kept between calls (a chunk's worth)
         thread_local std::vector<ops::FilterRow> rows_scratch;
+        thread_local std::vector<int64_t> slots_scratch;
         Cotangents& ct = ct_scratch;  // bound once: a thread_local access is a call
         std::vector<ops::FilterRow>& filter_rows = rows_scratch;
+        std::vector<int64_t>& slot_scratch = slots_scratch;
         ct.grad.resize(g.nodes.size());
         const int64_t first = (item / blocks) * span, count = std::min(span, n - first);
         const int64_t f0 = (item % blocks) * block, rows = std::min(reps, f0 + block) - f0;
@@ -440,17 +446,61 @@ void reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Laye
             const GradBuffer& dz = ct.grad[l.z];
             const int p = conv.inputs[0];
             const int64_t p_size = ex.size(p);
+            // A filter whose activation has zero derivative at every position of a sample (a
+            // ReLU that is off all along: a quarter to a third of the deeper filters of the
+            // paper net on real windows) has a saliency of exactly 0 there. Its row is left
+            // out of the pass: each sample keeps its live rows, padded with zero rows to the
+            // item's most. Only with finite parameters and input, where the pass would also
+            // give 0 (0 times a NaN or an infinity below would not).
+            std::vector<int64_t>& slot = slot_scratch;
+            slot.assign(static_cast<size_t>(count * rows), -1);
+            int64_t live = 0;
+            for (int64_t i = 0; i < count; ++i) {
+                int64_t k = 0;
+                for (int64_t r = 0; r < rows; ++r) {
+                    const float* row = dz.data() + (i * f_n + chosen[f0 + r]) * len;
+                    if (!ex.finite || std::any_of(row, row + len, [](float v) { return v != 0.f; }))
+                        slot[i * rows + r] = k++;
+                }
+                live = std::max(live, k);
+            }
+            if (live == 0) {
+                for (int64_t i = 0; i < count; ++i)
+                    for (int64_t r = 0; r < rows; ++r) {
+                        float* dst = out + ((first + i) * reps + f0 + r) * in_size;
+                        std::fill(dst, dst + in_size, 0.f);
+                    }
+                return;
+            }
             GradBuffer& gx = ct.grad[p];
-            gx.resize(static_cast<size_t>(count * rows * p_size));  // written whole below
+            gx.resize(static_cast<size_t>(count * live * p_size));  // written whole below
             std::vector<ops::FilterRow>& steps = filter_rows;
-            steps.resize(static_cast<size_t>(count * rows));
+            steps.clear();
+            for (int64_t i = 0; i < count; ++i) {
+                int64_t k = 0;
+                for (int64_t r = 0; r < rows; ++r) {
+                    if (slot[i * rows + r] < 0) continue;
+                    const int64_t f = chosen[f0 + r];
+                    steps.push_back({f, dz.data() + (i * f_n + f) * len, gx.data() + (i * live + k++) * p_size});
+                }
+                std::fill(gx.data() + (i * live + k) * p_size, gx.data() + (i + 1) * live * p_size, 0.f);
+            }
+            ops::conv_filter_input_grad(conv, ex.act.geo[l.z], ex.act.geo[p].out, steps.data(),
+                                        static_cast<int64_t>(steps.size()));
+            backward(g, ex.act, first, count, p, live, keep, ct);
+            const GradBuffer& g0 = ct.grad[0];
             for (int64_t i = 0; i < count; ++i)
                 for (int64_t r = 0; r < rows; ++r) {
-                    const int64_t f = chosen[f0 + r];
-                    steps[i * rows + r] = {f, dz.data() + (i * f_n + f) * len, gx.data() + (i * rows + r) * p_size};
+                    float* dst = out + ((first + i) * reps + f0 + r) * in_size;
+                    const int64_t k = slot[i * rows + r];
+                    if (g0.empty() || k < 0) {  // the input does not reach the layer, or a dead row
+                        std::fill(dst, dst + in_size, 0.f);
+                        continue;
+                    }
+                    const float* src = g0.data() + (i * live + k) * in_size;
+                    for (int64_t q = 0; q < in_size; ++q) dst[q] = std::fabs(src[q]);
                 }
-            ops::conv_filter_input_grad(conv, ex.act.geo[l.z], ex.act.geo[p].out, steps.data(), count * rows);
-            backward(g, ex.act, first, count, p, rows, keep, ct);
+            return;
         } else {
             seed.assign(static_cast<size_t>(count * rows * f_n * len), 0.f);
             for (int64_t i = 0; i < count; ++i)

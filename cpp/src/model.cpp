@@ -99,6 +99,19 @@ double arena_bytes(const std::vector<ops::Resolved>& geo, int64_t m) {
     return per_sample * static_cast<double>(m);
 }
 
+}  // namespace
+
+void Model::Impl::note_parameters() {
+    auto finite = [](const std::vector<float>& v) {
+        return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
+    };
+    finite_parameters = std::all_of(graph.nodes.begin(), graph.nodes.end(), [&](const Node& n) {
+        return finite(n.weight) && finite(n.bias) && finite(n.scale) && finite(n.shift);
+    });
+}
+
+namespace {
+
 std::shared_ptr<Model::Impl> build(Graph graph, const LoadOptions& options) {
     auto impl = std::make_shared<Model::Impl>();
     impl->max_memory = options.max_memory;
@@ -134,6 +147,7 @@ std::shared_ptr<Model::Impl> build(Graph graph, const LoadOptions& options) {
                              bytes_text(static_cast<double>(options.max_memory)) + " (max_memory)");
     }
     impl->n_outputs = g.nodes[g.output].channels;
+    impl->note_parameters();
     for (size_t i = 0; i < g.nodes.size(); ++i) {
         const Node& n = g.nodes[i];
         impl->n_parameters += static_cast<int64_t>(n.weight.size() + n.bias.size() + n.scale.size() + n.shift.size());

@@ -24,6 +24,10 @@ struct Model::Impl {
     int64_t n_outputs = 0;
     int64_t n_parameters = 0;
     uint64_t max_memory = 0;  // LoadOptions::max_memory
+    // Every weight, bias, scale and shift is finite: set by note_parameters(), at load and
+    // whenever a trainer writes parameters.
+    bool finite_parameters = true;
+    void note_parameters();
 
     // Checks n samples x of a per-sample shape in the model's layout before anything is
     // allocated for them; returns the length T. ArgumentError for an empty batch or (unless

@@ -91,6 +91,7 @@ void Trainer::set(const float* values) {
         std::copy(b, b + n.bias.size(), n.bias.begin());
         ops::rules(n.kind).prepare(n);
     }
+    impl_->note_parameters();
 }
 
 double Trainer::gradient(const float* x, const float* y, int64_t n, const std::vector<int64_t>& sample_shape,
