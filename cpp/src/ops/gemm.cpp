@@ -1,6 +1,7 @@
 #include "ops/gemm.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #ifdef __x86_64__
@@ -441,6 +442,12 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
 
 constexpr int64_t kNarrowCols = 12, kNarrowColsOnePanel = 16;
 
+// The source channels a block reads, ascending.
+struct Live {
+    const int32_t* channel = nullptr;
+    int64_t count = 0;
+};
+
 // Whether the narrow kernel serves this product: 16-row panels packed, a tap rule with a
 // constant column step (every forward rule; transposed only at stride 1), and segments narrower
 // than two of the blocked kernel's panels on average. Products that few_rows serves keep their
@@ -456,14 +463,18 @@ inline bool narrow_fits(const TapProduct& g, const Segment* segs, int64_t n_segs
 // column's broadcast is then a fixed displacement from one pointer, where a step known only at
 // run time takes a register per column, more than there are (GCC moved them through vector
 // registers and the stack inside the loop: a third of its instructions).
+// Only the source channels in `live` (ascending) are read: the others are zero rows of B.
 template <bool Unit, int64_t R, int64_t N>
-__attribute__((always_inline)) inline void narrow_block(const TapProduct& g, const float* a, const float* src,
-                                                        int64_t row_len, int64_t tap, v16 (&acc)[R][N]) {
+__attribute__((always_inline)) inline void narrow_block(const TapProduct& g, const float* a0, const float* src,
+                                                        int64_t row_len, int64_t tap, const Live& live,
+                                                        v16 (&acc)[R][N]) {
     const int64_t depth = g.a->depth, k_n = g.kernel, step = Unit ? 1 : g.transposed ? 1 : g.stride;
     for (int64_t r = 0; r < R; ++r)
         for (int64_t j = 0; j < N; ++j) acc[r][j] = v16{};
-    for (int64_t c = 0; c < g.channels; ++c) {
+    for (int64_t ci = 0; ci < live.count; ++ci) {
+        const int64_t c = live.channel[ci];
         const float* sc = src + c * row_len;
+        const float* a = a0 + c * k_n * 16;
         for (int64_t k = 0; k < k_n; ++k, a += 16) {
             v16 av[R];
             for (int64_t r = 0; r < R; ++r) std::memcpy(&av[r], a + r * depth * 16, sizeof(v16));
@@ -499,10 +510,10 @@ __attribute__((target("avx512f"), always_inline)) inline void transpose_stage(__
 // that each row of C is one masked vector store.
 template <bool Unit, int64_t R, int64_t N>
 __attribute__((target("avx512f"))) inline void narrow_tile(const TapProduct& g, int64_t panel, const float* src,
-                                                           int64_t row_len, int64_t tap, const Segment& s,
-                                                           int64_t o0) {
+                                                           int64_t row_len, int64_t tap, const Live& live,
+                                                           const Segment& s, int64_t o0) {
     v16 acc[R][N];
-    narrow_block<Unit, R, N>(g, g.a->wide.data() + panel * g.a->depth * 16, src, row_len, tap, acc);
+    narrow_block<Unit, R, N>(g, g.a->wide.data() + panel * g.a->depth * 16, src, row_len, tap, live, acc);
     const int64_t rows = g.a->rows, ldd = g.ldd, gate_ld = g.gate_ld;
     const __mmask16 cols = static_cast<__mmask16>((1u << N) - 1);
     const bool accumulate = g.accumulate;
@@ -536,46 +547,90 @@ __attribute__((target("avx512f"))) inline void narrow_tile(const TapProduct& g, 
 }
 
 template <bool Unit, int64_t N>
-inline void narrow_columns_of(const TapProduct& g, const float* src, int64_t row_len, int64_t tap, const Segment& s,
-                              int64_t o0) {
+inline void narrow_columns_of(const TapProduct& g, const float* src, int64_t row_len, int64_t tap, const Live& live,
+                              const Segment& s, int64_t o0) {
     const int64_t panels = (g.a->rows + 15) / 16;
     int64_t ip = 0;
     if constexpr (N <= kNarrowCols)  // wider tiles are for one panel (narrow_columns)
-        for (; ip + 2 <= panels; ip += 2) narrow_tile<Unit, 2, N>(g, ip, src, row_len, tap, s, o0);
-    if (ip < panels) narrow_tile<Unit, 1, N>(g, ip, src, row_len, tap, s, o0);
+        for (; ip + 2 <= panels; ip += 2) narrow_tile<Unit, 2, N>(g, ip, src, row_len, tap, live, s, o0);
+    if (ip < panels) narrow_tile<Unit, 1, N>(g, ip, src, row_len, tap, live, s, o0);
 }
 
 template <bool Unit, int64_t... Ns>
 inline void narrow_dispatch(int64_t n, const TapProduct& g, const float* src, int64_t row_len, int64_t tap,
-                            const Segment& s, int64_t o0, std::integer_sequence<int64_t, Ns...>) {
-    ((n == Ns + 1 ? narrow_columns_of<Unit, Ns + 1>(g, src, row_len, tap, s, o0) : void()), ...);
+                            const Live& live, const Segment& s, int64_t o0, std::integer_sequence<int64_t, Ns...>) {
+    ((n == Ns + 1 ? narrow_columns_of<Unit, Ns + 1>(g, src, row_len, tap, live, s, o0) : void()), ...);
 }
 
 // padded_source in 16-lane steps, each a masked load (lanes outside the source read 0, and
 // never fault) and a masked store, the masks made once per step for every channel. The generic
 // copy zero-filled the whole buffer and then called memcpy once per channel row (12-50 floats);
 // those calls and the fill were a tenth of explaining 64 windows of the paper net.
+// Each channel's lanes that are not zero (NaN included) are or-ed into nonzero[c].
 __attribute__((target("avx512f"), noinline)) const float* padded_source_avx512(const TapProduct& g, const Segment& s,
                                                                                 int64_t lo, int64_t row_len,
-                                                                                std::vector<float>& buf) {
+                                                                                std::vector<float>& buf,
+                                                                                uint32_t* nonzero) {
     const size_t need = static_cast<size_t>(g.channels * row_len);
     if (buf.size() < need) buf.resize(need);
+    const __m512 zero = _mm512_setzero_ps();
     for (int64_t p = 0; p < row_len; p += 16) {
         // Source position lo + p + lane, read where it lies in [0, src_len); kept below row_len.
         const __mmask16 read = lanes_inside(lo + p, s.src_len), write = lanes_inside(p, row_len);
         const float* from = s.src + lo + p;
         float* to = buf.data() + p;
-        for (int64_t c = 0; c < g.channels; ++c, from += s.src_len, to += row_len)
-            _mm512_mask_storeu_ps(to, write, _mm512_maskz_loadu_ps(read, from));
+        for (int64_t c = 0; c < g.channels; ++c, from += s.src_len, to += row_len) {
+            const __m512 v = _mm512_maskz_loadu_ps(read, from);
+            _mm512_mask_storeu_ps(to, write, v);
+            nonzero[c] |= _mm512_cmp_ps_mask(v, zero, _CMP_NEQ_UQ);
+        }
     }
     return buf.data();
+}
+
+// The same marks for positions [lo, hi] of each channel of a source read in place.
+__attribute__((target("avx512f"), noinline)) void nonzero_source_avx512(const TapProduct& g, const Segment& s,
+                                                                         int64_t lo, int64_t hi, uint32_t* nonzero) {
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t c = 0; c < g.channels; ++c) {
+        const float* row = s.src + c * s.src_len;
+        uint32_t any = 0;
+        for (int64_t p = lo; p <= hi && !any; p += 16)
+            any = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(lanes_inside(p - lo, hi - lo + 1), row + p), zero,
+                                     _CMP_NEQ_UQ);
+        nonzero[c] = any;
+    }
+}
+
+// The channels a segment's columns read that are not all zero, when the product may leave out
+// the others (PackedMatrix::finite); every channel otherwise.
+void live_channels(const TapProduct& g, const uint32_t* nonzero, std::vector<int32_t>& list, Live& live) {
+    list.resize(static_cast<size_t>(g.channels));
+    int64_t n = 0;
+    for (int64_t c = 0; c < g.channels; ++c)
+        if (!g.a->finite || nonzero[c]) list[n++] = static_cast<int32_t>(c);
+    live = {list.data(), n};
 }
 
 void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
     // Per-thread scratch, kept between calls; bound once (in a shared library every access to a
     // thread_local is a call to __tls_get_addr).
     thread_local std::vector<float> padded_scratch;
+    thread_local std::vector<uint32_t> nonzero_scratch;
+    thread_local std::vector<int32_t> live_scratch;
     std::vector<float>& padded = padded_scratch;
+    std::vector<uint32_t>& nonzero = nonzero_scratch;
+    std::vector<int32_t>& live_list = live_scratch;
+    thread_local std::vector<int32_t> every_scratch;
+    std::vector<int32_t>& every_list = every_scratch;
+    if (static_cast<int64_t>(every_list.size()) < g.channels) {
+        every_list.resize(static_cast<size_t>(g.channels));
+        for (int64_t c = 0; c < g.channels; ++c) every_list[c] = static_cast<int32_t>(c);
+    }
+    const Live every{every_list.data(), g.channels};
+    // Segments read in place that were scanned for zero rows, and the rows left out so far.
+    constexpr int64_t kScansToTry = 4;
+    int64_t scans = 0, skipped = 0;
     const int64_t k_n = g.kernel, step = g.transposed ? 1 : g.stride;
     const int64_t tap = g.transposed ? -g.dilation : g.dilation;
     for_each_segment_part(segs, n_segs, c0, c1, [&](const Segment& s, int64_t oa, int64_t ob) {
@@ -585,10 +640,28 @@ void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, in
         const int64_t hi = (ob - 1) * step + shift + std::max<int64_t>(0, (k_n - 1) * tap);
         const float* src = s.src;
         int64_t row_len = s.src_len, origin = 0;
+        // Source rows that are zero at every position the columns read (a ReLU's channel
+        // that is off along a sample, or along a tangent's band) add nothing: left out. The
+        // padded copy marks them as it goes; a source read in place takes a pass of its own,
+        // given up for the rest of the product when its first segments have no such row.
+        nonzero.assign(static_cast<size_t>(g.channels), 0);
+        bool marked = true;
         if (lo < 0 || hi >= s.src_len) {
             row_len = hi - lo + 1;
-            src = padded_source_avx512(g, s, lo, row_len, padded);
+            src = padded_source_avx512(g, s, lo, row_len, padded, nonzero.data());
             origin = -lo;
+        } else if (scans < kScansToTry || skipped > 0) {
+            nonzero_source_avx512(g, s, lo, hi, nonzero.data());
+            ++scans;
+        } else {
+            marked = false;
+        }
+        Live live;
+        if (marked) {
+            live_channels(g, nonzero.data(), live_list, live);
+            skipped += g.channels - live.count;
+        } else {
+            live = every;
         }
         // Tiles of at most kNarrowCols columns, as even as possible; up to 16 for a single
         // panel of rows (16 accumulators, more chains of multiply-adds in flight).
@@ -598,9 +671,11 @@ void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, in
             const int64_t n = (ob - o) / (tiles - t);
             const float* first = src + origin + o * step + shift;
             if (step == 1)
-                narrow_dispatch<true>(n, g, first, row_len, tap, s, o, std::make_integer_sequence<int64_t, kNarrowColsOnePanel>{});
+                narrow_dispatch<true>(n, g, first, row_len, tap, live, s, o,
+                                      std::make_integer_sequence<int64_t, kNarrowColsOnePanel>{});
             else
-                narrow_dispatch<false>(n, g, first, row_len, tap, s, o, std::make_integer_sequence<int64_t, kNarrowColsOnePanel>{});
+                narrow_dispatch<false>(n, g, first, row_len, tap, live, s, o,
+                                       std::make_integer_sequence<int64_t, kNarrowColsOnePanel>{});
             o += n;
         }
     });
@@ -878,6 +953,7 @@ PackedMatrix pack_matrix(int64_t rows, int64_t depth, const float* a, int64_t ro
         for (int64_t p = 0; p < depth; ++p)
             for (int64_t i = 0; i < pm.mr && ip * pm.mr + i < rows; ++i)
                 pm.data[(ip * depth + p) * pm.mr + i] = a[(ip * pm.mr + i) * row_stride + p * col_stride];
+    pm.finite = std::all_of(pm.plain.begin(), pm.plain.end(), [](float v) { return std::isfinite(v); });
     if (isa_level() == 2) {
         const int64_t wide_panels = (rows + 15) / 16;
         pm.wide.assign(static_cast<size_t>(wide_panels * depth * 16), 0.f);

@@ -26,6 +26,9 @@ struct PackedMatrix {
     std::vector<float> data;
     std::vector<float> plain;  // A row-major, for products of very few rows (no panels)
     std::vector<float> wide;   // panels of 16 rows, as data, for the narrow-segment kernel (AVX-512)
+    // Every element is finite: a product may then leave out the source rows that are all zero
+    // (0 times a NaN or an infinity would not be 0).
+    bool finite = true;
     const float* panel(int64_t p) const { return data.data() + p * depth * mr; }
 };
 
