@@ -4,6 +4,7 @@
 // and input gradient; groups, padding, odd lengths, batches) against direct loops written here
 // from the ONNX definition. test_kernels
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdint>
@@ -98,14 +99,14 @@ void tap_product_case(int64_t m, int64_t n_segs, int64_t max_cols, int64_t max_l
 
 // A NaN in A times a source row that is all zero is NaN: the kernels leave out zero rows only
 // when A is finite. Rows over 8 and narrow segments (the narrow kernel on AVX-512), read in
-// place (delta 0) and through the padded copy (delta -1); the NaN on the middle tap, which
-// every column reads inside the source.
+// place (delta 0) and through the padded copy (delta -1), and wide ones (the blocked kernel);
+// the NaN on the middle tap, which every column reads inside the source.
 void check_zero_rows_keep_nan() {
-    for (const int64_t delta : {0, -1}) {
+    for (const auto [delta, cols, n_segs] : {std::array<int64_t, 3>{0, 10, 8}, {-1, 10, 8}, {-1, 100, 2}}) {
         ops::TapProduct p;
         p.channels = 6;
         p.kernel = 3;
-        const int64_t m = 20, depth = p.channels * p.kernel, cols = 10, n_segs = 8;
+        const int64_t m = 20, depth = p.channels * p.kernel;
         std::vector<float> a = random_vector(m * depth);
         a[7 * depth + 2 * p.kernel + 1] = std::nanf("");  // row 7, channel 2, tap 1
         const ops::PackedMatrix packed = ops::pack_matrix(m, depth, a.data(), depth, 1);

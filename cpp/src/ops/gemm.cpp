@@ -119,6 +119,46 @@ inline void micro_kernel(int64_t kc, const float* a, const float* b, V (&acc)[MR
     }
 }
 
+// The same over the rows of a B panel whose zero rows were left out (compact_panel): row p
+// of the panel meets A's column rows[p].
+template <class V, int64_t MR>
+inline void micro_kernel_rows(int64_t kc, const float* a, const float* b, const int32_t* rows, V (&acc)[MR][2]) {
+    constexpr int64_t w = sizeof(V) / sizeof(float);
+    for (int64_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = V{};
+    for (int64_t p = 0; p < kc; ++p) {
+        V b0, b1;
+        std::memcpy(&b0, b + p * 2 * w, sizeof(V));
+        std::memcpy(&b1, b + p * 2 * w + w, sizeof(V));
+        const float* ap = a + rows[p] * MR;
+        for (int64_t i = 0; i < MR; ++i) {
+            const float ai = ap[i];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+}
+
+// Moves the rows of a packed kc x NR panel of B that are not all zero (NaN counts as not
+// zero) to its front, in order, and their indices into rows; returns how many there are.
+// Zero rows of B (the channels of a ReLU that are off across the panel's columns) add nothing.
+template <int64_t NR>
+inline int64_t compact_panel(float* panel, int64_t kc, int32_t* rows) {
+    int64_t kept = 0;
+    for (int64_t p = 0; p < kc; ++p) {
+        const float* row = panel + p * NR;
+        uint32_t bits = 0;
+        for (int64_t t = 0; t < NR; ++t) {
+            uint32_t u;
+            std::memcpy(&u, row + t, sizeof u);
+            bits |= u & 0x7fffffffu;  // -0 is zero too
+        }
+        if (bits == 0) continue;
+        if (kept != p) std::memcpy(panel + kept * NR, row, NR * sizeof(float));
+        rows[kept++] = static_cast<int32_t>(p);
+    }
+    return kept;
+}
+
 // Writes the MR x NR block: rows [row0, row0 + m), columns cols[0 .. n).
 template <class V, int64_t MR>
 inline void store(const TapProduct& g, bool first, V (&acc)[MR][2], int64_t row0, int64_t m, const Column* cols,
@@ -396,8 +436,14 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
     thread_local std::vector<float> bpack_scratch;
     std::vector<Column>& cols = cols_scratch;  // bound once: see few_rows
     std::vector<float>& bpack = bpack_scratch;
+    thread_local std::vector<int32_t> rows_scratch;
+    thread_local std::vector<int64_t> kept_scratch;
+    std::vector<int32_t>& rows = rows_scratch;
+    std::vector<int64_t>& kept = kept_scratch;
     cols.reserve(static_cast<size_t>(kNc));
     bpack.resize(static_cast<size_t>(kKc * (kNc + nr)));
+    rows.resize(static_cast<size_t>(kKc * (kNc / nr + 1)));
+    kept.resize(static_cast<size_t>(kNc / nr + 1));
     // The segment holding column c0.
     int64_t si = 0, base = 0;
     while (si < n_segs && base + segs[si].cols <= c0) base += segs[si++].cols;
@@ -413,14 +459,22 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
             const int64_t kc = std::min(kKc, depth - p0);
             for (int64_t jp = 0; jp < n_panels; ++jp) {
                 const int64_t n = std::min(nr, nc - jp * nr);
-                pack_panel<nr>(g, cols.data() + jp * nr, n, p0, kc, bpack.data() + jp * kc * nr);
+                float* bp = bpack.data() + jp * kc * nr;
+                pack_panel<nr>(g, cols.data() + jp * nr, n, p0, kc, bp);
+                // Zero rows left out when A is finite (0 times a NaN must stay NaN); the sums
+                // are the same.
+                kept[jp] = a.finite ? compact_panel<nr>(bp, kc, rows.data() + jp * kKc) : kc;
             }
             for (int64_t jp = 0; jp < n_panels; ++jp) {
                 const int64_t n = std::min(nr, nc - jp * nr);
                 const float* bp = bpack.data() + jp * kc * nr;
+                const int32_t* rows_jp = rows.data() + jp * kKc;
                 for (int64_t ip = 0; ip < panels; ++ip) {
                     V acc[MR][2];
-                    micro_kernel<V, MR>(kc, a.panel(ip) + p0 * MR, bp, acc);
+                    if (kept[jp] == kc)
+                        micro_kernel<V, MR>(kc, a.panel(ip) + p0 * MR, bp, acc);
+                    else
+                        micro_kernel_rows<V, MR>(kept[jp], a.panel(ip) + p0 * MR, bp, rows_jp, acc);
                     store<V, MR>(g, p0 == 0, acc, ip * MR, std::min(MR, m - ip * MR), cols.data() + jp * nr, n);
                 }
             }
@@ -602,35 +656,67 @@ __attribute__((target("avx512f"), noinline)) void nonzero_source_avx512(const Ta
     }
 }
 
-// The channels a segment's columns read that are not all zero, when the product may leave out
-// the others (PackedMatrix::finite); every channel otherwise.
-void live_channels(const TapProduct& g, const uint32_t* nonzero, std::vector<int32_t>& list, Live& live) {
-    list.resize(static_cast<size_t>(g.channels));
-    int64_t n = 0;
-    for (int64_t c = 0; c < g.channels; ++c)
-        if (!g.a->finite || nonzero[c]) list[n++] = static_cast<int32_t>(c);
-    live = {list.data(), n};
-}
+// Which source channels a segment's columns read are not all zero. The kernels that read B
+// straight from the sources leave the others out: a ReLU's channel that is off along a sample,
+// or along a tangent's band, adds nothing (the sums are the same). Only when A is finite: 0
+// times a NaN must stay NaN. A kernel that copies a segment's source marks the rows as it
+// copies (marks, then marked); one that reads in place scans them, given up for the rest of
+// the product when the first segments scanned have no zero row.
+class LiveChannels {
+  public:
+    explicit LiveChannels(const TapProduct& g)
+        : g_(g), marks_(scratch<uint32_t, 0>()), list_(scratch<int32_t, 1>()), every_list_(scratch<int32_t, 2>()) {
+        if (static_cast<int64_t>(every_list_.size()) < g.channels) {
+            every_list_.resize(static_cast<size_t>(g.channels));
+            for (int64_t c = 0; c < g.channels; ++c) every_list_[c] = static_cast<int32_t>(c);
+        }
+        list_.resize(std::max(list_.size(), static_cast<size_t>(g.channels)));
+    }
+    // One mark per channel, cleared, for padded_source_avx512.
+    uint32_t* marks() {
+        marks_.assign(static_cast<size_t>(g_.channels), 0);
+        return marks_.data();
+    }
+    Live marked() { return g_.a->finite ? collect() : every(); }
+    // Positions [lo, hi] of each channel of s (clipped to the source) read in place.
+    Live scan(const Segment& s, int64_t lo, int64_t hi) {
+        if (!g_.a->finite || (scans_ >= kScansToTry && skipped_ == 0)) return every();
+        ++scans_;
+        marks_.assign(static_cast<size_t>(g_.channels), 0);
+        lo = std::max<int64_t>(lo, 0);
+        hi = std::min<int64_t>(hi, s.src_len - 1);
+        if (lo <= hi) nonzero_source_avx512(g_, s, lo, hi, marks_.data());
+        return collect();
+    }
+
+  private:
+    static constexpr int64_t kScansToTry = 4;
+    template <class T, int I>
+    static std::vector<T>& scratch() {
+        thread_local std::vector<T> v;  // kept between calls
+        return v;
+    }
+    Live every() const { return {every_list_.data(), g_.channels}; }
+    Live collect() {
+        int64_t n = 0;
+        for (int64_t c = 0; c < g_.channels; ++c)
+            if (marks_[c]) list_[n++] = static_cast<int32_t>(c);
+        skipped_ += g_.channels - n;
+        return {list_.data(), n};
+    }
+    const TapProduct& g_;
+    std::vector<uint32_t>& marks_;
+    std::vector<int32_t>& list_;
+    std::vector<int32_t>& every_list_;
+    int64_t scans_ = 0, skipped_ = 0;
+};
 
 void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
     // Per-thread scratch, kept between calls; bound once (in a shared library every access to a
     // thread_local is a call to __tls_get_addr).
     thread_local std::vector<float> padded_scratch;
-    thread_local std::vector<uint32_t> nonzero_scratch;
-    thread_local std::vector<int32_t> live_scratch;
     std::vector<float>& padded = padded_scratch;
-    std::vector<uint32_t>& nonzero = nonzero_scratch;
-    std::vector<int32_t>& live_list = live_scratch;
-    thread_local std::vector<int32_t> every_scratch;
-    std::vector<int32_t>& every_list = every_scratch;
-    if (static_cast<int64_t>(every_list.size()) < g.channels) {
-        every_list.resize(static_cast<size_t>(g.channels));
-        for (int64_t c = 0; c < g.channels; ++c) every_list[c] = static_cast<int32_t>(c);
-    }
-    const Live every{every_list.data(), g.channels};
-    // Segments read in place that were scanned for zero rows, and the rows left out so far.
-    constexpr int64_t kScansToTry = 4;
-    int64_t scans = 0, skipped = 0;
+    LiveChannels channels(g);
     const int64_t k_n = g.kernel, step = g.transposed ? 1 : g.stride;
     const int64_t tap = g.transposed ? -g.dilation : g.dilation;
     for_each_segment_part(segs, n_segs, c0, c1, [&](const Segment& s, int64_t oa, int64_t ob) {
@@ -640,28 +726,14 @@ void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, in
         const int64_t hi = (ob - 1) * step + shift + std::max<int64_t>(0, (k_n - 1) * tap);
         const float* src = s.src;
         int64_t row_len = s.src_len, origin = 0;
-        // Source rows that are zero at every position the columns read (a ReLU's channel
-        // that is off along a sample, or along a tangent's band) add nothing: left out. The
-        // padded copy marks them as it goes; a source read in place takes a pass of its own,
-        // given up for the rest of the product when its first segments have no such row.
-        nonzero.assign(static_cast<size_t>(g.channels), 0);
-        bool marked = true;
+        Live live;
         if (lo < 0 || hi >= s.src_len) {
             row_len = hi - lo + 1;
-            src = padded_source_avx512(g, s, lo, row_len, padded, nonzero.data());
+            src = padded_source_avx512(g, s, lo, row_len, padded, channels.marks());
             origin = -lo;
-        } else if (scans < kScansToTry || skipped > 0) {
-            nonzero_source_avx512(g, s, lo, hi, nonzero.data());
-            ++scans;
+            live = channels.marked();
         } else {
-            marked = false;
-        }
-        Live live;
-        if (marked) {
-            live_channels(g, nonzero.data(), live_list, live);
-            skipped += g.channels - live.count;
-        } else {
-            live = every;
+            live = channels.scan(s, lo, hi);
         }
         // Tiles of at most kNarrowCols columns, as even as possible; up to 16 for a single
         // panel of rows (16 accumulators, more chains of multiply-adds in flight).
