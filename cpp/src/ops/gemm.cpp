@@ -138,9 +138,12 @@ inline void micro_kernel_rows(int64_t kc, const float* a, const float* b, const 
     }
 }
 
-// Moves the rows of a packed kc x NR panel of B that are not all zero (NaN counts as not
-// zero) to its front, in order, and their indices into rows; returns how many there are.
-// Zero rows of B (the channels of a ReLU that are off across the panel's columns) add nothing.
+// Zero rows of B (the channels of a ReLU that are off across a panel's columns) add nothing.
+// When at least an eighth of a packed kc x NR panel's rows are zero (NaN counts as not zero),
+// moves the others to its front, in order, with their indices into rows, and returns how many
+// there are; otherwise returns kc and leaves the panel as it is (reading A through the indices
+// costs more than the few products it saves).
+constexpr int64_t kCompactRows = 64;
 template <int64_t NR>
 inline int64_t compact_panel(float* panel, int64_t kc, int32_t* rows) {
     int64_t kept = 0;
@@ -152,10 +155,11 @@ inline int64_t compact_panel(float* panel, int64_t kc, int32_t* rows) {
             std::memcpy(&u, row + t, sizeof u);
             bits |= u & 0x7fffffffu;  // -0 is zero too
         }
-        if (bits == 0) continue;
-        if (kept != p) std::memcpy(panel + kept * NR, row, NR * sizeof(float));
-        rows[kept++] = static_cast<int32_t>(p);
+        if (bits != 0) rows[kept++] = static_cast<int32_t>(p);
     }
+    if (kept * 8 > kc * 7) return kc;
+    for (int64_t q = 0; q < kept; ++q)
+        if (rows[q] != q) std::memcpy(panel + q * NR, panel + rows[q] * NR, NR * sizeof(float));
     return kept;
 }
 
@@ -462,8 +466,9 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
                 float* bp = bpack.data() + jp * kc * nr;
                 pack_panel<nr>(g, cols.data() + jp * nr, n, p0, kc, bp);
                 // Zero rows left out when A is finite (0 times a NaN must stay NaN); the sums
-                // are the same.
-                kept[jp] = a.finite ? compact_panel<nr>(bp, kc, rows.data() + jp * kKc) : kc;
+                // are the same. Only for products of many rows: each row kept saves a
+                // multiply-add per row of A, and the scan costs as much as a few.
+                kept[jp] = a.finite && m >= kCompactRows ? compact_panel<nr>(bp, kc, rows.data() + jp * kKc) : kc;
             }
             for (int64_t jp = 0; jp < n_panels; ++jp) {
                 const int64_t n = std::min(nr, nc - jp * nr);
@@ -525,10 +530,8 @@ __attribute__((always_inline)) inline void narrow_block(const TapProduct& g, con
     const int64_t depth = g.a->depth, k_n = g.kernel, step = Unit ? 1 : g.transposed ? 1 : g.stride;
     for (int64_t r = 0; r < R; ++r)
         for (int64_t j = 0; j < N; ++j) acc[r][j] = v16{};
-    for (int64_t ci = 0; ci < live.count; ++ci) {
-        const int64_t c = live.channel[ci];
-        const float* sc = src + c * row_len;
-        const float* a = a0 + c * k_n * 16;
+    // Channel c: A's columns from a, B's row from sc.
+    auto channel = [&](const float* a, const float* sc) __attribute__((always_inline)) {
         for (int64_t k = 0; k < k_n; ++k, a += 16) {
             v16 av[R];
             for (int64_t r = 0; r < R; ++r) std::memcpy(&av[r], a + r * depth * 16, sizeof(v16));
@@ -538,6 +541,14 @@ __attribute__((always_inline)) inline void narrow_block(const TapProduct& g, con
                 for (int64_t r = 0; r < R; ++r) acc[r][j] += av[r] * bj;
             }
         }
+    };
+    if (live.count == g.channels) {  // every channel: the loop of a product without zero rows
+        for (int64_t c = 0; c < g.channels; ++c) channel(a0 + c * k_n * 16, src + c * row_len);
+        return;
+    }
+    for (int64_t ci = 0; ci < live.count; ++ci) {
+        const int64_t c = live.channel[ci];
+        channel(a0 + c * k_n * 16, src + c * row_len);
     }
 }
 
@@ -656,12 +667,28 @@ __attribute__((target("avx512f"), noinline)) void nonzero_source_avx512(const Ta
     }
 }
 
+// The indices of the non-zero marks among n, in order, into list (16 at a time); returns how
+// many.
+__attribute__((target("avx512f"), noinline)) int64_t marked_channels_avx512(const uint32_t* marks, int64_t n,
+                                                                          int32_t* list) {
+    const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    int64_t count = 0;
+    for (int64_t c = 0; c < n; c += 16) {
+        const __mmask16 in = lanes_inside(c, n);
+        const __m512i v = _mm512_maskz_loadu_epi32(in, marks + c);
+        const __mmask16 set = _mm512_mask_test_epi32_mask(in, v, v);
+        _mm512_mask_compressstoreu_epi32(list + count, set, _mm512_add_epi32(iota, _mm512_set1_epi32(static_cast<int32_t>(c))));
+        count += __builtin_popcount(set);
+    }
+    return count;
+}
+
 // Which source channels a segment's columns read are not all zero. The kernels that read B
 // straight from the sources leave the others out: a ReLU's channel that is off along a sample,
 // or along a tangent's band, adds nothing (the sums are the same). Only when A is finite: 0
 // times a NaN must stay NaN. A kernel that copies a segment's source marks the rows as it
-// copies (marks, then marked); one that reads in place scans them, given up for the rest of
-// the product when the first segments scanned have no zero row.
+// copies (marks, then marked); one that reads in place scans them. Both are given up for the
+// rest of the product when its first segments have no zero row.
 class LiveChannels {
   public:
     explicit LiveChannels(const TapProduct& g)
@@ -677,10 +704,14 @@ class LiveChannels {
         marks_.assign(static_cast<size_t>(g_.channels), 0);
         return marks_.data();
     }
-    Live marked() { return g_.a->finite ? collect() : every(); }
+    Live marked() {
+        if (!g_.a->finite || given_up()) return every();
+        ++scans_;
+        return collect();
+    }
     // Positions [lo, hi] of each channel of s (clipped to the source) read in place.
     Live scan(const Segment& s, int64_t lo, int64_t hi) {
-        if (!g_.a->finite || (scans_ >= kScansToTry && skipped_ == 0)) return every();
+        if (!g_.a->finite || given_up()) return every();
         ++scans_;
         marks_.assign(static_cast<size_t>(g_.channels), 0);
         lo = std::max<int64_t>(lo, 0);
@@ -697,10 +728,10 @@ class LiveChannels {
         return v;
     }
     Live every() const { return {every_list_.data(), g_.channels}; }
+    // The first segments looked at had no zero row: the rest of the product is taken whole.
+    bool given_up() const { return scans_ >= kScansToTry && skipped_ == 0; }
     Live collect() {
-        int64_t n = 0;
-        for (int64_t c = 0; c < g_.channels; ++c)
-            if (marks_[c]) list_[n++] = static_cast<int32_t>(c);
+        const int64_t n = marked_channels_avx512(marks_.data(), g_.channels, list_.data());
         skipped_ += g_.channels - n;
         return {list_.data(), n};
     }
