@@ -5,8 +5,10 @@
 //
 //   engine_time MODEL.onnx N MODE REPS [LENGTH]
 //
-// LENGTH stands for a free input length (default 150). Random normal input, seed 0. With the
-// environment variable THRASH set, a 64 MiB buffer is read before every call (cold caches).
+// LENGTH stands for a free input length (default 150). Random normal input, seed 0; with the
+// environment variable WINDOWS naming a file of float32 windows in the model's layout (the
+// bench's real windows, written by windows.py), the first N of them. With THRASH set, a 64 MiB
+// buffer is read before every call (cold caches).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -48,6 +50,15 @@ int main(int argc, char** argv) {
     std::mt19937 gen(0);
     std::normal_distribution<float> normal;
     for (float& v : x) v = normal(gen);
+    if (const char* path = std::getenv("WINDOWS")) {
+        FILE* f = std::fopen(path, "rb");
+        const size_t got = f ? std::fread(x.data(), sizeof(float), x.size(), f) : 0;
+        if (f) std::fclose(f);
+        if (got != x.size()) {
+            std::fprintf(stderr, "%s: fewer than %lld windows of the model's shape\n", path, static_cast<long long>(n));
+            return 1;
+        }
+    }
     std::vector<float> big(std::getenv("THRASH") ? size_t{16} << 20 : 0, 1.f);
     volatile float sink = 0;
     std::vector<double> ms;

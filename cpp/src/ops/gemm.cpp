@@ -138,12 +138,15 @@ inline void micro_kernel_rows(int64_t kc, const float* a, const float* b, const 
     }
 }
 
+// Products of fewer rows of A than this keep their zero rows of B: a row left out saves one
+// multiply-add per row of A, and finding it costs about as much as a few.
+constexpr int64_t kCompactRows = 64;
+
 // Zero rows of B (the channels of a ReLU that are off across a panel's columns) add nothing.
 // When at least an eighth of a packed kc x NR panel's rows are zero (NaN counts as not zero),
 // moves the others to its front, in order, with their indices into rows, and returns how many
 // there are; otherwise returns kc and leaves the panel as it is (reading A through the indices
 // costs more than the few products it saves).
-constexpr int64_t kCompactRows = 64;
 template <int64_t NR>
 inline int64_t compact_panel(float* panel, int64_t kc, int32_t* rows) {
     int64_t kept = 0;
@@ -466,8 +469,7 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
                 float* bp = bpack.data() + jp * kc * nr;
                 pack_panel<nr>(g, cols.data() + jp * nr, n, p0, kc, bp);
                 // Zero rows left out when A is finite (0 times a NaN must stay NaN); the sums
-                // are the same. Only for products of many rows: each row kept saves a
-                // multiply-add per row of A, and the scan costs as much as a few.
+                // are the same.
                 kept[jp] = a.finite && m >= kCompactRows ? compact_panel<nr>(bp, kc, rows.data() + jp * kKc) : kc;
             }
             for (int64_t jp = 0; jp < n_panels; ++jp) {
