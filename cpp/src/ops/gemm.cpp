@@ -138,27 +138,47 @@ inline void micro_kernel_rows(int64_t kc, const float* a, const float* b, const 
     }
 }
 
-// Products of fewer rows of A than this keep their zero rows of B: a row left out saves one
-// multiply-add per row of A, and finding it costs about as much as a few.
-constexpr int64_t kCompactRows = 64;
-
 // Zero rows of B (the channels of a ReLU that are off across a panel's columns) add nothing.
 // When at least an eighth of a packed kc x NR panel's rows are zero (NaN counts as not zero),
 // moves the others to its front, in order, with their indices into rows, and returns how many
 // there are; otherwise returns kc and leaves the panel as it is (reading A through the indices
 // costs more than the few products it saves).
+#ifdef TSVIZ_X86_KERNELS
+// The rows of a kc x 32 panel that are not all zero, into rows; returns how many. Two vectors
+// a row and no branch (the generic loop's reduction of 32 lanes was as dear as the few
+// multiply-adds a short product saves per row).
+__attribute__((target("avx512f"), noinline)) int64_t nonzero_rows32_avx512(const float* panel, int64_t kc,
+                                                                           int32_t* rows) {
+    const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);  // -0 is zero too
+    int64_t kept = 0;
+    for (int64_t p = 0; p < kc; ++p) {
+        const __m512i v = _mm512_or_si512(_mm512_loadu_si512(panel + p * 32), _mm512_loadu_si512(panel + p * 32 + 16));
+        rows[kept] = static_cast<int32_t>(p);
+        kept += _mm512_test_epi32_mask(v, magnitude) != 0;
+    }
+    return kept;
+}
+#endif
+
 template <int64_t NR>
 inline int64_t compact_panel(float* panel, int64_t kc, int32_t* rows) {
     int64_t kept = 0;
-    for (int64_t p = 0; p < kc; ++p) {
-        const float* row = panel + p * NR;
-        uint32_t bits = 0;
-        for (int64_t t = 0; t < NR; ++t) {
-            uint32_t u;
-            std::memcpy(&u, row + t, sizeof u);
-            bits |= u & 0x7fffffffu;  // -0 is zero too
+#ifdef TSVIZ_X86_KERNELS
+    if constexpr (NR == 32) {  // the AVX-512 kernels' panels
+        kept = nonzero_rows32_avx512(panel, kc, rows);
+    } else
+#endif
+    {
+        for (int64_t p = 0; p < kc; ++p) {
+            const float* row = panel + p * NR;
+            uint32_t bits = 0;
+            for (int64_t t = 0; t < NR; ++t) {
+                uint32_t u;
+                std::memcpy(&u, row + t, sizeof u);
+                bits |= u & 0x7fffffffu;  // -0 is zero too
+            }
+            if (bits != 0) rows[kept++] = static_cast<int32_t>(p);
         }
-        if (bits != 0) rows[kept++] = static_cast<int32_t>(p);
     }
     if (kept * 8 > kc * 7) return kc;
     for (int64_t q = 0; q < kept; ++q)
@@ -454,6 +474,8 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
     // The segment holding column c0.
     int64_t si = 0, base = 0;
     while (si < n_segs && base + segs[si].cols <= c0) base += segs[si++].cols;
+    constexpr int64_t kPanelsToTry = 4;
+    int64_t panels_scanned = 0, rows_left_out = 0;
     for (int64_t j0 = c0; j0 < c1; j0 += kNc) {
         const int64_t nc = std::min(kNc, c1 - j0);
         cols.clear();
@@ -469,8 +491,14 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
                 float* bp = bpack.data() + jp * kc * nr;
                 pack_panel<nr>(g, cols.data() + jp * nr, n, p0, kc, bp);
                 // Zero rows left out when A is finite (0 times a NaN must stay NaN); the sums
-                // are the same.
-                kept[jp] = a.finite && m >= kCompactRows ? compact_panel<nr>(bp, kc, rows.data() + jp * kKc) : kc;
+                // are the same. Given up for the rest of the product when its first panels
+                // have none (a network without ReLUs).
+                kept[jp] = kc;
+                if (a.finite && (panels_scanned < kPanelsToTry || rows_left_out > 0)) {
+                    kept[jp] = compact_panel<nr>(bp, kc, rows.data() + jp * kKc);
+                    ++panels_scanned;
+                    rows_left_out += kc - kept[jp];
+                }
             }
             for (int64_t jp = 0; jp < n_panels; ++jp) {
                 const int64_t n = std::min(nr, nc - jp * nr);
