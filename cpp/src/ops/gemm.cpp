@@ -102,34 +102,17 @@ inline void pack_panel(const TapProduct& g, const Column* cols, int64_t n, int64
     }
 }
 
-// acc (MR x 2 vectors) = A panel (kc x MR) * B panel (kc x 2W).
-template <class V, int64_t MR>
-inline void micro_kernel(int64_t kc, const float* a, const float* b, V (&acc)[MR][2]) {
+// acc (MR x 2 vectors) = A panel (kc x MR) * B panel (kc x 2W). Indexed: a B panel whose zero
+// rows were left out (compact_panel), its row p meeting A's column rows[p].
+template <class V, int64_t MR, bool Indexed = false>
+inline void micro_kernel(int64_t kc, const float* a, const float* b, V (&acc)[MR][2], const int32_t* rows = nullptr) {
     constexpr int64_t w = sizeof(V) / sizeof(float);
     for (int64_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = V{};
     for (int64_t p = 0; p < kc; ++p) {
         V b0, b1;
         std::memcpy(&b0, b + p * 2 * w, sizeof(V));
         std::memcpy(&b1, b + p * 2 * w + w, sizeof(V));
-        for (int64_t i = 0; i < MR; ++i) {
-            const float ai = a[p * MR + i];
-            acc[i][0] += ai * b0;
-            acc[i][1] += ai * b1;
-        }
-    }
-}
-
-// The same over the rows of a B panel whose zero rows were left out (compact_panel): row p
-// of the panel meets A's column rows[p].
-template <class V, int64_t MR>
-inline void micro_kernel_rows(int64_t kc, const float* a, const float* b, const int32_t* rows, V (&acc)[MR][2]) {
-    constexpr int64_t w = sizeof(V) / sizeof(float);
-    for (int64_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = V{};
-    for (int64_t p = 0; p < kc; ++p) {
-        V b0, b1;
-        std::memcpy(&b0, b + p * 2 * w, sizeof(V));
-        std::memcpy(&b1, b + p * 2 * w + w, sizeof(V));
-        const float* ap = a + rows[p] * MR;
+        const float* ap = a + (Indexed ? rows[p] : p) * MR;
         for (int64_t i = 0; i < MR; ++i) {
             const float ai = ap[i];
             acc[i][0] += ai * b0;
@@ -509,7 +492,7 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
                     if (kept[jp] == kc)
                         micro_kernel<V, MR>(kc, a.panel(ip) + p0 * MR, bp, acc);
                     else
-                        micro_kernel_rows<V, MR>(kept[jp], a.panel(ip) + p0 * MR, bp, rows_jp, acc);
+                        micro_kernel<V, MR, true>(kept[jp], a.panel(ip) + p0 * MR, bp, acc, rows_jp);
                     store<V, MR>(g, p0 == 0, acc, ip * MR, std::min(MR, m - ip * MR), cols.data() + jp * nr, n);
                 }
             }
