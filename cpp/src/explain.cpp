@@ -438,6 +438,11 @@ void reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Laye
         const int64_t first = (item / blocks) * span, count = std::min(span, n - first);
         const int64_t f0 = (item % blocks) * block, rows = std::min(reps, f0 + block) - f0;
         GradBuffer& seed = ct.grad[l.a];
+        // Row (i, r) of the item is row slot[i * rows + r] of sample i in the pass, which
+        // carries `live` rows per sample; -1: left out, its saliency 0.
+        std::vector<int64_t>& slot = slot_scratch;
+        slot.resize(static_cast<size_t>(count * rows));
+        int64_t live = rows;
         if (one_hot) {
             // Row (i, f)'s cotangent at z is d a^l[f, :] / d z[f, :] of sample i (the
             // activation is elementwise): one pass with a seed of ones gives every filter's.
@@ -452,61 +457,41 @@ void reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Laye
             // out of the pass: each sample keeps its live rows, padded with zero rows to the
             // item's most. Only with finite parameters and input, where the pass would also
             // give 0 (0 times a NaN or an infinity below would not).
-            std::vector<int64_t>& slot = slot_scratch;
-            slot.assign(static_cast<size_t>(count * rows), -1);
-            int64_t live = 0;
+            live = 0;
             for (int64_t i = 0; i < count; ++i) {
                 int64_t k = 0;
                 for (int64_t r = 0; r < rows; ++r) {
                     const float* row = dz.data() + (i * f_n + chosen[f0 + r]) * len;
-                    if (!ex.finite || std::any_of(row, row + len, [](float v) { return v != 0.f; }))
-                        slot[i * rows + r] = k++;
+                    const bool kept = !ex.finite || std::any_of(row, row + len, [](float v) { return v != 0.f; });
+                    slot[i * rows + r] = kept ? k++ : -1;
                 }
                 live = std::max(live, k);
             }
-            if (live == 0) {
-                for (int64_t i = 0; i < count; ++i)
+            if (live > 0) {
+                GradBuffer& gx = ct.grad[p];
+                gx.resize(static_cast<size_t>(count * live * p_size));  // written whole below
+                std::vector<ops::FilterRow>& steps = filter_rows;
+                steps.clear();
+                for (int64_t i = 0; i < count; ++i) {
+                    int64_t k = 0;
                     for (int64_t r = 0; r < rows; ++r) {
-                        float* dst = out + ((first + i) * reps + f0 + r) * in_size;
-                        std::fill(dst, dst + in_size, 0.f);
+                        if (slot[i * rows + r] < 0) continue;
+                        const int64_t f = chosen[f0 + r];
+                        steps.push_back({f, dz.data() + (i * f_n + f) * len, gx.data() + (i * live + k++) * p_size});
                     }
-                return;
-            }
-            GradBuffer& gx = ct.grad[p];
-            gx.resize(static_cast<size_t>(count * live * p_size));  // written whole below
-            std::vector<ops::FilterRow>& steps = filter_rows;
-            steps.clear();
-            for (int64_t i = 0; i < count; ++i) {
-                int64_t k = 0;
-                for (int64_t r = 0; r < rows; ++r) {
-                    if (slot[i * rows + r] < 0) continue;
-                    const int64_t f = chosen[f0 + r];
-                    steps.push_back({f, dz.data() + (i * f_n + f) * len, gx.data() + (i * live + k++) * p_size});
+                    std::fill(gx.data() + (i * live + k) * p_size, gx.data() + (i + 1) * live * p_size, 0.f);
                 }
-                std::fill(gx.data() + (i * live + k) * p_size, gx.data() + (i + 1) * live * p_size, 0.f);
+                ops::conv_filter_input_grad(conv, ex.act.geo[l.z], ex.act.geo[p].out, steps.data(),
+                                            static_cast<int64_t>(steps.size()));
+                backward(g, ex.act, first, count, p, live, keep, ct);
             }
-            ops::conv_filter_input_grad(conv, ex.act.geo[l.z], ex.act.geo[p].out, steps.data(),
-                                        static_cast<int64_t>(steps.size()));
-            backward(g, ex.act, first, count, p, live, keep, ct);
-            const GradBuffer& g0 = ct.grad[0];
-            for (int64_t i = 0; i < count; ++i)
-                for (int64_t r = 0; r < rows; ++r) {
-                    float* dst = out + ((first + i) * reps + f0 + r) * in_size;
-                    const int64_t k = slot[i * rows + r];
-                    if (g0.empty() || k < 0) {  // the input does not reach the layer, or a dead row
-                        std::fill(dst, dst + in_size, 0.f);
-                        continue;
-                    }
-                    const float* src = g0.data() + (i * live + k) * in_size;
-                    for (int64_t q = 0; q < in_size; ++q) dst[q] = std::fabs(src[q]);
-                }
-            return;
         } else {
             seed.assign(static_cast<size_t>(count * rows * f_n * len), 0.f);
             for (int64_t i = 0; i < count; ++i)
                 for (int64_t r = 0; r < rows; ++r) {
                     float* row = seed.data() + ((i * rows + r) * f_n + chosen[f0 + r]) * len;
                     std::fill(row, row + len, 1.f);
+                    slot[i * rows + r] = r;
                 }
             backward(g, ex.act, first, count, l.a, rows, keep, ct);
         }
@@ -514,11 +499,14 @@ void reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Laye
         for (int64_t i = 0; i < count; ++i)
             for (int64_t r = 0; r < rows; ++r) {
                 float* dst = out + ((first + i) * reps + f0 + r) * in_size;
-                if (gx.empty()) {  // the input does not reach the layer
+                const int64_t k = slot[i * rows + r];
+                // No pass (every row left out), the input does not reach the layer, or a row
+                // left out.
+                if (live == 0 || gx.empty() || k < 0) {
                     std::fill(dst, dst + in_size, 0.f);
                     continue;
                 }
-                const float* src = gx.data() + (i * rows + r) * in_size;
+                const float* src = gx.data() + (i * live + k) * in_size;
                 for (int64_t q = 0; q < in_size; ++q) dst[q] = std::fabs(src[q]);
             }
     });

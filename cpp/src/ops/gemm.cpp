@@ -712,9 +712,12 @@ class LiveChannels {
         }
         list_.resize(std::max(list_.size(), static_cast<size_t>(g.channels)));
     }
-    // One mark per channel, cleared, for padded_source_avx512.
+    // One mark per channel for padded_source_avx512: cleared when marked() will read them.
     uint32_t* marks() {
-        marks_.assign(static_cast<size_t>(g_.channels), 0);
+        if (g_.a->finite && !given_up())
+            marks_.assign(static_cast<size_t>(g_.channels), 0);
+        else
+            marks_.resize(std::max(marks_.size(), static_cast<size_t>(g_.channels)));
         return marks_.data();
     }
     Live marked() {
