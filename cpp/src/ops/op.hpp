@@ -8,12 +8,18 @@
 #include <vector>
 
 #include "graph.hpp"
+#include "small_vector.hpp"
 
 namespace tsviz::onnx {
 class Lowering;  // onnx/lowering.hpp: the importer's state while it walks the ONNX nodes
 }
 
 namespace tsviz::ops {
+
+// One entry per input of a node, in place for the usual one or two (a concatenation may have
+// more): the engine builds these lists for every node of every pass.
+template <class T>
+using PerInput = SmallVector<T, 4>;
 
 // One tensor of a batch: n samples of (c, l) floats, contiguous.
 struct View {
@@ -41,7 +47,7 @@ struct Resolved {
 struct ForwardArgs {
     const Node& node;
     const Resolved& geo;
-    std::vector<ConstView> in;
+    PerInput<ConstView> in;
     View out;
     int32_t* aux = nullptr;  // aux_per_sample * n values
 };
@@ -52,11 +58,11 @@ struct ForwardArgs {
 struct BackwardArgs {
     const Node& node;
     const Resolved& geo;
-    std::vector<ConstView> in;  // forward inputs, all samples
-    ConstView out;              // forward output, all samples
+    PerInput<ConstView> in;  // forward inputs, all samples
+    ConstView out;           // forward output, all samples
     const int32_t* aux = nullptr;
     ConstView grad_out;         // rows x (c, l)
-    std::vector<View> grad_in;  // rows x (c, l) per input
+    PerInput<View> grad_in;     // rows x (c, l) per input
     int64_t rep = 1;
     // Set by the engine for rules with OpRules::backward_writes_all when grad_in holds no
     // values yet (this node is its input's first reader to pass a gradient back): the rule
@@ -78,12 +84,12 @@ void zero_if_overwrite(const BackwardArgs& a);
 struct TraceArgs {
     const Node& node;
     const Resolved& geo;
-    std::vector<ConstView> in;  // forward inputs, all samples
+    PerInput<ConstView> in;  // forward inputs, all samples
     ConstView out;
     const int32_t* aux = nullptr;
     int64_t sample = 0;
     const uint8_t* mask_out = nullptr;  // (c, l) of the output
-    std::vector<uint8_t*> mask_in;      // (c, l) per input
+    PerInput<uint8_t*> mask_in;         // (c, l) per input
     bool active_only = false;
 };
 
@@ -94,13 +100,13 @@ struct TraceArgs {
 struct TangentArgs {
     const Node& node;
     const Resolved& geo;
-    std::vector<ConstView> in;      // forward inputs of the sample (n = 1)
+    PerInput<ConstView> in;         // forward inputs of the sample (n = 1)
     ConstView out;                  // forward output of the sample
     const int32_t* aux = nullptr;   // the sample's cached values
     int64_t count = 0;
-    std::vector<const float*> t_in;       // per input: count x (c, w_in)
-    std::vector<int64_t> w_in;
-    std::vector<const int64_t*> start_in;  // per input: count starts
+    PerInput<const float*> t_in;          // per input: count x (c, w_in)
+    PerInput<int64_t> w_in;
+    PerInput<const int64_t*> start_in;     // per input: count starts
     float* t_out = nullptr;                // count x (c, w_out)
     int64_t w_out = 0;
     const int64_t* start_out = nullptr;
@@ -119,8 +125,8 @@ struct Band {
 struct BandArgs {
     const Node& node;
     const Resolved& geo;
-    std::vector<Shape> in;      // input shapes
-    std::vector<Band> in_band;  // per input
+    PerInput<Shape> in;      // input shapes
+    PerInput<Band> in_band;  // per input
 };
 
 // Gradients with respect to a filter layer's own parameters, for training: from the cotangent of
