@@ -62,7 +62,7 @@ bool spin_until(Done&& done, Clock::time_point since) {
 
 // One call to parallel_for: parts are claimed with an atomic counter by whoever is free.
 struct Job {
-    const std::function<void(int64_t)>* f = nullptr;
+    const FunctionRef<void(int64_t)>* f = nullptr;
     int64_t parts = 0;
     std::atomic<int64_t> next{0};
     std::atomic<int64_t> done{0};
@@ -179,7 +179,7 @@ int engine_threads() {
     return threads;
 }
 
-void parallel_for(int64_t parts, const std::function<void(int64_t)>& f) {
+void parallel_for(int64_t parts, FunctionRef<void(int64_t)> f) {
     if (parts <= 0) return;
     if (parts == 1 || engine_threads() == 1) {
         for (int64_t p = 0; p < parts; ++p) f(p);
@@ -192,7 +192,7 @@ void parallel_for(int64_t parts, const std::function<void(int64_t)>& f) {
     if (job->error) std::rethrow_exception(job->error);
 }
 
-void parallel_ranges(int64_t n, const std::function<void(int64_t, int64_t)>& f, int64_t grain) {
+void parallel_ranges(int64_t n, FunctionRef<void(int64_t, int64_t)> f, int64_t grain) {
     if (n <= 0) return;
     const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(engine_threads(), n / std::max<int64_t>(grain, 1)));
     if (parts == 1) {
