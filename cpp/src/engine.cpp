@@ -27,10 +27,16 @@ std::vector<Shape> Graph::infer_shapes(int64_t t) const {
 }
 
 Activations allocate(const Graph& g, int64_t n, int64_t t, FloatArena storage) {
+    return allocate(resolve(g, t), n, std::move(storage));
+}
+
+Activations allocate(const std::vector<ops::Resolved>& geo, int64_t n, FloatArena storage) {
     Activations act;
     act.arena = std::move(storage);
     act.n = n;
-    act.geo = resolve(g, t);
+    act.geo = geo;
+    act.offset.reserve(geo.size());
+    act.aux_offset.reserve(geo.size());
     int64_t total = 0, aux_total = 0;
     for (const auto& r : act.geo) {
         act.offset.push_back(total);
@@ -119,12 +125,17 @@ void forward(const Graph& g, Activations& act) {
 }
 
 std::vector<bool> ancestors(const Graph& g, int start) {
-    std::vector<bool> reach(g.nodes.size(), false);
+    std::vector<bool> reach;
+    ancestors(g, start, reach);
+    return reach;
+}
+
+void ancestors(const Graph& g, int start, std::vector<bool>& reach) {
+    reach.assign(g.nodes.size(), false);
     reach[start] = true;
     for (int i = start; i > 0; --i)
         if (reach[i])
             for (int p : g.nodes[i].inputs) reach[p] = true;
-    return reach;
 }
 
 void backward(const Graph& g, const Activations& act, int64_t first, int64_t count, int start, int64_t rep,
@@ -144,10 +155,12 @@ void backward(const Graph& g, const Activations& act, int64_t first, int64_t cou
         const ops::Resolved& r = act.geo[node];
         return ops::View{ct.grad[node].data(), ct.rows, r.out.c, r.out.l};
     };
-    const std::vector<bool> reach = ancestors(g, start);
+    std::vector<bool>& reach = ct.reach;
+    ancestors(g, start, reach);
     // A ReLU whose only reader in this pass is a max-pooling goes into the pooling's rule
     // (BackwardArgs::relu_gate), and its own pass over the rows goes.
-    std::vector<int> readers(g.nodes.size(), 0);
+    std::vector<int>& readers = ct.readers;
+    readers.assign(g.nodes.size(), 0);
     for (int v = 1; v <= start; ++v)
         if (reach[v])
             for (int q : g.nodes[v].inputs) ++readers[q];
@@ -217,14 +230,14 @@ BandPlan plan_bands(const Graph& g, const std::vector<ops::Resolved>& geo, const
 
 void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, const std::vector<int>& targets,
                   const std::vector<float*>& out) {
-    const int64_t nodes = static_cast<int64_t>(g.nodes.size());
     int last = 0;
     for (int v : targets) last = std::max(last, v);
+    // The targets' ancestors, themselves included.
     std::vector<bool> reach(g.nodes.size(), false);
-    for (int v : targets) {
-        const std::vector<bool> r = ancestors(g, v);
-        for (int64_t i = 0; i < nodes; ++i) reach[i] = reach[i] || r[i];
-    }
+    for (int v : targets) reach[v] = true;
+    for (int i = last; i > 0; --i)
+        if (reach[i])
+            for (int p : g.nodes[i].inputs) reach[p] = true;
     // Readers of each node among the reached ones: a fused ReLU must be its convolution's only one.
     std::vector<int> readers(g.nodes.size(), 0);
     for (int v = 1; v <= last; ++v)

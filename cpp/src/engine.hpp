@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -64,6 +63,8 @@ std::vector<ops::Resolved> resolve(const Graph& g, int64_t t);
 // `storage` is memory to reuse (its contents are overwritten), e.g. the arena of an earlier
 // explanation: fresh pages cost a fault each on first touch.
 Activations allocate(const Graph& g, int64_t n, int64_t t, FloatArena storage = {});
+// The same for a geometry resolve() gave (a model keeps one per length: Model::Impl::geometry).
+Activations allocate(const std::vector<ops::Resolved>& geo, int64_t n, FloatArena storage = {});
 
 // Activations whose arena this thread keeps between calls: taken from the thread's slot on
 // construction and given back on destruction, so that repeated calls on batches of one size
@@ -71,7 +72,7 @@ Activations allocate(const Graph& g, int64_t n, int64_t t, FloatArena storage = 
 template <class Kind>
 struct KeptActivations {
     Activations act;
-    KeptActivations(const Graph& g, int64_t n, int64_t t) : act(allocate(g, n, t, std::move(slot()))) {}
+    KeptActivations(const std::vector<ops::Resolved>& geo, int64_t n) : act(allocate(geo, n, std::move(slot()))) {}
     ~KeptActivations() { slot() = std::move(act.arena); }
     KeptActivations(const KeptActivations&) = delete;
     KeptActivations& operator=(const KeptActivations&) = delete;
@@ -122,6 +123,9 @@ struct Cotangents {
     int64_t rows = 0;
     int64_t rep = 1;
     std::vector<GradBuffer> grad;
+    // The pass's bookkeeping, per node: reached from the start, readers within the pass.
+    std::vector<bool> reach;
+    std::vector<int> readers;
 };
 
 // Batched vector-Jacobian products from node `start` back to the input, for forward samples
@@ -157,5 +161,7 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
 
 // Nodes that `start` depends on, itself included.
 std::vector<bool> ancestors(const Graph& g, int start);
+// The same into `reach` (its memory reused).
+void ancestors(const Graph& g, int start, std::vector<bool>& reach);
 
 }  // namespace tsviz

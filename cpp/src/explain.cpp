@@ -179,7 +179,6 @@ void seed_rows(const Activations& act, int tn, int64_t first, int64_t m, const S
 
 struct Explanation::Impl {
     struct Layer {
-        std::string name;
         int z = 0;  // node of z^l
         int a = 0;  // node of a^l (z itself when no activation follows)
         std::vector<float> importance_raw, importance, taylor;
@@ -190,8 +189,7 @@ struct Explanation::Impl {
     int target_node = 0;
     std::vector<float> output;
     std::vector<int64_t> target;
-    std::vector<std::string> names;
-    std::vector<Layer> layers;
+    std::vector<Layer> layers;  // the model's filter layers, in its order
     std::vector<float> output_saliency;
     std::vector<float> loss;  // loss_i when explaining the loss
     // The model's parameters and the input are finite (the input was checked: no
@@ -244,6 +242,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     Seeding how = {wrt_loss, options.loss.value_or(Loss::Mse), options.output == ExplainOutput::Prob, options.target};
     check_seeding(g, ex->act.geo, k, n, how, options.y_true);
     ex->target_node = target_node(g, how);
+    ex->target.reserve(static_cast<size_t>(n));
     if (wrt_loss) {
         ex->loss.assign(static_cast<size_t>(n), 0.f);
         for (int64_t i = 0; i < n; ++i)
@@ -259,13 +258,12 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     // activation that is its only consumer).
     std::vector<bool> keep(g.nodes.size(), false);
     keep[0] = true;
+    ex->layers.reserve(impl_->layers.size());
     for (const LayerInfo& info : impl_->layers) {
         Explanation::Impl::Layer l;
-        l.name = info.name;
         l.z = static_cast<int>(info.node);
         l.a = static_cast<int>(info.activation_node);
         keep[l.z] = true;
-        ex->names.push_back(l.name);
         ex->layers.push_back(std::move(l));
     }
 
@@ -344,7 +342,7 @@ int64_t Explanation::input_channels() const { return impl_->act.geo[0].out.c; }
 int64_t Explanation::input_length() const { return impl_->t; }
 const std::vector<float>& Explanation::output() const { return impl_->output; }
 const std::vector<int64_t>& Explanation::target() const { return impl_->target; }
-const std::vector<std::string>& Explanation::layer_names() const { return impl_->names; }
+const std::vector<std::string>& Explanation::layer_names() const { return impl_->model->layer_names; }
 int64_t Explanation::n_filters(const std::string& layer) const {
     return impl_->act.geo[impl_->layer(layer).z].out.c;
 }
@@ -551,8 +549,10 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
     const Graph& g = ex.graph();
     const int64_t f_n = ex.act.geo[l.a].out.c;
     std::vector<int64_t> chosen = filters;
-    if (chosen.empty())
-        for (int64_t f = 0; f < f_n; ++f) chosen.push_back(f);
+    if (chosen.empty()) {
+        chosen.resize(static_cast<size_t>(f_n));
+        for (int64_t f = 0; f < f_n; ++f) chosen[f] = f;
+    }
     for (int64_t f : chosen)
         if (f < 0 || f >= f_n)
             throw ArgumentError("filter " + std::to_string(f) + " is out of range for layer '" + layer +
@@ -562,11 +562,7 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
     if (method == SaliencyMethod::Reverse) return reverse_saliency(ex, l, chosen, sink.buffer(out_size));
 
     std::lock_guard<std::mutex> lock(ex.forward_mutex);
-    const std::vector<Shape> shapes = [&] {
-        std::vector<Shape> s;
-        for (const auto& r : ex.act.geo) s.push_back(r.out);
-        return s;
-    }();
+    auto shape = [&](int v) -> const Shape& { return ex.act.geo[v].out; };
     // The forward sweep's bands: the model's plan, or the one being made.
     const BandPlan* bands = ex.plan ? &ex.plan->bands : nullptr;
     // Per-sample FLOPs of reverse mode for `rows` filters of layer k, and of a forward sweep
@@ -579,16 +575,16 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
         for (size_t v = 1; v < reach.size(); ++v) {
             if (!reach[v]) continue;
             const Node& node = g.nodes[v];
-            const Shape& in = shapes[node.inputs[0]];
+            const Shape& in = shape(node.inputs[0]);
             if (one_hot && static_cast<int>(v) > lk.z) {
                 // The activation's derivative, once per sample.
-                once += node_cost(node, in, shapes[v], shapes[v].l, true);
+                once += node_cost(node, in, shape(v), shape(v).l, true);
             } else if (one_hot && static_cast<int>(v) == lk.z) {
                 // Filter f's weights over its group's channels: one filter's product.
                 sum += 2.0 * static_cast<double>(in.c / node.group) * node.kernel * static_cast<double>(in.l) +
                        kPieceCost * node.kernel + kRowCost * static_cast<double>(in.c);
             } else {
-                sum += node_cost(node, in, shapes[v], shapes[v].l, true);
+                sum += node_cost(node, in, shape(v), shape(v).l, true);
             }
         }
         return sum * static_cast<double>(rows) + once;
@@ -603,7 +599,7 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
         double sum = 0;
         for (size_t v = 1; v < reach.size(); ++v)
             if (reach[v])
-                sum += node_cost(g.nodes[v], shapes[g.nodes[v].inputs[0]], shapes[v], bands->width[v], false);
+                sum += node_cost(g.nodes[v], shape(g.nodes[v].inputs[0]), shape(v), bands->width[v], false);
         return kForwardScale * sum * static_cast<double>(in_size);
     };
     if (!ex.plan) ex.plan = ex.model->saliency_plan(ex.t, [&](SaliencyPlan& plan) {
@@ -620,7 +616,7 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
         for (size_t k = 0; k < order.size(); ++k) order[k] = k;
         std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ex.layers[a].a < ex.layers[b].a; });
         std::vector<double> rev(ex.layers.size());
-        for (size_t k = 0; k < rev.size(); ++k) rev[k] = reverse_cost(k, shapes[ex.layers[k].a].c);
+        for (size_t k = 0; k < rev.size(); ++k) rev[k] = reverse_cost(k, shape(ex.layers[k].a).c);
         std::vector<bool> set(ex.layers.size(), false), best_set = set;
         double best = 0;
         for (double r : rev) best += r;
@@ -638,17 +634,21 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
     bands = &ex.plan->bands;
     auto it = ex.forward_sums.find(li);
     if (it == ex.forward_sums.end()) {
-        std::vector<bool> sweep = ex.plan->forward_layers;
+        const std::vector<bool>& planned = ex.plan->forward_layers;
         if (method == SaliencyMethod::Auto) {
             // A few filters of a layer may cost less in reverse mode than a sweep that reaches
             // it. Every filter of a planned layer follows the plan: that is a full analysis,
             // whose later layers the sweep serves too (judged one call at a time, each early
             // layer would go reverse and the sweep would still run for the deep ones).
-            std::vector<bool> alone(ex.layers.size(), false);
-            alone[li] = true;
-            if (!sweep[li] || (reps < f_n && reverse_cost(li, reps) <= forward_cost(alone)))
-                return reverse_saliency(ex, l, chosen, sink.buffer(out_size));
+            if (!planned[li]) return reverse_saliency(ex, l, chosen, sink.buffer(out_size));
+            if (reps < f_n) {
+                std::vector<bool> alone(ex.layers.size(), false);
+                alone[li] = true;
+                if (reverse_cost(li, reps) <= forward_cost(alone))
+                    return reverse_saliency(ex, l, chosen, sink.buffer(out_size));
+            }
         }
+        std::vector<bool> sweep = planned;
         sweep[li] = true;
         ex.forward_given.resize(ex.layers.size(), false);
         for (size_t k = 0; k < sweep.size(); ++k)
@@ -658,7 +658,7 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
         for (size_t k = 0; k < sweep.size(); ++k) {
             if (!sweep[k]) continue;
             // tangent_sums writes every element: a block of the right size is not cleared.
-            const size_t size = static_cast<size_t>(n * shapes[ex.layers[k].a].c * in_size);
+            const size_t size = static_cast<size_t>(n * shape(ex.layers[k].a).c * in_size);
             std::vector<float>& dst = ex.forward_sums[k] = ex.model->take_block(size);
             dst.resize(size);
             targets.push_back(ex.layers[k].a);
@@ -727,8 +727,8 @@ std::map<std::string, TraceMask> Explanation::trace(const std::string& name, int
     const Impl& ex = *impl_;
     const Graph& g = ex.graph();
     int start = -1;
-    for (const auto& l : ex.layers)
-        if (l.name == name) start = l.a;
+    for (size_t k = 0; k < ex.layers.size(); ++k)
+        if (ex.model->layer_names[k] == name) start = ex.layers[k].a;
     for (size_t i = 0; start < 0 && i < g.nodes.size(); ++i)
         if (g.nodes[i].name == name) start = static_cast<int>(i);
     if (start < 0) start = ex.layer(name).a;  // a label or an index; throws, naming the filter layers
@@ -771,7 +771,8 @@ InputGradient Model::input_gradient(const float* x, int64_t n, const std::vector
     if (n < 1) throw ArgumentError("input_gradient needs at least one sample, got " + std::to_string(n));
     const int64_t t = impl_->check_input(x, n, sample_shape, options.allow_nonfinite);
     const int64_t k = impl_->n_outputs, c = impl_->input.channels, in_size = c * t;
-    const std::vector<ops::Resolved> geo = resolve(g, t);
+    const auto kept_geo = impl_->geometry(t);
+    const std::vector<ops::Resolved>& geo = *kept_geo;
     const bool of_loss = options.of == GradientOf::Loss, of_filter = options.of == GradientOf::Filter;
     const Seeding how{of_loss, options.loss, options.output == ExplainOutput::Prob, options.target};
     int start = 0;

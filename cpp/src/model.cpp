@@ -191,6 +191,7 @@ std::shared_ptr<Model::Impl> build(Graph graph, const LoadOptions& options) {
         else
             info.label += std::to_string(info.n_filters) + (info.n_filters == 1 ? " unit" : " units");
         impl->layers.push_back(info);
+        impl->layer_names.push_back(info.name);
     }
     return impl;
 }
@@ -343,14 +344,14 @@ int64_t Model::Impl::check_input(const float* x, int64_t n, const std::vector<in
     if (c != input.channels || t < 1) fail("");
     if (t > std::numeric_limits<int32_t>::max())
         fail(" (a length above " + std::to_string(std::numeric_limits<int32_t>::max()) + " is not supported)");
-    std::vector<ops::Resolved> geo;
+    std::shared_ptr<const std::vector<ops::Resolved>> geo;
     try {
-        geo = resolve(graph, t);
+        geo = geometry(t);
     } catch (const ShapeError& e) {
         fail(std::string(" (") + e.what() + ")");
     }
-    if (geo[graph.output].out.l != 1)
-        fail(" (at this length the output has " + std::to_string(geo[graph.output].out.l) + " positions)");
+    const int64_t out_len = (*geo)[graph.output].out.l;
+    if (out_len != 1) fail(" (at this length the output has " + std::to_string(out_len) + " positions)");
     // The declared shape is the model's contract (ONNX Runtime refuses anything else): a
     // fixed length must match even where the graph could run at another one.
     if (input.length > 0 && t != input.length)
@@ -387,7 +388,7 @@ int64_t Model::Impl::check_input(const float* x, int64_t n, const std::vector<in
 }
 
 void Model::Impl::check_memory(int64_t m, int64_t t) const {
-    const double need = arena_bytes(resolve(graph, t), m);
+    const double need = arena_bytes(*geometry(t), m);
     if (need > static_cast<double>(max_memory))
         throw ArgumentError(std::to_string(m) + (m == 1 ? " sample" : " samples") + " of length " +
                             std::to_string(t) + " need " + bytes_text(need) +
@@ -455,8 +456,17 @@ void Model::Impl::give_block(std::vector<float>&& block) const {
     }
 }
 
-std::shared_ptr<const SaliencyPlan> Model::Impl::saliency_plan(
-    int64_t t, const std::function<void(SaliencyPlan&)>& make) const {
+std::shared_ptr<const std::vector<ops::Resolved>> Model::Impl::geometry(int64_t t) const {
+    std::lock_guard<std::mutex> lock(plan_mutex);
+    auto it = geometries.find(t);
+    if (it != geometries.end()) return it->second;
+    if (geometries.size() >= 64) geometries.clear();  // many lengths: keep memory bounded
+    auto geo = std::make_shared<const std::vector<ops::Resolved>>(resolve(graph, t));
+    geometries.emplace(t, geo);
+    return geo;
+}
+
+std::shared_ptr<const SaliencyPlan> Model::Impl::saliency_plan(int64_t t, FunctionRef<void(SaliencyPlan&)> make) const {
     std::lock_guard<std::mutex> lock(plan_mutex);
     auto it = saliency_plans.find(t);
     if (it != saliency_plans.end()) return it->second;
@@ -469,7 +479,7 @@ std::shared_ptr<const SaliencyPlan> Model::Impl::saliency_plan(
 
 Activations Model::Impl::load_input(const float* x, int64_t start, int64_t m, int64_t t) const {
     check_memory(m, t);
-    Activations act = allocate(graph, m, t, take_arena());
+    Activations act = allocate(*geometry(t), m, take_arena());
     fill_input(act, x, start, m, t);
     return act;
 }
@@ -485,7 +495,8 @@ std::vector<float> Model::predict(const float* x, int64_t n, const std::vector<i
     // memory limit; one sample over it is refused), every thread reusing one arena for its
     // chunks; the chunk size depends on the batch and the model only, never on the threads.
     impl_->check_memory(1, t);
-    const std::vector<ops::Resolved> geo = resolve(g, t);
+    const auto kept_geo = impl_->geometry(t);
+    const std::vector<ops::Resolved>& geo = *kept_geo;
     const double per_sample = std::max(arena_bytes(geo, 1), 1.0);
     const double budget = std::min(static_cast<double>(int64_t{4} << 20), static_cast<double>(impl_->max_memory));
     int64_t chunk = std::clamp<int64_t>(static_cast<int64_t>(budget / per_sample), 1, n);

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,6 +19,7 @@ struct Model::Impl {
     Graph graph;
     InputInfo input;
     std::vector<LayerInfo> layers;
+    std::vector<std::string> layer_names;  // layers' names, in order: what explanations hand out
     std::vector<NodeInfo> nodes;
     int64_t n_outputs = 0;
     int64_t n_parameters = 0;
@@ -39,11 +39,16 @@ struct Model::Impl {
     // ArgumentError, before allocating, when the arena would exceed max_memory.
     Activations load_input(const float* x, int64_t start, int64_t m, int64_t t) const;
 
+    // Every node's resolved shapes at input length t (resolve), made on first use and kept: a
+    // call resolves once per length, not once per check (ShapeError for a length the graph
+    // cannot take, never kept).
+    std::shared_ptr<const std::vector<ops::Resolved>> geometry(int64_t t) const;
+    mutable std::map<int64_t, std::shared_ptr<const std::vector<ops::Resolved>>> geometries;  // under plan_mutex
+
     // Forward-mode saliency plans (explain.cpp), by input length: they depend on the shapes
     // only, and planning cost more than a small net's whole reverse pass. Returns the plan for
     // length t, made by make(plan) on first use.
-    std::shared_ptr<const SaliencyPlan> saliency_plan(int64_t t,
-                                                      const std::function<void(SaliencyPlan&)>& make) const;
+    std::shared_ptr<const SaliencyPlan> saliency_plan(int64_t t, FunctionRef<void(SaliencyPlan&)> make) const;
     mutable std::mutex plan_mutex;
     mutable std::map<int64_t, std::shared_ptr<const SaliencyPlan>> saliency_plans;
 
@@ -75,7 +80,7 @@ struct Model::Impl {
         const int64_t parts = std::min<int64_t>(engine_threads(), chunks);
         std::atomic<int64_t> next{0};
         parallel_for(parts, [&](int64_t) {
-            KeptActivations<F> kept(graph, chunk, t);
+            KeptActivations<F> kept(*geometry(t), chunk);
             Activations& act = kept.act;
             for (int64_t i; (i = next.fetch_add(1)) < chunks;) {
                 const int64_t first = i * chunk, m = std::min(chunk, n - first);

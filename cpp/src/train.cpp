@@ -23,6 +23,7 @@ std::shared_ptr<Model::Impl> copy_impl(const Model::Impl& from) {
     impl->graph = from.graph;
     impl->input = from.input;
     impl->layers = from.layers;
+    impl->layer_names = from.layer_names;
     impl->n_outputs = from.n_outputs;
     impl->n_parameters = from.n_parameters;
     impl->max_memory = from.max_memory;
@@ -114,7 +115,7 @@ double Trainer::gradient(const float* x, const float* y, int64_t n, const std::v
         // A training step runs many times on batches of one size: each thread keeps its arena
         // and cotangent buffers between steps, so a step allocates nothing for its tensors.
         thread_local Cotangents ct;
-        KeptActivations<Trainer> kept(g, count, t);
+        KeptActivations<Trainer> kept(*m.geometry(t), count);
         Activations& act = kept.act;
         m.fill_input(act, x, first, count, t);
         forward_samples(g, act, 0, count);

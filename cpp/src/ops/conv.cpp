@@ -92,14 +92,14 @@ void forward_conv(const ForwardArgs& a) {
     const ConstView& x = a.in[0];
     const View& y = a.out;
     const int64_t groups = node.group, per_group = x.c / groups, filters_per_group = y.c / groups;
-    std::vector<Segment> segs(static_cast<size_t>(y.n));
+    Segment* segs = segment_scratch(y.n);
     for (int64_t g = 0; g < groups; ++g) {
         for (int64_t n = 0; n < y.n; ++n)
             segs[n] = {x.sample(n) + g * per_group * x.l, x.l, y.l, -a.geo.pad_begin,
                        y.sample(n) + g * filters_per_group * y.l};
         TapProduct p = conv_taps(node, &node.packed->forward[g], per_group, false, y.l);
         p.bias = node.bias.data() + g * filters_per_group;
-        tap_product(p, segs.data(), y.n);
+        tap_product(p, segs, y.n);
     }
 }
 
@@ -189,8 +189,14 @@ struct Stride2Plan {
     std::vector<uint16_t> store_lo, store_hi;   // per block: dx's lanes at 32 m and 32 m + 16
 };
 
-Stride2Plan plan_stride2(int64_t k_n, int64_t len, const int64_t* tap_phase, const int64_t* tap_delta, int64_t dx_l) {
-    Stride2Plan plan;
+// Into `plan`, whose memory is reused (the callers keep one per thread).
+void plan_stride2(Stride2Plan& plan, int64_t k_n, int64_t len, const int64_t* tap_phase, const int64_t* tap_delta,
+                  int64_t dx_l) {
+    plan.loads.clear();
+    plan.first.clear();
+    plan.split.clear();
+    plan.store_lo.clear();
+    plan.store_hi.clear();
     const int64_t m_max = (dx_l + 1) / 2;
     for (int64_t m = 0; m < m_max; m += 16) {
         plan.first.push_back(static_cast<int64_t>(plan.loads.size()));
@@ -206,7 +212,6 @@ Stride2Plan plan_stride2(int64_t k_n, int64_t len, const int64_t* tap_phase, con
         plan.store_hi.push_back(lanes_inside(2 * m + 16, dx_l));
     }
     plan.first.push_back(static_cast<int64_t>(plan.loads.size()));
-    return plan;
 }
 
 __attribute__((target("avx512f"))) void add_phase_sums2_avx512(const Stride2Plan& plan, const float* cols,
@@ -244,14 +249,16 @@ void backward_conv(const BackwardArgs& a) {
     if (!gx.data) return;
     const ConstView& gy = a.grad_out;
     const int64_t groups = node.group, per_group = gx.c / groups, filters_per_group = gy.c / groups;
-    std::vector<Segment> segs(static_cast<size_t>(gy.n));
+    Segment* segs = segment_scratch(gy.n);
     if (node.stride > 1) {
         // Tap k adds cols[c * K + k, o] to dx[c, o * s + shift_k] (shift_k = k * d - pad). The
         // taps of one phase (shift_k mod s) land on the same positions i = phase + s * m: their
         // sum over m is contiguous (o = m - delta_k), then one pass writes (or, when dx holds
         // values already, adds) every position of dx.
         const int64_t k_n = node.kernel, rows = per_group * k_n, len = gy.l, st = node.stride;
-        std::vector<int64_t> tap_phase, tap_delta;
+        thread_local std::vector<int64_t> phase_scratch, delta_scratch;  // kept between calls
+        std::vector<int64_t>& tap_phase = phase_scratch;
+        std::vector<int64_t>& tap_delta = delta_scratch;
         tap_phases(node, a.geo.pad_begin, tap_phase, tap_delta);
         // Blocks of cotangent rows whose columns stay in cache between the product and the scatter.
         const int64_t block = std::clamp<int64_t>((int64_t{1} << 14) / std::max<int64_t>(1, rows * len), 1, gy.n);
@@ -263,7 +270,9 @@ void backward_conv(const BackwardArgs& a) {
         cols.resize(static_cast<size_t>(block * rows * len));
 #ifdef TSVIZ_X86_CONV
         const bool stride2 = st == 2 && isa_level() == 2;
-        const Stride2Plan plan = stride2 ? plan_stride2(k_n, len, tap_phase.data(), tap_delta.data(), gx.l) : Stride2Plan{};
+        thread_local Stride2Plan plan_scratch;
+        Stride2Plan& plan = plan_scratch;
+        if (stride2) plan_stride2(plan, k_n, len, tap_phase.data(), tap_delta.data(), gx.l);
 #endif
         for (int64_t g = 0; g < groups; ++g)
             for (int64_t r0 = 0; r0 < gy.n; r0 += block) {
@@ -272,7 +281,7 @@ void backward_conv(const BackwardArgs& a) {
                     segs[r] = {gy.sample(r0 + r) + g * filters_per_group * len, len, len, 0, cols.data() + r * rows * len};
                 TapProduct p = conv_taps(node, &node.packed->columns[g], filters_per_group, false, len);
                 p.kernel = p.stride = p.dilation = 1;
-                tap_product(p, segs.data(), nr);
+                tap_product(p, segs, nr);
                 for (int64_t r = 0; r < nr; ++r) {
                     const float* c_r = cols.data() + r * rows * len;
                     float* dx = gx.sample(r0 + r) + g * per_group * gx.l;
@@ -294,7 +303,7 @@ void backward_conv(const BackwardArgs& a) {
                        gx.sample(r) + g * per_group * gx.l};
         TapProduct p = conv_taps(node, &node.packed->transposed[g], filters_per_group, true, gx.l);
         p.accumulate = !a.overwrite;  // the product stores every column of every row
-        tap_product(p, segs.data(), gy.n);
+        tap_product(p, segs, gy.n);
     }
 }
 
@@ -349,9 +358,13 @@ __attribute__((target("avx512f"))) void strided2_filter_input_grad_avx512(const 
                                                                           int64_t count) {
     const int64_t per_group = in.c / node.group, filters_per_group = geo.out.c / node.group;
     const int64_t k_n = node.kernel, in_l = in.l;
-    std::vector<int64_t> tap_phase, tap_delta;
+    thread_local std::vector<int64_t> phase_scratch, delta_scratch;  // kept between calls
+    thread_local Stride2Plan plan_scratch;
+    std::vector<int64_t>& tap_phase = phase_scratch;
+    std::vector<int64_t>& tap_delta = delta_scratch;
+    Stride2Plan& plan = plan_scratch;
     tap_phases(node, geo.pad_begin, tap_phase, tap_delta);
-    const Stride2Plan plan = plan_stride2(k_n, geo.out.l, tap_phase.data(), tap_delta.data(), in_l);
+    plan_stride2(plan, k_n, geo.out.l, tap_phase.data(), tap_delta.data(), in_l);
     const Stride2Plan::Load* loads = plan.loads.data();
     const int64_t blocks = static_cast<int64_t>(plan.split.size());
     const __m512i low = _mm512_load_si512(kInterleaveLow), high = _mm512_load_si512(kInterleaveHigh);
@@ -395,7 +408,10 @@ void conv_filter_input_grad(const Node& node, const Resolved& geo, const Shape& 
     std::vector<int64_t>& order = order_scratch;
     order.resize(static_cast<size_t>(count));
     for (int64_t r = 0; r < count; ++r) order[r] = r;
-    std::stable_sort(order.begin(), order.end(), [&](int64_t p, int64_t q) { return rows[p].filter < rows[q].filter; });
+    // By filter, rows of one filter in their given order (std::stable_sort would allocate).
+    std::sort(order.begin(), order.end(), [&](int64_t p, int64_t q) {
+        return rows[p].filter < rows[q].filter || (rows[p].filter == rows[q].filter && p < q);
+    });
     segs.resize(static_cast<size_t>(count));
     for (int64_t r0 = 0; r0 < count;) {
         const int64_t f = rows[order[r0]].filter, c0 = (f / filters_per_group) * per_group;
@@ -435,7 +451,7 @@ void weight_backward_conv(const WeightGradArgs& a) {
                 a.grad_bias[f] += sum;
             }
     if (!a.grad_weight) return;
-    std::vector<Segment> segs(static_cast<size_t>(per_group));
+    Segment* segs = segment_scratch(per_group);
     for (int64_t n = 0; n < gy.n; ++n)
         for (int64_t g = 0; g < groups; ++g) {
             const PackedMatrix dz =
@@ -452,7 +468,7 @@ void weight_backward_conv(const WeightGradArgs& a) {
             p.dilation = node.stride;
             p.ldd = depth;
             p.accumulate = true;
-            tap_product(p, segs.data(), per_group);
+            tap_product(p, segs, per_group);
         }
 }
 
@@ -536,7 +552,7 @@ void tangent_conv(const TangentArgs& a) {
     const Node& node = a.node;
     const int64_t in_c = a.in[0].c, out_c = a.out.c, w_in = a.w_in[0], w_out = a.w_out;
     const int64_t groups = node.group, per_group = in_c / groups, filters_per_group = out_c / groups;
-    std::vector<Segment> segs(static_cast<size_t>(a.count));
+    Segment* segs = segment_scratch(a.count);
     for (int64_t g = 0; g < groups; ++g) {
         for (int64_t t = 0; t < a.count; ++t)
             segs[t] = {a.t_in[0] + (t * in_c + g * per_group) * w_in, w_in, w_out,
@@ -545,7 +561,7 @@ void tangent_conv(const TangentArgs& a) {
                        a.relu_gate ? a.out.data + g * filters_per_group * a.out.l + a.start_out[t] : nullptr};
         TapProduct p = conv_taps(node, &node.packed->forward[g], per_group, false, w_out);
         p.gate_ld = a.out.l;
-        tap_product(p, segs.data(), a.count);
+        tap_product(p, segs, a.count);
     }
 }
 

@@ -43,7 +43,7 @@ void dense_product(const PackedMatrix& a, const PackedMatrix& a_t, int64_t chann
     if (prefers_small_product(a.rows, channels))
         return small_product(n, a.rows, channels, src, src_step, a.plain.data(), a_t.plain.data(), bias, accumulate,
                              dst, dst_step);
-    std::vector<Segment> segs(static_cast<size_t>(n));
+    Segment* segs = segment_scratch(n);
     for (int64_t i = 0; i < n; ++i) segs[i] = {src + i * src_step, 1, 1, 0, dst + i * dst_step};
     TapProduct p;
     p.a = &a;
@@ -51,7 +51,7 @@ void dense_product(const PackedMatrix& a, const PackedMatrix& a_t, int64_t chann
     p.ldd = 1;
     p.bias = bias;
     p.accumulate = accumulate;
-    tap_product(p, segs.data(), n);
+    tap_product(p, segs, n);
 }
 
 }  // namespace

@@ -1083,6 +1083,12 @@ PackedMatrix pack_matrix(int64_t rows, int64_t depth, const float* a, int64_t ro
     return pm;
 }
 
+Segment* segment_scratch(int64_t n) {
+    thread_local std::vector<Segment> kept;
+    if (kept.size() < static_cast<size_t>(n)) kept.resize(static_cast<size_t>(n));
+    return kept.data();
+}
+
 void tap_product(const TapProduct& g, const Segment* segs, int64_t n_segs) {
     int64_t total = 0;
     for (int64_t s = 0; s < n_segs; ++s) total += segs[s].cols;

@@ -82,6 +82,10 @@ struct TapProduct {
 
 // Runs the product over all segments; splits large work over the engine's threads.
 void tap_product(const TapProduct& p, const Segment* segments, int64_t n_segments);
+// Room for n segments, the calling thread's, kept between calls so that building a product's
+// segments allocates nothing; valid until the thread asks again (an op builds one product's
+// segments at a time).
+Segment* segment_scratch(int64_t n);
 
 // The same result by plain loops, for tests and as the definition.
 void tap_product_reference(const TapProduct& p, const float* a, const Segment* segments, int64_t n_segments);
