@@ -396,3 +396,23 @@ def test_explanation_arrays_are_read_only_views() -> None:
         assert not arr.flags.writeable
     # Dense layers have one position per filter.
     assert ex.preactivations[ex.layer_names[-1]].shape == (3, 1, 1)
+
+
+def test_explanation_is_a_complete_frozen_dataclass() -> None:
+    """Explanation._from_native fills the instance's fields directly (not through __init__):
+    every field is set, to what the engine computed, and the instance stays frozen."""
+    import dataclasses
+
+    model = tsv.load(model_path("paper_net_op17"))
+    x = real_windows((2, 50), "NCT", 2)
+    ex, loss_ex = model.explain(x), model.explain(x, wrt="loss", y_true=np.zeros(2, np.float32))
+    for e, wrt in ((ex, "output"), (loss_ex, "loss")):
+        assert set(vars(e)) == {f.name for f in dataclasses.fields(e)}
+        assert e.wrt == wrt and e.layer_names == tuple(l.name for l in model.layers)
+        assert e.layers is model.layers and len(e.importance) == len(model.layers)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            e.wrt = "x"  # type: ignore[misc]
+    assert ex.loss is None and loss_ex.loss.shape == (2,)
+    # Equal to one built by the generated __init__ from the same fields.
+    assert dataclasses.replace(ex) == ex
+    assert "Explanation(output=" in repr(ex)

@@ -26,14 +26,17 @@ class _LayerArrays(Mapping):
     def __init__(self, names: tuple[str, ...], get) -> None:
         self._names = names
         self._get = get
-        self._made: dict[str, np.ndarray] = {}
+        self._made: dict[str, np.ndarray] | None = None  # on first access: most are never read
 
     def __getitem__(self, name: str) -> np.ndarray:
-        a = self._made.get(name)
+        made = self._made
+        if made is None:
+            made = self._made = {}
+        a = made.get(name)
         if a is None:
             if name not in self._names:
                 raise KeyError(name)
-            a = self._made[name] = self._get(name)
+            a = made[name] = self._get(name)
         return a
 
     def __iter__(self):
@@ -95,28 +98,29 @@ class Explanation:
     loss: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def _from_native(cls, ex: _native.Explanation, layers: tuple[Layer, ...]) -> Explanation:
-        layer_names, output, target, output_saliency, loss = ex.parts()  # one call into the module
-        names = tuple(layer_names)
-
-        def per_layer(get) -> Mapping[str, np.ndarray]:
-            return _LayerArrays(names, get)
-
-        return cls(
+    def _from_native(cls, ex: _native.Explanation, layers: tuple[Layer, ...], names: tuple[str, ...]) -> Explanation:
+        """``names``: the layers' names (the model keeps them as a tuple)."""
+        output, target, output_saliency, loss = ex.parts()  # one call into the module
+        # Every field set at once, as the generated __init__ would one frozen setattr at a time
+        # (a third of this method's time; the explanation of one window of a small net takes
+        # microseconds, and more after other work has evicted the interpreter's state).
+        self = object.__new__(cls)
+        self.__dict__.update(
             output=output,
             target=target,
             layer_names=names,
-            preactivations=per_layer(ex.preactivations),
-            activations=per_layer(ex.activations),
-            importance_raw=per_layer(ex.importance_raw),
-            importance=per_layer(ex.importance),
-            taylor=per_layer(ex.taylor),
+            preactivations=_LayerArrays(names, ex.preactivations),
+            activations=_LayerArrays(names, ex.activations),
+            importance_raw=_LayerArrays(names, ex.importance_raw),
+            importance=_LayerArrays(names, ex.importance),
+            taylor=_LayerArrays(names, ex.taylor),
             output_saliency=output_saliency,
             layers=layers,
             _native=ex,
             wrt="output" if loss is None else "loss",
             loss=loss,
         )
+        return self
 
     @property
     def n_samples(self) -> int:
@@ -128,6 +132,8 @@ class Explanation:
         return _model.resolve_layer(self.layers, key)
 
     def _layer(self, key: str | int | Layer) -> str:
+        if type(key) is str and key in self.layer_names:  # the common case: a name from layer_names
+            return key
         return self.layer(key).name
 
     def activation_name(self, name: str | int) -> str:

@@ -147,6 +147,10 @@ class Model:
         #: The engine's graph (:class:`Node`), input first, in topological order: what
         #: :meth:`summary` prints.
         self.nodes: tuple[Node, ...] = tuple(Node._from_native(d) for d in native.nodes)
+        # What every call reads, kept rather than asked of the engine each time: a call on a
+        # small model is microseconds, and after other work each extra Python step costs more.
+        self._rank = len(native.sample_shape)
+        self._layer_names = tuple(l.name for l in self.layers)
 
     def to_bytes(self) -> bytes:
         """The ONNX bytes the model was loaded from (read again from its file, if a path)."""
@@ -261,7 +265,7 @@ class Model:
         model's declared one and refuses NaN or infinity, for embedded users alike.
         """
         if (type(x) is np.ndarray and x.dtype is _FLOAT32 and x.flags.c_contiguous
-                and x.ndim == len(self.sample_shape) + 1):
+                and x.ndim == self._rank + 1):
             return x, False  # what the checks below return for it, in fewer calls
         try:
             arr = np.asarray(x)
@@ -271,7 +275,7 @@ class Model:
             raise ArgumentError(
                 f"input has dtype {arr.dtype}; expected float32 or float64 (integers are converted)"
             )
-        rank = len(self.sample_shape)
+        rank = self._rank
         single = arr.ndim == rank
         if single:
             arr = arr[np.newaxis]
@@ -390,6 +394,7 @@ class Model:
                 batch, target_list(target, len(batch)), output, self._nonfinite(allow_nonfinite), **extra
             ),
             self.layers,
+            self._layer_names,
         )
 
     def loss_targets(self, y_true: object, n: int, loss: str | None = None, single: bool = False) -> tuple[str, np.ndarray]:

@@ -163,14 +163,15 @@ void bind_explain(py::module_& m) {
                  return view(e.loss().data(), {e.n_samples()}, self);
              })
         // What the Python Explanation is built from, in one call: each call into the module
-        // costs microseconds when its code is out of cache, as after other work.
+        // costs microseconds when its code is out of cache, as after other work. The layer
+        // names are the model's, which the Python Model keeps.
         .def("parts",
              [](py::object self) {
                  const auto& e = self.cast<const Explanation&>();
                  py::object loss = py::none();
                  if (!e.loss().empty()) loss = view(e.loss().data(), {e.n_samples()}, self);
                  return py::make_tuple(
-                     e.layer_names(), view(e.output().data(), {e.n_samples(), e.n_outputs()}, self),
+                     view(e.output().data(), {e.n_samples(), e.n_outputs()}, self),
                      view(e.target().data(), {e.n_samples()}, self),
                      view(e.output_saliency().data(), {e.n_samples(), e.input_channels(), e.input_length()}, self),
                      loss);
