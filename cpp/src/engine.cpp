@@ -33,20 +33,24 @@ Activations allocate(const Graph& g, int64_t n, int64_t t, FloatArena storage) {
 Activations allocate(const std::vector<ops::Resolved>& geo, int64_t n, FloatArena storage) {
     Activations act;
     act.arena = std::move(storage);
+    lay_out(act, geo, n);
+    return act;
+}
+
+void lay_out(Activations& act, const std::vector<ops::Resolved>& geo, int64_t n) {
     act.n = n;
-    act.geo = geo;
-    act.offset.reserve(geo.size());
-    act.aux_offset.reserve(geo.size());
+    act.geo.assign(geo.begin(), geo.end());
+    act.offset.resize(geo.size());
+    act.aux_offset.resize(geo.size());
     int64_t total = 0, aux_total = 0;
-    for (const auto& r : act.geo) {
-        act.offset.push_back(total);
-        act.aux_offset.push_back(aux_total);
-        total += n * r.out.size();
-        aux_total += n * r.aux_per_sample;
+    for (size_t v = 0; v < geo.size(); ++v) {
+        act.offset[v] = total;
+        act.aux_offset[v] = aux_total;
+        total += n * geo[v].out.size();
+        aux_total += n * geo[v].aux_per_sample;
     }
     act.arena.resize(static_cast<size_t>(total));
     act.aux.resize(static_cast<size_t>(aux_total));
-    return act;
 }
 
 void forward_samples(const Graph& g, Activations& act, int64_t first, int64_t last,

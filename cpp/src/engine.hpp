@@ -65,19 +65,22 @@ std::vector<ops::Resolved> resolve(const Graph& g, int64_t t);
 Activations allocate(const Graph& g, int64_t n, int64_t t, FloatArena storage = {});
 // The same for a geometry resolve() gave (a model keeps one per length: Model::Impl::geometry).
 Activations allocate(const std::vector<ops::Resolved>& geo, int64_t n, FloatArena storage = {});
+// Lays `act` out for n samples at the geometry, in the memory its vectors hold already.
+void lay_out(Activations& act, const std::vector<ops::Resolved>& geo, int64_t n);
 
-// Activations whose arena this thread keeps between calls: taken from the thread's slot on
-// construction and given back on destruction, so that repeated calls on batches of one size
-// allocate nothing for their tensors. Each Kind (the caller's own type) has its own slot.
+// Activations this thread keeps between calls (the arena, the argmax cache, the layout): taken
+// from the thread's slot on construction and given back on destruction, so that repeated calls
+// on batches of one size allocate nothing for them. Each Kind (the caller's own type) has its
+// own slot.
 template <class Kind>
 struct KeptActivations {
     Activations act;
-    KeptActivations(const std::vector<ops::Resolved>& geo, int64_t n) : act(allocate(geo, n, std::move(slot()))) {}
-    ~KeptActivations() { slot() = std::move(act.arena); }
+    KeptActivations(const std::vector<ops::Resolved>& geo, int64_t n) : act(std::move(slot())) { lay_out(act, geo, n); }
+    ~KeptActivations() { slot() = std::move(act); }
     KeptActivations(const KeptActivations&) = delete;
     KeptActivations& operator=(const KeptActivations&) = delete;
-    static FloatArena& slot() {
-        thread_local FloatArena kept;
+    static Activations& slot() {
+        thread_local Activations kept;
         return kept;
     }
 };
