@@ -583,44 +583,51 @@ __attribute__((target("avx512f"), always_inline)) inline void transpose_stage(__
     }
 }
 
+// Rows [row0, row0 + 16) of columns [o0, o0 + n) of one segment from x, column j of the tile
+// in x[j] (x[j] zero for j >= n): transposed in registers so that each row of C is one masked
+// vector store. One function for every tile shape, not inlined: its code (the transpose and the
+// three kinds of epilogue) was repeated in each of the kernel's 64 tile shapes, 260 KB in all,
+// and a call whose code had been evicted by other work fetched each shape's copy from memory.
+__attribute__((target("avx512f"), noinline)) void narrow_store(const TapProduct& g, const Segment& s, int64_t row0,
+                                                                int64_t o0, int64_t n, __m512 (&x)[16]) {
+    transpose_stage<8>(x);
+    transpose_stage<4>(x);
+    transpose_stage<2>(x);
+    transpose_stage<1>(x);
+    const int64_t ldd = g.ldd, gate_ld = g.gate_ld, live = std::min<int64_t>(16, g.a->rows - row0);
+    const __mmask16 cols = static_cast<__mmask16>((1u << n) - 1);
+    // Rows [row0, row0 + live) of C; the branches on what the product does are the same for
+    // every row, hoisted so that each row is a load, an add and a masked store.
+    float* dst = s.dst + row0 * ldd + o0;
+    const float* gate = s.gate ? s.gate + row0 * gate_ld + o0 : nullptr;
+    if (g.accumulate) {
+        for (int64_t i = 0; i < live; ++i) x[i] = _mm512_add_ps(x[i], _mm512_maskz_loadu_ps(cols, dst + i * ldd));
+    } else if (g.bias) {
+        for (int64_t i = 0; i < live; ++i) x[i] = _mm512_add_ps(x[i], _mm512_set1_ps(g.bias[row0 + i]));
+    }
+    if (gate) {
+        for (int64_t i = 0; i < live; ++i) {
+            const __m512 gi = _mm512_maskz_loadu_ps(cols, gate + i * gate_ld);
+            x[i] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(gi, _mm512_setzero_ps(), _CMP_GT_OQ), x[i]);
+        }
+    }
+    for (int64_t i = 0; i < live; ++i) _mm512_mask_storeu_ps(dst + i * ldd, cols, x[i]);
+}
+
 // Rows [16 * panel, 16 * (panel + R)) of columns [o0, o0 + N) of one segment: `src` points at
-// the source element of column o0, tap 0, channel 0. The block is transposed in registers so
-// that each row of C is one masked vector store.
+// the source element of column o0, tap 0, channel 0.
 template <bool Unit, int64_t R, int64_t N>
 __attribute__((target("avx512f"))) inline void narrow_tile(const TapProduct& g, int64_t panel, const float* src,
                                                            int64_t row_len, int64_t tap, const Live& live,
                                                            const Segment& s, int64_t o0) {
     v16 acc[R][N];
     narrow_block<Unit, R, N>(g, g.a->wide.data() + panel * g.a->depth * 16, src, row_len, tap, live, acc);
-    const int64_t rows = g.a->rows, ldd = g.ldd, gate_ld = g.gate_ld;
-    const __mmask16 cols = static_cast<__mmask16>((1u << N) - 1);
-    const bool accumulate = g.accumulate;
-    const float* bias = g.bias;
     for (int64_t r = 0; r < R; ++r) {
+        const int64_t row0 = (panel + r) * 16;
+        if (row0 >= g.a->rows) return;
         __m512 x[16];
         for (int64_t j = 0; j < 16; ++j) x[j] = j < N ? reinterpret_cast<__m512>(acc[r][j]) : _mm512_setzero_ps();
-        transpose_stage<8>(x);
-        transpose_stage<4>(x);
-        transpose_stage<2>(x);
-        transpose_stage<1>(x);
-        // Rows [row0, row0 + live) of C; the branches on what the product does are the same for
-        // every row, hoisted so that each row is a load, an add and a masked store.
-        const int64_t row0 = (panel + r) * 16, live = std::min<int64_t>(16, rows - row0);
-        float* dst = s.dst + row0 * ldd + o0;
-        const float* gate = s.gate ? s.gate + row0 * gate_ld + o0 : nullptr;
-        if (accumulate) {
-            for (int64_t i = 0; i < live; ++i) x[i] = _mm512_add_ps(x[i], _mm512_maskz_loadu_ps(cols, dst + i * ldd));
-        } else if (bias) {
-            for (int64_t i = 0; i < live; ++i) x[i] = _mm512_add_ps(x[i], _mm512_set1_ps(bias[row0 + i]));
-        }
-        if (gate) {
-            for (int64_t i = 0; i < live; ++i) {
-                const __m512 gi = _mm512_maskz_loadu_ps(cols, gate + i * gate_ld);
-                x[i] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(gi, _mm512_setzero_ps(), _CMP_GT_OQ), x[i]);
-            }
-        }
-        for (int64_t i = 0; i < live; ++i) _mm512_mask_storeu_ps(dst + i * ldd, cols, x[i]);
-        if (live < 16) return;
+        narrow_store(g, s, row0, o0, N, x);
     }
 }
 
