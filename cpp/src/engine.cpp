@@ -134,12 +134,24 @@ std::vector<bool> ancestors(const Graph& g, int start) {
     return reach;
 }
 
-void ancestors(const Graph& g, int start, std::vector<bool>& reach) {
+namespace {
+void mark_ancestors(const Graph& g, const int* starts, size_t n, std::vector<bool>& reach) {
     reach.assign(g.nodes.size(), false);
-    reach[start] = true;
-    for (int i = start; i > 0; --i)
+    int last = 0;
+    for (size_t k = 0; k < n; ++k) {
+        reach[starts[k]] = true;
+        last = std::max(last, starts[k]);
+    }
+    for (int i = last; i > 0; --i)
         if (reach[i])
             for (int p : g.nodes[i].inputs) reach[p] = true;
+}
+}  // namespace
+
+void ancestors(const Graph& g, int start, std::vector<bool>& reach) { mark_ancestors(g, &start, 1, reach); }
+
+void ancestors(const Graph& g, const std::vector<int>& starts, std::vector<bool>& reach) {
+    mark_ancestors(g, starts.data(), starts.size(), reach);
 }
 
 void backward(const Graph& g, const Activations& act, int64_t first, int64_t count, int start, int64_t rep,
@@ -236,12 +248,8 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
                   const std::vector<float*>& out) {
     int last = 0;
     for (int v : targets) last = std::max(last, v);
-    // The targets' ancestors, themselves included.
-    std::vector<bool> reach(g.nodes.size(), false);
-    for (int v : targets) reach[v] = true;
-    for (int i = last; i > 0; --i)
-        if (reach[i])
-            for (int p : g.nodes[i].inputs) reach[p] = true;
+    std::vector<bool> reach;
+    ancestors(g, targets, reach);
     // Readers of each node among the reached ones: a fused ReLU must be its convolution's only one.
     std::vector<int> readers(g.nodes.size(), 0);
     for (int v = 1; v <= last; ++v)

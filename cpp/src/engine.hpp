@@ -166,5 +166,7 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
 std::vector<bool> ancestors(const Graph& g, int start);
 // The same into `reach` (its memory reused).
 void ancestors(const Graph& g, int start, std::vector<bool>& reach);
+// Nodes that any of `starts` depends on, themselves included, into `reach`.
+void ancestors(const Graph& g, const std::vector<int>& starts, std::vector<bool>& reach);
 
 }  // namespace tsviz

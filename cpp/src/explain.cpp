@@ -590,12 +590,11 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
         return sum * static_cast<double>(rows) + once;
     };
     auto forward_cost = [&](const std::vector<bool>& set) {
-        std::vector<bool> reach(g.nodes.size(), false);
+        std::vector<int> starts;
         for (size_t k = 0; k < set.size(); ++k)
-            if (set[k]) {
-                const std::vector<bool> r = ancestors(g, ex.layers[k].a);
-                for (size_t v = 0; v < r.size(); ++v) reach[v] = reach[v] || r[v];
-            }
+            if (set[k]) starts.push_back(ex.layers[k].a);
+        std::vector<bool> reach;
+        ancestors(g, starts, reach);
         double sum = 0;
         for (size_t v = 1; v < reach.size(); ++v)
             if (reach[v])
@@ -604,11 +603,10 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
     };
     if (!ex.plan) ex.plan = ex.model->saliency_plan(ex.t, [&](SaliencyPlan& plan) {
         bands = &plan.bands;
-        std::vector<bool> all(g.nodes.size(), false);
-        for (const auto& layer_k : ex.layers) {
-            const std::vector<bool> r = ancestors(g, layer_k.a);
-            for (size_t v = 0; v < r.size(); ++v) all[v] = all[v] || r[v];
-        }
+        std::vector<int> every_layer;
+        for (const auto& layer_k : ex.layers) every_layer.push_back(layer_k.a);
+        std::vector<bool> all;
+        ancestors(g, every_layer, all);
         plan.bands = plan_bands(g, ex.act.geo, all);
         // The prefix of layers (topological order of a^l) that forward mode serves best when
         // every filter of every layer is asked for.

@@ -161,7 +161,15 @@ TSVIZ_SIMD void add_phase_sums(const float* cols, int64_t channels, int64_t k_n,
 
 // Tap k of a strided convolution adds to input positions o * s + shift_k (shift_k = k * d -
 // pad): phase shift_k mod s, positions phase + s * m with m = o + delta_k.
-void tap_phases(const Node& node, int64_t pad, std::vector<int64_t>& phase, std::vector<int64_t>& delta) {
+struct TapPhases {
+    std::vector<int64_t> phase, delta;
+};
+
+// The calling thread's, kept between calls (a call allocates nothing); valid until it asks again.
+const TapPhases& tap_phases(const Node& node, int64_t pad) {
+    thread_local TapPhases kept;
+    std::vector<int64_t>& phase = kept.phase;
+    std::vector<int64_t>& delta = kept.delta;
     const int64_t st = node.stride;
     phase.resize(static_cast<size_t>(node.kernel));
     delta.resize(static_cast<size_t>(node.kernel));
@@ -170,6 +178,7 @@ void tap_phases(const Node& node, int64_t pad, std::vector<int64_t>& phase, std:
         phase[k] = ((shift % st) + st) % st;
         delta[k] = (shift - phase[k]) / st;  // exact
     }
+    return kept;
 }
 
 #ifdef TSVIZ_X86_CONV
@@ -189,9 +198,11 @@ struct Stride2Plan {
     std::vector<uint16_t> store_lo, store_hi;   // per block: dx's lanes at 32 m and 32 m + 16
 };
 
-// Into `plan`, whose memory is reused (the callers keep one per thread).
-void plan_stride2(Stride2Plan& plan, int64_t k_n, int64_t len, const int64_t* tap_phase, const int64_t* tap_delta,
-                  int64_t dx_l) {
+// The calling thread's, kept between calls; valid until it asks again.
+const Stride2Plan& plan_stride2(int64_t k_n, int64_t len, const TapPhases& taps, int64_t dx_l) {
+    thread_local Stride2Plan plan;
+    const int64_t* tap_phase = taps.phase.data();
+    const int64_t* tap_delta = taps.delta.data();
     plan.loads.clear();
     plan.first.clear();
     plan.split.clear();
@@ -212,6 +223,7 @@ void plan_stride2(Stride2Plan& plan, int64_t k_n, int64_t len, const int64_t* ta
         plan.store_hi.push_back(lanes_inside(2 * m + 16, dx_l));
     }
     plan.first.push_back(static_cast<int64_t>(plan.loads.size()));
+    return plan;
 }
 
 __attribute__((target("avx512f"))) void add_phase_sums2_avx512(const Stride2Plan& plan, const float* cols,
@@ -256,10 +268,7 @@ void backward_conv(const BackwardArgs& a) {
         // sum over m is contiguous (o = m - delta_k), then one pass writes (or, when dx holds
         // values already, adds) every position of dx.
         const int64_t k_n = node.kernel, rows = per_group * k_n, len = gy.l, st = node.stride;
-        thread_local std::vector<int64_t> phase_scratch, delta_scratch;  // kept between calls
-        std::vector<int64_t>& tap_phase = phase_scratch;
-        std::vector<int64_t>& tap_delta = delta_scratch;
-        tap_phases(node, a.geo.pad_begin, tap_phase, tap_delta);
+        const TapPhases& taps = tap_phases(node, a.geo.pad_begin);
         // Blocks of cotangent rows whose columns stay in cache between the product and the scatter.
         const int64_t block = std::clamp<int64_t>((int64_t{1} << 14) / std::max<int64_t>(1, rows * len), 1, gy.n);
         thread_local std::vector<float> cols_scratch, sum_scratch;  // kept between calls
@@ -270,9 +279,7 @@ void backward_conv(const BackwardArgs& a) {
         cols.resize(static_cast<size_t>(block * rows * len));
 #ifdef TSVIZ_X86_CONV
         const bool stride2 = st == 2 && isa_level() == 2;
-        thread_local Stride2Plan plan_scratch;
-        Stride2Plan& plan = plan_scratch;
-        if (stride2) plan_stride2(plan, k_n, len, tap_phase.data(), tap_delta.data(), gx.l);
+        const Stride2Plan* plan = stride2 ? &plan_stride2(k_n, len, taps, gx.l) : nullptr;
 #endif
         for (int64_t g = 0; g < groups; ++g)
             for (int64_t r0 = 0; r0 < gy.n; r0 += block) {
@@ -287,11 +294,11 @@ void backward_conv(const BackwardArgs& a) {
                     float* dx = gx.sample(r0 + r) + g * per_group * gx.l;
 #ifdef TSVIZ_X86_CONV
                     if (stride2) {
-                        add_phase_sums2_avx512(plan, c_r, per_group, k_n, len, dx, gx.l, a.overwrite);
+                        add_phase_sums2_avx512(*plan, c_r, per_group, k_n, len, dx, gx.l, a.overwrite);
                         continue;
                     }
 #endif
-                    add_phase_sums(c_r, per_group, k_n, len, st, tap_phase.data(), tap_delta.data(), dx, gx.l,
+                    add_phase_sums(c_r, per_group, k_n, len, st, taps.phase.data(), taps.delta.data(), dx, gx.l,
                                    phase_sum, phase_rows, a.overwrite);
                 }
             }
@@ -358,13 +365,7 @@ __attribute__((target("avx512f"))) void strided2_filter_input_grad_avx512(const 
                                                                           int64_t count) {
     const int64_t per_group = in.c / node.group, filters_per_group = geo.out.c / node.group;
     const int64_t k_n = node.kernel, in_l = in.l;
-    thread_local std::vector<int64_t> phase_scratch, delta_scratch;  // kept between calls
-    thread_local Stride2Plan plan_scratch;
-    std::vector<int64_t>& tap_phase = phase_scratch;
-    std::vector<int64_t>& tap_delta = delta_scratch;
-    Stride2Plan& plan = plan_scratch;
-    tap_phases(node, geo.pad_begin, tap_phase, tap_delta);
-    plan_stride2(plan, k_n, geo.out.l, tap_phase.data(), tap_delta.data(), in_l);
+    const Stride2Plan& plan = plan_stride2(k_n, geo.out.l, tap_phases(node, geo.pad_begin), in_l);
     const Stride2Plan::Load* loads = plan.loads.data();
     const int64_t blocks = static_cast<int64_t>(plan.split.size());
     const __m512i low = _mm512_load_si512(kInterleaveLow), high = _mm512_load_si512(kInterleaveHigh);
@@ -402,17 +403,15 @@ void conv_filter_input_grad(const Node& node, const Resolved& geo, const Shape& 
 #endif
     if (node.stride > 1) return strided_filter_input_grad(node, geo, in, rows, count);
     const int64_t per_group = in.c / node.group, filters_per_group = geo.out.c / node.group;
-    thread_local std::vector<Segment> segs_scratch;  // kept between calls
-    thread_local std::vector<int64_t> order_scratch;
-    std::vector<Segment>& segs = segs_scratch;  // bound once: a thread_local access is a call
-    std::vector<int64_t>& order = order_scratch;
+    thread_local std::vector<int64_t> order_scratch;  // kept between calls
+    std::vector<int64_t>& order = order_scratch;  // bound once: a thread_local access is a call
     order.resize(static_cast<size_t>(count));
     for (int64_t r = 0; r < count; ++r) order[r] = r;
     // By filter, rows of one filter in their given order (std::stable_sort would allocate).
     std::sort(order.begin(), order.end(), [&](int64_t p, int64_t q) {
         return rows[p].filter < rows[q].filter || (rows[p].filter == rows[q].filter && p < q);
     });
-    segs.resize(static_cast<size_t>(count));
+    Segment* segs = segment_scratch(count);
     for (int64_t r0 = 0; r0 < count;) {
         const int64_t f = rows[order[r0]].filter, c0 = (f / filters_per_group) * per_group;
         int64_t r1 = r0;
@@ -425,7 +424,7 @@ void conv_filter_input_grad(const Node& node, const Resolved& geo, const Shape& 
             segs[r1 - r0] = {row.dz, geo.out.l, in.l, -geo.pad_begin, row.dx + c0 * in.l};
         }
         TapProduct p = conv_taps(node, &node.packed->filters[f], 1, true, in.l);
-        tap_product(p, segs.data(), r1 - r0);
+        tap_product(p, segs, r1 - r0);
         r0 = r1;
     }
 }

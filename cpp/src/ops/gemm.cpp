@@ -121,11 +121,6 @@ inline void micro_kernel(int64_t kc, const float* a, const float* b, V (&acc)[MR
     }
 }
 
-// Zero rows of B (the channels of a ReLU that are off across a panel's columns) add nothing.
-// When at least an eighth of a packed kc x NR panel's rows are zero (NaN counts as not zero),
-// moves the others to its front, in order, with their indices into rows, and returns how many
-// there are; otherwise returns kc and leaves the panel as it is (reading A through the indices
-// costs more than the few products it saves).
 #ifdef TSVIZ_X86_KERNELS
 // The rows of a kc x 32 panel that are not all zero, into rows; returns how many. Two vectors
 // a row and no branch (the generic loop's reduction of 32 lanes was as dear as the few
@@ -143,6 +138,11 @@ __attribute__((target("avx512f"), noinline)) int64_t nonzero_rows32_avx512(const
 }
 #endif
 
+// Zero rows of B (the channels of a ReLU that are off across a panel's columns) add nothing.
+// When at least an eighth of a packed kc x NR panel's rows are zero (NaN counts as not zero),
+// moves the others to its front, in order, with their indices into rows, and returns how many
+// there are; otherwise returns kc and leaves the panel as it is (reading A through the indices
+// costs more than the few products it saves).
 template <int64_t NR>
 inline int64_t compact_panel(float* panel, int64_t kc, int32_t* rows) {
     int64_t kept = 0;
