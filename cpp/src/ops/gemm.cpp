@@ -506,13 +506,25 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
 // When segments are narrower than a panel (tangent bands a few positions wide, the cotangent
 // rows of a short layer, the samples of a small net) a 32-column panel straddles several
 // segments, and packing it is a gather of short runs that costs as much as the arithmetic. The
-// other orientation needs no packing of B: the micro-kernel holds R x 16 rows of C (R packed
-// 16-row panels of A, one vector each) by up to kNarrowCols columns of one segment, and reads
-// each B element straight from the source as a broadcast, at src[c, o * step + k * tap] of a
-// source row whose out-of-range positions are zero (a padded copy of the segment's source when
-// the taps reach outside it). AVX-512 machines only (32 vector registers, the 16-row panels).
-
-constexpr int64_t kNarrowCols = 12, kNarrowColsOnePanel = 16;
+// other orientation needs no packing of B: the micro-kernel holds R x L rows of C (R packed
+// L-row panels of A, one vector each) by up to a few columns of one segment, and reads each B
+// element straight from the source as a broadcast, at src[c, o * step + k * tap] of a source
+// row whose out-of-range positions are zero (a padded copy of the segment's source when the
+// taps reach outside it). One template for both vector widths:
+//   AVX-512 (v16): L = 16, 32 registers: two panels by up to 12 columns (24 accumulators), or
+//                  one panel by up to 16;
+//   AVX2 (v8):     L = 8, 16 registers: two panels by up to 6 columns (12 accumulators, two A
+//                  vectors and a broadcast), or one panel by up to 12.
+template <class V>
+struct NarrowShape;
+template <>
+struct NarrowShape<v16> {
+    static constexpr int64_t lanes = 16, pair_cols = 12, one_cols = 16;
+};
+template <>
+struct NarrowShape<v8> {
+    static constexpr int64_t lanes = 8, pair_cols = 6, one_cols = 12;
+};
 
 // The source channels a block reads, ascending.
 struct Live {
@@ -520,34 +532,38 @@ struct Live {
     int64_t count = 0;
 };
 
-// Whether the narrow kernel serves this product: 16-row panels packed, a tap rule with a
-// constant column step (every forward rule; transposed only at stride 1), and segments narrower
-// than two of the blocked kernel's panels on average. Products that few_rows serves keep their
-// own loops. Dense products take it whatever their number of columns (one column per segment,
-// each column's sums the same): see few_dense_columns.
-inline bool narrow_fits(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t total) {
-    if (g.a->wide.empty() || (g.transposed && g.stride != 1) || few_rows_fit(g, segs, n_segs, true)) return false;
+// Whether the narrow kernel serves this product: wide panels packed (AVX-512 or AVX2), a tap
+// rule with a constant column step (every forward rule; transposed only at stride 1), and
+// segments narrower than two of the AVX-512 blocked kernel's panels on average. Products that
+// few_rows serves keep their own loops (wide_registers: as few_rows_fit). Dense products take
+// it whatever their number of columns (one column per segment, each column's sums the same):
+// see few_dense_columns.
+inline bool narrow_fits(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t total,
+                        bool wide_registers) {
+    if (g.a->wide.empty() || (g.transposed && g.stride != 1) || few_rows_fit(g, segs, n_segs, wide_registers))
+        return false;
     return total < 64 * n_segs;
 }
 
-// acc[r][j] = rows [16 * (panel + r), + 16) of column j, for N columns read from `src`.
+// acc[r][j] = rows [L * (panel + r), + L) of column j, for N columns read from `src`.
 // Unit: the column step is 1 (every transposed rule, stride 1), known to the compiler: each
 // column's broadcast is then a fixed displacement from one pointer, where a step known only at
 // run time takes a register per column, more than there are (GCC moved them through vector
 // registers and the stack inside the loop: a third of its instructions).
 // Only the source channels in `live` (ascending) are read: the others are zero rows of B.
-template <bool Unit, int64_t R, int64_t N>
+template <class V, bool Unit, int64_t R, int64_t N>
 __attribute__((always_inline)) inline void narrow_block(const TapProduct& g, const float* a0, const float* src,
                                                         int64_t row_len, int64_t tap, const Live& live,
-                                                        v16 (&acc)[R][N]) {
+                                                        V (&acc)[R][N]) {
+    constexpr int64_t L = NarrowShape<V>::lanes;
     const int64_t depth = g.a->depth, k_n = g.kernel, step = Unit ? 1 : g.transposed ? 1 : g.stride;
     for (int64_t r = 0; r < R; ++r)
-        for (int64_t j = 0; j < N; ++j) acc[r][j] = v16{};
+        for (int64_t j = 0; j < N; ++j) acc[r][j] = V{};
     // Channel c: A's columns from a, B's row from sc.
     auto channel = [&](const float* a, const float* sc) __attribute__((always_inline)) {
-        for (int64_t k = 0; k < k_n; ++k, a += 16) {
-            v16 av[R];
-            for (int64_t r = 0; r < R; ++r) std::memcpy(&av[r], a + r * depth * 16, sizeof(v16));
+        for (int64_t k = 0; k < k_n; ++k, a += L) {
+            V av[R];
+            for (int64_t r = 0; r < R; ++r) std::memcpy(&av[r], a + r * depth * L, sizeof(V));
             const float* b = sc + k * tap;
             for (int64_t j = 0; j < N; ++j) {
                 const float bj = b[j * step];
@@ -556,12 +572,12 @@ __attribute__((always_inline)) inline void narrow_block(const TapProduct& g, con
         }
     };
     if (live.count == g.channels) {  // every channel: the loop of a product without zero rows
-        for (int64_t c = 0; c < g.channels; ++c) channel(a0 + c * k_n * 16, src + c * row_len);
+        for (int64_t c = 0; c < g.channels; ++c) channel(a0 + c * k_n * L, src + c * row_len);
         return;
     }
     for (int64_t ci = 0; ci < live.count; ++ci) {
         const int64_t c = live.channel[ci];
-        channel(a0 + c * k_n * 16, src + c * row_len);
+        channel(a0 + c * k_n * L, src + c * row_len);
     }
 }
 
@@ -583,13 +599,15 @@ __attribute__((target("avx512f"), always_inline)) inline void transpose_stage(__
     }
 }
 
-// Rows [row0, row0 + 16) of columns [o0, o0 + n) of one segment from x, column j of the tile
-// in x[j] (x[j] zero for j >= n): transposed in registers so that each row of C is one masked
-// vector store. One function for every tile shape, not inlined: its code (the transpose and the
-// three kinds of epilogue) was repeated in each of the kernel's 64 tile shapes, 260 KB in all,
-// and a call whose code had been evicted by other work fetched each shape's copy from memory.
+// Rows [row0, row0 + 16) of columns [o0, o0 + n) of one segment, column j of the tile in col[j]
+// (n <= 16): transposed in registers so that each row of C is one masked vector store. One
+// function for every tile shape, not inlined: its code (the transpose and the three kinds of
+// epilogue) was repeated in each of the kernel's 64 tile shapes, 260 KB in all, and a call
+// whose code had been evicted by other work fetched each shape's copy from memory.
 __attribute__((target("avx512f"), noinline)) void narrow_store(const TapProduct& g, const Segment& s, int64_t row0,
-                                                                int64_t o0, int64_t n, __m512 (&x)[16]) {
+                                                                int64_t o0, int64_t n, const v16* col) {
+    __m512 x[16];
+    for (int64_t j = 0; j < 16; ++j) x[j] = j < n ? reinterpret_cast<const __m512&>(col[j]) : _mm512_setzero_ps();
     transpose_stage<8>(x);
     transpose_stage<4>(x);
     transpose_stage<2>(x);
@@ -614,37 +632,80 @@ __attribute__((target("avx512f"), noinline)) void narrow_store(const TapProduct&
     for (int64_t i = 0; i < live; ++i) _mm512_mask_storeu_ps(dst + i * ldd, cols, x[i]);
 }
 
-// Rows [16 * panel, 16 * (panel + R)) of columns [o0, o0 + N) of one segment: `src` points at
-// the source element of column o0, tap 0, channel 0.
-template <bool Unit, int64_t R, int64_t N>
-__attribute__((target("avx512f"))) inline void narrow_tile(const TapProduct& g, int64_t panel, const float* src,
-                                                           int64_t row_len, int64_t tap, const Live& live,
-                                                           const Segment& s, int64_t o0) {
-    v16 acc[R][N];
-    narrow_block<Unit, R, N>(g, g.a->wide.data() + panel * g.a->depth * 16, src, row_len, tap, live, acc);
-    for (int64_t r = 0; r < R; ++r) {
-        const int64_t row0 = (panel + r) * 16;
-        if (row0 >= g.a->rows) return;
-        __m512 x[16];
-        for (int64_t j = 0; j < 16; ++j) x[j] = j < N ? reinterpret_cast<__m512>(acc[r][j]) : _mm512_setzero_ps();
-        narrow_store(g, s, row0, o0, N, x);
+// The same on AVX2 for rows [row0, row0 + 8) of n <= 12 columns: an 8 x 8 transpose per eight
+// columns (unpack, shuffle, swap of 128-bit halves), each row of C a masked store.
+__attribute__((target("avx2,fma"), noinline)) void narrow_store(const TapProduct& g, const Segment& s, int64_t row0,
+                                                                 int64_t o0, int64_t n, const v8* col) {
+    const int64_t ldd = g.ldd, gate_ld = g.gate_ld, live = std::min<int64_t>(8, g.a->rows - row0);
+    for (int64_t j0 = 0; j0 < n; j0 += 8) {
+        const int64_t w = std::min<int64_t>(8, n - j0);
+        __m256 x[8];
+        for (int64_t j = 0; j < 8; ++j)
+            x[j] = j < w ? reinterpret_cast<const __m256&>(col[j0 + j]) : _mm256_setzero_ps();
+        __m256 t[8], u[8];
+        for (int p = 0; p < 4; ++p) {
+            t[2 * p] = _mm256_unpacklo_ps(x[2 * p], x[2 * p + 1]);
+            t[2 * p + 1] = _mm256_unpackhi_ps(x[2 * p], x[2 * p + 1]);
+        }
+        for (int p = 0; p < 2; ++p) {
+            u[4 * p] = _mm256_shuffle_ps(t[4 * p], t[4 * p + 2], _MM_SHUFFLE(1, 0, 1, 0));
+            u[4 * p + 1] = _mm256_shuffle_ps(t[4 * p], t[4 * p + 2], _MM_SHUFFLE(3, 2, 3, 2));
+            u[4 * p + 2] = _mm256_shuffle_ps(t[4 * p + 1], t[4 * p + 3], _MM_SHUFFLE(1, 0, 1, 0));
+            u[4 * p + 3] = _mm256_shuffle_ps(t[4 * p + 1], t[4 * p + 3], _MM_SHUFFLE(3, 2, 3, 2));
+        }
+        for (int p = 0; p < 4; ++p) {
+            x[p] = _mm256_permute2f128_ps(u[p], u[p + 4], 0x20);
+            x[p + 4] = _mm256_permute2f128_ps(u[p], u[p + 4], 0x31);
+        }
+        const __m256i cols = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(w)),
+                                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        float* dst = s.dst + row0 * ldd + o0 + j0;
+        const float* gate = s.gate ? s.gate + row0 * gate_ld + o0 + j0 : nullptr;
+        if (g.accumulate) {
+            for (int64_t i = 0; i < live; ++i) x[i] = _mm256_add_ps(x[i], _mm256_maskload_ps(dst + i * ldd, cols));
+        } else if (g.bias) {
+            for (int64_t i = 0; i < live; ++i) x[i] = _mm256_add_ps(x[i], _mm256_set1_ps(g.bias[row0 + i]));
+        }
+        if (gate) {
+            for (int64_t i = 0; i < live; ++i) {
+                const __m256 gi = _mm256_maskload_ps(gate + i * gate_ld, cols);
+                x[i] = _mm256_and_ps(x[i], _mm256_cmp_ps(gi, _mm256_setzero_ps(), _CMP_GT_OQ));
+            }
+        }
+        for (int64_t i = 0; i < live; ++i) _mm256_maskstore_ps(dst + i * ldd, cols, x[i]);
     }
 }
 
-template <bool Unit, int64_t N>
-inline void narrow_columns_of(const TapProduct& g, const float* src, int64_t row_len, int64_t tap, const Live& live,
-                              const Segment& s, int64_t o0) {
-    const int64_t panels = (g.a->rows + 15) / 16;
-    int64_t ip = 0;
-    if constexpr (N <= kNarrowCols)  // wider tiles are for one panel (narrow_columns)
-        for (; ip + 2 <= panels; ip += 2) narrow_tile<Unit, 2, N>(g, ip, src, row_len, tap, live, s, o0);
-    if (ip < panels) narrow_tile<Unit, 1, N>(g, ip, src, row_len, tap, live, s, o0);
+// Rows [L * panel, L * (panel + R)) of columns [o0, o0 + N) of one segment: `src` points at
+// the source element of column o0, tap 0, channel 0.
+template <class V, bool Unit, int64_t R, int64_t N>
+inline void narrow_tile(const TapProduct& g, int64_t panel, const float* src, int64_t row_len, int64_t tap,
+                        const Live& live, const Segment& s, int64_t o0) {
+    constexpr int64_t L = NarrowShape<V>::lanes;
+    V acc[R][N];
+    narrow_block<V, Unit, R, N>(g, g.a->wide.data() + panel * g.a->depth * L, src, row_len, tap, live, acc);
+    for (int64_t r = 0; r < R; ++r) {
+        const int64_t row0 = (panel + r) * L;
+        if (row0 >= g.a->rows) return;
+        narrow_store(g, s, row0, o0, N, acc[r]);
+    }
 }
 
-template <bool Unit, int64_t... Ns>
+template <class V, bool Unit, int64_t N>
+inline void narrow_columns_of(const TapProduct& g, const float* src, int64_t row_len, int64_t tap, const Live& live,
+                              const Segment& s, int64_t o0) {
+    constexpr int64_t L = NarrowShape<V>::lanes;
+    const int64_t panels = (g.a->rows + L - 1) / L;
+    int64_t ip = 0;
+    if constexpr (N <= NarrowShape<V>::pair_cols)  // wider tiles are for one panel (narrow_columns)
+        for (; ip + 2 <= panels; ip += 2) narrow_tile<V, Unit, 2, N>(g, ip, src, row_len, tap, live, s, o0);
+    if (ip < panels) narrow_tile<V, Unit, 1, N>(g, ip, src, row_len, tap, live, s, o0);
+}
+
+template <class V, bool Unit, int64_t... Ns>
 inline void narrow_dispatch(int64_t n, const TapProduct& g, const float* src, int64_t row_len, int64_t tap,
                             const Live& live, const Segment& s, int64_t o0, std::integer_sequence<int64_t, Ns...>) {
-    ((n == Ns + 1 ? narrow_columns_of<Unit, Ns + 1>(g, src, row_len, tap, live, s, o0) : void()), ...);
+    ((n == Ns + 1 ? narrow_columns_of<V, Unit, Ns + 1>(g, src, row_len, tap, live, s, o0) : void()), ...);
 }
 
 // padded_source in 16-lane steps, each a masked load (lanes outside the source read 0, and
@@ -703,12 +764,54 @@ __attribute__((target("avx512f"), noinline)) int64_t marked_channels_avx512(cons
     return count;
 }
 
+// AVX2 lane masks: lanes l of a vector at position p0 with p0 + l in [0, len), as the
+// all-ones lanes of maskload and maskstore (which neither read nor write the others).
+__attribute__((target("avx2"), always_inline)) inline __m256i lanes_inside8(int64_t p0, int64_t len) {
+    const int64_t lo = std::clamp<int64_t>(-p0, 0, 8), hi = std::clamp<int64_t>(len - p0, 0, 8);
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(hi)), iota),
+                            _mm256_cmpgt_epi32(iota, _mm256_set1_epi32(static_cast<int>(lo) - 1)));
+}
+
+// padded_source_avx512 and nonzero_source_avx512 on AVX2: 8-lane steps.
+__attribute__((target("avx2"), noinline)) const float* padded_source_avx2(const TapProduct& g, const Segment& s,
+                                                                          int64_t lo, int64_t row_len,
+                                                                          std::vector<float>& buf, uint32_t* nonzero) {
+    const size_t need = static_cast<size_t>(g.channels * row_len);
+    if (buf.size() < need) buf.resize(need);
+    const __m256 zero = _mm256_setzero_ps();
+    for (int64_t p = 0; p < row_len; p += 8) {
+        const __m256i read = lanes_inside8(lo + p, s.src_len), write = lanes_inside8(p, row_len);
+        const float* from = s.src + lo + p;
+        float* to = buf.data() + p;
+        for (int64_t c = 0; c < g.channels; ++c, from += s.src_len, to += row_len) {
+            const __m256 v = _mm256_maskload_ps(from, read);
+            _mm256_maskstore_ps(to, write, v);
+            nonzero[c] |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_NEQ_UQ)));
+        }
+    }
+    return buf.data();
+}
+__attribute__((target("avx2"), noinline)) void nonzero_source_avx2(const TapProduct& g, const Segment& s, int64_t lo,
+                                                                    int64_t hi, uint32_t* nonzero) {
+    const __m256 zero = _mm256_setzero_ps();
+    for (int64_t c = 0; c < g.channels; ++c) {
+        const float* row = s.src + c * s.src_len;
+        uint32_t any = 0;
+        for (int64_t p = lo; p <= hi && !any; p += 8)
+            any = static_cast<uint32_t>(_mm256_movemask_ps(
+                _mm256_cmp_ps(_mm256_maskload_ps(row + p, lanes_inside8(p - lo, hi - lo + 1)), zero, _CMP_NEQ_UQ)));
+        nonzero[c] = any;
+    }
+}
+
 // Which source channels a segment's columns read are not all zero. The kernels that read B
 // straight from the sources leave the others out: a ReLU's channel that is off along a sample,
 // or along a tangent's band, adds nothing (the sums are the same). Only when A is finite: 0
 // times a NaN must stay NaN. A kernel that copies a segment's source marks the rows as it
 // copies (marks, then marked); one that reads in place scans them. Both are given up for the
 // rest of the product when its first segments have no zero row.
+template <class V>
 class LiveChannels {
   public:
     explicit LiveChannels(const TapProduct& g)
@@ -719,7 +822,8 @@ class LiveChannels {
         }
         list_.resize(std::max(list_.size(), static_cast<size_t>(g.channels)));
     }
-    // One mark per channel for padded_source_avx512: cleared when marked() will read them.
+    // One mark per channel for padded_source_avx512 (or _avx2): cleared when marked() will read
+    // them.
     uint32_t* marks() {
         if (g_.a->finite && !given_up())
             marks_.assign(static_cast<size_t>(g_.channels), 0);
@@ -732,6 +836,8 @@ class LiveChannels {
         ++scans_;
         return collect();
     }
+    // Every channel, in order.
+    Live every() const { return {every_list_.data(), g_.channels}; }
     // Positions [lo, hi] of each channel of s (clipped to the source) read in place.
     Live scan(const Segment& s, int64_t lo, int64_t hi) {
         if (!g_.a->finite || given_up()) return every();
@@ -739,7 +845,11 @@ class LiveChannels {
         marks_.assign(static_cast<size_t>(g_.channels), 0);
         lo = std::max<int64_t>(lo, 0);
         hi = std::min<int64_t>(hi, s.src_len - 1);
-        if (lo <= hi) nonzero_source_avx512(g_, s, lo, hi, marks_.data());
+        if (lo > hi) return collect();
+        if constexpr (NarrowShape<V>::lanes == 16)
+            nonzero_source_avx512(g_, s, lo, hi, marks_.data());
+        else
+            nonzero_source_avx2(g_, s, lo, hi, marks_.data());
         return collect();
     }
 
@@ -750,11 +860,18 @@ class LiveChannels {
         thread_local std::vector<T> v;  // kept between calls
         return v;
     }
-    Live every() const { return {every_list_.data(), g_.channels}; }
     // The first segments looked at had no zero row: the rest of the product is taken whole.
     bool given_up() const { return scans_ >= kScansToTry && skipped_ == 0; }
     Live collect() {
-        const int64_t n = marked_channels_avx512(marks_.data(), g_.channels, list_.data());
+        int64_t n = 0;
+        if constexpr (NarrowShape<V>::lanes == 16) {
+            n = marked_channels_avx512(marks_.data(), g_.channels, list_.data());
+        } else {
+            for (int64_t c = 0; c < g_.channels; ++c) {
+                list_[n] = static_cast<int32_t>(c);
+                n += marks_[c] != 0;
+            }
+        }
         skipped_ += g_.channels - n;
         return {list_.data(), n};
     }
@@ -765,12 +882,14 @@ class LiveChannels {
     int64_t scans_ = 0, skipped_ = 0;
 };
 
+template <class V>
 void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
+    constexpr bool avx512 = NarrowShape<V>::lanes == 16;
     // Per-thread scratch, kept between calls; bound once (in a shared library every access to a
     // thread_local is a call to __tls_get_addr).
     thread_local std::vector<float> padded_scratch;
     std::vector<float>& padded = padded_scratch;
-    LiveChannels channels(g);
+    LiveChannels<V> channels(g);
     const int64_t k_n = g.kernel, step = g.transposed ? 1 : g.stride;
     const int64_t tap = g.transposed ? -g.dilation : g.dilation;
     for_each_segment_part(segs, n_segs, c0, c1, [&](const Segment& s, int64_t oa, int64_t ob) {
@@ -783,25 +902,27 @@ void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, in
         Live live;
         if (lo < 0 || hi >= s.src_len) {
             row_len = hi - lo + 1;
-            src = padded_source_avx512(g, s, lo, row_len, padded, channels.marks());
             origin = -lo;
+            if constexpr (avx512)
+                src = padded_source_avx512(g, s, lo, row_len, padded, channels.marks());
+            else
+                src = padded_source_avx2(g, s, lo, row_len, padded, channels.marks());
             live = channels.marked();
         } else {
             live = channels.scan(s, lo, hi);
         }
-        // Tiles of at most kNarrowCols columns, as even as possible; up to 16 for a single
-        // panel of rows (16 accumulators, more chains of multiply-adds in flight).
-        const int64_t cols = g.a->rows <= 16 ? kNarrowColsOnePanel : kNarrowCols;
+        // Tiles of at most pair_cols columns, as even as possible; up to one_cols for a single
+        // panel of rows (as many accumulators, more chains of multiply-adds in flight).
+        constexpr int64_t L = NarrowShape<V>::lanes, one = NarrowShape<V>::one_cols;
+        const int64_t cols = g.a->rows <= L ? one : NarrowShape<V>::pair_cols;
         const int64_t tiles = (ob - oa + cols - 1) / cols;
         for (int64_t t = 0, o = oa; t < tiles; ++t) {
             const int64_t n = (ob - o) / (tiles - t);
             const float* first = src + origin + o * step + shift;
             if (step == 1)
-                narrow_dispatch<true>(n, g, first, row_len, tap, live, s, o,
-                                      std::make_integer_sequence<int64_t, kNarrowColsOnePanel>{});
+                narrow_dispatch<V, true>(n, g, first, row_len, tap, live, s, o, std::make_integer_sequence<int64_t, one>{});
             else
-                narrow_dispatch<false>(n, g, first, row_len, tap, live, s, o,
-                                       std::make_integer_sequence<int64_t, kNarrowColsOnePanel>{});
+                narrow_dispatch<V, false>(n, g, first, row_len, tap, live, s, o, std::make_integer_sequence<int64_t, one>{});
             o += n;
         }
     });
@@ -1017,7 +1138,11 @@ __attribute__((target("avx2,fma"), flatten)) void run_avx2(const TapProduct& g, 
 }
 __attribute__((target("avx512f"), flatten)) void narrow_avx512(const TapProduct& g, const Segment* s,
                                                                            int64_t n, int64_t c0, int64_t c1) {
-    narrow_columns(g, s, n, c0, c1);
+    narrow_columns<v16>(g, s, n, c0, c1);
+}
+__attribute__((target("avx2,fma"), flatten)) void narrow_avx2(const TapProduct& g, const Segment* s, int64_t n,
+                                                                 int64_t c0, int64_t c1) {
+    narrow_columns<v8>(g, s, n, c0, c1);
 }
 #endif
 void run_plain(const TapProduct& g, const Segment* s, int64_t n, int64_t c0, int64_t c1) {
@@ -1080,12 +1205,13 @@ PackedMatrix pack_matrix(int64_t rows, int64_t depth, const float* a, int64_t ro
             for (int64_t i = 0; i < pm.mr && ip * pm.mr + i < rows; ++i)
                 pm.data[(ip * depth + p) * pm.mr + i] = a[(ip * pm.mr + i) * row_stride + p * col_stride];
     pm.finite = std::all_of(pm.plain.begin(), pm.plain.end(), [](float v) { return std::isfinite(v); });
-    if (isa_level() == 2) {
-        const int64_t wide_panels = (rows + 15) / 16;
-        pm.wide.assign(static_cast<size_t>(wide_panels * depth * 16), 0.f);
+    if (isa_level() >= 1) {
+        const int64_t w = isa_level() == 2 ? 16 : 8, wide_panels = (rows + w - 1) / w;
+        pm.wide_mr = w;
+        pm.wide.assign(static_cast<size_t>(wide_panels * depth * w), 0.f);
         for (int64_t i = 0; i < rows; ++i)
             for (int64_t p = 0; p < depth; ++p)
-                pm.wide[((i / 16) * depth + p) * 16 + i % 16] = a[i * row_stride + p * col_stride];
+                pm.wide[((i / w) * depth + p) * w + i % w] = a[i * row_stride + p * col_stride];
     }
     return pm;
 }
@@ -1105,8 +1231,12 @@ void tap_product(const TapProduct& g, const Segment* segs, int64_t n_segs) {
 #ifdef TSVIZ_X86_KERNELS
     if (isa_level() == 2) run = run_avx512;
     if (isa_level() == 1) run = run_avx2;
-    if (isa_level() == 2 && narrow_fits(g, segs, n_segs, total)) {
+    if (isa_level() == 2 && narrow_fits(g, segs, n_segs, total, true)) {
         run = narrow_avx512;
+        gated = true;
+    }
+    if (isa_level() == 1 && narrow_fits(g, segs, n_segs, total, false)) {
+        run = narrow_avx2;
         gated = true;
     }
 #endif

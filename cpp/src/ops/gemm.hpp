@@ -25,7 +25,10 @@ struct PackedMatrix {
     int64_t mr = 0;
     std::vector<float> data;
     std::vector<float> plain;  // A row-major, for products of very few rows (no panels)
-    std::vector<float> wide;   // panels of 16 rows, as data, for the narrow-segment kernel (AVX-512)
+    // Panels of wide_mr rows, as data, for the narrow-segment kernel: 16 on AVX-512 (a zmm
+    // register each), 8 on AVX2 (a ymm); empty on the plain kernels.
+    std::vector<float> wide;
+    int64_t wide_mr = 0;
     // Every element is finite: a product may then leave out the source rows that are all zero
     // (0 times a NaN or an infinity would not be 0).
     bool finite = true;
