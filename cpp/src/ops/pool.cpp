@@ -344,84 +344,89 @@ __attribute__((target("avx512f"))) void max_pool2_backward_avx512(const Backward
 // Several cotangent rows per sample (a saliency sweep: BackwardArgs::rep > 1) through windows
 // that tile the input (kernel = stride, no dilation). The rows share their sample's argmaxes
 // and ReLU gate, so which input position takes which window's gradient is worked out once per
-// sample, as a lane mask per 16 positions of the flat (channel, position) row. Each row is then
-// one permute per 16 positions, with no per-channel bookkeeping: on rows of 12-50 windows the
-// bookkeeping of the loops above cost more than moving the values.
-// Per 16 input positions (a chunk), fixed by the shapes: the first window any of them belongs
-// to (base, flat over channels), each lane's window as an offset from it (idx, 0-15), and how
-// many windows from base on exist (the load's length).
+// sample, as a lane mask per W positions of the flat (channel, position) row. Each row is then
+// one permute per W positions, with no per-channel bookkeeping: on rows of 12-50 windows the
+// bookkeeping of the loops above cost more than moving the values. W = 16 on AVX-512, 8 on
+// AVX2.
+// Per W input positions (a chunk), fixed by the shapes: the first window any of them belongs
+// to (base, flat over channels), each lane's window as an offset from it (idx, below W), and
+// which windows from base on exist (the load's lanes).
+template <int W>
 struct TiledPlan {
     int64_t c = -1, in_len = 0, out_len = 0, kernel = 0, pb = 0;
     std::vector<int32_t> base;
-    std::vector<uint8_t> idx;  // 16 per chunk
-    std::vector<__mmask16> load;
-    std::vector<__mmask16> lanes;  // per chunk, for one sample: the positions that are argmaxes
-    bool ok = false;               // every chunk's windows span at most 16
+    std::vector<uint8_t> idx;      // W per chunk
+    std::vector<uint16_t> load;    // lane bits
+    std::vector<uint16_t> lanes;   // per chunk, for one sample: the positions that are argmaxes
+    bool ok = false;               // every chunk's windows span at most W
 
     void build(int64_t c_n, int64_t x_l, int64_t y_l, int64_t k, int64_t pad) {
         c = c_n, in_len = x_l, out_len = y_l, kernel = k, pb = pad;
-        const int64_t total = c * in_len, chunks = (total + 15) / 16, windows = c * out_len;
+        const int64_t total = c * in_len, chunks = (total + W - 1) / W, windows = c * out_len;
         base.assign(static_cast<size_t>(chunks), 0);
-        idx.assign(static_cast<size_t>(chunks * 16), 0);
+        idx.assign(static_cast<size_t>(chunks * W), 0);
         load.assign(static_cast<size_t>(chunks), 0);
         lanes.resize(static_cast<size_t>(chunks));
         ok = true;
         int64_t ch = 0, pos = 0, first = -1;  // position p = ch * in_len + pos
         for (int64_t p = 0; p < total; ++p) {
-            const int64_t q = p / 16;
-            if (p % 16 == 0) first = -1;
+            const int64_t q = p / W;
+            if (p % W == 0) first = -1;
             const int64_t o = (pos + pb) / kernel;
             if (o < out_len) {  // else no window covers the position
                 const int64_t w = ch * out_len + o;
                 if (first < 0) {
                     first = w;
                     base[static_cast<size_t>(q)] = static_cast<int32_t>(w);
-                    load[static_cast<size_t>(q)] = lanes_inside(0, windows - w);
+                    load[static_cast<size_t>(q)] = static_cast<uint16_t>(lanes_inside(0, std::min<int64_t>(W, windows - w)));
                 }
-                ok = ok && w - first < 16;
-                idx[static_cast<size_t>(p)] = static_cast<uint8_t>((w - first) & 15);
+                ok = ok && w - first < W;
+                idx[static_cast<size_t>(p)] = static_cast<uint8_t>((w - first) & (W - 1));
             }
             if (++pos == in_len) pos = 0, ++ch;
         }
     }
+
+    // The sample's argmax positions (the lanes), gated by the fused ReLU (its pooled value is
+    // positive); without branches, which the gate would mispredict half the time.
+    void mark(const int32_t* arg, const float* pooled, int64_t c_n, int64_t x_l, int64_t y_l) {
+        std::fill(lanes.begin(), lanes.end(), static_cast<uint16_t>(0));
+        for (int64_t ch = 0; ch < c_n; ++ch)
+            for (int64_t o = 0; o < y_l; ++o) {
+                const int64_t w = ch * y_l + o;
+                const unsigned on = static_cast<unsigned>(arg[w] >= 0) & static_cast<unsigned>(!pooled || pooled[w] > 0.f);
+                const int64_t p = ch * x_l + std::max(arg[w], 0);
+                lanes[static_cast<size_t>(p / W)] = static_cast<uint16_t>(lanes[static_cast<size_t>(p / W)] | (on << (p % W)));
+            }
+    }
 };
 
 // The plans of the last few shapes a thread met (a sweep alternates between its poolings).
-TiledPlan& tiled_plan(int64_t c, int64_t x_l, int64_t y_l, int64_t k, int64_t pb) {
+template <int W>
+TiledPlan<W>& tiled_plan(int64_t c, int64_t x_l, int64_t y_l, int64_t k, int64_t pb) {
     constexpr int kPlans = 4;
-    thread_local TiledPlan plans[kPlans];
+    thread_local TiledPlan<W> plans[kPlans];
     thread_local int next = 0;
-    for (TiledPlan& p : plans)
+    for (TiledPlan<W>& p : plans)
         if (p.c == c && p.in_len == x_l && p.out_len == y_l && p.kernel == k && p.pb == pb) return p;
-    TiledPlan& p = plans[next];
+    TiledPlan<W>& p = plans[next];
     next = (next + 1) % kPlans;
     p.build(c, x_l, y_l, k, pb);
     return p;
 }
 
-__attribute__((target("avx512f"))) void tiled_max_pool_backward_rows_avx512(const BackwardArgs& a, TiledPlan& plan,
-                                                                           bool set) {
+__attribute__((target("avx512f"))) void tiled_max_pool_backward_rows_avx512(const BackwardArgs& a,
+                                                                           TiledPlan<16>& plan, bool set) {
     const View& gx = a.grad_in[0];
     const ConstView& gy = a.grad_out;
     const int64_t total = gx.c * gx.l, chunks = (total + 15) / 16, windows = gy.c * gy.l;
     const __mmask16 tail = lanes_inside(0, total - 16 * (chunks - 1));
     const int32_t* base = plan.base.data();
     const uint8_t* idx = plan.idx.data();
-    const __mmask16* load = plan.load.data();
-    __mmask16* lanes = plan.lanes.data();
+    const uint16_t* load = plan.load.data();
+    const uint16_t* lanes = plan.lanes.data();
     for (int64_t s = 0; s * a.rep < gy.n; ++s) {
-        // The sample's argmax positions, gated by the fused ReLU (its pooled value is positive);
-        // without branches, which the gate would mispredict half the time.
-        std::fill(lanes, lanes + chunks, static_cast<__mmask16>(0));
-        const int32_t* arg = a.aux + s * windows;
-        const float* pooled = a.relu_gate ? a.out.sample(s) : nullptr;
-        for (int64_t ch = 0; ch < gy.c; ++ch)
-            for (int64_t o = 0; o < gy.l; ++o) {
-                const int64_t w = ch * gy.l + o;
-                const unsigned on = static_cast<unsigned>(arg[w] >= 0) & static_cast<unsigned>(!pooled || pooled[w] > 0.f);
-                const int64_t p = ch * gx.l + std::max(arg[w], 0);
-                lanes[p >> 4] = static_cast<__mmask16>(lanes[p >> 4] | (on << (p & 15)));
-            }
+        plan.mark(a.aux + s * windows, a.relu_gate ? a.out.sample(s) : nullptr, gy.c, gx.l, gy.l);
         const int64_t last = std::min(gy.n, (s + 1) * a.rep);
         for (int64_t r = s * a.rep; r < last; ++r) {
             const float* g = gy.sample(r);
@@ -435,6 +440,42 @@ __attribute__((target("avx512f"))) void tiled_max_pool_backward_rows_avx512(cons
                 const __mmask16 m = q + 1 < chunks ? static_cast<__mmask16>(0xFFFF) : tail;
                 if (!set) d = _mm512_add_ps(d, _mm512_maskz_loadu_ps(m, dst + 16 * q));
                 _mm512_mask_storeu_ps(dst + 16 * q, m, d);
+            }
+        }
+    }
+}
+
+// The lanes of an AVX2 vector whose bits are set in `bits`, as maskload, maskstore and and
+// take them (all ones or zero).
+__attribute__((target("avx2"), always_inline)) inline __m256i bit_lanes8(unsigned bits) {
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), bit), bit);
+}
+
+// The same on AVX2: 8 positions per permute.
+__attribute__((target("avx2"))) void tiled_max_pool_backward_rows_avx2(const BackwardArgs& a, TiledPlan<8>& plan,
+                                                                      bool set) {
+    const View& gx = a.grad_in[0];
+    const ConstView& gy = a.grad_out;
+    const int64_t total = gx.c * gx.l, chunks = (total + 7) / 8, windows = gy.c * gy.l;
+    const __m256i tail = bit_lanes8(lanes_inside(0, total - 8 * (chunks - 1))), all = _mm256_set1_epi32(-1);
+    const int32_t* base = plan.base.data();
+    const uint8_t* idx = plan.idx.data();
+    const uint16_t* load = plan.load.data();
+    const uint16_t* lanes = plan.lanes.data();
+    for (int64_t s = 0; s * a.rep < gy.n; ++s) {
+        plan.mark(a.aux + s * windows, a.relu_gate ? a.out.sample(s) : nullptr, gy.c, gx.l, gy.l);
+        const int64_t last = std::min(gy.n, (s + 1) * a.rep);
+        for (int64_t r = s * a.rep; r < last; ++r) {
+            const float* g = gy.sample(r);
+            float* dst = gx.sample(r);
+            for (int64_t q = 0; q < chunks; ++q) {
+                const __m256 v = _mm256_maskload_ps(g + base[q], bit_lanes8(load[q]));
+                const __m256i at = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(idx + 8 * q)));
+                __m256 d = _mm256_and_ps(_mm256_permutevar8x32_ps(v, at), _mm256_castsi256_ps(bit_lanes8(lanes[q])));
+                const __m256i m = q + 1 < chunks ? all : tail;
+                if (!set) d = _mm256_add_ps(d, _mm256_maskload_ps(dst + 8 * q, m));
+                _mm256_maskstore_ps(dst + 8 * q, m, d);
             }
         }
     }
@@ -607,8 +648,12 @@ TSVIZ_SIMD void backward_max_pool(const BackwardArgs& a) {
     const int64_t hi = tiled ? std::max(lo, std::min(gy.l, (gx.l + pb) / k_n)) : 0;
 #ifdef TSVIZ_X86_POOL
     if (tiled && a.rep > 1 && isa_level() == 2) {
-        TiledPlan& plan = tiled_plan(gx.c, gx.l, gy.l, k_n, pb);
+        TiledPlan<16>& plan = tiled_plan<16>(gx.c, gx.l, gy.l, k_n, pb);
         if (plan.ok) return tiled_max_pool_backward_rows_avx512(a, plan, set);
+    }
+    if (tiled && a.rep > 1 && isa_level() == 1) {
+        TiledPlan<8>& plan = tiled_plan<8>(gx.c, gx.l, gy.l, k_n, pb);
+        if (plan.ok) return tiled_max_pool_backward_rows_avx2(a, plan, set);
     }
     if (tiled && k_n == 2 && isa_level() == 2) return max_pool2_backward_avx512(a, lo, hi, set);
 #endif
