@@ -764,14 +764,6 @@ __attribute__((target("avx512f"), noinline)) int64_t marked_channels_avx512(cons
     return count;
 }
 
-// AVX2 lane masks: lanes l of a vector at position p0 with p0 + l in [0, len), as the
-// all-ones lanes of maskload and maskstore (which neither read nor write the others).
-__attribute__((target("avx2"), always_inline)) inline __m256i lanes_inside8(int64_t p0, int64_t len) {
-    const int64_t lo = std::clamp<int64_t>(-p0, 0, 8), hi = std::clamp<int64_t>(len - p0, 0, 8);
-    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(hi)), iota),
-                            _mm256_cmpgt_epi32(iota, _mm256_set1_epi32(static_cast<int>(lo) - 1)));
-}
 
 // padded_source_avx512 and nonzero_source_avx512 on AVX2: 8-lane steps.
 __attribute__((target("avx2"), noinline)) const float* padded_source_avx2(const TapProduct& g, const Segment& s,

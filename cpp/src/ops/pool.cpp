@@ -256,6 +256,77 @@ __attribute__((target("avx512f"))) bool max_pool2_flat_avx512(const float* x, fl
     return nan != 0;
 }
 
+// max_pool2_flat_avx512 on AVX2: 8 windows per step, their 16 inputs de-interleaved by a
+// shuffle and a swap of 64-bit lanes.
+__attribute__((target("avx2"))) inline __m256 pick_lanes(__m256 l0, __m256 l1, bool odd) {
+    const __m256 t = odd ? _mm256_shuffle_ps(l0, l1, _MM_SHUFFLE(3, 1, 3, 1)) : _mm256_shuffle_ps(l0, l1, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+__attribute__((target("avx2"))) bool max_pool2_flat_avx2(const float* x, float* y, int32_t* arg, int64_t total,
+                                                         int64_t row) {
+    alignas(32) int32_t start[8];
+    for (int l = 0; l < 8; ++l) start[l] = static_cast<int32_t>(l % row);
+    __m256i pos = _mm256_load_si256(reinterpret_cast<const __m256i*>(start));
+    const __m256i step = _mm256_set1_epi32(static_cast<int32_t>(8 % row)), len = _mm256_set1_epi32(static_cast<int32_t>(row));
+    const __m256i below = _mm256_set1_epi32(static_cast<int32_t>(row - 1));
+    int nan = 0;
+    for (int64_t o = 0; o < total; o += 8) {
+        const int64_t n = std::min<int64_t>(8, total - o);
+        const float* p = x + 2 * o;
+        const __m256 l0 = _mm256_maskload_ps(p, lanes_inside8(0, 2 * n)), l1 = _mm256_maskload_ps(p + 8, lanes_inside8(8, 2 * n));
+        const __m256 even = pick_lanes(l0, l1, false), odd = pick_lanes(l0, l1, true);
+        nan |= _mm256_movemask_ps(_mm256_cmp_ps(l0, l1, _CMP_UNORD_Q));  // masked-off lanes hold 0
+        const __m256 better = _mm256_cmp_ps(odd, even, _CMP_GT_OQ);
+        const __m256i first = _mm256_add_epi32(pos, pos), m = lanes_inside8(0, n);
+        _mm256_maskstore_ps(y + o, m, _mm256_blendv_ps(even, odd, better));
+        // better is all ones (-1) where the odd tap wins: first - (-1) = first + 1.
+        _mm256_maskstore_epi32(arg + o, m, _mm256_sub_epi32(first, _mm256_castps_si256(better)));
+        pos = _mm256_add_epi32(pos, step);
+        pos = _mm256_sub_epi32(pos, _mm256_and_si256(_mm256_cmpgt_epi32(pos, below), len));
+    }
+    return nan != 0;
+}
+
+// max_pool2_row_avx512 on AVX2: 8 windows per step.
+__attribute__((target("avx2"))) bool max_pool2_row_avx2(const float* base, float* y, int32_t* arg, int64_t lo,
+                                                        int64_t hi, int64_t pb) {
+    int nan = 0;
+    const __m256i twice = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    for (int64_t o = lo; o < hi; o += 8) {
+        const int64_t n = std::min<int64_t>(8, hi - o);
+        const float* p = base + 2 * o;
+        const __m256 l0 = _mm256_maskload_ps(p, lanes_inside8(0, 2 * n)), l1 = _mm256_maskload_ps(p + 8, lanes_inside8(8, 2 * n));
+        const __m256 even = pick_lanes(l0, l1, false), odd = pick_lanes(l0, l1, true);
+        nan |= _mm256_movemask_ps(_mm256_cmp_ps(l0, l1, _CMP_UNORD_Q));
+        const __m256 better = _mm256_cmp_ps(odd, even, _CMP_GT_OQ);
+        const __m256i first = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
+        const __m256i m = lanes_inside8(0, n);
+        _mm256_maskstore_ps(y + o, m, _mm256_blendv_ps(even, odd, better));
+        _mm256_maskstore_epi32(arg + o, m, _mm256_sub_epi32(first, _mm256_castps_si256(better)));
+    }
+    return nan != 0;
+}
+
+// Every row of the op on AVX2: in one pass when the rows tile the tensor, else row by row.
+__attribute__((target("avx2"))) void max_pool2_avx2(const ForwardArgs& a) {
+    const ConstView& x = a.in[0];
+    const View& y = a.out;
+    const int64_t pb = a.geo.pad_begin;
+    if (pb == 0 && y.l > 0 && x.l == 2 * y.l && !max_pool2_flat_avx2(x.data, y.data, a.aux, y.n * y.c * y.l, y.l))
+        return;
+    const auto [lo, hi] = inner_windows(a.node, pb, x.l, y.l);
+    for (int64_t r = 0; r < y.n * y.c; ++r) {
+        const float* xc = x.data + r * x.l;
+        float* yc = y.data + r * y.l;
+        int32_t* arg = a.aux + r * y.l;
+        for (int64_t o = 0; o < lo; ++o) max_pool_window(a.node, pb, xc, x.l, o, yc, arg);
+        // A window with NaN goes again by the first-NaN rule.
+        if (max_pool2_row_avx2(xc - pb, yc, arg, lo, hi, pb))
+            for (int64_t o = lo; o < hi; ++o) max_pool_window(a.node, pb, xc, x.l, o, yc, arg);
+        for (int64_t o = hi; o < y.l; ++o) max_pool_window(a.node, pb, xc, x.l, o, yc, arg);
+    }
+}
+
 // Every row of the op: one call, not one per row of 12-50 windows.
 __attribute__((target("avx512f"))) void max_pool2_avx512(const ForwardArgs& a) {
     const ConstView& x = a.in[0];
@@ -329,6 +400,81 @@ __attribute__((target("avx512f"))) void max_pool2_backward_avx512(const Backward
                 const __m512 v1 = _mm512_maskz_mov_ps(_mm512_cmpneq_epi32_mask(at, first), v);
                 store_interleaved(dst + 2 * o - pb, v0, v1, lanes_inside(0, 2 * n), lanes_inside(16, 2 * n), set, low,
                                   high);
+            }
+            // Windows that reach into the padding.
+            auto scatter = [&](int64_t o) {
+                const int32_t i = arg[o];
+                if (i >= 0 && (!gate || gate[o] > 0.f)) dst[i] += g[o];
+            };
+            for (int64_t o = 0; o < lo; ++o) scatter(o);
+            for (int64_t o = hi; o < gy.l; ++o) scatter(o);
+        }
+    }
+}
+
+// Two taps' values (v0 at even positions, v1 at odd) interleaved into the 2n floats at dst:
+// stored, or added to what dst holds unless `set`.
+__attribute__((target("avx2"), always_inline)) inline void store_interleaved8(float* dst, __m256 v0, __m256 v1,
+                                                                            int64_t n, bool set) {
+    const __m256 lo = _mm256_unpacklo_ps(v0, v1), hi = _mm256_unpackhi_ps(v0, v1);
+    __m256 d0 = _mm256_permute2f128_ps(lo, hi, 0x20), d1 = _mm256_permute2f128_ps(lo, hi, 0x31);
+    const __m256i m0 = lanes_inside8(0, 2 * n), m1 = lanes_inside8(8, 2 * n);
+    if (!set) {
+        d0 = _mm256_add_ps(d0, _mm256_maskload_ps(dst, m0));
+        d1 = _mm256_add_ps(d1, _mm256_maskload_ps(dst + 8, m1));
+    }
+    _mm256_maskstore_ps(dst, m0, d0);
+    _mm256_maskstore_ps(dst + 8, m1, d1);
+}
+
+// max_pool2_backward_avx512 on AVX2: 8 windows per step, the two taps' values interleaved
+// back by an unpack and a swap of 128-bit halves.
+__attribute__((target("avx2"))) void max_pool2_backward_avx2(const BackwardArgs& a, int64_t lo, int64_t hi, bool set) {
+    const View& gx = a.grad_in[0];
+    const ConstView& gy = a.grad_out;
+    const int64_t pb = a.geo.pad_begin;
+    const __m256 zero = _mm256_setzero_ps();
+    if (pb == 0 && gx.l == 2 * gy.l && a.rep == 1) {
+        // The rows tile the tensor: every window in one pass, the argmax's tap its parity.
+        const int64_t total = gy.n * gy.c * gy.l;
+        const float* gate = a.relu_gate ? a.out.data : nullptr;
+        const __m256i one = _mm256_set1_epi32(1);
+        for (int64_t o = 0; o < total; o += 8) {
+            const int64_t n = std::min<int64_t>(8, total - o);
+            __m256i m = lanes_inside8(0, n);
+            if (gate)
+                m = _mm256_and_si256(m, _mm256_castps_si256(_mm256_cmp_ps(_mm256_maskload_ps(gate + o, m), zero, _CMP_GT_OQ)));
+            const __m256 v = _mm256_maskload_ps(gy.data + o, m);
+            const __m256 second = _mm256_castsi256_ps(
+                _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_maskload_epi32(a.aux + o, m), one), one));
+            store_interleaved8(gx.data + 2 * o, _mm256_andnot_ps(second, v), _mm256_and_ps(second, v), n, set);
+        }
+        return;
+    }
+    const int64_t inner_lo = std::clamp<int64_t>(2 * lo - pb, 0, gx.l);
+    const int64_t inner_hi = std::clamp<int64_t>(2 * hi - pb, inner_lo, gx.l);
+    const __m256i twice = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    for (int64_t r = 0; r < gy.n; ++r) {
+        const int32_t* arg_r = a.aux + (r / a.rep) * gy.c * gy.l;
+        const float* pooled = a.relu_gate ? a.out.sample(r / a.rep) : nullptr;
+        for (int64_t c = 0; c < gy.c; ++c) {
+            const int32_t* arg = arg_r + c * gy.l;
+            const float* g = gy.sample(r) + c * gy.l;
+            const float* gate = pooled ? pooled + c * gy.l : nullptr;
+            float* dst = gx.sample(r) + c * gx.l;
+            if (set) {
+                std::fill(dst, dst + inner_lo, 0.f);
+                std::fill(dst + inner_hi, dst + gx.l, 0.f);
+            }
+            for (int64_t o = lo; o < hi; o += 8) {
+                const int64_t n = std::min<int64_t>(8, hi - o);
+                __m256i m = lanes_inside8(0, n);
+                if (gate)
+                    m = _mm256_and_si256(m, _mm256_castps_si256(_mm256_cmp_ps(_mm256_maskload_ps(gate + o, m), zero, _CMP_GT_OQ)));
+                const __m256 v = _mm256_maskload_ps(g + o, m);
+                const __m256i first = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
+                const __m256 at_first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_maskload_epi32(arg + o, m), first));
+                store_interleaved8(dst + 2 * o - pb, _mm256_and_ps(at_first, v), _mm256_andnot_ps(at_first, v), n, set);
             }
             // Windows that reach into the padding.
             auto scatter = [&](int64_t o) {
@@ -491,6 +637,7 @@ TSVIZ_SIMD void forward_max_pool(const ForwardArgs& a) {
     const int64_t s = node.stride, d = node.dilation, pb = a.geo.pad_begin;
 #ifdef TSVIZ_X86_POOL
     if (s == 2 && node.kernel == 2 && d == 1 && isa_level() == 2) return max_pool2_avx512(a);
+    if (s == 2 && node.kernel == 2 && d == 1 && isa_level() == 1) return max_pool2_avx2(a);
 #endif
     const auto [inner_lo, inner_hi] = inner_windows(node, pb, x.l, y.l);
     for (int64_t n = 0; n < y.n; ++n) {
@@ -656,6 +803,7 @@ TSVIZ_SIMD void backward_max_pool(const BackwardArgs& a) {
         if (plan.ok) return tiled_max_pool_backward_rows_avx2(a, plan, set);
     }
     if (tiled && k_n == 2 && isa_level() == 2) return max_pool2_backward_avx512(a, lo, hi, set);
+    if (tiled && k_n == 2 && isa_level() == 1) return max_pool2_backward_avx2(a, lo, hi, set);
 #endif
     for (int64_t r = 0; r < gy.n; ++r) {
         const int32_t* arg = a.aux + (r / a.rep) * gy.c * gy.l;

@@ -35,6 +35,15 @@ inline __mmask16 lanes_inside(int64_t p0, int64_t len) {
     return lo >= hi ? 0 : static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
 }
 
+// The same lanes for AVX2's eight, as the all-ones lanes of maskload and maskstore (which
+// neither read nor write the others).
+__attribute__((target("avx2"), always_inline)) inline __m256i lanes_inside8(int64_t p0, int64_t len) {
+    const int64_t lo = std::clamp<int64_t>(-p0, 0, 8), hi = std::clamp<int64_t>(len - p0, 0, 8);
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(hi)), iota),
+                            _mm256_cmpgt_epi32(iota, _mm256_set1_epi32(static_cast<int>(lo) - 1)));
+}
+
 // Lane indices for _mm512_permutex2var_ps(a, idx, b): the even and odd elements of the 32 in
 // a and b (de-interleaving), and the low and high halves of a and b interleaved.
 alignas(64) inline constexpr int32_t kEvenLanes[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
