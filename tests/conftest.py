@@ -102,10 +102,11 @@ def ort_run(path: Path | bytes, x: np.ndarray) -> np.ndarray:
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 
-def outputs_at_thread_counts(tmp_path: Path, script: str, inputs: dict, threads=(1, 2, 3)) -> dict:
+def outputs_in_processes(tmp_path: Path, script: str, inputs: dict, envs: dict) -> dict:
     """Runs ``script`` (arguments: the inputs' .npz, the models folder, the .npz to write) in a
-    fresh process per thread count, since TSVIZ_NUM_THREADS is read when the engine first runs;
-    returns {threads: the outputs it wrote}."""
+    fresh process per entry of ``envs`` ({label: environment variables to set}), since the
+    engine reads TSVIZ_NUM_THREADS and TSVIZ_KERNELS when it first runs; returns {label: the
+    outputs it wrote}."""
     import os
     import subprocess
 
@@ -113,13 +114,18 @@ def outputs_at_thread_counts(tmp_path: Path, script: str, inputs: dict, threads=
     path = tmp_path / "script.py"
     path.write_text(script)
     results = {}
-    for n in threads:
-        out = tmp_path / f"out{n}.npz"
-        env = dict(os.environ, TSVIZ_NUM_THREADS=str(n))
+    for label, extra in envs.items():
+        out = tmp_path / f"out_{label}.npz"
+        env = dict(os.environ, **extra)
         subprocess.run([sys.executable, str(path), str(tmp_path / "inputs.npz"), str(MODELS), str(out)],
                        check=True, cwd=tmp_path, env=env)
-        results[n] = np.load(out)
+        results[label] = np.load(out)
     return results
+
+
+def outputs_at_thread_counts(tmp_path: Path, script: str, inputs: dict, threads=(1, 2, 3)) -> dict:
+    """outputs_in_processes at each TSVIZ_NUM_THREADS: {threads: the outputs}."""
+    return outputs_in_processes(tmp_path, script, inputs, {n: {"TSVIZ_NUM_THREADS": str(n)} for n in threads})
 
 
 @pytest.fixture(scope="session")
