@@ -519,6 +519,9 @@ def worker(args):
     load0 = os.getloadavg()[0]
     log(f"[{threads} thread{'s' if threads > 1 else ''}] TSVIZ_NUM_THREADS={threads}, "
         f"torch.set_num_threads({threads}), ORT intra_op_num_threads={threads}")
+    if os.environ.get("TSVIZ_KERNELS"):
+        log(f"kernels: engine TSVIZ_KERNELS={os.environ['TSVIZ_KERNELS']}, PyTorch "
+            f"{torch.backends.cpu.get_cpu_capability()}")
     if "forward" in kinds:
         run_forward(cfg, threads, models, rows)
     if {"explain", "full"} & set(kinds):
@@ -682,10 +685,15 @@ def main(argv=None):
     ap.add_argument("--budget", type=float, default=None,
                     help="seconds of timed repetitions per row (default 3; quick 0.3)")
     ap.add_argument("--out", type=Path, default=None,
-                    help="results file stem (default bench/results/<UTC date-time>[-quick])")
+                    help="results file stem (default bench/results/<UTC date-time>[-avx2][-quick])")
     ap.add_argument("--peer-spin", action="store_true",
                     help="leave ONNX Runtime's and PyTorch's threads spinning after a call (their "
                          "default), which holds cores through the engine's next interleaved call")
+    ap.add_argument("--isa", choices=("best", "avx2"), default="best",
+                    help="avx2: the engine's AVX2 kernels (TSVIZ_KERNELS=avx2) against PyTorch held "
+                         "to AVX2 too (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, "
+                         "MKL_ENABLE_INSTRUCTIONS), as on a processor without AVX-512; ONNX "
+                         "Runtime has no such switch (default: best, each side's best kernels)")
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -707,7 +715,7 @@ def main(argv=None):
     meta = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu_model(),
             "cpu_flags": cpu_flags(), "cores": os.cpu_count(), "versions": versions(),
             "commit": git_commit(), "command": " ".join(["python bench/run.py"] + list(argv or sys.argv[1:])),
-            "quick": args.quick, "threads": args.threads}
+            "quick": args.quick, "threads": args.threads, "isa": args.isa}
     v = meta["versions"]
     log(f"{meta['date']}; CPU: {meta['cpu']} ({', '.join(meta['cpu_flags'])}); cores: {meta['cores']}")
     log(f"python {v['python']}, tsviz_native {v['tsviz_native']}, torch {v['torch']}, onnxruntime "
@@ -726,6 +734,9 @@ def main(argv=None):
         # passively.
         if not args.peer_spin:
             env["OMP_WAIT_POLICY"] = "PASSIVE"
+        if args.isa == "avx2":
+            env.update(TSVIZ_KERNELS="avx2", ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2",
+                       MKL_ENABLE_INSTRUCTIONS="AVX2")
         if args.peer_spin:
             cmd_spin = ["--peer-spin"]
         else:
@@ -761,6 +772,12 @@ def main(argv=None):
              f"Threads: {', '.join(map(str, args.threads))} (TSVIZ_NUM_THREADS, "
              f"torch.set_num_threads, ORT intra_op_num_threads).",
              ""]
+    if args.isa == "avx2":
+        parts[-1:-1] = ["", "Kernels: AVX2 (`--isa avx2`): the engine's AVX2 kernels (TSVIZ_KERNELS=avx2) "
+                        "and PyTorch's (ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2, "
+                        "MKL_ENABLE_INSTRUCTIONS=AVX2), as on a processor without AVX-512. ONNX "
+                        "Runtime has no such switch and keeps its AVX-512 kernels: the forward rows "
+                        "are not like for like."]
     if len(set(built.values())) > 1:
         parts += ["**The installed engine was rebuilt between the thread counts: the columns "
                   "timed different builds.**", ""]
@@ -803,7 +820,8 @@ def main(argv=None):
     print("\n" + md)
 
     RESULTS.mkdir(exist_ok=True)
-    stem = args.out or RESULTS / (started.strftime("%Y-%m-%d_%H%M") + ("-quick" if args.quick else ""))
+    stem = args.out or RESULTS / (started.strftime("%Y-%m-%d_%H%M") + ("-avx2" if args.isa == "avx2" else "")
+                                  + ("-quick" if args.quick else ""))
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".md").write_text(md)
