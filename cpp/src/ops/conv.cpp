@@ -182,25 +182,27 @@ const TapPhases& tap_phases(const Node& node, int64_t pad) {
 }
 
 #ifdef TSVIZ_X86_CONV
-// add_phase_sums at stride 2 on AVX-512, for every channel of one cotangent row: the two
-// phases' sums of 16 positions m held in registers, then interleaved into 32 positions of dx.
-// The loads are planned once per call (Stride2Plan); each is a masked load of one tap's row,
-// whose lanes outside the row read 0 where the loops' bounds skip them. Each phase adds its
-// taps in the same order from 0, so the sums are those of add_phase_sums bit for bit, but for
-// the sign of a zero (a masked lane adds +0).
+// add_phase_sums at stride 2 on AVX-512 (W = 16) and AVX2 (W = 8), for every channel of one
+// cotangent row: the two phases' sums of W positions m held in registers, then interleaved
+// into 2W positions of dx. The loads are planned once per call (Stride2Plan); each is a masked
+// load of one tap's row, whose lanes outside the row read 0 where the loops' bounds skip them.
+// Each phase adds its taps in the same order from 0, so the sums are those of add_phase_sums
+// bit for bit, but for the sign of a zero (a masked lane adds +0).
+template <int W>
 struct Stride2Plan {
     struct Load {
         int64_t k, o;  // tap k's row (of cols, or its weight times dz), from column o
         uint16_t lanes;
     };
-    std::vector<Load> loads;                    // per block of 16 m: phase 0's taps, then phase 1's
+    std::vector<Load> loads;                    // per block of W m: phase 0's taps, then phase 1's
     std::vector<int64_t> first, split;          // per block: its first load, its first of phase 1
-    std::vector<uint16_t> store_lo, store_hi;   // per block: dx's lanes at 32 m and 32 m + 16
+    std::vector<uint16_t> store_lo, store_hi;   // per block: dx's lanes at 2W m and 2W m + W
 };
 
 // The calling thread's, kept between calls; valid until it asks again.
-const Stride2Plan& plan_stride2(int64_t k_n, int64_t len, const TapPhases& taps, int64_t dx_l) {
-    thread_local Stride2Plan plan;
+template <int W>
+const Stride2Plan<W>& plan_stride2(int64_t k_n, int64_t len, const TapPhases& taps, int64_t dx_l) {
+    thread_local Stride2Plan<W> plan;
     const int64_t* tap_phase = taps.phase.data();
     const int64_t* tap_delta = taps.delta.data();
     plan.loads.clear();
@@ -208,29 +210,33 @@ const Stride2Plan& plan_stride2(int64_t k_n, int64_t len, const TapPhases& taps,
     plan.split.clear();
     plan.store_lo.clear();
     plan.store_hi.clear();
+    // The lanes of W positions from p0 that lie in [0, n).
+    auto lanes = [](int64_t p0, int64_t n) {
+        return static_cast<uint16_t>(lanes_inside(p0, n) & ((1u << W) - 1u));
+    };
     const int64_t m_max = (dx_l + 1) / 2;
-    for (int64_t m = 0; m < m_max; m += 16) {
+    for (int64_t m = 0; m < m_max; m += W) {
         plan.first.push_back(static_cast<int64_t>(plan.loads.size()));
         for (int64_t phase = 0; phase < 2; ++phase) {
             if (phase == 1) plan.split.push_back(static_cast<int64_t>(plan.loads.size()));
             for (int64_t k = 0; k < k_n; ++k) {
                 const int64_t o = m - tap_delta[k];  // position m of the phase reads column o
-                const __mmask16 lanes = lanes_inside(o, len);
-                if (tap_phase[k] == phase && lanes) plan.loads.push_back({k, o, lanes});
+                const uint16_t in = lanes(o, len);
+                if (tap_phase[k] == phase && in) plan.loads.push_back({k, o, in});
             }
         }
-        plan.store_lo.push_back(lanes_inside(2 * m, dx_l));
-        plan.store_hi.push_back(lanes_inside(2 * m + 16, dx_l));
+        plan.store_lo.push_back(lanes(2 * m, dx_l));
+        plan.store_hi.push_back(lanes(2 * m + W, dx_l));
     }
     plan.first.push_back(static_cast<int64_t>(plan.loads.size()));
     return plan;
 }
 
-__attribute__((target("avx512f"))) void add_phase_sums2_avx512(const Stride2Plan& plan, const float* cols,
+__attribute__((target("avx512f"))) void add_phase_sums2_avx512(const Stride2Plan<16>& plan, const float* cols,
                                                                 int64_t channels, int64_t k_n, int64_t len, float* dx,
                                                                 int64_t dx_l, bool set) {
     const __m512i low = _mm512_load_si512(kInterleaveLow), high = _mm512_load_si512(kInterleaveHigh);
-    const Stride2Plan::Load* loads = plan.loads.data();
+    const Stride2Plan<16>::Load* loads = plan.loads.data();
     const int64_t blocks = static_cast<int64_t>(plan.split.size());
     for (int64_t c = 0; c < channels; ++c) {
         float* dx_c = dx + c * dx_l;
@@ -243,6 +249,26 @@ __attribute__((target("avx512f"))) void add_phase_sums2_avx512(const Stride2Plan
             for (int64_t j = split; j < end; ++j)
                 s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(loads[j].lanes, cols_c + loads[j].k * len + loads[j].o));
             store_interleaved(dx_c + 32 * b, s0, s1, plan.store_lo[b], plan.store_hi[b], set, low, high);
+        }
+    }
+}
+
+__attribute__((target("avx2"))) void add_phase_sums2_avx2(const Stride2Plan<8>& plan, const float* cols,
+                                                          int64_t channels, int64_t k_n, int64_t len, float* dx,
+                                                          int64_t dx_l, bool set) {
+    const Stride2Plan<8>::Load* loads = plan.loads.data();
+    const int64_t blocks = static_cast<int64_t>(plan.split.size());
+    for (int64_t c = 0; c < channels; ++c) {
+        float* dx_c = dx + c * dx_l;
+        const float* cols_c = cols + c * k_n * len;
+        for (int64_t b = 0; b < blocks; ++b) {
+            __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+            const int64_t split = plan.split[b], end = plan.first[b + 1];
+            for (int64_t j = plan.first[b]; j < split; ++j)
+                s0 = _mm256_add_ps(s0, _mm256_maskload_ps(cols_c + loads[j].k * len + loads[j].o, bit_lanes8(loads[j].lanes)));
+            for (int64_t j = split; j < end; ++j)
+                s1 = _mm256_add_ps(s1, _mm256_maskload_ps(cols_c + loads[j].k * len + loads[j].o, bit_lanes8(loads[j].lanes)));
+            store_interleaved8(dx_c + 16 * b, s0, s1, bit_lanes8(plan.store_lo[b]), bit_lanes8(plan.store_hi[b]), set);
         }
     }
 }
@@ -278,8 +304,9 @@ void backward_conv(const BackwardArgs& a) {
         std::vector<const float*>& phase_rows = rows_scratch;
         cols.resize(static_cast<size_t>(block * rows * len));
 #ifdef TSVIZ_X86_CONV
-        const bool stride2 = st == 2 && isa_level() == 2;
-        const Stride2Plan* plan = stride2 ? &plan_stride2(k_n, len, taps, gx.l) : nullptr;
+        const bool stride2 = st == 2 && isa_level() == 2, stride2_avx2 = st == 2 && isa_level() == 1;
+        const Stride2Plan<16>* plan = stride2 ? &plan_stride2<16>(k_n, len, taps, gx.l) : nullptr;
+        const Stride2Plan<8>* plan8 = stride2_avx2 ? &plan_stride2<8>(k_n, len, taps, gx.l) : nullptr;
 #endif
         for (int64_t g = 0; g < groups; ++g)
             for (int64_t r0 = 0; r0 < gy.n; r0 += block) {
@@ -295,6 +322,10 @@ void backward_conv(const BackwardArgs& a) {
 #ifdef TSVIZ_X86_CONV
                     if (stride2) {
                         add_phase_sums2_avx512(*plan, c_r, per_group, k_n, len, dx, gx.l, a.overwrite);
+                        continue;
+                    }
+                    if (stride2_avx2) {
+                        add_phase_sums2_avx2(*plan8, c_r, per_group, k_n, len, dx, gx.l, a.overwrite);
                         continue;
                     }
 #endif
@@ -365,8 +396,8 @@ __attribute__((target("avx512f"))) void strided2_filter_input_grad_avx512(const 
                                                                           int64_t count) {
     const int64_t per_group = in.c / node.group, filters_per_group = geo.out.c / node.group;
     const int64_t k_n = node.kernel, in_l = in.l;
-    const Stride2Plan& plan = plan_stride2(k_n, geo.out.l, tap_phases(node, geo.pad_begin), in_l);
-    const Stride2Plan::Load* loads = plan.loads.data();
+    const Stride2Plan<16>& plan = plan_stride2<16>(k_n, geo.out.l, tap_phases(node, geo.pad_begin), in_l);
+    const Stride2Plan<16>::Load* loads = plan.loads.data();
     const int64_t blocks = static_cast<int64_t>(plan.split.size());
     const __m512i low = _mm512_load_si512(kInterleaveLow), high = _mm512_load_si512(kInterleaveHigh);
     for (int64_t r = 0; r < count; ++r) {
@@ -392,6 +423,39 @@ __attribute__((target("avx512f"))) void strided2_filter_input_grad_avx512(const 
         }
     }
 }
+
+// The same on AVX2: 8 positions m at a time.
+__attribute__((target("avx2,fma"))) void strided2_filter_input_grad_avx2(const Node& node, const Resolved& geo,
+                                                                        const Shape& in, const FilterRow* rows,
+                                                                        int64_t count) {
+    const int64_t per_group = in.c / node.group, filters_per_group = geo.out.c / node.group;
+    const int64_t k_n = node.kernel, in_l = in.l;
+    const Stride2Plan<8>& plan = plan_stride2<8>(k_n, geo.out.l, tap_phases(node, geo.pad_begin), in_l);
+    const Stride2Plan<8>::Load* loads = plan.loads.data();
+    const int64_t blocks = static_cast<int64_t>(plan.split.size());
+    for (int64_t r = 0; r < count; ++r) {
+        const FilterRow& row = rows[r];
+        const int64_t c0 = (row.filter / filters_per_group) * per_group;
+        std::fill(row.dx, row.dx + c0 * in_l, 0.f);
+        std::fill(row.dx + (c0 + per_group) * in_l, row.dx + in.c * in_l, 0.f);
+        const float* w = node.weight.data() + row.filter * per_group * k_n;
+        for (int64_t c = 0; c < per_group; ++c) {
+            float* dx = row.dx + (c0 + c) * in_l;
+            const float* w_c = w + c * k_n;
+            for (int64_t b = 0; b < blocks; ++b) {
+                __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+                const int64_t split = plan.split[b], end = plan.first[b + 1];
+                for (int64_t j = plan.first[b]; j < split; ++j)
+                    s0 = _mm256_fmadd_ps(_mm256_set1_ps(w_c[loads[j].k]),
+                                         _mm256_maskload_ps(row.dz + loads[j].o, bit_lanes8(loads[j].lanes)), s0);
+                for (int64_t j = split; j < end; ++j)
+                    s1 = _mm256_fmadd_ps(_mm256_set1_ps(w_c[loads[j].k]),
+                                         _mm256_maskload_ps(row.dz + loads[j].o, bit_lanes8(loads[j].lanes)), s1);
+                store_interleaved8(dx + 16 * b, s0, s1, bit_lanes8(plan.store_lo[b]), bit_lanes8(plan.store_hi[b]), true);
+            }
+        }
+    }
+}
 #endif
 
 }  // namespace
@@ -400,6 +464,7 @@ void conv_filter_input_grad(const Node& node, const Resolved& geo, const Shape& 
                             int64_t count) {
 #ifdef TSVIZ_X86_CONV
     if (node.stride == 2 && isa_level() == 2) return strided2_filter_input_grad_avx512(node, geo, in, rows, count);
+    if (node.stride == 2 && isa_level() == 1) return strided2_filter_input_grad_avx2(node, geo, in, rows, count);
 #endif
     if (node.stride > 1) return strided_filter_input_grad(node, geo, in, rows, count);
     const int64_t per_group = in.c / node.group, filters_per_group = geo.out.c / node.group;

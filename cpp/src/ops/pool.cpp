@@ -412,19 +412,10 @@ __attribute__((target("avx512f"))) void max_pool2_backward_avx512(const Backward
     }
 }
 
-// Two taps' values (v0 at even positions, v1 at odd) interleaved into the 2n floats at dst:
-// stored, or added to what dst holds unless `set`.
-__attribute__((target("avx2"), always_inline)) inline void store_interleaved8(float* dst, __m256 v0, __m256 v1,
-                                                                            int64_t n, bool set) {
-    const __m256 lo = _mm256_unpacklo_ps(v0, v1), hi = _mm256_unpackhi_ps(v0, v1);
-    __m256 d0 = _mm256_permute2f128_ps(lo, hi, 0x20), d1 = _mm256_permute2f128_ps(lo, hi, 0x31);
-    const __m256i m0 = lanes_inside8(0, 2 * n), m1 = lanes_inside8(8, 2 * n);
-    if (!set) {
-        d0 = _mm256_add_ps(d0, _mm256_maskload_ps(dst, m0));
-        d1 = _mm256_add_ps(d1, _mm256_maskload_ps(dst + 8, m1));
-    }
-    _mm256_maskstore_ps(dst, m0, d0);
-    _mm256_maskstore_ps(dst + 8, m1, d1);
+// Two taps' values (v0 at even positions, v1 at odd) interleaved into the 2n floats at dst.
+__attribute__((target("avx2"), always_inline)) inline void store_taps8(float* dst, __m256 v0, __m256 v1, int64_t n,
+                                                                     bool set) {
+    store_interleaved8(dst, v0, v1, lanes_inside8(0, 2 * n), lanes_inside8(8, 2 * n), set);
 }
 
 // max_pool2_backward_avx512 on AVX2: 8 windows per step, the two taps' values interleaved
@@ -447,7 +438,7 @@ __attribute__((target("avx2"))) void max_pool2_backward_avx2(const BackwardArgs&
             const __m256 v = _mm256_maskload_ps(gy.data + o, m);
             const __m256 second = _mm256_castsi256_ps(
                 _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_maskload_epi32(a.aux + o, m), one), one));
-            store_interleaved8(gx.data + 2 * o, _mm256_andnot_ps(second, v), _mm256_and_ps(second, v), n, set);
+            store_taps8(gx.data + 2 * o, _mm256_andnot_ps(second, v), _mm256_and_ps(second, v), n, set);
         }
         return;
     }
@@ -474,7 +465,7 @@ __attribute__((target("avx2"))) void max_pool2_backward_avx2(const BackwardArgs&
                 const __m256 v = _mm256_maskload_ps(g + o, m);
                 const __m256i first = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
                 const __m256 at_first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_maskload_epi32(arg + o, m), first));
-                store_interleaved8(dst + 2 * o - pb, _mm256_and_ps(at_first, v), _mm256_andnot_ps(at_first, v), n, set);
+                store_taps8(dst + 2 * o - pb, _mm256_and_ps(at_first, v), _mm256_andnot_ps(at_first, v), n, set);
             }
             // Windows that reach into the padding.
             auto scatter = [&](int64_t o) {
@@ -589,13 +580,6 @@ __attribute__((target("avx512f"))) void tiled_max_pool_backward_rows_avx512(cons
             }
         }
     }
-}
-
-// The lanes of an AVX2 vector whose bits are set in `bits`, as maskload, maskstore and and
-// take them (all ones or zero).
-__attribute__((target("avx2"), always_inline)) inline __m256i bit_lanes8(unsigned bits) {
-    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), bit), bit);
 }
 
 // The same on AVX2: 8 positions per permute.

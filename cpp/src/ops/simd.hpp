@@ -65,5 +65,27 @@ __attribute__((target("avx512f"), always_inline)) inline void store_interleaved(
     _mm512_mask_storeu_ps(p, lo, d0);
     _mm512_mask_storeu_ps(p + 16, hi, d1);
 }
+
+// The lanes of an AVX2 vector whose bits are set in `bits`, as maskload, maskstore and and
+// take them (all ones or zero).
+__attribute__((target("avx2"), always_inline)) inline __m256i bit_lanes8(unsigned bits) {
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), bit), bit);
+}
+
+// store_interleaved on AVX2: 8 pairs (even[i], odd[i]) interleaved into the 16 floats at p by
+// an unpack and a swap of 128-bit halves; lanes `lo` of p[0, 8) and `hi` of p[8, 16) (all-ones
+// lanes) are stored, or added to what p holds unless `set`.
+__attribute__((target("avx2"), always_inline)) inline void store_interleaved8(float* p, __m256 even, __m256 odd,
+                                                                            __m256i lo, __m256i hi, bool set) {
+    const __m256 a = _mm256_unpacklo_ps(even, odd), b = _mm256_unpackhi_ps(even, odd);
+    __m256 d0 = _mm256_permute2f128_ps(a, b, 0x20), d1 = _mm256_permute2f128_ps(a, b, 0x31);
+    if (!set) {
+        d0 = _mm256_add_ps(d0, _mm256_maskload_ps(p, lo));
+        d1 = _mm256_add_ps(d1, _mm256_maskload_ps(p + 8, hi));
+    }
+    _mm256_maskstore_ps(p, lo, d0);
+    _mm256_maskstore_ps(p + 8, hi, d1);
+}
 }  // namespace tsviz::ops
 #endif
