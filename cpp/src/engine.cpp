@@ -44,10 +44,14 @@ void lay_out(Activations& act, const std::vector<ops::Resolved>& geo, int64_t n)
     act.aux_offset.resize(geo.size());
     int64_t total = 0, aux_total = 0;
     for (size_t v = 0; v < geo.size(); ++v) {
-        act.offset[v] = total;
         act.aux_offset[v] = aux_total;
-        total += n * geo[v].out.size();
         aux_total += n * geo[v].aux_per_sample;
+        if (geo[v].view_of >= 0) {  // the same elements as an earlier node's output
+            act.offset[v] = act.offset[static_cast<size_t>(geo[v].view_of)];
+            continue;
+        }
+        act.offset[v] = total;
+        total += n * geo[v].out.size();
     }
     act.arena.resize(static_cast<size_t>(total));
     act.aux.resize(static_cast<size_t>(aux_total));

@@ -94,7 +94,7 @@ std::string normal(const std::string& text) {
 double arena_bytes(const std::vector<ops::Resolved>& geo, int64_t m) {
     double per_sample = 0;
     for (const auto& r : geo)
-        per_sample += static_cast<double>(r.out.c) * static_cast<double>(r.out.l) * sizeof(float) +
+        per_sample += (r.view_of >= 0 ? 0.0 : static_cast<double>(r.out.c) * static_cast<double>(r.out.l) * sizeof(float)) +
                       static_cast<double>(r.aux_per_sample) * sizeof(int32_t);
     return per_sample * static_cast<double>(m);
 }

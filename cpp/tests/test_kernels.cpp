@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "engine.hpp"
 #include "graph.hpp"
 #include "ops/fast_math.hpp"
 #include "ops/gemm.hpp"
@@ -414,7 +415,48 @@ void check_fast_smooth() {
 
 }  // namespace
 
+// A channel-major Flatten is its input as it lies: the arena lays both out on the same memory
+// and its forward copies nothing; a position-major one (after a channels-last Transpose)
+// reorders, into storage of its own. Both give their definitions' values.
+void check_flatten_views() {
+    Graph g;
+    g.input_channels = 3;
+    auto node = [&](OpKind kind, std::vector<int> inputs, bool position_major) {
+        Node n;
+        n.kind = kind;
+        n.inputs = std::move(inputs);
+        n.position_major = position_major;
+        n.name = n.onnx_node = "node" + std::to_string(g.nodes.size());
+        g.nodes.push_back(n);
+    };
+    node(OpKind::Input, {}, false);
+    node(OpKind::Relu, {0}, false);
+    node(OpKind::Flatten, {1}, false);
+    node(OpKind::Flatten, {1}, true);
+    g.output = 3;
+    const int64_t n = 5, c = 3, t = 7;
+    Activations act = allocate(g, n, t);
+    CHECK(act.geo[2].view_of == 1 && act.geo[3].view_of == -1);
+    CHECK(act.offset[2] == act.offset[1]);
+    CHECK(act.offset[3] >= act.offset[1] + n * c * t);
+    CHECK(static_cast<int64_t>(act.arena.size()) == 3 * n * c * t);  // input, ReLU, reordered Flatten
+    const std::vector<float> x = random_vector(n * c * t);
+    std::copy(x.begin(), x.end(), act.arena.data() + act.offset[0]);
+    forward(g, act);
+    bool channel_major = true, position_major = true;
+    for (int64_t s = 0; s < n; ++s)
+        for (int64_t ch = 0; ch < c; ++ch)
+            for (int64_t l = 0; l < t; ++l) {
+                const float want = std::max(x[(s * c + ch) * t + l], 0.f);
+                channel_major = channel_major && act.arena[act.offset[2] + s * c * t + ch * t + l] == want;
+                position_major = position_major && act.arena[act.offset[3] + s * c * t + l * c + ch] == want;
+            }
+    CHECK(channel_major);
+    CHECK(position_major);
+}
+
 int main() {
+    check_flatten_views();
     check_fast_math();
     check_fast_smooth();
     check_tap_product();

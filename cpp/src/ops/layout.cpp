@@ -41,17 +41,20 @@ void forward_concat(const ForwardArgs& a) {
     }
 }
 
-Resolved infer_flatten(const Node&, const std::vector<Shape>& in) {
+Resolved infer_flatten(const Node& node, const std::vector<Shape>& in) {
     Resolved r;
     r.out = {in.at(0).size(), 1};
+    // Channel-major order is the tensor's own: the output is the input as it lies, and the
+    // arena lays both out on the same memory (a tenth of the paper net's tensors, and a copy).
+    if (!node.position_major && !node.inputs.empty()) r.view_of = node.inputs[0];
     return r;
 }
 
 void forward_flatten(const ForwardArgs& a) {
     const ConstView& x = a.in[0];
     if (!a.node.position_major) {
-        // Channel-major order is the tensor's own: the batch is copied as it lies.
-        std::copy_n(x.data, x.n * x.c * x.l, a.out.data);
+        // The batch as it lies, unless the arena gave both the same memory (Resolved::view_of).
+        if (a.out.data != x.data) std::copy_n(x.data, x.n * x.c * x.l, a.out.data);
         return;
     }
     for (int64_t n = 0; n < x.n; ++n) {

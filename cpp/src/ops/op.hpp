@@ -42,6 +42,10 @@ struct Resolved {
     int64_t pad_begin = 0;   // window ops: padding after auto_pad is resolved
     int64_t pad_end = 0;
     int64_t aux_per_sample = 0;  // int32 values the forward caches for the backward (argmax)
+    // The node whose output this one is, element for element as it lies in memory (a
+    // channel-major Flatten): the arena gives it that node's storage, and its forward writes
+    // nothing. -1: an output of its own.
+    int view_of = -1;
 };
 
 struct ForwardArgs {
