@@ -307,13 +307,16 @@ __attribute__((target("avx2"))) bool max_pool2_row_avx2(const float* base, float
     return nan != 0;
 }
 
-// Every row of the op on AVX2: in one pass when the rows tile the tensor, else row by row.
-__attribute__((target("avx2"))) void max_pool2_avx2(const ForwardArgs& a) {
+// Every row of the op: one call, not one per row of 12-50 windows; in one pass when the rows
+// tile the tensor, else row by row between the padded ends. Flat and Row are one instruction
+// set's kernels, inlined into its entry point below (flatten).
+template <bool (*Flat)(const float*, float*, int32_t*, int64_t, int64_t),
+          bool (*Row)(const float*, float*, int32_t*, int64_t, int64_t, int64_t)>
+inline void max_pool2_rows(const ForwardArgs& a) {
     const ConstView& x = a.in[0];
     const View& y = a.out;
     const int64_t pb = a.geo.pad_begin;
-    if (pb == 0 && y.l > 0 && x.l == 2 * y.l && !max_pool2_flat_avx2(x.data, y.data, a.aux, y.n * y.c * y.l, y.l))
-        return;
+    if (pb == 0 && y.l > 0 && x.l == 2 * y.l && !Flat(x.data, y.data, a.aux, y.n * y.c * y.l, y.l)) return;
     const auto [lo, hi] = inner_windows(a.node, pb, x.l, y.l);
     for (int64_t r = 0; r < y.n * y.c; ++r) {
         const float* xc = x.data + r * x.l;
@@ -321,30 +324,16 @@ __attribute__((target("avx2"))) void max_pool2_avx2(const ForwardArgs& a) {
         int32_t* arg = a.aux + r * y.l;
         for (int64_t o = 0; o < lo; ++o) max_pool_window(a.node, pb, xc, x.l, o, yc, arg);
         // A window with NaN goes again by the first-NaN rule.
-        if (max_pool2_row_avx2(xc - pb, yc, arg, lo, hi, pb))
+        if (Row(xc - pb, yc, arg, lo, hi, pb))
             for (int64_t o = lo; o < hi; ++o) max_pool_window(a.node, pb, xc, x.l, o, yc, arg);
         for (int64_t o = hi; o < y.l; ++o) max_pool_window(a.node, pb, xc, x.l, o, yc, arg);
     }
 }
-
-// Every row of the op: one call, not one per row of 12-50 windows.
-__attribute__((target("avx512f"))) void max_pool2_avx512(const ForwardArgs& a) {
-    const ConstView& x = a.in[0];
-    const View& y = a.out;
-    const int64_t pb = a.geo.pad_begin;
-    if (pb == 0 && y.l > 0 && x.l == 2 * y.l && !max_pool2_flat_avx512(x.data, y.data, a.aux, y.n * y.c * y.l, y.l))
-        return;
-    const auto [lo, hi] = inner_windows(a.node, pb, x.l, y.l);
-    for (int64_t r = 0; r < y.n * y.c; ++r) {
-        const float* xc = x.data + r * x.l;
-        float* yc = y.data + r * y.l;
-        int32_t* arg = a.aux + r * y.l;
-        for (int64_t o = 0; o < lo; ++o) max_pool_window(a.node, pb, xc, x.l, o, yc, arg);
-        // A window with NaN goes again by the first-NaN rule.
-        if (max_pool2_row_avx512(xc - pb, yc, arg, lo, hi, pb))
-            for (int64_t o = lo; o < hi; ++o) max_pool_window(a.node, pb, xc, x.l, o, yc, arg);
-        for (int64_t o = hi; o < y.l; ++o) max_pool_window(a.node, pb, xc, x.l, o, yc, arg);
-    }
+__attribute__((target("avx512f"), flatten)) void max_pool2_avx512(const ForwardArgs& a) {
+    max_pool2_rows<max_pool2_flat_avx512, max_pool2_row_avx512>(a);
+}
+__attribute__((target("avx2"), flatten)) void max_pool2_avx2(const ForwardArgs& a) {
+    max_pool2_rows<max_pool2_flat_avx2, max_pool2_row_avx2>(a);
 }
 
 // Its backward, for every row and channel: each window's gradient goes to the tap of its
