@@ -336,104 +336,95 @@ __attribute__((target("avx2"), flatten)) void max_pool2_avx2(const ForwardArgs& 
     max_pool2_rows<max_pool2_flat_avx2, max_pool2_row_avx2>(a);
 }
 
-// Its backward, for every row and channel: each window's gradient goes to the tap of its
-// argmax, the other tap gets 0; the two taps' values are interleaved back in registers. Windows
-// [lo, hi) lie inside the input; the others (padding) scatter one by one. pooled: the forward
-// output when a ReLU is fused in (BackwardArgs::relu_gate), else null. set: store instead of
-// add, and zero what no inner window covers.
-__attribute__((target("avx512f"))) void max_pool2_backward_avx512(const BackwardArgs& a, int64_t lo, int64_t hi,
-                                                                bool set) {
-    const View& gx = a.grad_in[0];
-    const ConstView& gy = a.grad_out;
-    const int64_t pb = a.geo.pad_begin;
+// Its backward: each window's gradient goes to the tap of its argmax, the other tap gets 0; the
+// two taps' values are interleaved back in registers. The kernels of one instruction set:
+//   flat:    every window of every row in one pass when the rows tile the tensor (as
+//            max_pool2_flat_*), the argmax's tap its parity; total windows from g, gate, arg;
+//   windows: windows [lo, hi) of one row, which lie inside the input.
+// gate: the forward output when a ReLU is fused in (BackwardArgs::relu_gate), else null. set:
+// store instead of add.
+__attribute__((target("avx512f"))) inline void max_pool2_backward_flat_avx512(const float* g, const float* gate,
+                                                                              const int32_t* arg, float* dst,
+                                                                              int64_t total, bool set) {
+    const __m512i low = _mm512_load_si512(kInterleaveLow), high = _mm512_load_si512(kInterleaveHigh);
+    const __m512i one = _mm512_set1_epi32(1);
+    for (int64_t o = 0; o < total; o += 16) {
+        const int64_t n = std::min<int64_t>(16, total - o);
+        __mmask16 m = lanes_inside(0, n);
+        if (gate) m &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, gate + o), _mm512_setzero_ps(), _CMP_GT_OQ);
+        const __m512 v = _mm512_maskz_loadu_ps(m, g + o);
+        const __mmask16 second = _mm512_test_epi32_mask(_mm512_maskz_loadu_epi32(m, arg + o), one);
+        const __m512 v0 = _mm512_maskz_mov_ps(static_cast<__mmask16>(~second), v), v1 = _mm512_maskz_mov_ps(second, v);
+        store_interleaved(dst + 2 * o, v0, v1, lanes_inside(0, 2 * n), lanes_inside(16, 2 * n), set, low, high);
+    }
+}
+__attribute__((target("avx512f"))) inline void max_pool2_backward_windows_avx512(const float* g, const float* gate,
+                                                                                 const int32_t* arg, float* dst,
+                                                                                 int64_t lo, int64_t hi, int64_t pb,
+                                                                                 bool set) {
     const __m512i twice = _mm512_load_si512(kEvenLanes), low = _mm512_load_si512(kInterleaveLow), high = _mm512_load_si512(kInterleaveHigh);
-    if (pb == 0 && gx.l == 2 * gy.l && a.rep == 1) {
-        // The rows tile the tensor (as max_pool2_flat_avx512): every window in one pass, the
-        // argmax's tap its parity.
-        const int64_t total = gy.n * gy.c * gy.l;
-        const float* gate = a.relu_gate ? a.out.data : nullptr;
-        const __m512i one = _mm512_set1_epi32(1);
-        for (int64_t o = 0; o < total; o += 16) {
-            const int64_t n = std::min<int64_t>(16, total - o);
-            __mmask16 m = lanes_inside(0, n);
-            if (gate) m &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, gate + o), _mm512_setzero_ps(), _CMP_GT_OQ);
-            const __m512 v = _mm512_maskz_loadu_ps(m, gy.data + o);
-            const __mmask16 second = _mm512_test_epi32_mask(_mm512_maskz_loadu_epi32(m, a.aux + o), one);
-            const __m512 v0 = _mm512_maskz_mov_ps(static_cast<__mmask16>(~second), v), v1 = _mm512_maskz_mov_ps(second, v);
-            store_interleaved(gx.data + 2 * o, v0, v1, lanes_inside(0, 2 * n), lanes_inside(16, 2 * n), set, low, high);
-        }
-        return;
-    }
-    const int64_t inner_lo = std::clamp<int64_t>(2 * lo - pb, 0, gx.l);
-    const int64_t inner_hi = std::clamp<int64_t>(2 * hi - pb, inner_lo, gx.l);
-    for (int64_t r = 0; r < gy.n; ++r) {
-        const int32_t* arg_r = a.aux + (r / a.rep) * gy.c * gy.l;
-        const float* pooled = a.relu_gate ? a.out.sample(r / a.rep) : nullptr;
-        for (int64_t c = 0; c < gy.c; ++c) {
-            const int32_t* arg = arg_r + c * gy.l;
-            const float* g = gy.sample(r) + c * gy.l;
-            const float* gate = pooled ? pooled + c * gy.l : nullptr;
-            float* dst = gx.sample(r) + c * gx.l;
-            if (set) {
-                std::fill(dst, dst + inner_lo, 0.f);
-                std::fill(dst + inner_hi, dst + gx.l, 0.f);
-            }
-            for (int64_t o = lo; o < hi; o += 16) {
-                const int64_t n = std::min<int64_t>(16, hi - o);
-                __mmask16 m = lanes_inside(0, n);
-                if (gate) m &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, gate + o), _mm512_setzero_ps(), _CMP_GT_OQ);
-                const __m512 v = _mm512_maskz_loadu_ps(m, g + o);
-                const __m512i at = _mm512_maskz_loadu_epi32(m, arg + o);
-                const __m512i first = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
-                const __m512 v0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, first), v);
-                const __m512 v1 = _mm512_maskz_mov_ps(_mm512_cmpneq_epi32_mask(at, first), v);
-                store_interleaved(dst + 2 * o - pb, v0, v1, lanes_inside(0, 2 * n), lanes_inside(16, 2 * n), set, low,
-                                  high);
-            }
-            // Windows that reach into the padding.
-            auto scatter = [&](int64_t o) {
-                const int32_t i = arg[o];
-                if (i >= 0 && (!gate || gate[o] > 0.f)) dst[i] += g[o];
-            };
-            for (int64_t o = 0; o < lo; ++o) scatter(o);
-            for (int64_t o = hi; o < gy.l; ++o) scatter(o);
-        }
+    for (int64_t o = lo; o < hi; o += 16) {
+        const int64_t n = std::min<int64_t>(16, hi - o);
+        __mmask16 m = lanes_inside(0, n);
+        if (gate) m &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, gate + o), _mm512_setzero_ps(), _CMP_GT_OQ);
+        const __m512 v = _mm512_maskz_loadu_ps(m, g + o);
+        const __m512i at = _mm512_maskz_loadu_epi32(m, arg + o);
+        const __m512i first = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
+        const __m512 v0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, first), v);
+        const __m512 v1 = _mm512_maskz_mov_ps(_mm512_cmpneq_epi32_mask(at, first), v);
+        store_interleaved(dst + 2 * o - pb, v0, v1, lanes_inside(0, 2 * n), lanes_inside(16, 2 * n), set, low, high);
     }
 }
 
-// Two taps' values (v0 at even positions, v1 at odd) interleaved into the 2n floats at dst.
-__attribute__((target("avx2"), always_inline)) inline void store_taps8(float* dst, __m256 v0, __m256 v1, int64_t n,
-                                                                     bool set) {
-    store_interleaved8(dst, v0, v1, lanes_inside8(0, 2 * n), lanes_inside8(8, 2 * n), set);
+// The same on AVX2: 8 windows per step, the two taps' values interleaved back by an unpack and
+// a swap of 128-bit halves.
+__attribute__((target("avx2"), always_inline)) inline __m256i gated_lanes8(int64_t n, const float* gate) {
+    const __m256i m = lanes_inside8(0, n);
+    if (!gate) return m;
+    return _mm256_and_si256(m, _mm256_castps_si256(_mm256_cmp_ps(_mm256_maskload_ps(gate, m), _mm256_setzero_ps(), _CMP_GT_OQ)));
+}
+__attribute__((target("avx2"))) inline void max_pool2_backward_flat_avx2(const float* g, const float* gate,
+                                                                         const int32_t* arg, float* dst, int64_t total,
+                                                                         bool set) {
+    const __m256i one = _mm256_set1_epi32(1);
+    for (int64_t o = 0; o < total; o += 8) {
+        const int64_t n = std::min<int64_t>(8, total - o);
+        const __m256i m = gated_lanes8(n, gate ? gate + o : nullptr);
+        const __m256 v = _mm256_maskload_ps(g + o, m);
+        const __m256 second = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(_mm256_maskload_epi32(arg + o, m), one), one));
+        store_interleaved8(dst + 2 * o, _mm256_andnot_ps(second, v), _mm256_and_ps(second, v), lanes_inside8(0, 2 * n),
+                           lanes_inside8(8, 2 * n), set);
+    }
+}
+__attribute__((target("avx2"))) inline void max_pool2_backward_windows_avx2(const float* g, const float* gate,
+                                                                            const int32_t* arg, float* dst, int64_t lo,
+                                                                            int64_t hi, int64_t pb, bool set) {
+    const __m256i twice = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    for (int64_t o = lo; o < hi; o += 8) {
+        const int64_t n = std::min<int64_t>(8, hi - o);
+        const __m256i m = gated_lanes8(n, gate ? gate + o : nullptr);
+        const __m256 v = _mm256_maskload_ps(g + o, m);
+        const __m256i first = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
+        const __m256 at_first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_maskload_epi32(arg + o, m), first));
+        store_interleaved8(dst + 2 * o - pb, _mm256_and_ps(at_first, v), _mm256_andnot_ps(at_first, v),
+                           lanes_inside8(0, 2 * n), lanes_inside8(8, 2 * n), set);
+    }
 }
 
-// max_pool2_backward_avx512 on AVX2: 8 windows per step, the two taps' values interleaved
-// back by an unpack and a swap of 128-bit halves.
-__attribute__((target("avx2"))) void max_pool2_backward_avx2(const BackwardArgs& a, int64_t lo, int64_t hi, bool set) {
+// Every row and channel through one instruction set's kernels (inlined into its entry point
+// below): in one pass when the rows tile the tensor, else the inner windows [lo, hi) of each
+// row by the kernel and those that reach into the padding one by one; set also zeroes what no
+// inner window covers.
+template <void (*Flat)(const float*, const float*, const int32_t*, float*, int64_t, bool),
+          void (*Windows)(const float*, const float*, const int32_t*, float*, int64_t, int64_t, int64_t, bool)>
+inline void max_pool2_backward_rows(const BackwardArgs& a, int64_t lo, int64_t hi, bool set) {
     const View& gx = a.grad_in[0];
     const ConstView& gy = a.grad_out;
     const int64_t pb = a.geo.pad_begin;
-    const __m256 zero = _mm256_setzero_ps();
-    if (pb == 0 && gx.l == 2 * gy.l && a.rep == 1) {
-        // The rows tile the tensor: every window in one pass, the argmax's tap its parity.
-        const int64_t total = gy.n * gy.c * gy.l;
-        const float* gate = a.relu_gate ? a.out.data : nullptr;
-        const __m256i one = _mm256_set1_epi32(1);
-        for (int64_t o = 0; o < total; o += 8) {
-            const int64_t n = std::min<int64_t>(8, total - o);
-            __m256i m = lanes_inside8(0, n);
-            if (gate)
-                m = _mm256_and_si256(m, _mm256_castps_si256(_mm256_cmp_ps(_mm256_maskload_ps(gate + o, m), zero, _CMP_GT_OQ)));
-            const __m256 v = _mm256_maskload_ps(gy.data + o, m);
-            const __m256 second = _mm256_castsi256_ps(
-                _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_maskload_epi32(a.aux + o, m), one), one));
-            store_taps8(gx.data + 2 * o, _mm256_andnot_ps(second, v), _mm256_and_ps(second, v), n, set);
-        }
-        return;
-    }
+    if (pb == 0 && gx.l == 2 * gy.l && a.rep == 1)
+        return Flat(gy.data, a.relu_gate ? a.out.data : nullptr, a.aux, gx.data, gy.n * gy.c * gy.l, set);
     const int64_t inner_lo = std::clamp<int64_t>(2 * lo - pb, 0, gx.l);
     const int64_t inner_hi = std::clamp<int64_t>(2 * hi - pb, inner_lo, gx.l);
-    const __m256i twice = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     for (int64_t r = 0; r < gy.n; ++r) {
         const int32_t* arg_r = a.aux + (r / a.rep) * gy.c * gy.l;
         const float* pooled = a.relu_gate ? a.out.sample(r / a.rep) : nullptr;
@@ -446,16 +437,7 @@ __attribute__((target("avx2"))) void max_pool2_backward_avx2(const BackwardArgs&
                 std::fill(dst, dst + inner_lo, 0.f);
                 std::fill(dst + inner_hi, dst + gx.l, 0.f);
             }
-            for (int64_t o = lo; o < hi; o += 8) {
-                const int64_t n = std::min<int64_t>(8, hi - o);
-                __m256i m = lanes_inside8(0, n);
-                if (gate)
-                    m = _mm256_and_si256(m, _mm256_castps_si256(_mm256_cmp_ps(_mm256_maskload_ps(gate + o, m), zero, _CMP_GT_OQ)));
-                const __m256 v = _mm256_maskload_ps(g + o, m);
-                const __m256i first = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
-                const __m256 at_first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_maskload_epi32(arg + o, m), first));
-                store_taps8(dst + 2 * o - pb, _mm256_and_ps(at_first, v), _mm256_andnot_ps(at_first, v), n, set);
-            }
+            Windows(g, gate, arg, dst, lo, hi, pb, set);
             // Windows that reach into the padding.
             auto scatter = [&](int64_t o) {
                 const int32_t i = arg[o];
@@ -465,6 +447,14 @@ __attribute__((target("avx2"))) void max_pool2_backward_avx2(const BackwardArgs&
             for (int64_t o = hi; o < gy.l; ++o) scatter(o);
         }
     }
+}
+__attribute__((target("avx512f"), flatten)) void max_pool2_backward_avx512(const BackwardArgs& a, int64_t lo,
+                                                                           int64_t hi, bool set) {
+    max_pool2_backward_rows<max_pool2_backward_flat_avx512, max_pool2_backward_windows_avx512>(a, lo, hi, set);
+}
+__attribute__((target("avx2"), flatten)) void max_pool2_backward_avx2(const BackwardArgs& a, int64_t lo, int64_t hi,
+                                                                      bool set) {
+    max_pool2_backward_rows<max_pool2_backward_flat_avx2, max_pool2_backward_windows_avx2>(a, lo, hi, set);
 }
 
 // Several cotangent rows per sample (a saliency sweep: BackwardArgs::rep > 1) through windows
