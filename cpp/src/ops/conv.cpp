@@ -197,6 +197,19 @@ struct Stride2Plan {
     std::vector<Load> loads;                    // per block of W m: phase 0's taps, then phase 1's
     std::vector<int64_t> first, split;          // per block: its first load, its first of phase 1
     std::vector<uint16_t> store_lo, store_hi;   // per block: dx's lanes at 2W m and 2W m + W
+
+    // The same read through plain pointers, taken once per call: a kernel's vector stores may
+    // alias anything, and the vectors' own pointers would be read again after each of them.
+    struct Blocks {
+        const Load* loads;
+        const int64_t *first, *split;
+        const uint16_t *store_lo, *store_hi;
+        int64_t count;
+    };
+    Blocks blocks() const {
+        return {loads.data(), first.data(), split.data(), store_lo.data(), store_hi.data(),
+                static_cast<int64_t>(split.size())};
+    }
 };
 
 // The calling thread's, kept between calls; valid until it asks again.
@@ -232,45 +245,61 @@ const Stride2Plan<W>& plan_stride2(int64_t k_n, int64_t len, const TapPhases& ta
     return plan;
 }
 
-__attribute__((target("avx512f"))) void add_phase_sums2_avx512(const Stride2Plan<16>& plan, const float* cols,
-                                                                int64_t channels, int64_t k_n, int64_t len, float* dx,
-                                                                int64_t dx_l, bool set) {
+// One block b of a Stride2Plan: the two phases' sums of its W positions m, each a sum over the
+// block's planned loads of src[k * src_ld + o] (times w[k] when Weighted, by multiply-add),
+// interleaved into dx[2 W b, + 2 W), stored or (unless set) added. The same sums in the same
+// order on both instruction sets.
+template <bool Weighted>
+__attribute__((target("avx512f"))) inline void phase_block_avx512(const Stride2Plan<16>::Blocks& plan, int64_t b,
+                                                                               const float* src, int64_t src_ld,
+                                                                               const float* w, float* dx, bool set) {
     const __m512i low = _mm512_load_si512(kInterleaveLow), high = _mm512_load_si512(kInterleaveHigh);
-    const Stride2Plan<16>::Load* loads = plan.loads.data();
-    const int64_t blocks = static_cast<int64_t>(plan.split.size());
-    for (int64_t c = 0; c < channels; ++c) {
-        float* dx_c = dx + c * dx_l;
-        const float* cols_c = cols + c * k_n * len;
-        for (int64_t b = 0; b < blocks; ++b) {
-            __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-            const int64_t split = plan.split[b], end = plan.first[b + 1];
-            for (int64_t j = plan.first[b]; j < split; ++j)
-                s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(loads[j].lanes, cols_c + loads[j].k * len + loads[j].o));
-            for (int64_t j = split; j < end; ++j)
-                s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(loads[j].lanes, cols_c + loads[j].k * len + loads[j].o));
-            store_interleaved(dx_c + 32 * b, s0, s1, plan.store_lo[b], plan.store_hi[b], set, low, high);
+    const Stride2Plan<16>::Load* loads = plan.loads;
+    auto phase = [&](int64_t j0, int64_t j1) __attribute__((target("avx512f"), always_inline)) {
+        __m512 sum = _mm512_setzero_ps();
+        for (int64_t j = j0; j < j1; ++j) {
+            const __m512 v = _mm512_maskz_loadu_ps(loads[j].lanes, src + loads[j].k * src_ld + loads[j].o);
+            sum = Weighted ? _mm512_fmadd_ps(_mm512_set1_ps(w[loads[j].k]), v, sum) : _mm512_add_ps(sum, v);
         }
-    }
+        return sum;
+    };
+    const __m512 s0 = phase(plan.first[b], plan.split[b]), s1 = phase(plan.split[b], plan.first[b + 1]);
+    store_interleaved(dx + 32 * b, s0, s1, plan.store_lo[b], plan.store_hi[b], set, low, high);
+}
+template <bool Weighted>
+__attribute__((target("avx2,fma"))) inline void phase_block_avx2(const Stride2Plan<8>::Blocks& plan, int64_t b,
+                                                                              const float* src, int64_t src_ld,
+                                                                              const float* w, float* dx, bool set) {
+    const Stride2Plan<8>::Load* loads = plan.loads;
+    auto phase = [&](int64_t j0, int64_t j1) __attribute__((target("avx2,fma"), always_inline)) {
+        __m256 sum = _mm256_setzero_ps();
+        for (int64_t j = j0; j < j1; ++j) {
+            const __m256 v = _mm256_maskload_ps(src + loads[j].k * src_ld + loads[j].o, bit_lanes8(loads[j].lanes));
+            sum = Weighted ? _mm256_fmadd_ps(_mm256_set1_ps(w[loads[j].k]), v, sum) : _mm256_add_ps(sum, v);
+        }
+        return sum;
+    };
+    const __m256 s0 = phase(plan.first[b], plan.split[b]), s1 = phase(plan.split[b], plan.first[b + 1]);
+    store_interleaved8(dx + 16 * b, s0, s1, bit_lanes8(plan.store_lo[b]), bit_lanes8(plan.store_hi[b]), set);
 }
 
-__attribute__((target("avx2"))) void add_phase_sums2_avx2(const Stride2Plan<8>& plan, const float* cols,
-                                                          int64_t channels, int64_t k_n, int64_t len, float* dx,
-                                                          int64_t dx_l, bool set) {
-    const Stride2Plan<8>::Load* loads = plan.loads.data();
-    const int64_t blocks = static_cast<int64_t>(plan.split.size());
-    for (int64_t c = 0; c < channels; ++c) {
-        float* dx_c = dx + c * dx_l;
-        const float* cols_c = cols + c * k_n * len;
-        for (int64_t b = 0; b < blocks; ++b) {
-            __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-            const int64_t split = plan.split[b], end = plan.first[b + 1];
-            for (int64_t j = plan.first[b]; j < split; ++j)
-                s0 = _mm256_add_ps(s0, _mm256_maskload_ps(cols_c + loads[j].k * len + loads[j].o, bit_lanes8(loads[j].lanes)));
-            for (int64_t j = split; j < end; ++j)
-                s1 = _mm256_add_ps(s1, _mm256_maskload_ps(cols_c + loads[j].k * len + loads[j].o, bit_lanes8(loads[j].lanes)));
-            store_interleaved8(dx_c + 16 * b, s0, s1, bit_lanes8(plan.store_lo[b]), bit_lanes8(plan.store_hi[b]), set);
-        }
-    }
+// add_phase_sums at stride 2 for every channel of one cotangent row: channel c's taps are the
+// rows of cols[c * K + k, 0 .. len).
+__attribute__((target("avx512f"), flatten)) void add_phase_sums2_avx512(const Stride2Plan<16>& plan, const float* cols,
+                                                                int64_t channels, int64_t k_n, int64_t len, float* dx,
+                                                                int64_t dx_l, bool set) {
+    const Stride2Plan<16>::Blocks blocks = plan.blocks();
+    for (int64_t c = 0; c < channels; ++c)
+        for (int64_t b = 0; b < blocks.count; ++b)
+            phase_block_avx512<false>(blocks, b, cols + c * k_n * len, len, nullptr, dx + c * dx_l, set);
+}
+__attribute__((target("avx2,fma"), flatten)) void add_phase_sums2_avx2(const Stride2Plan<8>& plan, const float* cols,
+                                                               int64_t channels, int64_t k_n, int64_t len, float* dx,
+                                                               int64_t dx_l, bool set) {
+    const Stride2Plan<8>::Blocks blocks = plan.blocks();
+    for (int64_t c = 0; c < channels; ++c)
+        for (int64_t b = 0; b < blocks.count; ++b)
+            phase_block_avx2<false>(blocks, b, cols + c * k_n * len, len, nullptr, dx + c * dx_l, set);
 }
 #endif
 
@@ -387,74 +416,37 @@ TSVIZ_SIMD void strided_filter_input_grad(const Node& node, const Resolved& geo,
 }
 
 #ifdef TSVIZ_X86_CONV
-// The same at stride 2 on AVX-512, without the spread: each phase of dx is the sum over its
-// taps of W[f, c, k] dz[m - delta_k], 16 positions m at a time in registers (the loads planned
-// as for backward_conv), then interleaved into 32 positions of dx. Half the products of the
-// loop above, whose spread taps of every other position multiply zeros.
-__attribute__((target("avx512f"))) void strided2_filter_input_grad_avx512(const Node& node, const Resolved& geo,
-                                                                          const Shape& in, const FilterRow* rows,
-                                                                          int64_t count) {
+// The same at stride 2 on AVX-512 and AVX2, without the spread: each phase of dx is the sum over
+// its taps of W[f, c, k] dz[m - delta_k], W positions m at a time in registers (the loads
+// planned as for backward_conv), then interleaved into 2W positions of dx. Half the products
+// of the loop above, whose spread taps of every other position multiply zeros. Block is one
+// instruction set's phase_block (inlined into its entry point below).
+template <int W, void (*Block)(const typename Stride2Plan<W>::Blocks&, int64_t, const float*, int64_t, const float*,
+                               float*, bool)>
+inline void strided2_filter_input_grad(const Node& node, const Resolved& geo, const Shape& in, const FilterRow* rows,
+                                       int64_t count) {
     const int64_t per_group = in.c / node.group, filters_per_group = geo.out.c / node.group;
     const int64_t k_n = node.kernel, in_l = in.l;
-    const Stride2Plan<16>& plan = plan_stride2<16>(k_n, geo.out.l, tap_phases(node, geo.pad_begin), in_l);
-    const Stride2Plan<16>::Load* loads = plan.loads.data();
-    const int64_t blocks = static_cast<int64_t>(plan.split.size());
-    const __m512i low = _mm512_load_si512(kInterleaveLow), high = _mm512_load_si512(kInterleaveHigh);
+    const typename Stride2Plan<W>::Blocks plan = plan_stride2<W>(k_n, geo.out.l, tap_phases(node, geo.pad_begin), in_l).blocks();
     for (int64_t r = 0; r < count; ++r) {
         const FilterRow& row = rows[r];
         const int64_t c0 = (row.filter / filters_per_group) * per_group;
         std::fill(row.dx, row.dx + c0 * in_l, 0.f);
         std::fill(row.dx + (c0 + per_group) * in_l, row.dx + in.c * in_l, 0.f);
         const float* w = node.weight.data() + row.filter * per_group * k_n;
-        for (int64_t c = 0; c < per_group; ++c) {
-            float* dx = row.dx + (c0 + c) * in_l;
-            const float* w_c = w + c * k_n;
-            for (int64_t b = 0; b < blocks; ++b) {
-                __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-                const int64_t split = plan.split[b], end = plan.first[b + 1];
-                for (int64_t j = plan.first[b]; j < split; ++j)
-                    s0 = _mm512_fmadd_ps(_mm512_set1_ps(w_c[loads[j].k]),
-                                         _mm512_maskz_loadu_ps(loads[j].lanes, row.dz + loads[j].o), s0);
-                for (int64_t j = split; j < end; ++j)
-                    s1 = _mm512_fmadd_ps(_mm512_set1_ps(w_c[loads[j].k]),
-                                         _mm512_maskz_loadu_ps(loads[j].lanes, row.dz + loads[j].o), s1);
-                store_interleaved(dx + 32 * b, s0, s1, plan.store_lo[b], plan.store_hi[b], true, low, high);
-            }
-        }
+        for (int64_t c = 0; c < per_group; ++c)
+            for (int64_t b = 0; b < plan.count; ++b) Block(plan, b, row.dz, 0, w + c * k_n, row.dx + (c0 + c) * in_l, true);
     }
 }
-
-// The same on AVX2: 8 positions m at a time.
-__attribute__((target("avx2,fma"))) void strided2_filter_input_grad_avx2(const Node& node, const Resolved& geo,
-                                                                        const Shape& in, const FilterRow* rows,
-                                                                        int64_t count) {
-    const int64_t per_group = in.c / node.group, filters_per_group = geo.out.c / node.group;
-    const int64_t k_n = node.kernel, in_l = in.l;
-    const Stride2Plan<8>& plan = plan_stride2<8>(k_n, geo.out.l, tap_phases(node, geo.pad_begin), in_l);
-    const Stride2Plan<8>::Load* loads = plan.loads.data();
-    const int64_t blocks = static_cast<int64_t>(plan.split.size());
-    for (int64_t r = 0; r < count; ++r) {
-        const FilterRow& row = rows[r];
-        const int64_t c0 = (row.filter / filters_per_group) * per_group;
-        std::fill(row.dx, row.dx + c0 * in_l, 0.f);
-        std::fill(row.dx + (c0 + per_group) * in_l, row.dx + in.c * in_l, 0.f);
-        const float* w = node.weight.data() + row.filter * per_group * k_n;
-        for (int64_t c = 0; c < per_group; ++c) {
-            float* dx = row.dx + (c0 + c) * in_l;
-            const float* w_c = w + c * k_n;
-            for (int64_t b = 0; b < blocks; ++b) {
-                __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-                const int64_t split = plan.split[b], end = plan.first[b + 1];
-                for (int64_t j = plan.first[b]; j < split; ++j)
-                    s0 = _mm256_fmadd_ps(_mm256_set1_ps(w_c[loads[j].k]),
-                                         _mm256_maskload_ps(row.dz + loads[j].o, bit_lanes8(loads[j].lanes)), s0);
-                for (int64_t j = split; j < end; ++j)
-                    s1 = _mm256_fmadd_ps(_mm256_set1_ps(w_c[loads[j].k]),
-                                         _mm256_maskload_ps(row.dz + loads[j].o, bit_lanes8(loads[j].lanes)), s1);
-                store_interleaved8(dx + 16 * b, s0, s1, bit_lanes8(plan.store_lo[b]), bit_lanes8(plan.store_hi[b]), true);
-            }
-        }
-    }
+__attribute__((target("avx512f"), flatten)) void strided2_filter_input_grad_avx512(const Node& node, const Resolved& geo,
+                                                                                   const Shape& in, const FilterRow* rows,
+                                                                                   int64_t count) {
+    strided2_filter_input_grad<16, phase_block_avx512<true>>(node, geo, in, rows, count);
+}
+__attribute__((target("avx2,fma"), flatten)) void strided2_filter_input_grad_avx2(const Node& node, const Resolved& geo,
+                                                                                  const Shape& in, const FilterRow* rows,
+                                                                                  int64_t count) {
+    strided2_filter_input_grad<8, phase_block_avx2<true>>(node, geo, in, rows, count);
 }
 #endif
 
