@@ -284,22 +284,24 @@ __attribute__((target("avx2,fma"))) inline void phase_block_avx2(const Stride2Pl
 }
 
 // add_phase_sums at stride 2 for every channel of one cotangent row: channel c's taps are the
-// rows of cols[c * K + k, 0 .. len).
-__attribute__((target("avx512f"), flatten)) void add_phase_sums2_avx512(const Stride2Plan<16>& plan, const float* cols,
-                                                                int64_t channels, int64_t k_n, int64_t len, float* dx,
-                                                                int64_t dx_l, bool set) {
-    const Stride2Plan<16>::Blocks blocks = plan.blocks();
+// rows of cols[c * K + k, 0 .. len). Block: one instruction set's phase_block.
+template <int W, void (*Block)(const typename Stride2Plan<W>::Blocks&, int64_t, const float*, int64_t, const float*,
+                               float*, bool)>
+inline void add_phase_sums2(const Stride2Plan<W>& plan, const float* cols, int64_t channels, int64_t k_n, int64_t len,
+                            float* dx, int64_t dx_l, bool set) {
+    const typename Stride2Plan<W>::Blocks blocks = plan.blocks();
     for (int64_t c = 0; c < channels; ++c)
-        for (int64_t b = 0; b < blocks.count; ++b)
-            phase_block_avx512<false>(blocks, b, cols + c * k_n * len, len, nullptr, dx + c * dx_l, set);
+        for (int64_t b = 0; b < blocks.count; ++b) Block(blocks, b, cols + c * k_n * len, len, nullptr, dx + c * dx_l, set);
+}
+__attribute__((target("avx512f"), flatten)) void add_phase_sums2_avx512(const Stride2Plan<16>& plan, const float* cols,
+                                                                         int64_t channels, int64_t k_n, int64_t len,
+                                                                         float* dx, int64_t dx_l, bool set) {
+    add_phase_sums2<16, phase_block_avx512<false>>(plan, cols, channels, k_n, len, dx, dx_l, set);
 }
 __attribute__((target("avx2,fma"), flatten)) void add_phase_sums2_avx2(const Stride2Plan<8>& plan, const float* cols,
-                                                               int64_t channels, int64_t k_n, int64_t len, float* dx,
-                                                               int64_t dx_l, bool set) {
-    const Stride2Plan<8>::Blocks blocks = plan.blocks();
-    for (int64_t c = 0; c < channels; ++c)
-        for (int64_t b = 0; b < blocks.count; ++b)
-            phase_block_avx2<false>(blocks, b, cols + c * k_n * len, len, nullptr, dx + c * dx_l, set);
+                                                                        int64_t channels, int64_t k_n, int64_t len,
+                                                                        float* dx, int64_t dx_l, bool set) {
+    add_phase_sums2<8, phase_block_avx2<false>>(plan, cols, channels, k_n, len, dx, dx_l, set);
 }
 #endif
 

@@ -531,63 +531,68 @@ TiledPlan<W>& tiled_plan(int64_t c, int64_t x_l, int64_t y_l, int64_t k, int64_t
     return p;
 }
 
-__attribute__((target("avx512f"))) void tiled_max_pool_backward_rows_avx512(const BackwardArgs& a,
-                                                                           TiledPlan<16>& plan, bool set) {
-    const View& gx = a.grad_in[0];
-    const ConstView& gy = a.grad_out;
-    const int64_t total = gx.c * gx.l, chunks = (total + 15) / 16, windows = gy.c * gy.l;
+// One cotangent row g into dst through a sample's plan (its lanes marked): chunk q is the
+// windows from base[q] (the load's lanes), permuted by idx, kept on the argmax lanes; the last
+// chunk stores its `tail` positions only.
+__attribute__((target("avx512f"))) inline void tiled_row_avx512(const TiledPlan<16>& plan, const float* g, float* dst,
+                                                                int64_t total, bool set) {
+    const int64_t chunks = (total + 15) / 16;
     const __mmask16 tail = lanes_inside(0, total - 16 * (chunks - 1));
+    // Plain pointers: the vector stores below may alias anything, the vectors' own pointers too.
     const int32_t* base = plan.base.data();
     const uint8_t* idx = plan.idx.data();
     const uint16_t* load = plan.load.data();
     const uint16_t* lanes = plan.lanes.data();
-    for (int64_t s = 0; s * a.rep < gy.n; ++s) {
-        plan.mark(a.aux + s * windows, a.relu_gate ? a.out.sample(s) : nullptr, gy.c, gx.l, gy.l);
-        const int64_t last = std::min(gy.n, (s + 1) * a.rep);
-        for (int64_t r = s * a.rep; r < last; ++r) {
-            const float* g = gy.sample(r);
-            float* dst = gx.sample(r);
-            for (int64_t q = 0; q < chunks; ++q) {
-                const __m512 v = _mm512_maskz_loadu_ps(load[q], g + base[q]);
-                // maskz: GCC 12 warns that the unmasked form's source may be uninitialised.
-                const __m512i at =
-                    _mm512_maskz_cvtepu8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(idx + 16 * q)));
-                __m512 d = _mm512_maskz_permutexvar_ps(lanes[q], at, v);
-                const __mmask16 m = q + 1 < chunks ? static_cast<__mmask16>(0xFFFF) : tail;
-                if (!set) d = _mm512_add_ps(d, _mm512_maskz_loadu_ps(m, dst + 16 * q));
-                _mm512_mask_storeu_ps(dst + 16 * q, m, d);
-            }
-        }
+    for (int64_t q = 0; q < chunks; ++q) {
+        const __m512 v = _mm512_maskz_loadu_ps(load[q], g + base[q]);
+        // maskz: GCC 12 warns that the unmasked form's source may be uninitialised.
+        const __m512i at =
+            _mm512_maskz_cvtepu8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(idx + 16 * q)));
+        __m512 d = _mm512_maskz_permutexvar_ps(lanes[q], at, v);
+        const __mmask16 m = q + 1 < chunks ? static_cast<__mmask16>(0xFFFF) : tail;
+        if (!set) d = _mm512_add_ps(d, _mm512_maskz_loadu_ps(m, dst + 16 * q));
+        _mm512_mask_storeu_ps(dst + 16 * q, m, d);
+    }
+}
+__attribute__((target("avx2"))) inline void tiled_row_avx2(const TiledPlan<8>& plan, const float* g, float* dst,
+                                                           int64_t total, bool set) {
+    const int64_t chunks = (total + 7) / 8;
+    const __m256i tail = bit_lanes8(lanes_inside(0, total - 8 * (chunks - 1))), all = _mm256_set1_epi32(-1);
+    // Plain pointers: the vector stores below may alias anything, the vectors' own pointers too.
+    const int32_t* base = plan.base.data();
+    const uint8_t* idx = plan.idx.data();
+    const uint16_t* load = plan.load.data();
+    const uint16_t* lanes = plan.lanes.data();
+    for (int64_t q = 0; q < chunks; ++q) {
+        const __m256 v = _mm256_maskload_ps(g + base[q], bit_lanes8(load[q]));
+        const __m256i at = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(idx + 8 * q)));
+        __m256 d = _mm256_and_ps(_mm256_permutevar8x32_ps(v, at), _mm256_castsi256_ps(bit_lanes8(lanes[q])));
+        const __m256i m = q + 1 < chunks ? all : tail;
+        if (!set) d = _mm256_add_ps(d, _mm256_maskload_ps(dst + 8 * q, m));
+        _mm256_maskstore_ps(dst + 8 * q, m, d);
     }
 }
 
-// The same on AVX2: 8 positions per permute.
-__attribute__((target("avx2"))) void tiled_max_pool_backward_rows_avx2(const BackwardArgs& a, TiledPlan<8>& plan,
-                                                                      bool set) {
+// Every sample's rows: its plan's lanes marked once, then each row by one instruction set's
+// Row kernel (inlined into its entry point below).
+template <int W, void (*Row)(const TiledPlan<W>&, const float*, float*, int64_t, bool)>
+inline void tiled_max_pool_backward_rows(const BackwardArgs& a, TiledPlan<W>& plan, bool set) {
     const View& gx = a.grad_in[0];
     const ConstView& gy = a.grad_out;
-    const int64_t total = gx.c * gx.l, chunks = (total + 7) / 8, windows = gy.c * gy.l;
-    const __m256i tail = bit_lanes8(lanes_inside(0, total - 8 * (chunks - 1))), all = _mm256_set1_epi32(-1);
-    const int32_t* base = plan.base.data();
-    const uint8_t* idx = plan.idx.data();
-    const uint16_t* load = plan.load.data();
-    const uint16_t* lanes = plan.lanes.data();
+    const int64_t windows = gy.c * gy.l;
     for (int64_t s = 0; s * a.rep < gy.n; ++s) {
         plan.mark(a.aux + s * windows, a.relu_gate ? a.out.sample(s) : nullptr, gy.c, gx.l, gy.l);
         const int64_t last = std::min(gy.n, (s + 1) * a.rep);
-        for (int64_t r = s * a.rep; r < last; ++r) {
-            const float* g = gy.sample(r);
-            float* dst = gx.sample(r);
-            for (int64_t q = 0; q < chunks; ++q) {
-                const __m256 v = _mm256_maskload_ps(g + base[q], bit_lanes8(load[q]));
-                const __m256i at = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(idx + 8 * q)));
-                __m256 d = _mm256_and_ps(_mm256_permutevar8x32_ps(v, at), _mm256_castsi256_ps(bit_lanes8(lanes[q])));
-                const __m256i m = q + 1 < chunks ? all : tail;
-                if (!set) d = _mm256_add_ps(d, _mm256_maskload_ps(dst + 8 * q, m));
-                _mm256_maskstore_ps(dst + 8 * q, m, d);
-            }
-        }
+        for (int64_t r = s * a.rep; r < last; ++r) Row(plan, gy.sample(r), gx.sample(r), gx.c * gx.l, set);
     }
+}
+__attribute__((target("avx512f"), flatten)) void tiled_max_pool_backward_rows_avx512(const BackwardArgs& a,
+                                                                                     TiledPlan<16>& plan, bool set) {
+    tiled_max_pool_backward_rows<16, tiled_row_avx512>(a, plan, set);
+}
+__attribute__((target("avx2"), flatten)) void tiled_max_pool_backward_rows_avx2(const BackwardArgs& a,
+                                                                                TiledPlan<8>& plan, bool set) {
+    tiled_max_pool_backward_rows<8, tiled_row_avx2>(a, plan, set);
 }
 #endif
 
