@@ -708,44 +708,85 @@ inline void narrow_dispatch(int64_t n, const TapProduct& g, const float* src, in
     ((n == Ns + 1 ? narrow_columns_of<V, Unit, Ns + 1>(g, src, row_len, tap, live, s, o0) : void()), ...);
 }
 
-// padded_source in 16-lane steps, each a masked load (lanes outside the source read 0, and
+// padded_source in vector steps, each a masked load (lanes outside the source read 0, and
 // never fault) and a masked store, the masks made once per step for every channel. The generic
 // copy zero-filled the whole buffer and then called memcpy once per channel row (12-50 floats);
 // those calls and the fill were a tenth of explaining 64 windows of the paper net.
 // Each channel's lanes that are not zero (NaN included) are or-ed into nonzero[c].
-__attribute__((target("avx512f"), noinline)) const float* padded_source_avx512(const TapProduct& g, const Segment& s,
-                                                                                int64_t lo, int64_t row_len,
-                                                                                std::vector<float>& buf,
-                                                                                uint32_t* nonzero) {
+// The steps of one instruction set: W lanes; Mask, a lane mask; mask(p0, len), the lanes from
+// p0 inside [0, len); copy(from, to, read, write), one masked copy, returning its non-zero lanes
+// as bits; nonzero(p, lanes), whether the lanes at p hold a value that is not zero.
+struct Steps16 {
+    static constexpr int64_t W = 16;
+    using Mask = __mmask16;
+    static Mask mask(int64_t p0, int64_t len) { return lanes_inside(p0, len); }
+    __attribute__((target("avx512f"))) static uint32_t copy(const float* from, float* to, Mask read, Mask write) {
+        const __m512 v = _mm512_maskz_loadu_ps(read, from);
+        _mm512_mask_storeu_ps(to, write, v);
+        return _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    }
+    __attribute__((target("avx512f"))) static uint32_t nonzero(const float* p, Mask lanes) {
+        return _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(lanes, p), _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    }
+};
+struct Steps8 {  // lane masks as bits, so that no AVX vector crosses the templates' boundary
+    static constexpr int64_t W = 8;
+    using Mask = uint32_t;
+    static Mask mask(int64_t p0, int64_t len) { return lanes_inside(p0, len) & 0xFFu; }
+    __attribute__((target("avx2"))) static uint32_t copy(const float* from, float* to, Mask read, Mask write) {
+        const __m256 v = _mm256_maskload_ps(from, bit_lanes8(read));
+        _mm256_maskstore_ps(to, bit_lanes8(write), v);
+        return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ)));
+    }
+    __attribute__((target("avx2"))) static uint32_t nonzero(const float* p, Mask lanes) {
+        return static_cast<uint32_t>(
+            _mm256_movemask_ps(_mm256_cmp_ps(_mm256_maskload_ps(p, bit_lanes8(lanes)), _mm256_setzero_ps(), _CMP_NEQ_UQ)));
+    }
+};
+
+template <class Steps>
+inline const float* padded_source_steps(const TapProduct& g, const Segment& s, int64_t lo, int64_t row_len,
+                                        std::vector<float>& buf, uint32_t* nonzero) {
     const size_t need = static_cast<size_t>(g.channels * row_len);
     if (buf.size() < need) buf.resize(need);
-    const __m512 zero = _mm512_setzero_ps();
-    for (int64_t p = 0; p < row_len; p += 16) {
+    for (int64_t p = 0; p < row_len; p += Steps::W) {
         // Source position lo + p + lane, read where it lies in [0, src_len); kept below row_len.
-        const __mmask16 read = lanes_inside(lo + p, s.src_len), write = lanes_inside(p, row_len);
+        const typename Steps::Mask read = Steps::mask(lo + p, s.src_len), write = Steps::mask(p, row_len);
         const float* from = s.src + lo + p;
         float* to = buf.data() + p;
-        for (int64_t c = 0; c < g.channels; ++c, from += s.src_len, to += row_len) {
-            const __m512 v = _mm512_maskz_loadu_ps(read, from);
-            _mm512_mask_storeu_ps(to, write, v);
-            nonzero[c] |= _mm512_cmp_ps_mask(v, zero, _CMP_NEQ_UQ);
-        }
+        for (int64_t c = 0; c < g.channels; ++c, from += s.src_len, to += row_len)
+            nonzero[c] |= Steps::copy(from, to, read, write);
     }
     return buf.data();
 }
 
 // The same marks for positions [lo, hi] of each channel of a source read in place.
-__attribute__((target("avx512f"), noinline)) void nonzero_source_avx512(const TapProduct& g, const Segment& s,
-                                                                         int64_t lo, int64_t hi, uint32_t* nonzero) {
-    const __m512 zero = _mm512_setzero_ps();
+template <class Steps>
+inline void nonzero_source_steps(const TapProduct& g, const Segment& s, int64_t lo, int64_t hi, uint32_t* nonzero) {
     for (int64_t c = 0; c < g.channels; ++c) {
         const float* row = s.src + c * s.src_len;
         uint32_t any = 0;
-        for (int64_t p = lo; p <= hi && !any; p += 16)
-            any = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(lanes_inside(p - lo, hi - lo + 1), row + p), zero,
-                                     _CMP_NEQ_UQ);
+        for (int64_t p = lo; p <= hi && !any; p += Steps::W) any = Steps::nonzero(row + p, Steps::mask(p - lo, hi - lo + 1));
         nonzero[c] = any;
     }
+}
+
+__attribute__((target("avx512f"), noinline, flatten)) const float* padded_source_avx512(
+    const TapProduct& g, const Segment& s, int64_t lo, int64_t row_len, std::vector<float>& buf, uint32_t* nonzero) {
+    return padded_source_steps<Steps16>(g, s, lo, row_len, buf, nonzero);
+}
+__attribute__((target("avx512f"), noinline, flatten)) void nonzero_source_avx512(const TapProduct& g, const Segment& s,
+                                                                                  int64_t lo, int64_t hi,
+                                                                                  uint32_t* nonzero) {
+    nonzero_source_steps<Steps16>(g, s, lo, hi, nonzero);
+}
+__attribute__((target("avx2"), noinline, flatten)) const float* padded_source_avx2(
+    const TapProduct& g, const Segment& s, int64_t lo, int64_t row_len, std::vector<float>& buf, uint32_t* nonzero) {
+    return padded_source_steps<Steps8>(g, s, lo, row_len, buf, nonzero);
+}
+__attribute__((target("avx2"), noinline, flatten)) void nonzero_source_avx2(const TapProduct& g, const Segment& s,
+                                                                             int64_t lo, int64_t hi, uint32_t* nonzero) {
+    nonzero_source_steps<Steps8>(g, s, lo, hi, nonzero);
 }
 
 // The indices of the non-zero marks among n, in order, into list (16 at a time); returns how
@@ -764,38 +805,6 @@ __attribute__((target("avx512f"), noinline)) int64_t marked_channels_avx512(cons
     return count;
 }
 
-
-// padded_source_avx512 and nonzero_source_avx512 on AVX2: 8-lane steps.
-__attribute__((target("avx2"), noinline)) const float* padded_source_avx2(const TapProduct& g, const Segment& s,
-                                                                          int64_t lo, int64_t row_len,
-                                                                          std::vector<float>& buf, uint32_t* nonzero) {
-    const size_t need = static_cast<size_t>(g.channels * row_len);
-    if (buf.size() < need) buf.resize(need);
-    const __m256 zero = _mm256_setzero_ps();
-    for (int64_t p = 0; p < row_len; p += 8) {
-        const __m256i read = lanes_inside8(lo + p, s.src_len), write = lanes_inside8(p, row_len);
-        const float* from = s.src + lo + p;
-        float* to = buf.data() + p;
-        for (int64_t c = 0; c < g.channels; ++c, from += s.src_len, to += row_len) {
-            const __m256 v = _mm256_maskload_ps(from, read);
-            _mm256_maskstore_ps(to, write, v);
-            nonzero[c] |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_NEQ_UQ)));
-        }
-    }
-    return buf.data();
-}
-__attribute__((target("avx2"), noinline)) void nonzero_source_avx2(const TapProduct& g, const Segment& s, int64_t lo,
-                                                                    int64_t hi, uint32_t* nonzero) {
-    const __m256 zero = _mm256_setzero_ps();
-    for (int64_t c = 0; c < g.channels; ++c) {
-        const float* row = s.src + c * s.src_len;
-        uint32_t any = 0;
-        for (int64_t p = lo; p <= hi && !any; p += 8)
-            any = static_cast<uint32_t>(_mm256_movemask_ps(
-                _mm256_cmp_ps(_mm256_maskload_ps(row + p, lanes_inside8(p - lo, hi - lo + 1)), zero, _CMP_NEQ_UQ)));
-        nonzero[c] = any;
-    }
-}
 
 // Which source channels a segment's columns read are not all zero. The kernels that read B
 // straight from the sources leave the others out: a ReLU's channel that is off along a sample,
