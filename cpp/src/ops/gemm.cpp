@@ -1163,26 +1163,22 @@ __attribute__((target("avx2,fma"), noinline)) void few_rows_masked_block8(const 
     store_block8<NV>(g, acc, s.dst + o, 0, n, std::make_index_sequence<R * NV>{});
 }
 
-__attribute__((target("avx2,fma"))) void few_rows_avx2(const TapProduct& g, const Segment* segs, int64_t n_segs,
-                                                       int64_t c0, int64_t c1) {
+// Columns [oa, ob) of one segment, in blocks of four vectors whose lane masks (per tap and
+// vector: the source positions each reads inside the source) are made once per block.
+__attribute__((target("avx2,fma"), noinline)) void few_rows_part_avx2(const TapProduct& g, const Segment& s, int64_t oa,
+                                                                   int64_t ob) {
     constexpr int64_t nv = 4, block = nv * 8;
-    const int64_t k_n = g.kernel, tap = g.transposed ? -g.dilation : g.dilation;
+    const int64_t k_n = g.kernel, tap = g.transposed ? -g.dilation : g.dilation, shift = g.transposed ? -s.delta : s.delta;
     __m256i masks[kMaskedTaps * nv];
-    int64_t base = 0;
-    for (int64_t si = 0; si < n_segs; base += segs[si++].cols) {
-        const Segment& s = segs[si];
-        const int64_t oa = std::max<int64_t>(c0 - base, 0), ob = std::min<int64_t>(c1 - base, s.cols);
-        const int64_t shift = g.transposed ? -s.delta : s.delta;
-        for (int64_t o = oa; o < ob; o += block) {
-            const int64_t n = std::min(block, ob - o), first = o + shift;
-            // Column o + j, tap k reads source position first + j + k * tap.
-            for (int64_t k = 0; k < k_n; ++k)
-                for (int64_t v = 0; v < nv; ++v) masks[k * nv + v] = lanes_inside8(first + k * tap + v * 8, s.src_len);
-            if (g.a->rows == 1)
-                few_rows_masked_block8<1>(g, s, masks, first, o, n);
-            else
-                few_rows_masked_block8<2>(g, s, masks, first, o, n);
-        }
+    for (int64_t o = oa; o < ob; o += block) {
+        const int64_t n = std::min(block, ob - o), first = o + shift;
+        // Column o + j, tap k reads source position first + j + k * tap.
+        for (int64_t k = 0; k < k_n; ++k)
+            for (int64_t v = 0; v < nv; ++v) masks[k * nv + v] = lanes_inside8(first + k * tap + v * 8, s.src_len);
+        if (g.a->rows == 1)
+            few_rows_masked_block8<1>(g, s, masks, first, o, n);
+        else
+            few_rows_masked_block8<2>(g, s, masks, first, o, n);
     }
 }
 
@@ -1206,7 +1202,9 @@ __attribute__((target("avx2,fma"), flatten)) void small_avx2(int64_t n, int64_t 
 __attribute__((target("avx2,fma"), flatten)) void run_avx2(const TapProduct& g, const Segment* s, int64_t n,
                                                               int64_t c0, int64_t c1) {
     if (g.kernel <= kMaskedTaps && g.a->rows <= 2 && few_rows_fit(g, s, n, false) && !is_dense_form(g, s, n))
-        return few_rows_avx2(g, s, n, c0, c1);
+        return for_each_segment_part(s, n, c0, c1, [&](const Segment& seg, int64_t oa, int64_t ob) {
+            few_rows_part_avx2(g, seg, oa, ob);
+        });
     run_columns<v8, 6>(g, s, n, c0, c1);
 }
 __attribute__((target("avx512f"), flatten)) void narrow_avx512(const TapProduct& g, const Segment* s,
