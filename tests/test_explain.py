@@ -416,3 +416,43 @@ def test_explanation_is_a_complete_frozen_dataclass() -> None:
     # Equal to one built by the generated __init__ from the same fields.
     assert dataclasses.replace(ex) == ex
     assert "Explanation(output=" in repr(ex)
+
+
+@pytest.mark.parametrize("name", ["paper_net_op17", "resnet_op17", "fcn_op17", "activations_zoo_op17"])
+def test_tensors_of_a_streamed_explanation_match_onnxruntime(name: str) -> None:
+    """An explanation of more windows than one chunk holds streams them through a scratch
+    arena and runs the forward pass again when its tensors are asked for. Those tensors are
+    ONNX Runtime's (each layer's z^l and a^l made graph outputs), the dead filters are the
+    rule on them, and the explanation's numbers do not depend on whether it streamed: each
+    window explained alone (one chunk, kept in place) gives the same."""
+    import onnx
+    import onnxruntime as ort
+
+    info = MANIFEST[name]
+    model = tsv.load(model_path(name))
+    x = real_windows(tuple(info["input_shape"]), info["layout"], 40, seed=5)
+    ex = model.explain(x)
+    proto = onnx.load(str(model_path(name)))
+    wanted = sorted({n for layer in model.layers for n in (layer.name, layer.activation)})
+    proto.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in wanted)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    ref = dict(zip(wanted, sess.run(wanted, {sess.get_inputs()[0].name: x})))
+    n_dead = 0
+    for layer in model.layers:
+        z, a = ex.preactivations[layer.name], ex.activations[layer.name]
+        for got, tensor in ((z, layer.name), (a, layer.activation)):
+            expected = ref[tensor].reshape(got.shape)
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))
+        np.testing.assert_array_equal(ex.dead[layer.name], ~np.any(a != 0, axis=-1))
+        n_dead += int(ex.dead[layer.name].sum())
+    if name == "paper_net_op17":
+        assert 0 < n_dead < ex.dead[model.layers[1].name].size * 3  # real windows: some, not all
+    for i in (0, 17, 39):
+        one = model.explain(x[i : i + 1])
+        for layer in model.layers:
+            for arrays in ("importance_raw", "taylor", "dead", "preactivations", "activations"):
+                np.testing.assert_allclose(getattr(one, arrays)[layer.name][0], getattr(ex, arrays)[layer.name][i],
+                                           rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(one.output_saliency[0], ex.output_saliency[i], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(one.saliency(model.layers[0].name)[0], ex.saliency(model.layers[0].name)[i],
+                                   rtol=1e-4, atol=1e-6)

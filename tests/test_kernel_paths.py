@@ -4,11 +4,12 @@ The engine picks its kernels once, by processor (AVX-512, AVX2 + FMA, or plain C
 ``TSVIZ_KERNELS=avx2`` or ``plain`` holds it to fewer. The plain kernels are the reference
 path: every product, pooling, activation and importance sum in portable loops. Here each
 committed test model's predictions, explanation (importance, Taylor criterion, output
-saliency) and the saliency of every filter of every layer are computed in a fresh process per
-kernel path the processor has, on real windows, and each fast path must agree with the plain
-one to float rounding (1e-4 of each array's largest value). The C++ tests check each kernel on
-random shapes (``cpp/tests/test_kernels.cpp``, run for every path by ctest); this checks the
-paths as a user runs them: pooling, the narrow and blocked products, the sweeps, the sums.
+saliency, dead filters) and the saliency of every filter of every layer are computed in a
+fresh process per kernel path the processor has, on real windows, and each fast path must
+agree with the plain one to float rounding (1e-4 of each array's largest value). The C++
+tests check each kernel on random shapes (``cpp/tests/test_kernels.cpp``, run for every path
+by ctest); this checks the paths as a user runs them: pooling, the narrow and blocked
+products, the sweeps, the sums.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ for key in inputs.files:
         out[key + ":importance_raw:" + name] = ex.importance_raw[name]
         out[key + ":taylor:" + name] = ex.taylor[name]
         out[key + ":saliency:" + name] = ex.saliency(name)
+        # dead filters, from each path's own importance pass: the rule on its activations
+        out[key + ":dead is the rule:" + name] = np.float32(
+            np.array_equal(ex.dead[name], ~np.any(ex.activations[name] != 0, axis=-1)))
 np.savez(sys.argv[3], **out)
 """
 
@@ -71,6 +75,7 @@ def test_every_kernel_path_matches_the_plain_one(tmp_path) -> None:
     results = outputs_in_processes(tmp_path, _SCRIPT, inputs, envs)
     plain = results["plain"]
     assert len(plain.files) > 3 * len(_MODELS)
+    assert all(plain[key] == 1 for key in plain.files if ":dead is the rule:" in key)
     for path in _FAST:
         fast = results[path]
         assert sorted(fast.files) == sorted(plain.files)

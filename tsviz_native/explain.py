@@ -70,6 +70,8 @@ class Explanation:
     taylor : name -> (N, F) |sum_i z^l[f, i] d a^L / d z^l[f, i]|, the first-order Taylor
         criterion of Molchanov et al. (2017) with a^L in place of the loss (docs/definitions.md,
         "Pruning criteria"); a criterion to compare with the importance.
+    dead : name -> (N, F) bool, the filter's a^l is 0 at every position of the sample: it passes
+        nothing on (docs/definitions.md, "Dead filters").
     output_saliency : (N, C, T) |d a^L / d x|, channels-first.
     layers : the model's filter layers (:class:`~tsviz_native.Layer`, with display labels), in
         the order of ``layer_names``.
@@ -91,6 +93,7 @@ class Explanation:
     importance_raw: Mapping[str, np.ndarray]
     importance: Mapping[str, np.ndarray]
     taylor: Mapping[str, np.ndarray]
+    dead: Mapping[str, np.ndarray]
     output_saliency: np.ndarray
     layers: tuple[Layer, ...] = field(repr=False, compare=False)
     _native: _native.Explanation = field(repr=False, compare=False)
@@ -114,6 +117,7 @@ class Explanation:
             importance_raw=_LayerArrays(names, ex.importance_raw),
             importance=_LayerArrays(names, ex.importance),
             taylor=_LayerArrays(names, ex.taylor),
+            dead=_LayerArrays(names, ex.dead),
             output_saliency=output_saliency,
             layers=layers,
             _native=ex,

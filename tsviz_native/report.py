@@ -16,7 +16,7 @@ import numpy as np
 
 from tsviz_native._native import ArgumentError
 from tsviz_native.analysis.clustering import cluster_filters
-from tsviz_native.analysis.statistics import DEAD_SHARE, DatasetStats, dead_filters
+from tsviz_native.analysis.statistics import DEAD_SHARE, DatasetStats
 
 #: Share of filters per layer whose importance is at most this (min-max scaled, per window) is
 #: reported as "contributing nothing" to this prediction.
@@ -127,7 +127,7 @@ def build_report(
         acts = ex.activations[name][0]
         order = np.argsort(-imp, kind="stable")
         near_zero = int(np.sum(imp <= NEAR_ZERO)) if len(imp) > 1 else 0
-        dead = dead_filters(acts)
+        dead = ex.dead[name][0]
         entry: dict[str, Any] = {
             "name": name,
             "label": info.label,

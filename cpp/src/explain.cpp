@@ -50,15 +50,28 @@ void abs_and_dot(const float* g, const float* z, int64_t len, double& abs_sum, d
     }
 }
 
-// Importance and Taylor criterion of `rows` filter rows of `len` positions (SPEC.md eq. 15):
-// raw[r] = sum |g|, taylor[r] = |sum z g|.
-void importance_rows(const float* g, const float* z, int64_t rows, int64_t len, float* raw, float* taylor) {
+// docs/definitions.md, dead filters: dead[r] = 1 where row r of `rows` rows of len
+// activations is 0 at every position (NaN counts as not 0, as in numpy).
+void dead_rows(const float* a, int64_t rows, int64_t len, uint8_t* dead) {
+    for (int64_t r = 0; r < rows; ++r, a += len) {
+        int nonzero = 0;  // an OR of ints, which vectorises
+        for (int64_t p = 0; p < len; ++p) nonzero |= static_cast<int>(a[p] != 0.f);
+        dead[r] = static_cast<uint8_t>(nonzero == 0);
+    }
+}
+
+// Importance and Taylor criterion of `rows` filter rows of `len` positions (SPEC.md eq. 15),
+// raw[r] = sum |g| and taylor[r] = |sum z g| from the rows of d a^L / d z^l (g) and z^l, and
+// whether the filter is dead from the rows of a^l.
+void importance_rows(const float* g, const float* z, const float* a, int64_t rows, int64_t len, float* raw,
+                     float* taylor, uint8_t* dead) {
     for (int64_t r = 0; r < rows; ++r) {
         double sum = 0, first_order = 0;
         abs_and_dot(g + r * len, z + r * len, len, sum, first_order);
         raw[r] = static_cast<float>(sum);
         taylor[r] = static_cast<float>(std::fabs(first_order));
     }
+    dead_rows(a, rows, len, dead);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -67,7 +80,8 @@ void importance_rows(const float* g, const float* z, int64_t rows, int64_t len, 
 // lanes added across in one tree of horizontal adds, eight totals stored at once. Adding each
 // row's lanes on its own (permutes, stores, a sum in double) took longer than the row itself,
 // a tenth of the paper net's explanation of 64 windows. The totals are summed in float: rows
-// of at most a few hundred values.
+// of at most a few hundred values. The dead check reads a^l in the same steps (a loop of its
+// own cost a twentieth of the explanation).
 // Eight rows' partial sums v[0..7] into one vector, row r's total in lane r.
 __attribute__((target("avx2"))) inline __m256 row_totals8(const __m256* v) {
     const __m256 t0 = _mm256_hadd_ps(v[0], v[1]), t1 = _mm256_hadd_ps(v[2], v[3]);
@@ -76,16 +90,18 @@ __attribute__((target("avx2"))) inline __m256 row_totals8(const __m256* v) {
     return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
-template <void (*Sums)(const float*, const float*, int64_t, __m256&, __m256&)>
-__attribute__((target("avx2"))) inline void importance_rows_by8(const float* g, const float* z, int64_t rows,
-                                                                int64_t len, float* raw, float* taylor) {
+template <bool (*Sums)(const float*, const float*, const float*, int64_t, __m256&, __m256&)>
+__attribute__((target("avx2"))) inline void importance_rows_by8(const float* g, const float* z, const float* act,
+                                                                int64_t rows, int64_t len, float* raw, float* taylor,
+                                                                uint8_t* dead) {
     const __m256 no_sign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     __m256 a[8], d[8];
     for (int64_t r0 = 0; r0 < rows; r0 += 8) {
         const int64_t n = std::min<int64_t>(8, rows - r0);
         for (int64_t i = 0; i < 8; ++i) {
             if (i < n) {
-                Sums(g + (r0 + i) * len, z + (r0 + i) * len, len, a[i], d[i]);
+                const int64_t at = (r0 + i) * len;
+                dead[r0 + i] = static_cast<uint8_t>(!Sums(g + at, z + at, act + at, len, a[i], d[i]));
             } else {
                 a[i] = _mm256_setzero_ps();
                 d[i] = _mm256_setzero_ps();
@@ -104,40 +120,49 @@ __attribute__((target("avx512f"))) inline __m256 half_of(__m512 v, int h) {
                                    : _mm512_maskz_extractf64x4_pd(0xf, _mm512_castps_pd(v), 1));
 }
 
-// One row's sum |g| (a) and sum z g (d) in 8 lanes: 16 lanes a step on AVX-512, the halves
-// added at the end; 8 on AVX2.
-__attribute__((target("avx512f"))) inline void row_sums_avx512(const float* g, const float* z, int64_t len,
-                                                               __m256& a8, __m256& d8) {
+// One row's sum |g| (a) and sum z g (d) in 8 lanes, and whether its activations are not all
+// 0 (NaN is not 0): 16 lanes a step on AVX-512, the halves added at the end; 8 on AVX2.
+__attribute__((target("avx512f"))) inline bool row_sums_avx512(const float* g, const float* z, const float* act,
+                                                               int64_t len, __m256& a8, __m256& d8) {
     __m512 a = _mm512_setzero_ps(), d = _mm512_setzero_ps();
+    __mmask16 nonzero = 0;
     for (int64_t p = 0; p < len; p += 16) {
         const __mmask16 in = ops::lanes_inside(p, len);
         const __m512 gv = _mm512_maskz_loadu_ps(in, g + p), zv = _mm512_maskz_loadu_ps(in, z + p);
+        nonzero |= _mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, act + p), _mm512_setzero_ps(), _CMP_NEQ_UQ);
         a = _mm512_add_ps(a, _mm512_abs_ps(gv));
         d = _mm512_fmadd_ps(zv, gv, d);
     }
     a8 = _mm256_add_ps(half_of(a, 0), half_of(a, 1));
     d8 = _mm256_add_ps(half_of(d, 0), half_of(d, 1));
+    return nonzero != 0;
 }
-__attribute__((target("avx2,fma"))) inline void row_sums_avx2(const float* g, const float* z, int64_t len, __m256& a,
-                                                              __m256& d) {
+__attribute__((target("avx2,fma"))) inline bool row_sums_avx2(const float* g, const float* z, const float* act,
+                                                              int64_t len, __m256& a, __m256& d) {
     const __m256 no_sign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     a = _mm256_setzero_ps();
     d = _mm256_setzero_ps();
+    __m256 nonzero = _mm256_setzero_ps();
     for (int64_t p = 0; p < len; p += 8) {
         const __m256i in = ops::lanes_inside8(p, len);
         const __m256 gv = _mm256_maskload_ps(g + p, in), zv = _mm256_maskload_ps(z + p, in);
+        // masked-off lanes load 0, which is not counted
+        nonzero = _mm256_or_ps(nonzero, _mm256_cmp_ps(_mm256_maskload_ps(act + p, in), _mm256_setzero_ps(), _CMP_NEQ_UQ));
         a = _mm256_add_ps(a, _mm256_and_ps(gv, no_sign));
         d = _mm256_fmadd_ps(zv, gv, d);
     }
+    return _mm256_movemask_ps(nonzero) != 0;
 }
 
-__attribute__((target("avx512f"), flatten)) void importance_rows_avx512(const float* g, const float* z, int64_t rows,
-                                                                         int64_t len, float* raw, float* taylor) {
-    importance_rows_by8<row_sums_avx512>(g, z, rows, len, raw, taylor);
+__attribute__((target("avx512f"), flatten)) void importance_rows_avx512(const float* g, const float* z,
+                                                                         const float* a, int64_t rows, int64_t len,
+                                                                         float* raw, float* taylor, uint8_t* dead) {
+    importance_rows_by8<row_sums_avx512>(g, z, a, rows, len, raw, taylor, dead);
 }
-__attribute__((target("avx2,fma"), flatten)) void importance_rows_avx2(const float* g, const float* z, int64_t rows,
-                                                                       int64_t len, float* raw, float* taylor) {
-    importance_rows_by8<row_sums_avx2>(g, z, rows, len, raw, taylor);
+__attribute__((target("avx2,fma"), flatten)) void importance_rows_avx2(const float* g, const float* z, const float* a,
+                                                                       int64_t rows, int64_t len, float* raw,
+                                                                       float* taylor, uint8_t* dead) {
+    importance_rows_by8<row_sums_avx2>(g, z, a, rows, len, raw, taylor, dead);
 }
 #endif
 
@@ -231,9 +256,15 @@ struct Explanation::Impl {
         int z = 0;  // node of z^l
         int a = 0;  // node of a^l (z itself when no activation follows)
         std::vector<float> importance_raw, importance, taylor;
+        std::vector<uint8_t> dead;  // (N, F)
     };
     std::shared_ptr<const Model::Impl> model;
-    Activations act;
+    // Every node's output for every sample, laid out with the input in place at explain time
+    // and computed on first use (tensors()): explain itself streams its chunks through a
+    // thread's own arena, so that an explanation nobody asks the tensors of never writes them.
+    mutable Activations act;
+    mutable std::once_flag tensors_once;
+    int64_t chunk = 1;  // samples per chunk of explain's pass; the tensors' pass takes the same
     int64_t t = 0;
     int target_node = 0;
     std::vector<float> output;
@@ -263,6 +294,17 @@ struct Explanation::Impl {
     size_t layer_index(const std::string& name) const { return find_layer(model->layers, name); }
     const Layer& layer(const std::string& name) const { return layers[layer_index(name)]; }
     int64_t size(int node) const { return act.geo[node].out.size(); }
+    // Runs the forward pass into act once, in explain's chunks (the kernels then see the same
+    // batches as explain's pass did: the same values, whatever the thread count); thread-safe.
+    const Activations& tensors() const {
+        std::call_once(tensors_once, [this] {
+            parallel_for((act.n + chunk - 1) / chunk, [&](int64_t part) {
+                const int64_t first = part * chunk;
+                forward_samples(graph(), act, first, std::min(act.n, first + chunk));
+            });
+        });
+        return act;
+    }
 };
 
 Explanation::Explanation(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
@@ -274,19 +316,19 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     auto ex = std::make_shared<Explanation::Impl>();
     ex->model = impl_;
     ex->t = impl_->check_input(x, n, sample_shape, options.allow_nonfinite);
+    // Checks the memory for every sample's tensors, which later calls may ask for.
     ex->act = impl_->load_input(x, 0, n, ex->t);
     ex->finite = impl_->finite_parameters && !options.allow_nonfinite;
-    // The forward runs chunk by chunk just before each chunk's backward (below), while the
-    // chunk's tensors are in cache; only a default target of a classifier (its argmax) needs
-    // every output before the backward starts.
+    // The forward runs chunk by chunk just before each chunk's backward (below), in the
+    // thread's own arena, while the chunk's tensors are in cache.
     const int64_t k = impl_->n_outputs;
     int64_t per_sample = 0;
     for (const auto& r : ex->act.geo) per_sample += r.out.size();
     const int64_t chunk = std::clamp<int64_t>(kExplainChunkFloats / std::max<int64_t>(per_sample, 1), 1, n);
+    ex->chunk = chunk;
     const bool wrt_loss = options.loss.has_value();
-    const bool forward_first = options.target.empty() && k > 1 && !wrt_loss;
-    if (forward_first) forward(g, ex->act);
-    const float* y = ex->act.arena.data() + ex->act.offset[g.output];
+    // A classifier's default target is its argmax, set chunk by chunk from the outputs.
+    const bool argmax_target = options.target.empty() && k > 1 && !wrt_loss;
 
     Seeding how = {wrt_loss, options.loss.value_or(Loss::Mse), options.output == ExplainOutput::Prob, options.target};
     check_seeding(g, ex->act.geo, k, n, how, options.y_true);
@@ -296,12 +338,13 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
         ex->loss.assign(static_cast<size_t>(n), 0.f);
         for (int64_t i = 0; i < n; ++i)
             ex->target.push_back(how.loss == Loss::CrossEntropy ? static_cast<int64_t>(options.y_true[i]) : -1);
-    } else if (!forward_first) {
+    } else if (!argmax_target) {
         for (int64_t i = 0; i < n; ++i) ex->target.push_back(options.target.size() == 1 ? options.target[0]
                                                              : options.target.empty() ? 0 : options.target[i]);
     } else {
-        for (int64_t i = 0; i < n; ++i) ex->target.push_back(std::max_element(y + i * k, y + (i + 1) * k) - (y + i * k));
+        ex->target.assign(static_cast<size_t>(n), 0);
     }
+    ex->output.assign(static_cast<size_t>(n * k), 0.f);
 
     // Filter layers and their activations (SPEC.md: a^l is z^l after the elementwise
     // activation that is its only consumer).
@@ -323,47 +366,67 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     for (auto& l : ex->layers) {
         l.importance_raw.assign(static_cast<size_t>(n * ex->act.geo[l.z].out.c), 0.f);
         l.taylor.assign(l.importance_raw.size(), 0.f);
+        l.dead.assign(l.importance_raw.size(), 0);
     }
     ex->output_saliency.assign(static_cast<size_t>(n * in_size), 0.f);
 #if defined(__x86_64__) && defined(__GNUC__)
     const int isa = ops::isa_level();  // importance_rows_avx512 or _avx2
 #endif
-    // Chunks of samples whose cotangents stay in cache, each thread reusing its buffers. The
-    // threads claim chunks as they come free (parallel_for's parts), so a worker the system
-    // runs late (woken from sleep at the call's start) takes fewer, and none waits for it.
-    parallel_for((n + chunk - 1) / chunk, [&](int64_t part) {
+    // One chunk of samples [first, first + m), laid out in act: forward, backward, sums.
+    auto pass = [&](Activations& act, int64_t first, int64_t m) {
         thread_local Cotangents ct;  // buffers kept between calls (a chunk's worth)
         ct.grad.resize(g.nodes.size());
-        const int64_t first = part * chunk, m = std::min(chunk, n - first);
-        if (!forward_first) forward_samples(g, ex->act, first, first + m);
-        seed_rows(ex->act, tn, first, m, how, ex->target.data() + first,
+        forward_samples(g, act, 0, m);
+        const float* y = act.arena.data() + act.offset[g.output];
+        std::copy(y, y + m * k, ex->output.begin() + first * k);
+        if (argmax_target)
+            for (int64_t i = 0; i < m; ++i)
+                ex->target[first + i] = std::max_element(y + i * k, y + (i + 1) * k) - (y + i * k);
+        seed_rows(act, tn, 0, m, how, ex->target.data() + first,
                   wrt_loss ? options.y_true.data() + first * loss_target_columns(how.loss, k) : nullptr,
                   ct.grad[tn], wrt_loss ? ex->loss.data() + first : nullptr);
-        backward(g, ex->act, first, m, tn, 1, keep, ct);
+        backward(g, act, 0, m, tn, 1, keep, ct);
         for (auto& l : ex->layers) {
-            const int64_t f_n = ex->act.geo[l.z].out.c, len = ex->act.geo[l.z].out.l;
+            const int64_t f_n = act.geo[l.z].out.c, len = act.geo[l.z].out.l;
+            const float* a = act.arena.data() + act.offset[l.a];
+            uint8_t* dead = l.dead.data() + first * f_n;
             const GradBuffer& gz = ct.grad[l.z];
-            if (gz.empty()) continue;
-            const float* z = ex->act.arena.data() + ex->act.offset[l.z] + first * f_n * len;
+            if (gz.empty()) {  // the target does not depend on the layer: importance 0
+                dead_rows(a, m * f_n, len, dead);
+                continue;
+            }
+            const float* z = act.arena.data() + act.offset[l.z];
             float* raw = l.importance_raw.data() + first * f_n;
             float* taylor = l.taylor.data() + first * f_n;
 #if defined(__x86_64__) && defined(__GNUC__)
             if (isa == 2) {
-                importance_rows_avx512(gz.data(), z, m * f_n, len, raw, taylor);
+                importance_rows_avx512(gz.data(), z, a, m * f_n, len, raw, taylor, dead);
                 continue;
             }
             if (isa == 1) {
-                importance_rows_avx2(gz.data(), z, m * f_n, len, raw, taylor);
+                importance_rows_avx2(gz.data(), z, a, m * f_n, len, raw, taylor, dead);
                 continue;
             }
 #endif
-            importance_rows(gz.data(), z, m * f_n, len, raw, taylor);
+            importance_rows(gz.data(), z, a, m * f_n, len, raw, taylor, dead);
         }
         const GradBuffer& gx = ct.grad[0];
         if (!gx.empty())
             for (int64_t i = 0; i < m * in_size; ++i) ex->output_saliency[first * in_size + i] = std::fabs(gx[i]);
-    });
-    ex->output.assign(y, y + n * k);
+    };
+    if (n <= chunk) {
+        // One chunk: in the explanation's own arena, which then holds the tensors.
+        pass(ex->act, 0, n);
+        std::call_once(ex->tensors_once, [] {});
+    } else {
+        // Chunks whose tensors and cotangents stay in cache, each thread reusing its arena and
+        // buffers (for_each_chunk; the threads claim chunks as they come free, so a worker the
+        // system runs late takes fewer and none waits for it). Writing every chunk's tensors
+        // into the explanation's arena instead cost a third more on the paper net's 64 windows
+        // when that arena was out of cache (after other work, as in an application); a later
+        // call that needs them runs the forward pass again (Impl::tensors).
+        impl_->for_each_chunk(x, n, ex->t, chunk, pass);
+    }
 
     // SPEC.md eq. 16: min-max scaling within the layer. When every filter has the same raw
     // importance (always so for a layer of one filter), each gets 1 if it is positive (all
@@ -403,10 +466,14 @@ int64_t Explanation::layer_length(const std::string& layer) const {
     return impl_->act.geo[impl_->layer(layer).z].out.l;
 }
 const float* Explanation::preactivations(const std::string& layer) const {
-    return impl_->act.arena.data() + impl_->act.offset[impl_->layer(layer).z];
+    const int z = impl_->layer(layer).z;
+    const Activations& act = impl_->tensors();
+    return act.arena.data() + act.offset[z];
 }
 const float* Explanation::activations(const std::string& layer) const {
-    return impl_->act.arena.data() + impl_->act.offset[impl_->layer(layer).a];
+    const int a = impl_->layer(layer).a;
+    const Activations& act = impl_->tensors();
+    return act.arena.data() + act.offset[a];
 }
 const std::string& Explanation::activation_name(const std::string& layer) const {
     return impl_->graph().nodes[impl_->layer(layer).a].name;
@@ -415,6 +482,7 @@ const std::vector<float>& Explanation::importance_raw(const std::string& layer) 
     return impl_->layer(layer).importance_raw;
 }
 const std::vector<float>& Explanation::taylor(const std::string& layer) const { return impl_->layer(layer).taylor; }
+const std::vector<uint8_t>& Explanation::dead(const std::string& layer) const { return impl_->layer(layer).dead; }
 const std::vector<float>& Explanation::importance(const std::string& layer) const {
     return impl_->layer(layer).importance;
 }
@@ -600,6 +668,7 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
     const size_t li = ex.layer_index(layer);
     const Explanation::Impl::Layer& l = ex.layers[li];
     const Graph& g = ex.graph();
+    ex.tensors();
     const int64_t f_n = ex.act.geo[l.a].out.c;
     std::vector<int64_t> chosen = filters;
     if (chosen.empty()) {
@@ -794,6 +863,7 @@ std::map<std::string, TraceMask> Explanation::trace(const std::string& name, int
         throw ArgumentError("position " + std::to_string(position) + " is out of range for '" + name +
                             "' of length " + std::to_string(s.l));
 
+    ex.tensors();
     const std::vector<bool> reach = ancestors(g, start);
     std::vector<std::vector<uint8_t>> masks(g.nodes.size());
     for (size_t i = 0; i < g.nodes.size(); ++i)

@@ -106,9 +106,9 @@ void check_model(const testing::Args& a, const std::vector<double>& series, cons
                 name.c_str(), layers, p1, p64, e1, e64, f1, f64);
     // The output alone: the thread keeps its arena and its layout.
     CHECK(p1 == 1 && p64 == 1);
-    // The explanation's record, its layers' importance, Taylor criterion and scaled
-    // importance, the output and its saliency, the arena's bookkeeping.
-    CHECK(e1 <= 12 + 3 * static_cast<long>(layers) && e64 == e1);
+    // The explanation's record, its layers' importance, Taylor criterion, scaled importance
+    // and dead filters, the output and its saliency, the arena's bookkeeping.
+    CHECK(e1 <= 12 + 4 * static_cast<long>(layers) && e64 == e1);
     // Per layer: the filter list, the sweep's or the reverse pass's bookkeeping, the sums.
     CHECK(f1 - e1 <= 6 * static_cast<long>(layers) && f64 == f1);
 }

@@ -52,6 +52,22 @@ void check_importance(const Explanation& ex) {
     }
 }
 
+// Dead filters (computed in explain's own pass) against the rule on the activations (which an
+// explanation of more samples than one chunk runs the forward pass again for).
+void check_dead(const Explanation& ex) {
+    const int64_t n = ex.n_samples();
+    for (const std::string& layer : ex.layer_names()) {
+        const int64_t f_n = ex.n_filters(layer), len = ex.layer_length(layer);
+        const std::vector<uint8_t>& dead = ex.dead(layer);
+        const float* a = ex.activations(layer);
+        CHECK(static_cast<int64_t>(dead.size()) == n * f_n);
+        bool same = true;
+        for (int64_t r = 0; r < n * f_n && r < static_cast<int64_t>(dead.size()); ++r)
+            same = same && (dead[r] != 0) == std::all_of(a + r * len, a + (r + 1) * len, [](float v) { return v == 0.f; });
+        CHECK(same);
+    }
+}
+
 void check_saliency(const Model& m, const Explanation& ex) {
     const int64_t n = ex.n_samples(), c = ex.input_channels(), t = ex.input_length();
     CHECK(c == m.input().channels);
@@ -189,6 +205,7 @@ void check_model(const testing::Args& a, const std::vector<double>& series, cons
         CHECK(ex.n_filters(ex.layer_names()[i]) == m->layers()[i].n_filters);
     }
     check_importance(ex);
+    check_dead(ex);
     check_saliency(*m, ex);
     check_trace(*m, ex);
     check_keep(ex);

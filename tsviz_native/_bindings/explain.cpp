@@ -146,6 +146,11 @@ void bind_explain(py::module_& m) {
                  const auto& e = self.cast<const Explanation&>();
                  return view(e.taylor(layer).data(), {e.n_samples(), e.n_filters(layer)}, self);
              })
+        .def("dead",
+             [](py::object self, const std::string& layer) {
+                 const auto& e = self.cast<const Explanation&>();
+                 return view(e.dead(layer).data(), {e.n_samples(), e.n_filters(layer)}, self).attr("view")("bool");
+             })
         .def("importance",
              [](py::object self, const std::string& layer) {
                  const auto& e = self.cast<const Explanation&>();

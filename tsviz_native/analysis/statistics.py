@@ -28,14 +28,6 @@ NEGLIGIBLE = 1e-3
 DEAD_SHARE = 0.99
 
 
-def dead_filters(activations: np.ndarray) -> np.ndarray:
-    """The dead-filter rule (``docs/definitions.md``): a filter is dead on a window when its
-    activation ``a^l[f, :]`` is exactly zero at every position (a ReLU that never fires there).
-    It passes nothing on, and its importance is 0. ``(..., F, L)`` activations give
-    ``(..., F)`` bool."""
-    return ~np.any(np.asarray(activations) != 0, axis=-1)
-
-
 @dataclass(frozen=True)
 class LayerStats:
     """Importance of each filter of one layer over a data set.
@@ -44,7 +36,7 @@ class LayerStats:
     ----------
     mean, std : (F,) mean and standard deviation of the min-max scaled importance.
     raw_mean : (F,) mean of the raw importance ``sum_i |d a^L / d z^l[f, i]|``.
-    dead_share : (F,) share of windows on which the filter is dead (:func:`dead_filters`: its
+    dead_share : (F,) share of windows on which the filter is dead (``Explanation.dead``: its
         activation is zero at every position). Dead on at least ``DEAD_SHARE`` (99%) of the
         windows counts as dead on the data set.
     negligible_share : (F,) share of windows where the filter's raw importance is negligible:
@@ -130,7 +122,7 @@ class _Sums:
             self.raw[name] += raw.sum(axis=0)
             limit = NEGLIGIBLE * raw.max(axis=1, keepdims=True)
             self.negligible[name] += (raw <= limit).sum(axis=0)
-            self.dead[name] += dead_filters(ex.activations[name][pick]).sum(axis=0)
+            self.dead[name] += ex.dead[name][pick].sum(axis=0)
         self.channel_mass += ex.output_saliency[pick].astype(np.float64).sum(axis=(0, 2))
 
     def merge(self, other: _Sums) -> _Sums:

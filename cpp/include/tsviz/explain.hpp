@@ -101,6 +101,9 @@ public:
 
     int64_t n_filters(const std::string& layer) const;
     int64_t layer_length(const std::string& layer) const;       // positions L per filter
+    // z^l and a^l (N, F, L). An explanation of more samples than fit in cache runs its
+    // forward pass chunk by chunk without keeping the tensors; the first call that needs them
+    // (these two, saliency, trace) runs it again into memory the explanation keeps.
     const float* preactivations(const std::string& layer) const;  // z^l (N, F, L)
     const float* activations(const std::string& layer) const;     // a^l (N, F, L)
     const std::string& activation_name(const std::string& layer) const;  // tensor of a^l
@@ -109,6 +112,9 @@ public:
     // The first-order Taylor criterion of Molchanov et al. (2017), with the target a^L in place
     // of the loss: |sum_i z^l[f, i] * d a^L / d z^l[f, i]| (N, F); its square is their 2019 variant.
     const std::vector<float>& taylor(const std::string& layer) const;
+    // (N, F): 1 where the filter is dead on the sample, its a^l 0 at every position (it passes
+    // nothing on; docs/definitions.md).
+    const std::vector<uint8_t>& dead(const std::string& layer) const;
     const std::vector<float>& output_saliency() const;   // (N, C, T)
     // loss_i of each sample when explaining the loss (ExplainOptions::loss), else empty.
     const std::vector<float>& loss() const;
