@@ -62,7 +62,10 @@ class Explanation:
     target : (N,) the output unit explained, a^L.
     layer_names : filter layers (convolutions and dense layers), topological order.
     preactivations : name -> (N, F, L) z^l, the layer's own output (bias, folded BatchNorm).
-    activations : name -> (N, F, L) a^l, z^l after the activation that follows it.
+    activations : name -> (N, F, L) a^l, z^l after the activation that follows it. For more
+        windows than fit in cache at once, ``explain`` does not keep these tensors; the first
+        access to either (or to :meth:`saliency` or :meth:`trace`) runs the forward pass again
+        and keeps them (docs/engine.md).
     importance_raw : name -> (N, F) sum_i |d a^L / d z^l[f, i]|.
     importance : name -> (N, F) importance_raw min-max scaled within the layer; when all
         filters of a layer have the same raw importance (a one-filter layer), 1 if it is

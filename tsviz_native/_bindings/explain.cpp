@@ -128,12 +128,22 @@ void bind_explain(py::module_& m) {
         .def("preactivations",
              [](py::object self, const std::string& layer) {
                  const auto& e = self.cast<const Explanation&>();
-                 return view(e.preactivations(layer), {e.n_samples(), e.n_filters(layer), e.layer_length(layer)}, self);
+                 const float* data = nullptr;
+                 {
+                     py::gil_scoped_release release;  // the first call runs the forward pass
+                     data = e.preactivations(layer);
+                 }
+                 return view(data, {e.n_samples(), e.n_filters(layer), e.layer_length(layer)}, self);
              })
         .def("activations",
              [](py::object self, const std::string& layer) {
                  const auto& e = self.cast<const Explanation&>();
-                 return view(e.activations(layer), {e.n_samples(), e.n_filters(layer), e.layer_length(layer)}, self);
+                 const float* data = nullptr;
+                 {
+                     py::gil_scoped_release release;  // the first call runs the forward pass
+                     data = e.activations(layer);
+                 }
+                 return view(data, {e.n_samples(), e.n_filters(layer), e.layer_length(layer)}, self);
              })
         .def("activation_name", &Explanation::activation_name)
         .def("importance_raw",
