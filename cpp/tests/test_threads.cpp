@@ -1,7 +1,8 @@
 // One loaded tsviz::Model shared by 8 threads: concurrent predict and explain calls (and
-// concurrent saliency calls on one shared Explanation) give results bit-identical to a
-// sequential run. The Model is immutable after loading and every call allocates its own
-// buffers; build with -fsanitize=thread to have the race detector check the same.
+// concurrent saliency calls on one shared Explanation, the first of them computing its
+// tensors) give results bit-identical to a sequential run. The Model is immutable after
+// loading and every call allocates its own buffers; build with -fsanitize=thread to have the
+// race detector check the same.
 // test_threads MODELS_DIR B5M.csv
 #include <atomic>
 #include <string>
@@ -99,6 +100,33 @@ void check_model(const testing::Args& a, const std::vector<double>& series, cons
             try {
                 same[tid] = ex.saliency(layer) == want &&
                             ex.trace(layer, 0, 0).at(m.input().name).mask == want_trace.at(m.input().name).mask;
+            } catch (...) {
+                same[tid] = 0;
+            }
+        });
+    for (auto& t : threads) t.join();
+    CHECK(std::all_of(same.begin(), same.end(), [](int v) { return v == 1; }));
+
+    // An explanation of more windows than one chunk keeps no tensors; the threads' first
+    // calls race to compute them once (Impl::tensors), and all see the same values.
+    constexpr int64_t kMany = 40;
+    const std::vector<float> many = testing::windows(m, series, kMany, 500, 37, shape, 150);
+    const Explanation alone = m.explain(many.data(), kMany, shape);
+    const int64_t size = kMany * alone.n_filters(layer) * alone.layer_length(layer);
+    const std::vector<float> want_acts(alone.activations(layer), alone.activations(layer) + size);
+    const std::vector<float> want_many = alone.saliency(layer);
+    const Explanation shared = m.explain(many.data(), kMany, shape);
+    std::fill(same.begin(), same.end(), 0);
+    threads.clear();
+    for (int tid = 0; tid < kThreads; ++tid)
+        threads.emplace_back([&, tid] {
+            try {
+                const bool acts_first = tid % 2 == 0;  // half start with the tensors, half with a sweep
+                std::vector<float> sal;
+                if (!acts_first) sal = shared.saliency(layer);
+                const float* acts = shared.activations(layer);
+                if (acts_first) sal = shared.saliency(layer);
+                same[tid] = std::equal(want_acts.begin(), want_acts.end(), acts) && sal == want_many;
             } catch (...) {
                 same[tid] = 0;
             }
