@@ -179,6 +179,10 @@ constexpr int64_t kSweepChunkFloats = int64_t{1} << 18;
 // batches of 1024 windows (data-set analysis) and the same on 64 (separate builds, best of 5
 // runs); alternating call by call in one process it measured 10% and 2-13% (caches flushed).
 constexpr int64_t kExplainChunkFloats = int64_t{1} << 16;
+// Explain keeps every tensor it computes when they take at most this many floats (1 MiB, half
+// the L2 of the machines measured: writing them costs little even out of cache, and a later
+// saliency or trace then needs no second forward pass); larger batches stream their chunks.
+constexpr int64_t kKeptTensorFloats = int64_t{1} << 18;
 
 // Where a backward pass of the output or of the loss starts, and with what.
 struct Seeding {
@@ -373,29 +377,31 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     const int isa = ops::isa_level();  // importance_rows_avx512 or _avx2
 #endif
     // One chunk of samples [first, first + m), laid out in act: forward, backward, sums.
-    auto pass = [&](Activations& act, int64_t first, int64_t m) {
+    // One chunk of samples [first, first + m), which lie from sample `at` on in act (0 in a
+    // thread's chunk arena, `first` in the explanation's): forward, backward, sums.
+    auto pass = [&](Activations& act, int64_t at, int64_t first, int64_t m) {
         thread_local Cotangents ct;  // buffers kept between calls (a chunk's worth)
         ct.grad.resize(g.nodes.size());
-        forward_samples(g, act, 0, m);
-        const float* y = act.arena.data() + act.offset[g.output];
+        forward_samples(g, act, at, at + m);
+        const float* y = act.arena.data() + act.offset[g.output] + at * k;
         std::copy(y, y + m * k, ex->output.begin() + first * k);
         if (argmax_target)
             for (int64_t i = 0; i < m; ++i)
                 ex->target[first + i] = std::max_element(y + i * k, y + (i + 1) * k) - (y + i * k);
-        seed_rows(act, tn, 0, m, how, ex->target.data() + first,
+        seed_rows(act, tn, at, m, how, ex->target.data() + first,
                   wrt_loss ? options.y_true.data() + first * loss_target_columns(how.loss, k) : nullptr,
                   ct.grad[tn], wrt_loss ? ex->loss.data() + first : nullptr);
-        backward(g, act, 0, m, tn, 1, keep, ct);
+        backward(g, act, at, m, tn, 1, keep, ct);
         for (auto& l : ex->layers) {
             const int64_t f_n = act.geo[l.z].out.c, len = act.geo[l.z].out.l;
-            const float* a = act.arena.data() + act.offset[l.a];
+            const float* a = act.arena.data() + act.offset[l.a] + at * f_n * len;
             uint8_t* dead = l.dead.data() + first * f_n;
             const GradBuffer& gz = ct.grad[l.z];
             if (gz.empty()) {  // the target does not depend on the layer: importance 0
                 dead_rows(a, m * f_n, len, dead);
                 continue;
             }
-            const float* z = act.arena.data() + act.offset[l.z];
+            const float* z = act.arena.data() + act.offset[l.z] + at * f_n * len;
             float* raw = l.importance_raw.data() + first * f_n;
             float* taylor = l.taylor.data() + first * f_n;
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -414,18 +420,23 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
         if (!gx.empty())
             for (int64_t i = 0; i < m * in_size; ++i) ex->output_saliency[first * in_size + i] = std::fabs(gx[i]);
     };
-    if (n <= chunk) {
-        // One chunk: in the explanation's own arena, which then holds the tensors.
-        pass(ex->act, 0, n);
+    // The threads claim chunks as they come free, so a worker the system runs late (woken from
+    // sleep at the call's start) takes fewer, and none waits for it.
+    if (n * per_sample <= kKeptTensorFloats) {
+        // Few tensors: in the explanation's own arena, which then holds them.
+        parallel_for((n + chunk - 1) / chunk, [&](int64_t part) {
+            const int64_t first = part * chunk;
+            pass(ex->act, first, first, std::min(chunk, n - first));
+        });
         std::call_once(ex->tensors_once, [] {});
     } else {
         // Chunks whose tensors and cotangents stay in cache, each thread reusing its arena and
-        // buffers (for_each_chunk; the threads claim chunks as they come free, so a worker the
-        // system runs late takes fewer and none waits for it). Writing every chunk's tensors
-        // into the explanation's arena instead cost a third more on the paper net's 64 windows
-        // when that arena was out of cache (after other work, as in an application); a later
-        // call that needs them runs the forward pass again (Impl::tensors).
-        impl_->for_each_chunk(x, n, ex->t, chunk, pass);
+        // buffers (for_each_chunk). Writing every chunk's tensors into the explanation's arena
+        // instead cost a third more on the paper net's 64 windows (1.4 MB of tensors) when
+        // that arena was out of cache (after other work, as in an application); a later call
+        // that needs them runs the forward pass again (Impl::tensors).
+        impl_->for_each_chunk(x, n, ex->t, chunk,
+                              [&](Activations& act, int64_t first, int64_t m) { pass(act, 0, first, m); });
     }
 
     // SPEC.md eq. 16: min-max scaling within the layer. When every filter has the same raw

@@ -107,9 +107,9 @@ void check_model(const testing::Args& a, const std::vector<double>& series, cons
     for (auto& t : threads) t.join();
     CHECK(std::all_of(same.begin(), same.end(), [](int v) { return v == 1; }));
 
-    // An explanation of more windows than one chunk keeps no tensors; the threads' first
+    // An explanation of more windows than fit in cache keeps no tensors; the threads' first
     // calls race to compute them once (Impl::tensors), and all see the same values.
-    constexpr int64_t kMany = 40;
+    constexpr int64_t kMany = 80;
     const std::vector<float> many = testing::windows(m, series, kMany, 500, 37, shape, 150);
     const Explanation alone = m.explain(many.data(), kMany, shape);
     const int64_t size = kMany * alone.n_filters(layer) * alone.layer_length(layer);
