@@ -181,7 +181,8 @@ constexpr int64_t kSweepChunkFloats = int64_t{1} << 18;
 constexpr int64_t kExplainChunkFloats = int64_t{1} << 16;
 // Explain keeps every tensor it computes when they take at most this many floats (1 MiB, half
 // the L2 of the machines measured: writing them costs little even out of cache, and a later
-// saliency or trace then needs no second forward pass); larger batches stream their chunks.
+// saliency or trace then needs no second forward pass); larger batches stream their chunks,
+// unless the model's last large explanation had its tensors asked for (Model::Impl::keep_tensors).
 constexpr int64_t kKeptTensorFloats = int64_t{1} << 18;
 
 // Where a backward pass of the output or of the loss starts, and with what.
@@ -269,6 +270,9 @@ struct Explanation::Impl {
     mutable Activations act;
     mutable std::once_flag tensors_once;
     int64_t chunk = 1;  // samples per chunk of explain's pass; the tensors' pass takes the same
+    bool large = false;  // more tensors than explain keeps by default (kKeptTensorFloats)
+    bool kept = false;   // explain wrote the tensors as it computed them
+    mutable std::atomic<bool> tensors_used{false};
     int64_t t = 0;
     int target_node = 0;
     std::vector<float> output;
@@ -291,6 +295,8 @@ struct Explanation::Impl {
 
     const Graph& graph() const { return model->graph; }
     ~Impl() {
+        // A large explanation kept its tensors for nothing: the next one streams again.
+        if (large && kept && !tensors_used.load(std::memory_order_relaxed)) model->keep_tensors.store(false);
         model->give_arena(std::move(act.arena));
         for (auto& [k, sums] : forward_sums) model->give_block(std::move(sums));
     }
@@ -301,6 +307,7 @@ struct Explanation::Impl {
     // Runs the forward pass into act once, in explain's chunks (the kernels then see the same
     // batches as explain's pass did: the same values, whatever the thread count); thread-safe.
     const Activations& tensors() const {
+        if (large && !tensors_used.exchange(true, std::memory_order_relaxed)) model->keep_tensors.store(true);
         std::call_once(tensors_once, [this] {
             parallel_for((act.n + chunk - 1) / chunk, [&](int64_t part) {
                 const int64_t first = part * chunk;
@@ -422,8 +429,12 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     };
     // The threads claim chunks as they come free, so a worker the system runs late (woken from
     // sleep at the call's start) takes fewer, and none waits for it.
-    if (n * per_sample <= kKeptTensorFloats) {
-        // Few tensors: in the explanation's own arena, which then holds them.
+    // Few tensors, or a large batch after one whose tensors were asked for (a full analysis
+    // explains and then asks for every layer's saliency, batch after batch): in the
+    // explanation's own arena, which then holds them.
+    ex->large = n * per_sample > kKeptTensorFloats;
+    ex->kept = !ex->large || impl_->keep_tensors.load();
+    if (ex->kept) {
         parallel_for((n + chunk - 1) / chunk, [&](int64_t part) {
             const int64_t first = part * chunk;
             pass(ex->act, first, first, std::min(chunk, n - first));

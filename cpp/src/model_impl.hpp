@@ -58,6 +58,10 @@ struct Model::Impl {
     void give_arena(FloatArena&& arena) const;
     mutable std::mutex arena_mutex;
     mutable FloatArena spare_arena;
+    // Whether the last large explanation's tensors were asked for (Explanation::Impl::tensors):
+    // then the next one keeps its tensors as it computes them, instead of streaming its chunks
+    // and running the forward pass again when the same request comes.
+    mutable std::atomic<bool> keep_tensors{false};
     // Blocks of floats explanations no longer need (forward-mode sums), kept for the next
     // explanation: a fresh block of megabytes is new pages, each faulting on first touch.
     // take_block returns a block of capacity n to 2n, or an empty one.
