@@ -101,9 +101,10 @@ public:
 
     int64_t n_filters(const std::string& layer) const;
     int64_t layer_length(const std::string& layer) const;       // positions L per filter
-    // z^l and a^l (N, F, L). An explanation of more samples than fit in cache runs its
-    // forward pass chunk by chunk without keeping the tensors; the first call that needs them
-    // (these two, saliency, trace) runs it again into memory the explanation keeps.
+    // z^l and a^l (N, F, L). An explanation of more samples than fit in cache may run its
+    // forward pass chunk by chunk without keeping the tensors (docs/engine.md); the first call
+    // that needs them (these two, saliency, trace) then runs it again into memory the
+    // explanation keeps. Thread-safe, as every const method.
     const float* preactivations(const std::string& layer) const;  // z^l (N, F, L)
     const float* activations(const std::string& layer) const;     // a^l (N, F, L)
     const std::string& activation_name(const std::string& layer) const;  // tensor of a^l
