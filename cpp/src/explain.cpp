@@ -383,7 +383,6 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
 #if defined(__x86_64__) && defined(__GNUC__)
     const int isa = ops::isa_level();  // importance_rows_avx512 or _avx2
 #endif
-    // One chunk of samples [first, first + m), laid out in act: forward, backward, sums.
     // One chunk of samples [first, first + m), which lie from sample `at` on in act (0 in a
     // thread's chunk arena, `first` in the explanation's): forward, backward, sums.
     auto pass = [&](Activations& act, int64_t at, int64_t first, int64_t m) {
@@ -427,11 +426,11 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
         if (!gx.empty())
             for (int64_t i = 0; i < m * in_size; ++i) ex->output_saliency[first * in_size + i] = std::fabs(gx[i]);
     };
-    // The threads claim chunks as they come free, so a worker the system runs late (woken from
-    // sleep at the call's start) takes fewer, and none waits for it.
-    // Few tensors, or a large batch after one whose tensors were asked for (a full analysis
-    // explains and then asks for every layer's saliency, batch after batch): in the
-    // explanation's own arena, which then holds them.
+    // Either way the threads claim chunks as they come free, so a worker the system runs late
+    // (woken from sleep at the call's start) takes fewer, and none waits for it. Few tensors,
+    // or a large batch after one whose tensors were asked for (a full analysis explains and
+    // then asks for every layer's saliency, batch after batch): in the explanation's own
+    // arena, which then holds them.
     ex->large = n * per_sample > kKeptTensorFloats;
     ex->kept = !ex->large || impl_->keep_tensors.load();
     if (ex->kept) {
@@ -443,7 +442,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     } else {
         // Chunks whose tensors and cotangents stay in cache, each thread reusing its arena and
         // buffers (for_each_chunk). Writing every chunk's tensors into the explanation's arena
-        // instead cost a third more on the paper net's 64 windows (1.4 MB of tensors) when
+        // instead cost a third more on the paper net's 64 windows (1.2 MB of tensors) when
         // that arena was out of cache (after other work, as in an application); a later call
         // that needs them runs the forward pass again (Impl::tensors).
         impl_->for_each_chunk(x, n, ex->t, chunk,
