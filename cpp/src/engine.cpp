@@ -294,9 +294,13 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
       // the arithmetic on small models.
       thread_local std::vector<std::vector<float>> tan_scratch;
       thread_local std::vector<std::vector<int64_t>> starts_scratch;
+      thread_local std::vector<float> sums_scratch;
+      thread_local std::vector<int64_t> at_scratch;
       // Bound once: in a shared library every thread_local access is a call.
       std::vector<std::vector<float>>& tan = tan_scratch;
       std::vector<std::vector<int64_t>>& starts = starts_scratch;
+      std::vector<float>& sums = sums_scratch;
+      std::vector<int64_t>& at = at_scratch;
       tan.resize(g.nodes.size());
       starts.resize(g.nodes.size());
       for (int64_t item = item_begin; item < item_end; ++item) {
@@ -311,6 +315,9 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
             s.resize(static_cast<size_t>(count));
             for (int64_t t = 0; t < count; ++t) s[t] = plan.start[v][(t0 + t) / c_in];
         };
+        // Tangent t of the chunk is input point (c, p), at c * t_len + p of a filter's saliency.
+        at.resize(static_cast<size_t>(count));
+        for (int64_t t = 0; t < count; ++t) at[t] = ((t0 + t) % c_in) * t_len + (t0 + t) / c_in;
         // The input's tangents: a 1 at (c, p), a band of width 1 at p.
         tan[0].assign(static_cast<size_t>(count * c_in), 0.f);
         for (int64_t t = 0; t < count; ++t) tan[0][t * c_in + (t0 + t) % c_in] = 1.f;
@@ -344,16 +351,16 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
                 ops::rules(node.kind).tangent(args);
             }
             if (target_slot[v] >= 0) {
-                const int64_t f_n = geo.out.c, w = plan.width[v];
+                // Each (tangent, filter) row's sum over its band, put in place.
+                const int64_t f_n = geo.out.c;
+                sums.resize(static_cast<size_t>(count * f_n));
+                ops::row_sums(tan[v].data(), count * f_n, plan.width[v], 1.f, sums.data());
+                // Tangent (c, p) of the chunk goes to (f, c, p) of the sample: filter by filter,
+                // the chunk's tangents in order along each filter's row of c_in * t_len.
                 float* dst = out[target_slot[v]] + n * f_n * tangents;
-                for (int64_t t = 0; t < count; ++t) {
-                    const int64_t c = (t0 + t) % c_in, p = (t0 + t) / c_in;
-                    for (int64_t f = 0; f < f_n; ++f) {
-                        const float* row = tan[v].data() + (t * f_n + f) * w;
-                        float sum = 0.f;
-                        for (int64_t j = 0; j < w; ++j) sum += row[j];
-                        dst[(f * c_in + c) * t_len + p] = sum;
-                    }
+                for (int64_t f = 0; f < f_n; ++f) {
+                    float* row = dst + f * tangents;
+                    for (int64_t t = 0; t < count; ++t) row[at[t]] = sums[t * f_n + f];
                 }
             }
         }

@@ -82,14 +82,6 @@ void importance_rows(const float* g, const float* z, const float* a, int64_t row
 // a tenth of the paper net's explanation of 64 windows. The totals are summed in float: rows
 // of at most a few hundred values. The dead check reads a^l in the same steps (a loop of its
 // own cost a twentieth of the explanation).
-// Eight rows' partial sums v[0..7] into one vector, row r's total in lane r.
-__attribute__((target("avx2"))) inline __m256 row_totals8(const __m256* v) {
-    const __m256 t0 = _mm256_hadd_ps(v[0], v[1]), t1 = _mm256_hadd_ps(v[2], v[3]);
-    const __m256 t2 = _mm256_hadd_ps(v[4], v[5]), t3 = _mm256_hadd_ps(v[6], v[7]);
-    const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
-    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-}
-
 template <bool (*Sums)(const float*, const float*, const float*, int64_t, __m256&, __m256&)>
 __attribute__((target("avx2"))) inline void importance_rows_by8(const float* g, const float* z, const float* act,
                                                                 int64_t rows, int64_t len, float* raw, float* taylor,
@@ -108,16 +100,9 @@ __attribute__((target("avx2"))) inline void importance_rows_by8(const float* g, 
             }
         }
         const __m256i m = ops::lanes_inside8(0, n);
-        _mm256_maskstore_ps(raw + r0, m, row_totals8(a));
-        _mm256_maskstore_ps(taylor + r0, m, _mm256_and_ps(row_totals8(d), no_sign));
+        _mm256_maskstore_ps(raw + r0, m, ops::row_totals8(a));
+        _mm256_maskstore_ps(taylor + r0, m, _mm256_and_ps(ops::row_totals8(d), no_sign));
     }
-}
-
-// Half h of v. The zero-masked extract: the plain one (and the cast to the lower half) trip
-// GCC 12's uninitialised-use warning in its own header.
-__attribute__((target("avx512f"))) inline __m256 half_of(__m512 v, int h) {
-    return _mm256_castpd_ps(h == 0 ? _mm512_maskz_extractf64x4_pd(0xf, _mm512_castps_pd(v), 0)
-                                   : _mm512_maskz_extractf64x4_pd(0xf, _mm512_castps_pd(v), 1));
 }
 
 // One row's sum |g| (a) and sum z g (d) in 8 lanes, and whether its activations are not all
@@ -133,8 +118,8 @@ __attribute__((target("avx512f"))) inline bool row_sums_avx512(const float* g, c
         a = _mm512_add_ps(a, _mm512_abs_ps(gv));
         d = _mm512_fmadd_ps(zv, gv, d);
     }
-    a8 = _mm256_add_ps(half_of(a, 0), half_of(a, 1));
-    d8 = _mm256_add_ps(half_of(d, 0), half_of(d, 1));
+    a8 = ops::halves_added(a);
+    d8 = ops::halves_added(d);
     return nonzero != 0;
 }
 __attribute__((target("avx2,fma"))) inline bool row_sums_avx2(const float* g, const float* z, const float* act,

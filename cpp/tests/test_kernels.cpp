@@ -2,7 +2,7 @@
 // (forward and transposed taps, strides, dilations, several segments, edges of every size,
 // accumulate or bias) against its loop definition, and convolution and dense layers (forward
 // and input gradient; groups, padding, odd lengths, batches) against direct loops written here
-// from the ONNX definition. test_kernels
+// from the ONNX definition; row sums and Add's tangent against their plain loops. test_kernels
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -293,6 +293,62 @@ void check_small_product() {
     }
 }
 
+// Row sums (global average pooling, forward-mode saliency's sums over positions) against the
+// plain loop: every row count around the eight-row groups, lengths around the vector width.
+void check_row_sums() {
+    for (int trial = 0; trial < 300; ++trial) {
+        const int64_t rows = pick(1, 30), len = pick(1, trial < 200 ? 40 : 300);
+        const float scale = trial % 3 == 0 ? 1.f : 1.f / static_cast<float>(len);
+        const std::vector<float> x = random_vector(rows * len);
+        std::vector<float> got(static_cast<size_t>(rows) + 1, 7.f), want(static_cast<size_t>(rows) + 1, 7.f);
+        ops::row_sums(x.data(), rows, len, scale, got.data());
+        ops::row_sums_reference(x.data(), rows, len, scale, want.data());
+        CHECK(close(got, want, 1e-6));
+        CHECK(got[rows] == 7.f);  // nothing written past the last row
+    }
+}
+
+// Add's tangent (forward-mode saliency through a residual sum) against its plain loops: bands
+// of every width at random offsets inside the output's, a missing input, with and without the
+// fused ReLU's gate (NaN in the forward sum included). The sum is the same (0 + p + q): equal
+// values, up to the sign of a zero.
+void check_tangent_add() {
+    Node node;
+    node.kind = OpKind::Add;
+    for (int trial = 0; trial < 300; ++trial) {
+        const int64_t count = pick(1, 4), c_n = pick(1, 20), w_out = pick(1, 40), len = w_out + pick(0, 20);
+        const int64_t inputs = pick(1, 3);
+        ops::Resolved geo;
+        geo.out = {c_n, len};
+        std::vector<float> forward = random_vector(c_n * len);
+        if (trial % 5 == 0) forward[static_cast<size_t>(pick(0, c_n * len - 1))] = std::nanf("");
+        std::vector<int64_t> start_out(static_cast<size_t>(count));
+        for (int64_t& s : start_out) s = pick(0, len - w_out);
+        std::vector<std::vector<float>> t_in(static_cast<size_t>(inputs));
+        std::vector<std::vector<int64_t>> start_in(static_cast<size_t>(inputs));
+        std::vector<int64_t> w_in(static_cast<size_t>(inputs));
+        ops::TangentArgs args{node, geo, {}, ops::ConstView(ops::View{forward.data(), 1, c_n, len}), nullptr, count,
+                              {}, {}, {}, nullptr, w_out, start_out.data(), trial % 2 == 0};
+        for (int64_t k = 0; k < inputs; ++k) {
+            w_in[k] = pick(1, w_out);
+            t_in[k] = random_vector(count * c_n * w_in[k]);
+            start_in[k].resize(static_cast<size_t>(count));
+            for (int64_t t = 0; t < count; ++t) start_in[k][t] = start_out[t] + pick(0, w_out - w_in[k]);
+            const bool missing = inputs > 1 && k == 1 && trial % 7 == 0;  // an input the tangent does not reach
+            args.in.push_back(args.out);
+            args.t_in.push_back(missing ? nullptr : t_in[k].data());
+            args.w_in.push_back(w_in[k]);
+            args.start_in.push_back(start_in[k].data());
+        }
+        std::vector<float> got(static_cast<size_t>(count * c_n * w_out) + 1, 7.f), want = got;
+        args.t_out = got.data();
+        ops::rules(OpKind::Add).tangent(args);
+        args.t_out = want.data();
+        ops::tangent_add_reference(args);
+        CHECK(got == want);
+    }
+}
+
 // The vectorisable exp, tanh and logistic function against the C library on a dense grid:
 // within 4e-7 of the value relative to max(1, |value|) for tanh and the logistic function,
 // 4e-7 relative for exp.
@@ -464,5 +520,7 @@ int main() {
     check_conv();
     check_dense();
     check_small_product();
+    check_row_sums();
+    check_tangent_add();
     return testing::report("kernels");
 }

@@ -202,6 +202,16 @@ const std::vector<OpRules>& all_rules();
 #define TSVIZ_DECLARE_RULES(kind, family) OpRules family##_rules();
 TSVIZ_OP_LIST(TSVIZ_DECLARE_RULES)
 #undef TSVIZ_DECLARE_RULES
+// out[r] = scale * the sum of row r, for `rows` rows of `len` floats one after another
+// (pool.cpp): the tangent of global average pooling and forward-mode saliency's sums over
+// positions (the forward pooling sums each row in order, bit for bit the float32 running sum). AVX2 vectors where the processor has them (ops::isa_level), eight rows' totals at
+// a time; row_sums_reference is the plain loop, the definition the tests hold them to.
+void row_sums(const float* x, int64_t rows, int64_t len, float scale, float* out);
+void row_sums_reference(const float* x, int64_t rows, int64_t len, float scale, float* out);
+
+// Add's tangent by plain loops (elementwise.cpp), the definition its vector paths are held to.
+void tangent_add_reference(const TangentArgs& a);
+
 // A convolution's input gradient for cotangent rows that are zero outside one filter each
 // (reverse-mode saliency, where filter f's row of a^l is the cotangent): dx[c, o * s - pad +
 // k * d] = sum over k of W[f, c, k] dz[o] for the channels c of f's group, 0 for the others;

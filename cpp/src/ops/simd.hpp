@@ -87,5 +87,22 @@ __attribute__((target("avx2"), always_inline)) inline void store_interleaved8(fl
     _mm256_maskstore_ps(p, lo, d0);
     _mm256_maskstore_ps(p + 8, hi, d1);
 }
+
+// Eight rows' partial sums v[0..7] (each row's in 8 lanes) into one vector, row r's total in
+// lane r: one tree of horizontal adds. Each row's lanes are added in the same order whatever
+// its place among the eight.
+__attribute__((target("avx2"), always_inline)) inline __m256 row_totals8(const __m256* v) {
+    const __m256 t0 = _mm256_hadd_ps(v[0], v[1]), t1 = _mm256_hadd_ps(v[2], v[3]);
+    const __m256 t2 = _mm256_hadd_ps(v[4], v[5]), t3 = _mm256_hadd_ps(v[6], v[7]);
+    const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+// The two 8-lane halves of v added. The zero-masked extracts: the plain one (and the cast to
+// the lower half) trip GCC 12's uninitialised-use warning in its own header.
+__attribute__((target("avx512f"), always_inline)) inline __m256 halves_added(__m512 v) {
+    return _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xf, _mm512_castps_pd(v), 0)),
+                         _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xf, _mm512_castps_pd(v), 1)));
+}
 }  // namespace tsviz::ops
 #endif
