@@ -399,15 +399,25 @@ def test_explanation_arrays_are_read_only_views() -> None:
 
 
 def test_explanation_is_a_complete_frozen_dataclass() -> None:
-    """Explanation._from_native fills the instance's fields directly (not through __init__):
-    every field is set, to what the engine computed, and the instance stays frozen."""
+    """Explanation._from_native fills the instance's fields directly (not through __init__),
+    the views into the engine's results on first access: every field reads to what the engine
+    computed, is made once, and the instance stays frozen."""
     import dataclasses
 
     model = tsv.load(model_path("paper_net_op17"))
     x = real_windows((2, 50), "NCT", 2)
     ex, loss_ex = model.explain(x), model.explain(x, wrt="loss", y_true=np.zeros(2, np.float32))
+    names = {f.name for f in dataclasses.fields(ex)}
+    assert not {"output", "output_saliency", "importance", "preactivations"} & set(vars(ex))  # not made yet
+    assert ex.importance is ex.importance and ex.output is ex.output  # made once, then kept
     for e, wrt in ((ex, "output"), (loss_ex, "loss")):
-        assert set(vars(e)) == {f.name for f in dataclasses.fields(e)}
+        for name in names:
+            getattr(e, name)
+        assert set(vars(e)) == names
+        np.testing.assert_array_equal(e.output, model.predict(x))
+        np.testing.assert_array_equal(e.importance[e.layer_names[0]], e._native.importance(e.layer_names[0]))
+        with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+            e.nothing  # noqa: B018
         assert e.wrt == wrt and e.layer_names == tuple(l.name for l in model.layers)
         assert e.layers is model.layers and len(e.importance) == len(model.layers)
         with pytest.raises(dataclasses.FrozenInstanceError):

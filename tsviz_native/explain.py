@@ -104,30 +104,43 @@ class Explanation:
     loss: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def _from_native(cls, ex: _native.Explanation, layers: tuple[Layer, ...], names: tuple[str, ...]) -> Explanation:
-        """``names``: the layers' names (the model keeps them as a tuple)."""
-        output, target, output_saliency, loss = ex.parts()  # one call into the module
-        # Every field set at once, as the generated __init__ would one frozen setattr at a time
-        # (a third of this method's time; the explanation of one window of a small net takes
-        # microseconds, and more after other work has evicted the interpreter's state).
+    def _from_native(cls, ex: _native.Explanation, layers: tuple[Layer, ...], names: tuple[str, ...],
+                     wrt: str = "output") -> Explanation:
+        """``names``: the layers' names (the model keeps them as a tuple).
+
+        Only what is not a view into the engine's results is set here: the views (output,
+        target, output_saliency, and the six layer mappings) are made on first access
+        (:meth:`__getattr__`). Explaining one window of a small net takes the engine a few
+        microseconds; after other work has evicted the interpreter's state, making the views
+        and mappings up front cost a third of the call from Python (25 of 90 us, most of which
+        no caller reads)."""
         self = object.__new__(cls)
-        self.__dict__.update(
-            output=output,
-            target=target,
-            layer_names=names,
-            preactivations=_LayerArrays(names, ex.preactivations),
-            activations=_LayerArrays(names, ex.activations),
-            importance_raw=_LayerArrays(names, ex.importance_raw),
-            importance=_LayerArrays(names, ex.importance),
-            taylor=_LayerArrays(names, ex.taylor),
-            dead=_LayerArrays(names, ex.dead),
-            output_saliency=output_saliency,
-            layers=layers,
-            _native=ex,
-            wrt="output" if loss is None else "loss",
-            loss=loss,
-        )
+        # As the generated __init__ would, one frozen setattr at a time.
+        self.__dict__.update(layer_names=names, layers=layers, _native=ex, wrt=wrt, loss=None)
+        if wrt == "loss":
+            self._parts()
         return self
+
+    # The fields made on first access, and from which call into the module.
+    _MAPPINGS = frozenset({"preactivations", "activations", "importance_raw", "importance", "taylor", "dead"})
+    _PARTS = frozenset({"output", "target", "output_saliency"})
+
+    def _parts(self) -> None:
+        output, target, output_saliency, loss = self.__dict__["_native"].parts()  # one call for the four
+        self.__dict__.update(output=output, target=target, output_saliency=output_saliency, loss=loss)
+
+    def __getattr__(self, name: str):
+        # Called only for a name the instance does not hold yet (and the class has no default
+        # for): a field made on first access, or an AttributeError as usual.
+        d = self.__dict__
+        if "_native" in d:
+            if name in Explanation._MAPPINGS:
+                value = d[name] = _LayerArrays(d["layer_names"], getattr(d["_native"], name))
+                return value
+            if name in Explanation._PARTS:
+                self._parts()
+                return d[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     @property
     def n_samples(self) -> int:

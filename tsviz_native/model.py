@@ -395,6 +395,7 @@ class Model:
             ),
             self.layers,
             self._layer_names,
+            wrt,
         )
 
     def loss_targets(self, y_true: object, n: int, loss: str | None = None, single: bool = False) -> tuple[str, np.ndarray]:
