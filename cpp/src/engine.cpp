@@ -310,14 +310,20 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
             return ops::ConstView(ops::View{const_cast<float*>(act.arena.data()) + act.offset[v] + n * r.out.size(), 1,
                                             r.out.c, r.out.l});
         };
+        // Tangent t of the chunk is input point (c, p): at c * t_len + p of a filter's saliency
+        // (at[t]), at position p = at_p[t]; worked out once per item, not per node.
+        at.resize(static_cast<size_t>(2 * count));
+        int64_t* const at_p = at.data() + count;
+        for (int64_t t = 0; t < count; ++t) {
+            at_p[t] = (t0 + t) / c_in;
+            at[t] = ((t0 + t) % c_in) * t_len + at_p[t];
+        }
         auto starts_of = [&](int v) {
             std::vector<int64_t>& s = starts[v];
             s.resize(static_cast<size_t>(count));
-            for (int64_t t = 0; t < count; ++t) s[t] = plan.start[v][(t0 + t) / c_in];
+            const int64_t* start = plan.start[v].data();
+            for (int64_t t = 0; t < count; ++t) s[t] = start[at_p[t]];
         };
-        // Tangent t of the chunk is input point (c, p), at c * t_len + p of a filter's saliency.
-        at.resize(static_cast<size_t>(count));
-        for (int64_t t = 0; t < count; ++t) at[t] = ((t0 + t) % c_in) * t_len + (t0 + t) / c_in;
         // The input's tangents: a 1 at (c, p), a band of width 1 at p.
         tan[0].assign(static_cast<size_t>(count * c_in), 0.f);
         for (int64_t t = 0; t < count; ++t) tan[0][t * c_in + (t0 + t) % c_in] = 1.f;
