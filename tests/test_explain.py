@@ -115,11 +115,19 @@ def test_probability_saliency_matches_finite_differences() -> None:
 
 
 def test_saliency_of_dense_output_layer_equals_output_saliency() -> None:
+    """The saliency of a one-output regression head is |d a^L / d x|: the reverse pass gives the
+    output saliency, and method="auto" hands out the explanation's own copy of it, but not for
+    an explanation of the loss, whose output saliency is of loss_i."""
     model = tsv.load(model_path("paper_net_op17"))
     x = real_windows((2, 50), "NCT", 4)
     ex = model.explain(x)
     last = ex.layer_names[-1]
-    np.testing.assert_allclose(ex.saliency(last)[:, 0], ex.output_saliency, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ex.saliency(last, method="reverse")[:, 0], ex.output_saliency, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(ex.saliency(last)[:, 0], ex.output_saliency)
+    of_loss = model.explain(x, wrt="loss", y_true=np.ones(4, np.float32))
+    reverse = of_loss.saliency(last, method="reverse")
+    np.testing.assert_array_equal(of_loss.saliency(last), reverse)
+    assert not np.allclose(reverse[:, 0], of_loss.output_saliency)
 
 
 def test_saliency_shapes_filters_and_batching() -> None:

@@ -637,6 +637,16 @@ void reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Laye
     });
 }
 
+// Whether the saliency of `chosen` filters of layer l is the explanation's output saliency: the
+// layer's a^l is the explained node (an explanation of the output, not of the loss), one
+// position long, and the one filter asked for is every sample's explained unit (a regression
+// head: every forecaster's last layer). |d sum_i a^l[f, i] / d x| is then |d a^L / d x|.
+bool is_output_saliency(const Explanation::Impl& ex, const Explanation::Impl::Layer& l,
+                        const std::vector<int64_t>& chosen) {
+    if (!ex.loss.empty() || l.a != ex.target_node || ex.act.geo[l.a].out.l != 1 || chosen.size() != 1) return false;
+    return std::all_of(ex.target.begin(), ex.target.end(), [&](int64_t t) { return t == chosen[0]; });
+}
+
 // Where Explanation::saliency puts its answer: a vector it may fill by moving kept sums into
 // it, or the caller's memory.
 struct SaliencySink {
@@ -687,6 +697,12 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
                                 "' with " + std::to_string(f_n) + " filters");
     const int64_t in_size = ex.size(0), reps = static_cast<int64_t>(chosen.size()), n = ex.act.n;
     const size_t out_size = static_cast<size_t>(n * reps * in_size);
+    if (method == SaliencyMethod::Auto && is_output_saliency(ex, l, chosen)) {
+        // The explanation has it already: output_saliency is |d a^L / d x|, one backward pass
+        // from the same unit (a fifteenth of the paper net's full analysis was this pass).
+        std::copy(ex.output_saliency.begin(), ex.output_saliency.end(), sink.buffer(out_size));
+        return;
+    }
     if (method == SaliencyMethod::Reverse) return reverse_saliency(ex, l, chosen, sink.buffer(out_size));
 
     std::lock_guard<std::mutex> lock(ex.forward_mutex);
