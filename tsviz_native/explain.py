@@ -175,7 +175,9 @@ class Explanation:
             point up through the network, each kept on the positions its receptive field
             reaches, and gives every filter of every layer it covers in one pass (kept for
             later calls on this explanation). Both give the same values to float rounding;
-            ``"auto"`` picks the cheaper by a count of floating-point operations.
+            ``"auto"`` picks the cheaper by a count of floating-point operations, and for a
+            layer whose activation is the explained unit (a regression head, its one filter
+            asked for) hands out :attr:`output_saliency`, which is that saliency.
 
         Returns
         -------

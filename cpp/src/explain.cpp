@@ -684,7 +684,6 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
     const size_t li = ex.layer_index(layer);
     const Explanation::Impl::Layer& l = ex.layers[li];
     const Graph& g = ex.graph();
-    ex.tensors();
     const int64_t f_n = ex.act.geo[l.a].out.c;
     std::vector<int64_t> chosen = filters;
     if (chosen.empty()) {
@@ -699,10 +698,12 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
     const size_t out_size = static_cast<size_t>(n * reps * in_size);
     if (method == SaliencyMethod::Auto && is_output_saliency(ex, l, chosen)) {
         // The explanation has it already: output_saliency is |d a^L / d x|, one backward pass
-        // from the same unit (a fifteenth of the paper net's full analysis was this pass).
+        // from the same unit (a fifteenth of the paper net's full analysis was this pass), and
+        // no forward pass is needed for it.
         std::copy(ex.output_saliency.begin(), ex.output_saliency.end(), sink.buffer(out_size));
         return;
     }
+    ex.tensors();  // both modes read the forward pass (a streamed explanation runs it now)
     if (method == SaliencyMethod::Reverse) return reverse_saliency(ex, l, chosen, sink.buffer(out_size));
 
     std::lock_guard<std::mutex> lock(ex.forward_mutex);

@@ -76,7 +76,8 @@ struct ZeroFilters {
 // layer back to the input; forward mode pushes one tangent per input point up through every
 // layer at once, each kept on the band of positions it can reach (the receptive field), and
 // gives every filter of every layer in one pass. Both give the same numbers (to float
-// rounding). Auto picks by a FLOP count of each.
+// rounding). Auto picks by a FLOP count of each, and copies output_saliency() for a layer whose
+// activation is the explained unit (a regression head, its one filter asked for).
 enum class SaliencyMethod { Auto, Reverse, Forward };
 
 // A boolean mask over one tensor of one sample, (channels, length).
