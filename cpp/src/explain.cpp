@@ -640,7 +640,8 @@ void reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Laye
 // Whether the saliency of `chosen` filters of layer l is the explanation's output saliency: the
 // layer's a^l is the explained node (an explanation of the output, not of the loss), one
 // position long, and the one filter asked for is every sample's explained unit (a regression
-// head: every forecaster's last layer). |d sum_i a^l[f, i] / d x| is then |d a^L / d x|.
+// head with one output, as the paper's forecaster has). |d sum_i a^l[f, i] / d x| is then
+// |d a^L / d x|.
 bool is_output_saliency(const Explanation::Impl& ex, const Explanation::Impl::Layer& l,
                         const std::vector<int64_t>& chosen) {
     if (!ex.loss.empty() || l.a != ex.target_node || ex.act.geo[l.a].out.l != 1 || chosen.size() != 1) return false;
