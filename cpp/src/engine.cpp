@@ -193,6 +193,24 @@ void backward(const Graph& g, const Activations& act, int64_t first, int64_t cou
         const bool may_overwrite = ops::rules(node.kind).backward_writes_all && node.inputs.size() == 1;
         const int relu = node.kind == OpKind::MaxPool ? node.inputs[0] : -1;
         args.relu_gate = relu > stop && g.nodes[relu].kind == OpKind::Relu && readers[relu] == 1 && !keep[relu];
+        // A convolution whose output only this pooling reads (through that ReLU or directly)
+        // takes the pooling's cotangent rows straight to its input (ops::backward_conv_pooled),
+        // and the two rules' passes go.
+        const int conv = relu < 0 ? -1 : args.relu_gate ? g.nodes[relu].inputs[0] : relu;
+        if (rep > 1 && conv > stop && g.nodes[conv].kind == OpKind::Conv && readers[conv] == 1 && !keep[conv]) {
+            const int p = g.nodes[conv].inputs[0];
+            GradBuffer& gp = ct.grad[p];
+            const bool fresh = gp.empty();
+            if (fresh) gp.resize(static_cast<size_t>(ct.rows * act.geo[p].out.size()));  // set whole, or given back
+            const ops::PooledConvArgs pooled{g.nodes[conv], act.geo[conv], args.aux,
+                                             args.relu_gate ? args.out : ops::ConstView{}, args.grad_out, grad(p), rep,
+                                             fresh};
+            if (ops::backward_conv_pooled(pooled)) {
+                if (!keep[i]) ct.grad[i].clear();
+                continue;
+            }
+            if (fresh) gp.clear();
+        }
         for (int p : node.inputs) {
             args.in.push_back(fwd(p));
             if (args.relu_gate) p = g.nodes[p].inputs[0];  // the gradient goes past the ReLU

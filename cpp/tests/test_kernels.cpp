@@ -293,6 +293,72 @@ void check_small_product() {
     }
 }
 
+// A convolution's input gradient from a max-pooling's cotangent rows (pooled_tap_product)
+// against its loop definition: filters, channels (around the 16-lane panels, and over 32, which
+// no kernel serves), taps, dilations, padding, windows whose argmax is missing or whose gate is
+// off (NaN in the gate, and NaN in such a window's value, which must not reach dx), overlapping
+// windows (two with one argmax), rows around the row tiles, set and added. Weights with a NaN:
+// not served (a zero window times a NaN is NaN in the dense product).
+void check_pooled_tap_product() {
+    int served = 0;
+    for (int trial = 0; trial < 400; ++trial) {
+        const int64_t filters = pick(1, 40), channels = trial % 10 == 0 ? pick(33, 40) : pick(1, 32);
+        const int64_t k_n = pick(1, 7), dil = pick(1, 3), in_len = pick(1, 60), pad = pick(0, (k_n - 1) * dil);
+        const int64_t out_len = std::max<int64_t>(1, in_len + 2 * pad - (k_n - 1) * dil), windows = pick(1, 30);
+        const int64_t rows = pick(1, 40);
+        std::vector<float> w = random_vector(channels * filters * k_n);  // (channel, filter * K + k)
+        const bool poisoned = trial % 25 == 0;
+        if (poisoned) w[static_cast<size_t>(pick(0, static_cast<int64_t>(w.size()) - 1))] = std::nanf("");
+        const ops::PackedMatrix packed = ops::pack_matrix(channels, filters * k_n, w.data(), filters * k_n, 1);
+        ops::TapProduct g;
+        g.a = &packed;
+        g.channels = filters;
+        g.kernel = k_n;
+        g.dilation = dil;
+        g.transposed = true;
+        g.ldd = in_len;
+        g.accumulate = pick(0, 1) == 1;
+        std::vector<int32_t> arg(static_cast<size_t>(filters * windows));
+        for (int32_t& a : arg) a = pick(0, 9) == 0 ? -1 : static_cast<int32_t>(pick(0, out_len - 1));
+        if (arg.size() > 1) arg[1] = arg[0];  // two windows, one argmax
+        std::vector<float> gate = random_vector(filters * windows);
+        gate[0] = std::nanf("");
+        std::vector<float> gy = random_vector(rows * (filters * windows + 1));
+        // A NaN in a window that the gate turns off (the first such), in every row.
+        const bool gated = pick(0, 1) == 1;
+        for (int64_t oj = 0; gated && oj < filters * windows; ++oj)
+            if (!(gate[oj] > 0.f)) {
+                for (int64_t r = 0; r < rows; ++r) gy[r * (filters * windows + 1) + oj] = std::nanf("");
+                break;
+            }
+        const std::vector<float> start = random_vector(rows * (channels * in_len + 1) + 4);
+        std::vector<float> got = start, want = start;
+        ops::PooledRows p;
+        p.arg = arg.data();
+        p.gate = gated ? gate.data() : nullptr;
+        p.windows = windows;
+        p.pad = pad;
+        p.gy = gy.data();
+        p.gy_ld = filters * windows + 1;
+        p.dx_ld = channels * in_len + 1;
+        p.rows = rows;
+        p.dx = got.data();
+        const bool ran = ops::pooled_tap_product(g, p);
+        if (poisoned || channels > 32 || ops::isa_level() < 2) {
+            CHECK(!ran);
+            CHECK(got == start);  // nothing written
+            continue;
+        }
+        CHECK(ran);
+        ++served;
+        p.dx = want.data();
+        ops::pooled_tap_product_reference(g, w.data(), p);
+        CHECK(close(got, want));
+        CHECK(std::equal(got.end() - 4, got.end(), start.end() - 4));  // nothing past the last row
+    }
+    CHECK(served > 0 || ops::isa_level() < 2);
+}
+
 // Row sums (global average pooling, forward-mode saliency's sums over positions) against the
 // plain loop: every row count around the eight-row groups, lengths around the vector width.
 void check_row_sums() {
@@ -522,5 +588,6 @@ int main() {
     check_small_product();
     check_row_sums();
     check_tangent_add();
+    check_pooled_tap_product();
     return testing::report("kernels");
 }

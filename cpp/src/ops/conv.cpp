@@ -488,6 +488,32 @@ void conv_filter_input_grad(const Node& node, const Resolved& geo, const Shape& 
     }
 }
 
+bool backward_conv_pooled(const PooledConvArgs& a) {
+    const Node& node = a.conv;
+    const View& gx = a.grad_in;
+    const ConstView& gy = a.grad_out;
+    if (node.stride != 1 || node.group != 1 || gx.c < 8 || a.rep < 2) return false;
+    TapProduct p = conv_taps(node, &node.packed->transposed[0], gy.c, true, gx.l);
+    p.accumulate = !a.overwrite;
+    const int64_t per_sample = gy.c * gy.l;
+    PooledRows rows;
+    rows.windows = gy.l;
+    rows.pad = a.conv_geo.pad_begin;
+    rows.gy_ld = per_sample;
+    rows.dx_ld = gx.c * gx.l;
+    if (!pooled_tap_product(p, rows)) return false;  // no rows: whether a kernel serves it
+    for (int64_t s = 0; s * a.rep < gy.n; ++s) {
+        const int64_t r0 = s * a.rep;
+        rows.arg = a.arg + s * per_sample;
+        rows.gate = a.pooled.data ? a.pooled.sample(s) : nullptr;
+        rows.gy = gy.sample(r0);
+        rows.dx = gx.sample(r0);
+        rows.rows = std::min(gy.n, r0 + a.rep) - r0;
+        pooled_tap_product(p, rows);
+    }
+    return true;
+}
+
 // Weight gradient: dW[f, c, k] += sum over samples n and positions t of dz[n, f, t] x[n, c, i]
 // with i = t * s - pad + k * d (padding taps read 0), and db[f] += sum dz[n, f, t]. Per sample
 // and group this is a matrix product (filters x positions) * (positions x channels * taps) whose

@@ -929,6 +929,177 @@ void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, in
     });
 }
 
+
+// --- Pooled cotangents (pooled_tap_product) ----------------------------------------------------
+// The active windows of one sample (argmax present, gate on) sorted by argmax t, in order of
+// t mod dilation, then t / dilation, then filter: the windows that reach input position i are
+// then one run, those whose t = i + pad - k * dilation for a tap k, and tap k is
+// (i + pad - t) / dilation. Per window: A's wide panel row (o * K - t / dilation) * 16, to which
+// position i adds ((i + pad) / dilation) * 16, and the window's values' offset in hT.
+struct PooledWindows {
+    std::vector<int32_t> count;   // per sort key, then the keys' first slots
+    std::vector<int32_t> key;     // per active window
+    std::vector<int32_t> active;  // o * windows + w of the active windows, in graph order
+    std::vector<int32_t> row;     // per active window: o * K - t / dilation
+    std::vector<int32_t> a_row;   // per sorted window
+    std::vector<int32_t> value;
+    std::vector<int32_t> first, last, shift;  // per position: the run of windows, and its A offset
+};
+
+// One tile of R rows (hT + its first row): for every position i, acc[r][panel] = sum over i's
+// windows of A's panel vector times row r's value of the window (a broadcast: the rows of a
+// window lie side by side in hT), into t[((r * NC + panel) * len + i) * 16].
+template <int64_t NC, int64_t R, size_t... I>
+__attribute__((target("avx512f"), always_inline)) inline void pooled_tile_sums(
+    const float* a0, int64_t panel_stride, const PooledWindows& wd, const float* h, float* t, int64_t len,
+    std::index_sequence<I...>) {
+    const int32_t* a_row = wd.a_row.data();
+    const int32_t* value = wd.value.data();
+    for (int64_t i = 0; i < len; ++i) {
+        Regs<v16> acc{};
+        const float* ai = a0 + wd.shift[i];
+        for (int32_t e = wd.first[i]; e < wd.last[i]; ++e) {
+            const float* ap = ai + a_row[e];
+            const float* hp = h + value[e];
+            v16 av[NC];
+            std::memcpy(&av[0], ap, sizeof(v16));
+            if constexpr (NC > 1) std::memcpy(&av[1], ap + panel_stride, sizeof(v16));
+            ((reg<I>(acc) += hp[I / NC] * av[I % NC]), ...);
+        }
+        ((std::memcpy(t + ((static_cast<int64_t>(I) * len) + i) * 16, &reg<I>(acc), sizeof(v16))), ...);
+    }
+}
+template <int64_t NC, int64_t R>
+__attribute__((target("avx512f"), noinline)) void pooled_tile(const float* a0, int64_t panel_stride,
+                                                              const PooledWindows& wd, const float* h, float* t,
+                                                              int64_t len) {
+    static_assert(NC * R <= 16, "sixteen accumulators");
+    pooled_tile_sums<NC, R>(a0, panel_stride, wd, h, t, len, std::make_index_sequence<NC * R>{});
+}
+// Tiles of up to 16 / NC rows, the last one as many as are left.
+template <int64_t NC>
+__attribute__((target("avx512f"), always_inline)) inline void pooled_tile_dispatch(int64_t rows, const float* a0,
+                                                                                   int64_t panel_stride,
+                                                                                   const PooledWindows& wd,
+                                                                                   const float* h, float* t,
+                                                                                   int64_t len) {
+    auto run = [&](auto r) __attribute__((target("avx512f"), always_inline)) {
+        if constexpr (NC * decltype(r)::value <= 16) pooled_tile<NC, decltype(r)::value>(a0, panel_stride, wd, h, t, len);
+    };
+    switch (rows) {
+        case 1: return run(std::integral_constant<int64_t, 1>{});
+        case 2: return run(std::integral_constant<int64_t, 2>{});
+        case 3: return run(std::integral_constant<int64_t, 3>{});
+        case 4: return run(std::integral_constant<int64_t, 4>{});
+        case 5: return run(std::integral_constant<int64_t, 5>{});
+        case 6: return run(std::integral_constant<int64_t, 6>{});
+        case 7: return run(std::integral_constant<int64_t, 7>{});
+        case 8: return run(std::integral_constant<int64_t, 8>{});
+        case 9: return run(std::integral_constant<int64_t, 9>{});
+        case 10: return run(std::integral_constant<int64_t, 10>{});
+        case 11: return run(std::integral_constant<int64_t, 11>{});
+        case 12: return run(std::integral_constant<int64_t, 12>{});
+        case 13: return run(std::integral_constant<int64_t, 13>{});
+        case 14: return run(std::integral_constant<int64_t, 14>{});
+        case 15: return run(std::integral_constant<int64_t, 15>{});
+        default: return run(std::integral_constant<int64_t, 16>{});
+    }
+}
+
+__attribute__((target("avx512f"))) void pooled_avx512(const TapProduct& g, const PooledRows& p) {
+    const PackedMatrix& a = *g.a;
+    const int64_t nc = (a.rows + 15) / 16, k_n = g.kernel, dil = g.dilation, len = g.ldd, windows = p.windows;
+    const int64_t filters = g.channels, values = filters * windows, tile = 16 / nc;
+    thread_local PooledWindows windows_scratch;  // kept between calls; bound once
+    thread_local std::vector<float> values_scratch, tile_scratch;
+    PooledWindows& wd = windows_scratch;
+    std::vector<float>& hT = values_scratch;
+    std::vector<float>& tile_floats = tile_scratch;
+    // hT: the rows' values of window oj side by side at oj * stride, in whole 16-row blocks.
+    const int64_t stride = (p.rows + 15) / 16 * 16;
+    // The active windows and their sort keys (t mod dilation) * per + t / dilation, per = the
+    // keys of one residue; counted by key, then placed in order (a counting sort).
+    wd.active.resize(static_cast<size_t>(values));
+    wd.key.resize(static_cast<size_t>(values));
+    // (Without dilation the key is t: no divisions, which cost more than the rest of the sort.)
+    wd.row.resize(static_cast<size_t>(values));
+    int64_t active = 0, t_max = -1;
+    for (int64_t o = 0; o < filters; ++o)
+        for (int64_t oj = o * windows; oj < (o + 1) * windows; ++oj) {
+            const int64_t at = p.arg[oj];
+            if (at < 0 || (p.gate && !(p.gate[oj] > 0.f))) continue;
+            wd.active[active] = static_cast<int32_t>(oj);
+            wd.key[active] = static_cast<int32_t>(at);
+            wd.row[active++] = static_cast<int32_t>(o * k_n);
+            t_max = std::max(t_max, at);
+        }
+    const int64_t per = t_max / dil + 1, keys = dil * per;
+    if (dil > 1)
+        for (int64_t q = 0; q < active; ++q) {
+            const int32_t at = wd.key[q];
+            wd.key[q] = static_cast<int32_t>((at % dil) * per + at / dil);
+            wd.row[q] -= static_cast<int32_t>(at / dil);
+        }
+    else
+        for (int64_t q = 0; q < active; ++q) wd.row[q] -= wd.key[q];
+    wd.count.assign(static_cast<size_t>(keys + 1), 0);
+    for (int64_t q = 0; q < active; ++q) ++wd.count[static_cast<size_t>(wd.key[q] + 1)];
+    for (int64_t k = 0; k < keys; ++k) wd.count[k + 1] += wd.count[k];
+    wd.a_row.resize(static_cast<size_t>(active));
+    wd.value.resize(static_cast<size_t>(active));
+    for (int64_t q = 0; q < active; ++q) {
+        const int32_t slot = wd.count[static_cast<size_t>(wd.key[q])]++;
+        wd.a_row[slot] = wd.row[q] * 16;
+        wd.value[slot] = static_cast<int32_t>(wd.active[q] * stride);
+    }
+    // count[key] is now the end of key's run: position i reads the keys of residue
+    // (i + pad) mod dilation, t / dilation from (i + pad) / dilation - (K - 1) to (i + pad) / dilation.
+    wd.first.resize(static_cast<size_t>(len));
+    wd.last.resize(static_cast<size_t>(len));
+    wd.shift.resize(static_cast<size_t>(len));
+    for (int64_t i = 0; i < len; ++i) {
+        const int64_t ip = i + p.pad, quo = dil > 1 ? ip / dil : ip, base = dil > 1 ? (ip - quo * dil) * per : 0;
+        const int64_t hi = std::min(quo, per - 1), lo = std::max<int64_t>(0, quo - (k_n - 1));
+        wd.first[i] = lo > hi ? 0 : (base + lo == 0 ? 0 : wd.count[static_cast<size_t>(base + lo - 1)]);
+        wd.last[i] = lo > hi ? 0 : wd.count[static_cast<size_t>(base + hi)];
+        wd.shift[i] = static_cast<int32_t>(quo * 16);
+    }
+    // hT from the rows, 16 x 16 blocks transposed in registers (rows past the last read as 0).
+    if (hT.size() < static_cast<size_t>(values * stride)) hT.resize(static_cast<size_t>(values * stride));
+    for (int64_t r0 = 0; r0 < p.rows; r0 += 16)
+        for (int64_t b = 0; b < values; b += 16) {
+            const __mmask16 cols = lanes_inside(b, values);
+            __m512 x[16];
+            for (int64_t j = 0; j < 16; ++j)
+                x[j] = r0 + j < p.rows ? _mm512_maskz_loadu_ps(cols, p.gy + (r0 + j) * p.gy_ld + b) : _mm512_setzero_ps();
+            transpose_stage<8>(x);
+            transpose_stage<4>(x);
+            transpose_stage<2>(x);
+            transpose_stage<1>(x);
+            for (int64_t j = 0; j < 16 && b + j < values; ++j) _mm512_storeu_ps(hT.data() + (b + j) * stride + r0, x[j]);
+        }
+    // The tile's sums, as vectors on 64-byte boundaries (narrow_store reads them aligned).
+    const size_t tile_size = static_cast<size_t>(tile * nc * len * 16 + 16);
+    if (tile_floats.size() < tile_size) tile_floats.resize(tile_size);
+    v16* const t = reinterpret_cast<v16*>((reinterpret_cast<uintptr_t>(tile_floats.data()) + 63) & ~uintptr_t{63});
+    const int64_t panel_stride = a.depth * 16;
+    Segment seg;
+    for (int64_t r0 = 0; r0 < p.rows; r0 += tile) {
+        const int64_t n = std::min(tile, p.rows - r0);
+        if (nc == 1)
+            pooled_tile_dispatch<1>(n, a.wide.data(), panel_stride, wd, hT.data() + r0, reinterpret_cast<float*>(t), len);
+        else
+            pooled_tile_dispatch<2>(n, a.wide.data(), panel_stride, wd, hT.data() + r0, reinterpret_cast<float*>(t), len);
+        // Row r's panel c of positions [i0, i0 + 16): 16 vectors of t, transposed into rows of dx.
+        for (int64_t r = 0; r < n; ++r) {
+            seg.dst = p.dx + (r0 + r) * p.dx_ld;
+            for (int64_t c = 0; c < nc; ++c)
+                for (int64_t i0 = 0; i0 < len; i0 += 16)
+                    narrow_store(g, seg, c * 16, i0, std::min<int64_t>(16, len - i0), t + (r * nc + c) * len + i0);
+        }
+    }
+}
+
 #endif  // TSVIZ_X86_KERNELS
 
 // y = x * W^T for dense layers with few units or few features (docs in gemm.hpp): the dot
@@ -1379,6 +1550,39 @@ void tap_product_reference(const TapProduct& g, const float* a, const Segment* s
                 if (s.gate && !(s.gate[r * g.gate_ld + o] > 0.f)) *dst = 0.f;
             }
     }
+}
+
+
+bool pooled_tap_product(const TapProduct& g, const PooledRows& p) {
+#ifdef TSVIZ_X86_KERNELS
+    if (isa_level() != 2 || g.a->rows > 32 || !g.a->finite || g.a->wide_mr != 16 || g.bias || g.transposed == false)
+        return false;
+    if (p.rows > 0) pooled_avx512(g, p);
+    return true;
+#else
+    (void)g;
+    (void)p;
+    return false;
+#endif
+}
+
+void pooled_tap_product_reference(const TapProduct& g, const float* a, const PooledRows& p) {
+    const int64_t channels = g.a->rows, depth = g.channels * g.kernel;
+    for (int64_t r = 0; r < p.rows; ++r)
+        for (int64_t c = 0; c < channels; ++c)
+            for (int64_t i = 0; i < g.ldd; ++i) {
+                double acc = 0;
+                for (int64_t oj = 0; oj < g.channels * p.windows; ++oj) {
+                    const int64_t at = p.arg[oj];
+                    if (at < 0 || (p.gate && !(p.gate[oj] > 0.f))) continue;
+                    for (int64_t k = 0; k < g.kernel; ++k)
+                        if (at - p.pad + k * g.dilation == i)
+                            acc += static_cast<double>(a[c * depth + (oj / p.windows) * g.kernel + k]) *
+                                   p.gy[r * p.gy_ld + oj];
+                }
+                float* dst = p.dx + r * p.dx_ld + c * g.ldd + i;
+                *dst = (g.accumulate ? *dst : 0.f) + static_cast<float>(acc);
+            }
 }
 
 }  // namespace tsviz::ops

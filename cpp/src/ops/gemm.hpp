@@ -93,6 +93,33 @@ Segment* segment_scratch(int64_t n);
 // The same result by plain loops, for tests and as the definition.
 void tap_product_reference(const TapProduct& p, const float* a, const Segment* segments, int64_t n_segments);
 
+// The input gradient of a stride-1 convolution for cotangent rows of one sample whose output
+// cotangent is a max-pooling's backward: the pooled cotangent is zero but at each window's
+// argmax (and where a ReLU between the two is off), so the product reads each window's value
+// once instead of every position of the convolution's output. For row r < rows:
+//   dx[r, c, i] (= or, with g.accumulate, +=) sum over windows (o, w) whose argmax
+//   t = arg[o * windows + w] >= 0 (and gate[o * windows + w] > 0 when gate is set), and taps k
+//   with i = t - pad + k * dilation in [0, ldd), of W[o, c, k] * gy[r * gy_ld + o * windows + w],
+// g being the convolution's input-gradient product (transposed weights, channels = filters,
+// its kernel and dilation, ldd = the input's length). Returns false, and does nothing, where no
+// kernel serves it (not AVX-512, over 32 channels, weights not all finite: then a zero window
+// would not be the zero it is in the dense product); the caller takes the dense path.
+struct PooledRows {
+    const int32_t* arg = nullptr;  // filters x windows: positions in the convolution's output
+    const float* gate = nullptr;   // filters x windows, or null
+    int64_t windows = 0;
+    int64_t pad = 0;               // the convolution's padding before the input
+    const float* gy = nullptr;     // rows x (filters x windows), row stride gy_ld
+    int64_t gy_ld = 0;
+    float* dx = nullptr;           // rows x (channels x ldd), row stride dx_ld
+    int64_t dx_ld = 0;
+    int64_t rows = 0;
+};
+bool pooled_tap_product(const TapProduct& g, const PooledRows& p);
+// The same by plain loops, for tests and as the definition; a: the product's A (input channels
+// x filters * kernel, row-major), as for tap_product_reference.
+void pooled_tap_product_reference(const TapProduct& g, const float* a, const PooledRows& p);
+
 // y (n x u, row stride y_step) = x (n x d, row stride x_step) * W^T, plus the bias (may be
 // null), or added to y when accumulating; W is given both ways, w (u x d) and w_t (d x u),
 // row-major. For dense layers with few units or few features (a regression head, a gradient

@@ -224,6 +224,24 @@ struct FilterRow {
 };
 void conv_filter_input_grad(const Node& node, const Resolved& geo, const Shape& in, const FilterRow* rows,
                             int64_t count);
+// The input gradient of a convolution whose output reaches the cotangent only through a
+// max-pooling, with a ReLU between or not (a reverse sweep's conv -> ReLU -> MaxPool): the
+// pooling's output cotangent rows go straight to the convolution's input (gemm.hpp,
+// pooled_tap_product) without the pooled cotangent, zero but at each window's argmax where
+// the ReLU is on, being formed and read whole. For several rows per sample (rep > 1: the
+// argmaxes are worked out once per sample), stride 1, one group, 8 to 32 input channels;
+// returns false, writing nothing, where it does not apply (the engine then runs both rules).
+struct PooledConvArgs {
+    const Node& conv;
+    const Resolved& conv_geo;
+    const int32_t* arg;   // the pooling's argmaxes, per sample (filters x windows)
+    ConstView pooled;     // the pooling's forward output where a ReLU is between (its gate), else no data
+    ConstView grad_out;   // the pooling's output cotangent, rows x (filters, windows)
+    View grad_in;         // the convolution input's gradient, rows x (channels, length)
+    int64_t rep = 1;
+    bool overwrite = false;  // grad_in holds no values yet: set, not add
+};
+bool backward_conv_pooled(const PooledConvArgs& a);
 // Weight gradients of the filter layers (conv.cpp, dense.cpp), and the same by plain loops in
 // double, for tests and as the definition.
 void weight_backward_conv(const WeightGradArgs&);
