@@ -122,7 +122,10 @@ def test_saliency_of_dense_output_layer_equals_output_saliency() -> None:
     x = real_windows((2, 50), "NCT", 4)
     ex = model.explain(x)
     last = ex.layer_names[-1]
-    np.testing.assert_allclose(ex.saliency(last, method="reverse")[:, 0], ex.output_saliency, rtol=1e-6, atol=1e-9)
+    # The sweep sums in another order than the explanation's pass (its first convolution's input
+    # gradient comes straight from the pooling's windows): equal to float32 rounding.
+    scale = np.abs(ex.output_saliency).max()
+    np.testing.assert_allclose(ex.saliency(last, method="reverse")[:, 0], ex.output_saliency, rtol=1e-6, atol=1e-6 * scale)
     np.testing.assert_array_equal(ex.saliency(last)[:, 0], ex.output_saliency)
     of_loss = model.explain(x, wrt="loss", y_true=np.ones(4, np.float32))
     reverse = of_loss.saliency(last, method="reverse")

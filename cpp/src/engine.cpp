@@ -159,7 +159,7 @@ void ancestors(const Graph& g, const std::vector<int>& starts, std::vector<bool>
 }
 
 void backward(const Graph& g, const Activations& act, int64_t first, int64_t count, int start, int64_t rep,
-              const std::vector<bool>& keep, Cotangents& ct, int stop) {
+              const std::vector<bool>& keep, Cotangents& ct, int stop, bool sweep) {
     ct.rep = rep;
     ct.rows = count * rep;
     ct.grad.resize(g.nodes.size());
@@ -193,11 +193,11 @@ void backward(const Graph& g, const Activations& act, int64_t first, int64_t cou
         const bool may_overwrite = ops::rules(node.kind).backward_writes_all && node.inputs.size() == 1;
         const int relu = node.kind == OpKind::MaxPool ? node.inputs[0] : -1;
         args.relu_gate = relu > stop && g.nodes[relu].kind == OpKind::Relu && readers[relu] == 1 && !keep[relu];
-        // A convolution whose output only this pooling reads (through that ReLU or directly)
-        // takes the pooling's cotangent rows straight to its input (ops::backward_conv_pooled),
-        // and the two rules' passes go.
+        // In a sweep, a convolution whose output only this pooling reads (through that ReLU or
+        // directly) takes the pooling's cotangent rows straight to its input
+        // (ops::backward_conv_pooled), and the two rules' passes go.
         const int conv = relu < 0 ? -1 : args.relu_gate ? g.nodes[relu].inputs[0] : relu;
-        if (rep > 1 && conv > stop && g.nodes[conv].kind == OpKind::Conv && readers[conv] == 1 && !keep[conv]) {
+        if (sweep && conv > stop && g.nodes[conv].kind == OpKind::Conv && readers[conv] == 1 && !keep[conv]) {
             const int p = g.nodes[conv].inputs[0];
             GradBuffer& gp = ct.grad[p];
             const bool fresh = gp.empty();

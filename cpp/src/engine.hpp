@@ -136,8 +136,11 @@ struct Cotangents {
 // of start's size). A node's cotangent is cleared once propagated unless keep[node]. Cleared
 // entries keep their capacity: a Cotangents reused over chunks allocates only once. With `stop`
 // > 0, only the nodes after it are propagated (ct.grad[stop] then holds its cotangent).
+// A saliency sweep (`sweep`) takes the kernels made for many rows per sample sharing their
+// argmaxes (ops::backward_conv_pooled) whatever rep is, so that a filter's row gives the same
+// result asked alone or with others; other passes (rep 1) keep the rules' own.
 void backward(const Graph& g, const Activations& act, int64_t first, int64_t count, int start, int64_t rep,
-              const std::vector<bool>& keep, Cotangents& ct, int stop = 0);
+              const std::vector<bool>& keep, Cotangents& ct, int stop = 0, bool sweep = false);
 
 // Forward mode over banded tangents (ops/op.hpp, TangentArgs): one tangent per input point
 // (channel c, position p), tangent index p * C + c. Each tensor's tangents live on a band of

@@ -608,7 +608,7 @@ void reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Laye
                 }
                 ops::conv_filter_input_grad(conv, ex.act.geo[l.z], ex.act.geo[p].out, steps.data(),
                                             static_cast<int64_t>(steps.size()));
-                backward(g, ex.act, first, count, p, live, keep, ct);
+                backward(g, ex.act, first, count, p, live, keep, ct, 0, true);
             }
         } else {
             seed.assign(static_cast<size_t>(count * rows * f_n * len), 0.f);
@@ -618,7 +618,7 @@ void reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Laye
                     std::fill(row, row + len, 1.f);
                     slot[i * rows + r] = r;
                 }
-            backward(g, ex.act, first, count, l.a, rows, keep, ct);
+            backward(g, ex.act, first, count, l.a, rows, keep, ct, 0, true);
         }
         const GradBuffer& gx = ct.grad[0];
         for (int64_t i = 0; i < count; ++i)

@@ -492,7 +492,7 @@ bool backward_conv_pooled(const PooledConvArgs& a) {
     const Node& node = a.conv;
     const View& gx = a.grad_in;
     const ConstView& gy = a.grad_out;
-    if (node.stride != 1 || node.group != 1 || gx.c < 8 || a.rep < 2) return false;
+    if (node.stride != 1 || node.group != 1) return false;
     TapProduct p = conv_taps(node, &node.packed->transposed[0], gy.c, true, gx.l);
     p.accumulate = !a.overwrite;
     const int64_t per_sample = gy.c * gy.l;

@@ -1006,10 +1006,103 @@ __attribute__((target("avx512f"), always_inline)) inline void pooled_tile_dispat
     }
 }
 
+// Input channels up to which the rows go in the vector lanes (16 rows a vector), not the channels.
+constexpr int64_t kFewPooled = 4;
+
+// With few input channels (a first layer's, over one or two) the channel lanes would be mostly
+// empty, so the lanes hold 16 rows: for every position i and channel c < C, acc = sum over i's
+// windows of W[o, c, k] (a broadcast) times the 16 rows' values of the window (a vector of hT),
+// in U = 4 interleaved partial sums (C chains alone would wait on the multiply-add latency),
+// added in a fixed order. Into t[(c * len + i)], a vector of 16 rows each.
+template <int64_t C, size_t... I>
+__attribute__((target("avx512f"), always_inline)) inline void pooled_rows_sums(const float* w, int64_t depth,
+                                                                              const PooledWindows& wd, const float* h,
+                                                                              v16* t, int64_t len,
+                                                                              std::index_sequence<I...>) {
+    constexpr int64_t U = 4;
+    const int32_t* a_row = wd.a_row.data();
+    const int32_t* value = wd.value.data();
+    for (int64_t i = 0; i < len; ++i) {
+        Regs<v16> acc{};
+        const float* wi = w + wd.shift[i];
+        const int32_t last = wd.last[i];
+        int32_t e = wd.first[i];
+        auto step = [&](int32_t at, auto u) __attribute__((target("avx512f"), always_inline)) {
+            v16 hv;
+            std::memcpy(&hv, h + value[at], sizeof hv);
+            const float* wp = wi + a_row[at];
+            ((static_cast<int64_t>(I) % U == decltype(u)::value ? (void)(reg<I>(acc) += wp[static_cast<int64_t>(I) / U * depth] * hv)
+                                                                 : (void)0),
+             ...);
+        };
+        for (; e + U <= last; e += U) {
+            step(e, std::integral_constant<int64_t, 0>{});
+            step(e + 1, std::integral_constant<int64_t, 1>{});
+            step(e + 2, std::integral_constant<int64_t, 2>{});
+            step(e + 3, std::integral_constant<int64_t, 3>{});
+        }
+        if (e < last) step(e++, std::integral_constant<int64_t, 0>{});
+        if (e < last) step(e++, std::integral_constant<int64_t, 1>{});
+        if (e < last) step(e++, std::integral_constant<int64_t, 2>{});
+        // Channel c's sum: (p0 + p1) + (p2 + p3).
+        ((static_cast<int64_t>(I) % U == 0
+              ? (void)(t[static_cast<int64_t>(I) / U * len + i] =
+                           (reg<I>(acc) + reg<(I + 1) % 16>(acc)) + (reg<(I + 2) % 16>(acc) + reg<(I + 3) % 16>(acc)))
+              : (void)0),
+         ...);
+    }
+}
+template <int64_t C>
+__attribute__((target("avx512f"), noinline)) void pooled_rows_tile(const float* w, int64_t depth,
+                                                                   const PooledWindows& wd, const float* h, v16* t,
+                                                                   int64_t len) {
+    pooled_rows_sums<C>(w, depth, wd, h, t, len, std::make_index_sequence<C * 4>{});
+}
+
+__attribute__((target("avx512f"))) void pooled_few_channels(const TapProduct& g, const PooledRows& p,
+                                                            const PooledWindows& wd, const float* hT,
+                                                            std::vector<float>& tile_floats) {
+    const PackedMatrix& a = *g.a;
+    const int64_t channels = a.rows, len = g.ldd;
+    const size_t tile_size = static_cast<size_t>(channels * len * 16 + 16);
+    if (tile_floats.size() < tile_size) tile_floats.resize(tile_size);
+    v16* const t = reinterpret_cast<v16*>((reinterpret_cast<uintptr_t>(tile_floats.data()) + 63) & ~uintptr_t{63});
+    for (int64_t r0 = 0; r0 < p.rows; r0 += 16) {
+        switch (channels) {
+            case 1: pooled_rows_tile<1>(a.plain.data(), a.depth, wd, hT + r0, t, len); break;
+            case 2: pooled_rows_tile<2>(a.plain.data(), a.depth, wd, hT + r0, t, len); break;
+            case 3: pooled_rows_tile<3>(a.plain.data(), a.depth, wd, hT + r0, t, len); break;
+            default: pooled_rows_tile<4>(a.plain.data(), a.depth, wd, hT + r0, t, len); break;
+        }
+        // Channel c, positions [i0, i0 + 16): 16 vectors of rows, transposed into 16 rows of
+        // positions; each row r < rows one masked store (or add) into dx.
+        const int64_t rows = std::min<int64_t>(16, p.rows - r0);
+        for (int64_t c = 0; c < channels; ++c)
+            for (int64_t i0 = 0; i0 < len; i0 += 16) {
+                const int64_t n = std::min<int64_t>(16, len - i0);
+                const __mmask16 cols = lanes_inside(0, n);
+                __m512 x[16];
+                for (int64_t j = 0; j < 16; ++j)
+                    x[j] = j < n ? reinterpret_cast<const __m512&>(t[c * len + i0 + j]) : _mm512_setzero_ps();
+                transpose_stage<8>(x);
+                transpose_stage<4>(x);
+                transpose_stage<2>(x);
+                transpose_stage<1>(x);
+                float* dst = p.dx + r0 * p.dx_ld + c * len + i0;
+                for (int64_t r = 0; r < rows; ++r, dst += p.dx_ld) {
+                    const __m512 v = g.accumulate ? _mm512_add_ps(x[r], _mm512_maskz_loadu_ps(cols, dst)) : x[r];
+                    _mm512_mask_storeu_ps(dst, cols, v);
+                }
+            }
+    }
+}
+
 __attribute__((target("avx512f"))) void pooled_avx512(const TapProduct& g, const PooledRows& p) {
     const PackedMatrix& a = *g.a;
     const int64_t nc = (a.rows + 15) / 16, k_n = g.kernel, dil = g.dilation, len = g.ldd, windows = p.windows;
     const int64_t filters = g.channels, values = filters * windows, tile = 16 / nc;
+    // Up to kFewPooled input channels: the rows go in the vector lanes instead of the channels.
+    const bool few = a.rows <= kFewPooled;
     thread_local PooledWindows windows_scratch;  // kept between calls; bound once
     thread_local std::vector<float> values_scratch, tile_scratch;
     PooledWindows& wd = windows_scratch;
@@ -1047,9 +1140,12 @@ __attribute__((target("avx512f"))) void pooled_avx512(const TapProduct& g, const
     for (int64_t k = 0; k < keys; ++k) wd.count[k + 1] += wd.count[k];
     wd.a_row.resize(static_cast<size_t>(active));
     wd.value.resize(static_cast<size_t>(active));
+    // A's offsets: in 16-float panel rows for the channel-lane tiles, in floats for the
+    // row-lane ones.
+    const int32_t scale = few ? 1 : 16;
     for (int64_t q = 0; q < active; ++q) {
         const int32_t slot = wd.count[static_cast<size_t>(wd.key[q])]++;
-        wd.a_row[slot] = wd.row[q] * 16;
+        wd.a_row[slot] = wd.row[q] * scale;
         wd.value[slot] = static_cast<int32_t>(wd.active[q] * stride);
     }
     // count[key] is now the end of key's run: position i reads the keys of residue
@@ -1062,7 +1158,7 @@ __attribute__((target("avx512f"))) void pooled_avx512(const TapProduct& g, const
         const int64_t hi = std::min(quo, per - 1), lo = std::max<int64_t>(0, quo - (k_n - 1));
         wd.first[i] = lo > hi ? 0 : (base + lo == 0 ? 0 : wd.count[static_cast<size_t>(base + lo - 1)]);
         wd.last[i] = lo > hi ? 0 : wd.count[static_cast<size_t>(base + hi)];
-        wd.shift[i] = static_cast<int32_t>(quo * 16);
+        wd.shift[i] = static_cast<int32_t>(quo * scale);
     }
     // hT from the rows, 16 x 16 blocks transposed in registers (rows past the last read as 0).
     if (hT.size() < static_cast<size_t>(values * stride)) hT.resize(static_cast<size_t>(values * stride));
@@ -1078,6 +1174,7 @@ __attribute__((target("avx512f"))) void pooled_avx512(const TapProduct& g, const
             transpose_stage<1>(x);
             for (int64_t j = 0; j < 16 && b + j < values; ++j) _mm512_storeu_ps(hT.data() + (b + j) * stride + r0, x[j]);
         }
+    if (few) return pooled_few_channels(g, p, wd, hT.data(), tile_floats);
     // The tile's sums, as vectors on 64-byte boundaries (narrow_store reads them aligned).
     const size_t tile_size = static_cast<size_t>(tile * nc * len * 16 + 16);
     if (tile_floats.size() < tile_size) tile_floats.resize(tile_size);

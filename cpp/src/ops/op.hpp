@@ -228,8 +228,8 @@ void conv_filter_input_grad(const Node& node, const Resolved& geo, const Shape& 
 // max-pooling, with a ReLU between or not (a reverse sweep's conv -> ReLU -> MaxPool): the
 // pooling's output cotangent rows go straight to the convolution's input (gemm.hpp,
 // pooled_tap_product) without the pooled cotangent, zero but at each window's argmax where
-// the ReLU is on, being formed and read whole. For several rows per sample (rep > 1: the
-// argmaxes are worked out once per sample), stride 1, one group, 8 to 32 input channels;
+// the ReLU is on, being formed and read whole. For a saliency sweep's rows (rep per sample:
+// the argmaxes are worked out once per sample), stride 1, one group, up to 32 input channels;
 // returns false, writing nothing, where it does not apply (the engine then runs both rules).
 struct PooledConvArgs {
     const Node& conv;
