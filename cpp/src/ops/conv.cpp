@@ -283,6 +283,20 @@ __attribute__((target("avx2,fma"))) inline void phase_block_avx2(const Stride2Pl
     store_interleaved8(dx + 16 * b, s0, s1, bit_lanes8(plan.store_lo[b]), bit_lanes8(plan.store_hi[b]), set);
 }
 
+// A single-phase input gradient at stride 2 spread over dx: dx[phase + 2 m] = from[m] for
+// m < len, 16 pairs a step (the pair's other element 0 when setting; left as it is when adding).
+__attribute__((target("avx512f"))) void spread_phase2_avx512(const float* from, int64_t len, int64_t phase,
+                                                              float* dx, int64_t dx_l, bool set) {
+    const __m512i low = _mm512_load_si512(kInterleaveLow), high = _mm512_load_si512(kInterleaveHigh);
+    const __m512 zero = _mm512_setzero_ps();
+    const __mmask16 mine = set ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>(phase ? 0xAAAA : 0x5555);
+    for (int64_t m = 0; 2 * m < dx_l; m += 16) {
+        const __m512 v = _mm512_maskz_loadu_ps(lanes_inside(m, len), from + m);
+        store_interleaved(dx + 2 * m, phase ? zero : v, phase ? v : zero, lanes_inside(2 * m, dx_l) & mine,
+                          lanes_inside(2 * m + 16, dx_l) & mine, set, low, high);
+    }
+}
+
 // add_phase_sums at stride 2 for every channel of one cotangent row: channel c's taps are the
 // rows of cols[c * K + k, 0 .. len). Block: one instruction set's phase_block.
 template <int W, void (*Block)(const typename Stride2Plan<W>::Blocks&, int64_t, const float*, int64_t, const float*,
@@ -319,6 +333,45 @@ void backward_conv(const BackwardArgs& a) {
     const ConstView& gy = a.grad_out;
     const int64_t groups = node.group, per_group = gx.c / groups, filters_per_group = gy.c / groups;
     Segment* segs = segment_scratch(gy.n);
+    if (node.stride > 1 && (node.kernel == 1 || node.dilation % node.stride == 0)) {
+        // Every tap lands on one phase of the input, phi = -pad mod s (a dilation that is a
+        // multiple of the stride, or one tap): dx[c, phi + s * m] = sum over f, k of
+        // W[f, c, k] dz[f, m + shift - k * d / s] with shift = (phi + pad) / s, a stride-1
+        // transposed product on that phase's positions, then spread over dx (the other
+        // phases 0). No per-tap columns to sum afterwards.
+        const int64_t st = node.stride, pad = a.geo.pad_begin, phase = ((-pad) % st + st) % st;
+        const int64_t shift = (phase + pad) / st, len = phase < gx.l ? (gx.l - phase + st - 1) / st : 0;
+        thread_local std::vector<float> phase_scratch;  // kept between calls
+        std::vector<float>& compact = phase_scratch;   // bound once: a thread_local access is a call
+        compact.resize(static_cast<size_t>(gy.n * per_group * std::max<int64_t>(len, 1)));
+        for (int64_t g = 0; g < groups; ++g) {
+            for (int64_t r = 0; r < gy.n; ++r)
+                segs[r] = {gy.sample(r) + g * filters_per_group * gy.l, gy.l, len, -shift,
+                           compact.data() + r * per_group * len};
+            TapProduct p = conv_taps(node, &node.packed->transposed[g], filters_per_group, true, len);
+            p.stride = 1;
+            p.dilation = node.dilation / st;
+            tap_product(p, segs, gy.n);
+            for (int64_t r = 0; r < gy.n; ++r)
+                for (int64_t c = 0; c < per_group; ++c) {
+                    const float* from = compact.data() + (r * per_group + c) * len;
+                    float* dx = gx.sample(r) + (g * per_group + c) * gx.l;
+#ifdef TSVIZ_X86_CONV
+                    if (st == 2 && isa_level() == 2) {
+                        spread_phase2_avx512(from, len, phase, dx, gx.l, a.overwrite);
+                        continue;
+                    }
+#endif
+                    if (a.overwrite) {
+                        for (int64_t i = 0; i < gx.l; ++i) dx[i] = 0.f;
+                        for (int64_t m = 0; m < len; ++m) dx[phase + m * st] = from[m];
+                    } else {
+                        for (int64_t m = 0; m < len; ++m) dx[phase + m * st] += from[m];
+                    }
+                }
+        }
+        return;
+    }
     if (node.stride > 1) {
         // Tap k adds cols[c * K + k, o] to dx[c, o * s + shift_k] (shift_k = k * d - pad). The
         // taps of one phase (shift_k mod s) land on the same positions i = phase + s * m: their
