@@ -554,7 +554,8 @@ bool backward_conv_pooled(const PooledConvArgs& a) {
     rows.pad = a.conv_geo.pad_begin;
     rows.gy_ld = per_sample;
     rows.dx_ld = gx.c * gx.l;
-    if (!pooled_tap_product(p, rows)) return false;  // no rows: whether a kernel serves it
+    rows.rows = a.rep;
+    if (!pooled_tap_product_serves(p, rows)) return false;
     for (int64_t s = 0; s * a.rep < gy.n; ++s) {
         const int64_t r0 = s * a.rep;
         rows.arg = a.arg + s * per_sample;

@@ -1650,17 +1650,28 @@ void tap_product_reference(const TapProduct& g, const float* a, const Segment* s
 }
 
 
-bool pooled_tap_product(const TapProduct& g, const PooledRows& p) {
+bool pooled_tap_product_serves(const TapProduct& g, const PooledRows& p) {
 #ifdef TSVIZ_X86_KERNELS
-    if (isa_level() != 2 || g.a->rows > 32 || !g.a->finite || g.a->wide_mr != 16 || g.bias || g.transposed == false)
-        return false;
-    if (p.rows > 0) pooled_avx512(g, p);
-    return true;
+    // The kernel's offsets are 32-bit: the rows' window values (whole 16-row blocks of every
+    // window) and A's panels must stay below 2^31 floats.
+    const int64_t values = g.channels * p.windows, stride = (p.rows + 15) / 16 * 16;
+    const bool small = values * std::max<int64_t>(stride, 16) < (int64_t{1} << 31) &&
+                       (g.a->rows + 15) / 16 * g.a->depth * 16 < (int64_t{1} << 31);
+    return isa_level() == 2 && g.a->rows <= 32 && g.a->finite && g.a->wide_mr == 16 && !g.bias && g.transposed &&
+           small;
 #else
     (void)g;
     (void)p;
     return false;
 #endif
+}
+
+bool pooled_tap_product(const TapProduct& g, const PooledRows& p) {
+    if (!pooled_tap_product_serves(g, p)) return false;
+#ifdef TSVIZ_X86_KERNELS
+    if (p.rows > 0) pooled_avx512(g, p);
+#endif
+    return true;
 }
 
 void pooled_tap_product_reference(const TapProduct& g, const float* a, const PooledRows& p) {

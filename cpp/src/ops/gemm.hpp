@@ -117,6 +117,8 @@ struct PooledRows {
     int64_t rows = 0;
 };
 bool pooled_tap_product(const TapProduct& g, const PooledRows& p);
+// Whether pooled_tap_product serves g for up to p.rows rows (its other fields unread).
+bool pooled_tap_product_serves(const TapProduct& g, const PooledRows& p);
 // The same by plain loops, for tests and as the definition; a: the product's A (input channels
 // x filters * kernel, row-major), as for tap_product_reference.
 void pooled_tap_product_reference(const TapProduct& g, const float* a, const PooledRows& p);
