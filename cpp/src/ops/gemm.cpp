@@ -934,8 +934,9 @@ void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, in
 // The active windows of one sample (argmax present, gate on) sorted by argmax t, in order of
 // t mod dilation, then t / dilation, then filter: the windows that reach input position i are
 // then one run, those whose t = i + pad - k * dilation for a tap k, and tap k is
-// (i + pad - t) / dilation. Per window: A's wide panel row (o * K - t / dilation) * 16, to which
-// position i adds ((i + pad) / dilation) * 16, and the window's values' offset in hT.
+// (i + pad - t) / dilation. Per window: A's row o * K - t / dilation (in floats, or in wide
+// panel rows of L floats), to which position i adds (i + pad) / dilation, and the window's
+// values' offset in hT (the rows' values of window oj side by side at oj * stride).
 struct PooledWindows {
     std::vector<int32_t> count;   // per sort key, then the keys' first slots
     std::vector<int32_t> key;     // per active window
@@ -946,45 +947,96 @@ struct PooledWindows {
     std::vector<int32_t> first, last, shift;  // per position: the run of windows, and its A offset
 };
 
+// The sort (a counting sort by key), A's offsets in units of `scale` floats.
+inline void pooled_windows(const TapProduct& g, const PooledRows& p, PooledWindows& wd, int32_t scale,
+                           int64_t stride) {
+    const int64_t k_n = g.kernel, dil = g.dilation, len = g.ldd, windows = p.windows;
+    const int64_t filters = g.channels, values = filters * windows;
+    wd.active.resize(static_cast<size_t>(values));
+    wd.key.resize(static_cast<size_t>(values));
+    wd.row.resize(static_cast<size_t>(values));
+    int64_t active = 0, t_max = -1;
+    for (int64_t o = 0; o < filters; ++o)
+        for (int64_t oj = o * windows; oj < (o + 1) * windows; ++oj) {
+            const int64_t at = p.arg[oj];
+            if (at < 0 || (p.gate && !(p.gate[oj] > 0.f))) continue;
+            wd.active[active] = static_cast<int32_t>(oj);
+            wd.key[active] = static_cast<int32_t>(at);
+            wd.row[active++] = static_cast<int32_t>(o * k_n);
+            t_max = std::max(t_max, at);
+        }
+    // Without dilation the key is t: no divisions, which cost more than the rest of the sort.
+    const int64_t per = t_max / dil + 1, keys = dil * per;
+    if (dil > 1)
+        for (int64_t q = 0; q < active; ++q) {
+            const int32_t at = wd.key[q];
+            wd.key[q] = static_cast<int32_t>((at % dil) * per + at / dil);
+            wd.row[q] -= static_cast<int32_t>(at / dil);
+        }
+    else
+        for (int64_t q = 0; q < active; ++q) wd.row[q] -= wd.key[q];
+    wd.count.assign(static_cast<size_t>(keys + 1), 0);
+    for (int64_t q = 0; q < active; ++q) ++wd.count[static_cast<size_t>(wd.key[q] + 1)];
+    for (int64_t k = 0; k < keys; ++k) wd.count[k + 1] += wd.count[k];
+    wd.a_row.resize(static_cast<size_t>(active));
+    wd.value.resize(static_cast<size_t>(active));
+    for (int64_t q = 0; q < active; ++q) {
+        const int32_t slot = wd.count[static_cast<size_t>(wd.key[q])]++;
+        wd.a_row[slot] = wd.row[q] * scale;
+        wd.value[slot] = static_cast<int32_t>(wd.active[q] * stride);
+    }
+    // count[key] is now the end of key's run: position i reads the keys of residue
+    // (i + pad) mod dilation, t / dilation from (i + pad) / dilation - (K - 1) to (i + pad) / dilation.
+    wd.first.resize(static_cast<size_t>(len));
+    wd.last.resize(static_cast<size_t>(len));
+    wd.shift.resize(static_cast<size_t>(len));
+    for (int64_t i = 0; i < len; ++i) {
+        const int64_t ip = i + p.pad, quo = dil > 1 ? ip / dil : ip, base = dil > 1 ? (ip - quo * dil) * per : 0;
+        const int64_t hi = std::min(quo, per - 1), lo = std::max<int64_t>(0, quo - (k_n - 1));
+        wd.first[i] = lo > hi ? 0 : (base + lo == 0 ? 0 : wd.count[static_cast<size_t>(base + lo - 1)]);
+        wd.last[i] = lo > hi ? 0 : wd.count[static_cast<size_t>(base + hi)];
+        wd.shift[i] = static_cast<int32_t>(quo * scale);
+    }
+}
+
+// Per vector width: accumulators a tile may hold (32 registers on AVX-512, 16 on AVX2), and
+// the input channels up to which the rows go in the lanes (four partial sums per channel).
+template <class V>
+struct PooledShape {
+    static constexpr int64_t lanes = NarrowShape<V>::lanes;
+    static constexpr int64_t accumulators = lanes == 16 ? 16 : 12;
+    static constexpr int64_t few = accumulators / 4;
+};
+
 // One tile of R rows (hT + its first row): for every position i, acc[r][panel] = sum over i's
 // windows of A's panel vector times row r's value of the window (a broadcast: the rows of a
-// window lie side by side in hT), into t[((r * NC + panel) * len + i) * 16].
-template <int64_t NC, int64_t R, size_t... I>
-__attribute__((target("avx512f"), always_inline)) inline void pooled_tile_sums(
-    const float* a0, int64_t panel_stride, const PooledWindows& wd, const float* h, float* t, int64_t len,
-    std::index_sequence<I...>) {
+// window lie side by side in hT), into t[(r * NC + panel) * len + i].
+template <class V, int64_t NC, int64_t R, size_t... I>
+TSVIZ_INLINE void pooled_tile_sums(const float* a0, int64_t panel_stride, const PooledWindows& wd, const float* h,
+                                   V* t, int64_t len, std::index_sequence<I...>) {
     const int32_t* a_row = wd.a_row.data();
     const int32_t* value = wd.value.data();
     for (int64_t i = 0; i < len; ++i) {
-        Regs<v16> acc{};
+        Regs<V> acc{};
         const float* ai = a0 + wd.shift[i];
         for (int32_t e = wd.first[i]; e < wd.last[i]; ++e) {
             const float* ap = ai + a_row[e];
             const float* hp = h + value[e];
-            v16 av[NC];
-            std::memcpy(&av[0], ap, sizeof(v16));
-            if constexpr (NC > 1) std::memcpy(&av[1], ap + panel_stride, sizeof(v16));
+            V av[NC];
+            for (int64_t c = 0; c < NC; ++c) std::memcpy(&av[c], ap + c * panel_stride, sizeof(V));
             ((reg<I>(acc) += hp[I / NC] * av[I % NC]), ...);
         }
-        ((std::memcpy(t + ((static_cast<int64_t>(I) * len) + i) * 16, &reg<I>(acc), sizeof(v16))), ...);
+        ((t[static_cast<int64_t>(I) * len + i] = reg<I>(acc)), ...);
     }
 }
-template <int64_t NC, int64_t R>
-__attribute__((target("avx512f"), noinline)) void pooled_tile(const float* a0, int64_t panel_stride,
-                                                              const PooledWindows& wd, const float* h, float* t,
-                                                              int64_t len) {
-    static_assert(NC * R <= 16, "sixteen accumulators");
-    pooled_tile_sums<NC, R>(a0, panel_stride, wd, h, t, len, std::make_index_sequence<NC * R>{});
-}
-// Tiles of up to 16 / NC rows, the last one as many as are left.
-template <int64_t NC>
-__attribute__((target("avx512f"), always_inline)) inline void pooled_tile_dispatch(int64_t rows, const float* a0,
-                                                                                   int64_t panel_stride,
-                                                                                   const PooledWindows& wd,
-                                                                                   const float* h, float* t,
-                                                                                   int64_t len) {
-    auto run = [&](auto r) __attribute__((target("avx512f"), always_inline)) {
-        if constexpr (NC * decltype(r)::value <= 16) pooled_tile<NC, decltype(r)::value>(a0, panel_stride, wd, h, t, len);
+// Tiles of up to accumulators / NC rows, the last one as many as are left.
+template <class V, int64_t NC>
+TSVIZ_INLINE void pooled_tile(int64_t rows, const float* a0, int64_t panel_stride, const PooledWindows& wd,
+                              const float* h, V* t, int64_t len) {
+    auto run = [&](auto r) __attribute__((always_inline)) {
+        constexpr int64_t R = decltype(r)::value;
+        if constexpr (NC * R <= PooledShape<V>::accumulators)
+            pooled_tile_sums<V, NC, R>(a0, panel_stride, wd, h, t, len, std::make_index_sequence<NC * R>{});
     };
     switch (rows) {
         case 1: return run(std::integral_constant<int64_t, 1>{});
@@ -1006,33 +1058,29 @@ __attribute__((target("avx512f"), always_inline)) inline void pooled_tile_dispat
     }
 }
 
-// Input channels up to which the rows go in the vector lanes (16 rows a vector), not the channels.
-constexpr int64_t kFewPooled = 4;
-
 // With few input channels (a first layer's, over one or two) the channel lanes would be mostly
-// empty, so the lanes hold 16 rows: for every position i and channel c < C, acc = sum over i's
-// windows of W[o, c, k] (a broadcast) times the 16 rows' values of the window (a vector of hT),
+// empty, so the lanes hold L rows: for every position i and channel c < C, acc = sum over i's
+// windows of W[o, c, k] (a broadcast) times the L rows' values of the window (a vector of hT),
 // in U = 4 interleaved partial sums (C chains alone would wait on the multiply-add latency),
-// added in a fixed order. Into t[(c * len + i)], a vector of 16 rows each.
-template <int64_t C, size_t... I>
-__attribute__((target("avx512f"), always_inline)) inline void pooled_rows_sums(const float* w, int64_t depth,
-                                                                              const PooledWindows& wd, const float* h,
-                                                                              v16* t, int64_t len,
-                                                                              std::index_sequence<I...>) {
+// added in a fixed order. Into t[c * len + i], a vector of L rows each.
+template <class V, int64_t C, size_t... I>
+TSVIZ_INLINE void pooled_rows_sums(const float* w, int64_t depth, const PooledWindows& wd, const float* h, V* t,
+                                   int64_t len, std::index_sequence<I...>) {
     constexpr int64_t U = 4;
     const int32_t* a_row = wd.a_row.data();
     const int32_t* value = wd.value.data();
     for (int64_t i = 0; i < len; ++i) {
-        Regs<v16> acc{};
+        Regs<V> acc{};
         const float* wi = w + wd.shift[i];
         const int32_t last = wd.last[i];
         int32_t e = wd.first[i];
-        auto step = [&](int32_t at, auto u) __attribute__((target("avx512f"), always_inline)) {
-            v16 hv;
+        auto step = [&](int32_t at, auto u) __attribute__((always_inline)) {
+            V hv;
             std::memcpy(&hv, h + value[at], sizeof hv);
             const float* wp = wi + a_row[at];
-            ((static_cast<int64_t>(I) % U == decltype(u)::value ? (void)(reg<I>(acc) += wp[static_cast<int64_t>(I) / U * depth] * hv)
-                                                                 : (void)0),
+            ((static_cast<int64_t>(I) % U == decltype(u)::value
+                  ? (void)(reg<I>(acc) += wp[static_cast<int64_t>(I) / U * depth] * hv)
+                  : (void)0),
              ...);
         };
         for (; e + U <= last; e += U) {
@@ -1052,116 +1100,41 @@ __attribute__((target("avx512f"), always_inline)) inline void pooled_rows_sums(c
          ...);
     }
 }
-template <int64_t C>
-__attribute__((target("avx512f"), noinline)) void pooled_rows_tile(const float* w, int64_t depth,
-                                                                   const PooledWindows& wd, const float* h, v16* t,
-                                                                   int64_t len) {
-    pooled_rows_sums<C>(w, depth, wd, h, t, len, std::make_index_sequence<C * 4>{});
-}
-
-__attribute__((target("avx512f"))) void pooled_few_channels(const TapProduct& g, const PooledRows& p,
-                                                            const PooledWindows& wd, const float* hT,
-                                                            std::vector<float>& tile_floats) {
-    const PackedMatrix& a = *g.a;
-    const int64_t channels = a.rows, len = g.ldd;
-    const size_t tile_size = static_cast<size_t>(channels * len * 16 + 16);
-    if (tile_floats.size() < tile_size) tile_floats.resize(tile_size);
-    v16* const t = reinterpret_cast<v16*>((reinterpret_cast<uintptr_t>(tile_floats.data()) + 63) & ~uintptr_t{63});
-    for (int64_t r0 = 0; r0 < p.rows; r0 += 16) {
-        switch (channels) {
-            case 1: pooled_rows_tile<1>(a.plain.data(), a.depth, wd, hT + r0, t, len); break;
-            case 2: pooled_rows_tile<2>(a.plain.data(), a.depth, wd, hT + r0, t, len); break;
-            case 3: pooled_rows_tile<3>(a.plain.data(), a.depth, wd, hT + r0, t, len); break;
-            default: pooled_rows_tile<4>(a.plain.data(), a.depth, wd, hT + r0, t, len); break;
-        }
-        // Channel c, positions [i0, i0 + 16): 16 vectors of rows, transposed into 16 rows of
-        // positions; each row r < rows one masked store (or add) into dx.
-        const int64_t rows = std::min<int64_t>(16, p.rows - r0);
-        for (int64_t c = 0; c < channels; ++c)
-            for (int64_t i0 = 0; i0 < len; i0 += 16) {
-                const int64_t n = std::min<int64_t>(16, len - i0);
-                const __mmask16 cols = lanes_inside(0, n);
-                __m512 x[16];
-                for (int64_t j = 0; j < 16; ++j)
-                    x[j] = j < n ? reinterpret_cast<const __m512&>(t[c * len + i0 + j]) : _mm512_setzero_ps();
-                transpose_stage<8>(x);
-                transpose_stage<4>(x);
-                transpose_stage<2>(x);
-                transpose_stage<1>(x);
-                float* dst = p.dx + r0 * p.dx_ld + c * len + i0;
-                for (int64_t r = 0; r < rows; ++r, dst += p.dx_ld) {
-                    const __m512 v = g.accumulate ? _mm512_add_ps(x[r], _mm512_maskz_loadu_ps(cols, dst)) : x[r];
-                    _mm512_mask_storeu_ps(dst, cols, v);
-                }
-            }
+template <class V>
+TSVIZ_INLINE void pooled_rows(int64_t channels, const float* w, int64_t depth, const PooledWindows& wd,
+                              const float* h, V* t, int64_t len) {
+    auto run = [&](auto c) __attribute__((always_inline)) {
+        constexpr int64_t C = decltype(c)::value;
+        if constexpr (C <= PooledShape<V>::few)
+            pooled_rows_sums<V, C>(w, depth, wd, h, t, len, std::make_index_sequence<C * 4>{});
+    };
+    switch (channels) {
+        case 1: return run(std::integral_constant<int64_t, 1>{});
+        case 2: return run(std::integral_constant<int64_t, 2>{});
+        case 3: return run(std::integral_constant<int64_t, 3>{});
+        default: return run(std::integral_constant<int64_t, 4>{});
     }
 }
 
-__attribute__((target("avx512f"))) void pooled_avx512(const TapProduct& g, const PooledRows& p) {
-    const PackedMatrix& a = *g.a;
-    const int64_t nc = (a.rows + 15) / 16, k_n = g.kernel, dil = g.dilation, len = g.ldd, windows = p.windows;
-    const int64_t filters = g.channels, values = filters * windows, tile = 16 / nc;
-    // Up to kFewPooled input channels: the rows go in the vector lanes instead of the channels.
-    const bool few = a.rows <= kFewPooled;
-    thread_local PooledWindows windows_scratch;  // kept between calls; bound once
-    thread_local std::vector<float> values_scratch, tile_scratch;
-    PooledWindows& wd = windows_scratch;
-    std::vector<float>& hT = values_scratch;
-    std::vector<float>& tile_floats = tile_scratch;
-    // hT: the rows' values of window oj side by side at oj * stride, in whole 16-row blocks.
-    const int64_t stride = (p.rows + 15) / 16 * 16;
-    // The active windows and their sort keys (t mod dilation) * per + t / dilation, per = the
-    // keys of one residue; counted by key, then placed in order (a counting sort).
-    wd.active.resize(static_cast<size_t>(values));
-    wd.key.resize(static_cast<size_t>(values));
-    // (Without dilation the key is t: no divisions, which cost more than the rest of the sort.)
-    wd.row.resize(static_cast<size_t>(values));
-    int64_t active = 0, t_max = -1;
-    for (int64_t o = 0; o < filters; ++o)
-        for (int64_t oj = o * windows; oj < (o + 1) * windows; ++oj) {
-            const int64_t at = p.arg[oj];
-            if (at < 0 || (p.gate && !(p.gate[oj] > 0.f))) continue;
-            wd.active[active] = static_cast<int32_t>(oj);
-            wd.key[active] = static_cast<int32_t>(at);
-            wd.row[active++] = static_cast<int32_t>(o * k_n);
-            t_max = std::max(t_max, at);
-        }
-    const int64_t per = t_max / dil + 1, keys = dil * per;
-    if (dil > 1)
-        for (int64_t q = 0; q < active; ++q) {
-            const int32_t at = wd.key[q];
-            wd.key[q] = static_cast<int32_t>((at % dil) * per + at / dil);
-            wd.row[q] -= static_cast<int32_t>(at / dil);
-        }
-    else
-        for (int64_t q = 0; q < active; ++q) wd.row[q] -= wd.key[q];
-    wd.count.assign(static_cast<size_t>(keys + 1), 0);
-    for (int64_t q = 0; q < active; ++q) ++wd.count[static_cast<size_t>(wd.key[q] + 1)];
-    for (int64_t k = 0; k < keys; ++k) wd.count[k + 1] += wd.count[k];
-    wd.a_row.resize(static_cast<size_t>(active));
-    wd.value.resize(static_cast<size_t>(active));
-    // A's offsets: in 16-float panel rows for the channel-lane tiles, in floats for the
-    // row-lane ones.
-    const int32_t scale = few ? 1 : 16;
-    for (int64_t q = 0; q < active; ++q) {
-        const int32_t slot = wd.count[static_cast<size_t>(wd.key[q])]++;
-        wd.a_row[slot] = wd.row[q] * scale;
-        wd.value[slot] = static_cast<int32_t>(wd.active[q] * stride);
+// Scratch of one thread for pooled_tap_product, kept between calls.
+struct PooledScratch {
+    PooledWindows windows;
+    std::vector<float> values, tiles;
+    // The tiles' vectors on 64-byte boundaries (narrow_store reads them aligned).
+    template <class V>
+    V* tile(size_t vectors) {
+        if (tiles.size() < vectors * (sizeof(V) / sizeof(float)) + 16) tiles.resize(vectors * (sizeof(V) / sizeof(float)) + 16);
+        return reinterpret_cast<V*>((reinterpret_cast<uintptr_t>(tiles.data()) + 63) & ~uintptr_t{63});
     }
-    // count[key] is now the end of key's run: position i reads the keys of residue
-    // (i + pad) mod dilation, t / dilation from (i + pad) / dilation - (K - 1) to (i + pad) / dilation.
-    wd.first.resize(static_cast<size_t>(len));
-    wd.last.resize(static_cast<size_t>(len));
-    wd.shift.resize(static_cast<size_t>(len));
-    for (int64_t i = 0; i < len; ++i) {
-        const int64_t ip = i + p.pad, quo = dil > 1 ? ip / dil : ip, base = dil > 1 ? (ip - quo * dil) * per : 0;
-        const int64_t hi = std::min(quo, per - 1), lo = std::max<int64_t>(0, quo - (k_n - 1));
-        wd.first[i] = lo > hi ? 0 : (base + lo == 0 ? 0 : wd.count[static_cast<size_t>(base + lo - 1)]);
-        wd.last[i] = lo > hi ? 0 : wd.count[static_cast<size_t>(base + hi)];
-        wd.shift[i] = static_cast<int32_t>(quo * scale);
-    }
-    // hT from the rows, 16 x 16 blocks transposed in registers (rows past the last read as 0).
-    if (hT.size() < static_cast<size_t>(values * stride)) hT.resize(static_cast<size_t>(values * stride));
+};
+inline PooledScratch& pooled_scratch() {
+    thread_local PooledScratch scratch;
+    return scratch;
+}
+
+// hT from the rows: 16 x 16 blocks transposed in registers (rows past the last read as 0).
+__attribute__((target("avx512f"))) void pooled_values_avx512(const PooledRows& p, int64_t values, int64_t stride,
+                                                              float* hT) {
     for (int64_t r0 = 0; r0 < p.rows; r0 += 16)
         for (int64_t b = 0; b < values; b += 16) {
             const __mmask16 cols = lanes_inside(b, values);
@@ -1172,29 +1145,108 @@ __attribute__((target("avx512f"))) void pooled_avx512(const TapProduct& g, const
             transpose_stage<4>(x);
             transpose_stage<2>(x);
             transpose_stage<1>(x);
-            for (int64_t j = 0; j < 16 && b + j < values; ++j) _mm512_storeu_ps(hT.data() + (b + j) * stride + r0, x[j]);
+            for (int64_t j = 0; j < 16 && b + j < values; ++j) _mm512_storeu_ps(hT + (b + j) * stride + r0, x[j]);
         }
-    if (few) return pooled_few_channels(g, p, wd, hT.data(), tile_floats);
-    // The tile's sums, as vectors on 64-byte boundaries (narrow_store reads them aligned).
-    const size_t tile_size = static_cast<size_t>(tile * nc * len * 16 + 16);
-    if (tile_floats.size() < tile_size) tile_floats.resize(tile_size);
-    v16* const t = reinterpret_cast<v16*>((reinterpret_cast<uintptr_t>(tile_floats.data()) + 63) & ~uintptr_t{63});
-    const int64_t panel_stride = a.depth * 16;
+}
+
+// The rows-in-lanes tile's t (channel c, position i: 16 rows) into dx: 16 x 16 blocks
+// transposed, each row one masked store (or add).
+__attribute__((target("avx512f"))) void pooled_rows_store_avx512(const TapProduct& g, const PooledRows& p, int64_t r0,
+                                                                  int64_t channels, const v16* t) {
+    const int64_t len = g.ldd, rows = std::min<int64_t>(16, p.rows - r0);
+    for (int64_t c = 0; c < channels; ++c)
+        for (int64_t i0 = 0; i0 < len; i0 += 16) {
+            const int64_t n = std::min<int64_t>(16, len - i0);
+            const __mmask16 cols = lanes_inside(0, n);
+            __m512 x[16];
+            for (int64_t j = 0; j < 16; ++j) x[j] = j < n ? reinterpret_cast<const __m512&>(t[c * len + i0 + j]) : _mm512_setzero_ps();
+            transpose_stage<8>(x);
+            transpose_stage<4>(x);
+            transpose_stage<2>(x);
+            transpose_stage<1>(x);
+            float* dst = p.dx + r0 * p.dx_ld + c * len + i0;
+            for (int64_t r = 0; r < rows; ++r, dst += p.dx_ld) {
+                const __m512 v = g.accumulate ? _mm512_add_ps(x[r], _mm512_maskz_loadu_ps(cols, dst)) : x[r];
+                _mm512_mask_storeu_ps(dst, cols, v);
+            }
+        }
+}
+
+// The same without the transposes, for AVX2: hT and dx by plain loops (a small part of the
+// products they feed).
+inline void pooled_values_plain(const PooledRows& p, int64_t values, int64_t stride, float* hT) {
+    for (int64_t oj = 0; oj < values; ++oj) {
+        float* dst = hT + oj * stride;
+        for (int64_t r = 0; r < p.rows; ++r) dst[r] = p.gy[r * p.gy_ld + oj];
+        for (int64_t r = p.rows; r < stride; ++r) dst[r] = 0.f;
+    }
+}
+template <class V>
+inline void pooled_rows_store_plain(const TapProduct& g, const PooledRows& p, int64_t r0, int64_t channels, const V* t) {
+    constexpr int64_t L = NarrowShape<V>::lanes;
+    const int64_t len = g.ldd, rows = std::min<int64_t>(L, p.rows - r0);
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < channels; ++c) {
+            float* dst = p.dx + (r0 + r) * p.dx_ld + c * len;
+            for (int64_t i = 0; i < len; ++i) dst[i] = (g.accumulate ? dst[i] : 0.f) + t[c * len + i][r];
+        }
+}
+
+// pooled_tap_product on one instruction set: V its vector, Avx512 whether the 16 x 16
+// transposes serve hT and the rows-in-lanes stores.
+template <class V, bool Avx512>
+TSVIZ_INLINE void pooled_columns(const TapProduct& g, const PooledRows& p) {
+    constexpr int64_t L = NarrowShape<V>::lanes;
+    const PackedMatrix& a = *g.a;
+    const int64_t channels = a.rows, nc = (channels + L - 1) / L, len = g.ldd, values = g.channels * p.windows;
+    const bool few = channels <= PooledShape<V>::few;
+    PooledScratch& scratch = pooled_scratch();
+    // hT rows in whole 16-row blocks (the AVX-512 transposes write 16 at a time).
+    const int64_t stride = (p.rows + 15) / 16 * 16;
+    pooled_windows(g, p, scratch.windows, few ? 1 : static_cast<int32_t>(L), stride);
+    const PooledWindows& wd = scratch.windows;
+    if (scratch.values.size() < static_cast<size_t>(values * stride)) scratch.values.resize(static_cast<size_t>(values * stride));
+    float* const hT = scratch.values.data();
+    if constexpr (Avx512)
+        pooled_values_avx512(p, values, stride, hT);
+    else
+        pooled_values_plain(p, values, stride, hT);
+    if (few) {
+        V* const t = scratch.tile<V>(static_cast<size_t>(channels * len));
+        for (int64_t r0 = 0; r0 < p.rows; r0 += L) {
+            pooled_rows<V>(channels, a.plain.data(), a.depth, wd, hT + r0, t, len);
+            if constexpr (Avx512)
+                pooled_rows_store_avx512(g, p, r0, channels, reinterpret_cast<const v16*>(t));
+            else
+                pooled_rows_store_plain<V>(g, p, r0, channels, t);
+        }
+        return;
+    }
+    const int64_t tile = PooledShape<V>::accumulators / nc, panel_stride = a.depth * L;
+    V* const t = scratch.tile<V>(static_cast<size_t>(tile * nc * len));
     Segment seg;
     for (int64_t r0 = 0; r0 < p.rows; r0 += tile) {
         const int64_t n = std::min(tile, p.rows - r0);
-        if (nc == 1)
-            pooled_tile_dispatch<1>(n, a.wide.data(), panel_stride, wd, hT.data() + r0, reinterpret_cast<float*>(t), len);
-        else
-            pooled_tile_dispatch<2>(n, a.wide.data(), panel_stride, wd, hT.data() + r0, reinterpret_cast<float*>(t), len);
-        // Row r's panel c of positions [i0, i0 + 16): 16 vectors of t, transposed into rows of dx.
+        switch (nc) {
+            case 1: pooled_tile<V, 1>(n, a.wide.data(), panel_stride, wd, hT + r0, t, len); break;
+            case 2: pooled_tile<V, 2>(n, a.wide.data(), panel_stride, wd, hT + r0, t, len); break;
+            case 3: pooled_tile<V, 3>(n, a.wide.data(), panel_stride, wd, hT + r0, t, len); break;
+            default: pooled_tile<V, 4>(n, a.wide.data(), panel_stride, wd, hT + r0, t, len); break;
+        }
+        // Row r's panel c of positions [i0, i0 + L): vectors of t, transposed into rows of dx.
         for (int64_t r = 0; r < n; ++r) {
             seg.dst = p.dx + (r0 + r) * p.dx_ld;
             for (int64_t c = 0; c < nc; ++c)
-                for (int64_t i0 = 0; i0 < len; i0 += 16)
-                    narrow_store(g, seg, c * 16, i0, std::min<int64_t>(16, len - i0), t + (r * nc + c) * len + i0);
+                for (int64_t i0 = 0; i0 < len; i0 += L)
+                    narrow_store(g, seg, c * L, i0, std::min<int64_t>(L, len - i0), t + (r * nc + c) * len + i0);
         }
     }
+}
+__attribute__((target("avx512f"), flatten)) void pooled_avx512(const TapProduct& g, const PooledRows& p) {
+    pooled_columns<v16, true>(g, p);
+}
+__attribute__((target("avx2,fma"), flatten)) void pooled_avx2(const TapProduct& g, const PooledRows& p) {
+    pooled_columns<v8, false>(g, p);
 }
 
 #endif  // TSVIZ_X86_KERNELS
@@ -1657,8 +1709,9 @@ bool pooled_tap_product_serves(const TapProduct& g, const PooledRows& p) {
     const int64_t values = g.channels * p.windows, stride = (p.rows + 15) / 16 * 16;
     const bool small = values * std::max<int64_t>(stride, 16) < (int64_t{1} << 31) &&
                        (g.a->rows + 15) / 16 * g.a->depth * 16 < (int64_t{1} << 31);
-    return isa_level() == 2 && g.a->rows <= 32 && g.a->finite && g.a->wide_mr == 16 && !g.bias && g.transposed &&
-           small;
+    const int level = isa_level();
+    return level >= 1 && g.a->rows <= 32 && g.a->finite && g.a->wide_mr == (level == 2 ? 16 : 8) && !g.bias &&
+           g.transposed && small;
 #else
     (void)g;
     (void)p;
@@ -1669,7 +1722,8 @@ bool pooled_tap_product_serves(const TapProduct& g, const PooledRows& p) {
 bool pooled_tap_product(const TapProduct& g, const PooledRows& p) {
     if (!pooled_tap_product_serves(g, p)) return false;
 #ifdef TSVIZ_X86_KERNELS
-    if (p.rows > 0) pooled_avx512(g, p);
+    if (p.rows > 0 && isa_level() == 2) pooled_avx512(g, p);
+    if (p.rows > 0 && isa_level() == 1) pooled_avx2(g, p);
 #endif
     return true;
 }

@@ -101,10 +101,11 @@ void tap_product_reference(const TapProduct& p, const float* a, const Segment* s
 //   t = arg[o * windows + w] >= 0 (and gate[o * windows + w] > 0 when gate is set), and taps k
 //   with i = t - pad + k * dilation in [0, ldd), of W[o, c, k] * gy[r * gy_ld + o * windows + w],
 // g being the convolution's input-gradient product (transposed weights, channels = filters,
-// its kernel and dilation, ldd = the input's length). Up to 4 input channels the vector lanes
-// hold 16 rows, above them 16 channels. Returns false, and does nothing, where no
-// kernel serves it (not AVX-512, over 32 channels, weights not all finite: then a zero window
-// would not be the zero it is in the dense product); the caller takes the dense path.
+// its kernel and dilation, ldd = the input's length). With few input channels (4 on AVX-512,
+// 3 on AVX2) the vector lanes hold rows, above them channels. Returns false, and does nothing,
+// where no kernel serves it (neither AVX2 nor AVX-512, over 32 channels, weights not all
+// finite: then a zero window would not be the zero it is in the dense product); the caller
+// takes the dense path.
 struct PooledRows {
     const int32_t* arg = nullptr;  // filters x windows: positions in the convolution's output
     const float* gate = nullptr;   // filters x windows, or null
