@@ -929,7 +929,6 @@ void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, in
     });
 }
 
-
 // --- Pooled cotangents (pooled_tap_product) ----------------------------------------------------
 // The active windows of one sample (argmax present, gate on) sorted by argmax t, in order of
 // t mod dilation, then t / dilation, then filter: the windows that reach input position i are
