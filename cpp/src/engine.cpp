@@ -200,16 +200,18 @@ void backward(const Graph& g, const Activations& act, int64_t first, int64_t cou
         if (sweep && conv > stop && g.nodes[conv].kind == OpKind::Conv && readers[conv] == 1 && !keep[conv]) {
             const int p = g.nodes[conv].inputs[0];
             GradBuffer& gp = ct.grad[p];
-            const bool fresh = gp.empty();
-            if (fresh) gp.resize(static_cast<size_t>(ct.rows * act.geo[p].out.size()));  // set whole, or given back
-            const ops::PooledConvArgs pooled{g.nodes[conv], act.geo[conv], args.aux,
-                                             args.relu_gate ? args.out : ops::ConstView{}, args.grad_out, grad(p), rep,
-                                             fresh};
-            if (ops::backward_conv_pooled(pooled)) {
+            ops::PooledConvArgs pooled{g.nodes[conv], act.geo[conv], args.aux,
+                                       args.relu_gate ? args.out : ops::ConstView{}, args.grad_out, grad(p), rep,
+                                       gp.empty()};
+            if (ops::backward_conv_pooled_serves(pooled)) {
+                if (pooled.overwrite) {  // left uninitialised: the pass sets every element
+                    gp.resize(static_cast<size_t>(ct.rows * act.geo[p].out.size()));
+                    pooled.grad_in = grad(p);
+                }
+                ops::backward_conv_pooled(pooled);
                 if (!keep[i]) ct.grad[i].clear();
                 continue;
             }
-            if (fresh) gp.clear();
         }
         for (int p : node.inputs) {
             args.in.push_back(fwd(p));

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -543,31 +544,40 @@ void conv_filter_input_grad(const Node& node, const Resolved& geo, const Shape& 
     }
 }
 
-bool backward_conv_pooled(const PooledConvArgs& a) {
+namespace {
+// backward_conv_pooled's product and the rows of its first sample's shape (no data read).
+std::pair<TapProduct, PooledRows> pooled_conv_product(const PooledConvArgs& a) {
     const Node& node = a.conv;
-    const View& gx = a.grad_in;
-    const ConstView& gy = a.grad_out;
-    if (node.stride != 1 || node.group != 1) return false;
-    TapProduct p = conv_taps(node, &node.packed->transposed[0], gy.c, true, gx.l);
+    TapProduct p = conv_taps(node, &node.packed->transposed[0], a.grad_out.c, true, a.grad_in.l);
     p.accumulate = !a.overwrite;
-    const int64_t per_sample = gy.c * gy.l;
     PooledRows rows;
-    rows.windows = gy.l;
+    rows.windows = a.grad_out.l;
     rows.pad = a.conv_geo.pad_begin;
-    rows.gy_ld = per_sample;
-    rows.dx_ld = gx.c * gx.l;
+    rows.gy_ld = a.grad_out.c * a.grad_out.l;
+    rows.dx_ld = a.grad_in.c * a.grad_in.l;
     rows.rows = a.rep;
-    if (!pooled_tap_product_serves(p, rows)) return false;
+    return {p, rows};
+}
+}  // namespace
+
+bool backward_conv_pooled_serves(const PooledConvArgs& a) {
+    if (a.conv.stride != 1 || a.conv.group != 1) return false;
+    const auto [p, rows] = pooled_conv_product(a);
+    return pooled_tap_product_serves(p, rows);
+}
+
+void backward_conv_pooled(const PooledConvArgs& a) {
+    const ConstView& gy = a.grad_out;
+    auto [p, rows] = pooled_conv_product(a);
     for (int64_t s = 0; s * a.rep < gy.n; ++s) {
         const int64_t r0 = s * a.rep;
-        rows.arg = a.arg + s * per_sample;
+        rows.arg = a.arg + s * rows.gy_ld;
         rows.gate = a.pooled.data ? a.pooled.sample(s) : nullptr;
         rows.gy = gy.sample(r0);
-        rows.dx = gx.sample(r0);
+        rows.dx = a.grad_in.sample(r0);
         rows.rows = std::min(gy.n, r0 + a.rep) - r0;
         pooled_tap_product(p, rows);
     }
-    return true;
 }
 
 // Weight gradient: dW[f, c, k] += sum over samples n and positions t of dz[n, f, t] x[n, c, i]

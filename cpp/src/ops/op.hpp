@@ -229,8 +229,8 @@ void conv_filter_input_grad(const Node& node, const Resolved& geo, const Shape& 
 // pooling's output cotangent rows go straight to the convolution's input (gemm.hpp,
 // pooled_tap_product) without the pooled cotangent, zero but at each window's argmax where
 // the ReLU is on, being formed and read whole. For a saliency sweep's rows (rep per sample:
-// the argmaxes are worked out once per sample), stride 1, one group, up to 32 input channels;
-// returns false, writing nothing, where it does not apply (the engine then runs both rules).
+// the argmaxes are worked out once per sample), stride 1, one group, up to 32 input channels
+// (backward_conv_pooled_serves; where it does not apply the engine runs both rules).
 struct PooledConvArgs {
     const Node& conv;
     const Resolved& conv_geo;
@@ -241,7 +241,10 @@ struct PooledConvArgs {
     int64_t rep = 1;
     bool overwrite = false;  // grad_in holds no values yet: set, not add
 };
-bool backward_conv_pooled(const PooledConvArgs& a);
+// Whether it applies (reads the node and the shapes only: grad_in may have no data yet); the
+// pass itself, where it does.
+bool backward_conv_pooled_serves(const PooledConvArgs& a);
+void backward_conv_pooled(const PooledConvArgs& a);
 // Weight gradients of the filter layers (conv.cpp, dense.cpp), and the same by plain loops in
 // double, for tests and as the definition.
 void weight_backward_conv(const WeightGradArgs&);
