@@ -48,9 +48,11 @@ bool close(const std::vector<float>& a, const std::vector<float>& b, double tol 
 }
 
 // One random product: m rows, n_segs segments of up to max_cols columns each (sources of up to
-// max_len positions), optionally gated; the fast path against the loop definition.
+// max_len positions), optionally gated; the fast path against the loop definition. same_shape:
+// every segment has the same columns, source length and offset (each its own source), as the
+// cotangent rows of a backward sweep, which the few-row kernel takes two at a time.
 void tap_product_case(int64_t m, int64_t n_segs, int64_t max_cols, int64_t max_len, int64_t min_channels,
-                      int64_t max_channels) {
+                      int64_t max_channels, bool same_shape = false) {
     ops::TapProduct p;
     p.channels = pick(min_channels, max_channels);
     p.kernel = pick(1, 7);
@@ -77,15 +79,17 @@ void tap_product_case(int64_t m, int64_t n_segs, int64_t max_cols, int64_t max_l
     // In half the products some channel rows of a source are zero (a ReLU's channel that is
     // off): all along, or only around where some columns read.
     const bool zero_rows = pick(0, 1) == 1;
+    const int64_t shared_len = pick(1, max_len), shared_cols = pick(0, p.ldd), shared_delta = pick(-10, 10);
     for (int64_t s = 0; s < n_segs; ++s) {
-        const int64_t len = pick(1, max_len);
+        const int64_t len = same_shape ? shared_len : pick(1, max_len);
         srcs.push_back(random_vector(p.channels * len));
         for (int64_t c = 0; zero_rows && c < p.channels; ++c) {
             if (pick(0, 2) == 0) continue;
             const int64_t from = pick(0, 1) ? 0 : pick(0, len), to = pick(0, 1) ? len : pick(from, len);
             std::fill(srcs.back().begin() + c * len + from, srcs.back().begin() + c * len + to, 0.f);
         }
-        segs[s] = {srcs.back().data(), len, pick(0, p.ldd), pick(-10, 10), fast.data() + s * m * p.ldd,
+        const int64_t cols = same_shape ? shared_cols : pick(0, p.ldd), delta = same_shape ? shared_delta : pick(-10, 10);
+        segs[s] = {srcs.back().data(), len, cols, delta, fast.data() + s * m * p.ldd,
                    gated ? gates.data() + s * m * p.gate_ld : nullptr};
     }
     const std::vector<float> start = random_vector(static_cast<int64_t>(fast.size()));
@@ -135,6 +139,11 @@ void check_tap_product() {
     for (int trial = 0; trial < 100; ++trial) tap_product_case(pick(1, 2), pick(1, 6), 150, 160, 1, 24);
     // Many narrow segments, as forward-mode tangents and cotangent rows are.
     for (int trial = 0; trial < 100; ++trial) tap_product_case(pick(1, 40), pick(10, 60), 14, 20, 1, 24);
+    // Segments of one shape, as the cotangent rows of a backward sweep: few rows (the input
+    // gradient of a first layer over 1-8 channels) take them two at a time; odd counts leave
+    // one alone; large products split over threads cut through the pairs.
+    for (int trial = 0; trial < 200; ++trial) tap_product_case(pick(1, 12), pick(1, 9), 70, 80, 1, 24, true);
+    for (int trial = 0; trial < 6; ++trial) tap_product_case(pick(1, 4), pick(200, 300), 64, 70, 48, 64, true);
     // Products large enough (over 4 MFLOP) to be split over threads, the split cutting through
     // segments.
     for (int trial = 0; trial < 6; ++trial) tap_product_case(pick(48, 64), pick(60, 80), 14, 20, 48, 64);

@@ -1343,15 +1343,17 @@ void small_product_impl(int64_t n, int64_t u, int64_t d, const float* x, int64_t
 // The same sums in the same order as few_rows.
 constexpr int64_t kMaskedTaps = 64;
 
-// B's NV vectors of one (channel, tap), lanes outside the source read as 0.
-template <size_t... V>
+// B's NV vectors of one (channel, tap), lanes outside the source read as 0, into registers
+// Off, Off + 1, ...
+template <size_t Off, size_t... V>
 __attribute__((target("avx512f"), always_inline)) inline void load_masked(Regs<v16>& bv, const float* b,
                                                                           const __mmask16* masks,
                                                                           std::index_sequence<V...>) {
-    ((reg<V>(bv) = (v16)_mm512_maskz_loadu_ps(masks[V], b + V * 16)), ...);
+    ((reg<Off + V>(bv) = (v16)_mm512_maskz_loadu_ps(masks[V], b + V * 16)), ...);
 }
-// Row r, vector v of the block to dst (+= when accumulating, else + bias), columns below n.
-template <int64_t NV, size_t... I>
+// Row r, vector v of the block (accumulator Off + r * NV + v) to dst (+= when accumulating,
+// else + bias), columns below n.
+template <int64_t NV, size_t Off, size_t... I>
 __attribute__((target("avx512f"), always_inline)) inline void store_block(const TapProduct& g, Regs<v16>& acc, float* d,
                                                                           int64_t row0, int64_t n,
                                                                           std::index_sequence<I...>) {
@@ -1363,7 +1365,7 @@ __attribute__((target("avx512f"), always_inline)) inline void store_block(const 
                                          : _mm512_set1_ps(g.bias ? g.bias[row0 + r] : 0.f);
         _mm512_mask_storeu_ps(p, m, _mm512_add_ps(prev, (__m512)x));
     };
-    (one(static_cast<int64_t>(I), reg<I>(acc)), ...);
+    (one(static_cast<int64_t>(I), reg<Off + I>(acc)), ...);
 }
 
 template <int64_t R, int64_t NV>
@@ -1381,11 +1383,48 @@ __attribute__((target("avx512f"), noinline)) void few_rows_masked_block(
         const float* b = s.src + first + k * tap;
         const __mmask16* mk = masks + k * NV;
         for (int64_t c = 0; c < g.channels; ++c, b += s.src_len) {
-            load_masked(bv, b, mk, std::make_index_sequence<NV>{});
+            load_masked<0>(bv, b, mk, std::make_index_sequence<NV>{});
             add_products<NV>(acc, bv, ar + c * k_n + k, depth, std::make_index_sequence<R * NV>{});
         }
     }
-    store_block<NV>(g, acc, s.dst + o, row0, n, std::make_index_sequence<R * NV>{});
+    store_block<NV, 0>(g, acc, s.dst + o, row0, n, std::make_index_sequence<R * NV>{});
+}
+
+// Two segments of one shape (columns, source length and offset: the cotangent rows of a
+// backward sweep) at once, accumulators [0, R * NV) the first's and [R * NV, 2 R * NV) the
+// second's: each (channel, tap)'s weights are read once for both, and twice the chains of
+// multiply-adds hide their latency (three rows by two vectors left six). The same sums in the
+// same order as few_rows_masked_block for each.
+template <int64_t R, int64_t NV, size_t... I>
+__attribute__((target("avx512f"), always_inline)) inline void add_products_pair(Regs<v16>& acc, Regs<v16>& bv,
+                                                                                const float* w, int64_t depth,
+                                                                                std::index_sequence<I...>) {
+    constexpr size_t half = static_cast<size_t>(R * NV);
+    ((reg<I>(acc) += w[static_cast<int64_t>(I % half) / NV * depth] * reg<I / half * NV + I % NV>(bv)), ...);
+}
+
+template <int64_t R, int64_t NV>
+__attribute__((target("avx512f"), noinline)) void few_rows_masked_pair(
+    const TapProduct& g, const Segment& s0, const Segment& s1, const __mmask16* masks, int64_t first, int64_t o,
+    int64_t n, int64_t row0) {
+    static_assert(2 * R * NV <= 16, "sixteen accumulators");
+    const PackedMatrix& a = *g.a;
+    const int64_t k_n = g.kernel, depth = a.depth;
+    Regs<v16> acc{}, bv;
+    const float* ar = a.plain.data() + row0 * depth;
+    const int64_t tap = g.transposed ? -g.dilation : g.dilation;
+    for (int64_t k = 0; k < k_n; ++k) {
+        const float* b0 = s0.src + first + k * tap;
+        const float* b1 = s1.src + first + k * tap;
+        const __mmask16* mk = masks + k * NV;
+        for (int64_t c = 0; c < g.channels; ++c, b0 += s0.src_len, b1 += s1.src_len) {
+            load_masked<0>(bv, b0, mk, std::make_index_sequence<NV>{});
+            load_masked<NV>(bv, b1, mk, std::make_index_sequence<NV>{});
+            add_products_pair<R, NV>(acc, bv, ar + c * k_n + k, depth, std::make_index_sequence<2 * R * NV>{});
+        }
+    }
+    store_block<NV, 0>(g, acc, s0.dst + o, row0, n, std::make_index_sequence<R * NV>{});
+    store_block<NV, R * NV>(g, acc, s1.dst + o, row0, n, std::make_index_sequence<R * NV>{});
 }
 
 // Rows [row0, row0 + count): one or two rows by four vectors of columns (wide), or up to
@@ -1409,6 +1448,26 @@ __attribute__((target("avx512f"), always_inline)) inline void few_rows_masked_di
     }
 }
 
+// The same for two segments of one shape: paired where both fit in sixteen accumulators (up to
+// two rows by four vectors, four rows by two), else one after the other.
+__attribute__((target("avx512f"), always_inline)) inline void few_rows_masked_dispatch2(
+    bool wide, int64_t count, const TapProduct& g, const Segment& s0, const Segment& s1, const __mmask16* masks,
+    int64_t first, int64_t o, int64_t n, int64_t row0) {
+    if (wide) {
+        if (count == 1) return few_rows_masked_pair<1, 4>(g, s0, s1, masks, first, o, n, row0);
+        return few_rows_masked_pair<2, 4>(g, s0, s1, masks, first, o, n, row0);
+    }
+    switch (count) {
+        case 1: return few_rows_masked_pair<1, 2>(g, s0, s1, masks, first, o, n, row0);
+        case 2: return few_rows_masked_pair<2, 2>(g, s0, s1, masks, first, o, n, row0);
+        case 3: return few_rows_masked_pair<3, 2>(g, s0, s1, masks, first, o, n, row0);
+        case 4: return few_rows_masked_pair<4, 2>(g, s0, s1, masks, first, o, n, row0);
+        default:
+            few_rows_masked_dispatch(false, count, g, s0, masks, first, o, n, row0);
+            few_rows_masked_dispatch(false, count, g, s1, masks, first, o, n, row0);
+    }
+}
+
 __attribute__((target("avx512f"))) void few_rows_avx512(const TapProduct& g, const Segment* segs, int64_t n_segs,
                                                         int64_t c0, int64_t c1) {
     const bool wide = g.a->rows <= 2;  // as few_rows: four vectors of columns for one or two rows
@@ -1416,11 +1475,18 @@ __attribute__((target("avx512f"))) void few_rows_avx512(const TapProduct& g, con
     const int64_t tap = g.transposed ? -g.dilation : g.dilation;
     __mmask16 masks[kMaskedTaps * 4];
     // The segments' parts inside columns [c0, c1), as for_each_segment_part (a lambda would not
-    // be compiled for AVX-512).
+    // be compiled for AVX-512); two whole segments of one shape at a time where they follow
+    // each other.
     int64_t base = 0;
-    for (int64_t si = 0; si < n_segs; base += segs[si++].cols) {
+    for (int64_t si = 0; si < n_segs;) {
         const Segment& s = segs[si];
         const int64_t oa = std::max<int64_t>(c0 - base, 0), ob = std::min<int64_t>(c1 - base, s.cols);
+        const Segment* twin = nullptr;
+        if (si + 1 < n_segs && oa == 0 && ob == s.cols) {
+            const Segment& t = segs[si + 1];
+            if (t.cols == s.cols && t.src_len == s.src_len && t.delta == s.delta && c1 - (base + s.cols) >= t.cols)
+                twin = &t;
+        }
         const int64_t shift = g.transposed ? -s.delta : s.delta;
         for (int64_t o = oa; o < ob; o += block) {
             const int64_t n = std::min(block, ob - o), first = o + shift;
@@ -1429,9 +1495,13 @@ __attribute__((target("avx512f"))) void few_rows_avx512(const TapProduct& g, con
                 for (int64_t v = 0; v < nv; ++v) masks[k * nv + v] = lanes_inside(first + k * tap + v * 16, s.src_len);
             for (int64_t r0 = 0; r0 < rows; r0 += kFewRows) {
                 const int64_t count = std::min(kFewRows, rows - r0);
-                few_rows_masked_dispatch(wide, count, g, s, masks, first, o, n, r0);
+                if (twin)
+                    few_rows_masked_dispatch2(wide, count, g, s, *twin, masks, first, o, n, r0);
+                else
+                    few_rows_masked_dispatch(wide, count, g, s, masks, first, o, n, r0);
             }
         }
+        for (int64_t taken = twin ? 2 : 1; taken > 0; --taken) base += segs[si++].cols;
     }
 }
 
