@@ -1368,11 +1368,24 @@ __attribute__((target("avx512f"), always_inline)) inline void store_block(const 
     (one(static_cast<int64_t>(I), reg<Off + I>(acc)), ...);
 }
 
-template <int64_t R, int64_t NV>
+// S segments at once: one, or two of one shape (columns, source length and offset: the
+// cotangent rows of a backward sweep), accumulators [0, R * NV) the first's and
+// [R * NV, 2 R * NV) the second's. Two share each (channel, tap)'s weights and double the
+// chains of multiply-adds that hide their latency (three rows by two vectors left six). Each
+// segment's sums are the same, in the same order, either way.
+template <int64_t R, int64_t NV, size_t... I>
+__attribute__((target("avx512f"), always_inline)) inline void add_segment_products(Regs<v16>& acc, Regs<v16>& bv,
+                                                                                   const float* w, int64_t depth,
+                                                                                   std::index_sequence<I...>) {
+    constexpr size_t block = static_cast<size_t>(R * NV);  // one segment's accumulators
+    ((reg<I>(acc) += w[static_cast<int64_t>(I % block) / NV * depth] * reg<I / block * NV + I % NV>(bv)), ...);
+}
+
+template <int64_t R, int64_t NV, int64_t S>
 __attribute__((target("avx512f"), noinline)) void few_rows_masked_block(
-    const TapProduct& g, const Segment& s, const __mmask16* masks, int64_t first, int64_t o, int64_t n,
-    int64_t row0) {
-    static_assert(R * NV <= 16, "sixteen accumulators");
+    const TapProduct& g, const Segment& s0, const Segment& s1, const __mmask16* masks, int64_t first, int64_t o,
+    int64_t n, int64_t row0) {
+    static_assert(S * R * NV <= 16, "sixteen accumulators");
     const PackedMatrix& a = *g.a;
     const int64_t k_n = g.kernel, depth = a.depth;
     Regs<v16> acc{}, bv;
@@ -1380,91 +1393,46 @@ __attribute__((target("avx512f"), noinline)) void few_rows_masked_block(
     const int64_t tap = g.transposed ? -g.dilation : g.dilation;
     // Tap by tap, so that its lane masks stay in mask registers over the channels.
     for (int64_t k = 0; k < k_n; ++k) {
-        const float* b = s.src + first + k * tap;
-        const __mmask16* mk = masks + k * NV;
-        for (int64_t c = 0; c < g.channels; ++c, b += s.src_len) {
-            load_masked<0>(bv, b, mk, std::make_index_sequence<NV>{});
-            add_products<NV>(acc, bv, ar + c * k_n + k, depth, std::make_index_sequence<R * NV>{});
-        }
-    }
-    store_block<NV, 0>(g, acc, s.dst + o, row0, n, std::make_index_sequence<R * NV>{});
-}
-
-// Two segments of one shape (columns, source length and offset: the cotangent rows of a
-// backward sweep) at once, accumulators [0, R * NV) the first's and [R * NV, 2 R * NV) the
-// second's: each (channel, tap)'s weights are read once for both, and twice the chains of
-// multiply-adds hide their latency (three rows by two vectors left six). The same sums in the
-// same order as few_rows_masked_block for each.
-template <int64_t R, int64_t NV, size_t... I>
-__attribute__((target("avx512f"), always_inline)) inline void add_products_pair(Regs<v16>& acc, Regs<v16>& bv,
-                                                                                const float* w, int64_t depth,
-                                                                                std::index_sequence<I...>) {
-    constexpr size_t half = static_cast<size_t>(R * NV);
-    ((reg<I>(acc) += w[static_cast<int64_t>(I % half) / NV * depth] * reg<I / half * NV + I % NV>(bv)), ...);
-}
-
-template <int64_t R, int64_t NV>
-__attribute__((target("avx512f"), noinline)) void few_rows_masked_pair(
-    const TapProduct& g, const Segment& s0, const Segment& s1, const __mmask16* masks, int64_t first, int64_t o,
-    int64_t n, int64_t row0) {
-    static_assert(2 * R * NV <= 16, "sixteen accumulators");
-    const PackedMatrix& a = *g.a;
-    const int64_t k_n = g.kernel, depth = a.depth;
-    Regs<v16> acc{}, bv;
-    const float* ar = a.plain.data() + row0 * depth;
-    const int64_t tap = g.transposed ? -g.dilation : g.dilation;
-    for (int64_t k = 0; k < k_n; ++k) {
         const float* b0 = s0.src + first + k * tap;
         const float* b1 = s1.src + first + k * tap;
         const __mmask16* mk = masks + k * NV;
         for (int64_t c = 0; c < g.channels; ++c, b0 += s0.src_len, b1 += s1.src_len) {
             load_masked<0>(bv, b0, mk, std::make_index_sequence<NV>{});
-            load_masked<NV>(bv, b1, mk, std::make_index_sequence<NV>{});
-            add_products_pair<R, NV>(acc, bv, ar + c * k_n + k, depth, std::make_index_sequence<2 * R * NV>{});
+            if constexpr (S == 2) load_masked<NV>(bv, b1, mk, std::make_index_sequence<NV>{});
+            add_segment_products<R, NV>(acc, bv, ar + c * k_n + k, depth, std::make_index_sequence<S * R * NV>{});
         }
     }
     store_block<NV, 0>(g, acc, s0.dst + o, row0, n, std::make_index_sequence<R * NV>{});
-    store_block<NV, R * NV>(g, acc, s1.dst + o, row0, n, std::make_index_sequence<R * NV>{});
+    if constexpr (S == 2) store_block<NV, R * NV>(g, acc, s1.dst + o, row0, n, std::make_index_sequence<R * NV>{});
 }
 
-// Rows [row0, row0 + count): one or two rows by four vectors of columns (wide), or up to
-// kFewRows rows by two.
+// Rows [row0, row0 + count) of S segments: one or two rows by four vectors of columns (wide),
+// or up to kFewRows rows by two; two segments together where both fit in sixteen accumulators
+// (up to two rows by four vectors, four rows by two), else one after the other.
+template <int64_t S>
 __attribute__((target("avx512f"), always_inline)) inline void few_rows_masked_dispatch(
-    bool wide, int64_t count, const TapProduct& g, const Segment& s, const __mmask16* masks, int64_t first,
-    int64_t o, int64_t n, int64_t row0) {
-    if (wide) {
-        if (count == 1) return few_rows_masked_block<1, 4>(g, s, masks, first, o, n, row0);
-        return few_rows_masked_block<2, 4>(g, s, masks, first, o, n, row0);
-    }
-    switch (count) {
-        case 1: return few_rows_masked_block<1, 2>(g, s, masks, first, o, n, row0);
-        case 2: return few_rows_masked_block<2, 2>(g, s, masks, first, o, n, row0);
-        case 3: return few_rows_masked_block<3, 2>(g, s, masks, first, o, n, row0);
-        case 4: return few_rows_masked_block<4, 2>(g, s, masks, first, o, n, row0);
-        case 5: return few_rows_masked_block<5, 2>(g, s, masks, first, o, n, row0);
-        case 6: return few_rows_masked_block<6, 2>(g, s, masks, first, o, n, row0);
-        case 7: return few_rows_masked_block<7, 2>(g, s, masks, first, o, n, row0);
-        default: return few_rows_masked_block<8, 2>(g, s, masks, first, o, n, row0);
-    }
-}
-
-// The same for two segments of one shape: paired where both fit in sixteen accumulators (up to
-// two rows by four vectors, four rows by two), else one after the other.
-__attribute__((target("avx512f"), always_inline)) inline void few_rows_masked_dispatch2(
     bool wide, int64_t count, const TapProduct& g, const Segment& s0, const Segment& s1, const __mmask16* masks,
     int64_t first, int64_t o, int64_t n, int64_t row0) {
     if (wide) {
-        if (count == 1) return few_rows_masked_pair<1, 4>(g, s0, s1, masks, first, o, n, row0);
-        return few_rows_masked_pair<2, 4>(g, s0, s1, masks, first, o, n, row0);
+        if (count == 1) return few_rows_masked_block<1, 4, S>(g, s0, s1, masks, first, o, n, row0);
+        return few_rows_masked_block<2, 4, S>(g, s0, s1, masks, first, o, n, row0);
     }
     switch (count) {
-        case 1: return few_rows_masked_pair<1, 2>(g, s0, s1, masks, first, o, n, row0);
-        case 2: return few_rows_masked_pair<2, 2>(g, s0, s1, masks, first, o, n, row0);
-        case 3: return few_rows_masked_pair<3, 2>(g, s0, s1, masks, first, o, n, row0);
-        case 4: return few_rows_masked_pair<4, 2>(g, s0, s1, masks, first, o, n, row0);
-        default:
-            few_rows_masked_dispatch(false, count, g, s0, masks, first, o, n, row0);
-            few_rows_masked_dispatch(false, count, g, s1, masks, first, o, n, row0);
+        case 1: return few_rows_masked_block<1, 2, S>(g, s0, s1, masks, first, o, n, row0);
+        case 2: return few_rows_masked_block<2, 2, S>(g, s0, s1, masks, first, o, n, row0);
+        case 3: return few_rows_masked_block<3, 2, S>(g, s0, s1, masks, first, o, n, row0);
+        case 4: return few_rows_masked_block<4, 2, S>(g, s0, s1, masks, first, o, n, row0);
+    }
+    if constexpr (S == 2) {
+        few_rows_masked_dispatch<1>(false, count, g, s0, s0, masks, first, o, n, row0);
+        few_rows_masked_dispatch<1>(false, count, g, s1, s1, masks, first, o, n, row0);
+    } else {
+        switch (count) {
+            case 5: return few_rows_masked_block<5, 2, 1>(g, s0, s0, masks, first, o, n, row0);
+            case 6: return few_rows_masked_block<6, 2, 1>(g, s0, s0, masks, first, o, n, row0);
+            case 7: return few_rows_masked_block<7, 2, 1>(g, s0, s0, masks, first, o, n, row0);
+            default: return few_rows_masked_block<8, 2, 1>(g, s0, s0, masks, first, o, n, row0);
+        }
     }
 }
 
@@ -1496,9 +1464,9 @@ __attribute__((target("avx512f"))) void few_rows_avx512(const TapProduct& g, con
             for (int64_t r0 = 0; r0 < rows; r0 += kFewRows) {
                 const int64_t count = std::min(kFewRows, rows - r0);
                 if (twin)
-                    few_rows_masked_dispatch2(wide, count, g, s, *twin, masks, first, o, n, r0);
+                    few_rows_masked_dispatch<2>(wide, count, g, s, *twin, masks, first, o, n, r0);
                 else
-                    few_rows_masked_dispatch(wide, count, g, s, masks, first, o, n, r0);
+                    few_rows_masked_dispatch<1>(wide, count, g, s, s, masks, first, o, n, r0);
             }
         }
         for (int64_t taken = twin ? 2 : 1; taken > 0; --taken) base += segs[si++].cols;
