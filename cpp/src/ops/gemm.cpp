@@ -1469,7 +1469,12 @@ __attribute__((target("avx512f"))) void few_rows_avx512(const TapProduct& g, con
                     few_rows_masked_dispatch<1>(wide, count, g, s, s, masks, first, o, n, r0);
             }
         }
-        for (int64_t taken = twin ? 2 : 1; taken > 0; --taken) base += segs[si++].cols;
+        base += s.cols;
+        si += 1;
+        if (twin) {
+            base += twin->cols;
+            si += 1;
+        }
     }
 }
 
