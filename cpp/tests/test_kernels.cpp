@@ -132,6 +132,49 @@ void check_zero_rows_keep_nan() {
     }
 }
 
+// Whole 32-column panels of one segment at stride 1 (the AVX-512 kernel packs their rows with
+// masked loads, leaving out the zero rows on the way): taps reaching past either end of short
+// and long sources, forward and transposed, and sources with no zero channel row, one in nine
+// (too few to leave out: the panel is put back in place), and half. Each product runs after
+// another whose packed panels left other values in the kernel's scratch.
+void check_whole_panels() {
+    int64_t cases = 0;
+    for (const int64_t zero_channels : {0, 1, 4})
+        for (const bool transposed : {false, true})
+            for (const int64_t kernel : {1, 3, 7})
+                for (const int64_t src_len : {5, 31, 40, 100})
+                    for (const int64_t delta : {-9, -1, 0, 2, 9}) {
+                        ops::TapProduct p;
+                        p.channels = zero_channels == 4 ? 8 : 9;
+                        p.kernel = kernel;
+                        p.dilation = 1 + (cases % 2);
+                        p.transposed = transposed;
+                        const int64_t m = 20, depth = p.channels * p.kernel, cols = 96 + 4 * (cases % 3);
+                        const std::vector<float> a = random_vector(m * depth);
+                        const ops::PackedMatrix packed = ops::pack_matrix(m, depth, a.data(), depth, 1);
+                        p.a = &packed;
+                        p.ldd = cols;
+                        // The scratch first: a product over the same shapes without zero rows.
+                        const std::vector<float> full = random_vector(p.channels * src_len);
+                        std::vector<float> src = full;
+                        for (int64_t c = 0; c < zero_channels; ++c)
+                            std::fill(src.begin() + (2 * c + 1) * src_len, src.begin() + (2 * c + 2) * src_len, 0.f);
+                        std::vector<float> fast(static_cast<size_t>(2 * m * cols)), slow(fast.size());
+                        std::vector<ops::Segment> segs(2), slow_segs(2);
+                        for (int64_t s = 0; s < 2; ++s) {
+                            segs[s] = {full.data(), src_len, cols, delta + s, fast.data() + s * m * cols};
+                            slow_segs[s] = {src.data(), src_len, cols, delta + s, slow.data() + s * m * cols};
+                        }
+                        ops::tap_product(p, segs.data(), 2);
+                        for (int64_t s = 0; s < 2; ++s) segs[s].src = src.data();
+                        ops::tap_product(p, segs.data(), 2);
+                        ops::tap_product_reference(p, a.data(), slow_segs.data(), 2);
+                        CHECK(close(fast, slow));
+                        ++cases;
+                    }
+    CHECK(cases == 3 * 2 * 3 * 4 * 5);
+}
+
 void check_tap_product() {
     // Few segments of any width: the blocked kernel and, on AVX-512, the narrow one.
     for (int trial = 0; trial < 300; ++trial) tap_product_case(pick(1, 40), pick(1, 6), 70, 80, 1, 24);
@@ -593,6 +636,7 @@ int main() {
     check_fast_smooth();
     check_tap_product();
     check_zero_rows_keep_nan();
+    check_whole_panels();
     check_conv();
     check_dense();
     check_small_product();

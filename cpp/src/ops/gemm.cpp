@@ -138,6 +138,104 @@ __attribute__((target("avx512f"), noinline)) int64_t nonzero_rows32_avx512(const
 }
 #endif
 
+#ifdef TSVIZ_X86_KERNELS
+// A whole 32-column panel of stride-1 taps (a forward convolution, or the transposed product of
+// its input gradient) whose columns are consecutive positions of one segment: row p reads
+// src[c, i0 + t] for t < 32, zero outside [0, src_len), as two loads, masked where the taps
+// reach past the source's ends (masked-off lanes never fault). The generic loop took an
+// element at a time there, and those edge rows (two of a sample's three panels, at every tap
+// but the middle one) cost more than all whole rows together on the residual net.
+// With `rows` set the zero rows are found on the way (as nonzero_rows32_avx512 finds them):
+// only the others are written, packed to the front, their indices in rows; returns how many.
+// Without, every row is written in place; returns kc.
+__attribute__((target("avx512f"), noinline)) int64_t pack_run32_avx512(const TapProduct& g,
+                                                                                  const Segment& s, int64_t o0,
+                                                                                  int64_t p0, int64_t kc,
+                                                                                  float* dst, int32_t* rows) {
+    const int64_t k_n = g.kernel, src_len = s.src_len, tap = g.transposed ? -g.dilation : g.dilation;
+    const int64_t shift = o0 + (g.transposed ? -s.delta : s.delta);
+    const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);  // -0 is zero too
+    int64_t c = p0 / k_n, k = p0 % k_n, kept = 0;
+    for (int64_t p = 0; p < kc; ++p) {
+        const int64_t i0 = shift + k * tap;
+        const float* row_src = s.src + c * src_len;
+        __m512 v0, v1;
+        if (i0 >= 0 && i0 + 32 <= src_len) {
+            v0 = _mm512_loadu_ps(row_src + i0);
+            v1 = _mm512_loadu_ps(row_src + i0 + 16);
+        } else {
+            // Lanes t with 0 <= i0 + t < src_len.
+            const int64_t lo = std::clamp<int64_t>(-i0, 0, 32), hi = std::clamp<int64_t>(src_len - i0, 0, 32);
+            const uint64_t m = hi > lo ? ((uint64_t{1} << hi) - 1) & ~((uint64_t{1} << lo) - 1) : 0;
+            // The loads start at the row's element i0, in or before the row: through an integer,
+            // since a pointer before the array's start is not one C++ may form.
+            const float* at = reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(row_src) +
+                                                            static_cast<uintptr_t>(i0 * int64_t{sizeof(float)}));
+            v0 = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), at);
+            v1 = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), at + 16);
+        }
+        float* row = dst + (rows ? kept : p) * 32;
+        _mm512_storeu_ps(row, v0);
+        _mm512_storeu_ps(row + 16, v1);
+        if (rows) {
+            rows[kept] = static_cast<int32_t>(p);
+            const __m512i any = _mm512_or_si512(_mm512_castps_si512(v0), _mm512_castps_si512(v1));
+            kept += _mm512_test_epi32_mask(any, magnitude) != 0;
+        }
+        if (++k == k_n) {
+            k = 0;
+            ++c;
+        }
+    }
+    return rows ? kept : kc;
+}
+// The same for AVX2's 16-column panels (maskload: masked-off lanes read 0 and never fault).
+// Two functions rather than one template over padded_source's Steps16/Steps8: that version
+// (a compare per vector for the zero test, the masks through bits) packed the residual net's
+// panels 4-5% slower.
+__attribute__((target("avx2"), noinline)) int64_t pack_run16_avx2(const TapProduct& g, const Segment& s, int64_t o0,
+                                                                   int64_t p0, int64_t kc, float* dst, int32_t* rows) {
+    const int64_t k_n = g.kernel, src_len = s.src_len, tap = g.transposed ? -g.dilation : g.dilation;
+    const int64_t shift = o0 + (g.transposed ? -s.delta : s.delta);
+    const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), eight = _mm256_set1_epi32(8);
+    int64_t c = p0 / k_n, k = p0 % k_n, kept = 0;
+    for (int64_t p = 0; p < kc; ++p) {
+        const int64_t i0 = shift + k * tap;
+        const float* row_src = s.src + c * src_len;
+        __m256 v0, v1;
+        if (i0 >= 0 && i0 + 16 <= src_len) {
+            v0 = _mm256_loadu_ps(row_src + i0);
+            v1 = _mm256_loadu_ps(row_src + i0 + 8);
+        } else {
+            // Lanes t with lo <= t < hi, lo <= hi in [0, 16].
+            const int64_t lo = std::clamp<int64_t>(-i0, 0, 16), hi = std::clamp<int64_t>(src_len - i0, lo, 16);
+            const __m256i lo_v = _mm256_set1_epi32(static_cast<int>(lo)), hi_v = _mm256_set1_epi32(static_cast<int>(hi));
+            const __m256i lane1 = _mm256_add_epi32(lane, eight);
+            const __m256i m0 = _mm256_andnot_si256(_mm256_cmpgt_epi32(lo_v, lane), _mm256_cmpgt_epi32(hi_v, lane));
+            const __m256i m1 = _mm256_andnot_si256(_mm256_cmpgt_epi32(lo_v, lane1), _mm256_cmpgt_epi32(hi_v, lane1));
+            const float* at = reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(row_src) +
+                                                            static_cast<uintptr_t>(i0 * int64_t{sizeof(float)}));
+            v0 = _mm256_maskload_ps(at, m0);
+            v1 = _mm256_maskload_ps(at + 8, m1);
+        }
+        float* row = dst + (rows ? kept : p) * 16;
+        _mm256_storeu_ps(row, v0);
+        _mm256_storeu_ps(row + 8, v1);
+        if (rows) {
+            rows[kept] = static_cast<int32_t>(p);
+            const __m256i any = _mm256_or_si256(_mm256_castps_si256(v0), _mm256_castps_si256(v1));
+            kept += _mm256_testz_si256(any, magnitude) == 0;
+        }
+        if (++k == k_n) {
+            k = 0;
+            ++c;
+        }
+    }
+    return rows ? kept : kc;
+}
+#endif
+
 // Zero rows of B (the channels of a ReLU that are off across a panel's columns) add nothing.
 // When at least an eighth of a packed kc x NR panel's rows are zero (NaN counts as not zero),
 // moves the others to its front, in order, with their indices into rows, and returns how many
@@ -167,6 +265,23 @@ inline int64_t compact_panel(float* panel, int64_t kc, int32_t* rows) {
     for (int64_t q = 0; q < kept; ++q)
         if (rows[q] != q) std::memcpy(panel + q * NR, panel + rows[q] * NR, NR * sizeof(float));
     return kept;
+}
+
+// Undoes the left-out rows of a panel packed without its zero rows (pack_run32_avx512,
+// pack_run16_avx2) when too few were zero to pay for reading A through the indices (as
+// compact_panel decides): each kept row back at its index, the others zero.
+template <int64_t NR>
+inline void expand_panel(float* panel, int64_t kc, int64_t kept, const int32_t* rows) {
+    int64_t q = kept - 1;
+    for (int64_t p = kc - 1; p >= 0; --p) {
+        // Row q's place is rows[q] >= q: going down, no row is overwritten before it moves.
+        if (q >= 0 && rows[q] == p) {
+            if (q != p) std::memcpy(panel + p * NR, panel + q * NR, NR * sizeof(float));
+            --q;
+        } else {
+            std::memset(panel + p * NR, 0, NR * sizeof(float));
+        }
+    }
 }
 
 // Writes the MR x NR block: rows [row0, row0 + m), columns cols[0 .. n).
@@ -472,13 +587,38 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
             for (int64_t jp = 0; jp < n_panels; ++jp) {
                 const int64_t n = std::min(nr, nc - jp * nr);
                 float* bp = bpack.data() + jp * kc * nr;
-                pack_panel<nr>(g, cols.data() + jp * nr, n, p0, kc, bp);
+                const Column* cj = cols.data() + jp * nr;
                 // Zero rows left out when A is finite (0 times a NaN must stay NaN); the sums
                 // are the same. Given up for the rest of the product when its first panels
                 // have none (a network without ReLUs).
+                const bool scan = a.finite && (panels_scanned < kPanelsToTry || rows_left_out > 0);
+                int32_t* rows_jp = rows.data() + jp * kKc;
                 kept[jp] = kc;
-                if (a.finite && (panels_scanned < kPanelsToTry || rows_left_out > 0)) {
-                    kept[jp] = compact_panel<nr>(bp, kc, rows.data() + jp * kKc);
+#ifdef TSVIZ_X86_KERNELS
+                if constexpr (nr == 32 || nr == 16) {  // AVX-512, AVX2
+                    if (g.stride == 1 && n == nr && cj[nr - 1].seg == cj[0].seg && cj[nr - 1].o == cj[0].o + nr - 1) {
+                        int32_t* const keep = scan ? rows_jp : nullptr;
+                        int64_t got;
+                        if constexpr (nr == 32)
+                            got = pack_run32_avx512(g, *cj[0].seg, cj[0].o, p0, kc, bp, keep);
+                        else
+                            got = pack_run16_avx2(g, *cj[0].seg, cj[0].o, p0, kc, bp, keep);
+                        if (scan) {
+                            ++panels_scanned;
+                            if (got * 8 > kc * 7) {
+                                if (got < kc) expand_panel<nr>(bp, kc, got, rows_jp);
+                            } else {
+                                kept[jp] = got;
+                                rows_left_out += kc - got;
+                            }
+                        }
+                        continue;
+                    }
+                }
+#endif
+                pack_panel<nr>(g, cj, n, p0, kc, bp);
+                if (scan) {
+                    kept[jp] = compact_panel<nr>(bp, kc, rows_jp);
                     ++panels_scanned;
                     rows_left_out += kc - kept[jp];
                 }
