@@ -576,10 +576,14 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
     int64_t panels_scanned = 0, rows_left_out = 0;
     for (int64_t j0 = c0; j0 < c1; j0 += kNc) {
         const int64_t nc = std::min(kNc, c1 - j0);
-        cols.clear();
-        for (int64_t j = j0; j < j0 + nc; ++j) {
+        // Segment by segment: the columns of one are a run of positions.
+        cols.resize(static_cast<size_t>(nc));
+        for (int64_t j = j0; j < j0 + nc;) {
             while (j - base >= segs[si].cols) base += segs[si++].cols;
-            cols.push_back({&segs[si], j - base});
+            const int64_t o = j - base, count = std::min(segs[si].cols - o, j0 + nc - j);
+            Column* out = cols.data() + (j - j0);
+            for (int64_t q = 0; q < count; ++q) out[q] = {&segs[si], o + q};
+            j += count;
         }
         const int64_t n_panels = (nc + nr - 1) / nr;
         for (int64_t p0 = 0; p0 < depth; p0 += kKc) {
