@@ -13,16 +13,17 @@ filters in depth). Levels 1 and 2 are 3-D, levels 3 and 4 are flat (depth 0).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .palette import FRAME_COLOR, HIGHLIGHT_CORE, HIGHLIGHT_GLOW, TEXT_COLOR
 
 
-@dataclass(frozen=True)
-class Plot:
-    """One line plot: its points are ``a[index, 0..length-1]`` of ``tensor`` (a trace key)."""
+class Plot(NamedTuple):
+    """One line plot: its points are ``a[index, 0..length-1]`` of ``tensor`` (a trace key).
+    A named tuple, like :class:`Bar`: a level of hundreds of filters makes one per filter on
+    every sample switch, and a frozen dataclass took three times as long to make."""
 
     kind: str  # "input", "filter", "output"
     tensor: str
@@ -32,8 +33,7 @@ class Plot:
     length: int
 
 
-@dataclass(frozen=True)
-class Bar:
+class Bar(NamedTuple):
     """An importance (or cluster) bar as drawn: for tests and picking."""
 
     layer: str
@@ -214,20 +214,25 @@ class Builder:
             block[:, :5, 0] = np.stack([fx, fx + fw, fx + fw, fx, fx], axis=1)
             block[:, :5, 1] = np.stack([fy, fy, fy + fh, fy + fh, fy], axis=1)
         first = self.nv + nf + (nf + nv) * np.arange(n)
-        seg = np.arange(nv - 1)
-        conn = (first[:, None] + seg)[..., None] + np.array([0, 1])
-        if frames is not None:
-            fconn = (first[:, None] - nf + np.arange(4))[..., None] + np.array([0, 1])
-            conn = np.concatenate([fconn, conn], axis=1)
+        # Segment q of a plot joins its vertices q and q + 1, after its frame's four (vertices
+        # -5 .. -1); made as uint32 at once, and the colours below as one 16-byte value per
+        # vertex: numpy's broadcasts over an inner axis of 2 or 4 took longer than the rest.
+        seg = np.arange(nv - 1) if frames is None else np.r_[np.arange(-nf, -1), np.arange(nv - 1)]
+        start = first[:, None] + seg
+        conn = np.empty(start.shape + (2,), np.uint32)
+        conn[..., 0] = start
+        conn[..., 1] = start + 1
         cols = np.empty((n, nf + nv, 4), np.float32)
-        cols[:, :nf] = FRAME_COLOR
-        cols[:, nf:] = np.asarray(color, np.float32).reshape(-1, 1, 4)
+        per_vertex = cols.view(np.complex128)[..., 0]  # (n, nf + nv)
+        per_vertex[:, :nf] = np.asarray(FRAME_COLOR, np.float32).view(np.complex128)
+        rgba = np.broadcast_to(np.asarray(color, np.float32).reshape(-1, 4), (n, 4))
+        per_vertex[:, nf:] = np.ascontiguousarray(rgba).view(np.complex128)
         self.pos.append(block.reshape(-1, 3))
-        self.conn.append(conn.reshape(-1, 2).astype(np.uint32))
+        self.conn.append(conn.reshape(-1, 2))
         self.col.append(cols.reshape(-1, 4))
         self.nv += n * (nf + nv)
         idx = np.asarray(indices).tolist()
-        new = [Plot(kind, tensor, layer, int(i), s, length) for i, s in zip(idx, first.tolist())]
+        new = [Plot(kind, tensor, layer, i, s, length) for i, s in zip(idx, first.tolist())]
         self.plots.extend(new)
         return new
 
@@ -293,7 +298,7 @@ class Builder:
                  legend: list[str]) -> Geometry:
         pos = np.concatenate(self.pos) if self.pos else np.zeros((0, 3), np.float32)
         conn = np.concatenate(self.conn) if self.conn else np.zeros((0, 2), np.uint32)
-        col = np.concatenate(self.col).astype(np.float32) if self.col else np.zeros((0, 4), np.float32)
+        col = np.concatenate(self.col).astype(np.float32, copy=False) if self.col else np.zeros((0, 4), np.float32)
         mp = np.concatenate(self.mpos) if self.mpos else np.zeros((0, 3), np.float32)
         mf = np.concatenate(self.mfaces) if self.mfaces else np.zeros((0, 3), np.uint32)
         mc = np.concatenate(self.mcol) if self.mcol else np.zeros((0, 4), np.float32)
