@@ -51,7 +51,7 @@ void lay_out(Activations& act, const std::vector<ops::Resolved>& geo, int64_t n)
             continue;
         }
         act.offset[v] = total;
-        total += n * geo[v].out.size();
+        total += (n * geo[v].out.size() + ops::kLineFloats - 1) / ops::kLineFloats * ops::kLineFloats;
     }
     act.arena.resize(static_cast<size_t>(total));
     act.aux.resize(static_cast<size_t>(aux_total));
@@ -312,12 +312,12 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
     parallel_ranges(act.n * chunks, [&](int64_t item_begin, int64_t item_end) {
       // Kept per thread between calls (at most a chunk's worth): fresh pages cost more than
       // the arithmetic on small models.
-      thread_local std::vector<std::vector<float>> tan_scratch;
+      thread_local std::vector<ops::UninitVector<float>> tan_scratch;
       thread_local std::vector<std::vector<int64_t>> starts_scratch;
       thread_local std::vector<float> sums_scratch;
       thread_local std::vector<int64_t> at_scratch;
       // Bound once: in a shared library every thread_local access is a call.
-      std::vector<std::vector<float>>& tan = tan_scratch;
+      std::vector<ops::UninitVector<float>>& tan = tan_scratch;
       std::vector<std::vector<int64_t>>& starts = starts_scratch;
       std::vector<float>& sums = sums_scratch;
       std::vector<int64_t>& at = at_scratch;

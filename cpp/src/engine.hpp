@@ -10,33 +10,14 @@
 
 #include "graph.hpp"
 #include "tsviz/explain.hpp"
+#include "ops/buffer.hpp"
 #include "ops/op.hpp"
 #include "parallel.hpp"
 
 namespace tsviz {
 
-// An allocator that leaves floats uninitialised: every op writes all of its output, so the
-// arena needs no zero fill before a forward pass.
-template <class T>
-struct UninitAllocator : std::allocator<T> {
-    template <class U>
-    struct rebind {
-        using other = UninitAllocator<U>;
-    };
-    UninitAllocator() = default;
-    template <class U>
-    UninitAllocator(const UninitAllocator<U>&) {}  // NOLINT: converting, as std::allocator
-    template <class U>
-    void construct(U* p) {
-        ::new (static_cast<void*>(p)) U;
-    }
-    template <class U, class... A>
-    void construct(U* p, A&&... args) {
-        ::new (static_cast<void*>(p)) U(std::forward<A>(args)...);
-    }
-};
-
-using FloatArena = std::vector<float, UninitAllocator<float>>;
+// Every op writes all of its output: the arena needs no zero fill before a forward pass.
+using FloatArena = ops::UninitVector<float>;
 
 struct Activations {
     int64_t n = 0;
@@ -44,7 +25,7 @@ struct Activations {
     std::vector<int64_t> offset;      // per node, into arena
     std::vector<int64_t> aux_offset;  // per node, into aux
     FloatArena arena;
-    std::vector<int32_t, UninitAllocator<int32_t>> aux;
+    ops::UninitVector<int32_t> aux;
 
     ops::View view(int node) {
         return {arena.data() + offset[node], n, geo[node].out.c, geo[node].out.l};
@@ -118,7 +99,7 @@ std::vector<ChannelZeroing> zeroing(const Graph& g, const std::vector<ops::Resol
 // Cotangent buffers whose resize leaves new elements uninitialised, for buffers that a rule
 // writes whole (BackwardArgs::overwrite): zeroing megabytes of cotangents that are overwritten
 // next was a tenth of a backward pass.
-using GradBuffer = std::vector<float, UninitAllocator<float>>;
+using GradBuffer = ops::UninitVector<float>;
 
 // Cotangents of a backward pass: `rows` rows per node, row r belonging to forward sample
 // r / rep. grad[i] is empty for nodes not reached or not kept.

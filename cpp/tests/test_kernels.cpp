@@ -614,7 +614,11 @@ void check_flatten_views() {
     CHECK(act.geo[2].view_of == 1 && act.geo[3].view_of == -1);
     CHECK(act.offset[2] == act.offset[1]);
     CHECK(act.offset[3] >= act.offset[1] + n * c * t);
-    CHECK(static_cast<int64_t>(act.arena.size()) == 3 * n * c * t);  // input, ReLU, reordered Flatten
+    // input, ReLU, reordered Flatten; each tensor on a cache line of its own
+    const int64_t lined = (n * c * t + ops::kLineFloats - 1) / ops::kLineFloats * ops::kLineFloats;
+    CHECK(static_cast<int64_t>(act.arena.size()) == 3 * lined);
+    CHECK(reinterpret_cast<uintptr_t>(act.arena.data()) % 64 == 0);
+    for (const int64_t offset : act.offset) CHECK(offset % ops::kLineFloats == 0);
     const std::vector<float> x = random_vector(n * c * t);
     std::copy(x.begin(), x.end(), act.arena.data() + act.offset[0]);
     forward(g, act);

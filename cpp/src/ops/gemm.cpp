@@ -371,7 +371,7 @@ inline bool is_dense_form(const TapProduct& g, const Segment* segs, int64_t n_se
 // Not inlined: its memcpy calls would make the kernels that call it save their live vector
 // registers around each one (a narrow kernel spilled two per channel copied).
 __attribute__((noinline)) const float* padded_source(const TapProduct& g, const Segment& s, int64_t lo,
-                                                     int64_t row_len, std::vector<float>& buf) {
+                                                     int64_t row_len, UninitVector<float>& buf) {
     buf.assign(static_cast<size_t>(g.channels * row_len), 0.f);
     const int64_t from = std::max<int64_t>(lo, 0), to = std::min<int64_t>(lo + row_len, s.src_len);
     for (int64_t c = 0; c < g.channels && from < to; ++c)
@@ -503,8 +503,8 @@ inline void few_rows(const TapProduct& g, const Segment* segs, int64_t n_segs, i
     const int64_t tap = g.transposed ? -g.dilation : g.dilation;
     // Per-thread scratch, kept between calls; bound once (in a shared library every access to a
     // thread_local is a call to __tls_get_addr).
-    thread_local std::vector<float> padded_scratch;
-    std::vector<float>& padded = padded_scratch;
+    thread_local UninitVector<float> padded_scratch;
+    UninitVector<float>& padded = padded_scratch;
     for_each_segment_part(segs, n_segs, c0, c1, [&](const Segment& s, int64_t oa, int64_t ob) {
         // Source positions read: i = o + shift + k * tap for o in [oa, oa + whole blocks).
         const int64_t shift = g.transposed ? -s.delta : s.delta;
@@ -558,9 +558,9 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
     const int64_t depth = a.depth, m = a.rows, panels = (m + MR - 1) / MR;
     // Per-thread scratch, kept between calls so that a call allocates nothing.
     thread_local std::vector<Column> cols_scratch;
-    thread_local std::vector<float> bpack_scratch;
+    thread_local UninitVector<float> bpack_scratch;
     std::vector<Column>& cols = cols_scratch;  // bound once: see few_rows
-    std::vector<float>& bpack = bpack_scratch;
+    UninitVector<float>& bpack = bpack_scratch;
     thread_local std::vector<int32_t> rows_scratch;
     thread_local std::vector<int64_t> kept_scratch;
     std::vector<int32_t>& rows = rows_scratch;
@@ -890,7 +890,7 @@ struct Steps8 {  // lane masks as bits, so that no AVX vector crosses the templa
 
 template <class Steps>
 inline const float* padded_source_steps(const TapProduct& g, const Segment& s, int64_t lo, int64_t row_len,
-                                        std::vector<float>& buf, uint32_t* nonzero) {
+                                        UninitVector<float>& buf, uint32_t* nonzero) {
     const size_t need = static_cast<size_t>(g.channels * row_len);
     if (buf.size() < need) buf.resize(need);
     for (int64_t p = 0; p < row_len; p += Steps::W) {
@@ -916,7 +916,7 @@ inline void nonzero_source_steps(const TapProduct& g, const Segment& s, int64_t 
 }
 
 __attribute__((target("avx512f"), noinline, flatten)) const float* padded_source_avx512(
-    const TapProduct& g, const Segment& s, int64_t lo, int64_t row_len, std::vector<float>& buf, uint32_t* nonzero) {
+    const TapProduct& g, const Segment& s, int64_t lo, int64_t row_len, UninitVector<float>& buf, uint32_t* nonzero) {
     return padded_source_steps<Steps16>(g, s, lo, row_len, buf, nonzero);
 }
 __attribute__((target("avx512f"), noinline, flatten)) void nonzero_source_avx512(const TapProduct& g, const Segment& s,
@@ -925,7 +925,7 @@ __attribute__((target("avx512f"), noinline, flatten)) void nonzero_source_avx512
     nonzero_source_steps<Steps16>(g, s, lo, hi, nonzero);
 }
 __attribute__((target("avx2"), noinline, flatten)) const float* padded_source_avx2(
-    const TapProduct& g, const Segment& s, int64_t lo, int64_t row_len, std::vector<float>& buf, uint32_t* nonzero) {
+    const TapProduct& g, const Segment& s, int64_t lo, int64_t row_len, UninitVector<float>& buf, uint32_t* nonzero) {
     return padded_source_steps<Steps8>(g, s, lo, row_len, buf, nonzero);
 }
 __attribute__((target("avx2"), noinline, flatten)) void nonzero_source_avx2(const TapProduct& g, const Segment& s,
@@ -1032,8 +1032,8 @@ void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, in
     constexpr bool avx512 = NarrowShape<V>::lanes == 16;
     // Per-thread scratch, kept between calls; bound once (in a shared library every access to a
     // thread_local is a call to __tls_get_addr).
-    thread_local std::vector<float> padded_scratch;
-    std::vector<float>& padded = padded_scratch;
+    thread_local UninitVector<float> padded_scratch;
+    UninitVector<float>& padded = padded_scratch;
     LiveChannels<V> channels(g);
     const int64_t k_n = g.kernel, step = g.transposed ? 1 : g.stride;
     const int64_t tap = g.transposed ? -g.dilation : g.dilation;
@@ -1262,12 +1262,12 @@ TSVIZ_INLINE void pooled_rows(int64_t channels, const float* w, int64_t depth, c
 // Scratch of one thread for pooled_tap_product, kept between calls.
 struct PooledScratch {
     PooledWindows windows;
-    std::vector<float> values, tiles;
-    // The tiles' vectors on 64-byte boundaries (narrow_store reads them aligned).
+    UninitVector<float> values;
+    UninitVector<float> tiles;  // on a cache line: narrow_store reads the tiles' vectors aligned
     template <class V>
     V* tile(size_t vectors) {
-        if (tiles.size() < vectors * (sizeof(V) / sizeof(float)) + 16) tiles.resize(vectors * (sizeof(V) / sizeof(float)) + 16);
-        return reinterpret_cast<V*>((reinterpret_cast<uintptr_t>(tiles.data()) + 63) & ~uintptr_t{63});
+        if (tiles.size() < vectors * (sizeof(V) / sizeof(float))) tiles.resize(vectors * (sizeof(V) / sizeof(float)));
+        return reinterpret_cast<V*>(tiles.data());
     }
 };
 inline PooledScratch& pooled_scratch() {

@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "buffer.hpp"
+
 namespace tsviz::ops {
 
 // A (rows x depth) in panels of mr rows: data[(panel * depth + p) * mr + i] = A(panel * mr + i, p),
@@ -23,11 +25,11 @@ struct PackedMatrix {
     int64_t rows = 0;
     int64_t depth = 0;
     int64_t mr = 0;
-    std::vector<float> data;
-    std::vector<float> plain;  // A row-major, for products of very few rows (no panels)
+    LineVector<float> data;
+    LineVector<float> plain;  // A row-major, for products of very few rows (no panels)
     // Panels of wide_mr rows, as data, for the narrow-segment kernel: 16 on AVX-512 (a zmm
     // register each), 8 on AVX2 (a ymm); empty on the plain kernels.
-    std::vector<float> wide;
+    LineVector<float> wide;
     int64_t wide_mr = 0;
     // Every element is finite: a product may then leave out the source rows that are all zero
     // (0 times a NaN or an infinity would not be 0).
