@@ -223,7 +223,7 @@ void backward(const Graph& g, const Activations& act, int64_t first, int64_t cou
                     gp.resize(size);  // left uninitialised: the rule writes every element
                     args.overwrite = true;
                 } else {
-                    gp.assign(size, 0.f);
+                    ops::assign_zeros(gp, size);
                 }
             }
             args.grad_in.push_back(grad(p));
@@ -345,7 +345,7 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
             for (int64_t t = 0; t < count; ++t) s[t] = start[at_p[t]];
         };
         // The input's tangents: a 1 at (c, p), a band of width 1 at p.
-        tan[0].assign(static_cast<size_t>(count * c_in), 0.f);
+        ops::assign_zeros(tan[0], static_cast<size_t>(count * c_in));
         for (int64_t t = 0; t < count; ++t) tan[0][t * c_in + (t0 + t) % c_in] = 1.f;
         starts_of(0);
         for (int v = 1; v <= last; ++v) {
@@ -359,7 +359,7 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
             } else {
                 // Buffers keep their size between items: no fill where the rule writes it all.
                 if (!ops::rules(node.kind).tangent_writes_all)
-                    tan[v].assign(size, 0.f);
+                    ops::assign_zeros(tan[v], size);
                 else if (tan[v].size() < size)
                     tan[v].resize(size);
                 ops::TangentArgs args{node, geo, {}, sample_view(v),

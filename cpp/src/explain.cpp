@@ -230,7 +230,7 @@ void check_seeding(const Graph& g, const std::vector<ops::Resolved>& geo, int64_
 void seed_rows(const Activations& act, int tn, int64_t first, int64_t m, const Seeding& how, const int64_t* target,
                const float* y, GradBuffer& seed, float* loss) {
     const int64_t size = act.geo[tn].out.size();
-    seed.assign(static_cast<size_t>(m * size), 0.f);
+    ops::assign_zeros(seed, static_cast<size_t>(m * size));
     if (how.wrt_loss) {
         const float* v = act.arena.data() + act.offset[tn] + first * size;
         batch_loss(how.loss, v, m, size, y, seed.data(), loss);
@@ -611,7 +611,7 @@ void reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Laye
                 backward(g, ex.act, first, count, p, live, keep, ct, 0, true);
             }
         } else {
-            seed.assign(static_cast<size_t>(count * rows * f_n * len), 0.f);
+            ops::assign_zeros(seed, static_cast<size_t>(count * rows * f_n * len));
             for (int64_t i = 0; i < count; ++i)
                 for (int64_t r = 0; r < rows; ++r) {
                     float* row = seed.data() + ((i * rows + r) * f_n + chosen[f0 + r]) * len;
@@ -953,7 +953,7 @@ InputGradient Model::input_gradient(const float* x, int64_t n, const std::vector
         const float* v = act.arena.data() + act.offset[start];
         GradBuffer& seed = ct.grad[start];
         if (of_filter) {
-            seed.assign(static_cast<size_t>(m * size), 0.f);
+            ops::assign_zeros(seed, static_cast<size_t>(m * size));
             for (int64_t i = 0; i < m; ++i) {
                 std::fill_n(seed.data() + i * size + options.filter * len, len, 1.f);
                 double sum = 0;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstring>
 #include <new>
 #include <utility>
 #include <vector>
@@ -45,6 +46,15 @@ template <class T>
 using LineVector = std::vector<T, LineAllocator<T>>;
 template <class T>
 using UninitVector = std::vector<T, LineAllocator<T, true>>;
+
+// buf = n zeros. vector::assign(n, 0.f) fills through the allocator, element by element in
+// 16-byte stores wherever GCC does not inline it (a sixth of the residual net's explanation
+// went there); memset stores at the machine's full width.
+template <class T, bool Uninit>
+void assign_zeros(std::vector<T, LineAllocator<T, Uninit>>& buf, size_t n) {
+    buf.resize(n);
+    std::memset(static_cast<void*>(buf.data()), 0, n * sizeof(T));
+}
 
 // Floats per cache line: tensors laid out in one arena start on a line.
 constexpr int64_t kLineFloats = 16;

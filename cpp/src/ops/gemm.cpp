@@ -372,7 +372,7 @@ inline bool is_dense_form(const TapProduct& g, const Segment* segs, int64_t n_se
 // registers around each one (a narrow kernel spilled two per channel copied).
 __attribute__((noinline)) const float* padded_source(const TapProduct& g, const Segment& s, int64_t lo,
                                                      int64_t row_len, UninitVector<float>& buf) {
-    buf.assign(static_cast<size_t>(g.channels * row_len), 0.f);
+    assign_zeros(buf, static_cast<size_t>(g.channels * row_len));
     const int64_t from = std::max<int64_t>(lo, 0), to = std::min<int64_t>(lo + row_len, s.src_len);
     for (int64_t c = 0; c < g.channels && from < to; ++c)
         std::memcpy(buf.data() + c * row_len + (from - lo), s.src + c * s.src_len + from,
