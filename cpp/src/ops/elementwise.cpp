@@ -6,6 +6,7 @@
 #include <string>
 
 #include "onnx/lowering.hpp"
+#include "ops/buffer.hpp"
 #include "ops/gemm.hpp"
 #include "ops/op.hpp"
 #include "ops/simd.hpp"
@@ -37,6 +38,17 @@ Resolved infer_add(const Node& node, const std::vector<Shape>& in) {
     Resolved r;
     r.out = p;
     return r;
+}
+
+// ops/buffer.hpp. The loop stays a loop: GCC would otherwise call memset for it. (Clang does
+// not take no_builtin("memset") on a multiversioned function; a Clang build may call memset.)
+#if defined(__GNUC__) && !defined(__clang__)
+#define TSVIZ_NO_MEMSET __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define TSVIZ_NO_MEMSET
+#endif
+TSVIZ_SIMD TSVIZ_NO_MEMSET void zero_floats(float* p, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) p[i] = 0.f;
 }
 
 // Compiled per instruction set (ops/simd.hpp): one add per element, the same in every lane.
