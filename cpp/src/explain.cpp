@@ -99,9 +99,8 @@ __attribute__((target("avx2"))) inline void importance_rows_by8(const float* g, 
                 d[i] = _mm256_setzero_ps();
             }
         }
-        const __m256i m = ops::lanes_inside8(0, n);
-        _mm256_maskstore_ps(raw + r0, m, ops::row_totals8(a));
-        _mm256_maskstore_ps(taylor + r0, m, _mm256_and_ps(ops::row_totals8(d), no_sign));
+        ops::store_span8(raw + r0, ops::row_totals8(a), 0, n);
+        ops::store_span8(taylor + r0, _mm256_and_ps(ops::row_totals8(d), no_sign), 0, n);
     }
 }
 

@@ -18,6 +18,7 @@
 #include "ops/fast_math.hpp"
 #include "ops/gemm.hpp"
 #include "ops/op.hpp"
+#include "ops/simd.hpp"
 #include "testing.hpp"
 
 using namespace tsviz;
@@ -634,7 +635,58 @@ void check_flatten_views() {
     CHECK(position_major);
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// The AVX2 stores of part of a vector (store_span8 and the helpers on it; they stand in for
+// maskstore): every span of lanes [lo, hi), float and int32 lanes, at an unaligned address,
+// writes exactly those lanes and leaves the neighbours alone.
+__attribute__((target("avx2"))) void check_partial_stores_avx2() {
+    const __m256 v = _mm256_setr_ps(1, 2, 3, 4, 5, 6, 7, 8);
+    const __m256i vi = _mm256_setr_epi32(11, 12, 13, 14, 15, 16, 17, 18);
+    bool floats = true, ints = true, inside = true, bits = true;
+    for (int64_t lo = 0; lo <= 8; ++lo)
+        for (int64_t hi = 0; hi <= 8; ++hi) {
+            float f[11];
+            int32_t k[11];
+            std::fill(f, f + 11, -1.f);
+            std::fill(k, k + 11, -1);
+            ops::store_span8(f + 1, v, lo, hi);
+            ops::store_span8(k + 1, vi, lo, hi);
+            for (int64_t i = 0; i < 11; ++i) {
+                const bool in = i - 1 >= lo && i - 1 < hi;
+                floats = floats && f[i] == (in ? static_cast<float>(i) : -1.f);
+                ints = ints && k[i] == (in ? static_cast<int32_t>(10 + i) : -1);
+            }
+            // store_inside8(p0, len): the lanes whose positions p0 + lane lie in [0, len)
+            const int64_t p0 = -lo, len = hi - lo;
+            std::fill(f, f + 11, -1.f);
+            ops::store_inside8(f + 1, v, p0, len);
+            for (int64_t i = 0; i < 11; ++i) {
+                const bool in = i - 1 >= lo && i - 1 < std::max(lo, hi);
+                inside = inside && f[i] == (in ? static_cast<float>(i) : -1.f);
+            }
+            // store_bits8: the same lanes as bits
+            const unsigned mask = lo < hi ? ((1u << hi) - 1u) & ~((1u << lo) - 1u) : 0u;
+            std::fill(f, f + 11, -1.f);
+            ops::store_bits8(f + 1, v, mask);
+            for (int64_t i = 0; i < 11; ++i) {
+                const bool in = i - 1 >= lo && i - 1 < hi;
+                bits = bits && f[i] == (in ? static_cast<float>(i) : -1.f);
+            }
+        }
+    CHECK(floats);
+    CHECK(ints);
+    CHECK(inside);
+    CHECK(bits);
+}
+void check_partial_stores() {
+    if (__builtin_cpu_supports("avx2")) check_partial_stores_avx2();
+}
+#else
+void check_partial_stores() {}
+#endif
+
 int main() {
+    check_partial_stores();
     check_flatten_views();
     check_fast_math();
     check_fast_smooth();

@@ -281,7 +281,7 @@ __attribute__((target("avx2,fma"))) inline void phase_block_avx2(const Stride2Pl
         return sum;
     };
     const __m256 s0 = phase(plan.first[b], plan.split[b]), s1 = phase(plan.split[b], plan.first[b + 1]);
-    store_interleaved8(dx + 16 * b, s0, s1, bit_lanes8(plan.store_lo[b]), bit_lanes8(plan.store_hi[b]), set);
+    store_interleaved8(dx + 16 * b, s0, s1, plan.store_lo[b], plan.store_hi[b], set);
 }
 
 // A single-phase input gradient at stride 2 spread over dx: dx[phase + 2 m] = from[m] for

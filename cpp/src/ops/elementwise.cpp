@@ -201,7 +201,7 @@ __attribute__((target("avx512f"))) void tangent_add_avx512(const TangentArgs& a)
             }
         }
 }
-// On AVX2: 8 lanes a step, the masks as maskload and maskstore take them.
+// On AVX2: 8 lanes a step, the masks as maskload takes them.
 __attribute__((target("avx2"))) void tangent_add_avx2(const TangentArgs& a) {
     const int64_t c_n = a.out.c, w_out = a.w_out, len = a.out.l;
     const size_t inputs = a.t_in.size();
@@ -226,7 +226,7 @@ __attribute__((target("avx2"))) void tangent_add_avx2(const TangentArgs& a) {
                 if (gate)
                     sum = _mm256_and_ps(sum, _mm256_cmp_ps(_mm256_maskload_ps(gate + c * len, m), _mm256_setzero_ps(),
                                                            _CMP_GT_OQ));
-                _mm256_maskstore_ps(dst + c * w_out, m, sum);
+                store_inside8(dst + c * w_out, sum, p, w_out);
             }
         }
 }

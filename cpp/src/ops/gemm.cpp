@@ -777,7 +777,7 @@ __attribute__((target("avx512f"), noinline)) void narrow_store(const TapProduct&
 }
 
 // The same on AVX2 for rows [row0, row0 + 8) of n <= 12 columns: an 8 x 8 transpose per eight
-// columns (unpack, shuffle, swap of 128-bit halves), each row of C a masked store.
+// columns (unpack, shuffle, swap of 128-bit halves), each row of C stored by store_span8.
 __attribute__((target("avx2,fma"), noinline)) void narrow_store(const TapProduct& g, const Segment& s, int64_t row0,
                                                                  int64_t o0, int64_t n, const v8* col) {
     const int64_t ldd = g.ldd, gate_ld = g.gate_ld, live = std::min<int64_t>(8, g.a->rows - row0);
@@ -801,8 +801,7 @@ __attribute__((target("avx2,fma"), noinline)) void narrow_store(const TapProduct
             x[p] = _mm256_permute2f128_ps(u[p], u[p + 4], 0x20);
             x[p + 4] = _mm256_permute2f128_ps(u[p], u[p + 4], 0x31);
         }
-        const __m256i cols = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(w)),
-                                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const __m256i cols = lanes_inside8(0, w);
         float* dst = s.dst + row0 * ldd + o0 + j0;
         const float* gate = s.gate ? s.gate + row0 * gate_ld + o0 + j0 : nullptr;
         if (g.accumulate) {
@@ -816,7 +815,7 @@ __attribute__((target("avx2,fma"), noinline)) void narrow_store(const TapProduct
                 x[i] = _mm256_and_ps(x[i], _mm256_cmp_ps(gi, _mm256_setzero_ps(), _CMP_GT_OQ));
             }
         }
-        for (int64_t i = 0; i < live; ++i) _mm256_maskstore_ps(dst + i * ldd, cols, x[i]);
+        for (int64_t i = 0; i < live; ++i) store_span8(dst + i * ldd, x[i], 0, w);
     }
 }
 
@@ -879,7 +878,7 @@ struct Steps8 {  // lane masks as bits, so that no AVX vector crosses the templa
     static Mask mask(int64_t p0, int64_t len) { return lanes_inside(p0, len) & 0xFFu; }
     __attribute__((target("avx2"))) static uint32_t copy(const float* from, float* to, Mask read, Mask write) {
         const __m256 v = _mm256_maskload_ps(from, bit_lanes8(read));
-        _mm256_maskstore_ps(to, bit_lanes8(write), v);
+        store_bits8(to, v, write);
         return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ)));
     }
     __attribute__((target("avx2"))) static uint32_t nonzero(const float* p, Mask lanes) {
@@ -1643,7 +1642,7 @@ __attribute__((target("avx2"), always_inline)) inline void store_block8(const Ta
         float* p = d + (row0 + r) * g.ldd + v * 8;
         const __m256i m = lanes_inside8(v * 8, n);  // columns [v * 8, +8) below n
         const __m256 prev = g.accumulate ? _mm256_maskload_ps(p, m) : _mm256_set1_ps(g.bias ? g.bias[row0 + r] : 0.f);
-        _mm256_maskstore_ps(p, m, _mm256_add_ps(prev, (__m256)x));
+        store_inside8(p, _mm256_add_ps(prev, (__m256)x), v * 8, n);
     };
     (one(static_cast<int64_t>(I), reg<I>(acc)), ...);
 }

@@ -277,10 +277,10 @@ __attribute__((target("avx2"))) bool max_pool2_flat_avx2(const float* x, float* 
         const __m256 even = pick_lanes(l0, l1, false), odd = pick_lanes(l0, l1, true);
         nan |= _mm256_movemask_ps(_mm256_cmp_ps(l0, l1, _CMP_UNORD_Q));  // masked-off lanes hold 0
         const __m256 better = _mm256_cmp_ps(odd, even, _CMP_GT_OQ);
-        const __m256i first = _mm256_add_epi32(pos, pos), m = lanes_inside8(0, n);
-        _mm256_maskstore_ps(y + o, m, _mm256_blendv_ps(even, odd, better));
+        const __m256i first = _mm256_add_epi32(pos, pos);
+        store_span8(y + o, _mm256_blendv_ps(even, odd, better), 0, n);
         // better is all ones (-1) where the odd tap wins: first - (-1) = first + 1.
-        _mm256_maskstore_epi32(arg + o, m, _mm256_sub_epi32(first, _mm256_castps_si256(better)));
+        store_span8(arg + o, _mm256_sub_epi32(first, _mm256_castps_si256(better)), 0, n);
         pos = _mm256_add_epi32(pos, step);
         pos = _mm256_sub_epi32(pos, _mm256_and_si256(_mm256_cmpgt_epi32(pos, below), len));
     }
@@ -300,9 +300,8 @@ __attribute__((target("avx2"))) bool max_pool2_row_avx2(const float* base, float
         nan |= _mm256_movemask_ps(_mm256_cmp_ps(l0, l1, _CMP_UNORD_Q));
         const __m256 better = _mm256_cmp_ps(odd, even, _CMP_GT_OQ);
         const __m256i first = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
-        const __m256i m = lanes_inside8(0, n);
-        _mm256_maskstore_ps(y + o, m, _mm256_blendv_ps(even, odd, better));
-        _mm256_maskstore_epi32(arg + o, m, _mm256_sub_epi32(first, _mm256_castps_si256(better)));
+        store_span8(y + o, _mm256_blendv_ps(even, odd, better), 0, n);
+        store_span8(arg + o, _mm256_sub_epi32(first, _mm256_castps_si256(better)), 0, n);
     }
     return nan != 0;
 }
@@ -392,8 +391,8 @@ __attribute__((target("avx2"))) inline void max_pool2_backward_flat_avx2(const f
         const __m256i m = gated_lanes8(n, gate ? gate + o : nullptr);
         const __m256 v = _mm256_maskload_ps(g + o, m);
         const __m256 second = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(_mm256_maskload_epi32(arg + o, m), one), one));
-        store_interleaved8(dst + 2 * o, _mm256_andnot_ps(second, v), _mm256_and_ps(second, v), lanes_inside8(0, 2 * n),
-                           lanes_inside8(8, 2 * n), set);
+        store_interleaved8(dst + 2 * o, _mm256_andnot_ps(second, v), _mm256_and_ps(second, v), lanes_inside(0, 2 * n),
+                           lanes_inside(8, 2 * n), set);
     }
 }
 __attribute__((target("avx2"))) inline void max_pool2_backward_windows_avx2(const float* g, const float* gate,
@@ -407,7 +406,7 @@ __attribute__((target("avx2"))) inline void max_pool2_backward_windows_avx2(cons
         const __m256i first = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
         const __m256 at_first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_maskload_epi32(arg + o, m), first));
         store_interleaved8(dst + 2 * o - pb, _mm256_and_ps(at_first, v), _mm256_andnot_ps(at_first, v),
-                           lanes_inside8(0, 2 * n), lanes_inside8(8, 2 * n), set);
+                           lanes_inside(0, 2 * n), lanes_inside(8, 2 * n), set);
     }
 }
 
@@ -557,7 +556,7 @@ __attribute__((target("avx512f"))) inline void tiled_row_avx512(const TiledPlan<
 __attribute__((target("avx2"))) inline void tiled_row_avx2(const TiledPlan<8>& plan, const float* g, float* dst,
                                                            int64_t total, bool set) {
     const int64_t chunks = (total + 7) / 8;
-    const __m256i tail = bit_lanes8(lanes_inside(0, total - 8 * (chunks - 1))), all = _mm256_set1_epi32(-1);
+    const int64_t tail = total - 8 * (chunks - 1);
     // Plain pointers: the vector stores below may alias anything, the vectors' own pointers too.
     const int32_t* base = plan.base.data();
     const uint8_t* idx = plan.idx.data();
@@ -567,9 +566,9 @@ __attribute__((target("avx2"))) inline void tiled_row_avx2(const TiledPlan<8>& p
         const __m256 v = _mm256_maskload_ps(g + base[q], bit_lanes8(load[q]));
         const __m256i at = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(idx + 8 * q)));
         __m256 d = _mm256_and_ps(_mm256_permutevar8x32_ps(v, at), _mm256_castsi256_ps(bit_lanes8(lanes[q])));
-        const __m256i m = q + 1 < chunks ? all : tail;
-        if (!set) d = _mm256_add_ps(d, _mm256_maskload_ps(dst + 8 * q, m));
-        _mm256_maskstore_ps(dst + 8 * q, m, d);
+        const int64_t n = q + 1 < chunks ? 8 : tail;
+        if (!set) d = _mm256_add_ps(d, _mm256_maskload_ps(dst + 8 * q, lanes_inside8(0, n)));
+        store_span8(dst + 8 * q, d, 0, n);
     }
 }
 
@@ -706,10 +705,7 @@ __attribute__((target("avx2"))) void row_sums_avx2(const float* x, int64_t rows,
             v[i] = s;
         }
         const __m256 totals = _mm256_mul_ps(row_totals8(v), k);
-        if (n == 8)
-            _mm256_storeu_ps(out + r0, totals);
-        else
-            _mm256_maskstore_ps(out + r0, lanes_inside8(0, n), totals);
+        store_span8(out + r0, totals, 0, n);
     }
 }
 #endif

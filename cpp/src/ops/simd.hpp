@@ -35,13 +35,56 @@ inline __mmask16 lanes_inside(int64_t p0, int64_t len) {
     return lo >= hi ? 0 : static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
 }
 
-// The same lanes for AVX2's eight, as the all-ones lanes of maskload and maskstore (which
-// neither read nor write the others).
+// The same lanes for AVX2's eight, as the all-ones lanes that maskload takes (it reads 0 in
+// the others and never faults there); stores of part of a vector go through store_span8.
 __attribute__((target("avx2"), always_inline)) inline __m256i lanes_inside8(int64_t p0, int64_t len) {
     const int64_t lo = std::clamp<int64_t>(-p0, 0, 8), hi = std::clamp<int64_t>(len - p0, 0, 8);
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(hi)), iota),
                             _mm256_cmpgt_epi32(iota, _mm256_set1_epi32(static_cast<int>(lo) - 1)));
+}
+
+// Lanes [lo, hi) of v to the same lanes at p, by plain stores: the whole vector, or the span
+// moved down to lane 0 (one permute) and stored in runs of 4, 2 and 1 lanes from registers.
+// Not maskstore: AMD's Zen 2 and Zen 3 run a masked store as microcode, tens of cycles each
+// (the narrow product's masked stores were 41% of a full analysis of the channels-last net on
+// a Zen 3); nor a copy through the stack, whose narrower reloads of a wide store stalled (a
+// quarter of that analysis). Every AVX2 store of a part of a vector goes through these.
+__attribute__((target("avx2"), always_inline)) inline void store_span8(float* p, __m256 v, int64_t lo, int64_t hi) {
+    if (lo == 0 && hi == 8) {
+        _mm256_storeu_ps(p, v);
+        return;
+    }
+    if (lo >= hi) return;
+    if (lo > 0)
+        v = _mm256_permutevar8x32_ps(v, _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                                          _mm256_set1_epi32(static_cast<int>(lo))));
+    float* q = p + lo;
+    const int64_t n = hi - lo;
+    __m128 x = _mm256_castps256_ps128(v);
+    if (n & 4) {
+        _mm_storeu_ps(q, x);
+        x = _mm256_extractf128_ps(v, 1);
+        q += 4;
+    }
+    if (n & 2) {
+        _mm_storel_pi(reinterpret_cast<__m64*>(q), x);
+        x = _mm_movehl_ps(x, x);
+        q += 2;
+    }
+    if (n & 1) _mm_store_ss(q, x);
+}
+__attribute__((target("avx2"), always_inline)) inline void store_span8(int32_t* p, __m256i v, int64_t lo, int64_t hi) {
+    store_span8(reinterpret_cast<float*>(p), _mm256_castsi256_ps(v), lo, hi);
+}
+// The lanes of lanes_inside8(p0, len): those of the vector at position p0 inside [0, len).
+__attribute__((target("avx2"), always_inline)) inline void store_inside8(float* p, __m256 v, int64_t p0, int64_t len) {
+    store_span8(p, v, std::clamp<int64_t>(-p0, 0, 8), std::clamp<int64_t>(len - p0, 0, 8));
+}
+// The lanes whose bits are set in `bits`, one run of set bits (as lanes_inside makes them).
+__attribute__((target("avx2"), always_inline)) inline void store_bits8(float* p, __m256 v, unsigned bits) {
+    bits &= 0xFFu;
+    if (bits) store_span8(p, v, __builtin_ctz(bits), 32 - __builtin_clz(bits));
 }
 
 // Lane indices for _mm512_permutex2var_ps(a, idx, b): the even and odd elements of the 32 in
@@ -66,26 +109,26 @@ __attribute__((target("avx512f"), always_inline)) inline void store_interleaved(
     _mm512_mask_storeu_ps(p + 16, hi, d1);
 }
 
-// The lanes of an AVX2 vector whose bits are set in `bits`, as maskload, maskstore and and
-// take them (all ones or zero).
+// The lanes of an AVX2 vector whose bits are set in `bits`, as maskload and and take them
+// (all ones or zero).
 __attribute__((target("avx2"), always_inline)) inline __m256i bit_lanes8(unsigned bits) {
     const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), bit), bit);
 }
 
 // store_interleaved on AVX2: 8 pairs (even[i], odd[i]) interleaved into the 16 floats at p by
-// an unpack and a swap of 128-bit halves; lanes `lo` of p[0, 8) and `hi` of p[8, 16) (all-ones
-// lanes) are stored, or added to what p holds unless `set`.
+// an unpack and a swap of 128-bit halves; lanes `lo` of p[0, 8) and `hi` of p[8, 16) (bits,
+// one run each) are stored, or added to what p holds unless `set`.
 __attribute__((target("avx2"), always_inline)) inline void store_interleaved8(float* p, __m256 even, __m256 odd,
-                                                                            __m256i lo, __m256i hi, bool set) {
+                                                                            unsigned lo, unsigned hi, bool set) {
     const __m256 a = _mm256_unpacklo_ps(even, odd), b = _mm256_unpackhi_ps(even, odd);
     __m256 d0 = _mm256_permute2f128_ps(a, b, 0x20), d1 = _mm256_permute2f128_ps(a, b, 0x31);
     if (!set) {
-        d0 = _mm256_add_ps(d0, _mm256_maskload_ps(p, lo));
-        d1 = _mm256_add_ps(d1, _mm256_maskload_ps(p + 8, hi));
+        d0 = _mm256_add_ps(d0, _mm256_maskload_ps(p, bit_lanes8(lo)));
+        d1 = _mm256_add_ps(d1, _mm256_maskload_ps(p + 8, bit_lanes8(hi)));
     }
-    _mm256_maskstore_ps(p, lo, d0);
-    _mm256_maskstore_ps(p + 8, hi, d1);
+    store_bits8(p, d0, lo);
+    store_bits8(p + 8, d1, hi);
 }
 
 // Eight rows' partial sums v[0..7] (each row's in 8 lanes) into one vector, row r's total in
