@@ -795,32 +795,52 @@ __attribute__((target("avx2"), always_inline)) inline void transpose8(__m256 (&x
     }
 }
 
+// Rows [0, Rows) of an AVX2 block x (row i of C over w columns in x[i]) into dst: the epilogue
+// (what dst holds or the bias, then the ReLU gate) and the stores. Rows a constant, so that x
+// stays in registers (with a bound known at run time GCC kept x on the stack).
+template <int64_t Rows>
+__attribute__((target("avx2,fma"), always_inline)) inline void narrow_rows8(const TapProduct& g, __m256 (&x)[8],
+                                                                           float* dst, const float* gate,
+                                                                           int64_t row0, int64_t w) {
+    const int64_t ldd = g.ldd, gate_ld = g.gate_ld;
+    const __m256i cols = lanes_inside8(0, w);
+    if (g.accumulate) {
+        for (int64_t i = 0; i < Rows; ++i) x[i] = _mm256_add_ps(x[i], _mm256_maskload_ps(dst + i * ldd, cols));
+    } else if (g.bias) {
+        for (int64_t i = 0; i < Rows; ++i) x[i] = _mm256_add_ps(x[i], _mm256_set1_ps(g.bias[row0 + i]));
+    }
+    if (gate) {
+        for (int64_t i = 0; i < Rows; ++i) {
+            const __m256 gi = _mm256_maskload_ps(gate + i * gate_ld, cols);
+            x[i] = _mm256_and_ps(x[i], _mm256_cmp_ps(gi, _mm256_setzero_ps(), _CMP_GT_OQ));
+        }
+    }
+    for (int64_t i = 0; i < Rows; ++i) store_span8(dst + i * ldd, x[i], 0, w);
+}
+
 // The same on AVX2 for rows [row0, row0 + 8) of n <= 12 columns: an 8 x 8 transpose per eight
 // columns, each row of C stored by store_span8.
 __attribute__((target("avx2,fma"), noinline)) void narrow_store(const TapProduct& g, const Segment& s, int64_t row0,
                                                                  int64_t o0, int64_t n, const v8* col) {
-    const int64_t ldd = g.ldd, gate_ld = g.gate_ld, live = std::min<int64_t>(8, g.a->rows - row0);
+    const int64_t live = std::min<int64_t>(8, g.a->rows - row0);
     for (int64_t j0 = 0; j0 < n; j0 += 8) {
         const int64_t w = std::min<int64_t>(8, n - j0);
         __m256 x[8];
         for (int64_t j = 0; j < 8; ++j)
             x[j] = j < w ? reinterpret_cast<const __m256&>(col[j0 + j]) : _mm256_setzero_ps();
         transpose8(x);
-        const __m256i cols = lanes_inside8(0, w);
-        float* dst = s.dst + row0 * ldd + o0 + j0;
-        const float* gate = s.gate ? s.gate + row0 * gate_ld + o0 + j0 : nullptr;
-        if (g.accumulate) {
-            for (int64_t i = 0; i < live; ++i) x[i] = _mm256_add_ps(x[i], _mm256_maskload_ps(dst + i * ldd, cols));
-        } else if (g.bias) {
-            for (int64_t i = 0; i < live; ++i) x[i] = _mm256_add_ps(x[i], _mm256_set1_ps(g.bias[row0 + i]));
+        float* dst = s.dst + row0 * g.ldd + o0 + j0;
+        const float* gate = s.gate ? s.gate + row0 * g.gate_ld + o0 + j0 : nullptr;
+        switch (live) {
+            case 8: narrow_rows8<8>(g, x, dst, gate, row0, w); break;
+            case 7: narrow_rows8<7>(g, x, dst, gate, row0, w); break;
+            case 6: narrow_rows8<6>(g, x, dst, gate, row0, w); break;
+            case 5: narrow_rows8<5>(g, x, dst, gate, row0, w); break;
+            case 4: narrow_rows8<4>(g, x, dst, gate, row0, w); break;
+            case 3: narrow_rows8<3>(g, x, dst, gate, row0, w); break;
+            case 2: narrow_rows8<2>(g, x, dst, gate, row0, w); break;
+            default: narrow_rows8<1>(g, x, dst, gate, row0, w); break;
         }
-        if (gate) {
-            for (int64_t i = 0; i < live; ++i) {
-                const __m256 gi = _mm256_maskload_ps(gate + i * gate_ld, cols);
-                x[i] = _mm256_and_ps(x[i], _mm256_cmp_ps(gi, _mm256_setzero_ps(), _CMP_GT_OQ));
-            }
-        }
-        for (int64_t i = 0; i < live; ++i) store_span8(dst + i * ldd, x[i], 0, w);
     }
 }
 
