@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <cstring>
 #ifdef __x86_64__
 #include <immintrin.h>
@@ -1680,15 +1681,17 @@ __attribute__((target("avx2"), always_inline)) inline void store_block8(const Ta
     (one(static_cast<int64_t>(I), reg<I>(acc)), ...);
 }
 
-template <int64_t R>
+// Rows [row0, row0 + R) by NV vectors of columns (R * NV <= 12: the accumulators, NV vectors of
+// B and a broadcast fit AVX2's 16 registers).
+template <int64_t R, int64_t NV>
 __attribute__((target("avx2,fma"), noinline)) void few_rows_masked_block8(const TapProduct& g, const Segment& s,
                                                                           const __m256i* masks, int64_t first,
-                                                                          int64_t o, int64_t n) {
-    constexpr int64_t NV = 4;
+                                                                          int64_t o, int64_t n, int64_t row0) {
+    static_assert(R * NV <= 12, "twelve accumulators");
     const PackedMatrix& a = *g.a;
     const int64_t k_n = g.kernel, depth = a.depth;
     Regs<v8> acc{}, bv;
-    const float* ar = a.plain.data();
+    const float* ar = a.plain.data() + row0 * depth;
     const int64_t tap = g.transposed ? -g.dilation : g.dilation;
     for (int64_t k = 0; k < k_n; ++k) {
         const float* b = s.src + first + k * tap;
@@ -1698,26 +1701,67 @@ __attribute__((target("avx2,fma"), noinline)) void few_rows_masked_block8(const 
             add_products<NV>(acc, bv, ar + c * k_n + k, depth, std::make_index_sequence<R * NV>{});
         }
     }
-    store_block8<NV>(g, acc, s.dst + o, 0, n, std::make_index_sequence<R * NV>{});
+    store_block8<NV>(g, acc, s.dst + o, row0, n, std::make_index_sequence<R * NV>{});
 }
 
-// Columns [oa, ob) of one segment, in blocks of four vectors whose lane masks (per tap and
-// vector: the source positions each reads inside the source) are made once per block.
-__attribute__((target("avx2,fma"), noinline)) void few_rows_part_avx2(const TapProduct& g, const Segment& s, int64_t oa,
-                                                                   int64_t ob) {
-    constexpr int64_t nv = 4, block = nv * 8;
+// Columns [oa, ob) of one segment, in blocks of nv vectors whose lane masks (per tap and
+// vector: the source positions each reads inside the source) are made once per block: four
+// vectors for one or two rows, else two vectors by up to six rows at a time.
+template <int64_t nv>
+__attribute__((target("avx2,fma"), always_inline)) inline void few_rows_part8(const TapProduct& g, const Segment& s,
+                                                                              int64_t oa, int64_t ob) {
+    constexpr int64_t block = nv * 8;
     const int64_t k_n = g.kernel, tap = g.transposed ? -g.dilation : g.dilation, shift = g.transposed ? -s.delta : s.delta;
+    const int64_t rows = g.a->rows;
     __m256i masks[kMaskedTaps * nv];
     for (int64_t o = oa; o < ob; o += block) {
         const int64_t n = std::min(block, ob - o), first = o + shift;
         // Column o + j, tap k reads source position first + j + k * tap.
         for (int64_t k = 0; k < k_n; ++k)
             for (int64_t v = 0; v < nv; ++v) masks[k * nv + v] = lanes_inside8(first + k * tap + v * 8, s.src_len);
-        if (g.a->rows == 1)
-            few_rows_masked_block8<1>(g, s, masks, first, o, n);
-        else
-            few_rows_masked_block8<2>(g, s, masks, first, o, n);
+        if constexpr (nv == 4) {
+            if (rows == 1)
+                few_rows_masked_block8<1, 4>(g, s, masks, first, o, n, 0);
+            else
+                few_rows_masked_block8<2, 4>(g, s, masks, first, o, n, 0);
+        } else {
+            for (int64_t r0 = 0; r0 < rows; r0 += 6) {
+                switch (std::min<int64_t>(6, rows - r0)) {
+                    case 1: few_rows_masked_block8<1, 2>(g, s, masks, first, o, n, r0); break;
+                    case 2: few_rows_masked_block8<2, 2>(g, s, masks, first, o, n, r0); break;
+                    case 3: few_rows_masked_block8<3, 2>(g, s, masks, first, o, n, r0); break;
+                    case 4: few_rows_masked_block8<4, 2>(g, s, masks, first, o, n, r0); break;
+                    case 5: few_rows_masked_block8<5, 2>(g, s, masks, first, o, n, r0); break;
+                    default: few_rows_masked_block8<6, 2>(g, s, masks, first, o, n, r0); break;
+                }
+            }
+        }
     }
+}
+__attribute__((target("avx2,fma"), noinline)) void few_rows_part_avx2(const TapProduct& g, const Segment& s, int64_t oa,
+                                                                   int64_t ob) {
+    if (g.a->rows <= 2)
+        few_rows_part8<4>(g, s, oa, ob);
+    else
+        few_rows_part8<2>(g, s, oa, ob);
+}
+
+// Whether few_rows_part_avx2 serves a product on AVX2: one or two rows (as few_rows_fit), or up
+// to kShallowRows rows over a depth (channels times taps) of at most max_depth, segments of 8
+// columns or more on average. In place of the blocked kernel at any depth (it reads B where it
+// lies, where the blocked kernel packs it: resnet explain and predict of 64 windows 8-10%
+// faster on a Zen 3); in place of the narrow kernel at a depth of at most kShallowDepth, where
+// its transposes and stores cost more than its few multiply-adds (the input gradient of a
+// strided first layer, depth 8, was a fifth of a full analysis of the channels-last net);
+// deeper, the narrow kernel keeps the tangent bands (it skips their zero channels).
+constexpr int64_t kShallowRows = 32, kShallowDepth = 16, kAnyDepth = std::numeric_limits<int64_t>::max();
+inline bool few_rows8_fit(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t max_depth = kShallowDepth) {
+    if (g.kernel > kMaskedTaps || g.stride != 1 || is_dense_form(g, segs, n_segs)) return false;
+    if (g.a->rows <= 2) return few_rows_fit(g, segs, n_segs, false);
+    if (g.a->rows > kShallowRows || g.channels * g.kernel > max_depth) return false;
+    int64_t total = 0;
+    for (int64_t s = 0; s < n_segs; ++s) total += segs[s].cols;
+    return total >= 8 * n_segs;
 }
 
 // flatten: the templates are compiled for each target inside these functions.
@@ -1739,7 +1783,7 @@ __attribute__((target("avx2,fma"), flatten)) void small_avx2(int64_t n, int64_t 
 }
 __attribute__((target("avx2,fma"), flatten)) void run_avx2(const TapProduct& g, const Segment* s, int64_t n,
                                                               int64_t c0, int64_t c1) {
-    if (g.kernel <= kMaskedTaps && g.a->rows <= 2 && few_rows_fit(g, s, n, false) && !is_dense_form(g, s, n))
+    if (few_rows8_fit(g, s, n, kAnyDepth))
         return for_each_segment_part(s, n, c0, c1, [&](const Segment& seg, int64_t oa, int64_t ob) {
             few_rows_part_avx2(g, seg, oa, ob);
         });
@@ -1844,7 +1888,7 @@ void tap_product(const TapProduct& g, const Segment* segs, int64_t n_segs) {
         run = narrow_avx512;
         gated = true;
     }
-    if (isa_level() == 1 && narrow_fits(g, segs, n_segs, total, false)) {
+    if (isa_level() == 1 && narrow_fits(g, segs, n_segs, total, false) && !few_rows8_fit(g, segs, n_segs)) {
         run = narrow_avx2;
         gated = true;
     }
