@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <limits>
 #include <cstring>
 #ifdef __x86_64__
 #include <immintrin.h>
+#include <limits>
 #endif
 #include <utility>
 
