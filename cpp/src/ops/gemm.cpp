@@ -1725,8 +1725,12 @@ __attribute__((target("avx2,fma"), always_inline)) inline void few_rows_part8(co
             else
                 few_rows_masked_block8<2, 4>(g, s, masks, first, o, n, 0);
         } else {
-            for (int64_t r0 = 0; r0 < rows; r0 += 6) {
-                switch (std::min<int64_t>(6, rows - r0)) {
+            // Blocks of rows as even as possible (16 rows: 6 + 5 + 5, not 6 + 6 + 4): fewer
+            // than 10 accumulators leave the multiply-adds' latency showing.
+            const int64_t blocks = (rows + 5) / 6;
+            for (int64_t b = 0, r0 = 0, count = 0; b < blocks; ++b, r0 += count) {
+                count = (rows - r0 + blocks - b - 1) / (blocks - b);
+                switch (count) {
                     case 1: few_rows_masked_block8<1, 2>(g, s, masks, first, o, n, r0); break;
                     case 2: few_rows_masked_block8<2, 2>(g, s, masks, first, o, n, r0); break;
                     case 3: few_rows_masked_block8<3, 2>(g, s, masks, first, o, n, r0); break;
