@@ -1761,7 +1761,7 @@ __attribute__((target("avx2,fma"), noinline)) void few_rows_part_avx2(const TapP
 constexpr int64_t kShallowRows = 32, kShallowDepth = 16, kAnyDepth = std::numeric_limits<int64_t>::max();
 inline bool few_rows8_fit(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t max_depth = kShallowDepth) {
     if (g.kernel > kMaskedTaps || g.stride != 1 || is_dense_form(g, segs, n_segs)) return false;
-    if (g.a->rows <= 2) return few_rows_fit(g, segs, n_segs, false);
+    if (g.a->rows <= 2) return true;
     if (g.a->rows > kShallowRows || g.channels * g.kernel > max_depth) return false;
     int64_t total = 0;
     for (int64_t s = 0; s < n_segs; ++s) total += segs[s].cols;
