@@ -122,11 +122,11 @@ __attribute__((target("avx512f"))) inline bool row_sums_avx512(const float* g, c
     return nonzero != 0;
 }
 __attribute__((target("avx2,fma"))) inline bool row_sums_avx2(const float* g, const float* z, const float* act,
-                                                              int64_t len, __m256& a, __m256& d) {
+                                                              int64_t len, __m256& a_out, __m256& d_out) {
     const __m256 no_sign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    a = _mm256_setzero_ps();
-    d = _mm256_setzero_ps();
-    __m256 nonzero = _mm256_setzero_ps();
+    // The sums in locals, stored once: through the references (which may alias the rows, for
+    // all the compiler knows) every step was a store and a reload, a chain through memory.
+    __m256 a = _mm256_setzero_ps(), d = _mm256_setzero_ps(), nonzero = _mm256_setzero_ps();
     for (int64_t p = 0; p < len; p += 8) {
         const __m256i in = ops::lanes_inside8(p, len);
         const __m256 gv = _mm256_maskload_ps(g + p, in), zv = _mm256_maskload_ps(z + p, in);
@@ -135,6 +135,8 @@ __attribute__((target("avx2,fma"))) inline bool row_sums_avx2(const float* g, co
         a = _mm256_add_ps(a, _mm256_and_ps(gv, no_sign));
         d = _mm256_fmadd_ps(zv, gv, d);
     }
+    a_out = a;
+    d_out = d;
     return _mm256_movemask_ps(nonzero) != 0;
 }
 
