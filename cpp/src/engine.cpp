@@ -314,12 +314,10 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
       // the arithmetic on small models.
       thread_local std::vector<ops::UninitVector<float>> tan_scratch;
       thread_local std::vector<std::vector<int64_t>> starts_scratch;
-      thread_local std::vector<float> sums_scratch;
       thread_local std::vector<int64_t> at_scratch;
       // Bound once: in a shared library every thread_local access is a call.
       std::vector<ops::UninitVector<float>>& tan = tan_scratch;
       std::vector<std::vector<int64_t>>& starts = starts_scratch;
-      std::vector<float>& sums = sums_scratch;
       std::vector<int64_t>& at = at_scratch;
       tan.resize(g.nodes.size());
       starts.resize(g.nodes.size());
@@ -377,16 +375,17 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
                 ops::rules(node.kind).tangent(args);
             }
             if (target_slot[v] >= 0) {
-                // Each (tangent, filter) row's sum over its band, put in place.
-                const int64_t f_n = geo.out.c;
-                sums.resize(static_cast<size_t>(count * f_n));
-                ops::row_sums(tan[v].data(), count * f_n, plan.width[v], 1.f, sums.data());
-                // Tangent (c, p) of the chunk goes to (f, c, p) of the sample: filter by filter,
-                // the chunk's tangents in order along each filter's row of c_in * t_len.
+                // Each (tangent, filter) row's sum over its band, put in place: tangent (c, p)
+                // of the chunk goes to (f, c, p) of the sample. The chunk's tangents of input
+                // channel c are every c_in-th, at consecutive positions p: side by side in each
+                // filter's row of c_in * t_len, from at[] of the first.
+                const int64_t f_n = geo.out.c, w = plan.width[v];
                 float* dst = out[target_slot[v]] + n * f_n * tangents;
-                for (int64_t f = 0; f < f_n; ++f) {
-                    float* row = dst + f * tangents;
-                    for (int64_t t = 0; t < count; ++t) row[at[t]] = sums[t * f_n + f];
+                for (int64_t c = 0; c < c_in; ++c) {
+                    const int64_t first = ((c - t0) % c_in + c_in) % c_in;  // (t0 + first) % c_in == c
+                    if (first >= count) continue;
+                    ops::band_sums(tan[v].data() + first * f_n * w, (count - first + c_in - 1) / c_in,
+                                   c_in * f_n * w, f_n, w, dst + at[first], tangents);
                 }
             }
         }

@@ -428,6 +428,24 @@ void check_row_sums() {
     }
 }
 
+// Band sums (forward-mode saliency's sums into the filter-major grid) against the plain loop:
+// tangent counts around the eight-tangent groups, band widths around the vector width, rows
+// spaced as a chunk's tangents of one input channel are (stride >= f_n * w); only the grid's
+// cells are written.
+void check_band_sums() {
+    for (int trial = 0; trial < 300; ++trial) {
+        const int64_t n = pick(1, 30), f_n = pick(1, 12), w = pick(1, trial < 200 ? 20 : 70);
+        const int64_t stride = f_n * w * pick(1, 3), ld = n + pick(0, 5);
+        const std::vector<float> x = random_vector((n - 1) * stride + f_n * w);
+        std::vector<float> got(static_cast<size_t>(f_n * ld), 7.f), want(got);
+        ops::band_sums(x.data(), n, stride, f_n, w, got.data(), ld);
+        ops::band_sums_reference(x.data(), n, stride, f_n, w, want.data(), ld);
+        CHECK(close(got, want, 1e-6));
+        for (int64_t f = 0; f < f_n; ++f)
+            for (int64_t j = n; j < ld; ++j) CHECK(got[static_cast<size_t>(f * ld + j)] == 7.f);
+    }
+}
+
 // Add's tangent (forward-mode saliency through a residual sum) against its plain loops: bands
 // of every width at random offsets inside the output's, a missing input, with and without the
 // fused ReLU's gate (NaN in the forward sum included). The sum is the same (0 + p + q): equal
@@ -697,6 +715,7 @@ int main() {
     check_dense();
     check_small_product();
     check_row_sums();
+    check_band_sums();
     check_tangent_add();
     check_pooled_tap_product();
     return testing::report("kernels");

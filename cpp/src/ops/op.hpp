@@ -209,6 +209,13 @@ TSVIZ_OP_LIST(TSVIZ_DECLARE_RULES)
 // row_sums_reference is the plain loop, the definition the tests hold them to.
 void row_sums(const float* x, int64_t rows, int64_t len, float scale, float* out);
 void row_sums_reference(const float* x, int64_t rows, int64_t len, float scale, float* out);
+// Forward-mode saliency's sums over the bands of n tangents, into a filter-major grid: tangent
+// j's f_n rows of w floats lie one after another from x + j * stride, and
+// out[f * ld + j] = the sum of row f of tangent j (pool.cpp). On AVX2 each row's sum is
+// row_sums's, in the same order, and eight tangents' totals are stored side by side;
+// band_sums_reference is the plain loop.
+void band_sums(const float* x, int64_t n, int64_t stride, int64_t f_n, int64_t w, float* out, int64_t ld);
+void band_sums_reference(const float* x, int64_t n, int64_t stride, int64_t f_n, int64_t w, float* out, int64_t ld);
 
 // Add's tangent by plain loops (elementwise.cpp), the definition its vector paths are held to.
 void tangent_add_reference(const TangentArgs& a);

@@ -708,8 +708,50 @@ __attribute__((target("avx2"))) void row_sums_avx2(const float* x, int64_t rows,
         store_span8(out + r0, totals, 0, n);
     }
 }
+
+// band_sums: for each filter, eight tangents' rows summed as row_sums_avx2 sums a row, their
+// totals stored side by side in the filter's row of the grid. (A sum per row and then a scalar
+// store per (tangent, filter) into the grid had been a tenth of a full analysis of the
+// residual net.)
+__attribute__((target("avx2"))) void band_sums_avx2(const float* x, int64_t n, int64_t stride, int64_t f_n,
+                                                     int64_t w, float* out, int64_t ld) {
+    const int64_t whole = w & ~int64_t{7};
+    const __m256i end = lanes_inside8(whole, w);
+    __m256 v[8];
+    for (int64_t j0 = 0; j0 < n; j0 += 8) {
+        const int64_t m = std::min<int64_t>(8, n - j0);
+        for (int64_t f = 0; f < f_n; ++f) {
+#pragma GCC unroll 8
+            for (int64_t i = 0; i < 8; ++i) {  // unrolled: v stays in registers
+                const float* row = x + std::min(j0 + i, n - 1) * stride + f * w;  // past the last: any tangent
+                __m256 s = _mm256_maskload_ps(row + whole, end);
+                for (int64_t p = 0; p < whole; p += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(row + p));
+                v[i] = s;
+            }
+            store_span8(out + f * ld + j0, row_totals8(v), 0, m);
+        }
+    }
+}
 #endif
 }  // namespace
+
+void band_sums_reference(const float* x, int64_t n, int64_t stride, int64_t f_n, int64_t w, float* out,
+                         int64_t ld) {
+    for (int64_t j = 0; j < n; ++j)
+        for (int64_t f = 0; f < f_n; ++f) {
+            const float* row = x + j * stride + f * w;
+            float sum = 0.f;
+            for (int64_t i = 0; i < w; ++i) sum += row[i];
+            out[f * ld + j] = sum;
+        }
+}
+
+void band_sums(const float* x, int64_t n, int64_t stride, int64_t f_n, int64_t w, float* out, int64_t ld) {
+#ifdef TSVIZ_X86_POOL
+    if (isa_level() >= 1) return band_sums_avx2(x, n, stride, f_n, w, out, ld);
+#endif
+    band_sums_reference(x, n, stride, f_n, w, out, ld);
+}
 
 void row_sums_reference(const float* x, int64_t rows, int64_t len, float scale, float* out) {
     for (int64_t r = 0; r < rows; ++r, x += len) {
