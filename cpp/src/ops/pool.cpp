@@ -270,20 +270,31 @@ __attribute__((target("avx2"))) bool max_pool2_flat_avx2(const float* x, float* 
     const __m256i step = _mm256_set1_epi32(static_cast<int32_t>(8 % row)), len = _mm256_set1_epi32(static_cast<int32_t>(row));
     const __m256i below = _mm256_set1_epi32(static_cast<int32_t>(row - 1));
     int nan = 0;
-    for (int64_t o = 0; o < total; o += 8) {
-        const int64_t n = std::min<int64_t>(8, total - o);
+    // n windows from o: whole steps (n = 8) by plain loads and stores, the last by masked ones.
+    auto windows = [&](int64_t o, int64_t n, bool whole) __attribute__((target("avx2"), always_inline)) {
         const float* p = x + 2 * o;
-        const __m256 l0 = _mm256_maskload_ps(p, lanes_inside8(0, 2 * n)), l1 = _mm256_maskload_ps(p + 8, lanes_inside8(8, 2 * n));
+        const __m256 l0 = whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes_inside8(0, 2 * n));
+        const __m256 l1 = whole ? _mm256_loadu_ps(p + 8) : _mm256_maskload_ps(p + 8, lanes_inside8(8, 2 * n));
         const __m256 even = pick_lanes(l0, l1, false), odd = pick_lanes(l0, l1, true);
         nan |= _mm256_movemask_ps(_mm256_cmp_ps(l0, l1, _CMP_UNORD_Q));  // masked-off lanes hold 0
         const __m256 better = _mm256_cmp_ps(odd, even, _CMP_GT_OQ);
         const __m256i first = _mm256_add_epi32(pos, pos);
-        store_span8(y + o, _mm256_blendv_ps(even, odd, better), 0, n);
         // better is all ones (-1) where the odd tap wins: first - (-1) = first + 1.
-        store_span8(arg + o, _mm256_sub_epi32(first, _mm256_castps_si256(better)), 0, n);
+        const __m256 max = _mm256_blendv_ps(even, odd, better);
+        const __m256i at = _mm256_sub_epi32(first, _mm256_castps_si256(better));
+        if (whole) {
+            _mm256_storeu_ps(y + o, max);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(arg + o), at);
+        } else {
+            store_span8(y + o, max, 0, n);
+            store_span8(arg + o, at, 0, n);
+        }
         pos = _mm256_add_epi32(pos, step);
         pos = _mm256_sub_epi32(pos, _mm256_and_si256(_mm256_cmpgt_epi32(pos, below), len));
-    }
+    };
+    const int64_t whole = total & ~int64_t{7};
+    for (int64_t o = 0; o < whole; o += 8) windows(o, 8, true);
+    if (whole < total) windows(whole, total - whole, false);
     return nan != 0;
 }
 
@@ -292,17 +303,28 @@ __attribute__((target("avx2"))) bool max_pool2_row_avx2(const float* base, float
                                                         int64_t hi, int64_t pb) {
     int nan = 0;
     const __m256i twice = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-    for (int64_t o = lo; o < hi; o += 8) {
-        const int64_t n = std::min<int64_t>(8, hi - o);
+    // As max_pool2_flat_avx2: whole steps by plain loads and stores, the last by masked ones.
+    auto windows = [&](int64_t o, int64_t n, bool whole) __attribute__((target("avx2"), always_inline)) {
         const float* p = base + 2 * o;
-        const __m256 l0 = _mm256_maskload_ps(p, lanes_inside8(0, 2 * n)), l1 = _mm256_maskload_ps(p + 8, lanes_inside8(8, 2 * n));
+        const __m256 l0 = whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes_inside8(0, 2 * n));
+        const __m256 l1 = whole ? _mm256_loadu_ps(p + 8) : _mm256_maskload_ps(p + 8, lanes_inside8(8, 2 * n));
         const __m256 even = pick_lanes(l0, l1, false), odd = pick_lanes(l0, l1, true);
         nan |= _mm256_movemask_ps(_mm256_cmp_ps(l0, l1, _CMP_UNORD_Q));
         const __m256 better = _mm256_cmp_ps(odd, even, _CMP_GT_OQ);
         const __m256i first = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
-        store_span8(y + o, _mm256_blendv_ps(even, odd, better), 0, n);
-        store_span8(arg + o, _mm256_sub_epi32(first, _mm256_castps_si256(better)), 0, n);
-    }
+        const __m256 max = _mm256_blendv_ps(even, odd, better);
+        const __m256i at = _mm256_sub_epi32(first, _mm256_castps_si256(better));
+        if (whole) {
+            _mm256_storeu_ps(y + o, max);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(arg + o), at);
+        } else {
+            store_span8(y + o, max, 0, n);
+            store_span8(arg + o, at, 0, n);
+        }
+    };
+    const int64_t whole = hi > lo ? lo + ((hi - lo) & ~int64_t{7}) : lo;
+    for (int64_t o = lo; o < whole; o += 8) windows(o, 8, true);
+    if (whole < hi) windows(whole, hi - whole, false);
     return nan != 0;
 }
 
@@ -386,28 +408,51 @@ __attribute__((target("avx2"))) inline void max_pool2_backward_flat_avx2(const f
                                                                          const int32_t* arg, float* dst, int64_t total,
                                                                          bool set) {
     const __m256i one = _mm256_set1_epi32(1);
-    for (int64_t o = 0; o < total; o += 8) {
-        const int64_t n = std::min<int64_t>(8, total - o);
-        const __m256i m = gated_lanes8(n, gate ? gate + o : nullptr);
-        const __m256 v = _mm256_maskload_ps(g + o, m);
-        const __m256 second = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(_mm256_maskload_epi32(arg + o, m), one), one));
-        store_interleaved8(dst + 2 * o, _mm256_andnot_ps(second, v), _mm256_and_ps(second, v), lanes_inside(0, 2 * n),
-                           lanes_inside(8, 2 * n), set);
-    }
+    // n windows from o: whole steps (n = 8) by plain loads, the gate as an and, the last step
+    // by masked loads (the masks of every step had been a third of the loop).
+    auto windows = [&](int64_t o, int64_t n, bool whole) __attribute__((target("avx2"), always_inline)) {
+        __m256 v, second;
+        if (whole) {
+            v = _mm256_loadu_ps(g + o);
+            if (gate) v = _mm256_and_ps(v, _mm256_cmp_ps(_mm256_loadu_ps(gate + o), _mm256_setzero_ps(), _CMP_GT_OQ));
+            const __m256i at = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(arg + o));
+            second = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(at, one), one));
+        } else {
+            const __m256i m = gated_lanes8(n, gate ? gate + o : nullptr);
+            v = _mm256_maskload_ps(g + o, m);
+            second = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(_mm256_maskload_epi32(arg + o, m), one), one));
+        }
+        store_interleaved8(dst + 2 * o, _mm256_andnot_ps(second, v), _mm256_and_ps(second, v),
+                           whole ? 0xFFu : lanes_inside(0, 2 * n), whole ? 0xFFu : lanes_inside(8, 2 * n), set);
+    };
+    const int64_t whole = total & ~int64_t{7};
+    for (int64_t o = 0; o < whole; o += 8) windows(o, 8, true);
+    if (whole < total) windows(whole, total - whole, false);
 }
 __attribute__((target("avx2"))) inline void max_pool2_backward_windows_avx2(const float* g, const float* gate,
                                                                             const int32_t* arg, float* dst, int64_t lo,
                                                                             int64_t hi, int64_t pb, bool set) {
     const __m256i twice = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-    for (int64_t o = lo; o < hi; o += 8) {
-        const int64_t n = std::min<int64_t>(8, hi - o);
-        const __m256i m = gated_lanes8(n, gate ? gate + o : nullptr);
-        const __m256 v = _mm256_maskload_ps(g + o, m);
+    // As max_pool2_backward_flat_avx2: whole steps by plain loads, the last by masked ones.
+    auto windows = [&](int64_t o, int64_t n, bool whole) __attribute__((target("avx2"), always_inline)) {
         const __m256i first = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
-        const __m256 at_first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_maskload_epi32(arg + o, m), first));
+        __m256 v, at_first;
+        if (whole) {
+            v = _mm256_loadu_ps(g + o);
+            if (gate) v = _mm256_and_ps(v, _mm256_cmp_ps(_mm256_loadu_ps(gate + o), _mm256_setzero_ps(), _CMP_GT_OQ));
+            const __m256i at = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(arg + o));
+            at_first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(at, first));
+        } else {
+            const __m256i m = gated_lanes8(n, gate ? gate + o : nullptr);
+            v = _mm256_maskload_ps(g + o, m);
+            at_first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_maskload_epi32(arg + o, m), first));
+        }
         store_interleaved8(dst + 2 * o - pb, _mm256_and_ps(at_first, v), _mm256_andnot_ps(at_first, v),
-                           lanes_inside(0, 2 * n), lanes_inside(8, 2 * n), set);
-    }
+                           whole ? 0xFFu : lanes_inside(0, 2 * n), whole ? 0xFFu : lanes_inside(8, 2 * n), set);
+    };
+    const int64_t whole = hi > lo ? lo + ((hi - lo) & ~int64_t{7}) : lo;
+    for (int64_t o = lo; o < whole; o += 8) windows(o, 8, true);
+    if (whole < hi) windows(whole, hi - whole, false);
 }
 
 // Every row and channel through one instruction set's kernels (inlined into its entry point
