@@ -275,7 +275,8 @@ __attribute__((target("avx2,fma"))) inline void phase_block_avx2(const Stride2Pl
     auto phase = [&](int64_t j0, int64_t j1) __attribute__((target("avx2,fma"), always_inline)) {
         __m256 sum = _mm256_setzero_ps();
         for (int64_t j = j0; j < j1; ++j) {
-            const __m256 v = _mm256_maskload_ps(src + loads[j].k * src_ld + loads[j].o, bit_lanes8(loads[j].lanes));
+            const float* at = src + loads[j].k * src_ld + loads[j].o;  // a whole load plainly
+            const __m256 v = loads[j].lanes == 0xFFu ? _mm256_loadu_ps(at) : _mm256_maskload_ps(at, bit_lanes8(loads[j].lanes));
             sum = Weighted ? _mm256_fmadd_ps(_mm256_set1_ps(w[loads[j].k]), v, sum) : _mm256_add_ps(sum, v);
         }
         return sum;
