@@ -256,12 +256,37 @@ __attribute__((target("avx512f"))) bool max_pool2_flat_avx512(const float* x, fl
     return nan != 0;
 }
 
-// max_pool2_flat_avx512 on AVX2: 8 windows per step, their 16 inputs de-interleaved by a
-// shuffle and a swap of 64-bit lanes.
 __attribute__((target("avx2"))) inline __m256 pick_lanes(__m256 l0, __m256 l1, bool odd) {
     const __m256 t = odd ? _mm256_shuffle_ps(l0, l1, _MM_SHUFFLE(3, 1, 3, 1)) : _mm256_shuffle_ps(l0, l1, _MM_SHUFFLE(2, 0, 2, 0));
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
 }
+
+// n windows of two taps from p (n = 8 on a whole step: plain loads and stores; else masked
+// loads and the span's stores), first holding each window's first tap's index: their maxima to
+// y, their argmaxes to arg, and the lanes with a NaN or-ed into nan.
+template <bool whole>
+__attribute__((target("avx2"), always_inline)) inline void max_pool2_step8(const float* p, __m256i first, float* y,
+                                                                           int32_t* arg, int64_t n, int& nan) {
+    const __m256 l0 = whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes_inside8(0, 2 * n));
+    const __m256 l1 = whole ? _mm256_loadu_ps(p + 8) : _mm256_maskload_ps(p + 8, lanes_inside8(8, 2 * n));
+    const __m256 even = pick_lanes(l0, l1, false), odd = pick_lanes(l0, l1, true);
+    nan |= _mm256_movemask_ps(_mm256_cmp_ps(l0, l1, _CMP_UNORD_Q));  // masked-off lanes hold 0
+    const __m256 better = _mm256_cmp_ps(odd, even, _CMP_GT_OQ);
+    const __m256 max = _mm256_blendv_ps(even, odd, better);
+    // better is all ones (-1) where the odd tap wins: first - (-1) = first + 1.
+    const __m256i at = _mm256_sub_epi32(first, _mm256_castps_si256(better));
+    if constexpr (whole) {
+        _mm256_storeu_ps(y, max);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(arg), at);
+    } else {
+        store_span8(y, max, 0, n);
+        store_span8(arg, at, 0, n);
+    }
+}
+
+// max_pool2_flat_avx512 on AVX2: 8 windows per step, their 16 inputs de-interleaved by a
+// shuffle and a swap of 64-bit lanes; whole steps without lane masks (the masks of every step
+// had been a third of the loop), the last with them.
 __attribute__((target("avx2"))) bool max_pool2_flat_avx2(const float* x, float* y, int32_t* arg, int64_t total,
                                                          int64_t row) {
     alignas(32) int32_t start[8];
@@ -270,61 +295,27 @@ __attribute__((target("avx2"))) bool max_pool2_flat_avx2(const float* x, float* 
     const __m256i step = _mm256_set1_epi32(static_cast<int32_t>(8 % row)), len = _mm256_set1_epi32(static_cast<int32_t>(row));
     const __m256i below = _mm256_set1_epi32(static_cast<int32_t>(row - 1));
     int nan = 0;
-    // n windows from o: whole steps (n = 8) by plain loads and stores, the last by masked ones.
-    auto windows = [&](int64_t o, int64_t n, bool whole) __attribute__((target("avx2"), always_inline)) {
-        const float* p = x + 2 * o;
-        const __m256 l0 = whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes_inside8(0, 2 * n));
-        const __m256 l1 = whole ? _mm256_loadu_ps(p + 8) : _mm256_maskload_ps(p + 8, lanes_inside8(8, 2 * n));
-        const __m256 even = pick_lanes(l0, l1, false), odd = pick_lanes(l0, l1, true);
-        nan |= _mm256_movemask_ps(_mm256_cmp_ps(l0, l1, _CMP_UNORD_Q));  // masked-off lanes hold 0
-        const __m256 better = _mm256_cmp_ps(odd, even, _CMP_GT_OQ);
-        const __m256i first = _mm256_add_epi32(pos, pos);
-        // better is all ones (-1) where the odd tap wins: first - (-1) = first + 1.
-        const __m256 max = _mm256_blendv_ps(even, odd, better);
-        const __m256i at = _mm256_sub_epi32(first, _mm256_castps_si256(better));
-        if (whole) {
-            _mm256_storeu_ps(y + o, max);
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(arg + o), at);
-        } else {
-            store_span8(y + o, max, 0, n);
-            store_span8(arg + o, at, 0, n);
-        }
+    const int64_t whole = total & ~int64_t{7};
+    for (int64_t o = 0; o < whole; o += 8) {
+        max_pool2_step8<true>(x + 2 * o, _mm256_add_epi32(pos, pos), y + o, arg + o, 8, nan);
         pos = _mm256_add_epi32(pos, step);
         pos = _mm256_sub_epi32(pos, _mm256_and_si256(_mm256_cmpgt_epi32(pos, below), len));
-    };
-    const int64_t whole = total & ~int64_t{7};
-    for (int64_t o = 0; o < whole; o += 8) windows(o, 8, true);
-    if (whole < total) windows(whole, total - whole, false);
+    }
+    if (whole < total) max_pool2_step8<false>(x + 2 * whole, _mm256_add_epi32(pos, pos), y + whole, arg + whole, total - whole, nan);
     return nan != 0;
 }
 
-// max_pool2_row_avx512 on AVX2: 8 windows per step.
+// max_pool2_row_avx512 on AVX2: 8 windows per step, as max_pool2_flat_avx2.
 __attribute__((target("avx2"))) bool max_pool2_row_avx2(const float* base, float* y, int32_t* arg, int64_t lo,
                                                         int64_t hi, int64_t pb) {
     int nan = 0;
     const __m256i twice = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-    // As max_pool2_flat_avx2: whole steps by plain loads and stores, the last by masked ones.
-    auto windows = [&](int64_t o, int64_t n, bool whole) __attribute__((target("avx2"), always_inline)) {
-        const float* p = base + 2 * o;
-        const __m256 l0 = whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes_inside8(0, 2 * n));
-        const __m256 l1 = whole ? _mm256_loadu_ps(p + 8) : _mm256_maskload_ps(p + 8, lanes_inside8(8, 2 * n));
-        const __m256 even = pick_lanes(l0, l1, false), odd = pick_lanes(l0, l1, true);
-        nan |= _mm256_movemask_ps(_mm256_cmp_ps(l0, l1, _CMP_UNORD_Q));
-        const __m256 better = _mm256_cmp_ps(odd, even, _CMP_GT_OQ);
-        const __m256i first = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
-        const __m256 max = _mm256_blendv_ps(even, odd, better);
-        const __m256i at = _mm256_sub_epi32(first, _mm256_castps_si256(better));
-        if (whole) {
-            _mm256_storeu_ps(y + o, max);
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(arg + o), at);
-        } else {
-            store_span8(y + o, max, 0, n);
-            store_span8(arg + o, at, 0, n);
-        }
+    auto first = [&](int64_t o) __attribute__((target("avx2"), always_inline)) {
+        return _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
     };
     const int64_t whole = hi > lo ? lo + ((hi - lo) & ~int64_t{7}) : lo;
-    for (int64_t o = lo; o < whole; o += 8) windows(o, 8, true);
-    if (whole < hi) windows(whole, hi - whole, false);
+    for (int64_t o = lo; o < whole; o += 8) max_pool2_step8<true>(base + 2 * o, first(o), y + o, arg + o, 8, nan);
+    if (whole < hi) max_pool2_step8<false>(base + 2 * whole, first(whole), y + whole, arg + whole, hi - whole, nan);
     return nan != 0;
 }
 
