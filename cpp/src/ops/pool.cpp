@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -395,55 +396,55 @@ __attribute__((target("avx2"), always_inline)) inline __m256i gated_lanes8(int64
     if (!gate) return m;
     return _mm256_and_si256(m, _mm256_castps_si256(_mm256_cmp_ps(_mm256_maskload_ps(gate, m), _mm256_setzero_ps(), _CMP_GT_OQ)));
 }
+// The pooled gradients of n windows from g (zero where the fused ReLU's gate is off) and their
+// argmaxes: whole steps (n = 8) by plain loads and the gate as an and, the last step by masked
+// loads (the masks of every step had been a third of the loops below).
+template <bool whole>
+__attribute__((target("avx2"), always_inline)) inline void pooled_grads8(const float* g, const float* gate,
+                                                                         const int32_t* arg, int64_t n, __m256& v,
+                                                                         __m256i& at) {
+    if constexpr (whole) {
+        v = _mm256_loadu_ps(g);
+        if (gate) v = _mm256_and_ps(v, _mm256_cmp_ps(_mm256_loadu_ps(gate), _mm256_setzero_ps(), _CMP_GT_OQ));
+        at = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(arg));
+    } else {
+        const __m256i m = gated_lanes8(n, gate);
+        v = _mm256_maskload_ps(g, m);
+        at = _mm256_maskload_epi32(arg, m);
+    }
+}
 __attribute__((target("avx2"))) inline void max_pool2_backward_flat_avx2(const float* g, const float* gate,
                                                                          const int32_t* arg, float* dst, int64_t total,
                                                                          bool set) {
     const __m256i one = _mm256_set1_epi32(1);
-    // n windows from o: whole steps (n = 8) by plain loads, the gate as an and, the last step
-    // by masked loads (the masks of every step had been a third of the loop).
-    auto windows = [&](int64_t o, int64_t n, bool whole) __attribute__((target("avx2"), always_inline)) {
-        __m256 v, second;
-        if (whole) {
-            v = _mm256_loadu_ps(g + o);
-            if (gate) v = _mm256_and_ps(v, _mm256_cmp_ps(_mm256_loadu_ps(gate + o), _mm256_setzero_ps(), _CMP_GT_OQ));
-            const __m256i at = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(arg + o));
-            second = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(at, one), one));
-        } else {
-            const __m256i m = gated_lanes8(n, gate ? gate + o : nullptr);
-            v = _mm256_maskload_ps(g + o, m);
-            second = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(_mm256_maskload_epi32(arg + o, m), one), one));
-        }
+    auto windows = [&](int64_t o, int64_t n, auto whole) __attribute__((target("avx2"), always_inline)) {
+        __m256 v;
+        __m256i at;
+        pooled_grads8<whole>(g + o, gate ? gate + o : nullptr, arg + o, n, v, at);
+        const __m256 second = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(at, one), one));
         store_interleaved8(dst + 2 * o, _mm256_andnot_ps(second, v), _mm256_and_ps(second, v),
                            whole ? 0xFFu : lanes_inside(0, 2 * n), whole ? 0xFFu : lanes_inside(8, 2 * n), set);
     };
     const int64_t whole = total & ~int64_t{7};
-    for (int64_t o = 0; o < whole; o += 8) windows(o, 8, true);
-    if (whole < total) windows(whole, total - whole, false);
+    for (int64_t o = 0; o < whole; o += 8) windows(o, 8, std::true_type{});
+    if (whole < total) windows(whole, total - whole, std::false_type{});
 }
 __attribute__((target("avx2"))) inline void max_pool2_backward_windows_avx2(const float* g, const float* gate,
                                                                             const int32_t* arg, float* dst, int64_t lo,
                                                                             int64_t hi, int64_t pb, bool set) {
     const __m256i twice = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-    // As max_pool2_backward_flat_avx2: whole steps by plain loads, the last by masked ones.
-    auto windows = [&](int64_t o, int64_t n, bool whole) __attribute__((target("avx2"), always_inline)) {
+    auto windows = [&](int64_t o, int64_t n, auto whole) __attribute__((target("avx2"), always_inline)) {
         const __m256i first = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
-        __m256 v, at_first;
-        if (whole) {
-            v = _mm256_loadu_ps(g + o);
-            if (gate) v = _mm256_and_ps(v, _mm256_cmp_ps(_mm256_loadu_ps(gate + o), _mm256_setzero_ps(), _CMP_GT_OQ));
-            const __m256i at = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(arg + o));
-            at_first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(at, first));
-        } else {
-            const __m256i m = gated_lanes8(n, gate ? gate + o : nullptr);
-            v = _mm256_maskload_ps(g + o, m);
-            at_first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_maskload_epi32(arg + o, m), first));
-        }
+        __m256 v;
+        __m256i at;
+        pooled_grads8<whole>(g + o, gate ? gate + o : nullptr, arg + o, n, v, at);
+        const __m256 at_first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(at, first));
         store_interleaved8(dst + 2 * o - pb, _mm256_and_ps(at_first, v), _mm256_andnot_ps(at_first, v),
                            whole ? 0xFFu : lanes_inside(0, 2 * n), whole ? 0xFFu : lanes_inside(8, 2 * n), set);
     };
     const int64_t whole = hi > lo ? lo + ((hi - lo) & ~int64_t{7}) : lo;
-    for (int64_t o = lo; o < whole; o += 8) windows(o, 8, true);
-    if (whole < hi) windows(whole, hi - whole, false);
+    for (int64_t o = lo; o < whole; o += 8) windows(o, 8, std::true_type{});
+    if (whole < hi) windows(whole, hi - whole, std::false_type{});
 }
 
 // Every row and channel through one instruction set's kernels (inlined into its entry point
@@ -725,6 +726,13 @@ namespace {
 // mostly forward-mode bands of 5-20 positions, for which a 16-lane step and the adding of its
 // halves cost more than they save. The sums over positions had been a scalar add per element,
 // a tenth of a full analysis of the residual net.
+// One row's sum in 8 lanes: its end (from `whole`, the lanes `end`) by a masked load, then its
+// whole steps added in order.
+__attribute__((target("avx2"), always_inline)) inline __m256 row_lanes8(const float* row, int64_t whole, __m256i end) {
+    __m256 s = _mm256_maskload_ps(row + whole, end);
+    for (int64_t p = 0; p < whole; p += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(row + p));
+    return s;
+}
 __attribute__((target("avx2"))) void row_sums_avx2(const float* x, int64_t rows, int64_t len, float scale,
                                                     float* out) {
     const int64_t whole = len & ~int64_t{7};
@@ -734,21 +742,17 @@ __attribute__((target("avx2"))) void row_sums_avx2(const float* x, int64_t rows,
     for (int64_t r0 = 0; r0 < rows; r0 += 8) {
         const int64_t n = std::min<int64_t>(8, rows - r0);
 #pragma GCC unroll 8
-        for (int64_t i = 0; i < 8; ++i) {  // unrolled: v stays in registers
-            const float* row = x + std::min(r0 + i, rows - 1) * len;  // past the last: any row
-            __m256 s = _mm256_maskload_ps(row + whole, end);
-            for (int64_t p = 0; p < whole; p += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(row + p));
-            v[i] = s;
-        }
+        for (int64_t i = 0; i < 8; ++i)  // unrolled: v stays in registers
+            v[i] = row_lanes8(x + std::min(r0 + i, rows - 1) * len, whole, end);  // past the last: any row
         const __m256 totals = _mm256_mul_ps(row_totals8(v), k);
         store_span8(out + r0, totals, 0, n);
     }
 }
 
-// band_sums: for each filter, eight tangents' rows summed as row_sums_avx2 sums a row, their
-// totals stored side by side in the filter's row of the grid. (A sum per row and then a scalar
-// store per (tangent, filter) into the grid had been a tenth of a full analysis of the
-// residual net.)
+// band_sums: for each filter, eight tangents' rows summed as row_sums_avx2 sums a row
+// (row_lanes8), their totals stored side by side in the filter's row of the grid. (A sum per
+// row and then a scalar store per (tangent, filter) into the grid had been a tenth of a full
+// analysis of the residual net.)
 __attribute__((target("avx2"))) void band_sums_avx2(const float* x, int64_t n, int64_t stride, int64_t f_n,
                                                      int64_t w, float* out, int64_t ld) {
     const int64_t whole = w & ~int64_t{7};
@@ -758,12 +762,8 @@ __attribute__((target("avx2"))) void band_sums_avx2(const float* x, int64_t n, i
         const int64_t m = std::min<int64_t>(8, n - j0);
         for (int64_t f = 0; f < f_n; ++f) {
 #pragma GCC unroll 8
-            for (int64_t i = 0; i < 8; ++i) {  // unrolled: v stays in registers
-                const float* row = x + std::min(j0 + i, n - 1) * stride + f * w;  // past the last: any tangent
-                __m256 s = _mm256_maskload_ps(row + whole, end);
-                for (int64_t p = 0; p < whole; p += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(row + p));
-                v[i] = s;
-            }
+            for (int64_t i = 0; i < 8; ++i)  // unrolled: v stays in registers; past the last: any tangent
+                v[i] = row_lanes8(x + std::min(j0 + i, n - 1) * stride + f * w, whole, end);
             store_span8(out + f * ld + j0, row_totals8(v), 0, m);
         }
     }
