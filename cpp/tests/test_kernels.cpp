@@ -179,8 +179,8 @@ void check_whole_panels() {
 void check_tap_product() {
     // Few segments of any width: the blocked kernel and, on AVX-512, the narrow one.
     for (int trial = 0; trial < 300; ++trial) tap_product_case(pick(1, 40), pick(1, 6), 70, 80, 1, 24);
-    // One or two rows, as the input gradient of a first layer over one or two channels.
-    for (int trial = 0; trial < 100; ++trial) tap_product_case(pick(1, 2), pick(1, 6), 150, 160, 1, 24);
+    // One to three rows, as the input gradient of a first layer over one to three channels.
+    for (int trial = 0; trial < 150; ++trial) tap_product_case(pick(1, 3), pick(1, 6), 150, 160, 1, 24);
     // Many narrow segments, as forward-mode tangents and cotangent rows are.
     for (int trial = 0; trial < 100; ++trial) tap_product_case(pick(1, 40), pick(10, 60), 14, 20, 1, 24);
     // Segments of one shape, as the cotangent rows of a backward sweep: few rows (the input

@@ -1667,6 +1667,19 @@ __attribute__((target("avx2"), always_inline)) inline void load_masked8(Regs<v8>
                                                                         std::index_sequence<V...>) {
     ((reg<V>(bv) = (v8)_mm256_maskload_ps(b + V * 8, masks[V])), ...);
 }
+template <int64_t NV, size_t Vi, size_t... Rs>
+__attribute__((target("avx2,fma"), always_inline)) inline void column_products8(Regs<v8>& acc, const v8& bv,
+                                                                             const v8* wr, std::index_sequence<Rs...>) {
+    ((reg<Rs * NV + Vi>(acc) += wr[Rs] * bv), ...);
+}
+template <int64_t R, int64_t NV, size_t... V>
+__attribute__((target("avx2,fma"), always_inline)) inline void products_by_column8(Regs<v8>& acc, const float* b,
+                                                                                const __m256i* masks, const float* w,
+                                                                                int64_t depth, std::index_sequence<V...>) {
+    v8 wr[R];
+    for (int64_t r = 0; r < R; ++r) wr[r] = v8{} + w[r * depth];
+    (column_products8<NV, V>(acc, (v8)_mm256_maskload_ps(b + V * 8, masks[V]), wr, std::make_index_sequence<R>{}), ...);
+}
 template <int64_t NV, size_t... I>
 __attribute__((target("avx2"), always_inline)) inline void store_block8(const TapProduct& g, Regs<v8>& acc, float* d,
                                                                         int64_t row0, int64_t n,
@@ -1681,8 +1694,9 @@ __attribute__((target("avx2"), always_inline)) inline void store_block8(const Ta
     (one(static_cast<int64_t>(I), reg<I>(acc)), ...);
 }
 
-// Rows [row0, row0 + R) by NV vectors of columns (R * NV <= 12: the accumulators, NV vectors of
-// B and a broadcast fit AVX2's 16 registers).
+// Rows [row0, row0 + R) by NV vectors of columns (R * NV <= 12 accumulators; with NV vectors of
+// B and a broadcast beside them where those fit AVX2's 16 registers, else the R broadcasts and
+// one vector of B at a time).
 template <int64_t R, int64_t NV>
 __attribute__((target("avx2,fma"), noinline)) void few_rows_masked_block8(const TapProduct& g, const Segment& s,
                                                                           const __m256i* masks, int64_t first,
@@ -1697,8 +1711,15 @@ __attribute__((target("avx2,fma"), noinline)) void few_rows_masked_block8(const 
         const float* b = s.src + first + k * tap;
         const __m256i* mk = masks + k * NV;
         for (int64_t c = 0; c < g.channels; ++c, b += s.src_len) {
-            load_masked8(bv, b, mk, std::make_index_sequence<NV>{});
-            add_products<NV>(acc, bv, ar + c * k_n + k, depth, std::make_index_sequence<R * NV>{});
+            if constexpr (R * NV + NV + 1 > 16) {
+                // Too many for the registers with every B vector loaded first (GCC kept an
+                // accumulator on the stack): the rows' broadcasts first, then each B vector
+                // loaded just before its multiply-adds.
+                products_by_column8<R, NV>(acc, b, mk, ar + c * k_n + k, depth, std::make_index_sequence<NV>{});
+            } else {
+                load_masked8(bv, b, mk, std::make_index_sequence<NV>{});
+                add_products<NV>(acc, bv, ar + c * k_n + k, depth, std::make_index_sequence<R * NV>{});
+            }
         }
     }
     store_block8<NV>(g, acc, s.dst + o, row0, n, std::make_index_sequence<R * NV>{});
@@ -1706,7 +1727,7 @@ __attribute__((target("avx2,fma"), noinline)) void few_rows_masked_block8(const 
 
 // Columns [oa, ob) of one segment, in blocks of nv vectors whose lane masks (per tap and
 // vector: the source positions each reads inside the source) are made once per block: four
-// vectors for one or two rows, else two vectors by up to six rows at a time.
+// vectors for one to three rows, else two vectors by up to six rows at a time.
 template <int64_t nv>
 __attribute__((target("avx2,fma"), always_inline)) inline void few_rows_part8(const TapProduct& g, const Segment& s,
                                                                               int64_t oa, int64_t ob) {
@@ -1722,8 +1743,10 @@ __attribute__((target("avx2,fma"), always_inline)) inline void few_rows_part8(co
         if constexpr (nv == 4) {
             if (rows == 1)
                 few_rows_masked_block8<1, 4>(g, s, masks, first, o, n, 0);
-            else
+            else if (rows == 2)
                 few_rows_masked_block8<2, 4>(g, s, masks, first, o, n, 0);
+            else
+                few_rows_masked_block8<3, 4>(g, s, masks, first, o, n, 0);
         } else {
             // Blocks of rows as even as possible (16 rows: 6 + 5 + 5, not 6 + 6 + 4): fewer
             // than 10 accumulators leave the multiply-adds' latency showing.
@@ -1744,14 +1767,15 @@ __attribute__((target("avx2,fma"), always_inline)) inline void few_rows_part8(co
 }
 __attribute__((target("avx2,fma"), noinline)) void few_rows_part_avx2(const TapProduct& g, const Segment& s, int64_t oa,
                                                                    int64_t ob) {
-    if (g.a->rows <= 2)
+    if (g.a->rows <= 3)
         few_rows_part8<4>(g, s, oa, ob);
     else
         few_rows_part8<2>(g, s, oa, ob);
 }
 
 // Whether few_rows_part_avx2 serves a product on AVX2: one or two rows (as few_rows_fit), or up
-// to kShallowRows rows over a depth (channels times taps) of at most max_depth, segments of 8
+// to kShallowRows rows over a depth (channels times taps) of at most max_depth (three rows at
+// any depth: the narrow kernel would leave five of its eight lanes empty), segments of 8
 // columns or more on average. In place of the blocked kernel at any depth (it reads B where it
 // lies, where the blocked kernel packs it: resnet explain and predict of 64 windows 8-10%
 // faster on a Zen 3); in place of the narrow kernel at a depth of at most kShallowDepth, where
@@ -1762,7 +1786,7 @@ constexpr int64_t kShallowRows = 32, kShallowDepth = 16, kAnyDepth = std::numeri
 inline bool few_rows8_fit(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t max_depth = kShallowDepth) {
     if (g.kernel > kMaskedTaps || g.stride != 1 || is_dense_form(g, segs, n_segs)) return false;
     if (g.a->rows <= 2) return true;
-    if (g.a->rows > kShallowRows || g.channels * g.kernel > max_depth) return false;
+    if (g.a->rows > kShallowRows || (g.a->rows > 3 && g.channels * g.kernel > max_depth)) return false;
     int64_t total = 0;
     for (int64_t s = 0; s < n_segs; ++s) total += segs[s].cols;
     return total >= 8 * n_segs;
