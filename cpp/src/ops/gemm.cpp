@@ -1725,55 +1725,81 @@ __attribute__((target("avx2,fma"), noinline)) void few_rows_masked_block8(const 
     store_block8<NV>(g, acc, s.dst + o, row0, n, std::make_index_sequence<R * NV>{});
 }
 
-// Columns [oa, ob) of one segment, in blocks of nv vectors whose lane masks (per tap and
-// vector: the source positions each reads inside the source) are made once per block: four
-// vectors for one to three rows, else two vectors by up to six rows at a time.
+// Columns [c0, c1) of the segments, in blocks of nv vectors: four vectors for one to three
+// rows, else two vectors by up to six rows at a time. Each block's lane masks (per tap and
+// vector: the source positions it reads inside the source) depend only on where the block
+// starts in its source and the source's length: those of a segment's first kKeptBlocks blocks
+// are kept and made again only when these change, so the segments of one shape (a sweep's
+// cotangent rows, a batch's samples) share them (making them had been 7% of a full analysis
+// of the channels-last net, whose 32-column segments are one block each).
 template <int64_t nv>
-__attribute__((target("avx2,fma"), always_inline)) inline void few_rows_part8(const TapProduct& g, const Segment& s,
-                                                                              int64_t oa, int64_t ob) {
-    constexpr int64_t block = nv * 8;
-    const int64_t k_n = g.kernel, tap = g.transposed ? -g.dilation : g.dilation, shift = g.transposed ? -s.delta : s.delta;
-    const int64_t rows = g.a->rows;
-    __m256i masks[kMaskedTaps * nv];
-    for (int64_t o = oa; o < ob; o += block) {
-        const int64_t n = std::min(block, ob - o), first = o + shift;
-        // Column o + j, tap k reads source position first + j + k * tap.
-        for (int64_t k = 0; k < k_n; ++k)
-            for (int64_t v = 0; v < nv; ++v) masks[k * nv + v] = lanes_inside8(first + k * tap + v * 8, s.src_len);
-        if constexpr (nv == 4) {
-            if (rows == 1)
-                few_rows_masked_block8<1, 4>(g, s, masks, first, o, n, 0);
-            else if (rows == 2)
-                few_rows_masked_block8<2, 4>(g, s, masks, first, o, n, 0);
-            else
-                few_rows_masked_block8<3, 4>(g, s, masks, first, o, n, 0);
-        } else {
-            // Blocks of rows as even as possible (16 rows: 6 + 5 + 5, not 6 + 6 + 4): fewer
-            // than 10 accumulators leave the multiply-adds' latency showing.
-            const int64_t blocks = (rows + 5) / 6;
-            for (int64_t b = 0, r0 = 0, count = 0; b < blocks; ++b, r0 += count) {
-                count = (rows - r0 + blocks - b - 1) / (blocks - b);
-                switch (count) {
-                    case 1: few_rows_masked_block8<1, 2>(g, s, masks, first, o, n, r0); break;
-                    case 2: few_rows_masked_block8<2, 2>(g, s, masks, first, o, n, r0); break;
-                    case 3: few_rows_masked_block8<3, 2>(g, s, masks, first, o, n, r0); break;
-                    case 4: few_rows_masked_block8<4, 2>(g, s, masks, first, o, n, r0); break;
-                    case 5: few_rows_masked_block8<5, 2>(g, s, masks, first, o, n, r0); break;
-                    default: few_rows_masked_block8<6, 2>(g, s, masks, first, o, n, r0); break;
+__attribute__((target("avx2,fma"), always_inline)) inline void few_rows_parts8(const TapProduct& g, const Segment* segs,
+                                                                               int64_t n_segs, int64_t c0, int64_t c1) {
+    constexpr int64_t block = nv * 8, kKeptBlocks = 8;
+    const int64_t k_n = g.kernel, tap = g.transposed ? -g.dilation : g.dilation, rows = g.a->rows;
+    const int64_t per_block = k_n * nv;
+    thread_local UninitVector<float> kept_scratch;  // kept between calls, on a cache line
+    UninitVector<float>& kept = kept_scratch;      // bound once: a thread_local access is a call
+    kept.resize(static_cast<size_t>(kKeptBlocks * per_block * 8));
+    int64_t kept_first[kKeptBlocks], kept_len[kKeptBlocks];
+    std::fill(kept_len, kept_len + kKeptBlocks, int64_t{-1});  // no source has length -1
+    __m256i own[kMaskedTaps * nv];
+    auto part = [&](const Segment& s, int64_t oa, int64_t ob) __attribute__((target("avx2,fma"), always_inline)) {
+        const int64_t shift = g.transposed ? -s.delta : s.delta;
+        for (int64_t o = oa, b = 0; o < ob; o += block, ++b) {
+            const int64_t n = std::min(block, ob - o), first = o + shift;
+            __m256i* masks = own;
+            bool make = true;
+            if (b < kKeptBlocks) {
+                masks = reinterpret_cast<__m256i*>(kept.data()) + b * per_block;
+                make = kept_first[b] != first || kept_len[b] != s.src_len;
+                kept_first[b] = first;
+                kept_len[b] = s.src_len;
+            }
+            // Column o + j, tap k reads source position first + j + k * tap.
+            if (make)
+                for (int64_t k = 0; k < k_n; ++k)
+                    for (int64_t v = 0; v < nv; ++v) masks[k * nv + v] = lanes_inside8(first + k * tap + v * 8, s.src_len);
+            if constexpr (nv == 4) {
+                if (rows == 1)
+                    few_rows_masked_block8<1, 4>(g, s, masks, first, o, n, 0);
+                else if (rows == 2)
+                    few_rows_masked_block8<2, 4>(g, s, masks, first, o, n, 0);
+                else
+                    few_rows_masked_block8<3, 4>(g, s, masks, first, o, n, 0);
+            } else {
+                // Blocks of rows as even as possible (16 rows: 6 + 5 + 5, not 6 + 6 + 4): fewer
+                // than 10 accumulators leave the multiply-adds' latency showing.
+                const int64_t blocks = (rows + 5) / 6;
+                for (int64_t rb = 0, r0 = 0, count = 0; rb < blocks; ++rb, r0 += count) {
+                    count = (rows - r0 + blocks - rb - 1) / (blocks - rb);
+                    switch (count) {
+                        case 1: few_rows_masked_block8<1, 2>(g, s, masks, first, o, n, r0); break;
+                        case 2: few_rows_masked_block8<2, 2>(g, s, masks, first, o, n, r0); break;
+                        case 3: few_rows_masked_block8<3, 2>(g, s, masks, first, o, n, r0); break;
+                        case 4: few_rows_masked_block8<4, 2>(g, s, masks, first, o, n, r0); break;
+                        case 5: few_rows_masked_block8<5, 2>(g, s, masks, first, o, n, r0); break;
+                        default: few_rows_masked_block8<6, 2>(g, s, masks, first, o, n, r0); break;
+                    }
                 }
             }
         }
+    };
+    int64_t base = 0;  // for_each_segment_part's loop, here to inline `part` with its target
+    for (int64_t si = 0; si < n_segs; base += segs[si++].cols) {
+        const int64_t oa = std::max<int64_t>(c0 - base, 0), ob = std::min<int64_t>(c1 - base, segs[si].cols);
+        if (oa < ob) part(segs[si], oa, ob);
     }
 }
-__attribute__((target("avx2,fma"), noinline)) void few_rows_part_avx2(const TapProduct& g, const Segment& s, int64_t oa,
-                                                                   int64_t ob) {
+__attribute__((target("avx2,fma"), noinline)) void few_rows_avx2(const TapProduct& g, const Segment* segs,
+                                                              int64_t n_segs, int64_t c0, int64_t c1) {
     if (g.a->rows <= 3)
-        few_rows_part8<4>(g, s, oa, ob);
+        few_rows_parts8<4>(g, segs, n_segs, c0, c1);
     else
-        few_rows_part8<2>(g, s, oa, ob);
+        few_rows_parts8<2>(g, segs, n_segs, c0, c1);
 }
 
-// Whether few_rows_part_avx2 serves a product on AVX2: one or two rows (as few_rows_fit), or up
+// Whether few_rows_avx2 serves a product on AVX2: one or two rows (as few_rows_fit), or up
 // to kShallowRows rows over a depth (channels times taps) of at most max_depth (three rows at
 // any depth: the narrow kernel would leave five of its eight lanes empty), segments of 8
 // columns or more on average. In place of the blocked kernel at any depth (it reads B where it
@@ -1811,10 +1837,7 @@ __attribute__((target("avx2,fma"), flatten)) void small_avx2(int64_t n, int64_t 
 }
 __attribute__((target("avx2,fma"), flatten)) void run_avx2(const TapProduct& g, const Segment* s, int64_t n,
                                                               int64_t c0, int64_t c1) {
-    if (few_rows8_fit(g, s, n, kAnyDepth))
-        return for_each_segment_part(s, n, c0, c1, [&](const Segment& seg, int64_t oa, int64_t ob) {
-            few_rows_part_avx2(g, seg, oa, ob);
-        });
+    if (few_rows8_fit(g, s, n, kAnyDepth)) return few_rows_avx2(g, s, n, c0, c1);
     run_columns<v8, 6>(g, s, n, c0, c1);
 }
 __attribute__((target("avx512f"), flatten)) void narrow_avx512(const TapProduct& g, const Segment* s,
