@@ -953,21 +953,24 @@ __attribute__((target("avx2"), noinline, flatten)) const float* padded_source_av
     const TapProduct& g, const Segment& s, int64_t lo, int64_t row_len, UninitVector<float>& buf, uint32_t* nonzero) {
     return padded_source_steps<Steps8>(g, s, lo, row_len, buf, nonzero);
 }
-// On AVX2 whole steps load plainly and only the last one through a lane mask (making a mask
-// per step had been most of the scan; a channel that is zero all along is read whole).
+// On AVX2 the positions' bits are or-ed together, leaving out the sign (a -0 is a zero; a NaN
+// or an infinity is not): whole steps load plainly, the last one through a lane mask, and the
+// channel is tested after its first step and then once at its end (a test per step, and a
+// lane mask per step before that, had been most of the scan; a channel that is zero all along
+// is read whole, and one that is not usually shows it in its first step).
 __attribute__((target("avx2"), noinline)) void nonzero_source_avx2(const TapProduct& g, const Segment& s, int64_t lo,
                                                                    int64_t hi, uint32_t* nonzero) {
     const int64_t len = hi - lo + 1, whole = len / 8 * 8;
-    const __m256i tail = lanes_inside8(whole, len);
-    const __m256 zero = _mm256_setzero_ps();
+    const __m256i tail = lanes_inside8(whole, len), magnitude = _mm256_set1_epi32(0x7FFFFFFF);
     for (int64_t c = 0; c < g.channels; ++c) {
-        const float* row = s.src + c * s.src_len + lo;
-        int found = 0;
-        for (int64_t p = 0; p < whole && !found; p += 8)
-            found = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(row + p), zero, _CMP_NEQ_UQ));
-        if (!found && whole < len)
-            found = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_maskload_ps(row + whole, tail), zero, _CMP_NEQ_UQ));
-        nonzero[c] = static_cast<uint32_t>(found);
+        const __m256i* row = reinterpret_cast<const __m256i*>(s.src + c * s.src_len + lo);
+        __m256i bits = whole > 0 ? _mm256_loadu_si256(row) : _mm256_setzero_si256();
+        if (_mm256_testz_si256(bits, magnitude)) {
+            for (int64_t p = 1; p < whole / 8; ++p) bits = _mm256_or_si256(bits, _mm256_loadu_si256(row + p));
+            if (whole < len)
+                bits = _mm256_or_si256(bits, _mm256_maskload_epi32(reinterpret_cast<const int*>(row + whole / 8), tail));
+        }
+        nonzero[c] = _mm256_testz_si256(bits, magnitude) ? 0u : 1u;
     }
 }
 
