@@ -653,6 +653,49 @@ void check_flatten_views() {
     CHECK(position_major);
 }
 
+// A position-major Flatten (channels-last nets) and its gradient against their definition:
+// shapes around the 8 x 8 blocks of the transposes (whole and partial blocks of rows and
+// columns), the gradient written over garbage and added onto what is there.
+void check_flatten_transposes() {
+    for (int trial = 0; trial < 200; ++trial) {
+        const int64_t n = pick(1, 3), c = pick(1, 40), l = pick(1, 40);
+        Node node;
+        node.kind = OpKind::Flatten;
+        node.name = node.onnx_node = "flatten";
+        node.position_major = true;
+        const ops::Resolved geo = ops::infer_flatten(node, {Shape{c, l}});
+        CHECK(geo.out.c == c * l && geo.out.l == 1);
+        const std::vector<float> x = random_vector(n * c * l);
+        std::vector<float> y(static_cast<size_t>(n * c * l), std::nanf(""));
+        ops::ConstView xv(ops::View{const_cast<float*>(x.data()), n, c, l});
+        ops::View yv{y.data(), n, c * l, 1};
+        ops::rules(OpKind::Flatten).forward(ops::ForwardArgs{node, geo, {xv}, yv, nullptr});
+        bool same = true;
+        for (int64_t s = 0; s < n; ++s)
+            for (int64_t ch = 0; ch < c; ++ch)
+                for (int64_t p = 0; p < l; ++p) same = same && y[s * c * l + p * c + ch] == x[(s * c + ch) * l + p];
+        CHECK(same);
+        const std::vector<float> gy = random_vector(n * c * l);
+        for (const bool overwrite : {false, true}) {
+            std::vector<float> gx = random_vector(n * c * l), want = gx;
+            if (overwrite) std::fill(gx.begin(), gx.end(), std::nanf(""));
+            for (int64_t s = 0; s < n; ++s)
+                for (int64_t ch = 0; ch < c; ++ch)
+                    for (int64_t p = 0; p < l; ++p) {
+                        const float v = gy[s * c * l + p * c + ch];
+                        float& w = want[(s * c + ch) * l + p];
+                        w = overwrite ? v : w + v;
+                    }
+            ops::BackwardArgs b{node, geo, {xv}, ops::ConstView(yv), nullptr,
+                                ops::ConstView(ops::View{const_cast<float*>(gy.data()), n, c * l, 1}),
+                                {ops::View{gx.data(), n, c, l}}, 1};
+            b.overwrite = overwrite;
+            ops::rules(OpKind::Flatten).backward(b);
+            CHECK(gx == want);
+        }
+    }
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 // The AVX2 stores of part of a vector (store_span8 and the helpers on it; they stand in for
 // maskstore): every span of lanes [lo, hi), float and int32 lanes, at an unaligned address,
@@ -706,6 +749,7 @@ void check_partial_stores() {}
 int main() {
     check_partial_stores();
     check_flatten_views();
+    check_flatten_transposes();
     check_fast_math();
     check_fast_smooth();
     check_tap_product();

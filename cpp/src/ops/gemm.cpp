@@ -777,25 +777,6 @@ __attribute__((target("avx512f"), noinline)) void narrow_store(const TapProduct&
     for (int64_t i = 0; i < live; ++i) _mm512_mask_storeu_ps(dst + i * ldd, cols, x[i]);
 }
 
-// An 8 x 8 transpose in registers: unpack, shuffle, swap of 128-bit halves.
-__attribute__((target("avx2"), always_inline)) inline void transpose8(__m256 (&x)[8]) {
-    __m256 t[8], u[8];
-    for (int p = 0; p < 4; ++p) {
-        t[2 * p] = _mm256_unpacklo_ps(x[2 * p], x[2 * p + 1]);
-        t[2 * p + 1] = _mm256_unpackhi_ps(x[2 * p], x[2 * p + 1]);
-    }
-    for (int p = 0; p < 2; ++p) {
-        u[4 * p] = _mm256_shuffle_ps(t[4 * p], t[4 * p + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        u[4 * p + 1] = _mm256_shuffle_ps(t[4 * p], t[4 * p + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        u[4 * p + 2] = _mm256_shuffle_ps(t[4 * p + 1], t[4 * p + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        u[4 * p + 3] = _mm256_shuffle_ps(t[4 * p + 1], t[4 * p + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int p = 0; p < 4; ++p) {
-        x[p] = _mm256_permute2f128_ps(u[p], u[p + 4], 0x20);
-        x[p + 4] = _mm256_permute2f128_ps(u[p], u[p + 4], 0x31);
-    }
-}
-
 // Rows [0, Rows) of an AVX2 block x (row i of C over w columns in x[i]) into dst: the epilogue
 // (what dst holds or the bias, then the ReLU gate) and the stores. Rows a constant, so that x
 // stays in registers (with a bound known at run time GCC kept x on the stack).

@@ -4,7 +4,9 @@
 #include <string>
 
 #include "onnx/lowering.hpp"
+#include "ops/gemm.hpp"
 #include "ops/op.hpp"
+#include "ops/simd.hpp"
 #include "tsviz/error.hpp"
 
 namespace tsviz::ops {
@@ -14,6 +16,47 @@ namespace {
 // Index of input element (c, l) in the flattened output.
 inline int64_t flat_index(const Node& node, int64_t c, int64_t l, int64_t channels, int64_t length) {
     return node.position_major ? l * channels + c : c * length + l;
+}
+
+// to[j * ld + i] = from[i * cols + j] (added to what is there unless `set`): the transpose
+// of a position-major Flatten (ld = rows) and of its gradient, by plain loops.
+void transpose_rows(const float* from, int64_t rows, int64_t cols, float* to, int64_t ld, bool set) {
+    for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < cols; ++j) {
+            float& d = to[j * ld + i];
+            d = set ? from[i * cols + j] : d + from[i * cols + j];
+        }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// The same (ld = rows) in 8 x 8 blocks transposed in registers: rows in whole eights, columns
+// in eights and a last part (read through a lane mask, its rows of `to` stored whole); the
+// rows left over by the plain loop. A Keras net's flatten (32 channels by 12 positions) and
+// its gradient had been 4% of explaining 64 windows, element by element.
+__attribute__((target("avx2"))) void transpose_rows_avx2(const float* from, int64_t rows, int64_t cols, float* to,
+                                                         bool set) {
+    const int64_t whole_rows = rows / 8 * 8;
+    for (int64_t i0 = 0; i0 < whole_rows; i0 += 8)
+        for (int64_t j0 = 0; j0 < cols; j0 += 8) {
+            const int64_t w = std::min<int64_t>(8, cols - j0);
+            const __m256i lanes = lanes_inside8(0, w);
+            __m256 x[8];
+            for (int r = 0; r < 8; ++r) x[r] = _mm256_maskload_ps(from + (i0 + r) * cols + j0, lanes);
+            transpose8(x);
+            for (int64_t r = 0; r < w; ++r) {
+                float* d = to + (j0 + r) * rows + i0;
+                _mm256_storeu_ps(d, set ? x[r] : _mm256_add_ps(_mm256_loadu_ps(d), x[r]));
+            }
+        }
+    transpose_rows(from + whole_rows * cols, rows - whole_rows, cols, to + whole_rows, rows, set);
+}
+#endif
+
+void transpose(const float* from, int64_t rows, int64_t cols, float* to, bool set) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (isa_level() >= 1) return transpose_rows_avx2(from, rows, cols, to, set);
+#endif
+    transpose_rows(from, rows, cols, to, rows, set);
 }
 
 }  // namespace
@@ -57,12 +100,8 @@ void forward_flatten(const ForwardArgs& a) {
         if (a.out.data != x.data) std::copy_n(x.data, x.n * x.c * x.l, a.out.data);
         return;
     }
-    for (int64_t n = 0; n < x.n; ++n) {
-        const float* src = x.sample(n);
-        float* dst = a.out.sample(n);
-        for (int64_t c = 0; c < x.c; ++c)
-            for (int64_t l = 0; l < x.l; ++l) dst[flat_index(a.node, c, l, x.c, x.l)] = src[c * x.l + l];
-    }
+    // Position-major: (C, L) to (L, C).
+    for (int64_t n = 0; n < x.n; ++n) transpose(x.sample(n), x.c, x.l, a.out.sample(n), true);
 }
 
 
@@ -105,15 +144,8 @@ void backward_flatten(const BackwardArgs& a) {
         }
         return;
     }
-    for (int64_t r = 0; r < gx.n; ++r) {
-        const float* g = a.grad_out.sample(r);
-        float* dst = gx.sample(r);
-        for (int64_t c = 0; c < gx.c; ++c)
-            for (int64_t l = 0; l < gx.l; ++l) {
-                const float v = g[flat_index(a.node, c, l, gx.c, gx.l)];
-                dst[c * gx.l + l] = a.overwrite ? v : dst[c * gx.l + l] + v;
-            }
-    }
+    // Position-major: the gradient (L, C) back to (C, L).
+    for (int64_t r = 0; r < gx.n; ++r) transpose(a.grad_out.sample(r), gx.l, gx.c, gx.sample(r), a.overwrite);
 }
 
 void trace_flatten(const TraceArgs& a) {

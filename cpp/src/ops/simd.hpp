@@ -131,6 +131,25 @@ __attribute__((target("avx2"), always_inline)) inline void store_interleaved8(fl
     store_bits8(p + 8, d1, hi);
 }
 
+// An 8 x 8 transpose in registers: unpack, shuffle, swap of 128-bit halves.
+__attribute__((target("avx2"), always_inline)) inline void transpose8(__m256 (&x)[8]) {
+    __m256 t[8], u[8];
+    for (int p = 0; p < 4; ++p) {
+        t[2 * p] = _mm256_unpacklo_ps(x[2 * p], x[2 * p + 1]);
+        t[2 * p + 1] = _mm256_unpackhi_ps(x[2 * p], x[2 * p + 1]);
+    }
+    for (int p = 0; p < 2; ++p) {
+        u[4 * p] = _mm256_shuffle_ps(t[4 * p], t[4 * p + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * p + 1] = _mm256_shuffle_ps(t[4 * p], t[4 * p + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[4 * p + 2] = _mm256_shuffle_ps(t[4 * p + 1], t[4 * p + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * p + 3] = _mm256_shuffle_ps(t[4 * p + 1], t[4 * p + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int p = 0; p < 4; ++p) {
+        x[p] = _mm256_permute2f128_ps(u[p], u[p + 4], 0x20);
+        x[p + 4] = _mm256_permute2f128_ps(u[p], u[p + 4], 0x31);
+    }
+}
+
 // Eight rows' partial sums v[0..7] (each row's in 8 lanes) into one vector, row r's total in
 // lane r: one tree of horizontal adds. Each row's lanes are added in the same order whatever
 // its place among the eight.
