@@ -552,9 +552,15 @@ void reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Laye
     // Work items: a run of samples and a block of their filters, as many rows as stay in
     // cache; several samples per item when a layer has few filters, so that the products stay
     // wide. Enough items to feed the threads.
-    const int64_t block = std::clamp<int64_t>(kSweepChunkFloats / std::max<int64_t>(1, per_row), 1, reps);
+    // Items of kSweepChunkFloats, unless eight samples' rows of the layer take less: then
+    // items of at least a quarter of it. A small net's rows then come in 256 KiB items, not
+    // 1 MiB, which is what comes back from memory when other work has evicted the buffers
+    // (channels-last net, full analysis of 64 windows after a 64 MiB read: 0.93-0.94 of its
+    // time; the same when the caches are warm). The larger nets' items do not change.
+    const int64_t sweep_chunk = std::clamp<int64_t>(8 * per_row * reps, kSweepChunkFloats / 4, kSweepChunkFloats);
+    const int64_t block = std::clamp<int64_t>(sweep_chunk / std::max<int64_t>(1, per_row), 1, reps);
     const int64_t blocks = (reps + block - 1) / block;
-    int64_t span = std::clamp<int64_t>(kSweepChunkFloats / std::max<int64_t>(1, per_row * block), 1, n);
+    int64_t span = std::clamp<int64_t>(sweep_chunk / std::max<int64_t>(1, per_row * block), 1, n);
     span = std::min(span, std::max<int64_t>(1, n * blocks / engine_threads()));
     const int64_t spans = (n + span - 1) / span;
     // Each thread claims the next item when it is free (parallel_for's parts).
