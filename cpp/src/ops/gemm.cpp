@@ -888,10 +888,7 @@ struct Steps8 {  // lane masks as bits, so that no AVX vector crosses the templa
         store_bits8(to, v, write);
         return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ)));
     }
-    __attribute__((target("avx2"))) static uint32_t nonzero(const float* p, Mask lanes) {
-        return static_cast<uint32_t>(
-            _mm256_movemask_ps(_mm256_cmp_ps(_mm256_maskload_ps(p, bit_lanes8(lanes)), _mm256_setzero_ps(), _CMP_NEQ_UQ)));
-    }
+    // No nonzero(): the AVX2 scan is nonzero_source_avx2's own loop.
 };
 
 template <class Steps>
