@@ -133,6 +133,37 @@ void check_zero_rows_keep_nan() {
     }
 }
 
+// Narrow segments (the narrow kernel on AVX2 and AVX-512) with one long one among them, whose
+// padded copy is over 128 positions (the AVX2 copy's own loop takes up to 16 vectors a row,
+// longer rows the generic one), short ones reaching past either end, some channel rows zero.
+void check_long_padded_row() {
+    for (const bool transposed : {false, true}) {
+        ops::TapProduct p;
+        p.channels = 5;
+        p.kernel = 7;
+        p.transposed = transposed;
+        const int64_t m = 12, depth = p.channels * p.kernel, n_segs = 8;
+        const std::vector<float> a = random_vector(m * depth);
+        const ops::PackedMatrix packed = ops::pack_matrix(m, depth, a.data(), depth, 1);
+        p.a = &packed;
+        p.ldd = 150;
+        std::vector<std::vector<float>> srcs;
+        std::vector<ops::Segment> segs(static_cast<size_t>(n_segs)), slow_segs;
+        std::vector<float> fast(static_cast<size_t>(n_segs * m * p.ldd)), slow(fast.size());
+        for (int64_t s = 0; s < n_segs; ++s) {
+            const int64_t cols = s == 3 ? 150 : 10, len = s == 3 ? 150 : 12;
+            srcs.push_back(random_vector(p.channels * len));
+            std::fill(srcs.back().begin() + len, srcs.back().begin() + 2 * len, 0.f);  // channel 1 zero
+            segs[s] = {srcs.back().data(), len, cols, s % 2 ? -3 : 2, fast.data() + s * m * p.ldd};
+        }
+        slow_segs = segs;
+        for (int64_t s = 0; s < n_segs; ++s) slow_segs[s].dst = slow.data() + s * m * p.ldd;
+        ops::tap_product(p, segs.data(), n_segs);
+        ops::tap_product_reference(p, a.data(), slow_segs.data(), n_segs);
+        CHECK(close(fast, slow));
+    }
+}
+
 // Whole 32-column panels of one segment at stride 1 (the AVX-512 kernel packs their rows with
 // masked loads, leaving out the zero rows on the way): taps reaching past either end of short
 // and long sources, forward and transposed, and sources with no zero channel row, one in nine
@@ -754,6 +785,7 @@ int main() {
     check_fast_smooth();
     check_tap_product();
     check_zero_rows_keep_nan();
+    check_long_padded_row();
     check_whole_panels();
     check_conv();
     check_dense();
