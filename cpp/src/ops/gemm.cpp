@@ -1727,7 +1727,7 @@ template <int64_t R, int64_t NV>
 __attribute__((target("avx2,fma"), noinline)) void few_rows_masked_block8(const TapProduct& g, const Segment& s,
                                                                           const __m256i* masks, int64_t first,
                                                                           int64_t o, int64_t n, int64_t row0,
-                                                                          const Live& live) {
+                                                                          const Live& live, const int64_t* off) {
     static_assert(R * NV <= 12, "twelve accumulators");
     const PackedMatrix& a = *g.a;
     const int64_t k_n = g.kernel, depth = a.depth;
@@ -1753,12 +1753,14 @@ __attribute__((target("avx2,fma"), noinline)) void few_rows_masked_block8(const 
             for (int64_t c = 0; c < g.channels; ++c, b += s.src_len) channel(b, masks + k * NV, ar + c * k_n + k);
         }
     } else {
+        // Live channel ci's source row at off[2 * ci] from the first channel's, its weights at
+        // off[2 * ci + 1] (the multiplies by the row length and by the taps, per channel and
+        // tap, had been a third of the loop's instructions).
         for (int64_t k = 0; k < k_n; ++k) {
             const float* b = s.src + first + k * tap;
-            for (int64_t ci = 0; ci < live.count; ++ci) {
-                const int64_t c = live.channel[ci];
-                channel(b + c * s.src_len, masks + k * NV, ar + c * k_n + k);
-            }
+            const float* w = ar + k;
+            const __m256i* mk = masks + k * NV;
+            for (int64_t ci = 0; ci < live.count; ++ci) channel(b + off[2 * ci], mk, w + off[2 * ci + 1]);
         }
     }
     store_block8<NV>(g, acc, s.dst + o, row0, n, std::make_index_sequence<R * NV>{});
@@ -1779,6 +1781,8 @@ __attribute__((target("avx2,fma"), always_inline)) inline void few_rows_parts8(c
     const int64_t per_block = k_n * nv;
     thread_local UninitVector<float> kept_scratch;  // kept between calls, on a cache line
     UninitVector<float>& kept = kept_scratch;      // bound once: a thread_local access is a call
+    thread_local std::vector<int64_t> offsets_scratch;
+    std::vector<int64_t>& offsets = offsets_scratch;
     kept.resize(static_cast<size_t>(kKeptBlocks * per_block * 8));
     int64_t kept_first[kKeptBlocks], kept_len[kKeptBlocks];
     std::fill(kept_len, kept_len + kKeptBlocks, int64_t{-1});  // no source has length -1
@@ -1792,6 +1796,15 @@ __attribute__((target("avx2,fma"), always_inline)) inline void few_rows_parts8(c
         // one to three rows, where the skipped work is too little to pay for the scan.
         const Live live = rows > 3 ? channels.scan(s, oa + shift + std::min<int64_t>(0, (k_n - 1) * tap),
                                         ob - 1 + shift + std::max<int64_t>(0, (k_n - 1) * tap)) : channels.every();
+        const int64_t* off = nullptr;
+        if (live.count < g.channels) {
+            offsets.resize(static_cast<size_t>(2 * live.count));
+            for (int64_t ci = 0; ci < live.count; ++ci) {
+                offsets[2 * ci] = live.channel[ci] * s.src_len;
+                offsets[2 * ci + 1] = live.channel[ci] * k_n;
+            }
+            off = offsets.data();
+        }
         for (int64_t o = oa, b = 0; o < ob; o += block, ++b) {
             const int64_t n = std::min(block, ob - o), first = o + shift;
             __m256i* masks = own;
@@ -1808,11 +1821,11 @@ __attribute__((target("avx2,fma"), always_inline)) inline void few_rows_parts8(c
                     for (int64_t v = 0; v < nv; ++v) masks[k * nv + v] = lanes_inside8(first + k * tap + v * 8, s.src_len);
             if constexpr (nv == 4) {
                 if (rows == 1)
-                    few_rows_masked_block8<1, 4>(g, s, masks, first, o, n, 0, live);
+                    few_rows_masked_block8<1, 4>(g, s, masks, first, o, n, 0, live, off);
                 else if (rows == 2)
-                    few_rows_masked_block8<2, 4>(g, s, masks, first, o, n, 0, live);
+                    few_rows_masked_block8<2, 4>(g, s, masks, first, o, n, 0, live, off);
                 else
-                    few_rows_masked_block8<3, 4>(g, s, masks, first, o, n, 0, live);
+                    few_rows_masked_block8<3, 4>(g, s, masks, first, o, n, 0, live, off);
             } else {
                 // Blocks of rows as even as possible (16 rows: 6 + 5 + 5, not 6 + 6 + 4): fewer
                 // than 10 accumulators leave the multiply-adds' latency showing.
@@ -1820,12 +1833,12 @@ __attribute__((target("avx2,fma"), always_inline)) inline void few_rows_parts8(c
                 for (int64_t rb = 0, r0 = 0, count = 0; rb < blocks; ++rb, r0 += count) {
                     count = (rows - r0 + blocks - rb - 1) / (blocks - rb);
                     switch (count) {
-                        case 1: few_rows_masked_block8<1, 2>(g, s, masks, first, o, n, r0, live); break;
-                        case 2: few_rows_masked_block8<2, 2>(g, s, masks, first, o, n, r0, live); break;
-                        case 3: few_rows_masked_block8<3, 2>(g, s, masks, first, o, n, r0, live); break;
-                        case 4: few_rows_masked_block8<4, 2>(g, s, masks, first, o, n, r0, live); break;
-                        case 5: few_rows_masked_block8<5, 2>(g, s, masks, first, o, n, r0, live); break;
-                        default: few_rows_masked_block8<6, 2>(g, s, masks, first, o, n, r0, live); break;
+                        case 1: few_rows_masked_block8<1, 2>(g, s, masks, first, o, n, r0, live, off); break;
+                        case 2: few_rows_masked_block8<2, 2>(g, s, masks, first, o, n, r0, live, off); break;
+                        case 3: few_rows_masked_block8<3, 2>(g, s, masks, first, o, n, r0, live, off); break;
+                        case 4: few_rows_masked_block8<4, 2>(g, s, masks, first, o, n, r0, live, off); break;
+                        case 5: few_rows_masked_block8<5, 2>(g, s, masks, first, o, n, r0, live, off); break;
+                        default: few_rows_masked_block8<6, 2>(g, s, masks, first, o, n, r0, live, off); break;
                     }
                 }
             }
