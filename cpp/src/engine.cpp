@@ -190,7 +190,7 @@ void backward(const Graph& g, const Activations& act, int64_t first, int64_t cou
         ops::BackwardArgs args{node, act.geo[i], {}, fwd(i),
                                act.aux.data() + act.aux_offset[i] + first * act.geo[i].aux_per_sample,
                                ops::ConstView(grad(i)), {}, rep};
-        const bool may_overwrite = ops::rules(node.kind).backward_writes_all && node.inputs.size() == 1;
+        const bool may_overwrite = ops::rules(node.kind).backward_writes_all;
         const int relu = node.kind == OpKind::MaxPool ? node.inputs[0] : -1;
         args.relu_gate = relu > stop && g.nodes[relu].kind == OpKind::Relu && readers[relu] == 1 && !keep[relu];
         // In a sweep, a convolution whose output only this pooling reads (through that ReLU or
@@ -213,15 +213,18 @@ void backward(const Graph& g, const Activations& act, int64_t first, int64_t cou
                 continue;
             }
         }
-        for (int p : node.inputs) {
+        for (size_t k = 0; k < node.inputs.size(); ++k) {
+            int p = node.inputs[k];
             args.in.push_back(fwd(p));
             if (args.relu_gate) p = g.nodes[p].inputs[0];  // the gradient goes past the ReLU
             GradBuffer& gp = ct.grad[p];
             if (gp.empty()) {
                 const auto size = static_cast<size_t>(ct.rows * act.geo[p].out.size());
-                if (may_overwrite) {
-                    gp.resize(size);  // left uninitialised: the rule writes every element
-                    args.overwrite = true;
+                if (may_overwrite && k < 32) {
+                    // Left uninitialised: the rule writes every element. An input read twice
+                    // (x + x) is fresh for its first slot only: the buffer is not empty after.
+                    gp.resize(size);
+                    args.overwrite |= 1u << k;
                 } else {
                     ops::assign_zeros(gp, size);
                 }

@@ -230,6 +230,23 @@ void check_graph(const Graph& g, const char* name) {
 
 void check(OpKind kind) { check_graph(case_for(kind), op_kind_name(kind)); }
 
+// Add's backward copies the cotangent into an input's first gradient and adds it to one that
+// holds values already: the same tensor on both sides (tanh(x) + tanh(x): its second slot adds
+// to what the first set), and an input that another node also passes a gradient to
+// (tanh(x) + x: x's gradient set by the Add, then added to by the Tanh).
+void check_add_reuse() {
+    for (const bool twice : {true, false}) {
+        Graph g;
+        g.input_channels = kChannels;
+        g.nodes.push_back(make(OpKind::Input, {}, kChannels));
+        g.nodes.push_back(make(OpKind::Tanh, {0}, kChannels));
+        g.nodes.push_back(make(OpKind::Add, twice ? std::vector<int>{1, 1} : std::vector<int>{1, 0}, kChannels));
+        g.output = 2;
+        ops::prepare(g);
+        check_graph(g, twice ? "Add(tanh(x), tanh(x))" : "Add(tanh(x), x)");
+    }
+}
+
 // Max-pooling's special paths: windows that tile the input (kernel = stride, the vectorised
 // and AVX-512 kernels), with padding at either end, and a ReLU before it that the backward
 // fuses into the pooling (BackwardArgs::relu_gate), alone and after a convolution that nothing
@@ -532,6 +549,7 @@ int main() {
         ++checked;
     }
     CHECK(checked >= 16);
+    check_add_reuse();  // after the registry's cases, whose random inputs it would change
     std::printf("gradcheck: %d ops\n", checked);
     return testing::report("gradcheck");
 }

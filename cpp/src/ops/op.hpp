@@ -68,10 +68,11 @@ struct BackwardArgs {
     ConstView grad_out;         // rows x (c, l)
     PerInput<View> grad_in;     // rows x (c, l) per input
     int64_t rep = 1;
-    // Set by the engine for rules with OpRules::backward_writes_all when grad_in holds no
-    // values yet (this node is its input's first reader to pass a gradient back): the rule
-    // sets every element (=) instead of adding to it (+=), and the engine skips zeroing it.
-    bool overwrite = false;
+    // Set by the engine for rules with OpRules::backward_writes_all: bit k when grad_in[k]
+    // holds no values yet (this node is that input's first reader to pass a gradient back):
+    // the rule sets its every element (=) instead of adding to it (+=), and the engine skips
+    // zeroing it. Rules of one input test it as a whole.
+    uint32_t overwrite = 0;
     // MaxPool only, set by the engine when the ReLU before it has no other reader: grad_in is
     // the ReLU's input's gradient, passed where the pooled value is positive (there the
     // argmax's input is positive), as the ReLU's rule would pass it; 0 elsewhere.
@@ -183,7 +184,7 @@ struct OpRules {
     // The tangent rule honours TangentArgs::relu_gate: a ReLU that is the node's only reader
     // is fused into it.
     bool tangent_relu_gate = false;
-    // The backward rule honours BackwardArgs::overwrite (ops of one input).
+    // The backward rule honours BackwardArgs::overwrite.
     bool backward_writes_all = false;
 };
 
