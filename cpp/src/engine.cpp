@@ -296,6 +296,13 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
             gated[q] = fused[v] = true;
     }
 
+    // The last node (in order) that reads each node's tangent: after it, the buffer goes back
+    // to the thread's pool for a later node (a fused ReLU takes its input's buffer over).
+    std::vector<int> last_reader(g.nodes.size(), -1);
+    for (int v = 1; v <= last; ++v)
+        if (reach[v])
+            for (int q : g.nodes[v].inputs) last_reader[q] = v;
+
     const int64_t c_in = act.geo[0].out.c, t_len = act.geo[0].out.l, tangents = c_in * t_len;
     int64_t per_tangent = 0;
     for (int v = 0; v <= last; ++v)
@@ -315,13 +322,32 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
     parallel_ranges(act.n * chunks, [&](int64_t item_begin, int64_t item_end) {
       // Kept per thread between calls (at most a chunk's worth): fresh pages cost more than
       // the arithmetic on small models.
-      thread_local std::vector<ops::UninitVector<float>> tan_scratch;
+      thread_local std::vector<ops::UninitVector<float>> tan_scratch, pool_scratch;
       thread_local std::vector<std::vector<int64_t>> starts_scratch;
       thread_local std::vector<int64_t> at_scratch;
       // Bound once: in a shared library every thread_local access is a call.
       std::vector<ops::UninitVector<float>>& tan = tan_scratch;
+      std::vector<ops::UninitVector<float>>& pool = pool_scratch;
       std::vector<std::vector<int64_t>>& starts = starts_scratch;
       std::vector<int64_t>& at = at_scratch;
+      // Node v's tangent buffer: the pool's last one (the most recently given back, likely in
+      // cache), grown without copying what it held. Given back after v's last reader ran, so
+      // the nodes share a few buffers instead of one each.
+      auto take = [&](int v, size_t size) {
+          ops::UninitVector<float>& b = tan[v];
+          if (b.capacity() == 0 && !pool.empty()) {
+              b = std::move(pool.back());
+              pool.pop_back();
+          }
+          if (b.capacity() < size) b.clear();
+          b.resize(size);
+      };
+      auto give_back = [&](int v) {
+          if (tan[v].capacity() == 0) return;
+          pool.push_back(std::move(tan[v]));
+          tan[v] = ops::UninitVector<float>();
+      };
+      for (size_t v = 0; v < tan.size(); ++v) give_back(static_cast<int>(v));  // from an earlier call
       tan.resize(g.nodes.size());
       starts.resize(g.nodes.size());
       for (int64_t item = item_begin; item < item_end; ++item) {
@@ -346,6 +372,7 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
             for (int64_t t = 0; t < count; ++t) s[t] = start[at_p[t]];
         };
         // The input's tangents: a 1 at (c, p), a band of width 1 at p.
+        take(0, static_cast<size_t>(count * c_in));
         ops::assign_zeros(tan[0], static_cast<size_t>(count * c_in));
         for (int64_t t = 0; t < count; ++t) tan[0][t * c_in + (t0 + t) % c_in] = 1.f;
         starts_of(0);
@@ -358,11 +385,8 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
             if (fused[v]) {
                 std::swap(tan[v], tan[node.inputs[0]]);
             } else {
-                // Buffers keep their size between items: no fill where the rule writes it all.
-                if (!ops::rules(node.kind).tangent_writes_all)
-                    ops::assign_zeros(tan[v], size);
-                else if (tan[v].size() < size)
-                    tan[v].resize(size);
+                take(v, size);  // no fill where the rule writes it all
+                if (!ops::rules(node.kind).tangent_writes_all) ops::assign_zeros(tan[v], size);
                 ops::TangentArgs args{node, geo, {}, sample_view(v),
                                       act.aux.data() + act.aux_offset[v] + n * geo.aux_per_sample,
                                       count, {}, {}, {}, nullptr, 0, nullptr, gated[v]};
@@ -391,7 +415,12 @@ void tangent_sums(const Graph& g, const Activations& act, const BandPlan& plan, 
                                    c_in * f_n * w, f_n, w, dst + at[first], tangents);
                 }
             }
+            for (int q : node.inputs)
+                if (last_reader[q] == v) give_back(q);
+            if (last_reader[v] < 0) give_back(v);
         }
+        give_back(0);
+        for (int v = 1; v <= last; ++v) give_back(v);
       }
     });
 }
