@@ -158,13 +158,40 @@ void ancestors(const Graph& g, const std::vector<int>& starts, std::vector<bool>
     mark_ancestors(g, starts.data(), starts.size(), reach);
 }
 
+GradBuffer& Cotangents::buffer(int v) {
+    GradBuffer& b = grad[static_cast<size_t>(v)];
+    if (b.capacity() == 0 && !pool.empty()) {
+        b = std::move(pool.back());
+        pool.pop_back();
+    }
+    return b;
+}
+
+void Cotangents::release(int v) {
+    GradBuffer& b = grad[static_cast<size_t>(v)];
+    if (b.capacity() == 0) return;
+    pool.push_back(std::move(b));
+    b = GradBuffer();
+}
+
+namespace {
+// Node p's first cotangent: a pooled buffer of `size` floats, uninitialised (grown without
+// copying what it held).
+GradBuffer& first_cotangent(Cotangents& ct, int p, size_t size) {
+    GradBuffer& b = ct.buffer(p);
+    if (b.capacity() < size) b.clear();
+    b.resize(size);
+    return b;
+}
+}  // namespace
+
 void backward(const Graph& g, const Activations& act, int64_t first, int64_t count, int start, int64_t rep,
               const std::vector<bool>& keep, Cotangents& ct, int stop, bool sweep) {
     ct.rep = rep;
     ct.rows = count * rep;
     ct.grad.resize(g.nodes.size());
     for (size_t i = 0; i < ct.grad.size(); ++i)
-        if (static_cast<int>(i) != start) ct.grad[i].clear();
+        if (static_cast<int>(i) != start) ct.release(static_cast<int>(i));
     // The forward cache of samples [first, first + count).
     auto fwd = [&](int node) {
         const ops::Resolved& r = act.geo[node];
@@ -205,11 +232,11 @@ void backward(const Graph& g, const Activations& act, int64_t first, int64_t cou
                                        gp.empty()};
             if (ops::backward_conv_pooled_serves(pooled)) {
                 if (pooled.overwrite) {  // left uninitialised: the pass sets every element
-                    gp.resize(static_cast<size_t>(ct.rows * act.geo[p].out.size()));
+                    first_cotangent(ct, p, static_cast<size_t>(ct.rows * act.geo[p].out.size()));
                     pooled.grad_in = grad(p);
                 }
                 ops::backward_conv_pooled(pooled);
-                if (!keep[i]) ct.grad[i].clear();
+                if (!keep[i]) ct.release(i);
                 continue;
             }
         }
@@ -217,22 +244,21 @@ void backward(const Graph& g, const Activations& act, int64_t first, int64_t cou
             int p = node.inputs[k];
             args.in.push_back(fwd(p));
             if (args.relu_gate) p = g.nodes[p].inputs[0];  // the gradient goes past the ReLU
-            GradBuffer& gp = ct.grad[p];
-            if (gp.empty()) {
+            if (ct.grad[p].empty()) {
                 const auto size = static_cast<size_t>(ct.rows * act.geo[p].out.size());
+                GradBuffer& gp = first_cotangent(ct, p, size);
                 if (may_overwrite && k < 32) {
                     // Left uninitialised: the rule writes every element. An input read twice
                     // (x + x) is fresh for its first slot only: the buffer is not empty after.
-                    gp.resize(size);
                     args.overwrite |= 1u << k;
                 } else {
-                    ops::assign_zeros(gp, size);
+                    ops::zero_floats(gp.data(), static_cast<int64_t>(size));
                 }
             }
             args.grad_in.push_back(grad(p));
         }
         ops::rules(node.kind).backward(args);
-        if (!keep[i]) ct.grad[i].clear();
+        if (!keep[i]) ct.release(i);
     }
 }
 

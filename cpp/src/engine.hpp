@@ -107,6 +107,15 @@ struct Cotangents {
     int64_t rows = 0;
     int64_t rep = 1;
     std::vector<GradBuffer> grad;
+    // Buffers given back by nodes whose cotangent has been propagated (or by an earlier pass):
+    // a node about to receive a cotangent takes the one given back last, so that a pass
+    // touches its live set's buffers, not one per node.
+    std::vector<GradBuffer> pool;
+    // Node v's slot, given the pool's last buffer (its size and contents stale) when it has
+    // none: for a seed or a first cotangent, which then sizes it.
+    GradBuffer& buffer(int v);
+    // Gives node v's buffer back to the pool; its slot is then empty.
+    void release(int v);
     // The pass's bookkeeping, per node: reached from the start, readers within the pass.
     std::vector<bool> reach;
     std::vector<int> readers;
@@ -114,8 +123,9 @@ struct Cotangents {
 
 // Batched vector-Jacobian products from node `start` back to the input, for forward samples
 // [first, first + count), rep cotangent rows each, seeded with ct.grad[start] (count * rep rows
-// of start's size). A node's cotangent is cleared once propagated unless keep[node]. Cleared
-// entries keep their capacity: a Cotangents reused over chunks allocates only once. With `stop`
+// of start's size). A node's cotangent is given back to ct.pool once propagated unless
+// keep[node], and every node's but start's when the pass begins: a Cotangents reused over
+// chunks allocates only once. With `stop`
 // > 0, only the nodes after it are propagated (ct.grad[stop] then holds its cotangent).
 // A saliency sweep (`sweep`) takes the kernels made for many rows per sample sharing their
 // argmaxes (ops::backward_conv_pooled) whatever rep is, so that a filter's row gives the same

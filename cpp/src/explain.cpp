@@ -387,7 +387,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
                 ex->target[first + i] = std::max_element(y + i * k, y + (i + 1) * k) - (y + i * k);
         seed_rows(act, tn, at, m, how, ex->target.data() + first,
                   wrt_loss ? options.y_true.data() + first * loss_target_columns(how.loss, k) : nullptr,
-                  ct.grad[tn], wrt_loss ? ex->loss.data() + first : nullptr);
+                  ct.buffer(tn), wrt_loss ? ex->loss.data() + first : nullptr);
         backward(g, act, at, m, tn, 1, keep, ct);
         for (auto& l : ex->layers) {
             const int64_t f_n = act.geo[l.z].out.c, len = act.geo[l.z].out.l;
@@ -574,7 +574,7 @@ void reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Laye
         ct.grad.resize(g.nodes.size());
         const int64_t first = (item / blocks) * span, count = std::min(span, n - first);
         const int64_t f0 = (item % blocks) * block, rows = std::min(reps, f0 + block) - f0;
-        GradBuffer& seed = ct.grad[l.a];
+        GradBuffer& seed = ct.buffer(l.a);
         // Row (i, r) of the item is row slot[i * rows + r] of sample i in the pass, which
         // carries `live` rows per sample; -1: left out, its saliency 0.
         std::vector<int64_t>& slot = slot_scratch;
@@ -605,7 +605,7 @@ void reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Laye
                 live = std::max(live, k);
             }
             if (live > 0) {
-                GradBuffer& gx = ct.grad[p];
+                GradBuffer& gx = ct.buffer(p);
                 gx.resize(static_cast<size_t>(count * live * p_size));  // written whole below
                 std::vector<ops::FilterRow>& steps = filter_rows;
                 steps.clear();
@@ -963,7 +963,7 @@ InputGradient Model::input_gradient(const float* x, int64_t n, const std::vector
         const float* y = act.arena.data() + act.offset[g.output];
         std::copy(y, y + m * k, out.output.begin() + first * k);
         const float* v = act.arena.data() + act.offset[start];
-        GradBuffer& seed = ct.grad[start];
+        GradBuffer& seed = ct.buffer(start);
         if (of_filter) {
             ops::assign_zeros(seed, static_cast<size_t>(m * size));
             for (int64_t i = 0; i < m; ++i) {

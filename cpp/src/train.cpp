@@ -121,7 +121,7 @@ double Trainer::gradient(const float* x, const float* y, int64_t n, const std::v
         forward_samples(g, act, 0, count);
         const float* values = act.arena.data() + act.offset[loss_node_];
         ct.grad.resize(g.nodes.size());
-        GradBuffer& seed = ct.grad[loss_node_];
+        GradBuffer& seed = ct.buffer(loss_node_);
         seed.resize(static_cast<size_t>(count * k));
         std::vector<float> losses(static_cast<size_t>(count));
         batch_loss(loss_, values, count, k, y + first * cols, seed.data(), losses.data());
