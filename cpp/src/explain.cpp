@@ -415,7 +415,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
         }
         const GradBuffer& gx = ct.grad[0];
         if (!gx.empty())
-            for (int64_t i = 0; i < m * in_size; ++i) ex->output_saliency[first * in_size + i] = std::fabs(gx[i]);
+            ops::abs_floats(gx.data(), m * in_size, ex->output_saliency.data() + first * in_size);
     };
     // Either way the threads claim chunks as they come free, so a worker the system runs late
     // (woken from sleep at the call's start) takes fewer, and none waits for it. Few tensors,
@@ -644,7 +644,7 @@ void reverse_saliency(const Explanation::Impl& ex, const Explanation::Impl::Laye
                     continue;
                 }
                 const float* src = gx.data() + (i * live + k) * in_size;
-                for (int64_t q = 0; q < in_size; ++q) dst[q] = std::fabs(src[q]);
+                ops::abs_floats(src, in_size, dst);
             }
     });
 }
@@ -840,7 +840,7 @@ void saliency_into(const Explanation::Impl& ex, const std::string& layer, const 
         for (int64_t r = 0; r < reps; ++r) {
             const float* src = sums.data() + (i * f_n + chosen[r]) * in_size;
             float* dst = out + (i * reps + r) * in_size;
-            for (int64_t q = 0; q < in_size; ++q) dst[q] = std::fabs(src[q]);
+            ops::abs_floats(src, in_size, dst);
         }
     if (every_filter) {  // given whole, as above: not kept twice
         ex.model->give_block(std::move(it->second));

@@ -51,6 +51,8 @@ using UninitVector = std::vector<T, LineAllocator<T, true>>;
 // memset (rep stosb above a few KiB) the AVX2 paper net's full analysis of 64 windows took 4-5%
 // longer than with this loop, the AVX-512 rows the same; why was not pinned down.
 void zero_floats(float* p, int64_t n);
+// dst[0, n) = |src[0, n)| in the same vectors (the saliencies' last step); the two do not overlap.
+void abs_floats(const float* src, int64_t n, float* dst);
 
 // buf = n zeros. vector::assign(n, 0.f) fills through the allocator, element by element in
 // 16-byte stores wherever GCC does not inline it (a sixth of the residual net's explanation

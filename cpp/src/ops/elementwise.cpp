@@ -3,6 +3,7 @@
 // convolution or dense layer it is folded into the weights at import. Add sums two tensors of
 // one shape (ONNX Add of two activations: residual connections).
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "onnx/lowering.hpp"
@@ -49,6 +50,10 @@ Resolved infer_add(const Node& node, const std::vector<Shape>& in) {
 #endif
 TSVIZ_SIMD TSVIZ_NO_MEMSET void zero_floats(float* p, int64_t n) {
     for (int64_t i = 0; i < n; ++i) p[i] = 0.f;
+}
+
+TSVIZ_SIMD void abs_floats(const float* __restrict src, int64_t n, float* __restrict dst) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = std::fabs(src[i]);
 }
 
 // Compiled per instruction set (ops/simd.hpp): one add per element, the same in every lane.
