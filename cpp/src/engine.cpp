@@ -247,7 +247,7 @@ void backward(const Graph& g, const Activations& act, int64_t first, int64_t cou
             if (ct.grad[p].empty()) {
                 const auto size = static_cast<size_t>(ct.rows * act.geo[p].out.size());
                 GradBuffer& gp = first_cotangent(ct, p, size);
-                if (may_overwrite && k < 32) {
+                if (may_overwrite && k < ops::BackwardArgs::kFreshBits) {
                     // Left uninitialised: the rule writes every element. An input read twice
                     // (x + x) is fresh for its first slot only: the buffer is not empty after.
                     args.overwrite |= 1u << k;

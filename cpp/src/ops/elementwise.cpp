@@ -95,7 +95,7 @@ void backward_add(const BackwardArgs& a) {
     for (size_t k = 0; k < a.grad_in.size(); ++k) {
         const View& gx = a.grad_in[k];
         if (!gx.data) continue;
-        if (k < 32 && (a.overwrite >> k & 1u))
+        if (a.fresh(k))
             std::copy_n(a.grad_out.data, total, gx.data);
         else
             for (int64_t i = 0; i < total; ++i) gx.data[i] += a.grad_out.data[i];

@@ -73,6 +73,9 @@ struct BackwardArgs {
     // the rule sets its every element (=) instead of adding to it (+=), and the engine skips
     // zeroing it. Rules of one input test it as a whole.
     uint32_t overwrite = 0;
+    static constexpr size_t kFreshBits = 32;  // inputs past these are never fresh
+    // Whether grad_in[k] holds no values yet (its bit in `overwrite`).
+    bool fresh(size_t k) const { return k < kFreshBits && (overwrite >> k & 1u); }
     // MaxPool only, set by the engine when the ReLU before it has no other reader: grad_in is
     // the ReLU's input's gradient, passed where the pooled value is positive (there the
     // argmax's input is positive), as the ReLU's rule would pass it; 0 elsewhere.

@@ -52,7 +52,7 @@ const OpRules& rules(OpKind kind) {
 void zero_if_overwrite(const BackwardArgs& a) {
     for (size_t k = 0; k < a.grad_in.size(); ++k) {
         const View& g = a.grad_in[k];
-        if (g.data && (a.overwrite >> k & 1u)) std::fill(g.data, g.data + g.n * g.c * g.l, 0.f);
+        if (g.data && a.fresh(k)) std::fill(g.data, g.data + g.n * g.c * g.l, 0.f);
     }
 }
 
