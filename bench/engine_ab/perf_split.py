@@ -30,9 +30,9 @@ import sys
 _RULE = re.compile(r"\btsviz::ops::((?:forward|backward|tangent)_[a-z0-9_]+?)(?:_avx2|_avx512|_reference)?\b")
 # Steps of the engine outside the ops' rules, in the order they are looked for: the first that is
 # on a sample's chain takes it (the calls themselves last: what they do around their steps).
-_STEPS = ("importance_rows", "band_sums", "tangent_sums", "seed_rows", "abs_floats", "check_input",
-          "saliency_into", "forward_samples", "tsviz::backward", "Model::explain", "Model::predict",
-          "Explanation::saliency")
+_STEPS = ("conv_filter_input_grad", "importance_rows", "band_sums", "tangent_sums", "seed_rows", "abs_floats",
+          "check_input", "reverse_saliency", "saliency_into", "forward_samples", "tsviz::backward",
+          "Model::explain", "Model::predict", "Explanation::saliency")
 
 
 def _name(frame: str) -> str:
