@@ -87,6 +87,13 @@ std::vector<Shape> shapes() {
     for (int64_t b : {64, 256}) fwd("paper", "conv3", 32, 32, 3, 1, 12, b);
     for (int64_t b : {64, 256}) grad("paper", "conv3", 32, 32, 3, 1, 12, b);
     for (int64_t b : {64, 256}) grad("paper", "conv2", 16, 32, 5, 2, 25, b);
+    // The residual net (T = 96, 'same' padding): its 16- and 32-filter layers at 64 windows.
+    fwd("resnet", "conv 16-16", 16, 16, 3, 1, 96, 64);
+    fwd("resnet", "conv 16-32", 32, 16, 3, 1, 96, 64);
+    fwd("resnet", "conv 32-32", 32, 32, 3, 1, 96, 64);
+    grad("resnet", "conv 16-16", 16, 16, 3, 1, 96, 64);
+    grad("resnet", "conv 16-32", 16, 32, 3, 1, 96, 64);
+    grad("resnet", "conv 32-32", 32, 32, 3, 1, 96, 64);
     for (int64_t n : {1, 16}) {
         const std::string what = n == 1 ? "1 sample" : std::to_string(n) + " samples";
         tangent("FCN", "conv1", 128, 1, 8, 1, 8, 150 * n, what);
