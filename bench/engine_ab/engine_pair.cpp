@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -24,7 +23,9 @@ namespace {
 struct Side {
     void* (*load)(const char*, long, char*, long) = nullptr;
     long (*sample_size)(void*) = nullptr;
+    int (*input)(void*, long, const char*, float*, char*, long) = nullptr;
     double (*time)(void*, const float*, long, int, int) = nullptr;
+    int (*mode)(const char*) = nullptr;
     void* model = nullptr;
 };
 
@@ -38,8 +39,10 @@ Side open_side(const char* so, const char* model) {
     Side s;
     s.load = reinterpret_cast<decltype(s.load)>(dlsym(d, "shim_load"));
     s.sample_size = reinterpret_cast<decltype(s.sample_size)>(dlsym(d, "shim_sample_size"));
+    s.input = reinterpret_cast<decltype(s.input)>(dlsym(d, "shim_input"));
     s.time = reinterpret_cast<decltype(s.time)>(dlsym(d, "shim_time"));
-    if (!s.load || !s.sample_size || !s.time) {
+    s.mode = reinterpret_cast<decltype(s.mode)>(dlsym(d, "shim_mode"));
+    if (!s.load || !s.sample_size || !s.input || !s.time || !s.mode) {
         std::fprintf(stderr, "engine_pair: %s is not an engine_shim build\n", so);
         std::exit(1);
     }
@@ -66,31 +69,23 @@ int main(int argc, char** argv) {
         return 2;
     }
     const long n = std::atol(argv[4]);
-    const std::string mode_name = argv[5];
-    const int mode = mode_name == "predict" ? 0 : mode_name == "explain" ? 1 : mode_name == "full" ? 2 : -1;
     const int reps = std::atoi(argv[6]), rounds = std::atoi(argv[7]);
+    Side old_side = open_side(argv[1], argv[3]), new_side = open_side(argv[2], argv[3]);
+    const int mode = old_side.mode(argv[5]);
     if (mode < 0 || n < 1 || reps < 1 || rounds < 1) {
         std::fprintf(stderr, "engine_pair: N, REPS and ROUNDS must be positive, the mode predict, explain or full\n");
         return 2;
     }
-    Side old_side = open_side(argv[1], argv[3]), new_side = open_side(argv[2], argv[3]);
     const long size = n * old_side.sample_size(old_side.model);
     if (new_side.sample_size(new_side.model) * n != size) {
         std::fprintf(stderr, "engine_pair: the two revisions read the model's input differently\n");
         return 1;
     }
     std::vector<float> x(static_cast<size_t>(size));
-    std::mt19937 gen(0);
-    std::normal_distribution<float> normal;
-    for (float& v : x) v = normal(gen);
-    if (argc > 8) {
-        FILE* f = std::fopen(argv[8], "rb");
-        const size_t got = f ? std::fread(x.data(), sizeof(float), x.size(), f) : 0;
-        if (f) std::fclose(f);
-        if (got != x.size()) {
-            std::fprintf(stderr, "%s: fewer than %ld windows of the model's shape\n", argv[8], n);
-            return 1;
-        }
+    char why[512] = "";
+    if (!old_side.input(old_side.model, n, argc > 8 ? argv[8] : nullptr, x.data(), why, sizeof why)) {
+        std::fprintf(stderr, "%s\n", why);
+        return 1;
     }
     old_side.time(old_side.model, x.data(), n, mode, 2);  // warm-up: plans, pools, caches
     new_side.time(new_side.model, x.data(), n, mode, 2);

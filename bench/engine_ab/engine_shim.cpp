@@ -1,10 +1,14 @@
-// One build of the engine behind a C interface, compiled into a shared object per revision so
-// that bench/engine_ab/engine_pair.cpp can load two revisions into one process and alternate
-// them (run.sh --one-process). Public C++ API only, as engine_time.cpp, so that it builds
-// against any revision of the library.
+// The timed work of the engine A/B tools behind a C interface, through the public C++ API only
+// (so that it builds against any revision of the library): loading a model, its input (random
+// or the bench's real windows), and the thread CPU time of predict, explain, or explain plus the
+// saliency of every filter of every layer ("full"). engine_time.cpp links it with one revision;
+// run.sh --one-process builds it into a shared object per revision, which engine_pair.cpp loads
+// two at a time.
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <ctime>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -24,6 +28,13 @@ struct Loaded {
     std::vector<int64_t> shape;  // one sample's, free lengths fixed
 };
 
+void set_why(const std::string& w, char* why, long why_len) {
+    if (why_len <= 0) return;
+    const size_t n = std::min(w.size(), static_cast<size_t>(why_len - 1));
+    std::copy(w.begin(), w.begin() + static_cast<std::ptrdiff_t>(n), why);
+    why[n] = '\0';
+}
+
 }  // namespace
 
 extern "C" {
@@ -38,10 +49,7 @@ void* shim_load(const char* path, long length, char* why, long why_len) {
             if (d < 0) d = length;
         return h;
     } catch (const std::exception& e) {
-        const std::string w = e.what();
-        const size_t n = std::min(w.size(), static_cast<size_t>(why_len > 0 ? why_len - 1 : 0));
-        std::copy(w.begin(), w.begin() + static_cast<std::ptrdiff_t>(n), why);
-        if (why_len > 0) why[n] = '\0';
+        set_why(e.what(), why, why_len);
         return nullptr;
     }
 }
@@ -53,23 +61,49 @@ long shim_sample_size(void* h) {
     return size;
 }
 
-// The least thread CPU time (ms) of `reps` calls on n samples at x: mode 0 predict, 1 explain,
-// 2 explain and the saliency of every filter of every layer.
-double shim_time(void* h, const float* x, long n, int mode, int reps) {
+// n samples into x: random normal (seed 0), or with `windows` (a file of float32 windows in the
+// model's layout, written by windows.py) its first n. 0 (and the reason in `why`) when the file
+// holds fewer.
+int shim_input(void* h, long n, const char* windows, float* x, char* why, long why_len) {
+    const size_t size = static_cast<size_t>(n * shim_sample_size(h));
+    std::mt19937 gen(0);
+    std::normal_distribution<float> normal;
+    for (size_t i = 0; i < size; ++i) x[i] = normal(gen);
+    if (!windows) return 1;
+    FILE* f = std::fopen(windows, "rb");
+    const size_t got = f ? std::fread(x, sizeof(float), size, f) : 0;
+    if (f) std::fclose(f);
+    if (got == size) return 1;
+    set_why(std::string(windows) + ": fewer than " + std::to_string(n) + " windows of the model's shape", why, why_len);
+    return 0;
+}
+
+// The thread CPU time (ms) of one call on n samples at x: mode 0 predict, 1 explain, 2 explain
+// and the saliency of every filter of every layer.
+double shim_call(void* h, const float* x, long n, int mode) {
     const Loaded& l = *static_cast<Loaded*>(h);
-    double best = 1e300;
-    for (int i = 0; i < reps; ++i) {
-        const double t0 = thread_ms();
-        if (mode == 0) {
-            l.model.predict(x, n, l.shape);
-        } else {
-            const tsviz::Explanation ex = l.model.explain(x, n, l.shape);
-            if (mode == 2)
-                for (const std::string& layer : ex.layer_names()) ex.saliency(layer);
-        }
-        best = std::min(best, thread_ms() - t0);
+    const double t0 = thread_ms();
+    if (mode == 0) {
+        l.model.predict(x, n, l.shape);
+    } else {
+        const tsviz::Explanation ex = l.model.explain(x, n, l.shape);
+        if (mode == 2)
+            for (const std::string& layer : ex.layer_names()) ex.saliency(layer);
     }
+    return thread_ms() - t0;
+}
+
+// The least of `reps` calls' times.
+double shim_time(void* h, const float* x, long n, int mode, int reps) {
+    double best = 1e300;
+    for (int i = 0; i < reps; ++i) best = std::min(best, shim_call(h, x, n, mode));
     return best;
+}
+
+// The mode's number for shim_call, or -1.
+int shim_mode(const char* name) {
+    const std::string m = name;
+    return m == "predict" ? 0 : m == "explain" ? 1 : m == "full" ? 2 : -1;
 }
 
 }  // extern "C"

@@ -48,7 +48,7 @@ cmake --build "$dir" --target tsviz > /dev/null
 lib=$(find "$dir" -name libtsviz.a | head -n 1)
 prog="$work/prof-engine_time"
 "${CXX:-c++}" -O2 -g -fno-omit-frame-pointer -std=c++17 -I"$root/cpp/include" "$root/bench/engine_ab/engine_time.cpp" \
-    "$lib" -lpthread -o "$prog"
+    "$root/bench/engine_ab/engine_shim.cpp" "$lib" -lpthread -o "$prog"
 
 if [ "$real" = 1 ]; then
     (cd "$work" && python3 "$root/bench/engine_ab/windows.py" "$work/windows")

@@ -68,8 +68,8 @@ build() {
         "${CXX:-c++}" -O2 -std=c++17 -fPIC -shared -I"$src/cpp/include" "$root/bench/engine_ab/engine_shim.cpp" \
             "$lib" -Wl,--exclude-libs,ALL -Wl,-Bsymbolic -lpthread -o "$work/$1-engine.so"
     else
-        "${CXX:-c++}" -O2 -std=c++17 -I"$src/cpp/include" "$root/bench/engine_ab/engine_time.cpp" "$lib" -lpthread \
-            -o "$work/$1-engine_time"
+        "${CXX:-c++}" -O2 -std=c++17 -I"$src/cpp/include" "$root/bench/engine_ab/engine_time.cpp" \
+            "$root/bench/engine_ab/engine_shim.cpp" "$lib" -lpthread -o "$work/$1-engine_time"
     fi
 }
 mkdir -p "$work"
@@ -98,10 +98,10 @@ for net in paper_net_op17 keras_paper_net_op17 channels_last_op17 resnet_op17 fc
             # Rounds of a third of the calls a two-program run makes.
             reps=$(( $3 / 3 > 0 ? $3 / 3 : 1 ))
             # shellcheck disable=SC2086
-            TSVIZ_NUM_THREADS=1 "$work/engine_pair" "$work/old-engine.so" "$work/new-engine.so" "$models/$net.onnx" \
-                "$1" "$2" "$reps" "$rounds" $windows |
-                awk -v net="$net" -v n="$1" -v w="$2" \
-                    '{printf "| %s | %s | %s | %.3f | %.3f | %.3f (%.3f-%.3f) |\n", net, n, w, $1, $2, $3, $4, $5}'
+            out=$(TSVIZ_NUM_THREADS=1 "$work/engine_pair" "$work/old-engine.so" "$work/new-engine.so" \
+                "$models/$net.onnx" "$1" "$2" "$reps" "$rounds" $windows)  # set -e stops on a failure
+            echo "$out" | awk -v net="$net" -v n="$1" -v w="$2" \
+                '{printf "| %s | %s | %s | %.3f | %.3f | %.3f (%.3f-%.3f) |\n", net, n, w, $1, $2, $3, $4, $5}'
             continue
         fi
         best_old=999999 best_new=999999
