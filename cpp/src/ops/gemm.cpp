@@ -1702,8 +1702,11 @@ template <int64_t R, int64_t NV, size_t... V>
 __attribute__((target("avx2,fma"), always_inline)) inline void products_by_column8(Regs<v8>& acc, const float* b,
                                                                                 const __m256i* masks, const float* w,
                                                                                 int64_t depth, std::index_sequence<V...>) {
+    // Each weight broadcast from memory: `v8{} + w` had been a scalar add (0 + w is not w
+    // for w = -0, so the compiler may not drop it) and a broadcast between registers, a
+    // chain of two operations before the multiply-adds.
     v8 wr[R];
-    for (int64_t r = 0; r < R; ++r) wr[r] = v8{} + w[r * depth];
+    for (int64_t r = 0; r < R; ++r) wr[r] = (v8)_mm256_broadcast_ss(w + r * depth);
     (column_products8<NV, V>(acc, (v8)_mm256_maskload_ps(b + V * 8, masks[V]), wr, std::make_index_sequence<R>{}), ...);
 }
 template <int64_t NV, size_t... I>
