@@ -133,13 +133,14 @@ class Frame:
     x: np.ndarray  # (C, T) channels-first
     ex: Any  # tsviz_native.Explanation of this one sample
     truth: Any = None
-    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # tensor -> (C, L)
     clusters: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> labels (F,)
     wrt: str = "output"
     loss_name: str | None = None
     variant: Any = None
     note: str = ""
     _saliency: dict[tuple[str, int], np.ndarray] = field(default_factory=dict, repr=False)
+    output_name: str = ""  # the model's output tensor (the trace that gives the shapes)
+    _shapes: dict[str, tuple[int, ...]] | None = field(default=None, repr=False)
 
     @classmethod
     def compute(cls, model: Any, info: ModelInfo, X: np.ndarray, sample: int, truth: Any = None,
@@ -155,11 +156,19 @@ class Frame:
             ex = model.explain(window[np.newaxis], wrt="loss", y_true=y, loss=loss_name)
         else:
             ex = model.explain(window[np.newaxis])
-        shapes = {k: v.shape for k, v in ex.trace(info.output_name, 0, 0).items()}
-        frame = cls(sample, info.channels_first(window), ex, truth, shapes, wrt=wrt,
-                    loss_name=loss_name, variant=variant, note=note)
+        frame = cls(sample, info.channels_first(window), ex, truth, wrt=wrt,
+                    loss_name=loss_name, variant=variant, note=note, output_name=info.output_name)
         frame.add_clusters(cluster_layers)
         return frame
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """``(C, L)`` of every tensor from the input to the output (level 1 draws them): read
+        from a trace of the output when first asked, not on every sample switch."""
+        if self._shapes is None:
+            out = self.ex.trace(self.output_name, 0, 0)
+            self._shapes = {k: v.shape for k, v in out.items()}
+        return self._shapes
 
     @property
     def key(self) -> tuple[int, str, Any]:
