@@ -395,6 +395,49 @@ def test_bulk_rows_add_what_one_call_per_plot_adds():
             assert a.plots == b.plots and a.bounds == b.bounds
 
 
+def test_envelope_of_bulk_rows_is_that_of_one_call_per_plot():
+    """With more plots than LOD_PLOTS, draw_connect draws the same segments (frames whole,
+    plots as envelopes) whether the plots came from plot_rows, with and without frames, or
+    from frame() and plot() once per plot; short plots and other lines stay whole."""
+    rng = np.random.default_rng(3)
+    n, length = geometry.LOD_PLOTS + 5, 150
+    values = np.round(rng.normal(size=(n, length)), 1).astype(np.float32)  # ties
+    x0, y0, d = rng.uniform(-2, 2, n), rng.uniform(-2, 2, n), rng.uniform(0, 1, n)
+    frames = np.stack([x0 - 0.1, y0 - 0.05, np.full(n, 1.2), np.full(n, 0.9)], axis=1)
+    short = rng.normal(size=(3, 9))
+    for with_frames in (False, True):
+        one, bulk = geometry.Builder(), geometry.Builder()
+        for b in (one, bulk):
+            b.frame(0.0, 0.0, 1.0, 1.0)
+            b.plot(short[0], 0.0, 0.0, 1.0, 1.0, 0.0, palette.INPUT_COLOR, "input", "x", None, 0)
+        for k in range(n):
+            if with_frames:
+                one.frame(*frames[k], d[k])
+            one.plot(values[k], x0[k], y0[k], 1.3, 0.7, d[k], palette.FILTER_COLOR, "filter", "t", "L",
+                     k, -3.0, 3.0)
+        bulk.plot_rows(values, x0, y0, 1.3, 0.7, d, palette.FILTER_COLOR, "filter", "t", "L",
+                       np.arange(n), -3.0, 3.0, frames=frames if with_frames else None)
+        for b in (one, bulk):
+            b.plot_rows(short[1:], 0.0, 0.0, 1.0, 1.0, 0.0, palette.FILTER_COLOR, "filter", "u", "M",
+                        [0, 1], -3.0, 3.0)
+        a = one.geometry(3, False, {}, {}, None, [])
+        b = bulk.geometry(3, False, {}, {}, None, [])
+        assert np.array_equal(a.line_connect, b.line_connect)
+        conn_a, conn_b = geometry.draw_connect(a), geometry.draw_connect(b)
+        assert len(conn_a) < len(a.line_connect) / 2
+        assert sorted(map(tuple, conn_a.tolist())) == sorted(map(tuple, conn_b.tolist()))
+        # the frames and the short plots are drawn whole
+        whole = [p for p in a.plots if p.length == 9]
+        segs = set(map(tuple, conn_a.tolist()))
+        for p in whole:
+            assert {(p.start + i, p.start + i + 1) for i in range(8)} <= segs
+        assert {(0, 1), (1, 2), (2, 3), (3, 4)} <= segs
+        if with_frames:  # each plot's frame: its five vertices just before the plot's
+            for p in a.plots:
+                if p.length == length:
+                    assert {(p.start - 5 + i, p.start - 4 + i) for i in range(4)} <= segs
+
+
 def test_envelope_keeps_each_buckets_first_extremes():
     """draw_connect against a bucket-by-bucket argmin / argmax, with ties and NaN."""
     rng = np.random.default_rng(2)

@@ -13,6 +13,7 @@ filters in depth). Levels 1 and 2 are 3-D, levels 3 and 4 are flat (depth 0).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -61,13 +62,27 @@ class Geometry:
     text_color: np.ndarray
     text_detail: np.ndarray  # (len(text),) bool: a per-plot label, left out when plots are many
     plots: list[Plot]
-    bars: list[Bar]
-    cluster_bars: list[Bar]
+    # line_connect again as draw_connect reads it: the segments drawn as they are, and the
+    # runs of long plots of one length, (starts (n,), y (n, L)), that it may draw as envelopes
+    fixed_segments: list[np.ndarray]
+    runs: list[tuple[np.ndarray, np.ndarray]]
+    bar_rows: list[tuple]  # per Builder.add_bars call: (layer, filters, values, centers, colors)
+    cluster_bar_rows: list[tuple]
     drawn: dict[str, list[int]]  # layer -> filters drawn, in drawing order (front/first first)
     columns: dict[str, tuple[float, float]]  # layer -> x range of its column (level 2 scrolling)
     bounds: tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
     highlighted: dict[str, np.ndarray]  # tensor -> (C, L) mask that was drawn
     legend: list[str]
+
+    @cached_property
+    def bars(self) -> list[Bar]:
+        """The importance bars as drawn, made when first read (tests read them; a sample
+        switch does not)."""
+        return _bars(self.bar_rows)
+
+    @cached_property
+    def cluster_bars(self) -> list[Bar]:
+        return _bars(self.cluster_bar_rows)
 
     @property
     def n_plots(self) -> int:
@@ -98,34 +113,36 @@ def draw_connect(g: Geometry) -> np.ndarray:
     every point), only the connect array skips the points between."""
     if len(g.plots) <= LOD_PLOTS:
         return g.line_connect
-    inside = np.zeros(len(g.line_pos), dtype=bool)
-    # Plots of one length are done together: one argmin and one argmax per bucket for all of
-    # them (a Python loop per plot cost more than the drawing on a sample switch).
-    by_length: dict[int, list[int]] = {}
-    for p in g.plots:
-        if p.length > 2 * LOD_BUCKETS + 2:
-            by_length.setdefault(p.length, []).append(p.start)
-    parts = []
-    for length, first in by_length.items():
-        starts = np.asarray(first, dtype=np.int64)[:, None]
-        rows = starts + np.arange(length)
-        inside[rows[:, :-1].ravel()] = True
-        y = g.line_pos[rows, 1]
-        # the buckets as rows of one index matrix, the shorter ones padded with their last
-        # index (argmin and argmax give the first extreme, so a repeat at the end changes
-        # nothing): one argmin and one argmax for all buckets
+    if not g.runs:
+        return g.line_connect
+    parts = list(g.fixed_segments)
+    runs: dict[int, list[tuple]] = {}  # length -> its runs, in the order added
+    for run in g.runs:
+        runs.setdefault(run[1].shape[1], []).append(run)
+    # Plots of one length are done together: the first minimum and maximum of every bucket of
+    # every plot at once (a Python loop per plot cost more than the drawing on a sample switch).
+    for length, group in runs.items():
+        st = np.concatenate([r[0] for r in group])[:, None]
+        y = group[0][1] if len(group) == 1 else np.concatenate([r[1] for r in group])
         edges = np.linspace(0, length, LOD_BUCKETS + 1).astype(np.int64)
         a, b = edges[:-1][edges[1:] > edges[:-1]], edges[1:][edges[1:] > edges[:-1]]
+        # the buckets as rows of one index matrix, the shorter ones padded with their last
+        # index (argmin and argmax give the first extreme, so a repeat at the end changes
+        # nothing, and the pick's offset in its row is its offset in its bucket)
         bucket = np.minimum(a[:, None] + np.arange(int((b - a).max())), (b - 1)[:, None])
         yb = y[:, bucket]  # (plots, buckets, bucket size)
-        pick = [np.take_along_axis(bucket[None], f(yb, axis=2)[..., None], axis=2)[..., 0]
-                for f in (np.argmin, np.argmax)]
-        ends = [np.zeros((len(rows), 1), np.int64), np.full((len(rows), 1), length - 1, np.int64)]
-        keep = np.sort(np.concatenate(ends + pick, axis=1), axis=1)
-        nxt = keep[:, 1:] > keep[:, :-1]  # repeated points join nothing
-        parts.append(np.stack([(starts + keep[:, :-1])[nxt], (starts + keep[:, 1:])[nxt]], axis=1))
-    others = g.line_connect[~inside[g.line_connect[:, 0]]]
-    return np.concatenate([others] + parts).astype(np.uint32) if parts else g.line_connect
+        lo, hi = a + np.argmin(yb, axis=2), a + np.argmax(yb, axis=2)
+        # each bucket's two picks in order, the buckets in order, between the plot's ends: a
+        # sorted row; a repeated point joins nothing
+        keep = np.empty((len(st), 2 * len(a) + 2), np.int64)
+        keep[:, 0], keep[:, -1] = 0, length - 1
+        keep[:, 1:-1:2], keep[:, 2:-1:2] = np.minimum(lo, hi), np.maximum(lo, hi)
+        keep += st
+        nxt = keep[:, 1:] > keep[:, :-1]
+        seg = np.empty((int(nxt.sum()), 2), np.uint32)
+        seg[:, 0], seg[:, 1] = keep[:, :-1][nxt], keep[:, 1:][nxt]
+        parts.append(seg)
+    return np.concatenate(parts).astype(np.uint32, copy=False)
 
 
 class Builder:
@@ -134,6 +151,8 @@ class Builder:
     def __init__(self) -> None:
         self.pos: list[np.ndarray] = []
         self.conn: list[np.ndarray] = []
+        self.fixed_segments: list[np.ndarray] = []  # see Geometry.fixed_segments
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []
         self.col: list[np.ndarray] = []
         self.nv = 0
         self.mpos: list[np.ndarray] = []
@@ -145,8 +164,8 @@ class Builder:
         self.tpos: list[tuple[float, float, float]] = []
         self.tcol: list[tuple[float, ...]] = []
         self.plots: list[Plot] = []
-        self.bars: list[Bar] = []
-        self.cluster_bars: list[Bar] = []
+        self.bar_rows: list[tuple] = []
+        self.cluster_bar_rows: list[tuple] = []
         self.text_extent = 0.0  # half-width of the widest label, in scene units (for bounds)
 
     def polyline(self, pts: np.ndarray, color: Any, connect: bool = True) -> int:
@@ -157,6 +176,7 @@ class Builder:
         self.pos.append(np.asarray(pts, dtype=np.float32))
         idx = np.arange(start, start + n - 1, dtype=np.uint32)
         self.conn.append(np.stack([idx, idx + 1], axis=1) if connect else np.zeros((0, 2), np.uint32))
+        self.fixed_segments.append(self.conn[-1])
         c = np.asarray(color, dtype=np.float32)
         self.col.append(np.broadcast_to(c, (n, 4)) if c.ndim == 1 else c)
         self.nv += n
@@ -178,6 +198,9 @@ class Builder:
             xs = x0 + w * np.arange(length) / (length - 1)
         pts = np.stack([xs, y0 + h * ys, np.full(len(xs), d)], axis=1)
         start = self.polyline(pts, color, connect)
+        if connect and length > 2 * LOD_BUCKETS + 2:
+            self.fixed_segments.pop()
+            self.runs.append((np.array([start], np.int64), self.pos[-1][None, :, 1]))
         p = Plot(kind, tensor, layer, int(index), start, length)
         self.plots.append(p)
         return p
@@ -229,12 +252,27 @@ class Builder:
         per_vertex[:, nf:] = np.ascontiguousarray(rgba).view(np.complex128)
         self.pos.append(block.reshape(-1, 3))
         self.conn.append(conn.reshape(-1, 2))
+        if length > 2 * LOD_BUCKETS + 2:  # the frames' segments apart from the plots'
+            if nf:
+                self.fixed_segments.append(conn[:, : nf - 1].reshape(-1, 2))
+            self.runs.append((first, block[:, nf:, 1]))
+        else:
+            self.fixed_segments.append(self.conn[-1])
         self.col.append(cols.reshape(-1, 4))
         self.nv += n * (nf + nv)
         idx = np.asarray(indices).tolist()
         new = [Plot(kind, tensor, layer, i, s, length) for i, s in zip(idx, first.tolist())]
         self.plots.extend(new)
         return new
+
+    def add_bars(self, layer: str, filters: Any, values: Any, centers: Any, colors: Any,
+                 cluster: bool = False) -> None:
+        """Records bars (:class:`Bar`, what tests and picking read) as arrays: ``filters`` and
+        ``values`` ``(n,)``, ``centers`` ``(n, 3)``, ``colors`` ``(n, 4)``, each bar's colour
+        as given (its values become the Bar's floats)."""
+        rows = (layer, np.asarray(filters), np.asarray(values, np.float64),
+                np.asarray(centers, np.float64).reshape(-1, 3), np.asarray(colors).reshape(-1, 4))
+        (self.cluster_bar_rows if cluster else self.bar_rows).append(rows)
 
     def quad_rows(self, x0: Any, y0: Any, x1: Any, y1: Any, d: Any, colors: Any) -> None:
         """Many axis-aligned quads at once, in order, as :meth:`quad` adds each; coordinates
@@ -303,21 +341,30 @@ class Builder:
         mf = np.concatenate(self.mfaces) if self.mfaces else np.zeros((0, 3), np.uint32)
         mc = np.concatenate(self.mcol) if self.mcol else np.zeros((0, 4), np.float32)
         mk_pos, mk_col, mk_size, shown = _markers(pos, self.plots, masks)
-        allp = np.concatenate([pos, mp]) if len(mp) else pos
+        parts = [a for a in (pos, mp) if len(a)]
         if self.text_extent and self.tpos:
             tp = np.asarray(self.tpos, np.float32)
-            allp = np.concatenate([allp, tp + [self.text_extent, 0, 0], tp - [self.text_extent, 0, 0]])
-        if len(allp):  # per column: numpy's min(axis=0) over (n, 3) is 50x slower
-            lo = [allp[:, k].min() for k in range(3)]
-            hi = [allp[:, k].max() for k in range(3)]
+            parts += [tp + [self.text_extent, 0, 0], tp - [self.text_extent, 0, 0]]
+        if parts:  # per part and column: numpy's min(axis=0) over (n, 3) is 50x slower
+            lo = [min(float(a[:, k].min()) for a in parts) for k in range(3)]
+            hi = [max(float(a[:, k].max()) for a in parts) for k in range(3)]
         else:
-            lo, hi = np.zeros(3), np.ones(3)
-        bounds = tuple((float(a), float(b)) for a, b in zip(lo, hi))
+            lo, hi = [0.0] * 3, [1.0] * 3
+        bounds = tuple(zip(lo, hi))
         return Geometry(level, three_d, pos, conn, col, mp, mf, mc, mk_pos, mk_col, mk_size,
                         self.text, np.asarray(self.tpos, np.float32).reshape(-1, 3),
                         np.asarray(self.tcol, np.float32).reshape(-1, 4),
-                        np.asarray(self.tdetail, dtype=bool), self.plots, self.bars,
-                        self.cluster_bars, drawn, columns, bounds, shown, legend)
+                        np.asarray(self.tdetail, dtype=bool), self.plots, self.fixed_segments,
+                        self.runs, self.bar_rows, self.cluster_bar_rows, drawn, columns, bounds,
+                        shown, legend)
+
+
+def _bars(rows: list[tuple]) -> list[Bar]:
+    out: list[Bar] = []
+    for layer, filters, values, centers, colors in rows:
+        out.extend(Bar(layer, f, v, tuple(c), tuple(cc)) for f, v, c, cc in zip(
+            filters.tolist(), values.tolist(), centers.tolist(), colors.tolist()))
+    return out
 
 
 MARKER_SIZE = 9.0
@@ -328,7 +375,7 @@ def _markers(pos: np.ndarray, plots: list[Plot], masks: dict[str, np.ndarray] | 
     """Two markers per traced point that is drawn: a wide translucent glow, a bright core."""
     shown: dict[str, np.ndarray] = {}
     pts = []
-    for p in plots:
+    for p in plots if masks else ():
         if not masks or p.tensor not in masks:
             continue
         m = masks[p.tensor]

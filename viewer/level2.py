@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .frame import Frame, ModelInfo
-from .geometry import Bar, Builder, Geometry
+from .geometry import Builder, Geometry
 from .palette import FILTER_COLOR, SELECTED_COLOR, TEXT_COLOR, bar_color
 from .panels import filter_order, input_panel, output_panel, selected_filter, title, trace_masks
 from .state import ViewerState
@@ -54,9 +54,7 @@ def build(frame: Frame, info: ModelInfo, state: ViewerState) -> Geometry:
         c = bar_color(imp[fs])
         y0 = py + STACK_H + 0.04
         b.quad_rows(px, y0, px + bw, y0 + 0.14, pd, c)
-        b.bars.extend(Bar(layer, f, v, center, tuple(cc)) for f, v, center, cc in zip(
-            fs.tolist(), imp[fs].astype(np.float64).tolist(),
-            zip((px + bw / 2).tolist(), (y0 + 0.07).tolist(), pd.tolist()), c.tolist()))
+        b.add_bars(layer, fs, imp[fs], np.stack([px + bw / 2, y0 + 0.07, pd], axis=1), c)
         columns[layer] = (x, x + STACK_W + shear)
         b.label(info.label(layer).split(" · ")[0], x + (STACK_W + shear) / 2, -0.15, 0.0,
                 SELECTED_COLOR if layer == sel else TEXT_COLOR)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from .frame import Frame, ModelInfo
-from .geometry import Bar, Builder, Geometry
+from .geometry import Builder, Geometry
 from .palette import FILTER_COLOR, SELECTED_COLOR, bar_color, cluster_color
 from .panels import filter_order, input_panel, output_panel, selected_filter, title, trace_masks
 from .state import ViewerState
@@ -53,8 +53,8 @@ def build(frame: Frame, info: ModelInfo, state: ViewerState, clusters: bool = Fa
     bc = bar_color(imp[fs])
     by0, by1 = y0 + 0.72 * ch, y0 + 0.84 * ch
     values = imp[fs].astype(np.float64).tolist()
-    b.bars.extend(Bar(layer, f, v, (x, y, 0.0), tuple(cc)) for f, v, x, y, cc in zip(
-        fs.tolist(), values, (px + pw * 0.25).tolist(), ((by0 + by1) / 2).tolist(), bc.tolist()))
+    b.add_bars(layer, fs, imp[fs], np.stack([px + pw * 0.25, (by0 + by1) / 2, np.zeros(n)], axis=1),
+               bc)
     for f, v, x, y in zip(fs.tolist(), values, (px + pw * 0.75).tolist(), ((by0 + by1) / 2).tolist()):
         b.label(f"{f}: {v:.2f}", x, y, 0.0, detail=True)
     if labels is None:
@@ -67,8 +67,8 @@ def build(frame: Frame, info: ModelInfo, state: ViewerState, clusters: bool = Fa
                 np.stack([px + pw * 0.5, x0 + left * 0.7], axis=1),
                 np.stack([by1, y0 + 0.84 * ch], axis=1), 0.0,
                 np.stack([bc, np.asarray(ccs, np.float32).reshape(-1, 4)], axis=1))
-        b.cluster_bars.extend(Bar(layer, f, float(k), (x, y, 0.0), cc) for f, k, x, y, cc in zip(
-            fs.tolist(), cl.tolist(), (x0 + left * 0.35).tolist(), (y0 + 0.45 * ch).tolist(), ccs))
+        b.add_bars(layer, fs, cl, np.stack([x0 + left * 0.35, y0 + 0.45 * ch, np.zeros(n)], axis=1),
+                   np.asarray(ccs, np.float64), cluster=True)
     b.label(f"{info.label(layer)}: {len(order)} of {len(imp)} filters shown, sorted {state.sort}",
             gx0 + gw / 2, gh + 0.18)
     input_panel(b, frame, info, 0.0, 1.6, 1.6, 2.0, saliency=frame.saliency(layer, chosen),
