@@ -20,7 +20,7 @@ def filter_order(importance: np.ndarray, keep: np.ndarray, sort: str) -> list[in
     idx = np.flatnonzero(keep)
     key = importance[idx]
     order = np.lexsort((idx, -key if sort == "descending" else key))
-    return [int(i) for i in idx[order]]
+    return idx[order].tolist()
 
 
 def selected_filter(frame: Frame, state: ViewerState, info: ModelInfo, layer: str,
