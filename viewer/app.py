@@ -19,6 +19,7 @@ from vispy import scene
 from vispy.gloo import IndexBuffer, VertexBuffer
 from vispy.scene import visuals
 from vispy.visuals import Visual
+from vispy.visuals.transforms import STTransform
 
 from tsviz_native._native import ArgumentError, TSVizError
 
@@ -354,7 +355,12 @@ class Viewer:
         self.hud.order = 2
         self.slider = visuals.Line(method="gl", width=3, color=(0.4, 0.4, 0.45, 1.0),
                                    parent=self.canvas.scene)
+        # the slider's handle: one marker at the origin, moved by its transform (a Markers
+        # set_data remakes its buffers and colours: half a millisecond a sample switch)
         self.handle = visuals.Markers(parent=self.canvas.scene)
+        self.handle.set_data(np.zeros((1, 2), np.float32), face_color=(0.9, 0.9, 0.9, 1.0), size=11,
+                             edge_width=0)
+        self.handle.transform = STTransform()
         self.geometry: Geometry | None = None
         self._frames: dict[tuple, Frame] = {}  # by Frame.key: sample, wrt, variant
         self._inputs: dict[tuple, tuple[np.ndarray, str]] = {}  # (sample, variant) -> input, note
@@ -675,8 +681,7 @@ class Viewer:
         self.slider.set_data(pos=np.array([[10, y], [w - 10, y]], np.float32))
         n = max(self.state.n_samples - 1, 1)
         hx = 10 + (w - 20) * self.state.sample / n
-        self.handle.set_data(np.array([[hx, y]], np.float32), face_color=(0.9, 0.9, 0.9, 1.0),
-                             size=11, edge_width=0)
+        self.handle.transform.translate = (hx, y)
 
     def render(self) -> np.ndarray:
         """The canvas as an RGBA uint8 image ``(h, w, 4)``, row 0 at the top."""
