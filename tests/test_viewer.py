@@ -967,3 +967,61 @@ def test_labels_without_their_own_layout_draw_the_same(gl_viewer, monkeypatch):
     monkeypatch.setattr(app, "_LAYOUT", None)
     v.text.text, v.hud.text = list(v.text.text), list(v.hud.text)  # laid out again
     assert np.array_equal(v.canvas.render(), ours)
+
+
+def _poll_until(v, done, timeout: float = 30.0) -> None:
+    """Drives the threaded viewer's poll (the window's timer does it) until ``done()``."""
+    import time
+
+    end = time.perf_counter() + timeout
+    while not done():
+        assert time.perf_counter() < end, "the worker did not answer"
+        if not v._poll():
+            time.sleep(0.005)
+
+
+def test_threaded_viewer_explains_the_next_window_ahead(forecaster):
+    """With the worker idle, the window after the shown one (in the direction of the last step)
+    is explained ahead and cached: stepping to it shows it at once, the same explanation as one
+    asked for; a step elsewhere overtakes the job ahead; no look-ahead for a modified input."""
+    from viewer_conftest import _backend
+
+    _backend()
+    from tsviz_native.viewer.app import Viewer
+    from tsviz_native.viewer.state import Variant
+
+    model, X, y = forecaster
+    v = Viewer(model, X[:30], y[:30], sample=5, size=(500, 300), show=False, threaded=True)
+    try:
+        v.wait()
+        assert v.frame.sample == 5
+        _poll_until(v, lambda: (6, "output", None) in v._frames)
+        v.state.step_sample(1)  # explained ahead: swapped in at once, no job for the worker
+        assert not v._pending and v.frame.sample == 6
+        want = model.explain(X[6:7])
+        for name in v.info.layer_names:
+            assert np.array_equal(v.frame.importance(name), want.importance[name][0])
+        _poll_until(v, lambda: (7, "output", None) in v._frames)
+        # backwards: the look-ahead follows the step
+        v.state.set(sample=20)
+        v.wait()
+        v.state.step_sample(-1)
+        v.wait()
+        assert v.frame.sample == 19
+        _poll_until(v, lambda: (18, "output", None) in v._frames)
+        assert (20 + 1, "output", None) not in v._frames
+        # a request while a job ahead is queued or running: the request is served
+        del v._frames[(18, "output", None)]
+        v._explain_ahead()
+        assert v._ahead is not None
+        v.state.set(sample=2)
+        v.wait()
+        assert v.frame.sample == 2 and not v._pending
+        # a modified input is not explained ahead (an attack runs PGD)
+        v.state.set(variant=Variant("attack"))
+        v.wait()
+        for _ in range(20):
+            v._poll()
+        assert v._ahead is None and (1, "output", None) not in v._frames
+    finally:
+        v.close()

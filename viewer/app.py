@@ -373,6 +373,10 @@ class Viewer:
         self._screen: np.ndarray | None = None
         self._threaded = threaded
         self._worker: _Worker | None = None
+        # Explaining ahead: the direction of the last step through the windows, and the job
+        # (key, cluster layers) the worker runs for the next window in it, if any
+        self._step = 1
+        self._ahead: tuple | None = None
         self._timer = None
         if threaded:
             self._worker = _Worker(self._compute)
@@ -429,10 +433,31 @@ class Viewer:
             return
         if self._worker is None:
             self._swap(self._compute(key, cl))
+        elif (key, cl) == self._ahead:  # explained ahead already: _poll swaps it in when done
+            self._pending = True
+            self._update_hud()
         else:
             self._pending = True
+            self._ahead = None  # a queued job ahead is overtaken (the worker serves the latest)
             self._worker.submit(key, cl)
             self._update_hud()
+
+    def _explain_ahead(self) -> None:
+        """With the worker idle, explains the next window in the direction of the last step and
+        keeps it in the cache: stepping through the windows then finds each one explained (no
+        wait for the engine, nor for the next poll). Not for an attacked or optimised input."""
+        st = self.state
+        if self._worker is None or self._pending or self._ahead is not None or st.variant is not None:
+            return
+        sample = st.sample + self._step
+        if not 0 <= sample < st.n_samples:
+            return
+        key, cl = (sample, st.wrt, None), self._needs_clusters()
+        frame = self._frames.get(key)
+        if frame is not None and all(c in frame.clusters for c in cl):
+            return
+        self._ahead = (key, cl)
+        self._worker.submit(key, cl)
 
     def _poll(self, event: Any = None) -> bool:
         """GUI thread: takes the worker's latest result, if any, and swaps it in."""
@@ -445,6 +470,12 @@ class Viewer:
             except queue.Empty:
                 break
             got = True
+            if job == self._ahead:
+                self._ahead = None
+                if job[0] != self._key():  # explained ahead: kept, or its error said when asked
+                    if not isinstance(result, Exception):
+                        self._frames[result.key] = result
+                    continue
             if isinstance(result, Exception):
                 self._error = f"{type(result).__name__}: {result}"
                 self._pending = False
@@ -457,6 +488,8 @@ class Viewer:
                 self._swap(result)
         if self._worker.requests.empty() and self._worker.results.empty() and not self._pending:
             self._worker.busy.clear()
+        if not got:  # an idle tick (the frame swapped in has been drawn): look ahead
+            self._explain_ahead()
         return got
 
     def wait(self, timeout: float = 30.0) -> None:
@@ -690,6 +723,8 @@ class Viewer:
 
     # ------------------------------------------------------------------ events
     def _on_state(self, name: str, old: Any, new: Any) -> None:
+        if name == "sample" and new != old:
+            self._step = 1 if new > old else -1
         if name in ("sample", "wrt", "variant"):
             self._request()
         elif name in ("level", "layer") and self._needs_clusters():
