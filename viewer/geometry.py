@@ -267,7 +267,7 @@ class Builder:
 
     def add_bars(self, layer: str, filters: Any, values: Any, centers: Any, colors: Any,
                  cluster: bool = False) -> None:
-        """Records bars (:class:`Bar`, what tests and picking read) as arrays: ``filters`` and
+        """Records bars (:class:`Bar`, what tests read) as arrays: ``filters`` and
         ``values`` ``(n,)``, ``centers`` ``(n, 3)``, ``colors`` ``(n, 4)``, each bar's colour
         as given (its values become the Bar's floats)."""
         rows = (layer, np.asarray(filters), np.asarray(values, np.float64),
@@ -376,7 +376,7 @@ def _markers(pos: np.ndarray, plots: list[Plot], masks: dict[str, np.ndarray] | 
     shown: dict[str, np.ndarray] = {}
     pts = []
     for p in plots if masks else ():
-        if not masks or p.tensor not in masks:
+        if p.tensor not in masks:
             continue
         m = masks[p.tensor]
         if p.index >= m.shape[0] or m.shape[1] != p.length:
