@@ -37,18 +37,29 @@ def _median_ms(fn, repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
+def fcn_scene():
+    """The FCN rows' model and windows: ``tests/models/fcn_op17.onnx``, GunPoint test series."""
+    import tsviz_native as tsv
+
+    return (tsv.load(ROOT / "tests" / "models" / "fcn_op17.onnx"),
+            tsv.datasets.ucr("GunPoint").X_test.astype(np.float32))
+
+
+def one_switch(v, sample: int) -> tuple[float, float]:
+    """ms of one sample switch, uncached: (explain + build + upload, the whole switch with
+    the render)."""
+    v._frames.clear()
+    t = time.perf_counter()
+    v.state.set(sample=int(sample))
+    t1 = time.perf_counter()
+    v.canvas.render()
+    return 1000 * (t1 - t), 1000 * (time.perf_counter() - t)
+
+
 def _switch_ms(v, samples, repeats: int) -> tuple[float, float]:
     """Median ms of a sample switch (explain + build + upload + render) and of explain alone."""
-    total, explain = [], []
-    for s in samples[:repeats]:
-        v._frames.clear()
-        t = time.perf_counter()
-        v.state.set(sample=int(s))
-        t1 = time.perf_counter()
-        v.canvas.render()
-        total.append(time.perf_counter() - t)
-        explain.append(t1 - t)
-    return 1000 * statistics.median(total), 1000 * statistics.median(explain)
+    explain, total = zip(*(one_switch(v, s) for s in samples[:repeats]))
+    return statistics.median(total), statistics.median(explain)
 
 
 def main() -> None:
@@ -81,8 +92,7 @@ def main() -> None:
         rows.append((f"paper net, level {level}", n, frame, sw, ex))
     v.close()
 
-    fcn = tsv.load(ROOT / "tests" / "models" / "fcn_op17.onnx")
-    Xg = tsv.datasets.ucr("GunPoint").X_test.astype(np.float32)
+    fcn, Xg = fcn_scene()
     v = Viewer(fcn, Xg, None, sample=0, size=size, show=False, threaded=False)
     for level in (2, 3):
         v.state.set(level=level, layer=v.info.layer_names[1])

@@ -19,10 +19,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
+from bench_viewer import fcn_scene, one_switch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,17 +40,6 @@ def _old_viewer(ref: str, into: Path) -> str:
                               capture_output=True, text=True).stdout
         (pkg / Path(f).name).write_text(text)
     return name
-
-
-def _switch(v, sample: int) -> tuple[float, float]:
-    """ms of (explain + build + upload) and of the render after it."""
-    v._frames.clear()
-    t0 = time.perf_counter()
-    v.state.set(sample=sample)
-    t1 = time.perf_counter()
-    v.canvas.render()
-    t2 = time.perf_counter()
-    return 1000 * (t1 - t0), 1000 * (t2 - t1)
 
 
 def main() -> None:
@@ -73,8 +61,7 @@ def main() -> None:
     old_app = importlib.import_module(old_name + ".app")
     from tsviz_native.viewer import app as new_app
 
-    fcn = tsv.load(ROOT / "tests" / "models" / "fcn_op17.onnx")
-    Xg = tsv.datasets.ucr("GunPoint").X_test.astype(np.float32)
+    fcn, Xg = fcn_scene()
     paper = tsv.load(models.path("forecaster"))
     Xp, yp, _ = models.forecaster_windows("test")
     scenes = [("FCN, level 2", fcn, Xg, None, 2, 1), ("FCN, level 3", fcn, Xg, None, 3, 1),
@@ -94,7 +81,8 @@ def main() -> None:
             sample = 1 + k % (len(X) - 1)
             order = (0, 1) if k % 2 == 0 else (1, 0)
             for i in order:
-                times[i].append(_switch(views[i], sample))
+                build, whole = one_switch(views[i], sample)
+                times[i].append((build, whole - build))
         med = [[statistics.median(t[j] for t in times[i]) for j in (0, 1)] for i in (0, 1)]
         total = [statistics.median(a + b for a, b in times[i]) for i in (0, 1)]
         print(f"| {label} | {med[0][0]:.1f} / {med[1][0]:.1f} ({med[0][0] / med[1][0]:.2f}) | "

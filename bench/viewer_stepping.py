@@ -16,11 +16,9 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
+from bench_viewer import fcn_scene
 
-ROOT = Path(__file__).resolve().parents[1]
 TICK = 0.015  # the viewer's poll timer (viewer/app.py)
 
 
@@ -30,14 +28,12 @@ def main() -> None:
     ap.add_argument("--every", type=float, default=0.25)
     args = ap.parse_args()
 
-    import tsviz_native as tsv
     from tsviz_native.viewer import backend
 
     name = backend.use(headless=True)
     from tsviz_native.viewer.app import Viewer
 
-    fcn = tsv.load(ROOT / "tests" / "models" / "fcn_op17.onnx")
-    X = tsv.datasets.ucr("GunPoint").X_test.astype(np.float32)
+    fcn, X = fcn_scene()
     t0 = time.perf_counter()
 
     def tick() -> None:  # to the next tick of a timer started at t0
