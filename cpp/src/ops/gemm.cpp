@@ -728,15 +728,18 @@ __attribute__((always_inline)) inline void narrow_block(const TapProduct& g, con
 
 // One stage of a 16 x 16 transpose in registers: exchanges D-lane blocks between vectors p and
 // p + D. After the stages D = 8, 4, 2, 1, x[i][j] is the x[j][i] of before.
-template <int D>
+// With Count = 8 and D < 8 the stages D = 4, 2, 1 transpose each 256-bit half of x[0 .. 8) as
+// an 8 x 8 block: the lanes a stage exchanges never cross a half.
+template <int D, int Count = 16>
 __attribute__((target("avx512f"), always_inline)) inline void transpose_stage(__m512 (&x)[16]) {
+    static_assert(D < Count, "a stage exchanges vectors p and p + D of the first Count");
     alignas(64) int32_t lo[16], hi[16];
     for (int l = 0; l < 16; ++l) {
         lo[l] = (l & D) ? 16 + l - D : l;  // lane l of p: from p, or from p + D (index 16 +)
         hi[l] = (l & D) ? 16 + l : l + D;
     }
     const __m512i lo_v = _mm512_load_si512(lo), hi_v = _mm512_load_si512(hi);
-    for (int p = 0; p < 16; ++p) {
+    for (int p = 0; p < Count; ++p) {
         if (p & D) continue;
         const __m512 a = x[p], b = x[p + D];
         x[p] = _mm512_permutex2var_ps(a, lo_v, b);
@@ -744,37 +747,79 @@ __attribute__((target("avx512f"), always_inline)) inline void transpose_stage(__
     }
 }
 
+// Rows p and p + 8 of a (row stride ld), columns [0, 8) by `low`, in the low and high halves
+// of one vector; the high row's lanes only when `upper` (it exists).
+__attribute__((target("avx512f"), always_inline)) inline __m512 row_pair(const float* a, int64_t ld, int p, bool upper,
+                                                                          __mmask16 low) {
+    const __m512 v = _mm512_maskz_loadu_ps(low, a + p * ld);
+    return upper ? _mm512_mask_loadu_ps(v, static_cast<__mmask16>(low << 8), a + (p + 8) * ld - 8) : v;
+}
+
 // Rows [row0, row0 + 16) of columns [o0, o0 + n) of one segment, column j of the tile in col[j]
 // (n <= 16): transposed in registers so that each row of C is one masked vector store. One
 // function for every tile shape, not inlined: its code (the transpose and the three kinds of
 // epilogue) was repeated in each of the kernel's 64 tile shapes, 260 KB in all, and a call
 // whose code had been evicted by other work fetched each shape's copy from memory.
+// Up to 8 columns (the tangent bands of the first layers, the last tile of a short segment)
+// take half the transpose: an 8 x 8 one in each 256-bit half leaves row p in the low half of
+// x[p] and row p + 8 in its high half, stored by two masked stores, the high one at the
+// address 8 floats before its row so that its lanes 8 .. 15 land on the row's columns.
+// Every loop over the rows has a constant trip count (a row past `live` is skipped), so x
+// stays in registers; with `live` as the bound GCC kept x on the stack.
 __attribute__((target("avx512f"), noinline)) void narrow_store(const TapProduct& g, const Segment& s, int64_t row0,
                                                                 int64_t o0, int64_t n, const v16* col) {
+    const int64_t ldd = g.ldd, gate_ld = g.gate_ld, live = std::min<int64_t>(16, g.a->rows - row0);
+    // The branches on what the product does are the same for every row, hoisted out of the
+    // row loops below.
+    float* dst = s.dst + row0 * ldd + o0;
+    const float* gate = s.gate ? s.gate + row0 * gate_ld + o0 : nullptr;
+    const bool accumulate = g.accumulate, bias = !accumulate && g.bias;
     __m512 x[16];
-    for (int64_t j = 0; j < 16; ++j) x[j] = j < n ? reinterpret_cast<const __m512&>(col[j]) : _mm512_setzero_ps();
+    if (n <= 8) {
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) x[j] = j < n ? reinterpret_cast<const __m512&>(col[j]) : _mm512_setzero_ps();
+        transpose_stage<4, 8>(x);
+        transpose_stage<2, 8>(x);
+        transpose_stage<1, 8>(x);
+        const __mmask16 low = static_cast<__mmask16>((1u << n) - 1), high = static_cast<__mmask16>(low << 8);
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; ++p) {
+            if (p >= live) break;
+            const bool upper = p + 8 < live;
+            if (accumulate) {
+                x[p] = _mm512_add_ps(x[p], row_pair(dst, ldd, p, upper, low));
+            } else if (bias) {
+                const __m512 b = _mm512_set1_ps(g.bias[row0 + p]);
+                x[p] = _mm512_add_ps(x[p], upper ? _mm512_mask_mov_ps(b, high, _mm512_set1_ps(g.bias[row0 + p + 8])) : b);
+            }
+            if (gate)
+                x[p] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(row_pair(gate, gate_ld, p, upper, low), _mm512_setzero_ps(), _CMP_GT_OQ),
+                                           x[p]);
+            _mm512_mask_storeu_ps(dst + p * ldd, low, x[p]);
+            if (upper) _mm512_mask_storeu_ps(dst + (p + 8) * ldd - 8, high, x[p]);
+        }
+        return;
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; ++j) x[j] = j < n ? reinterpret_cast<const __m512&>(col[j]) : _mm512_setzero_ps();
     transpose_stage<8>(x);
     transpose_stage<4>(x);
     transpose_stage<2>(x);
     transpose_stage<1>(x);
-    const int64_t ldd = g.ldd, gate_ld = g.gate_ld, live = std::min<int64_t>(16, g.a->rows - row0);
     const __mmask16 cols = static_cast<__mmask16>((1u << n) - 1);
-    // Rows [row0, row0 + live) of C; the branches on what the product does are the same for
-    // every row, hoisted so that each row is a load, an add and a masked store.
-    float* dst = s.dst + row0 * ldd + o0;
-    const float* gate = s.gate ? s.gate + row0 * gate_ld + o0 : nullptr;
-    if (g.accumulate) {
-        for (int64_t i = 0; i < live; ++i) x[i] = _mm512_add_ps(x[i], _mm512_maskz_loadu_ps(cols, dst + i * ldd));
-    } else if (g.bias) {
-        for (int64_t i = 0; i < live; ++i) x[i] = _mm512_add_ps(x[i], _mm512_set1_ps(g.bias[row0 + i]));
-    }
-    if (gate) {
-        for (int64_t i = 0; i < live; ++i) {
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) {
+        if (i >= live) break;
+        if (accumulate)
+            x[i] = _mm512_add_ps(x[i], _mm512_maskz_loadu_ps(cols, dst + i * ldd));
+        else if (bias)
+            x[i] = _mm512_add_ps(x[i], _mm512_set1_ps(g.bias[row0 + i]));
+        if (gate) {
             const __m512 gi = _mm512_maskz_loadu_ps(cols, gate + i * gate_ld);
             x[i] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(gi, _mm512_setzero_ps(), _CMP_GT_OQ), x[i]);
         }
+        _mm512_mask_storeu_ps(dst + i * ldd, cols, x[i]);
     }
-    for (int64_t i = 0; i < live; ++i) _mm512_mask_storeu_ps(dst + i * ldd, cols, x[i]);
 }
 
 // Rows [0, Rows) of an AVX2 block x (row i of C over w columns in x[i]) into dst: the epilogue
