@@ -1030,7 +1030,9 @@ __attribute__((target("avx2"), noinline)) void nonzero_source_avx2(const TapProd
 }
 
 // The indices of the non-zero marks among n, in order, into list (16 at a time); returns how
-// many.
+// many. Compressed in a register and stored by a mask of the first lanes: the compressing
+// store (vpcompressd to memory) is microcoded on AMD's Zen 4, and took 7% of a full analysis
+// of one window of the residual net there.
 __attribute__((target("avx512f"), noinline)) int64_t marked_channels_avx512(const uint32_t* marks, int64_t n,
                                                                           int32_t* list) {
     const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
@@ -1039,8 +1041,10 @@ __attribute__((target("avx512f"), noinline)) int64_t marked_channels_avx512(cons
         const __mmask16 in = lanes_inside(c, n);
         const __m512i v = _mm512_maskz_loadu_epi32(in, marks + c);
         const __mmask16 set = _mm512_mask_test_epi32_mask(in, v, v);
-        _mm512_mask_compressstoreu_epi32(list + count, set, _mm512_add_epi32(iota, _mm512_set1_epi32(static_cast<int32_t>(c))));
-        count += __builtin_popcount(set);
+        const int found = __builtin_popcount(set);
+        const __m512i packed = _mm512_maskz_compress_epi32(set, _mm512_add_epi32(iota, _mm512_set1_epi32(static_cast<int32_t>(c))));
+        _mm512_mask_storeu_epi32(list + count, static_cast<__mmask16>((1u << found) - 1u), packed);
+        count += found;
     }
     return count;
 }
