@@ -963,9 +963,36 @@ inline void nonzero_source_steps(const TapProduct& g, const Segment& s, int64_t 
     }
 }
 
+// On AVX-512 as on AVX2 (below): channel by channel, each row's read masks made once for all
+// of them (and kept inside the row, so that the lanes past it load 0 and the marks are exact),
+// whole vectors stored plainly (a row's last step runs into the next row, which then writes
+// its own; the buffer has a step's room after the last), the non-zero bits or-ed in a register
+// and tested once per row. The generic steps' mark, or-ed into memory at every step, made the
+// copy 7% of a full analysis of one window of the residual net on a Zen 4. Rows of over
+// kRowSteps steps take the generic copy.
 __attribute__((target("avx512f"), noinline, flatten)) const float* padded_source_avx512(
     const TapProduct& g, const Segment& s, int64_t lo, int64_t row_len, UninitVector<float>& buf, uint32_t* nonzero) {
-    return padded_source_steps<Steps16>(g, s, lo, row_len, buf, nonzero);
+    constexpr int64_t kRowSteps = 8;
+    const int64_t steps = (row_len + 15) / 16;
+    if (steps > kRowSteps) return padded_source_steps<Steps16>(g, s, lo, row_len, buf, nonzero);
+    const size_t need = static_cast<size_t>(g.channels * row_len + 16);
+    if (buf.size() < need) buf.resize(need);
+    __mmask16 read[kRowSteps];
+    for (int64_t i = 0; i < steps; ++i) read[i] = lanes_inside(lo + 16 * i, s.src_len) & lanes_inside(16 * i, row_len);
+    const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
+    const float* from = s.src + lo;
+    float* to = buf.data();
+    const int64_t channels = g.channels, src_len = s.src_len;
+    for (int64_t c = 0; c < channels; ++c, from += src_len, to += row_len) {
+        __m512i bits = _mm512_setzero_si512();
+        for (int64_t i = 0; i < steps; ++i) {
+            const __m512 v = _mm512_maskz_loadu_ps(read[i], from + 16 * i);
+            _mm512_storeu_ps(to + 16 * i, v);
+            bits = _mm512_or_si512(bits, _mm512_castps_si512(v));
+        }
+        nonzero[c] |= _mm512_test_epi32_mask(bits, magnitude) != 0 ? 1u : 0u;
+    }
+    return buf.data();
 }
 __attribute__((target("avx512f"), noinline, flatten)) void nonzero_source_avx512(const TapProduct& g, const Segment& s,
                                                                                   int64_t lo, int64_t hi,
