@@ -9,6 +9,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <type_traits>
 
 #include "engine.hpp"
 #include "model_impl.hpp"
@@ -82,10 +83,12 @@ void importance_rows(const float* g, const float* z, const float* a, int64_t row
 // a tenth of the paper net's explanation of 64 windows. The totals are summed in float: rows
 // of at most a few hundred values. The dead check reads a^l in the same steps (a loop of its
 // own cost a twentieth of the explanation).
-template <bool (*Sums)(const float*, const float*, const float*, int64_t, __m256&, __m256&)>
-__attribute__((target("avx2"))) inline void importance_rows_by8(const float* g, const float* z, const float* act,
-                                                                int64_t rows, int64_t len, float* raw, float* taylor,
-                                                                uint8_t* dead) {
+// Sums(g, z, act, a8, d8): one row's sums (its length bound into Sums).
+template <class Sums>
+__attribute__((target("avx2"))) inline void importance_rows_by8(const float* g, const float* z,
+                                                                              const float* act, int64_t rows,
+                                                                              int64_t len, float* raw, float* taylor,
+                                                                              uint8_t* dead, Sums sums) {
     const __m256 no_sign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     __m256 a[8], d[8];
     for (int64_t r0 = 0; r0 < rows; r0 += 8) {
@@ -93,7 +96,7 @@ __attribute__((target("avx2"))) inline void importance_rows_by8(const float* g, 
         for (int64_t i = 0; i < 8; ++i) {
             if (i < n) {
                 const int64_t at = (r0 + i) * len;
-                dead[r0 + i] = static_cast<uint8_t>(!Sums(g + at, z + at, act + at, len, a[i], d[i]));
+                dead[r0 + i] = static_cast<uint8_t>(!sums(g + at, z + at, act + at, a[i], d[i]));
             } else {
                 a[i] = _mm256_setzero_ps();
                 d[i] = _mm256_setzero_ps();
@@ -106,16 +109,26 @@ __attribute__((target("avx2"))) inline void importance_rows_by8(const float* g, 
 
 // One row's sum |g| (a) and sum z g (d) in 8 lanes, and whether its activations are not all
 // 0 (NaN is not 0): 16 lanes a step on AVX-512, the halves added at the end; 8 on AVX2.
-__attribute__((target("avx512f"))) inline bool row_sums_avx512(const float* g, const float* z, const float* act,
-                                                               int64_t len, __m256& a8, __m256& d8) {
+// Whole steps unmasked, the last through `tail` (made once per call, not per step: a row of
+// 25 positions had spent as many instructions on its loop and masks as on its sums); Steps > 0
+// fixes their number (rows of 12-64 positions, the small nets' layers), so there is no loop.
+// Every form adds the same lanes in the same order.
+template <int Steps>
+__attribute__((target("avx512f"), always_inline)) inline bool row_sums_avx512(const float* g, const float* z,
+                                                                             const float* act, int64_t len,
+                                                                             __mmask16 tail, __m256& a8, __m256& d8) {
     __m512 a = _mm512_setzero_ps(), d = _mm512_setzero_ps();
     __mmask16 nonzero = 0;
-    for (int64_t p = 0; p < len; p += 16) {
-        const __mmask16 in = ops::lanes_inside(p, len);
+    auto step = [&](int64_t p, __mmask16 in) __attribute__((target("avx512f"), always_inline)) {
         const __m512 gv = _mm512_maskz_loadu_ps(in, g + p), zv = _mm512_maskz_loadu_ps(in, z + p);
         nonzero |= _mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, act + p), _mm512_setzero_ps(), _CMP_NEQ_UQ);
         a = _mm512_add_ps(a, _mm512_abs_ps(gv));
         d = _mm512_fmadd_ps(zv, gv, d);
+    };
+    const int64_t steps = Steps > 0 ? Steps : (len + 15) / 16;
+    if (steps > 0) {
+        for (int64_t s = 0; s + 1 < steps; ++s) step(16 * s, 0xffff);
+        step(16 * (steps - 1), tail);
     }
     a8 = ops::halves_added(a);
     d8 = ops::halves_added(d);
@@ -148,12 +161,30 @@ __attribute__((target("avx2,fma"))) inline bool row_sums_avx2(const float* g, co
 __attribute__((target("avx512f"), flatten)) void importance_rows_avx512(const float* g, const float* z,
                                                                          const float* a, int64_t rows, int64_t len,
                                                                          float* raw, float* taylor, uint8_t* dead) {
-    importance_rows_by8<row_sums_avx512>(g, z, a, rows, len, raw, taylor, dead);
+    const __mmask16 tail = ops::lanes_inside(16 * ((len + 15) / 16 - 1), len);
+    auto by8 = [&](auto steps) __attribute__((target("avx512f"), always_inline)) {
+        importance_rows_by8(g, z, a, rows, len, raw, taylor, dead,
+                            [&](const float* gr, const float* zr, const float* ar, __m256& a8, __m256& d8)
+                                __attribute__((target("avx512f"))) {
+                                    return row_sums_avx512<decltype(steps)::value>(gr, zr, ar, len, tail, a8, d8);
+                                });
+    };
+    switch ((len + 15) / 16) {
+        case 1: return by8(std::integral_constant<int, 1>{});
+        case 2: return by8(std::integral_constant<int, 2>{});
+        case 3: return by8(std::integral_constant<int, 3>{});
+        case 4: return by8(std::integral_constant<int, 4>{});
+        default: return by8(std::integral_constant<int, 0>{});
+    }
 }
 __attribute__((target("avx2,fma"), flatten)) void importance_rows_avx2(const float* g, const float* z, const float* a,
                                                                        int64_t rows, int64_t len, float* raw,
                                                                        float* taylor, uint8_t* dead) {
-    importance_rows_by8<row_sums_avx2>(g, z, a, rows, len, raw, taylor, dead);
+    importance_rows_by8(g, z, a, rows, len, raw, taylor, dead,
+                        [len](const float* gr, const float* zr, const float* ar, __m256& a8, __m256& d8)
+                            __attribute__((target("avx2,fma"))) {
+                                return row_sums_avx2(gr, zr, ar, len, a8, d8);
+                            });
 }
 #endif
 
