@@ -12,6 +12,9 @@ Rows:
 * sample switch = explain the new sample + build the geometry + upload + render one frame: what the
   user waits for after pressing an arrow key (in the window the explain runs in the worker thread,
   so the GUI keeps drawing meanwhile). Budget: 100 ms on the paper's network.
+* switch + full analysis: the same switch, plus the saliency of every filter of every layer of
+  the new window before the frame is drawn (the speed issue's goal for the FCN: 30 ms). The
+  two kinds of switch take turns, each to a window of its own.
 """
 
 from __future__ import annotations
@@ -45,21 +48,33 @@ def fcn_scene():
             tsv.datasets.ucr("GunPoint").X_test.astype(np.float32))
 
 
-def one_switch(v, sample: int) -> tuple[float, float]:
+def one_switch(v, sample: int, full: bool = False) -> tuple[float, float]:
     """ms of one sample switch, uncached: (explain + build + upload, the whole switch with
-    the render)."""
+    the render). ``full``: the switch also computes a full analysis of the new window (the
+    saliency of every filter of every layer, from the explanation the viewer just made)
+    before the render, as a viewer that shows any filter's saliency at once would."""
     v._frames.clear()
     t = time.perf_counter()
     v.state.set(sample=int(sample))
+    if full:
+        ex = v._frame.ex
+        for name in ex.layer_names:
+            ex.saliency(name)
     t1 = time.perf_counter()
     v.canvas.render()
     return 1000 * (t1 - t), 1000 * (time.perf_counter() - t)
 
 
-def _switch_ms(v, samples, repeats: int) -> tuple[float, float]:
-    """Median ms of a sample switch (explain + build + upload + render) and of explain alone."""
-    explain, total = zip(*(one_switch(v, s) for s in samples[:repeats]))
-    return statistics.median(total), statistics.median(explain)
+def _switch_ms(v, samples, repeats: int) -> tuple[float, float, float]:
+    """Median ms of a sample switch (explain + build + upload + render), of explain + build +
+    upload alone, and of the switch with a full analysis of the new window: ``2 * repeats``
+    windows, the two kinds of switch in turn (each to a window other than the one shown)."""
+    plain, full = [], []
+    for a, b in zip(samples[:2 * repeats:2], samples[1:2 * repeats:2]):
+        plain.append(one_switch(v, a))
+        full.append(one_switch(v, b, full=True))
+    return (statistics.median(t for _, t in plain), statistics.median(e for e, _ in plain),
+            statistics.median(t for _, t in full))
 
 
 def main() -> None:
@@ -88,8 +103,8 @@ def main() -> None:
         v.state.set(level=level)
         n = len(v.geometry.plots)
         frame = _median_ms(v.canvas.render, args.repeats)
-        sw, ex = _switch_ms(v, np.arange(200, 200 + 10 * args.repeats, 10), args.repeats)
-        rows.append((f"paper net, level {level}", n, frame, sw, ex))
+        sw, ex, full = _switch_ms(v, np.arange(200, 200 + 20 * args.repeats, 10), args.repeats)
+        rows.append((f"paper net, level {level}", n, frame, sw, ex, full))
     v.close()
 
     fcn, Xg = fcn_scene()
@@ -98,8 +113,8 @@ def main() -> None:
         v.state.set(level=level, layer=v.info.layer_names[1])
         n = len(v.geometry.plots)
         frame = _median_ms(v.canvas.render, args.repeats)
-        sw, ex = _switch_ms(v, np.arange(1, 1 + args.repeats), args.repeats)
-        rows.append((f"FCN, level {level}", n, frame, sw, ex))
+        sw, ex, full = _switch_ms(v, np.arange(1, 1 + 2 * args.repeats), args.repeats)
+        rows.append((f"FCN, level {level}", n, frame, sw, ex, full))
 
     # 1000 plots of 200 points through the viewer's geometry path (level-3 style grid)
     b = geometry.Builder()
@@ -116,7 +131,7 @@ def main() -> None:
     v.upload(g)
     v._set_camera(reset=True)
     frame = _median_ms(v.canvas.render, args.repeats)
-    rows.append(("1000 plots x 200 points", 1000, frame, float("nan"), float("nan")))
+    rows.append(("1000 plots x 200 points", 1000, frame, float("nan"), float("nan"), float("nan")))
     v.close()
 
     import os
@@ -124,11 +139,12 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"backend {name}, {info}, canvas {size[0]}x{size[1]}, median of {args.repeats}, "
           f"{os.cpu_count()} CPUs, load average {load:.1f}")
-    print("| scene | plots | frame ms | sample switch ms | of which explain+build+upload ms |")
-    print("|---|---|---|---|---|")
-    for label, n, frame, sw, ex in rows:
+    print("| scene | plots | frame ms | sample switch ms | of which explain+build+upload ms "
+          "| switch + full analysis ms |")
+    print("|---|---|---|---|---|---|")
+    for label, n, frame, sw, ex, full in rows:
         fmt = lambda x: "-" if x != x else f"{x:.1f}"
-        print(f"| {label} | {n} | {frame:.1f} | {fmt(sw)} | {fmt(ex)} |")
+        print(f"| {label} | {n} | {frame:.1f} | {fmt(sw)} | {fmt(ex)} | {fmt(full)} |")
 
 
 if __name__ == "__main__":
