@@ -83,12 +83,12 @@ void importance_rows(const float* g, const float* z, const float* a, int64_t row
 // a tenth of the paper net's explanation of 64 windows. The totals are summed in float: rows
 // of at most a few hundred values. The dead check reads a^l in the same steps (a loop of its
 // own cost a twentieth of the explanation).
-// Sums(g, z, act, a8, d8): one row's sums (its length bound into Sums).
+// sums(g, z, act, a8, d8): one row's sums into a8 and d8, and whether its activations are not
+// all 0 (the row's length bound into it).
 template <class Sums>
-__attribute__((target("avx2"))) inline void importance_rows_by8(const float* g, const float* z,
-                                                                              const float* act, int64_t rows,
-                                                                              int64_t len, float* raw, float* taylor,
-                                                                              uint8_t* dead, Sums sums) {
+__attribute__((target("avx2"))) inline void importance_rows_by8(const float* g, const float* z, const float* act,
+                                                                int64_t rows, int64_t len, float* raw, float* taylor,
+                                                                uint8_t* dead, Sums sums) {
     const __m256 no_sign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     __m256 a[8], d[8];
     for (int64_t r0 = 0; r0 < rows; r0 += 8) {
