@@ -8,11 +8,20 @@
 // LENGTH stands for a free input length (default 150). Random normal input, seed 0; with the
 // environment variable WINDOWS naming a file of float32 windows in the model's layout (the
 // bench's real windows, written by windows.py), the first N of them. With THRASH set, a 64 MiB
-// buffer is read before every call (cold caches).
+// buffer is read before every call (cold caches). With FOOTPRINT set (under valgrind's
+// callgrind, started with --collect-atstart=no: profile.sh --footprint), REPS warm calls, then
+// 256 MiB written and read (more than the simulated last-level cache), then one call collected:
+// the code and data one call touches from cold caches.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define HAVE_CALLGRIND 1
+#endif
+#endif
 
 extern "C" {
 void* shim_load(const char* path, long length, char* why, long why_len);
@@ -44,6 +53,23 @@ int main(int argc, char** argv) {
     if (!shim_input(model, n, std::getenv("WINDOWS"), x.data(), why, sizeof why)) {
         std::fprintf(stderr, "%s\n", why);
         return 1;
+    }
+    if (std::getenv("FOOTPRINT")) {
+#ifdef HAVE_CALLGRIND
+        for (int i = 0; i < reps; ++i) shim_call(model, x.data(), n, mode);
+        {
+            std::vector<char> sweep(size_t{256} << 20, 1);
+            volatile long sum = 0;
+            for (size_t j = 0; j < sweep.size(); j += 64) sum = sum + sweep[j];
+        }
+        CALLGRIND_TOGGLE_COLLECT;
+        shim_call(model, x.data(), n, mode);
+        CALLGRIND_TOGGLE_COLLECT;
+        return 0;
+#else
+        std::fprintf(stderr, "engine_time: FOOTPRINT needs valgrind's headers (valgrind/callgrind.h) at build time\n");
+        return 2;
+#endif
     }
     std::vector<float> big(std::getenv("THRASH") ? size_t{16} << 20 : 0, 1.f);
     volatile float sink = 0;
