@@ -11,8 +11,8 @@ last-level cache). Prints:
   valgrind's simple predictor model, which learns from this call alone: a cold predictor's
   count, not a real processor's), its data lines read and written from beyond the last-level
   cache, and its code lines from there;
-* the distinct 64-byte code lines it runs, by binary: the code a call must fetch again after
-  other work evicted it;
+* the distinct 64-byte code lines it runs, by binary (file name): the code a call must fetch
+  again after other work evicted it;
 * the functions with the most distinct code lines, with their instructions.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import re
 import sys
 
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
     print("| binary | distinct code lines run | KiB |")
     print("|---|---|---|")
     for ob, v in sorted(lines.items(), key=lambda kv: -len(kv[1])):
-        print(f"| {ob} | {len(v)} | {len(v) * 64 / 1024:.1f} |")
+        print(f"| {os.path.basename(ob or '?')} | {len(v)} | {len(v) * 64 / 1024:.1f} |")
     print(f"| all | {sum(len(v) for v in lines.values())} | {sum(len(v) for v in lines.values()) * 64 / 1024:.1f} |")
     print()
     print(f"{len(fn_lines)} functions run. The {args.top} with the most code lines:")
