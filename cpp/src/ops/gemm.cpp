@@ -148,7 +148,8 @@ __attribute__((target("avx512f"), noinline)) int64_t nonzero_rows32_avx512(const
 // but the middle one) cost more than all whole rows together on the residual net.
 // With `rows` set the zero rows are found on the way (as nonzero_rows32_avx512 finds them):
 // only the others are written, packed to the front, their indices in rows; returns how many.
-// Without, every row is written in place; returns kc.
+// Without, every row is written in place; returns kc. (run_columns reads such panels in place
+// instead, direct_rows32_avx512 below, unless their taps reach over 64 positions.)
 __attribute__((target("avx512f"), noinline)) int64_t pack_run32_avx512(const TapProduct& g,
                                                                                   const Segment& s, int64_t o0,
                                                                                   int64_t p0, int64_t kc,
@@ -189,6 +190,95 @@ __attribute__((target("avx512f"), noinline)) int64_t pack_run32_avx512(const Tap
         }
     }
     return rows ? kept : kc;
+}
+// The rows of a 32-column panel of stride-1 taps, read where they lie (no packed copy): row p
+// (channel c, tap k of the depth block from p0) is the 32 floats at base + (c - c0) * row_stride
+// + start + k * tap. Its offset and index go to offs and rows, leaving out (with `scan`) the
+// rows that are all zero; returns how many were kept.
+__attribute__((target("avx512f"), noinline)) int64_t direct_rows32_avx512(const TapProduct& g, const float* base,
+                                                                          int64_t c0, int64_t row_stride,
+                                                                          int64_t start, int64_t p0, int64_t kc,
+                                                                          int64_t* offs, int32_t* rows, bool scan) {
+    const int64_t k_n = g.kernel, tap = g.transposed ? -g.dilation : g.dilation;
+    const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);  // -0 is zero too
+    int64_t c = p0 / k_n, k = p0 % k_n, kept = 0;
+    for (int64_t p = 0; p < kc; ++p) {
+        const int64_t off = (c - c0) * row_stride + start + k * tap;
+        rows[kept] = static_cast<int32_t>(p);
+        offs[kept] = off;
+        if (scan) {
+            const __m512i any = _mm512_or_si512(_mm512_loadu_si512(base + off), _mm512_loadu_si512(base + off + 16));
+            kept += _mm512_test_epi32_mask(any, magnitude) != 0;
+        } else {
+            ++kept;
+        }
+        if (++k == k_n) {
+            k = 0;
+            ++c;
+        }
+    }
+    return kept;
+}
+
+// A panel whose taps reach past its segment's source: source positions [lo, lo + stride) of the
+// depth block's channels, zero outside the source, copied into rows of `stride` floats (at most
+// 64), each channel's non-zero positions noted as bits on the way; then the rows as
+// direct_rows32_avx512 lists them (row (c, k) at (c - c0) * stride + start + k * tap), the zero
+// test read from the bits: reading back what was just stored, at another alignment, waited on
+// the stores.
+__attribute__((target("avx512f"), noinline)) int64_t edge_rows32_avx512(const TapProduct& g, const Segment& s,
+                                                                        int64_t lo, int64_t stride, int64_t start,
+                                                                        int64_t p0, int64_t kc, float* mini,
+                                                                        int64_t* offs, int32_t* rows, bool scan) {
+    const int64_t k_n = g.kernel, tap = g.transposed ? -g.dilation : g.dilation;
+    const int64_t c0 = p0 / k_n, c1 = (p0 + kc - 1) / k_n;
+    const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);  // -0 is zero too
+    uint64_t bits[kKc + 2];
+    float* dst = mini;
+    for (int64_t c = c0; c <= c1; ++c, dst += stride) {
+        const uintptr_t row = reinterpret_cast<uintptr_t>(s.src + c * s.src_len);
+        uint64_t nz = 0;
+        for (int64_t v = 0; v < stride; v += 16) {
+            const __mmask16 in = lanes_inside(lo + v, s.src_len);
+            // Through an integer: the first lanes may lie before the row, a pointer C++ may not form.
+            const float* at =
+                reinterpret_cast<const float*>(row + static_cast<uintptr_t>((lo + v) * int64_t{sizeof(float)}));
+            const __m512 x = _mm512_maskz_loadu_ps(in, at);
+            _mm512_storeu_ps(dst + v, x);
+            nz |= static_cast<uint64_t>(_mm512_test_epi32_mask(_mm512_castps_si512(x), magnitude)) << v;
+        }
+        bits[c - c0] = nz;
+    }
+    int64_t c = c0, k = p0 % k_n, kept = 0;
+    for (int64_t p = 0; p < kc; ++p) {
+        const int64_t at = start + k * tap;
+        rows[kept] = static_cast<int32_t>(p);
+        offs[kept] = (c - c0) * stride + at;
+        kept += !scan || ((bits[c - c0] >> at) & 0xFFFFFFFFu) != 0;
+        if (++k == k_n) {
+            k = 0;
+            ++c;
+        }
+    }
+    return kept;
+}
+
+// acc (MR x 2 vectors) = A panel (kc x MR) * the B rows direct_rows32_avx512 listed.
+template <int64_t MR>
+inline void micro_kernel_direct(int64_t count, const float* a, const float* base, const int64_t* offs,
+                                const int32_t* rows, v16 (&acc)[MR][2]) {
+    for (int64_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = v16{};
+    for (int64_t q = 0; q < count; ++q) {
+        v16 b0, b1;
+        std::memcpy(&b0, base + offs[q], sizeof(v16));
+        std::memcpy(&b1, base + offs[q] + 16, sizeof(v16));
+        const float* ap = a + rows[q] * MR;
+        for (int64_t i = 0; i < MR; ++i) {
+            const float ai = ap[i];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
 }
 // The same for AVX2's 16-column panels (maskload: masked-off lanes read 0 and never fault).
 // Two functions rather than one template over padded_source's Steps16/Steps8: that version
@@ -563,6 +653,9 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
     std::vector<Column>& cols = cols_scratch;  // bound once: see few_rows
     UninitVector<float>& bpack = bpack_scratch;
     thread_local std::vector<int32_t> rows_scratch;
+    thread_local std::vector<int64_t> offs_scratch;
+    thread_local std::vector<const float*> direct_scratch;
+    thread_local UninitVector<float> edge_scratch;
     thread_local std::vector<int64_t> kept_scratch;
     std::vector<int32_t>& rows = rows_scratch;
     std::vector<int64_t>& kept = kept_scratch;
@@ -570,6 +663,18 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
     bpack.resize(static_cast<size_t>(kKc * (kNc + nr)));
     rows.resize(static_cast<size_t>(kKc * (kNc / nr + 1)));
     kept.resize(static_cast<size_t>(kNc / nr + 1));
+    std::vector<int64_t>& offs = offs_scratch;
+    UninitVector<float>& edges = edge_scratch;
+    std::vector<const float*>& direct = direct_scratch;
+    offs.resize(rows.size());
+    direct.assign(kept.size(), nullptr);
+    // A panel's zero-padded rows (AVX-512 whole panels whose taps reach past the source): 32
+    // columns and the taps' reach, for the channels of one depth block.
+    const int64_t edge_stride = (32 + (g.kernel - 1) * g.dilation + 15) / 16 * 16;
+    const int64_t edge_panel = ((kKc + g.kernel - 1) / g.kernel + 2) * edge_stride;
+    if constexpr (nr == 32)
+        if (edges.size() < static_cast<size_t>(edge_panel * (kNc / nr + 1)))
+            edges.resize(static_cast<size_t>(edge_panel * (kNc / nr + 1)));
     // The segment holding column c0.
     int64_t si = 0, base = 0;
     while (si < n_segs && base + segs[si].cols <= c0) base += segs[si++].cols;
@@ -599,7 +704,38 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
                 const bool scan = a.finite && (panels_scanned < kPanelsToTry || rows_left_out > 0);
                 int32_t* rows_jp = rows.data() + jp * kKc;
                 kept[jp] = kc;
+                direct[jp] = nullptr;
 #ifdef TSVIZ_X86_KERNELS
+                if constexpr (nr == 32) {
+                    // AVX-512, a whole panel of consecutive positions of one segment: B's rows
+                    // read where they lie, in the source, or (where the taps reach past its
+                    // ends) in a zero-padded copy of the positions the panel reads, one row per
+                    // channel rather than one per channel and tap.
+                    if (g.stride == 1 && edge_stride <= 64 && n == nr && cj[nr - 1].seg == cj[0].seg &&
+                        cj[nr - 1].o == cj[0].o + nr - 1) {
+                        const Segment& sg = *cj[0].seg;
+                        const int64_t k_n = g.kernel, tap = g.transposed ? -g.dilation : g.dilation;
+                        const int64_t shift = cj[0].o + (g.transposed ? -sg.delta : sg.delta);
+                        const int64_t lo = shift + std::min<int64_t>(0, (k_n - 1) * tap);
+                        const int64_t hi = shift + 31 + std::max<int64_t>(0, (k_n - 1) * tap);
+                        int64_t* const offs_jp = offs.data() + jp * kKc;
+                        if (lo >= 0 && hi < sg.src_len) {
+                            kept[jp] =
+                                direct_rows32_avx512(g, sg.src, 0, sg.src_len, shift, p0, kc, offs_jp, rows_jp, scan);
+                            direct[jp] = sg.src;
+                        } else {
+                            float* const mini = edges.data() + jp * edge_panel;
+                            kept[jp] = edge_rows32_avx512(g, sg, lo, edge_stride, shift - lo, p0, kc, mini, offs_jp,
+                                                          rows_jp, scan);
+                            direct[jp] = mini;
+                        }
+                        if (scan) {
+                            ++panels_scanned;
+                            rows_left_out += kc - kept[jp];
+                        }
+                        continue;
+                    }
+                }
                 if constexpr (nr == 32 || nr == 16) {  // AVX-512, AVX2
                     if (g.stride == 1 && n == nr && cj[nr - 1].seg == cj[0].seg && cj[nr - 1].o == cj[0].o + nr - 1) {
                         int32_t* const keep = scan ? rows_jp : nullptr;
@@ -634,6 +770,16 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
                 const int32_t* rows_jp = rows.data() + jp * kKc;
                 for (int64_t ip = 0; ip < panels; ++ip) {
                     V acc[MR][2];
+#ifdef TSVIZ_X86_KERNELS
+                    if constexpr (nr == 32) {
+                        if (direct[jp]) {
+                            micro_kernel_direct<MR>(kept[jp], a.panel(ip) + p0 * MR, direct[jp], offs.data() + jp * kKc,
+                                                    rows_jp, acc);
+                            store<V, MR>(g, p0 == 0, acc, ip * MR, std::min(MR, m - ip * MR), cols.data() + jp * nr, n);
+                            continue;
+                        }
+                    }
+#endif
                     if (kept[jp] == kc)
                         micro_kernel<V, MR>(kc, a.panel(ip) + p0 * MR, bp, acc);
                     else
