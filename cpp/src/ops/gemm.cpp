@@ -104,15 +104,19 @@ inline void pack_panel(const TapProduct& g, const Column* cols, int64_t n, int64
 }
 
 // acc (MR x 2 vectors) = A panel (kc x MR) * B panel (kc x 2W). Indexed: a B panel whose zero
-// rows were left out (compact_panel), its row p meeting A's column rows[p].
-template <class V, int64_t MR, bool Indexed = false>
-inline void micro_kernel(int64_t kc, const float* a, const float* b, V (&acc)[MR][2], const int32_t* rows = nullptr) {
+// rows were left out (compact_panel), its row p meeting A's column rows[p]. Direct (indexed
+// too): B's row p is not packed but lies at b + offs[p] (direct_rows32_avx512 lists them).
+template <class V, int64_t MR, bool Indexed = false, bool Direct = false>
+inline void micro_kernel(int64_t kc, const float* a, const float* b, V (&acc)[MR][2], const int32_t* rows = nullptr,
+                         const int64_t* offs = nullptr) {
+    static_assert(Indexed || !Direct, "a direct panel's rows are listed");
     constexpr int64_t w = sizeof(V) / sizeof(float);
     for (int64_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = V{};
     for (int64_t p = 0; p < kc; ++p) {
         V b0, b1;
-        std::memcpy(&b0, b + p * 2 * w, sizeof(V));
-        std::memcpy(&b1, b + p * 2 * w + w, sizeof(V));
+        const float* bp = Direct ? b + offs[p] : b + p * 2 * w;
+        std::memcpy(&b0, bp, sizeof(V));
+        std::memcpy(&b1, bp + w, sizeof(V));
         const float* ap = a + (Indexed ? rows[p] : p) * MR;
         for (int64_t i = 0; i < MR; ++i) {
             const float ai = ap[i];
@@ -263,23 +267,6 @@ __attribute__((target("avx512f"), noinline)) int64_t edge_rows32_avx512(const Ta
     return kept;
 }
 
-// acc (MR x 2 vectors) = A panel (kc x MR) * the B rows direct_rows32_avx512 listed.
-template <int64_t MR>
-inline void micro_kernel_direct(int64_t count, const float* a, const float* base, const int64_t* offs,
-                                const int32_t* rows, v16 (&acc)[MR][2]) {
-    for (int64_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = v16{};
-    for (int64_t q = 0; q < count; ++q) {
-        v16 b0, b1;
-        std::memcpy(&b0, base + offs[q], sizeof(v16));
-        std::memcpy(&b1, base + offs[q] + 16, sizeof(v16));
-        const float* ap = a + rows[q] * MR;
-        for (int64_t i = 0; i < MR; ++i) {
-            const float ai = ap[i];
-            acc[i][0] += ai * b0;
-            acc[i][1] += ai * b1;
-        }
-    }
-}
 // The same for AVX2's 16-column panels (maskload: masked-off lanes read 0 and never fault).
 // Two functions rather than one template over padded_source's Steps16/Steps8: that version
 // (a compare per vector for the zero test, the masks through bits) packed the residual net's
@@ -663,18 +650,20 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
     bpack.resize(static_cast<size_t>(kKc * (kNc + nr)));
     rows.resize(static_cast<size_t>(kKc * (kNc / nr + 1)));
     kept.resize(static_cast<size_t>(kNc / nr + 1));
+    // AVX-512 whole panels read in place: each panel's row offsets and where they point (the
+    // source, or its zero-padded rows: 32 columns and the taps' reach, for the channels of one
+    // depth block, when the taps reach past the source).
     std::vector<int64_t>& offs = offs_scratch;
     UninitVector<float>& edges = edge_scratch;
     std::vector<const float*>& direct = direct_scratch;
-    offs.resize(rows.size());
-    direct.assign(kept.size(), nullptr);
-    // A panel's zero-padded rows (AVX-512 whole panels whose taps reach past the source): 32
-    // columns and the taps' reach, for the channels of one depth block.
     const int64_t edge_stride = (32 + (g.kernel - 1) * g.dilation + 15) / 16 * 16;
     const int64_t edge_panel = ((kKc + g.kernel - 1) / g.kernel + 2) * edge_stride;
-    if constexpr (nr == 32)
+    if constexpr (nr == 32) {
+        offs.resize(rows.size());
+        direct.assign(kept.size(), nullptr);
         if (edges.size() < static_cast<size_t>(edge_panel * (kNc / nr + 1)))
             edges.resize(static_cast<size_t>(edge_panel * (kNc / nr + 1)));
+    }
     // The segment holding column c0.
     int64_t si = 0, base = 0;
     while (si < n_segs && base + segs[si].cols <= c0) base += segs[si++].cols;
@@ -704,9 +693,9 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
                 const bool scan = a.finite && (panels_scanned < kPanelsToTry || rows_left_out > 0);
                 int32_t* rows_jp = rows.data() + jp * kKc;
                 kept[jp] = kc;
-                direct[jp] = nullptr;
 #ifdef TSVIZ_X86_KERNELS
                 if constexpr (nr == 32) {
+                    direct[jp] = nullptr;
                     // AVX-512, a whole panel of consecutive positions of one segment: B's rows
                     // read where they lie, in the source, or (where the taps reach past its
                     // ends) in a zero-padded copy of the positions the panel reads, one row per
@@ -773,8 +762,8 @@ void run_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64
 #ifdef TSVIZ_X86_KERNELS
                     if constexpr (nr == 32) {
                         if (direct[jp]) {
-                            micro_kernel_direct<MR>(kept[jp], a.panel(ip) + p0 * MR, direct[jp], offs.data() + jp * kKc,
-                                                    rows_jp, acc);
+                            micro_kernel<V, MR, true, true>(kept[jp], a.panel(ip) + p0 * MR, direct[jp], acc,
+                                                            rows_jp, offs.data() + jp * kKc);
                             store<V, MR>(g, p0 == 0, acc, ip * MR, std::min(MR, m - ip * MR), cols.data() + jp * nr, n);
                             continue;
                         }
