@@ -7,6 +7,7 @@
 #ifdef __x86_64__
 #include <immintrin.h>
 #include <limits>
+#include <type_traits>
 #endif
 #include <utility>
 
@@ -238,20 +239,31 @@ __attribute__((target("avx512f"), noinline)) int64_t edge_rows32_avx512(const Ta
     const int64_t c0 = p0 / k_n, c1 = (p0 + kc - 1) / k_n;
     const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);  // -0 is zero too
     uint64_t bits[kKc + 2];
-    float* dst = mini;
-    for (int64_t c = c0; c <= c1; ++c, dst += stride) {
-        const uintptr_t row = reinterpret_cast<uintptr_t>(s.src + c * s.src_len);
-        uint64_t nz = 0;
-        for (int64_t v = 0; v < stride; v += 16) {
-            const __mmask16 in = lanes_inside(lo + v, s.src_len);
+    // The lanes inside the source are the same for every channel: one 64-bit mask, made once.
+    const int64_t in_lo = std::clamp<int64_t>(-lo, 0, 64), in_hi = std::clamp<int64_t>(s.src_len - lo, 0, 64);
+    const uint64_t inside = in_lo >= in_hi ? 0
+                            : ((in_hi == 64 ? ~uint64_t{0} : (uint64_t{1} << in_hi) - 1) & ~((uint64_t{1} << in_lo) - 1));
+    const auto copy = [&](auto steps) __attribute__((target("avx512f"))) {
+        constexpr int64_t n_steps = decltype(steps)::value;
+        float* dst = mini;
+        for (int64_t c = c0; c <= c1; ++c, dst += stride) {
             // Through an integer: the first lanes may lie before the row, a pointer C++ may not form.
-            const float* at =
-                reinterpret_cast<const float*>(row + static_cast<uintptr_t>((lo + v) * int64_t{sizeof(float)}));
-            const __m512 x = _mm512_maskz_loadu_ps(in, at);
-            _mm512_storeu_ps(dst + v, x);
-            nz |= static_cast<uint64_t>(_mm512_test_epi32_mask(_mm512_castps_si512(x), magnitude)) << v;
+            const uintptr_t at = reinterpret_cast<uintptr_t>(s.src + c * s.src_len) +
+                                 static_cast<uintptr_t>(lo * int64_t{sizeof(float)});
+            uint64_t nz = 0;
+            for (int64_t v = 0; v < n_steps; ++v) {
+                const __m512 x = _mm512_maskz_loadu_ps(static_cast<__mmask16>(inside >> (16 * v)),
+                                                       reinterpret_cast<const float*>(at + 64 * v));
+                _mm512_storeu_ps(dst + 16 * v, x);
+                nz |= static_cast<uint64_t>(_mm512_test_epi32_mask(_mm512_castps_si512(x), magnitude)) << (16 * v);
+            }
+            bits[c - c0] = nz;
         }
-        bits[c - c0] = nz;
+    };
+    switch (stride / 16) {  // 32 columns and the taps' reach, at most 64
+        case 2: copy(std::integral_constant<int64_t, 2>{}); break;
+        case 3: copy(std::integral_constant<int64_t, 3>{}); break;
+        default: copy(std::integral_constant<int64_t, 4>{}); break;
     }
     int64_t c = c0, k = p0 % k_n, kept = 0;
     for (int64_t p = 0; p < kc; ++p) {
