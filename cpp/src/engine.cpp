@@ -1,6 +1,7 @@
 #include "engine.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 #include <string>
 
 #include "tsviz/error.hpp"
@@ -58,22 +59,27 @@ void lay_out(Activations& act, const std::vector<ops::Resolved>& geo, int64_t n)
 }
 
 void forward_samples(const Graph& g, Activations& act, int64_t first, int64_t last,
-                     const std::vector<ChannelZeroing>* zero, int64_t base) {
+                     const std::vector<ChannelZeroing>* zero, int64_t base, const std::vector<int>* fused) {
     const int64_t count = last - first;
     auto view = [&](int node) {
         const ops::Resolved& r = act.geo[node];
         return ops::View{act.arena.data() + act.offset[node] + first * r.out.size(), count, r.out.c, r.out.l};
     };
+    if (fused && fused->size() != g.nodes.size()) throw std::logic_error("forward_samples: fusion plan of another graph");
     for (size_t i = 1; i < g.nodes.size(); ++i) {
+        const int relu = fused ? (*fused)[i] : -1;
+        if (relu == -2) continue;  // ran inside the node before it
+        const int written = relu >= 0 ? relu : static_cast<int>(i);
         const Node& node = g.nodes[i];
-        ops::ForwardArgs args{node, act.geo[i], {}, view(static_cast<int>(i)),
+        ops::ForwardArgs args{node, act.geo[i], {}, view(written),
                               act.aux.data() + act.aux_offset[i] + first * act.geo[i].aux_per_sample};
+        args.relu = relu >= 0;
         for (int p : node.inputs) args.in.push_back(view(p));
         ops::rules(node.kind).forward(args);
         if (!zero) continue;
         for (const ChannelZeroing& z : *zero) {
-            if (z.node != static_cast<int>(i)) continue;
-            const ops::View out = view(static_cast<int>(i));
+            if (z.node != written) continue;
+            const ops::View out = view(written);
             for (int64_t s = 0; s < count; ++s) {
                 const uint8_t* m = z.mask.data() + (z.per_sample ? (base + first + s) * z.channels : 0);
                 for (int64_t c = 0; c < out.c; ++c)
@@ -81,6 +87,26 @@ void forward_samples(const Graph& g, Activations& act, int64_t first, int64_t la
             }
         }
     }
+}
+
+std::vector<int> fused_relus(const Graph& g) {
+    const int n = static_cast<int>(g.nodes.size());
+    std::vector<int> readers(static_cast<size_t>(n), 0), reader(static_cast<size_t>(n), -1);
+    for (int v = 0; v < n; ++v)
+        for (int p : g.nodes[v].inputs) {
+            ++readers[p];
+            reader[p] = v;
+        }
+    std::vector<int> fused(static_cast<size_t>(n), -1);
+    for (int v = 1; v < n; ++v) {
+        const int r = reader[v];
+        if (!ops::rules(g.nodes[v].kind).forward_relu || v == g.output || readers[v] != 1 ||
+            g.nodes[r].kind != OpKind::Relu || fused[v] == -2)
+            continue;
+        fused[v] = r;
+        fused[r] = -2;
+    }
+    return fused;
 }
 
 int activation_node(const Graph& g, int z) {

@@ -17,6 +17,8 @@ namespace tsviz {
 
 struct Model::Impl {
     Graph graph;
+    // The ReLUs Model::predict runs inside the convolution before them (fused_relus).
+    std::vector<int> predict_fusion;
     InputInfo input;
     std::vector<LayerInfo> layers;
     std::vector<std::string> layer_names;  // layers' names, in order: what explanations hand out

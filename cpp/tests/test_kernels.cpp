@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <cstdint>
 #include <limits>
@@ -61,6 +62,7 @@ void tap_product_case(int64_t m, int64_t n_segs, int64_t max_cols, int64_t max_l
     p.dilation = pick(1, 3);
     p.transposed = pick(0, 1) == 1;
     p.accumulate = pick(0, 1) == 1;
+    p.relu = pick(0, 1) == 1;  // a convolution's ReLU fused into its stores
     const int64_t depth = p.channels * p.kernel;
     const std::vector<float> a = random_vector(m * depth);
     const std::vector<float> bias = random_vector(m);
@@ -101,6 +103,44 @@ void tap_product_case(int64_t m, int64_t n_segs, int64_t max_cols, int64_t max_l
     ops::tap_product(p, segs.data(), n_segs);
     ops::tap_product_reference(p, a.data(), slow_segs.data(), n_segs);
     CHECK(close(fast, slow));
+}
+
+// TapProduct::relu as the ONNX Relu (forward_relu): NaN of either sign kept, -0 and -inf to +0,
+// on every kernel's store (few rows, narrow segments, whole and partial panels). The source
+// is zero, so each output is its row's bias: the special values go in there.
+void check_relu_special_values() {
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+    const float specials[] = {nan, -nan, -inf, inf, -0.f, 0.f, -1.5f, 2.5f, -1e-40f, 1e-40f};
+    for (const auto [m, cols, n_segs] : {std::array<int64_t, 3>{3, 40, 2}, {20, 10, 8}, {20, 100, 2}, {20, 70, 3}}) {
+        ops::TapProduct p;
+        p.channels = 4;
+        p.kernel = 3;
+        p.relu = true;
+        const int64_t depth = p.channels * p.kernel;
+        const std::vector<float> a = random_vector(m * depth);
+        const ops::PackedMatrix packed = ops::pack_matrix(m, depth, a.data(), depth, 1);
+        p.a = &packed;
+        std::vector<float> bias(static_cast<size_t>(m));
+        for (int64_t r = 0; r < m; ++r) bias[r] = specials[r % 10];
+        p.bias = bias.data();
+        p.ldd = cols;
+        const std::vector<float> src(static_cast<size_t>(p.channels * cols), 0.f);
+        std::vector<float> out(static_cast<size_t>(n_segs * m * cols), 7.f);
+        std::vector<ops::Segment> segs(static_cast<size_t>(n_segs));
+        for (int64_t s = 0; s < n_segs; ++s) segs[s] = {src.data(), cols, cols, -1, out.data() + s * m * cols};
+        ops::tap_product(p, segs.data(), n_segs);
+        for (int64_t s = 0; s < n_segs; ++s)
+            for (int64_t r = 0; r < m; ++r)
+                for (int64_t o = 0; o < cols; ++o) {
+                    const float got = out[(s * m + r) * cols + o], b = bias[r] + 0.f;
+                    if (std::isnan(b)) {
+                        CHECK(std::isnan(got));
+                    } else {
+                        const float want = b > 0.f ? b : 0.f;
+                        CHECK(std::memcmp(&got, &want, sizeof got) == 0);  // +0, not -0
+                    }
+                }
+    }
 }
 
 // A NaN in A times a source row that is all zero is NaN: the kernels leave out zero rows only
@@ -785,6 +825,7 @@ int main() {
     check_fast_smooth();
     check_tap_product();
     check_zero_rows_keep_nan();
+    check_relu_special_values();
     check_long_padded_row();
     check_whole_panels();
     check_conv();

@@ -46,10 +46,11 @@ void test_load(const testing::Args& a, const std::vector<double>& series) {
     CHECK(def.source() == "<bytes>");
 }
 
-// predict == explain().output; a batch of 4 == 4 single samples; free-length models at two
-// lengths; an empty batch.
+// predict == explain().output (predict runs each ReLU inside the convolution or Add before it,
+// explain keeps both tensors: the residual net has both); a batch of 4 == 4 single samples;
+// free-length models at two lengths; an empty batch.
 void test_predict(const testing::Args& a, const std::vector<double>& series) {
-    for (const char* name : {"paper_net_op17", "keras_paper_net_op17", "fcn_op17"}) {
+    for (const char* name : {"paper_net_op17", "keras_paper_net_op17", "fcn_op17", "resnet_op17"}) {
         const Model m = Model::load(a.model(name));
         for (int64_t length : {150, 96}) {
             if (m.input().length > 0 && length != 150) continue;

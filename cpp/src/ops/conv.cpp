@@ -100,6 +100,7 @@ void forward_conv(const ForwardArgs& a) {
                        y.sample(n) + g * filters_per_group * y.l};
         TapProduct p = conv_taps(node, &node.packed->forward[g], per_group, false, y.l);
         p.bias = node.bias.data() + g * filters_per_group;
+        p.relu = a.relu;
         tap_product(p, segs, y.n);
     }
 }
@@ -804,6 +805,7 @@ OpRules conv_rules() {
     r.weight_backward = weight_backward_conv;
     r.tangent_writes_all = true;  // the product stores every column of every row
     r.tangent_relu_gate = true;   // the product's gate (Segment::gate)
+    r.forward_relu = true;        // TapProduct::relu
     r.backward_writes_all = true;
     r.onnx = {{"Conv", lower_conv}};
     return r;

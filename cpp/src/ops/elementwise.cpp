@@ -56,12 +56,20 @@ TSVIZ_SIMD void abs_floats(const float* __restrict src, int64_t n, float* __rest
     for (int64_t i = 0; i < n; ++i) dst[i] = std::fabs(src[i]);
 }
 
-// Compiled per instruction set (ops/simd.hpp): one add per element, the same in every lane.
+// Compiled per instruction set (ops/simd.hpp): one add per element, the same in every lane;
+// with a fused ReLU (ForwardArgs::relu), the ReLU of the sum as forward_relu makes it.
 TSVIZ_SIMD void forward_add(const ForwardArgs& a) {
     const int64_t total = a.out.n * a.out.c * a.out.l;
     const float* __restrict p = a.in[0].data;
     const float* __restrict q = a.in[1].data;
     float* __restrict y = a.out.data;
+    if (a.relu) {
+        for (int64_t i = 0; i < total; ++i) {
+            const float v = p[i] + q[i];
+            y[i] = v > 0.f || v != v ? v : 0.f;
+        }
+        return;
+    }
     for (int64_t i = 0; i < total; ++i) y[i] = p[i] + q[i];
 }
 
@@ -531,6 +539,7 @@ OpRules add_rules() {
     r.backward_writes_all = true;
     r.tangent_writes_all = true;  // tangent_add writes every position of every row
     r.tangent_relu_gate = true;
+    r.forward_relu = true;
     r.onnx = {{"Add", lower_binary}};
     return r;
 }

@@ -54,6 +54,10 @@ struct ForwardArgs {
     PerInput<ConstView> in;
     View out;
     int32_t* aux = nullptr;  // aux_per_sample * n values
+    // Set by the engine, for ops whose rules say they honour it (OpRules::forward_relu), in a
+    // pass that keeps only the model's output: the ReLU that is the node's only reader is
+    // fused in, and `out` is that ReLU's output.
+    bool relu = false;
 };
 
 // A batched vector-Jacobian product. Cotangent rows are grouped by sample: row r belongs to
@@ -189,6 +193,9 @@ struct OpRules {
     bool tangent_relu_gate = false;
     // The backward rule honours BackwardArgs::overwrite.
     bool backward_writes_all = false;
+    // The forward rule honours ForwardArgs::relu: a ReLU that is the node's only reader is
+    // fused into it when nothing else needs the node's own output (Model::predict).
+    bool forward_relu = false;
 };
 
 // The mandatory rules of an op, in the order of OpRules: a family whose op lacks one of
