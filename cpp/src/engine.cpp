@@ -101,7 +101,7 @@ std::vector<int> fused_relus(const Graph& g) {
     for (int v = 1; v < n; ++v) {
         const int r = reader[v];
         if (!ops::rules(g.nodes[v].kind).forward_relu || v == g.output || readers[v] != 1 ||
-            g.nodes[r].kind != OpKind::Relu || fused[v] == -2)
+            g.nodes[r].kind != OpKind::Relu)
             continue;
         fused[v] = r;
         fused[r] = -2;

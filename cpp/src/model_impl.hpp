@@ -17,7 +17,7 @@ namespace tsviz {
 
 struct Model::Impl {
     Graph graph;
-    // The ReLUs Model::predict runs inside the convolution before them (fused_relus).
+    // The ReLUs Model::predict runs inside the convolution or Add before them (fused_relus).
     std::vector<int> predict_fusion;
     InputInfo input;
     std::vector<LayerInfo> layers;

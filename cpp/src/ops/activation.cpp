@@ -33,8 +33,7 @@ TSVIZ_INLINE void map(const ForwardArgs& a, F f) {
 }  // namespace
 
 TSVIZ_SIMD void forward_relu(const ForwardArgs& a) {
-    // NaN passes through, as in ONNX Runtime (an input NaN must not become a plausible 0).
-    map(a, [](float v) { return v > 0.f || v != v ? v : 0.f; });
+    map(a, [](float v) { return relu(v); });  // NaN passes through, as in ONNX Runtime
 }
 
 TSVIZ_SIMD void forward_leaky_relu(const ForwardArgs& a) {

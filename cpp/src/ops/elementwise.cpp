@@ -8,6 +8,7 @@
 
 #include "onnx/lowering.hpp"
 #include "ops/buffer.hpp"
+#include "ops/fast_math.hpp"
 #include "ops/gemm.hpp"
 #include "ops/op.hpp"
 #include "ops/simd.hpp"
@@ -64,10 +65,7 @@ TSVIZ_SIMD void forward_add(const ForwardArgs& a) {
     const float* __restrict q = a.in[1].data;
     float* __restrict y = a.out.data;
     if (a.relu) {
-        for (int64_t i = 0; i < total; ++i) {
-            const float v = p[i] + q[i];
-            y[i] = v > 0.f || v != v ? v : 0.f;
-        }
+        for (int64_t i = 0; i < total; ++i) y[i] = relu(p[i] + q[i]);
         return;
     }
     for (int64_t i = 0; i < total; ++i) y[i] = p[i] + q[i];

@@ -27,6 +27,11 @@ TSVIZ_INLINE float select(bool c, float a, float b) {
     return out;
 }
 
+// The ONNX Relu: v above 0, or NaN (an input NaN must not become a plausible 0), stays v;
+// everything else, -0 and -inf included, is +0. One definition for the Relu op, the ReLUs fused
+// into a convolution or an Add (TapProduct::relu, ForwardArgs::relu) and their references.
+TSVIZ_INLINE float relu(float v) { return v > 0.f || v != v ? v : 0.f; }
+
 // c0 x^n + c1 x^(n-1) + ... + cn by Horner's rule, p = p * x + c in that order (the same
 // operations, and roundings, as writing the steps out).
 template <class... C>

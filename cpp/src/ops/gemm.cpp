@@ -7,8 +7,8 @@
 #ifdef __x86_64__
 #include <immintrin.h>
 #include <limits>
-#include <type_traits>
 #endif
+#include <type_traits>
 #include <utility>
 
 #include "ops/fast_math.hpp"
@@ -2161,19 +2161,16 @@ void apply_gates(const TapProduct& g, const Segment* segs, int64_t n_segs) {
     }
 }
 
-// The product's ReLU (TapProduct::relu) over what the blocked and few-row kernels wrote, in
-// place while it is in cache: v > 0 or NaN stays v, else +0, as forward_relu makes it. Their
-// stores stay as they were: a ReLU in the blocked kernel's store made the residual net's
-// explanation 3-6% slower, whose products have none (its code moved).
+// The product's ReLU (TapProduct::relu, ops::relu) over what the blocked and few-row kernels
+// wrote, in place while it is in cache. Their stores stay as they were: a ReLU in the blocked
+// kernel's store made the residual net's explanation 3-6% slower, whose products have none
+// (its code moved).
 TSVIZ_SIMD void apply_relu(const TapProduct& g, const Segment* segs, int64_t n_segs) {
     for (int64_t si = 0; si < n_segs; ++si) {
         const Segment& s = segs[si];
         for (int64_t r = 0; r < g.a->rows; ++r) {
             float* __restrict dst = s.dst + r * g.ldd;
-            for (int64_t o = 0; o < s.cols; ++o) {
-                const float v = dst[o];
-                dst[o] = v > 0.f || v != v ? v : 0.f;
-            }
+            for (int64_t o = 0; o < s.cols; ++o) dst[o] = relu(dst[o]);
         }
     }
 }
@@ -2319,7 +2316,7 @@ void tap_product_reference(const TapProduct& g, const float* a, const Segment* s
                 float* dst = s.dst + r * g.ldd + o;
                 const float base = g.accumulate ? *dst : (g.bias ? g.bias[r] : 0.f);
                 *dst = base + static_cast<float>(acc);
-                if (g.relu && !(*dst > 0.f || *dst != *dst)) *dst = 0.f;
+                if (g.relu) *dst = relu(*dst);
                 if (s.gate && !(s.gate[r * g.gate_ld + o] > 0.f)) *dst = 0.f;
             }
     }

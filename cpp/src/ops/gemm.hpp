@@ -83,7 +83,7 @@ struct TapProduct {
     const float* bias = nullptr;      // per row, added when not accumulating; may be null
     bool accumulate = false;          // dst += A * B instead of dst = A * B + bias
     // The ONNX Relu of what is stored (after the bias or the sum), fused into the product's
-    // stores: v > 0 or NaN stays v, else +0, as forward_relu (ops/activation.cpp).
+    // stores, as ops::relu (ops/fast_math.hpp) defines it.
     bool relu = false;
     int64_t gate_ld = 0;              // row stride of the segments' gates
 };
