@@ -266,9 +266,26 @@ void backward(const Graph& g, const Activations& act, int64_t first, int64_t cou
                 continue;
             }
         }
+        // A residual sum passes its cotangent on unchanged (d (x + y) / dx = 1): when the pass
+        // keeps no cotangent of the sum, its first input that has none yet takes the sum's
+        // buffer itself, and the rule writes the other inputs only. The copy it replaces was 2%
+        // of explaining 64 windows of the residual net.
+        int handed = -1;
+        if (node.kind == OpKind::Add && !keep[i] && node.inputs.size() == 2 && node.inputs[0] != node.inputs[1])
+            for (int k = 0; k < 2 && handed < 0; ++k) {
+                const int p = node.inputs[static_cast<size_t>(k)];
+                if (ct.grad[p].empty() && act.geo[p].out.size() == act.geo[i].out.size()) {
+                    std::swap(ct.grad[p], ct.grad[i]);
+                    handed = k;
+                }
+            }
         for (size_t k = 0; k < node.inputs.size(); ++k) {
             int p = node.inputs[k];
             args.in.push_back(fwd(p));
+            if (static_cast<int>(k) == handed) {  // holds the cotangent already
+                args.grad_in.push_back(ops::View{nullptr, ct.rows, act.geo[p].out.c, act.geo[p].out.l});
+                continue;
+            }
             if (args.relu_gate) p = g.nodes[p].inputs[0];  // the gradient goes past the ReLU
             if (ct.grad[p].empty()) {
                 const auto size = static_cast<size_t>(ct.rows * act.geo[p].out.size());
