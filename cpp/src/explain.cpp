@@ -407,10 +407,19 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
 #endif
     // One chunk of samples [first, first + m), which lie from sample `at` on in act (0 in a
     // thread's chunk arena, `first` in the explanation's): forward, backward, sums.
+    // A pass that keeps no tensors runs each ReLU inside the convolution or sum before it, as
+    // predict does: z^l of such a layer is not written, and its ReLU's pass goes. Nothing
+    // else reads it: the ReLU's backward gates by its output (a > 0 exactly where z > 0), and
+    // the Taylor sum takes a^l for z^l, the same sum where the cotangent is gated (z g = a g
+    // wherever g is not 0, and both are 0 elsewhere). Only with finite parameters and input: a
+    // z of -inf (an overflow) would make z g NaN where a g is 0.
+    // Whether it streams is known after pass is defined; pass reads it at its calls.
+    bool fuse = false;
+    const std::vector<int>& fused = impl_->predict_fusion;
     auto pass = [&](Activations& act, int64_t at, int64_t first, int64_t m) {
         thread_local Cotangents ct;  // buffers kept between calls (a chunk's worth)
         ct.grad.resize(g.nodes.size());
-        forward_samples(g, act, at, at + m);
+        forward_samples(g, act, at, at + m, nullptr, 0, fuse ? &fused : nullptr);
         const float* y = act.arena.data() + act.offset[g.output] + at * k;
         std::copy(y, y + m * k, ex->output.begin() + first * k);
         if (argmax_target)
@@ -429,7 +438,9 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
                 dead_rows(a, m * f_n, len, dead);
                 continue;
             }
-            const float* z = act.arena.data() + act.offset[l.z] + at * f_n * len;
+            // A fused layer's z^l is not written: its Taylor sum takes a^l (see fuse).
+            const int z_node = fuse && fused[l.z] >= 0 ? l.a : l.z;
+            const float* z = act.arena.data() + act.offset[z_node] + at * f_n * len;
             float* raw = l.importance_raw.data() + first * f_n;
             float* taylor = l.taylor.data() + first * f_n;
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -462,6 +473,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
         });
         std::call_once(ex->tensors_once, [] {});
     } else {
+        fuse = ex->finite;
         // Chunks whose tensors and cotangents stay in cache, each thread reusing its arena and
         // buffers (for_each_chunk). Writing every chunk's tensors into the explanation's arena
         // instead cost a third more on the paper net's 64 windows (1.2 MB of tensors) when

@@ -147,12 +147,15 @@ auto d_elu(float alpha) {
 
 // The gradient of ReLU (slope 0 below) and LeakyRelu (slope alpha below): as
 // elementwise_backward with d_relu or d_leaky_relu, written as a select so that it vectorises.
-TSVIZ_SIMD static void gated_backward(const BackwardArgs& a, float alpha) {
+// The gate reads the op's input x, or for ReLU its output y (by_output): y > 0 exactly where
+// x > 0, NaN and -0 included, and a pass that runs the ReLU inside the node before it
+// (forward_samples' fusion plan) writes y only.
+TSVIZ_SIMD static void gated_backward(const BackwardArgs& a, float alpha, bool by_output) {
     const View& gx = a.grad_in[0];
     if (!gx.data) return;
     const int64_t size = gx.c * gx.l;
     for (int64_t r = 0; r < gx.n; ++r) {
-        const float* __restrict x = a.in[0].sample(r / a.rep);
+        const float* __restrict x = by_output ? a.out.sample(r / a.rep) : a.in[0].sample(r / a.rep);
         const float* __restrict g = a.grad_out.sample(r);
         float* __restrict dst = gx.sample(r);
         if (a.overwrite) {
@@ -169,10 +172,10 @@ TSVIZ_SIMD static void gated_backward(const BackwardArgs& a, float alpha) {
     }
 }
 
-void backward_relu(const BackwardArgs& a) { gated_backward(a, 0.f); }
+void backward_relu(const BackwardArgs& a) { gated_backward(a, 0.f, true); }
 void trace_relu(const TraceArgs& a) { elementwise_trace(a, d_relu); }
 
-void backward_leaky_relu(const BackwardArgs& a) { gated_backward(a, a.node.alpha); }
+void backward_leaky_relu(const BackwardArgs& a) { gated_backward(a, a.node.alpha, false); }
 void trace_leaky_relu(const TraceArgs& a) { elementwise_trace(a, d_leaky_relu(a.node.alpha)); }
 void backward_elu(const BackwardArgs& a) { elementwise_backward(a, d_elu(a.node.alpha)); }
 void trace_elu(const TraceArgs& a) { elementwise_trace(a, d_elu(a.node.alpha)); }
