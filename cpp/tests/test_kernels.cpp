@@ -767,6 +767,54 @@ void check_flatten_transposes() {
     }
 }
 
+// Max-pooling's backward, one cotangent row per sample (an explanation's pass), against its
+// definition: each window's gradient goes to its argmax (the forward's aux), gated by the
+// pooled value when a ReLU is fused in (relu_gate); written over garbage or added onto what
+// is there. Windows of 2 and 3 that tile the input, with and without padding, rows of 1-40
+// windows on inputs of an even and of an odd length (the last position in no window): the
+// flat pass, the row-by-row one and the one for rows of at most 16 windows.
+void check_max_pool_backward() {
+    for (int trial = 0; trial < 400; ++trial) {
+        const int64_t n = pick(1, 3), c = pick(1, 24), k = pick(2, 3), windows = pick(1, 40);
+        Node node;
+        node.kind = OpKind::MaxPool;
+        node.name = node.onnx_node = "pool";
+        node.kernel = node.stride = k;
+        node.pad_begin = pick(0, 2) == 0 ? 1 : 0;
+        node.pad_end = 0;
+        const int64_t x_l = k * windows + pick(0, k - 1) - node.pad_begin;
+        if (x_l < k) continue;
+        const ops::Resolved geo = ops::infer_max_pool(node, {Shape{c, x_l}});
+        const int64_t y_l = geo.out.l;
+        const std::vector<float> x = random_vector(n * c * x_l);
+        std::vector<float> y(static_cast<size_t>(n * c * y_l));
+        std::vector<int32_t> arg(static_cast<size_t>(n * geo.aux_per_sample));
+        ops::ConstView xv(ops::View{const_cast<float*>(x.data()), n, c, x_l});
+        ops::View yv{y.data(), n, c, y_l};
+        ops::rules(OpKind::MaxPool).forward(ops::ForwardArgs{node, geo, {xv}, yv, arg.data()});
+        const std::vector<float> gy = random_vector(n * c * y_l);
+        for (const bool gate : {false, true})
+            for (const bool overwrite : {false, true}) {
+                std::vector<float> gx = random_vector(n * c * x_l), want = gx;
+                if (overwrite) {
+                    std::fill(gx.begin(), gx.end(), std::nanf(""));
+                    std::fill(want.begin(), want.end(), 0.f);
+                }
+                for (int64_t w = 0; w < n * c * y_l; ++w) {
+                    const int64_t row = w / y_l, at = arg[static_cast<size_t>(w)];
+                    if (at >= 0 && (!gate || y[static_cast<size_t>(w)] > 0.f)) want[static_cast<size_t>(row * x_l + at)] += gy[static_cast<size_t>(w)];
+                }
+                ops::BackwardArgs b{node, geo, {xv}, ops::ConstView(yv), arg.data(),
+                                    ops::ConstView(ops::View{const_cast<float*>(gy.data()), n, c, y_l}),
+                                    {ops::View{gx.data(), n, c, x_l}}, 1};
+                b.overwrite = overwrite;
+                b.relu_gate = gate;
+                ops::rules(OpKind::MaxPool).backward(b);
+                CHECK(gx == want);
+            }
+    }
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 // The AVX2 stores of part of a vector (store_span8 and the helpers on it; they stand in for
 // maskstore): every span of lanes [lo, hi), float and int32 lanes, at an unaligned address,
@@ -821,6 +869,7 @@ int main() {
     check_partial_stores();
     check_flatten_views();
     check_flatten_transposes();
+    check_max_pool_backward();
     check_fast_math();
     check_fast_smooth();
     check_tap_product();
