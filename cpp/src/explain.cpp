@@ -415,7 +415,7 @@ Explanation Model::explain(const float* x, int64_t n, const std::vector<int64_t>
     // z of -inf (an overflow) would make z g NaN where a g is 0.
     // Whether it streams is known after pass is defined; pass reads it at its calls.
     bool fuse = false;
-    const std::vector<int>& fused = impl_->predict_fusion;
+    const std::vector<int>& fused = impl_->relu_fusion;
     auto pass = [&](Activations& act, int64_t at, int64_t first, int64_t m) {
         thread_local Cotangents ct;  // buffers kept between calls (a chunk's worth)
         ct.grad.resize(g.nodes.size());

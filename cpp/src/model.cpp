@@ -118,7 +118,7 @@ std::shared_ptr<Model::Impl> build(Graph graph, const LoadOptions& options) {
     Graph& g = impl->graph;
     g = std::move(graph);
     ops::prepare(g);
-    impl->predict_fusion = fused_relus(g);
+    impl->relu_fusion = fused_relus(g);
     InputInfo& in = impl->input;
     in.name = g.input_name;
     in.channels = g.input_channels;
@@ -509,7 +509,7 @@ std::vector<float> Model::predict(const float* x, int64_t n, const std::vector<i
     if (static_cast<double>(n) * per_sample >= kSplitBytes) chunk = std::min(chunk, (n + kSplitChunks - 1) / kSplitChunks);
     const std::vector<ChannelZeroing> zero = zeroing(g, geo, options.zero_filters, n);
     impl_->for_each_chunk(x, n, t, chunk, [&](Activations& act, int64_t start, int64_t m) {
-        forward_samples(g, act, 0, m, zero.empty() ? nullptr : &zero, start, &impl_->predict_fusion);
+        forward_samples(g, act, 0, m, zero.empty() ? nullptr : &zero, start, &impl_->relu_fusion);
         const float* out = act.arena.data() + act.offset[g.output];
         std::copy(out, out + m * k, y.begin() + start * k);
     });

@@ -17,8 +17,9 @@ namespace tsviz {
 
 struct Model::Impl {
     Graph graph;
-    // The ReLUs Model::predict runs inside the convolution or Add before them (fused_relus).
-    std::vector<int> predict_fusion;
+    // The ReLUs that predict, and an explain that keeps no tensors, run inside the convolution
+    // or Add before them (fused_relus).
+    std::vector<int> relu_fusion;
     InputInfo input;
     std::vector<LayerInfo> layers;
     std::vector<std::string> layer_names;  // layers' names, in order: what explanations hand out

@@ -21,7 +21,7 @@ namespace {
 std::shared_ptr<Model::Impl> copy_impl(const Model::Impl& from) {
     auto impl = std::make_shared<Model::Impl>();
     impl->graph = from.graph;
-    impl->predict_fusion = from.predict_fusion;
+    impl->relu_fusion = from.relu_fusion;
     impl->input = from.input;
     impl->layers = from.layers;
     impl->layer_names = from.layer_names;
