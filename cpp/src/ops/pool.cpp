@@ -203,27 +203,35 @@ inline std::pair<int64_t, int64_t> inner_windows(const Node& node, int64_t pb, i
 }
 
 #ifdef TSVIZ_X86_POOL
+// One AVX-512 step of n <= 16 windows of 2 at stride 2: their 2n inputs from p, de-interleaved
+// in registers (even_at, odd_at: kEvenLanes, kOddLanes), each window's maximum to y and its
+// argmax to arg (first: each window's first tap's index; the second where it is greater, the
+// same strict '>' as the loops above), the lanes that read a NaN or-ed into nan (masked-off
+// lanes hold 0).
+__attribute__((target("avx512f"), always_inline)) inline void max_pool2_step16(const float* p, int64_t n, __m512i first,
+                                                                            float* y, int32_t* arg, __m512i even_at,
+                                                                            __m512i odd_at, __mmask16& nan) {
+    const __m512 l0 = _mm512_maskz_loadu_ps(lanes_inside(0, 2 * n), p);
+    const __m512 l1 = _mm512_maskz_loadu_ps(lanes_inside(16, 2 * n), p + 16);
+    const __m512 even = _mm512_permutex2var_ps(l0, even_at, l1), odd = _mm512_permutex2var_ps(l0, odd_at, l1);
+    nan |= _mm512_cmp_ps_mask(l0, l1, _CMP_UNORD_Q);
+    const __mmask16 better = _mm512_cmp_ps_mask(odd, even, _CMP_GT_OQ);
+    const __mmask16 m = lanes_inside(0, n);
+    _mm512_mask_storeu_ps(y, m, _mm512_mask_blend_ps(better, even, odd));
+    _mm512_mask_storeu_epi32(arg, m, _mm512_mask_add_epi32(first, better, first, _mm512_set1_epi32(1)));
+}
+
 // Windows of 2 at stride 2 (the most common pooling), o in [lo, hi), on AVX-512: 16 windows
-// per step, their 32 inputs de-interleaved in registers; rows of 12-50 windows end in masked
-// steps instead of scalar loops. The same strict '>' as the loops above.
+// per step; rows of 12-50 windows end in masked steps instead of scalar loops.
 // Returns whether an input it read was NaN (its windows then need the first-NaN rule).
 __attribute__((target("avx512f"))) inline bool max_pool2_row_avx512(const float* base, float* y, int32_t* arg,
                                                                   int64_t lo, int64_t hi, int64_t pb) {
     __mmask16 nan = 0;
-    const __m512i twice = _mm512_load_si512(kEvenLanes), even_at = twice, odd_at = _mm512_load_si512(kOddLanes);
-    for (int64_t o = lo; o < hi; o += 16) {
-        const int64_t n = std::min<int64_t>(16, hi - o);
-        const float* p = base + 2 * o;
-        const __m512 l0 = _mm512_maskz_loadu_ps(lanes_inside(0, 2 * n), p);
-        const __m512 l1 = _mm512_maskz_loadu_ps(lanes_inside(16, 2 * n), p + 16);
-        const __m512 even = _mm512_permutex2var_ps(l0, even_at, l1), odd = _mm512_permutex2var_ps(l0, odd_at, l1);
-        nan |= _mm512_cmp_ps_mask(l0, l1, _CMP_UNORD_Q);  // masked-off lanes hold 0
-        const __mmask16 better = _mm512_cmp_ps_mask(odd, even, _CMP_GT_OQ);
-        const __m512i first = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
-        const __mmask16 m = lanes_inside(0, n);
-        _mm512_mask_storeu_ps(y + o, m, _mm512_mask_blend_ps(better, even, odd));
-        _mm512_mask_storeu_epi32(arg + o, m, _mm512_mask_add_epi32(first, better, first, _mm512_set1_epi32(1)));
-    }
+    const __m512i twice = _mm512_load_si512(kEvenLanes), odd_at = _mm512_load_si512(kOddLanes);
+    for (int64_t o = lo; o < hi; o += 16)
+        max_pool2_step16(base + 2 * o, std::min<int64_t>(16, hi - o),
+                         _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice), y + o, arg + o,
+                         twice, odd_at, nan);
     return nan != 0;
 }
 
@@ -240,17 +248,8 @@ __attribute__((target("avx512f"))) bool max_pool2_flat_avx512(const float* x, fl
     const __m512i even_at = _mm512_load_si512(kEvenLanes), odd_at = _mm512_load_si512(kOddLanes);
     __mmask16 nan = 0;
     for (int64_t o = 0; o < total; o += 16) {
-        const int64_t n = std::min<int64_t>(16, total - o);
-        const float* p = x + 2 * o;
-        const __m512 l0 = _mm512_maskz_loadu_ps(lanes_inside(0, 2 * n), p);
-        const __m512 l1 = _mm512_maskz_loadu_ps(lanes_inside(16, 2 * n), p + 16);
-        const __m512 even = _mm512_permutex2var_ps(l0, even_at, l1), odd = _mm512_permutex2var_ps(l0, odd_at, l1);
-        nan |= _mm512_cmp_ps_mask(l0, l1, _CMP_UNORD_Q);
-        const __mmask16 better = _mm512_cmp_ps_mask(odd, even, _CMP_GT_OQ);
-        const __m512i first = _mm512_add_epi32(pos, pos);
-        const __mmask16 m = lanes_inside(0, n);
-        _mm512_mask_storeu_ps(y + o, m, _mm512_mask_blend_ps(better, even, odd));
-        _mm512_mask_storeu_epi32(arg + o, m, _mm512_mask_add_epi32(first, better, first, _mm512_set1_epi32(1)));
+        max_pool2_step16(x + 2 * o, std::min<int64_t>(16, total - o), _mm512_add_epi32(pos, pos), y + o, arg + o,
+                         even_at, odd_at, nan);
         pos = _mm512_add_epi32(pos, step);
         pos = _mm512_mask_sub_epi32(pos, _mm512_cmpge_epi32_mask(pos, len), pos, len);
     }
@@ -320,23 +319,16 @@ __attribute__((target("avx2"))) bool max_pool2_row_avx2(const float* base, float
     return nan != 0;
 }
 
-// Every row of at most 16 windows that lie inside the input (no padding; the input row 2 *
-// windows long or one more, the paper net's 25 positions to 12): one step per row, its masks
-// and index vector made once. Returns whether an input it read was NaN.
+// Every row of at most 16 windows over an input row one longer than they cover (no padding; the
+// paper net's 25 positions to 12): one step per row, in one loop over the rows (the windows'
+// first taps are the even lanes in every row; the step's masks, the same for every row, are
+// made once by the compiler). Returns whether an input it read was NaN.
 __attribute__((target("avx512f"))) inline bool max_pool2_short_avx512(const float* x, float* y, int32_t* arg,
                                                                     int64_t rows, int64_t windows, int64_t x_l) {
-    const __m512i even_at = _mm512_load_si512(kEvenLanes), odd_at = _mm512_load_si512(kOddLanes),
-                  one = _mm512_set1_epi32(1);
-    const __mmask16 m = lanes_inside(0, windows), lo_m = lanes_inside(0, 2 * windows), hi_m = lanes_inside(16, 2 * windows);
+    const __m512i even_at = _mm512_load_si512(kEvenLanes), odd_at = _mm512_load_si512(kOddLanes);
     __mmask16 nan = 0;
-    for (int64_t r = 0; r < rows; ++r, x += x_l, y += windows, arg += windows) {
-        const __m512 l0 = _mm512_maskz_loadu_ps(lo_m, x), l1 = _mm512_maskz_loadu_ps(hi_m, x + 16);
-        const __m512 even = _mm512_permutex2var_ps(l0, even_at, l1), odd = _mm512_permutex2var_ps(l0, odd_at, l1);
-        nan |= _mm512_cmp_ps_mask(l0, l1, _CMP_UNORD_Q);  // masked-off lanes hold 0
-        const __mmask16 better = _mm512_cmp_ps_mask(odd, even, _CMP_GT_OQ);
-        _mm512_mask_storeu_ps(y, m, _mm512_mask_blend_ps(better, even, odd));
-        _mm512_mask_storeu_epi32(arg, m, _mm512_mask_add_epi32(even_at, better, even_at, one));
-    }
+    for (int64_t r = 0; r < rows; ++r, x += x_l, y += windows, arg += windows)
+        max_pool2_step16(x, windows, even_at, y, arg, even_at, odd_at, nan);
     return nan != 0;
 }
 
@@ -397,53 +389,44 @@ __attribute__((target("avx512f"))) inline void max_pool2_backward_flat_avx512(co
         store_interleaved(dst + 2 * o, v0, v1, lanes_inside(0, 2 * n), lanes_inside(16, 2 * n), set, low, high);
     }
 }
+// One step of n <= 16 windows whose taps' indices start at `first` (per lane): the pooled
+// gradients from g (gated by the pooled values when gate is set) go to the argmax's tap, 0 to
+// the other, the 2n values interleaved into dst (low, high: kInterleaveLow, kInterleaveHigh).
+__attribute__((target("avx512f"), always_inline)) inline void max_pool2_backward_step16(
+    const float* g, const float* gate, const int32_t* arg, float* dst, int64_t n, __m512i first, bool set, __m512i low,
+    __m512i high) {
+    __mmask16 m = lanes_inside(0, n);
+    if (gate) m &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, gate), _mm512_setzero_ps(), _CMP_GT_OQ);
+    const __m512 v = _mm512_maskz_loadu_ps(m, g);
+    const __mmask16 at_first = _mm512_cmpeq_epi32_mask(_mm512_maskz_loadu_epi32(m, arg), first);
+    store_interleaved(dst, _mm512_maskz_mov_ps(at_first, v), _mm512_maskz_mov_ps(static_cast<__mmask16>(~at_first), v),
+                      lanes_inside(0, 2 * n), lanes_inside(16, 2 * n), set, low, high);
+}
 __attribute__((target("avx512f"))) inline void max_pool2_backward_windows_avx512(const float* g, const float* gate,
                                                                                  const int32_t* arg, float* dst,
                                                                                  int64_t lo, int64_t hi, int64_t pb,
                                                                                  bool set) {
     const __m512i twice = _mm512_load_si512(kEvenLanes), low = _mm512_load_si512(kInterleaveLow), high = _mm512_load_si512(kInterleaveHigh);
-    for (int64_t o = lo; o < hi; o += 16) {
-        const int64_t n = std::min<int64_t>(16, hi - o);
-        __mmask16 m = lanes_inside(0, n);
-        if (gate) m &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, gate + o), _mm512_setzero_ps(), _CMP_GT_OQ);
-        const __m512 v = _mm512_maskz_loadu_ps(m, g + o);
-        const __m512i at = _mm512_maskz_loadu_epi32(m, arg + o);
-        const __m512i first = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice);
-        const __m512 v0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, first), v);
-        const __m512 v1 = _mm512_maskz_mov_ps(_mm512_cmpneq_epi32_mask(at, first), v);
-        store_interleaved(dst + 2 * o - pb, v0, v1, lanes_inside(0, 2 * n), lanes_inside(16, 2 * n), set, low, high);
-    }
+    for (int64_t o = lo; o < hi; o += 16)
+        max_pool2_backward_step16(g + o, gate ? gate + o : nullptr, arg + o, dst + 2 * o - pb, std::min<int64_t>(16, hi - o),
+                                  _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * o - pb)), twice), set, low,
+                                  high);
 }
 
-// Every row of at most 16 windows without padding (the small nets' pooling of 25 positions to
-// 12): one step per row, the masks made once, the rows' pointers stepped in one loop
-// (a row's bookkeeping in max_pool2_backward_rows had cost four times its step). rows:
-// count of (sample, channel) rows, windows each; x_l: each input row's length (2 * windows
-// or one more, which `set` zeroes).
+// Every row of at most 16 windows over an input row one longer than they cover (no padding;
+// the small nets' pooling of 25 positions to 12): one step per row, in one loop over the rows
+// (a row's bookkeeping in max_pool2_backward_rows had cost four times its step); `set` also
+// zeroes each row's last position, which no window covers. rows: (sample, channel) rows of
+// `windows` windows each.
 __attribute__((target("avx512f"))) inline void max_pool2_backward_short_avx512(const float* g, const float* gate,
                                                                                const int32_t* arg, float* dst,
-                                                                               int64_t rows, int64_t windows,
-                                                                               int64_t x_l, bool set) {
+                                                                               int64_t rows, int64_t windows, bool set) {
     const __m512i first = _mm512_load_si512(kEvenLanes), low = _mm512_load_si512(kInterleaveLow),
                   high = _mm512_load_si512(kInterleaveHigh);
-    const __mmask16 in = lanes_inside(0, windows), lo_m = lanes_inside(0, 2 * windows),
-                    hi_m = lanes_inside(16, 2 * windows);
-    // The input positions no window covers, [2 * windows, x_l): lanes of the vector at `tail`.
-    const int64_t tail = 2 * windows / 16 * 16;
-    const __mmask16 rest =
-        set ? static_cast<__mmask16>(lanes_inside(tail, x_l) & ~lanes_inside(tail, 2 * windows)) : __mmask16{0};
+    const int64_t x_l = 2 * windows + 1;
     for (int64_t r = 0; r < rows; ++r, g += windows, arg += windows, dst += x_l) {
-        __mmask16 m = in;
-        if (gate) {
-            m &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(in, gate), _mm512_setzero_ps(), _CMP_GT_OQ);
-            gate += windows;
-        }
-        const __m512 v = _mm512_maskz_loadu_ps(m, g);
-        const __m512i at = _mm512_maskz_loadu_epi32(m, arg);
-        const __mmask16 at_first = _mm512_cmpeq_epi32_mask(at, first);
-        store_interleaved(dst, _mm512_maskz_mov_ps(at_first, v), _mm512_maskz_mov_ps(static_cast<__mmask16>(~at_first), v),
-                          lo_m, hi_m, set, low, high);
-        if (rest) _mm512_mask_storeu_ps(dst + tail, rest, _mm512_setzero_ps());
+        max_pool2_backward_step16(g, gate ? gate + r * windows : nullptr, arg, dst, windows, first, set, low, high);
+        if (set) dst[2 * windows] = 0.f;
     }
 }
 
@@ -546,9 +529,9 @@ __attribute__((target("avx512f"), flatten)) void max_pool2_backward_avx512(const
                                                                            int64_t hi, bool set) {
     const View& gx = a.grad_in[0];
     const ConstView& gy = a.grad_out;
-    if (a.geo.pad_begin == 0 && a.rep == 1 && gy.l <= 16 && gx.l > 2 * gy.l && gx.l <= 2 * gy.l / 16 * 16 + 16)
+    if (a.geo.pad_begin == 0 && a.rep == 1 && gy.l <= 16 && gx.l == 2 * gy.l + 1)
         return max_pool2_backward_short_avx512(gy.data, a.relu_gate ? a.out.data : nullptr, a.aux, gx.data,
-                                               gy.n * gy.c, gy.l, gx.l, set);
+                                               gy.n * gy.c, gy.l, set);
     max_pool2_backward_rows<max_pool2_backward_flat_avx512, max_pool2_backward_windows_avx512>(a, lo, hi, set);
 }
 __attribute__((target("avx2"), flatten)) void max_pool2_backward_avx2(const BackwardArgs& a, int64_t lo, int64_t hi,
