@@ -81,12 +81,13 @@ void forward(const Graph& g, Activations& act);
 // The same for samples [first, last) on the calling thread. `zero`, when given, zeroes its
 // channels; slot i of act is sample base + i of the batch its per-sample masks cover.
 // `fused`, when given (fused_relus), runs each ReLU it names inside the node before it, which
-// then writes the ReLU's output and not its own: for a pass that reads only the model output.
+// then writes the ReLU's output and not its own: for a pass that never reads those nodes' own
+// outputs (predict; an explanation that keeps no tensors).
 void forward_samples(const Graph& g, Activations& act, int64_t first, int64_t last,
                      const std::vector<ChannelZeroing>* zero = nullptr, int64_t base = 0,
                      const std::vector<int>* fused = nullptr);
 
-// The ReLUs a forward pass that keeps only the model output fuses into the node before them:
+// The ReLUs a forward pass may fuse into the node before them (see forward_samples):
 // for node i, the ReLU that is its only reader when i's rules honour ForwardArgs::relu and i
 // is not the model output, and -1 for a node that runs as it is, or -2 for such a ReLU.
 std::vector<int> fused_relus(const Graph& g);

@@ -55,8 +55,8 @@ struct ForwardArgs {
     View out;
     int32_t* aux = nullptr;  // aux_per_sample * n values
     // Set by the engine, for ops whose rules say they honour it (OpRules::forward_relu), in a
-    // pass that keeps only the model's output: the ReLU that is the node's only reader is
-    // fused in, and `out` is that ReLU's output.
+    // pass that never reads the node's own output (predict; an explanation that keeps no
+    // tensors): the ReLU that is the node's only reader is fused in, and `out` is its output.
     bool relu = false;
 };
 
@@ -194,7 +194,7 @@ struct OpRules {
     // The backward rule honours BackwardArgs::overwrite.
     bool backward_writes_all = false;
     // The forward rule honours ForwardArgs::relu: a ReLU that is the node's only reader is
-    // fused into it when nothing else needs the node's own output (Model::predict).
+    // fused into it when nothing else needs the node's own output (forward_samples' plan).
     bool forward_relu = false;
 };
 
