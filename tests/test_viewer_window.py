@@ -30,18 +30,26 @@ def display():
         unavailable(f"needs {', '.join(TOOLS)} (apt: xvfb xdotool imagemagick)")
     for module in ("vispy", "glfw", "PIL"):
         need(module)
-    for n in range(91, 120):
-        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
-            break
-    proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+    # Xvfb picks a free display number itself and writes it to a pipe (-displayfd), so two test
+    # runs on one machine never share or fight over a display.
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24",
+                             "-nolisten", "tcp"], pass_fds=(write_fd,),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        number = pipe.readline().strip()
+    if not number.isdigit():
+        proc.terminate()
+        raise RuntimeError(f"Xvfb did not start (exit status {proc.wait(timeout=10)})")
+    n = int(number)
     env = dict(os.environ, DISPLAY=f":{n}")
-    # The socket appears before the server accepts: wait until it answers (up to a minute on a
+    # The number is written once the server listens; wait until it answers (up to a minute on a
     # busy machine), and say so when it never does rather than fail later in the viewer.
     deadline = time.monotonic() + 60
-    while not (Path(f"/tmp/.X11-unix/X{n}").exists() and subprocess.run(
-            ["xdotool", "getdisplaygeometry"], env=env, capture_output=True).returncode == 0):
-        if time.monotonic() > deadline:
+    while subprocess.run(["xdotool", "getdisplaygeometry"], env=env,
+                         capture_output=True).returncode != 0:
+        if proc.poll() is not None or time.monotonic() > deadline:
             proc.terminate()
             raise RuntimeError(f"Xvfb :{n} did not answer within 60 s")
         time.sleep(0.05)
