@@ -514,14 +514,21 @@ def test_keras_prelu_with_a_slope_per_time_step_is_refused() -> None:
         tsv.load(data)
 
 
-def test_global_average_pool_sums_each_channel_in_order() -> None:
-    """The mean over time sums every channel's positions first to last (several channels are
-    summed side by side): bit for bit the float32 running sum, 11 channels = 8 + 3 left over."""
+def test_global_average_pool_is_the_mean_to_float_rounding_whatever_the_batch() -> None:
+    """The mean over time of every channel against the exact one (float64), within float32
+    rounding of the sum of magnitudes; lengths below, at and past the kernel's 16 lanes, 11
+    channels (four rows at a time, 3 left over). Each channel's value is the same bit for bit
+    whether its sample runs alone or in a batch."""
     nodes = [N("GlobalAveragePool", ["x"], ["g"]), N("Flatten", ["g"], ["y"])]
-    model = tsv.load(build(nodes, [], input_shape=("N", 11, 50), outputs=("y",)))
-    x = np.random.default_rng(3).standard_normal((3, 11, 50)).astype(np.float32) * 100
-    running = np.cumsum(x, axis=2, dtype=np.float32)[:, :, -1]  # sequential in float32
-    np.testing.assert_array_equal(model.predict(x), running / np.float32(50))
+    model = tsv.load(build(nodes, [], input_shape=("N", 11, "T"), outputs=("y",)))
+    for t in (1, 7, 16, 50, 150):
+        x = np.random.default_rng(t).standard_normal((5, 11, t)).astype(np.float32) * 100
+        got = model.predict(x)
+        exact = x.astype(np.float64).mean(axis=2)
+        bound = 4 * t * np.finfo(np.float32).eps * np.abs(x.astype(np.float64)).sum(axis=2) / t
+        assert np.all(np.abs(got - exact) <= bound + 1e-30), t
+        for i in range(len(x)):
+            np.testing.assert_array_equal(model.predict(x[i:i + 1])[0], got[i])
 
 
 @pytest.mark.parametrize("kernel, stride, dilation, pads, ceil, include_pad", [
