@@ -850,9 +850,6 @@ void row_sums(const float* x, int64_t rows, int64_t len, float scale, float* out
     row_sums_reference(x, rows, len, scale, out);
 }
 
-// Each channel's sum runs in order, i = 0 .. L-1 (bit for bit the float32 running sum, as a
-// test checks; row_sums adds in vector lanes instead); eight channels at a time, so that eight
-// independent chains of adds overlap instead of one waiting on each add's latency.
 // Four rows at a time, each in 16 partial sums (lane j adds positions j, j + 16, ...), added
 // pairwise at the end: vector adds in every clone, the same order of additions in each. The
 // loop it replaces summed eight rows side by side at a stride of the row, element by element
