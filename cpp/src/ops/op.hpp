@@ -214,9 +214,10 @@ const std::vector<OpRules>& all_rules();
 TSVIZ_OP_LIST(TSVIZ_DECLARE_RULES)
 #undef TSVIZ_DECLARE_RULES
 // out[r] = scale * the sum of row r, for `rows` rows of `len` floats one after another
-// (pool.cpp): the tangent of global average pooling and forward-mode saliency's sums over
-// positions (the forward pooling sums each row in order, bit for bit the float32 running sum).
-// AVX2 vectors where the processor has them (ops::isa_level), eight rows' totals at a time;
+// (pool.cpp): global average pooling, forward and tangent, and forward-mode saliency's sums
+// over positions. Each row's sum is the same whatever the other rows.
+// AVX2 vectors where the processor has them (ops::isa_level), AVX-512's for rows of 32 or
+// more, eight rows' totals at a time;
 // row_sums_reference is the plain loop, the definition the tests hold them to.
 void row_sums(const float* x, int64_t rows, int64_t len, float scale, float* out);
 void row_sums_reference(const float* x, int64_t rows, int64_t len, float scale, float* out);

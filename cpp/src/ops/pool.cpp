@@ -768,8 +768,8 @@ namespace {
 #ifdef TSVIZ_X86_POOL
 // Eight rows at a time: each row's sum in 8 lanes (whole steps, then its end in one masked
 // step whose lanes are the same for every row), the eight totals from one tree of horizontal
-// adds (row_totals8), scaled and stored together. AVX2's 8 lanes on AVX-512 too: the rows are
-// mostly forward-mode bands of 5-20 positions, for which a 16-lane step and the adding of its
+// adds (row_totals8), scaled and stored together. AVX2's 8 lanes on AVX-512 too for rows under
+// 32 positions (forward-mode bands, mostly 5-20), for which a 16-lane step and the adding of its
 // halves cost more than they save. The sums over positions had been a scalar add per element,
 // a tenth of a full analysis of the residual net.
 // One row's sum in 8 lanes: its end (from `whole`, the lanes `end`) by a masked load, then its
@@ -792,6 +792,30 @@ __attribute__((target("avx2"))) void row_sums_avx2(const float* x, int64_t rows,
             v[i] = row_lanes8(x + std::min(r0 + i, rows - 1) * len, whole, end);  // past the last: any row
         const __m256 totals = _mm256_mul_ps(row_totals8(v), k);
         store_span8(out + r0, totals, 0, n);
+    }
+}
+
+// Rows of 32 positions or more on AVX-512 (global average pooling's, the length of the
+// series): as row_sums_avx2, each row's sum in 16 lanes, its two halves added (halves_added)
+// before the tree. Eight rows at a time keep eight chains of adds in flight.
+__attribute__((target("avx512f"), always_inline)) inline __m256 row_lanes16(const float* row, int64_t whole,
+                                                                            __mmask16 end) {
+    __m512 s = _mm512_maskz_loadu_ps(end, row + whole);
+    for (int64_t p = 0; p < whole; p += 16) s = _mm512_add_ps(s, _mm512_loadu_ps(row + p));
+    return halves_added(s);
+}
+__attribute__((target("avx512f"))) void row_sums_avx512(const float* x, int64_t rows, int64_t len, float scale,
+                                                         float* out) {
+    const int64_t whole = len & ~int64_t{15};
+    const __mmask16 end = static_cast<__mmask16>((1u << (len - whole)) - 1);
+    const __m256 k = _mm256_set1_ps(scale);
+    __m256 v[8];
+    for (int64_t r0 = 0; r0 < rows; r0 += 8) {
+        const int64_t n = std::min<int64_t>(8, rows - r0);
+#pragma GCC unroll 8
+        for (int64_t i = 0; i < 8; ++i)  // unrolled: v stays in registers
+            v[i] = row_lanes16(x + std::min(r0 + i, rows - 1) * len, whole, end);  // past the last: any row
+        store_span8(out + r0, _mm256_mul_ps(row_totals8(v), k), 0, n);
     }
 }
 
@@ -845,35 +869,17 @@ void row_sums_reference(const float* x, int64_t rows, int64_t len, float scale, 
 
 void row_sums(const float* x, int64_t rows, int64_t len, float scale, float* out) {
 #ifdef TSVIZ_X86_POOL
+    if (isa_level() == 2 && len >= 32) return row_sums_avx512(x, rows, len, scale, out);
     if (isa_level() >= 1) return row_sums_avx2(x, rows, len, scale, out);
 #endif
     row_sums_reference(x, rows, len, scale, out);
 }
 
-// Four rows at a time, each in 16 partial sums (lane j adds positions j, j + 16, ...), added
-// pairwise at the end: vector adds in every clone, the same order of additions in each. The
-// loop it replaces summed eight rows side by side at a stride of the row, element by element
-// (2% of explaining 64 windows of the residual net).
-TSVIZ_SIMD void forward_global_avg_pool(const ForwardArgs& a) {
+// The mean of each row: row_sums, which the forward-mode tangents use too (eight rows at a
+// time, each in 8 lanes; every row's sum in the same order whatever the batch).
+void forward_global_avg_pool(const ForwardArgs& a) {
     const ConstView& x = a.in[0];
-    constexpr int64_t kLanes = 16, kRows = 4;
-    const int64_t rows = x.n * x.c, len = x.l, whole = len / kLanes * kLanes;
-    const float count = static_cast<float>(len);
-    for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
-        const int64_t m = std::min(kRows, rows - r0);
-        float part[kRows][kLanes] = {};
-        for (int64_t q = 0; q < m; ++q) {
-            const float* __restrict xr = x.data + (r0 + q) * len;
-            for (int64_t i = 0; i < whole; i += kLanes)
-                for (int64_t j = 0; j < kLanes; ++j) part[q][j] += xr[i + j];
-            for (int64_t i = whole; i < len; ++i) part[q][i - whole] += xr[i];
-        }
-        for (int64_t q = 0; q < m; ++q) {
-            for (int64_t h = kLanes / 2; h > 0; h /= 2)
-                for (int64_t j = 0; j < h; ++j) part[q][j] += part[q][j + h];
-            a.out.data[r0 + q] = part[q][0] / count;
-        }
-    }
+    row_sums(x.data, x.n * x.c, x.l, 1.f / static_cast<float>(x.l), a.out.data);
 }
 
 void forward_global_max_pool(const ForwardArgs& a) {
