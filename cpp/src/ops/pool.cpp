@@ -797,7 +797,9 @@ __attribute__((target("avx2"))) void row_sums_avx2(const float* x, int64_t rows,
 
 // Rows of 32 positions or more on AVX-512 (global average pooling's, the length of the
 // series): as row_sums_avx2, each row's sum in 16 lanes, its two halves added (halves_added)
-// before the tree. Eight rows at a time keep eight chains of adds in flight.
+// before the tree. Eight rows at a time keep eight chains of adds in flight. Its loop is
+// row_sums_avx2's: a template shared by the two could not inline this lane function, whose
+// target (AVX-512) is wider than the template's.
 __attribute__((target("avx512f"), always_inline)) inline __m256 row_lanes16(const float* row, int64_t whole,
                                                                             __mmask16 end) {
     __m512 s = _mm512_maskz_loadu_ps(end, row + whole);
