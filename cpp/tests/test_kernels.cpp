@@ -53,14 +53,17 @@ bool close(const std::vector<float>& a, const std::vector<float>& b, double tol 
 // max_len positions), optionally gated; the fast path against the loop definition. same_shape:
 // every segment has the same columns, source length and offset (each its own source), as the
 // cotangent rows of a backward sweep, which the few-row kernel takes two at a time.
+// band: forward-mode tangents through a convolution of `band` taps at stride 1: each segment
+// a band of up to 14 source positions and the columns its taps reach (up to band - 1 more on
+// either side), the reach cut on either side or not, as at the ends of a series.
 void tap_product_case(int64_t m, int64_t n_segs, int64_t max_cols, int64_t max_len, int64_t min_channels,
-                      int64_t max_channels, bool same_shape = false) {
+                      int64_t max_channels, bool same_shape = false, int64_t band = 0) {
     ops::TapProduct p;
     p.channels = pick(min_channels, max_channels);
-    p.kernel = pick(1, 7);
-    p.stride = pick(1, 3);
-    p.dilation = pick(1, 3);
-    p.transposed = pick(0, 1) == 1;
+    p.kernel = band ? band : pick(1, 7);
+    p.stride = band ? 1 : pick(1, 3);
+    p.dilation = band ? 1 : pick(1, 3);
+    p.transposed = band ? false : pick(0, 1) == 1;
     p.accumulate = pick(0, 1) == 1;
     p.relu = pick(0, 1) == 1;  // a convolution's ReLU fused into its stores
     const int64_t depth = p.channels * p.kernel;
@@ -91,7 +94,12 @@ void tap_product_case(int64_t m, int64_t n_segs, int64_t max_cols, int64_t max_l
             const int64_t from = pick(0, 1) ? 0 : pick(0, len), to = pick(0, 1) ? len : pick(from, len);
             std::fill(srcs.back().begin() + c * len + from, srcs.back().begin() + c * len + to, 0.f);
         }
-        const int64_t cols = same_shape ? shared_cols : pick(0, p.ldd), delta = same_shape ? shared_delta : pick(-10, 10);
+        int64_t cols = same_shape ? shared_cols : pick(0, p.ldd), delta = same_shape ? shared_delta : pick(-10, 10);
+        if (band) {  // columns [-(band - 1), len) of the reach, less `cut` at each end
+            const int64_t cut_begin = pick(0, 1) ? pick(0, band - 1) : 0, cut_end = pick(0, 1) ? pick(0, band - 1) : 0;
+            cols = std::min(p.ldd, std::max<int64_t>(0, len + band - 1 - cut_begin - cut_end));
+            delta = cut_begin - (band - 1);
+        }
         segs[s] = {srcs.back().data(), len, cols, delta, fast.data() + s * m * p.ldd,
                    gated ? gates.data() + s * m * p.gate_ld : nullptr};
     }
@@ -271,6 +279,10 @@ void check_tap_product() {
     // Products large enough (over 4 MFLOP) to be split over threads, the split cutting through
     // segments.
     for (int trial = 0; trial < 6; ++trial) tap_product_case(pick(48, 64), pick(60, 80), 14, 20, 48, 64);
+    // Forward-mode tangents, whole bands and bands cut at either end, 3, 5 and 7 taps: on
+    // AVX-512 those of 3 and 5 taps and at most 16 columns take the banded kernel.
+    for (int trial = 0; trial < 300; ++trial)
+        tap_product_case(pick(1, 40), pick(1, 12), 20, 14, 1, 24, false, trial % 3 == 2 ? 7 : 3 + 2 * (trial % 3));
 }
 
 struct ConvCase {

@@ -1307,6 +1307,80 @@ class LiveChannels {
     int64_t scans_ = 0, skipped_ = 0;
 };
 
+// --- Banded tangents on AVX-512 ---------------------------------------------------------------
+// A product at stride 1 without dilation whose N <= 16 columns all lie in one tile, K taps, and
+// whose source ends inside the columns' reach: forward-mode saliency's tangents, each a band
+// whose output reaches K - 1 positions past its input on either side. The tile kernel adds
+// N * K products per channel, the K(K - 1) at the band's two ends times the zero-padded copy's
+// zeros (a third of the products of the FCN's second layer, 12 columns from 8 positions by 5
+// taps). Here the source is read in place, position by position: position u (source position
+// lo + u, lo the columns' first read) adds to column u - k for each tap k, the column a
+// constant once the loops are unrolled, so that the N accumulators stay in registers with the
+// K weight vectors of the channel. It serves the products whose positions [K - 1, N) lie inside
+// the source; those before and after are added only when inside it ([u_lo, u_hi]). Each column
+// adds the tile kernel's products in its order (channel by channel, tap by tap), less the zeros.
+template <int64_t N, int64_t Q>
+__attribute__((target("avx512f"), always_inline)) inline void banded_add(v16 (&acc)[N], const v16& w, float b) {
+    if constexpr (Q >= 0 && Q < N) acc[Q] += w * b;
+}
+template <int64_t N, int64_t U, size_t... Kk>
+__attribute__((target("avx512f"), always_inline)) inline void banded_position(v16 (&acc)[N], const v16* w, float b,
+                                                                              std::index_sequence<Kk...>) {
+    (banded_add<N, U - static_cast<int64_t>(Kk)>(acc, w[Kk], b), ...);
+}
+template <int64_t K, int64_t N, size_t... U>
+__attribute__((target("avx512f"), always_inline)) inline void banded_channel(v16 (&acc)[N], const v16* w,
+                                                                             const float* row, int64_t lo,
+                                                                             int64_t u_lo, int64_t u_hi,
+                                                                             std::index_sequence<U...>) {
+    ((((static_cast<int64_t>(U) >= K - 1 && static_cast<int64_t>(U) < N) ||
+       (static_cast<int64_t>(U) >= u_lo && static_cast<int64_t>(U) <= u_hi))
+          ? banded_position<N, static_cast<int64_t>(U)>(acc, w, row[lo + static_cast<int64_t>(U)],
+                                                        std::make_index_sequence<K>{})
+          : void()),
+     ...);
+}
+template <int64_t K, int64_t N>
+__attribute__((target("avx512f"), noinline)) void banded_tile(const TapProduct& g, const Segment& s, int64_t lo,
+                                                              int64_t u_lo, int64_t u_hi, const Live& live,
+                                                              int64_t o0) {
+    const int64_t depth = g.a->depth, panels = (g.a->rows + 15) / 16;
+    for (int64_t ip = 0; ip < panels; ++ip) {
+        v16 acc[N] = {};
+        const float* a0 = g.a->wide.data() + ip * depth * 16;
+        for (int64_t ci = 0; ci < live.count; ++ci) {
+            const int64_t c = live.channel[ci];
+            v16 w[K];
+            for (int64_t k = 0; k < K; ++k) std::memcpy(&w[k], a0 + (c * K + k) * 16, sizeof(v16));
+            banded_channel<K, N>(acc, w, s.src + c * s.src_len, lo, u_lo, u_hi, std::make_index_sequence<N + K - 1>{});
+        }
+        narrow_store(g, s, ip * 16, o0, N, acc);
+    }
+}
+template <int64_t K, int64_t... Ns>
+__attribute__((target("avx512f"), always_inline)) inline void banded_dispatch(
+    int64_t n, const TapProduct& g, const Segment& s, int64_t lo, int64_t u_lo, int64_t u_hi, const Live& live,
+    int64_t o0, std::integer_sequence<int64_t, Ns...>) {
+    ((n == Ns + K ? banded_tile<K, Ns + K>(g, s, lo, u_lo, u_hi, live, o0) : void()), ...);
+}
+// Whether banded_tile serves columns [oa, ob) of s (reading source positions [lo, hi]), and
+// then does it.
+__attribute__((target("avx512f"), noinline)) bool banded_part(const TapProduct& g, const Segment& s, int64_t oa,
+                                                              int64_t ob, int64_t lo, int64_t hi,
+                                                              LiveChannels<v16>& channels) {
+    const int64_t k_n = g.kernel, n = ob - oa;
+    if (g.transposed || g.stride != 1 || g.dilation != 1 || (k_n != 3 && k_n != 5) || n < k_n || n > 16)
+        return false;
+    const int64_t u_lo = std::max<int64_t>(0, -lo), u_hi = std::min<int64_t>(hi, s.src_len - 1) - lo;
+    if (u_lo > k_n - 1 || u_hi < n - 1) return false;  // positions [K - 1, N) not all inside the source
+    const Live live = channels.scan(s, lo, hi);
+    if (k_n == 3)
+        banded_dispatch<3>(n, g, s, lo, u_lo, u_hi, live, oa, std::make_integer_sequence<int64_t, 14>{});
+    else
+        banded_dispatch<5>(n, g, s, lo, u_lo, u_hi, live, oa, std::make_integer_sequence<int64_t, 12>{});
+    return true;
+}
+
 template <class V>
 void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, int64_t c0, int64_t c1) {
     constexpr bool avx512 = NarrowShape<V>::lanes == 16;
@@ -1322,6 +1396,8 @@ void narrow_columns(const TapProduct& g, const Segment* segs, int64_t n_segs, in
         const int64_t shift = g.transposed ? -s.delta : s.delta;
         const int64_t lo = oa * step + shift + std::min<int64_t>(0, (k_n - 1) * tap);
         const int64_t hi = (ob - 1) * step + shift + std::max<int64_t>(0, (k_n - 1) * tap);
+        if constexpr (avx512)
+            if (banded_part(g, s, oa, ob, lo, hi, channels)) return;
         const float* src = s.src;
         int64_t row_len = s.src_len, origin = 0;
         Live live;
