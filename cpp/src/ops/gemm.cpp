@@ -1361,23 +1361,27 @@ template <int64_t K, int64_t... Ns>
 __attribute__((target("avx512f"), always_inline)) inline void banded_dispatch(
     int64_t n, const TapProduct& g, const Segment& s, int64_t lo, int64_t u_lo, int64_t u_hi, const Live& live,
     int64_t o0, std::integer_sequence<int64_t, Ns...>) {
-    ((n == Ns + K ? banded_tile<K, Ns + K>(g, s, lo, u_lo, u_hi, live, o0) : void()), ...);
+    ((n == Ns + 1 ? banded_tile<K, Ns + 1>(g, s, lo, u_lo, u_hi, live, o0) : void()), ...);
 }
-// Whether banded_tile serves columns [oa, ob) of s (reading source positions [lo, hi]), and
-// then does it.
+// Whether banded_tile serves segment s, and then does its columns [oa, ob) (reading source
+// positions [lo, hi]). Whether it does is the segment's, not the part's: a product split over
+// threads cuts segments where the threads' shares meet, and each column must come out the same
+// wherever that is. A part's positions [K - 1, N) are then inside the source too.
 __attribute__((target("avx512f"), noinline)) bool banded_part(const TapProduct& g, const Segment& s, int64_t oa,
                                                               int64_t ob, int64_t lo, int64_t hi,
                                                               LiveChannels<v16>& channels) {
-    const int64_t k_n = g.kernel, n = ob - oa;
-    if (g.transposed || g.stride != 1 || g.dilation != 1 || (k_n != 3 && k_n != 5) || n < k_n || n > 16)
+    const int64_t k_n = g.kernel, cols = s.cols;
+    if (g.transposed || g.stride != 1 || g.dilation != 1 || (k_n != 3 && k_n != 5) || cols < k_n || cols > 16)
         return false;
-    const int64_t u_lo = std::max<int64_t>(0, -lo), u_hi = std::min<int64_t>(hi, s.src_len - 1) - lo;
-    if (u_lo > k_n - 1 || u_hi < n - 1) return false;  // positions [K - 1, N) not all inside the source
+    // The whole segment's positions [K - 1, cols) (source positions from delta) in the source.
+    if (std::max<int64_t>(0, -s.delta) > k_n - 1 || std::min<int64_t>(s.src_len - 1 - s.delta, cols + k_n - 2) < cols - 1)
+        return false;
+    const int64_t n = ob - oa, u_lo = std::max<int64_t>(0, -lo), u_hi = std::min<int64_t>(hi, s.src_len - 1) - lo;
     const Live live = channels.scan(s, lo, hi);
     if (k_n == 3)
-        banded_dispatch<3>(n, g, s, lo, u_lo, u_hi, live, oa, std::make_integer_sequence<int64_t, 14>{});
+        banded_dispatch<3>(n, g, s, lo, u_lo, u_hi, live, oa, std::make_integer_sequence<int64_t, 16>{});
     else
-        banded_dispatch<5>(n, g, s, lo, u_lo, u_hi, live, oa, std::make_integer_sequence<int64_t, 12>{});
+        banded_dispatch<5>(n, g, s, lo, u_lo, u_hi, live, oa, std::make_integer_sequence<int64_t, 16>{});
     return true;
 }
 
