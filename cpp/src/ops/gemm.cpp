@@ -1308,9 +1308,9 @@ class LiveChannels {
 };
 
 // --- Banded tangents on AVX-512 ---------------------------------------------------------------
-// A product at stride 1 without dilation whose N <= 16 columns all lie in one tile, K taps, and
-// whose source ends inside the columns' reach: forward-mode saliency's tangents, each a band
-// whose output reaches K - 1 positions past its input on either side. The tile kernel adds
+// A product at stride 1 without dilation, K taps, whose segments (up to 16 columns each) are
+// the reach of a band of source positions: forward-mode saliency's tangents, each a band whose
+// output reaches K - 1 positions past its input on either side. The tile kernel adds
 // N * K products per channel, the K(K - 1) at the band's two ends times the zero-padded copy's
 // zeros (a third of the products of the FCN's second layer, 12 columns from 8 positions by 5
 // taps). Here the source is read in place, position by position: position u (source position

@@ -877,8 +877,8 @@ void row_sums(const float* x, int64_t rows, int64_t len, float scale, float* out
     row_sums_reference(x, rows, len, scale, out);
 }
 
-// The mean of each row: row_sums, which the forward-mode tangents use too (eight rows at a
-// time, each in 8 lanes; every row's sum in the same order whatever the batch).
+// The mean of each row: row_sums, which the forward-mode tangents use too (every row's sum in
+// the same order whatever the batch).
 void forward_global_avg_pool(const ForwardArgs& a) {
     const ConstView& x = a.in[0];
     row_sums(x.data, x.n * x.c, x.l, 1.f / static_cast<float>(x.l), a.out.data);
