@@ -264,6 +264,50 @@ void check_whole_panels() {
     CHECK(cases == 4 * 2 * 3 * 4 * 5);
 }
 
+// The scan for zero rows (channels a ReLU has turned off along what a part of a segment reads)
+// must look at every position the part reads: channels zero but at one position, that position
+// moved over the whole range read (narrow parts of up to 32 positions are scanned in one or two
+// vector steps, longer ones in a loop), on parts that read the source in place (taps inside
+// it): the narrow kernel's and, up to 16 columns of 3 taps on AVX-512, the banded one's.
+void check_zero_row_scan() {
+    int64_t cases = 0;
+    for (const int64_t cols : {6, 14, 15, 16, 20, 30, 40})
+        for (const int64_t kernel : {3, 5}) {
+            ops::TapProduct p;
+            p.channels = 4;
+            p.kernel = kernel;
+            const int64_t m = 20, depth = p.channels * kernel, src_len = cols + kernel + 8, delta = 4;
+            const int64_t reads = cols + kernel - 1;  // source positions [delta, delta + reads)
+            const std::vector<float> a = random_vector(m * depth);
+            const ops::PackedMatrix packed = ops::pack_matrix(m, depth, a.data(), depth, 1);
+            p.a = &packed;
+            p.ldd = cols;
+            for (int64_t at = 0; at < reads; ++at) {
+                // Channels 1 and 3 zero but at `at`; 0 and 2 whole. Segments of one shape, so
+                // that the product is narrow (under 64 columns a segment).
+                std::vector<float> src = random_vector(p.channels * src_len);
+                for (const int64_t c : {1, 3}) {
+                    float* row = src.data() + c * src_len;
+                    const float kept = row[delta + at];
+                    std::fill(row, row + src_len, 0.f);
+                    row[delta + at] = kept;
+                }
+                const int64_t n_segs = 3;
+                std::vector<float> fast(static_cast<size_t>(n_segs * m * cols)), slow(fast.size());
+                std::vector<ops::Segment> segs(n_segs), slow_segs(n_segs);
+                for (int64_t s = 0; s < n_segs; ++s) {
+                    segs[s] = {src.data(), src_len, cols, delta, fast.data() + s * m * cols};
+                    slow_segs[s] = {src.data(), src_len, cols, delta, slow.data() + s * m * cols};
+                }
+                ops::tap_product(p, segs.data(), n_segs);
+                ops::tap_product_reference(p, a.data(), slow_segs.data(), n_segs);
+                CHECK(close(fast, slow));
+                ++cases;
+            }
+        }
+    CHECK(cases == 2 * (6 + 14 + 15 + 16 + 20 + 30 + 40) + 7 * 6);
+}
+
 void check_tap_product() {
     // Few segments of any width: the blocked kernel and, on AVX-512, the narrow one.
     for (int trial = 0; trial < 300; ++trial) tap_product_case(pick(1, 40), pick(1, 6), 70, 80, 1, 24);
@@ -920,6 +964,7 @@ int main() {
     check_relu_special_values();
     check_long_padded_row();
     check_whole_panels();
+    check_zero_row_scan();
     check_conv();
     check_dense();
     check_small_product();
