@@ -268,7 +268,7 @@ void check_whole_panels() {
 // must look at every position the part reads: channels zero but at one position, that position
 // moved over the whole range read (narrow parts of up to 32 positions are scanned in one or two
 // vector steps, longer ones in a loop), on parts that read the source in place (taps inside
-// it): the narrow kernel's and, up to 16 columns of 3 taps on AVX-512, the banded one's.
+// it): the narrow kernel's and, up to 16 columns of 3 or 5 taps on AVX-512, the banded one's.
 void check_zero_row_scan() {
     int64_t cases = 0;
     for (const int64_t cols : {6, 14, 15, 16, 20, 30, 40})
